@@ -1,0 +1,81 @@
+"""The `studio` command: serve, migrate, schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from sqlalchemy.engine import make_url
+
+import migrations
+from api.settings import Settings, SettingsError
+from services.database import Database
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    if settings.embedded:
+        settings.studio_data_dir.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def _describe_database(settings: Settings) -> str:
+    if settings.embedded:
+        return f"embedded SQLite file {settings.sqlite_path}"
+    return make_url(settings.resolved_database_url()).render_as_string(hide_password=True)
+
+
+def serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(settings, host=args.host, port=args.port)
+    public = settings.resolved_public_url(args.host, args.port)
+    print(f"Storyboard Studio on {_describe_database(settings)}")
+    print(f"  GraphiQL:   {public}/graphql")
+    print(f"  Editor:     {public}/")
+    print(f"  Readiness:  {public}/readyz", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower())
+
+
+def migrate(_: argparse.Namespace) -> None:
+    settings = _settings()
+
+    async def run() -> None:
+        db = Database(settings.resolved_database_url())
+        try:
+            await migrations.upgrade_to_head(db)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+    print(f"{_describe_database(settings)} is at migration {migrations.head_revision()}.")
+
+
+def schema(_: argparse.Namespace) -> None:
+    from schema.app import schema as graphql_schema
+
+    print(graphql_schema.as_str())
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="studio", description="Storyboard Studio server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run the server")
+    serve_parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    serve_parser.add_argument("--port", type=int, default=8000, help="port to bind (8000)")
+    serve_parser.set_defaults(run=serve)
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(run=migrate)
+    commands.add_parser("schema", help="print the GraphQL schema (SDL)").set_defaults(run=schema)
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except SettingsError as error:
+        print(f"studio: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,42 @@
+"""The GraphQL endpoint: Strawberry's ASGI view with our context and bearer-token auth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from api.state import app_state
+from resolvers.context import Context
+from services import accounts
+from services.database import Database
+
+
+def bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def build_context(db: Database, token: str | None) -> Context:
+    """The context of one operation, signed in as the token's user (if it is valid)."""
+    actor = None
+    if token is not None:
+        async with db.session() as session:
+            actor = await accounts.authenticate(session, token)
+    return Context(db=db, actor=actor, token=token if actor else None)
+
+
+class StudioGraphQL(GraphQL[Context, None]):
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        token = bearer_token(request.headers.get("authorization"))
+        return await build_context(app_state(request).db, token)
+
+    async def get_root_value(self, request: Request | WebSocket) -> Any:
+        return None

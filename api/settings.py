@@ -1,0 +1,85 @@
+"""Settings, read once at start-up from the environment (and an optional `.env`).
+
+With no configuration at all the server runs on the embedded default: an SQLite
+file under `STUDIO_DATA_DIR` and a secret key generated once and kept beside it.
+Anything else must be configured for real: a missing or placeholder
+`SECRET_KEY` is refused.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"changethis", "change-me", "changeme", "secret", "dev", "test", "xxx"})
+MIN_SECRET_LENGTH = 32
+
+
+class SettingsError(Exception):
+    """The configuration cannot be used; the message says how to fix it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path; "
+        "unset: the embedded SQLite file.",
+    )
+    secret_key: str | None = Field(default=None, description="Signs media URLs; 32+ characters.")
+    public_url: str | None = Field(
+        default=None, description="The URL clients reach this server at; default http://HOST:PORT."
+    )
+    studio_data_dir: Path = Field(
+        default=Path(".studio"), description="Where the embedded default keeps its files."
+    )
+    log_level: str = "INFO"
+    max_request_bytes: int = 2 * 1024 * 1024
+
+    @field_validator("database_url", "secret_key", "public_url")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @property
+    def embedded(self) -> bool:
+        """Whether this runs on the embedded default (nothing configured)."""
+        return self.database_url is None
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.studio_data_dir.resolve() / "studio.db"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.sqlite_path}"
+
+    def resolved_secret_key(self) -> str:
+        """The configured key; on the embedded default, one generated once and kept on disk."""
+        key = self.secret_key
+        if key is None and self.embedded:
+            path = self.studio_data_dir / "secret_key"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(secrets.token_urlsafe(48))
+                path.chmod(0o600)
+            key = path.read_text().strip()
+        if key is None:
+            raise SettingsError(
+                "SECRET_KEY is not set. Set it to a random string of 32 or more characters, "
+                "for example the output of: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        if key.lower() in PLACEHOLDER_SECRETS or len(key) < MIN_SECRET_LENGTH:
+            raise SettingsError(
+                f"SECRET_KEY looks like a placeholder or is shorter than {MIN_SECRET_LENGTH} "
+                "characters; set a real random secret."
+            )
+        return key
+
+    def resolved_public_url(self, host: str, port: int) -> str:
+        return (self.public_url or f"http://{host}:{port}").rstrip("/")

@@ -1,0 +1,1 @@
+"""Thin GraphQL resolvers: decode IDs, check access, call one service, map the result."""

@@ -1,0 +1,77 @@
+"""Mutations on accounts and teams."""
+
+from resolvers.context import Info
+from resolvers.writing import returns_user_errors, write
+from schema import ids
+from schema.accounts import (
+    AddTeamMemberInput,
+    AuthPayload,
+    CreateTeamInput,
+    LogInInput,
+    LogOutPayload,
+    RemoveTeamMemberInput,
+    SignUpInput,
+    Team,
+    TeamPayload,
+    User,
+)
+from services import accounts
+from services.tables import TeamRole
+
+
+@returns_user_errors(AuthPayload)
+async def sign_up(info: Info, input: SignUpInput) -> AuthPayload:
+    async with info.context.db.transaction() as session:
+        user, token = await accounts.sign_up(
+            session, email=input.email, password=input.password, name=input.name
+        )
+    return AuthPayload(token=token, user=User.from_row(user))
+
+
+@returns_user_errors(AuthPayload)
+async def log_in(info: Info, input: LogInInput) -> AuthPayload:
+    async with info.context.db.transaction() as session:
+        user, token = await accounts.log_in(session, email=input.email, password=input.password)
+    return AuthPayload(token=token, user=User.from_row(user))
+
+
+@returns_user_errors(LogOutPayload)
+async def log_out(info: Info) -> LogOutPayload:
+    async with write(info) as (session, _):
+        await accounts.log_out(session, token=info.context.token or "")
+    return LogOutPayload(success=True)
+
+
+async def _reload_actor(info: Info) -> None:
+    """The actor's roles changed: read them again for the rest of this operation."""
+    actor = info.context.require_actor()
+    async with info.context.db.session() as session:
+        info.context.actor = await accounts.load_actor(session, actor.user_id)
+
+
+@returns_user_errors(TeamPayload)
+async def create_team(info: Info, input: CreateTeamInput) -> TeamPayload:
+    async with write(info) as (session, actor):
+        team = await accounts.create_team(session, actor, name=input.name)
+    await _reload_actor(info)
+    return TeamPayload(team=Team.from_row(team))
+
+
+@returns_user_errors(TeamPayload)
+async def add_team_member(info: Info, input: AddTeamMemberInput) -> TeamPayload:
+    team_id = ids.decode(input.team_id, "Team", field=("teamId",))
+    async with write(info) as (session, actor):
+        team = await accounts.add_team_member(
+            session, actor, team_id=team_id, email=input.email, role=TeamRole(input.role)
+        )
+    return TeamPayload(team=Team.from_row(team))
+
+
+@returns_user_errors(TeamPayload)
+async def remove_team_member(info: Info, input: RemoveTeamMemberInput) -> TeamPayload:
+    team_id = ids.decode(input.team_id, "Team", field=("teamId",))
+    user_id = ids.decode(input.user_id, "User", field=("userId",))
+    async with write(info) as (session, actor):
+        team = await accounts.remove_team_member(session, actor, team_id=team_id, user_id=user_id)
+    await _reload_actor(info)
+    return TeamPayload(team=Team.from_row(team))

@@ -1,0 +1,52 @@
+"""The GraphQL context: one per operation over HTTP, one per event on a subscription."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import strawberry
+from graphql import GraphQLError
+
+from resolvers.loaders import Loaders
+from services.access import Actor
+from services.database import Database
+
+
+class NotAuthenticated(GraphQLError):
+    """A top-level error: the operation needs a valid bearer token."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Sign in first: send `Authorization: Bearer <token>` (from signUp or logIn).",
+            extensions={"code": "UNAUTHENTICATED"},
+        )
+
+
+class BadRequest(GraphQLError):
+    """A top-level error for a malformed argument of a query (mutations use userErrors)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, extensions={"code": "BAD_USER_INPUT"})
+
+
+@dataclass
+class Context:
+    db: Database
+    actor: Actor | None = None
+    token: str | None = None
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.db)
+
+    def require_actor(self) -> Actor:
+        if self.actor is None:
+            raise NotAuthenticated
+        return self.actor
+
+    def refresh(self) -> None:
+        """Forget everything loaded so far: called after each write, so later reads see it."""
+        self.loaders = Loaders(self.db)
+
+
+Info = strawberry.Info[Context, None]

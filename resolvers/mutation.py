@@ -1,0 +1,87 @@
+"""The root Mutation: every mutation takes one `input` and returns a payload with `userErrors`."""
+
+import strawberry
+
+from resolvers import accounts, storyboard
+
+
+@strawberry.type(description="Everything you can change.")
+class Mutation:
+    sign_up = strawberry.mutation(
+        resolver=accounts.sign_up,
+        description="Create an account and its personal team; returns a bearer token.",
+    )
+    log_in = strawberry.mutation(
+        resolver=accounts.log_in, description="Exchange an email and password for a bearer token."
+    )
+    log_out = strawberry.mutation(
+        resolver=accounts.log_out, description="Revoke the bearer token this request was made with."
+    )
+    create_team = strawberry.mutation(
+        resolver=accounts.create_team, description="Create a team, owned by you."
+    )
+    add_team_member = strawberry.mutation(
+        resolver=accounts.add_team_member,
+        description="Add an existing user to a team you own or administer.",
+    )
+    remove_team_member = strawberry.mutation(
+        resolver=accounts.remove_team_member,
+        description="Remove a member from a team you manage, or leave a team yourself.",
+    )
+
+    create_project = strawberry.mutation(
+        resolver=storyboard.create_project, description="Create a project in one of your teams."
+    )
+    update_project = strawberry.mutation(
+        resolver=storyboard.update_project,
+        description="Change a project's title, prompt, planner data or workflow status.",
+    )
+    delete_project = strawberry.mutation(
+        resolver=storyboard.delete_project,
+        description="Delete a project with all its scenes, shots, images and selections.",
+    )
+
+    create_scene = strawberry.mutation(
+        resolver=storyboard.create_scene,
+        description="Create a scene, appended or inserted at a number, with its shots.",
+    )
+    update_scene = strawberry.mutation(
+        resolver=storyboard.update_scene, description="Change a scene's title or description."
+    )
+    delete_scene = strawberry.mutation(
+        resolver=storyboard.delete_scene,
+        description="Delete a scene with its shots, images and selections; later scenes move up.",
+    )
+    reorder_scenes = strawberry.mutation(
+        resolver=storyboard.reorder_scenes, description="Put a project's scenes in a new order."
+    )
+
+    create_shot = strawberry.mutation(
+        resolver=storyboard.create_shot, description="Create a shot, appended or inserted at a number."
+    )
+    update_shot = strawberry.mutation(
+        resolver=storyboard.update_shot, description="Change a shot's description or initial prompt."
+    )
+    delete_shot = strawberry.mutation(
+        resolver=storyboard.delete_shot,
+        description="Delete a shot with its images and selection; later shots move up.",
+    )
+    reorder_shots = strawberry.mutation(
+        resolver=storyboard.reorder_shots, description="Put a scene's shots in a new order."
+    )
+
+    add_shot_images = strawberry.mutation(
+        resolver=storyboard.add_shot_images,
+        description="Record a batch of images made elsewhere as the shot's next iteration.",
+    )
+    set_image_favorite = strawberry.mutation(
+        resolver=storyboard.set_image_favorite, description="Mark or unmark an image as a favourite."
+    )
+    delete_shot_image = strawberry.mutation(
+        resolver=storyboard.delete_shot_image,
+        description="Delete an image that is not its shot's master.",
+    )
+    select_master_shot = strawberry.mutation(
+        resolver=storyboard.select_master_shot,
+        description="Make a COMPLETE image the shot's master; choosing again replaces it.",
+    )

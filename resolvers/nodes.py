@@ -1,0 +1,64 @@
+"""Fetching any object by global ID, showing only what the viewer's teams hold."""
+
+from schema import ids
+from schema.accounts import Team, User
+from schema.node import Node
+from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
+from resolvers.context import BadRequest, Info
+
+
+async def visible_project(info: Info, project_id: int) -> Project | None:
+    actor = info.context.require_actor()
+    row = await info.context.loaders.project.load(project_id)
+    if row is None or not actor.can_read(row.team_id):
+        return None
+    return Project.from_row(row)
+
+
+async def _project_visible(info: Info, project_id: int) -> bool:
+    return await visible_project(info, project_id) is not None
+
+
+async def resolve(info: Info, type_name: str, pk: int) -> Node | None:
+    """The object, if it exists and the viewer may see it; else None."""
+    actor = info.context.require_actor()
+    loaders = info.context.loaders
+    if type_name == "Project":
+        return await visible_project(info, pk)
+    if type_name == "Scene":
+        scene = await loaders.scene.load(pk)
+        if scene and await _project_visible(info, scene.project_id):
+            return Scene.from_row(scene)
+    elif type_name == "Shot":
+        shot = await loaders.shot.load(pk)
+        if shot and await _project_visible(info, shot.project_id):
+            return Shot.from_row(shot)
+    elif type_name == "ShotImage":
+        image = await loaders.image.load(pk)
+        owner = await loaders.shot.load(image.shot_id) if image else None
+        if image and owner and await _project_visible(info, owner.project_id):
+            return ShotImage.from_row(image)
+    elif type_name == "StoryboardSelection":
+        selection = await loaders.selection.load(pk)
+        if selection and await _project_visible(info, selection.project_id):
+            return StoryboardSelection.from_row(selection)
+    elif type_name == "Team":
+        team = await loaders.team.load(pk)
+        if team and actor.can_read(pk):
+            return Team.from_row(team)
+    elif type_name == "User":
+        user = await loaders.user.load(pk)
+        memberships = await loaders.memberships_of_user.load(pk)
+        if user and (pk == actor.user_id or any(actor.can_read(m.team_id) for m in memberships)):
+            return User.from_row(user)
+    return None
+
+
+def parse_or_reject(global_id: str, expected: str | None = None) -> tuple[str, int]:
+    """The (type, key) of an ID argument of a query; a malformed one is a top-level error."""
+    parsed = ids.parse(global_id)
+    if parsed is None:
+        raise BadRequest(f"{global_id[:50]!r} is not a valid ID.")
+    if expected is not None and parsed[0] != expected:
+        raise BadRequest(f"Expected the ID of a {expected}, got the ID of a {parsed[0]}.")
+    return parsed

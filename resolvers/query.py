@@ -1,0 +1,100 @@
+"""The root Query."""
+
+import base64
+from typing import Annotated
+
+import strawberry
+
+from resolvers import nodes
+from resolvers.context import BadRequest, Info
+from schema.accounts import Team, User
+from schema.connections import MAX_PAGE, PageInfo, ProjectConnection, ProjectEdge
+from schema.node import Node
+from schema.storyboard import Project
+from services import storyboards
+
+
+def _cursor(project_id: int | None) -> str:
+    return base64.urlsafe_b64encode(f"project:{project_id}".encode()).decode()
+
+
+def _after(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        kind, _, raw = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if kind == "project" and raw.isdigit():
+            return int(raw)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise BadRequest("That `after` cursor is not one this list gave out.")
+
+
+@strawberry.type(description="Everything you can read.")
+class Query:
+    @strawberry.field(description="Any object by its global ID; null if it does not exist or is not yours.")
+    async def node(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="A global ID.")]
+    ) -> Node | None:
+        type_name, pk = nodes.parse_or_reject(id)
+        return await nodes.resolve(info, type_name, pk)
+
+    @strawberry.field(description="You, the signed-in user.")
+    async def viewer(self, info: Info) -> User | None:
+        actor = info.context.require_actor()
+        row = await info.context.loaders.user.load(actor.user_id)
+        return User.from_row(row) if row else None
+
+    @strawberry.field(description="A project of one of your teams.")
+    async def project(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The project's ID.")]
+    ) -> Project | None:
+        _, pk = nodes.parse_or_reject(id, "Project")
+        return await nodes.visible_project(info, pk)
+
+    @strawberry.field(description="A team you are in.")
+    async def team(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The team's ID.")]
+    ) -> Team | None:
+        _, pk = nodes.parse_or_reject(id, "Team")
+        node = await nodes.resolve(info, "Team", pk)
+        return node if isinstance(node, Team) else None
+
+    @strawberry.field(description="Your projects, newest first: of one team, or of all your teams.")
+    async def projects(
+        self,
+        info: Info,
+        team_id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Only this team's projects.")
+        ] = None,
+        first: Annotated[
+            int, strawberry.argument(description=f"How many to return, 0..{MAX_PAGE}.")
+        ] = 20,
+        after: Annotated[
+            str | None, strawberry.argument(description="The `endCursor` of the previous page.")
+        ] = None,
+    ) -> ProjectConnection:
+        actor = info.context.require_actor()
+        if not 0 <= first <= MAX_PAGE:
+            raise BadRequest(f"`first` must be between 0 and {MAX_PAGE}.")
+        before_id = _after(after)
+        team_ids = actor.team_ids
+        if team_id is not None:
+            _, team_pk = nodes.parse_or_reject(team_id, "Team")
+            team_ids = [team_pk] if actor.can_read(team_pk) else []
+        async with info.context.db.session() as session:
+            rows, has_next = await storyboards.page_of_projects(
+                session, team_ids, first=first, before_id=before_id
+            )
+            total = await storyboards.count_projects(session, team_ids)
+        edges = [ProjectEdge(cursor=_cursor(row.id), node=Project.from_row(row)) for row in rows]
+        return ProjectConnection(
+            edges=edges,
+            total_count=total,
+            page_info=PageInfo(
+                has_next_page=has_next,
+                has_previous_page=before_id is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )

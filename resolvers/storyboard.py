@@ -1,0 +1,259 @@
+"""Mutations on projects, scenes, shots, images and storyboard selections."""
+
+import strawberry
+
+from resolvers.context import Info
+from resolvers.writing import given, given_required, returns_user_errors, write
+from schema import ids
+from schema.inputs import (
+    AddShotImagesInput,
+    CreateProjectInput,
+    CreateSceneInput,
+    CreateShotInput,
+    DeleteInput,
+    ReorderInput,
+    SelectMasterShotInput,
+    SetImageFavoriteInput,
+    UpdateProjectInput,
+    UpdateSceneInput,
+    UpdateShotInput,
+)
+from schema.payloads import (
+    DeletePayload,
+    GenerateShotImagesPayload,
+    ProjectPayload,
+    ScenePayload,
+    ShotImagePayload,
+    ShotPayload,
+    StoryboardSelectionPayload,
+)
+from schema.storyboard import ImageIteration, Project, Scene, Shot, ShotImage, StoryboardSelection
+from services import shot_images, storyboards
+from services.errors import InvalidInput, StudioError, ValidationFailed
+from services.shot_images import ImageDraft
+from services.storyboards import ShotDraft
+from services.tables import GenerationStatus, WorkflowVersion
+
+
+def _decode_all(global_ids: list[strawberry.ID], type_name: str) -> list[int]:
+    """Decode a list of IDs, reporting every bad one at once."""
+    keys: list[int] = []
+    errors: list[StudioError] = []
+    for index, global_id in enumerate(global_ids):
+        try:
+            keys.append(ids.decode(global_id, type_name, field=("ids", str(index))))
+        except InvalidInput as error:
+            errors.append(error)
+    if errors:
+        raise ValidationFailed(errors)
+    return keys
+
+
+# --- projects ---------------------------------------------------------------------
+
+
+@returns_user_errors(ProjectPayload)
+async def create_project(info: Info, input: CreateProjectInput) -> ProjectPayload:
+    team_id = None if input.team_id is None else ids.decode(input.team_id, "Team", field=("teamId",))
+    async with write(info) as (session, actor):
+        project = await storyboards.create_project(
+            session,
+            actor,
+            team_id=team_id,
+            title=input.title,
+            prompt=input.prompt,
+            prompt_planner_data=input.prompt_planner_data,
+            workflow_version=WorkflowVersion(input.workflow_version),
+        )
+    return ProjectPayload(project=Project.from_row(project))
+
+
+@returns_user_errors(ProjectPayload)
+async def update_project(info: Info, input: UpdateProjectInput) -> ProjectPayload:
+    project_id = ids.decode(input.id, "Project")
+    async with write(info) as (session, actor):
+        project = await storyboards.update_project(
+            session,
+            actor,
+            project_id=project_id,
+            title=given_required(input.title),
+            prompt=given(input.prompt),
+            prompt_planner_data=given(input.prompt_planner_data),
+            status=given_required(input.status),
+        )
+    return ProjectPayload(project=Project.from_row(project))
+
+
+@returns_user_errors(DeletePayload)
+async def delete_project(info: Info, input: DeleteInput) -> DeletePayload:
+    project_id = ids.decode(input.id, "Project")
+    async with write(info) as (session, actor):
+        await storyboards.delete_project(session, actor, project_id=project_id)
+    return DeletePayload(deleted_id=input.id)
+
+
+# --- scenes -----------------------------------------------------------------------
+
+
+@returns_user_errors(ScenePayload)
+async def create_scene(info: Info, input: CreateSceneInput) -> ScenePayload:
+    project_id = ids.decode(input.project_id, "Project", field=("projectId",))
+    drafts = [
+        ShotDraft(shot_number=s.shot_number, description=s.description, initial_prompt=s.initial_prompt)
+        for s in input.shots
+    ]
+    async with write(info) as (session, actor):
+        scene = await storyboards.create_scene(
+            session,
+            actor,
+            project_id=project_id,
+            title=input.title,
+            description=input.description,
+            scene_number=input.scene_number,
+            shots=drafts,
+        )
+    return ScenePayload(scene=Scene.from_row(scene))
+
+
+@returns_user_errors(ScenePayload)
+async def update_scene(info: Info, input: UpdateSceneInput) -> ScenePayload:
+    scene_id = ids.decode(input.id, "Scene")
+    async with write(info) as (session, actor):
+        scene = await storyboards.update_scene(
+            session,
+            actor,
+            scene_id=scene_id,
+            title=given_required(input.title),
+            description=given(input.description),
+        )
+    return ScenePayload(scene=Scene.from_row(scene))
+
+
+@returns_user_errors(DeletePayload)
+async def delete_scene(info: Info, input: DeleteInput) -> DeletePayload:
+    scene_id = ids.decode(input.id, "Scene")
+    async with write(info) as (session, actor):
+        await storyboards.delete_scene(session, actor, scene_id=scene_id)
+    return DeletePayload(deleted_id=input.id)
+
+
+@returns_user_errors(ProjectPayload)
+async def reorder_scenes(info: Info, input: ReorderInput) -> ProjectPayload:
+    project_id = ids.decode(input.parent_id, "Project", field=("parentId",))
+    scene_ids = _decode_all(input.ids, "Scene")
+    async with write(info) as (session, actor):
+        project = await storyboards.reorder_scenes(
+            session, actor, project_id=project_id, scene_ids=scene_ids
+        )
+    return ProjectPayload(project=Project.from_row(project))
+
+
+# --- shots ------------------------------------------------------------------------
+
+
+@returns_user_errors(ShotPayload)
+async def create_shot(info: Info, input: CreateShotInput) -> ShotPayload:
+    scene_id = ids.decode(input.scene_id, "Scene", field=("sceneId",))
+    async with write(info) as (session, actor):
+        shot = await storyboards.create_shot(
+            session,
+            actor,
+            scene_id=scene_id,
+            shot_number=input.shot_number,
+            description=input.description,
+            initial_prompt=input.initial_prompt,
+        )
+    return ShotPayload(shot=Shot.from_row(shot))
+
+
+@returns_user_errors(ShotPayload)
+async def update_shot(info: Info, input: UpdateShotInput) -> ShotPayload:
+    shot_id = ids.decode(input.id, "Shot")
+    async with write(info) as (session, actor):
+        shot = await storyboards.update_shot(
+            session,
+            actor,
+            shot_id=shot_id,
+            description=given(input.description),
+            initial_prompt=given(input.initial_prompt),
+        )
+    return ShotPayload(shot=Shot.from_row(shot))
+
+
+@returns_user_errors(DeletePayload)
+async def delete_shot(info: Info, input: DeleteInput) -> DeletePayload:
+    shot_id = ids.decode(input.id, "Shot")
+    async with write(info) as (session, actor):
+        await storyboards.delete_shot(session, actor, shot_id=shot_id)
+    return DeletePayload(deleted_id=input.id)
+
+
+@returns_user_errors(ScenePayload)
+async def reorder_shots(info: Info, input: ReorderInput) -> ScenePayload:
+    scene_id = ids.decode(input.parent_id, "Scene", field=("parentId",))
+    shot_ids = _decode_all(input.ids, "Shot")
+    async with write(info) as (session, actor):
+        scene = await storyboards.reorder_shots(session, actor, scene_id=scene_id, shot_ids=shot_ids)
+    return ScenePayload(scene=Scene.from_row(scene))
+
+
+# --- images and selections ----------------------------------------------------------
+
+
+@returns_user_errors(GenerateShotImagesPayload)
+async def add_shot_images(info: Info, input: AddShotImagesInput) -> GenerateShotImagesPayload:
+    shot_id = ids.decode(input.shot_id, "Shot", field=("shotId",))
+    parent_id = (
+        None
+        if input.parent_image_id is None
+        else ids.decode(input.parent_image_id, "ShotImage", field=("parentImageId",))
+    )
+    drafts = [
+        ImageDraft(
+            variant_number=image.variant_number,
+            status=GenerationStatus(image.status),
+            image_url=image.image_url,
+            metadata=image.metadata,
+        )
+        for image in input.images
+    ]
+    async with write(info) as (session, actor):
+        iteration = await shot_images.add_shot_images(
+            session,
+            actor,
+            shot_id=shot_id,
+            iteration_prompt=input.iteration_prompt,
+            images=drafts,
+            parent_image_id=parent_id,
+        )
+    result = ImageIteration.from_iteration(iteration)
+    return GenerateShotImagesPayload(iteration=result, images=result.images)
+
+
+@returns_user_errors(ShotImagePayload)
+async def set_image_favorite(info: Info, input: SetImageFavoriteInput) -> ShotImagePayload:
+    image_id = ids.decode(input.image_id, "ShotImage", field=("imageId",))
+    async with write(info) as (session, actor):
+        image = await shot_images.set_image_favorite(
+            session, actor, image_id=image_id, is_favorite=input.is_favorite
+        )
+    return ShotImagePayload(image=ShotImage.from_row(image))
+
+
+@returns_user_errors(DeletePayload)
+async def delete_shot_image(info: Info, input: DeleteInput) -> DeletePayload:
+    image_id = ids.decode(input.id, "ShotImage")
+    async with write(info) as (session, actor):
+        await shot_images.delete_shot_image(session, actor, image_id=image_id)
+    return DeletePayload(deleted_id=input.id)
+
+
+@returns_user_errors(StoryboardSelectionPayload)
+async def select_master_shot(info: Info, input: SelectMasterShotInput) -> StoryboardSelectionPayload:
+    shot_id = ids.decode(input.shot_id, "Shot", field=("shotId",))
+    image_id = ids.decode(input.image_id, "ShotImage", field=("imageId",))
+    async with write(info) as (session, actor):
+        selection = await shot_images.select_master_shot(
+            session, actor, shot_id=shot_id, image_id=image_id
+        )
+    return StoryboardSelectionPayload(selection=StoryboardSelection.from_row(selection))

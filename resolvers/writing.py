@@ -1,0 +1,73 @@
+"""How every mutation runs: one transaction, domain errors as `userErrors`.
+
+    @returns_user_errors(ScenePayload)
+    async def create_scene(info: Info, input: CreateSceneInput) -> ScenePayload:
+        async with write(info) as (session, actor):
+            scene = await storyboards.create_scene(session, actor, ...)
+        return ScenePayload(scene=Scene.from_row(scene))
+
+Resolver modules leave out `from __future__ import annotations`: the wrapper
+copies the resolver's annotations, which must be real types, not strings.
+"""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import wraps
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+import strawberry
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from resolvers.context import Info
+from schema.errors import UserError, user_errors
+from services.access import Actor
+from services.errors import StudioError
+from services.validation import UNCHANGED, Maybe
+
+P = ParamSpec("P")
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Payload(Protocol):
+    def __init__(self, *, user_errors: list[UserError]) -> None: ...
+
+
+PayloadT = TypeVar("PayloadT", bound=Payload)
+
+
+def returns_user_errors(
+    payload: Callable[..., PayloadT],
+) -> Callable[[Callable[P, Awaitable[PayloadT]]], Callable[P, Awaitable[PayloadT]]]:
+    """Turn the domain errors a mutation raises into its payload's `userErrors`."""
+
+    def decorate(resolver: Callable[P, Awaitable[PayloadT]]) -> Callable[P, Awaitable[PayloadT]]:
+        @wraps(resolver)
+        async def run(*args: P.args, **kwargs: P.kwargs) -> PayloadT:
+            try:
+                return await resolver(*args, **kwargs)
+            except StudioError as error:
+                return payload(user_errors=user_errors(error))
+
+        return run
+
+    return decorate
+
+
+@asynccontextmanager
+async def write(info: Info) -> AsyncIterator[tuple[AsyncSession, Actor]]:
+    """One all-or-nothing transaction as the signed-in actor; later reads see what it wrote."""
+    actor = info.context.require_actor()
+    async with info.context.db.transaction() as session:
+        yield session, actor
+    info.context.refresh()
+
+
+def given(value: Any) -> Maybe[Any]:
+    """An input field's value for a service update: UNCHANGED when it was left out."""
+    return UNCHANGED if value is strawberry.UNSET else value
+
+
+def given_required(value: Any) -> Maybe[Any]:
+    """Like `given`, but null also means unchanged, for fields that cannot be cleared."""
+    return UNCHANGED if value is strawberry.UNSET or value is None else value

@@ -1,0 +1,52 @@
+"""Opaque global IDs: base64 of "TypeName:primary key", as Relay expects.
+
+    >>> encode("Project", 7)
+    'UHJvamVjdDo3'
+    >>> decode("UHJvamVjdDo3", "Project")
+    7
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+
+import strawberry
+
+from services.errors import InvalidInput
+
+MAX_PK = 2**63 - 1
+
+
+def encode(type_name: str, pk: int | None) -> strawberry.ID:
+    assert pk is not None, "an object without a primary key has no global ID"
+    return strawberry.ID(base64.b64encode(f"{type_name}:{pk}".encode()).decode())
+
+
+def parse(global_id: str) -> tuple[str, int] | None:
+    """The (type name, primary key) of a well-formed ID, else None."""
+    if len(global_id) > 200:
+        return None
+    try:
+        text = base64.b64decode(global_id, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    type_name, sep, raw_pk = text.partition(":")
+    if not sep or not raw_pk.isdigit() or not 0 < int(raw_pk) <= MAX_PK:
+        return None
+    return type_name, int(raw_pk)
+
+
+def decode(global_id: str, type_name: str, *, field: Sequence[str] = ("id",)) -> int:
+    """The primary key of an ID of the given type, or InvalidInput naming the field."""
+    parsed = parse(global_id)
+    if parsed is None:
+        raise InvalidInput("That is not a valid ID.", code="INVALID_ID", field=field)
+    if parsed[0] != type_name:
+        raise InvalidInput(
+            f"Expected the ID of a {type_name}, got the ID of a {parsed[0]}.",
+            code="WRONG_ID_TYPE",
+            field=field,
+        )
+    return parsed[1]

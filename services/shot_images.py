@@ -1,0 +1,282 @@
+"""Image iterations of a shot, favourites, and the master image chosen per shot.
+
+An iteration is the batch of images of a shot sharing an iteration number:
+0 is the first batch, 1 and up refine an image of an earlier one. Its number is
+the shot's latest plus one, taken under the project lock and guarded by the
+unique (shot, iteration, variant) constraint, so two batches never share one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services import workflow
+from services.access import Actor
+from services.errors import Conflict, InvalidInput, NotFound
+from services.storyboards import lock_project, shot_for_write
+from services.tables import (
+    GenerationStatus,
+    ProjectRow,
+    ShotImageRow,
+    ShotRow,
+    StoryboardSelectionRow,
+    utcnow,
+)
+from services.validation import MAX_VARIANTS, PROMPT_MAX, Checks
+
+
+@dataclass(frozen=True)
+class ImageDraft:
+    """An image made elsewhere, to record as part of a new iteration."""
+
+    variant_number: int
+    status: GenerationStatus
+    image_url: str | None = None
+    metadata: dict[str, Any] | None = field(default=None)
+
+
+@dataclass(frozen=True)
+class Iteration:
+    """The images of one iteration of a shot, and what they share."""
+
+    shot_id: int
+    number: int
+    prompt: str
+    parent_image_id: int | None
+    images: list[ShotImageRow]
+
+    @property
+    def status(self) -> GenerationStatus:
+        return summarize([GenerationStatus(image.status) for image in self.images])
+
+
+def summarize(statuses: Sequence[GenerationStatus]) -> GenerationStatus:
+    """One status for a batch: in progress while any image is, else COMPLETE if any image is."""
+    if any(s.is_active for s in statuses):
+        if all(s is GenerationStatus.PENDING for s in statuses):
+            return GenerationStatus.PENDING
+        return GenerationStatus.PROCESSING
+    if GenerationStatus.COMPLETE in statuses:
+        return GenerationStatus.COMPLETE
+    if GenerationStatus.FAILED in statuses:
+        return GenerationStatus.FAILED
+    return GenerationStatus.CANCELED
+
+
+def group_iterations(images: Sequence[ShotImageRow]) -> list[Iteration]:
+    """Group one shot's images, ordered by (iteration, variant), into iterations."""
+    groups: dict[int, list[ShotImageRow]] = {}
+    for image in images:
+        groups.setdefault(image.iteration_number, []).append(image)
+    return [
+        Iteration(
+            shot_id=batch[0].shot_id,
+            number=number,
+            prompt=batch[0].iteration_prompt,
+            parent_image_id=batch[0].parent_image_id,
+            images=batch,
+        )
+        for number, batch in sorted(groups.items())
+    ]
+
+
+async def _image_of_shot(
+    session: AsyncSession, image_id: int, shot_id: int, *, field: Sequence[str], role: str
+) -> ShotImageRow:
+    image = await session.get(ShotImageRow, image_id)
+    if image is None:
+        raise NotFound("image", field=field)
+    if image.shot_id != shot_id:
+        raise InvalidInput(
+            f"The {role} must be an image of the same shot.",
+            code=f"{role.upper().replace(' ', '_')}_NOT_IN_SHOT",
+            field=field,
+        )
+    return image
+
+
+async def next_iteration_number(session: AsyncSession, shot_id: int) -> int:
+    latest = (
+        await session.exec(
+            select(func.max(ShotImageRow.iteration_number)).where(ShotImageRow.shot_id == shot_id)
+        )
+    ).one()
+    return 0 if latest is None else latest + 1
+
+
+async def add_shot_images(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    shot_id: int,
+    iteration_prompt: str,
+    images: Sequence[ImageDraft],
+    parent_image_id: int | None = None,
+) -> Iteration:
+    """Record a batch of images made elsewhere as the shot's next iteration."""
+    shot, project = await shot_for_write(session, actor, shot_id)
+    checks = Checks()
+    prompt = checks.text(
+        iteration_prompt, field=("iterationPrompt",), max_length=PROMPT_MAX, label="iteration prompt"
+    )
+    if not 1 <= len(images) <= MAX_VARIANTS:
+        checks.fail(
+            "OUT_OF_RANGE", f"An iteration has 1 to {MAX_VARIANTS} images; got {len(images)}.", ("images",)
+        )
+    seen: set[int] = set()
+    cleaned: list[ImageDraft] = []
+    for index, draft in enumerate(images):
+        where = ("images", str(index))
+        checks.number(
+            draft.variant_number,
+            field=(*where, "variantNumber"),
+            low=1,
+            high=MAX_VARIANTS,
+            label="variant number",
+        )
+        if draft.variant_number in seen:
+            checks.errors.append(
+                Conflict(
+                    f"Variant {draft.variant_number} appears twice in this iteration.",
+                    code="DUPLICATE_VARIANT",
+                    field=(*where, "variantNumber"),
+                )
+            )
+        seen.add(draft.variant_number)
+        url = None if draft.image_url is None else checks.url(draft.image_url, field=(*where, "imageUrl"))
+        if url is None and draft.status is GenerationStatus.COMPLETE:
+            checks.fail("IMAGE_URL_REQUIRED", "A COMPLETE image needs its imageUrl.", (*where, "imageUrl"))
+        metadata = checks.json_object(draft.metadata, field=(*where, "metadata"))
+        cleaned.append(ImageDraft(draft.variant_number, draft.status, url, metadata))
+    checks.raise_if_any()
+    if parent_image_id is not None:
+        await _image_of_shot(
+            session, parent_image_id, shot_id, field=("parentImageId",), role="parent image"
+        )
+
+    number = await next_iteration_number(session, shot_id)
+    rows = [
+        ShotImageRow(
+            shot_id=shot_id,
+            iteration_number=number,
+            variant_number=draft.variant_number,
+            status=draft.status,
+            image_url=draft.image_url,
+            iteration_prompt=prompt,
+            parent_image_id=parent_image_id,
+            generation_metadata=draft.metadata,
+            model=_model_of(draft.metadata),
+        )
+        for draft in sorted(cleaned, key=lambda d: d.variant_number)
+    ]
+    session.add_all(rows)
+    shot.updated_at = utcnow()
+    await workflow.advance(session, project)
+    return Iteration(shot_id, number, prompt, parent_image_id, rows)
+
+
+def _model_of(metadata: dict[str, Any] | None) -> str | None:
+    model = (metadata or {}).get("model")
+    return model[:200] if isinstance(model, str) else None
+
+
+async def image_for_write(
+    session: AsyncSession, actor: Actor, image_id: int
+) -> tuple[ShotImageRow, ProjectRow]:
+    image = await session.get(ShotImageRow, image_id)
+    if image is None:
+        raise NotFound("image")
+    shot = await session.get(ShotRow, image.shot_id)
+    assert shot is not None
+    project = await lock_project(session, actor, shot.project_id, what="image")
+    image = await session.get(ShotImageRow, image_id, populate_existing=True)
+    if image is None:
+        raise NotFound("image")
+    return image, project
+
+
+async def set_image_favorite(
+    session: AsyncSession, actor: Actor, *, image_id: int, is_favorite: bool
+) -> ShotImageRow:
+    image, _ = await image_for_write(session, actor, image_id)
+    if image.is_favorite != is_favorite:
+        image.is_favorite = is_favorite
+        image.updated_at = utcnow()
+    return image
+
+
+async def delete_shot_image(session: AsyncSession, actor: Actor, *, image_id: int) -> ShotImageRow:
+    """Delete an image; the images refining it keep their place, without a parent."""
+    image, _ = await image_for_write(session, actor, image_id)
+    selected = (
+        await session.exec(
+            select(StoryboardSelectionRow.id).where(StoryboardSelectionRow.selected_image_id == image_id)
+        )
+    ).first()
+    if selected is not None:
+        raise Conflict(
+            "This image is its shot's master image; select another master before deleting it.",
+            code="IMAGE_IS_MASTER",
+            field=("id",),
+        )
+    await session.delete(image)
+    return image
+
+
+async def select_master_shot(
+    session: AsyncSession, actor: Actor, *, shot_id: int, image_id: int
+) -> StoryboardSelectionRow:
+    """Make a COMPLETE image of the shot its master; choosing again replaces the choice.
+
+    A new master discards the animation made from the old one.
+    """
+    _, project = await shot_for_write(session, actor, shot_id)
+    image = await _image_of_shot(session, image_id, shot_id, field=("imageId",), role="master image")
+    if image.status != GenerationStatus.COMPLETE:
+        raise InvalidInput(
+            f"Only a COMPLETE image can be a master image; this one is {image.status}.",
+            code="IMAGE_NOT_READY",
+            field=("imageId",),
+        )
+    selection = (
+        await session.exec(select(StoryboardSelectionRow).where(StoryboardSelectionRow.shot_id == shot_id))
+    ).first()
+    if selection is None:
+        assert project.id is not None
+        selection = StoryboardSelectionRow(
+            project_id=project.id, shot_id=shot_id, selected_image_id=image_id
+        )
+        session.add(selection)
+    elif selection.selected_image_id != image_id:
+        selection.selected_image_id = image_id
+        selection.animation_status = None
+        selection.animated_video_url = None
+        selection.video_storage_key = None
+        selection.prediction_id = None
+        selection.error = None
+        selection.updated_at = utcnow()
+    await session.flush()
+    await workflow.advance(session, project)
+    return selection
+
+
+# --- reads ------------------------------------------------------------------------
+
+
+async def images_for_shots(
+    session: AsyncSession, shot_ids: Sequence[int]
+) -> dict[int, list[ShotImageRow]]:
+    result = await session.exec(
+        select(ShotImageRow)
+        .where(col(ShotImageRow.shot_id).in_(shot_ids))
+        .order_by(col(ShotImageRow.shot_id), col(ShotImageRow.iteration_number), col(ShotImageRow.variant_number))
+    )
+    grouped: dict[int, list[ShotImageRow]] = {shot_id: [] for shot_id in shot_ids}
+    for image in result:
+        grouped[image.shot_id].append(image)
+    return grouped

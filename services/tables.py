@@ -1,0 +1,225 @@
+"""The database tables. Only Alembic migrations create or change them.
+
+Tables are storage, not API: the GraphQL types in `schema/` are built from
+these rows and never expose them directly. Enum-valued columns hold the enum's
+name as a plain string, so both engines store them the same way.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+# BIGINT on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is an auto-incrementing rowid.
+IdType = BigInteger().with_variant(Integer(), "sqlite")
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TeamRole(enum.StrEnum):
+    OWNER = "OWNER"
+    ADMIN = "ADMIN"
+    EDITOR = "EDITOR"
+    VIEWER = "VIEWER"
+
+
+class WorkflowStatus(enum.StrEnum):
+    PROMPT_PLANNING = "PROMPT_PLANNING"
+    SCENES_SETUP = "SCENES_SETUP"
+    SHOT_ITERATION = "SHOT_ITERATION"
+    STORYBOARD_FINAL = "STORYBOARD_FINAL"
+    ANIMATION_COMPLETE = "ANIMATION_COMPLETE"
+
+    @property
+    def rank(self) -> int:
+        return list(WorkflowStatus).index(self)
+
+
+class WorkflowVersion(enum.StrEnum):
+    V1_LEGACY = "V1_LEGACY"
+    V2_REDESIGN = "V2_REDESIGN"
+
+
+class GenerationStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+
+    @property
+    def is_active(self) -> bool:
+        return self in (GenerationStatus.PENDING, GenerationStatus.PROCESSING)
+
+
+def _id(**kwargs: Any) -> Any:
+    return Field(default=None, primary_key=True, sa_type=IdType, **kwargs)
+
+
+def _ref(target: str, *, ondelete: str | None = "CASCADE", index: bool = False) -> Any:
+    return Field(foreign_key=target, ondelete=ondelete, sa_type=IdType, index=index)
+
+
+def _optional_ref(target: str, *, ondelete: str | None) -> Any:
+    return Field(default=None, foreign_key=target, ondelete=ondelete, sa_type=IdType)
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow)
+
+
+class UserRow(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = _id()
+    email: str = Field(max_length=254, unique=True)
+    name: str = Field(max_length=100)
+    password_hash: str = Field(max_length=255)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class TeamRow(SQLModel, table=True):
+    __tablename__ = "teams"
+
+    id: int | None = _id()
+    name: str = Field(max_length=100)
+    is_personal: bool = False
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class TeamMemberRow(SQLModel, table=True):
+    __tablename__ = "team_members"
+
+    team_id: int = Field(
+        primary_key=True, foreign_key="teams.id", ondelete="CASCADE", sa_type=IdType
+    )
+    user_id: int = Field(
+        primary_key=True, foreign_key="users.id", ondelete="CASCADE", sa_type=IdType, index=True
+    )
+    role: str = Field(max_length=16)
+    created_at: datetime = _created()
+
+
+class AccessTokenRow(SQLModel, table=True):
+    """A bearer token; only its SHA-256 digest is stored."""
+
+    __tablename__ = "access_tokens"
+
+    id: int | None = _id()
+    user_id: int = _ref("users.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _created()
+    expires_at: datetime
+
+
+class ProjectRow(SQLModel, table=True):
+    __tablename__ = "projects"
+    __table_args__ = (Index("ix_projects_team_id_id", "team_id", "id"),)
+
+    id: int | None = _id()
+    team_id: int = _ref("teams.id")
+    owner_id: int = _ref("users.id", ondelete=None, index=True)
+    title: str = Field(max_length=200)
+    prompt: str | None = Field(default=None, sa_type=Text)
+    prompt_planner_data: str | None = Field(default=None, sa_type=Text)
+    workflow_version: str = Field(default=WorkflowVersion.V2_REDESIGN, max_length=16)
+    status: str = Field(default=WorkflowStatus.PROMPT_PLANNING, max_length=32)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class SceneRow(SQLModel, table=True):
+    __tablename__ = "scenes"
+    # Also the index for "the scenes of a project, in order".
+    __table_args__ = (UniqueConstraint("project_id", "scene_number"),)
+
+    id: int | None = _id()
+    project_id: int = _ref("projects.id")
+    scene_number: int
+    title: str = Field(max_length=200)
+    description: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class ShotRow(SQLModel, table=True):
+    __tablename__ = "shots"
+    __table_args__ = (UniqueConstraint("scene_id", "shot_number"),)
+
+    id: int | None = _id()
+    scene_id: int = _ref("scenes.id")
+    # Denormalised (a shot never changes project) so access checks take one hop.
+    project_id: int = _ref("projects.id", index=True)
+    shot_number: int
+    description: str | None = Field(default=None, sa_type=Text)
+    initial_prompt: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class ShotImageRow(SQLModel, table=True):
+    """One variant of one iteration of a shot; an iteration is the images sharing a number."""
+
+    __tablename__ = "shot_images"
+    __table_args__ = (
+        UniqueConstraint("shot_id", "iteration_number", "variant_number"),
+        Index("ix_shot_images_prediction_id", "prediction_id"),
+    )
+
+    id: int | None = _id()
+    shot_id: int = _ref("shots.id")
+    iteration_number: int
+    variant_number: int
+    status: str = Field(default=GenerationStatus.PENDING, max_length=16)
+    image_url: str | None = Field(default=None, sa_type=Text)
+    storage_key: str | None = Field(default=None, max_length=512)
+    iteration_prompt: str = Field(sa_type=Text)
+    parent_image_id: int | None = _optional_ref("shot_images.id", ondelete="SET NULL")
+    is_favorite: bool = False
+    prediction_id: str | None = Field(default=None, max_length=128)
+    model: str | None = Field(default=None, max_length=200)
+    generation_metadata: dict[str, Any] | None = Field(
+        default=None, sa_column=Column("metadata", JsonType, nullable=True)
+    )
+    error: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class StoryboardSelectionRow(SQLModel, table=True):
+    """The master image chosen for a shot, and its animation."""
+
+    __tablename__ = "storyboard_selections"
+    __table_args__ = (Index("ix_storyboard_selections_prediction_id", "prediction_id"),)
+
+    id: int | None = _id()
+    project_id: int = _ref("projects.id", index=True)
+    shot_id: int = Field(foreign_key="shots.id", ondelete="CASCADE", sa_type=IdType, unique=True)
+    # No ON DELETE action: a master image cannot be deleted while it is selected,
+    # but a cascade that removes the shot removes both in one statement.
+    selected_image_id: int = _ref("shot_images.id", ondelete=None, index=True)
+    animation_status: str | None = Field(default=None, max_length=16)
+    animated_video_url: str | None = Field(default=None, sa_type=Text)
+    video_storage_key: str | None = Field(default=None, max_length=512)
+    prediction_id: str | None = Field(default=None, max_length=128)
+    error: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()

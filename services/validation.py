@@ -1,0 +1,128 @@
+"""Input rules shared by every service: bounds on text, numbers and URLs.
+
+Each check either returns the cleaned value or records an `InvalidInput` on a
+`Checks` collector, so one call reports every problem of an input at once:
+
+    checks = Checks()
+    title = checks.text(raw_title, field=("title",), max_length=TITLE_MAX)
+    checks.raise_if_any()
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Sequence
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from services.errors import InvalidInput, StudioError, ValidationFailed
+
+NAME_MAX = 100
+TITLE_MAX = 200
+EMAIL_MAX = 254
+PASSWORD_MIN = 8
+PASSWORD_MAX = 256
+DESCRIPTION_MAX = 10_000
+PROMPT_MAX = 10_000
+PLANNER_DATA_MAX = 200_000
+URL_MAX = 2048
+METADATA_MAX_BYTES = 16_384
+MAX_VARIANTS = 12
+MAX_SHOTS_PER_SCENE = 200
+MAX_SCENES_PER_PROJECT = 500
+
+
+class Checks:
+    """Collects input problems so they are reported together."""
+
+    def __init__(self) -> None:
+        self.errors: list[StudioError] = []
+
+    def fail(self, code: str, message: str, field: Sequence[str]) -> None:
+        self.errors.append(InvalidInput(message, code=code, field=field))
+
+    def text(
+        self,
+        value: str,
+        *,
+        field: Sequence[str],
+        max_length: int,
+        min_length: int = 1,
+        label: str | None = None,
+    ) -> str:
+        """Strip surrounding white space, then bound the length; `min_length=0` allows empty."""
+        label = label or field[-1]
+        cleaned = value.strip()
+        if min_length > 0 and not cleaned:
+            self.fail("BLANK", f"The {label} cannot be blank.", field)
+        elif len(cleaned) < min_length:
+            self.fail(
+                "TOO_SHORT", f"The {label} must be at least {min_length} characters.", field
+            )
+        elif len(cleaned) > max_length:
+            self.fail(
+                "TOO_LONG",
+                f"The {label} is {len(cleaned)} characters long; the limit is {max_length}.",
+                field,
+            )
+        return cleaned
+
+    def optional_text(
+        self, value: str | None, *, field: Sequence[str], max_length: int, label: str | None = None
+    ) -> str | None:
+        """Like `text`, but None and all-blank become None."""
+        if value is None or not value.strip():
+            return None
+        return self.text(value, field=field, max_length=max_length, label=label)
+
+    def number(
+        self, value: int, *, field: Sequence[str], low: int, high: int, label: str | None = None
+    ) -> int:
+        if not low <= value <= high:
+            label = label or field[-1]
+            self.fail(
+                "OUT_OF_RANGE", f"The {label} must be between {low} and {high}; got {value}.", field
+            )
+        return value
+
+    def url(self, value: str, *, field: Sequence[str]) -> str:
+        cleaned = value.strip()
+        parts = urlsplit(cleaned)
+        if len(cleaned) > URL_MAX:
+            self.fail("TOO_LONG", f"The URL is longer than {URL_MAX} characters.", field)
+        elif parts.scheme not in ("http", "https") or not parts.netloc:
+            self.fail("INVALID_URL", "The URL must be an absolute http or https URL.", field)
+        return cleaned
+
+    def json_object(self, value: Any, *, field: Sequence[str]) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.fail("INVALID_JSON", "The metadata must be a JSON object.", field)
+            return None
+        size = len(json.dumps(value, separators=(",", ":")).encode())
+        if size > METADATA_MAX_BYTES:
+            self.fail(
+                "TOO_LONG",
+                f"The metadata is {size} bytes; the limit is {METADATA_MAX_BYTES}.",
+                field,
+            )
+        return value
+
+    def raise_if_any(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise ValidationFailed(self.errors)
+
+
+class _Unchanged(enum.Enum):
+    UNCHANGED = "UNCHANGED"
+
+
+UNCHANGED = _Unchanged.UNCHANGED
+"""The value of an update argument that was not given, as opposed to given as None."""
+
+T = TypeVar("T")
+Maybe = T | Literal[_Unchanged.UNCHANGED]

@@ -19,12 +19,21 @@ from services import accounts
 from services.tables import TeamRole
 
 
+async def _sign_in_as(info: Info, user_id: int, token: str | None) -> None:
+    """Run the rest of this operation as that user, with their current roles."""
+    async with info.context.db.session() as session:
+        info.context.actor = await accounts.load_actor(session, user_id)
+    info.context.token = token
+    info.context.refresh()
+
+
 @returns_user_errors(AuthPayload)
 async def sign_up(info: Info, input: SignUpInput) -> AuthPayload:
     async with info.context.db.transaction() as session:
         user, token = await accounts.sign_up(
             session, email=input.email, password=input.password, name=input.name
         )
+    await _sign_in_as(info, user.id or 0, token)
     return AuthPayload(token=token, user=User.from_row(user))
 
 
@@ -32,6 +41,7 @@ async def sign_up(info: Info, input: SignUpInput) -> AuthPayload:
 async def log_in(info: Info, input: LogInInput) -> AuthPayload:
     async with info.context.db.transaction() as session:
         user, token = await accounts.log_in(session, email=input.email, password=input.password)
+    await _sign_in_as(info, user.id or 0, token)
     return AuthPayload(token=token, user=User.from_row(user))
 
 
@@ -44,9 +54,7 @@ async def log_out(info: Info) -> LogOutPayload:
 
 async def _reload_actor(info: Info) -> None:
     """The actor's roles changed: read them again for the rest of this operation."""
-    actor = info.context.require_actor()
-    async with info.context.db.session() as session:
-        info.context.actor = await accounts.load_actor(session, actor.user_id)
+    await _sign_in_as(info, info.context.require_actor().user_id, info.context.token)
 
 
 @returns_user_errors(TeamPayload)

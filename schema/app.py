@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import strawberry
+from strawberry.types import ExecutionContext
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 
@@ -26,8 +27,20 @@ def _is_unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError)
 
 
+class StudioSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log our faults in full; errors raised on purpose are the client's, so only at DEBUG."""
+        for error in errors:
+            if _is_unexpected(error):
+                logger.error("unexpected error in %s", error.path, exc_info=error.original_error)
+            else:
+                logger.debug("client error: %s", error.message)
+
+
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(
+    return StudioSchema(
         query=Query,
         mutation=Mutation,
         types=[User, Team, Project, Scene, Shot, ShotImage, StoryboardSelection],

@@ -97,7 +97,7 @@ async def progress_for_projects(
         .where(ShotImageRow.shot_id == ShotRow.id, ShotRow.project_id == pid)  # type: ignore[arg-type]
         .correlate(ProjectRow),  # type: ignore[arg-type]
     ).where(pid.in_(project_ids))  # type: ignore[union-attr]
-    rows = (await session.execute(statement)).all()
+    rows = (await session.exec(statement)).all()
     return {
         row[0]: Progress(
             total_scenes=row[1],

@@ -1,0 +1,83 @@
+"""Fixtures: every test that takes `db` runs on SQLite and on a fresh PostgreSQL database.
+
+PostgreSQL comes from TEST_POSTGRES_URL (default: the local server as `postgres`).
+A database is created for the run and dropped after it. When the server cannot
+be reached the PostgreSQL half fails under CI=true and is skipped elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+import migrations
+from services.database import Database
+
+ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _unavailable(what: str, error: BaseException) -> None:
+    message = f"{what} is not reachable ({error!r}); start it as the README says."
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+async def _admin_connection() -> asyncpg.Connection:
+    url = make_url(ADMIN_URL)
+    return await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+        database=url.database or "postgres", timeout=5,
+    )
+
+
+@pytest.fixture(scope="session")
+async def postgresql_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for this run, dropped afterwards."""
+    try:
+        admin = await _admin_connection()
+    except (OSError, asyncpg.PostgresError) as error:
+        _unavailable("PostgreSQL", error)
+    name = f"studio_test_{secrets.token_hex(6)}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path: Path = tmp_path_factory.mktemp("sqlite") / "studio.db"
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The URL of a migrated-on-demand database of each engine."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
+@pytest.fixture(scope="session")
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """A migrated database, shared by the tests of one engine."""
+    database = Database(database_url)
+    await migrations.upgrade_to_head(database)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def anyio_backend() -> Iterator[str]:
+    yield "asyncio"

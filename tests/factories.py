@@ -1,0 +1,165 @@
+"""Plain factory functions and a GraphQL runner for tests: everything goes through real code."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from strawberry.types import ExecutionResult
+
+from api.graphql import build_context
+from schema.app import schema
+from services.database import Database
+
+_counter = itertools.count(1)
+PASSWORD = "correct horse battery"
+
+
+async def execute(
+    db: Database, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+) -> ExecutionResult:
+    context = await build_context(db, token)
+    return await schema.execute(query, variable_values=variables, context_value=context)
+
+
+async def gql(
+    db: Database, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+) -> dict[str, Any]:
+    """Run an operation that must succeed without top-level errors; return its data."""
+    result = await execute(db, query, variables, token=token)
+    assert result.errors is None, [e.formatted for e in result.errors]
+    assert result.data is not None
+    return result.data
+
+
+async def mutate(
+    db: Database, name: str, input: dict[str, Any], selection: str, *, token: str | None
+) -> dict[str, Any]:
+    """Run `name(input:)` and return its payload (with userErrors selected)."""
+    query = f"mutation($input: {name[0].upper() + name[1:]}Input!) {{ {name}(input: $input) {{ {selection} userErrors {{ code field message }} }} }}"
+    data = await gql(db, query, {"input": input}, token=token)
+    payload: dict[str, Any] = data[name]
+    return payload
+
+
+async def mutate_ok(
+    db: Database, name: str, input: dict[str, Any], selection: str, *, token: str | None
+) -> dict[str, Any]:
+    payload = await mutate(db, name, input, selection, token=token)
+    assert payload["userErrors"] == [], payload["userErrors"]
+    return payload
+
+
+@dataclass
+class Account:
+    token: str
+    user_id: str
+    team_id: str
+    email: str
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{next(_counter)}-{secrets.token_hex(3)}@example.com"
+
+
+async def account(db: Database, *, name: str = "Ann") -> Account:
+    email = unique_email(name.lower())
+    payload = await mutate_ok(
+        db,
+        "signUp",
+        {"email": email, "password": PASSWORD, "name": name},
+        "token user { id teams { id } }",
+        token=None,
+    )
+    return Account(
+        token=payload["token"],
+        user_id=payload["user"]["id"],
+        team_id=payload["user"]["teams"][0]["id"],
+        email=email,
+    )
+
+
+async def team_with(
+    db: Database, owner: Account, members: dict[str, Account], *, name: str = "Crew"
+) -> str:
+    """A team owned by `owner`, with each member at the role given as key prefix (ROLE or ROLE:x)."""
+    team = await mutate_ok(db, "createTeam", {"name": name}, "team { id }", token=owner.token)
+    team_id: str = team["team"]["id"]
+    for role, member in members.items():
+        await mutate_ok(
+            db,
+            "addTeamMember",
+            {"teamId": team_id, "email": member.email, "role": role.split(":")[0]},
+            "team { id }",
+            token=owner.token,
+        )
+    return team_id
+
+
+async def project(db: Database, owner: Account, *, title: str = "Night Market", team_id: str | None = None) -> str:
+    payload = await mutate_ok(
+        db,
+        "createProject",
+        {"title": title, "teamId": team_id, "prompt": "A rainy night market"},
+        "project { id }",
+        token=owner.token,
+    )
+    project_id: str = payload["project"]["id"]
+    return project_id
+
+
+async def scene(
+    db: Database, owner: Account, project_id: str, *, title: str = "Arrival", shots: int = 0, **extra: Any
+) -> dict[str, Any]:
+    payload = await mutate_ok(
+        db,
+        "createScene",
+        {
+            "projectId": project_id,
+            "title": title,
+            "shots": [{"description": f"Shot {n}", "initialPrompt": f"prompt {n}"} for n in range(1, shots + 1)],
+            **extra,
+        },
+        "scene { id sceneNumber shots { id shotNumber } }",
+        token=owner.token,
+    )
+    result: dict[str, Any] = payload["scene"]
+    return result
+
+
+def image_drafts(count: int = 6, *, status: str = "COMPLETE") -> list[dict[str, Any]]:
+    return [
+        {
+            "variantNumber": n,
+            "status": status,
+            "imageUrl": f"https://images.example.com/{secrets.token_hex(4)}-{n}.png",
+            "metadata": {"seed": 1000 + n, "model": "black-forest-labs/flux-schnell"},
+        }
+        for n in range(1, count + 1)
+    ]
+
+
+async def iteration(
+    db: Database,
+    owner: Account,
+    shot_id: str,
+    *,
+    count: int = 6,
+    parent_image_id: str | None = None,
+    prompt: str = "neon reflections",
+) -> dict[str, Any]:
+    payload = await mutate_ok(
+        db,
+        "addShotImages",
+        {
+            "shotId": shot_id,
+            "iterationPrompt": prompt,
+            "parentImageId": parent_image_id,
+            "images": image_drafts(count),
+        },
+        "iteration { iterationNumber prompt status parentImage { id } } images { id variantNumber status }",
+        token=owner.token,
+    )
+    return payload

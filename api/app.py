@@ -35,7 +35,8 @@ async def prepare_database(db: Database, *, migrate: bool) -> None:
     current, head = await migrations.current_revision(db), migrations.head_revision()
     if current != head:
         raise SettingsError(
-            f"The database is at migration {current or 'none'}, not {head}: run `studio migrate` first."
+            f"The database is at migration {current or 'none'}, not {head}: "
+            "run `studio migrate` first."
         )
 
 

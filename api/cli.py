@@ -34,7 +34,9 @@ def serve(args: argparse.Namespace) -> None:
     from api.app import create_app
 
     settings = _settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     app = create_app(settings, host=args.host, port=args.port)
     public = settings.resolved_public_url(args.host, args.port)
     print(f"Storyboard Studio on {_describe_database(settings)}")

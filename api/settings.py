@@ -14,7 +14,9 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_SECRETS = frozenset({"changethis", "change-me", "changeme", "secret", "dev", "test", "xxx"})
+PLACEHOLDER_SECRETS = frozenset(
+    {"changethis", "change-me", "changeme", "secret", "dev", "test", "xxx"}
+)
 MIN_SECRET_LENGTH = 32
 
 
@@ -72,7 +74,8 @@ class Settings(BaseSettings):
         if key is None:
             raise SettingsError(
                 "SECRET_KEY is not set. Set it to a random string of 32 or more characters, "
-                "for example the output of: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+                "for example the output of:\n"
+                "  python -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
         if key.lower() in PLACEHOLDER_SECRETS or len(key) < MIN_SECRET_LENGTH:
             raise SettingsError(

@@ -1,5 +1,9 @@
 """Mutations on accounts and teams."""
 
+from typing import Annotated
+
+import strawberry
+
 from resolvers.context import Info
 from resolvers.writing import returns_user_errors, write
 from schema import ids
@@ -28,7 +32,9 @@ async def _sign_in_as(info: Info, user_id: int, token: str | None) -> None:
 
 
 @returns_user_errors(AuthPayload)
-async def sign_up(info: Info, input: SignUpInput) -> AuthPayload:
+async def sign_up(
+    info: Info, input: Annotated[SignUpInput, strawberry.argument(description="A new account.")]
+) -> AuthPayload:
     async with info.context.db.transaction() as session:
         user, token = await accounts.sign_up(
             session, email=input.email, password=input.password, name=input.name
@@ -38,7 +44,10 @@ async def sign_up(info: Info, input: SignUpInput) -> AuthPayload:
 
 
 @returns_user_errors(AuthPayload)
-async def log_in(info: Info, input: LogInInput) -> AuthPayload:
+async def log_in(
+    info: Info,
+    input: Annotated[LogInInput, strawberry.argument(description="The credentials of an account.")],
+) -> AuthPayload:
     async with info.context.db.transaction() as session:
         user, token = await accounts.log_in(session, email=input.email, password=input.password)
     await _sign_in_as(info, user.id or 0, token)
@@ -58,7 +67,10 @@ async def _reload_actor(info: Info) -> None:
 
 
 @returns_user_errors(TeamPayload)
-async def create_team(info: Info, input: CreateTeamInput) -> TeamPayload:
+async def create_team(
+    info: Info,
+    input: Annotated[CreateTeamInput, strawberry.argument(description="A new team, owned by you.")],
+) -> TeamPayload:
     async with write(info) as (session, actor):
         team = await accounts.create_team(session, actor, name=input.name)
     await _reload_actor(info)
@@ -66,7 +78,12 @@ async def create_team(info: Info, input: CreateTeamInput) -> TeamPayload:
 
 
 @returns_user_errors(TeamPayload)
-async def add_team_member(info: Info, input: AddTeamMemberInput) -> TeamPayload:
+async def add_team_member(
+    info: Info,
+    input: Annotated[
+        AddTeamMemberInput, strawberry.argument(description="Someone to add to a team.")
+    ],
+) -> TeamPayload:
     team_id = ids.decode(input.team_id, "Team", field=("teamId",))
     async with write(info) as (session, actor):
         team = await accounts.add_team_member(
@@ -76,7 +93,13 @@ async def add_team_member(info: Info, input: AddTeamMemberInput) -> TeamPayload:
 
 
 @returns_user_errors(TeamPayload)
-async def remove_team_member(info: Info, input: RemoveTeamMemberInput) -> TeamPayload:
+async def remove_team_member(
+    info: Info,
+    input: Annotated[
+        RemoveTeamMemberInput,
+        strawberry.argument(description="A member to remove from a team (yourself, to leave it)."),
+    ],
+) -> TeamPayload:
     team_id = ids.decode(input.team_id, "Team", field=("teamId",))
     user_id = ids.decode(input.user_id, "User", field=("userId",))
     async with write(info) as (session, actor):

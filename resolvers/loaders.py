@@ -22,7 +22,6 @@ from services.tables import (
     ShotImageRow,
     ShotRow,
     StoryboardSelectionRow,
-    TeamMemberRow,
     TeamRow,
     UserRow,
 )
@@ -55,7 +54,9 @@ class Loaders:
         self.progress_of_project = self._grouped(workflow.progress_for_projects, Progress)
 
     def _batch(
-        self, fetch: Callable[[AsyncSession, Sequence[K]], Awaitable[dict[K, V]]], missing: Callable[[], V]
+        self,
+        fetch: Callable[[AsyncSession, Sequence[K]], Awaitable[dict[K, V]]],
+        missing: Callable[[], V],
     ) -> DataLoader[K, V]:
         async def load(keys: list[K]) -> list[V]:
             async with self._db.session() as session:
@@ -71,6 +72,8 @@ class Loaders:
         return self._batch(fetch, lambda: None)
 
     def _grouped(
-        self, fetch: Callable[[AsyncSession, Sequence[int]], Awaitable[dict[int, V]]], missing: Callable[[], V]
+        self,
+        fetch: Callable[[AsyncSession, Sequence[int]], Awaitable[dict[int, V]]],
+        missing: Callable[[], V],
     ) -> DataLoader[int, V]:
         return self._batch(fetch, missing)

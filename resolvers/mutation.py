@@ -57,10 +57,12 @@ class Mutation:
     )
 
     create_shot = strawberry.mutation(
-        resolver=storyboard.create_shot, description="Create a shot, appended or inserted at a number."
+        resolver=storyboard.create_shot,
+        description="Create a shot, appended or inserted at a number.",
     )
     update_shot = strawberry.mutation(
-        resolver=storyboard.update_shot, description="Change a shot's description or initial prompt."
+        resolver=storyboard.update_shot,
+        description="Change a shot's description or initial prompt.",
     )
     delete_shot = strawberry.mutation(
         resolver=storyboard.delete_shot,
@@ -75,7 +77,8 @@ class Mutation:
         description="Record a batch of images made elsewhere as the shot's next iteration.",
     )
     set_image_favorite = strawberry.mutation(
-        resolver=storyboard.set_image_favorite, description="Mark or unmark an image as a favourite."
+        resolver=storyboard.set_image_favorite,
+        description="Mark or unmark an image as a favourite.",
     )
     delete_shot_image = strawberry.mutation(
         resolver=storyboard.delete_shot_image,

@@ -1,10 +1,10 @@
 """Fetching any object by global ID, showing only what the viewer's teams hold."""
 
+from resolvers.context import BadRequest, Info
 from schema import ids
 from schema.accounts import Team, User
 from schema.node import Node
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
-from resolvers.context import BadRequest, Info
 
 
 async def visible_project(info: Info, project_id: int) -> Project | None:

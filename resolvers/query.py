@@ -32,9 +32,13 @@ def _after(cursor: str | None) -> int | None:
 
 @strawberry.type(description="Everything you can read.")
 class Query:
-    @strawberry.field(description="Any object by its global ID; null if it does not exist or is not yours.")
+    @strawberry.field(
+        description="Any object by its global ID; null if it does not exist or is not yours."
+    )
     async def node(
-        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="A global ID.")]
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global ID.")],
     ) -> Node | None:
         type_name, pk = nodes.parse_or_reject(id)
         return await nodes.resolve(info, type_name, pk)
@@ -47,14 +51,18 @@ class Query:
 
     @strawberry.field(description="A project of one of your teams.")
     async def project(
-        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The project's ID.")]
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The project's ID.")],
     ) -> Project | None:
         _, pk = nodes.parse_or_reject(id, "Project")
         return await nodes.visible_project(info, pk)
 
     @strawberry.field(description="A team you are in.")
     async def team(
-        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The team's ID.")]
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The team's ID.")],
     ) -> Team | None:
         _, pk = nodes.parse_or_reject(id, "Team")
         node = await nodes.resolve(info, "Team", pk)

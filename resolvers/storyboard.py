@@ -1,5 +1,7 @@
 """Mutations on projects, scenes, shots, images and storyboard selections."""
 
+from typing import Annotated, Any, cast
+
 import strawberry
 
 from resolvers.context import Info
@@ -53,8 +55,13 @@ def _decode_all(global_ids: list[strawberry.ID], type_name: str) -> list[int]:
 
 
 @returns_user_errors(ProjectPayload)
-async def create_project(info: Info, input: CreateProjectInput) -> ProjectPayload:
-    team_id = None if input.team_id is None else ids.decode(input.team_id, "Team", field=("teamId",))
+async def create_project(
+    info: Info,
+    input: Annotated[CreateProjectInput, strawberry.argument(description="A new project.")],
+) -> ProjectPayload:
+    team_id = (
+        None if input.team_id is None else ids.decode(input.team_id, "Team", field=("teamId",))
+    )
     async with write(info) as (session, actor):
         project = await storyboards.create_project(
             session,
@@ -69,7 +76,13 @@ async def create_project(info: Info, input: CreateProjectInput) -> ProjectPayloa
 
 
 @returns_user_errors(ProjectPayload)
-async def update_project(info: Info, input: UpdateProjectInput) -> ProjectPayload:
+async def update_project(
+    info: Info,
+    input: Annotated[
+        UpdateProjectInput,
+        strawberry.argument(description="Changes to a project; omitted fields stay as they are."),
+    ],
+) -> ProjectPayload:
     project_id = ids.decode(input.id, "Project")
     async with write(info) as (session, actor):
         project = await storyboards.update_project(
@@ -85,7 +98,10 @@ async def update_project(info: Info, input: UpdateProjectInput) -> ProjectPayloa
 
 
 @returns_user_errors(DeletePayload)
-async def delete_project(info: Info, input: DeleteInput) -> DeletePayload:
+async def delete_project(
+    info: Info,
+    input: Annotated[DeleteInput, strawberry.argument(description="The object to delete.")],
+) -> DeletePayload:
     project_id = ids.decode(input.id, "Project")
     async with write(info) as (session, actor):
         await storyboards.delete_project(session, actor, project_id=project_id)
@@ -96,10 +112,17 @@ async def delete_project(info: Info, input: DeleteInput) -> DeletePayload:
 
 
 @returns_user_errors(ScenePayload)
-async def create_scene(info: Info, input: CreateSceneInput) -> ScenePayload:
+async def create_scene(
+    info: Info,
+    input: Annotated[
+        CreateSceneInput, strawberry.argument(description="A new scene, with its shots.")
+    ],
+) -> ScenePayload:
     project_id = ids.decode(input.project_id, "Project", field=("projectId",))
     drafts = [
-        ShotDraft(shot_number=s.shot_number, description=s.description, initial_prompt=s.initial_prompt)
+        ShotDraft(
+            shot_number=s.shot_number, description=s.description, initial_prompt=s.initial_prompt
+        )
         for s in input.shots
     ]
     async with write(info) as (session, actor):
@@ -116,7 +139,13 @@ async def create_scene(info: Info, input: CreateSceneInput) -> ScenePayload:
 
 
 @returns_user_errors(ScenePayload)
-async def update_scene(info: Info, input: UpdateSceneInput) -> ScenePayload:
+async def update_scene(
+    info: Info,
+    input: Annotated[
+        UpdateSceneInput,
+        strawberry.argument(description="Changes to a scene; omitted fields stay as they are."),
+    ],
+) -> ScenePayload:
     scene_id = ids.decode(input.id, "Scene")
     async with write(info) as (session, actor):
         scene = await storyboards.update_scene(
@@ -130,7 +159,10 @@ async def update_scene(info: Info, input: UpdateSceneInput) -> ScenePayload:
 
 
 @returns_user_errors(DeletePayload)
-async def delete_scene(info: Info, input: DeleteInput) -> DeletePayload:
+async def delete_scene(
+    info: Info,
+    input: Annotated[DeleteInput, strawberry.argument(description="The object to delete.")],
+) -> DeletePayload:
     scene_id = ids.decode(input.id, "Scene")
     async with write(info) as (session, actor):
         await storyboards.delete_scene(session, actor, scene_id=scene_id)
@@ -138,7 +170,13 @@ async def delete_scene(info: Info, input: DeleteInput) -> DeletePayload:
 
 
 @returns_user_errors(ProjectPayload)
-async def reorder_scenes(info: Info, input: ReorderInput) -> ProjectPayload:
+async def reorder_scenes(
+    info: Info,
+    input: Annotated[
+        ReorderInput,
+        strawberry.argument(description="A new order for the children of a project or scene."),
+    ],
+) -> ProjectPayload:
     project_id = ids.decode(input.parent_id, "Project", field=("parentId",))
     scene_ids = _decode_all(input.ids, "Scene")
     async with write(info) as (session, actor):
@@ -152,7 +190,9 @@ async def reorder_scenes(info: Info, input: ReorderInput) -> ProjectPayload:
 
 
 @returns_user_errors(ShotPayload)
-async def create_shot(info: Info, input: CreateShotInput) -> ShotPayload:
+async def create_shot(
+    info: Info, input: Annotated[CreateShotInput, strawberry.argument(description="A new shot.")]
+) -> ShotPayload:
     scene_id = ids.decode(input.scene_id, "Scene", field=("sceneId",))
     async with write(info) as (session, actor):
         shot = await storyboards.create_shot(
@@ -167,7 +207,13 @@ async def create_shot(info: Info, input: CreateShotInput) -> ShotPayload:
 
 
 @returns_user_errors(ShotPayload)
-async def update_shot(info: Info, input: UpdateShotInput) -> ShotPayload:
+async def update_shot(
+    info: Info,
+    input: Annotated[
+        UpdateShotInput,
+        strawberry.argument(description="Changes to a shot; omitted fields stay as they are."),
+    ],
+) -> ShotPayload:
     shot_id = ids.decode(input.id, "Shot")
     async with write(info) as (session, actor):
         shot = await storyboards.update_shot(
@@ -181,7 +227,10 @@ async def update_shot(info: Info, input: UpdateShotInput) -> ShotPayload:
 
 
 @returns_user_errors(DeletePayload)
-async def delete_shot(info: Info, input: DeleteInput) -> DeletePayload:
+async def delete_shot(
+    info: Info,
+    input: Annotated[DeleteInput, strawberry.argument(description="The object to delete.")],
+) -> DeletePayload:
     shot_id = ids.decode(input.id, "Shot")
     async with write(info) as (session, actor):
         await storyboards.delete_shot(session, actor, shot_id=shot_id)
@@ -189,11 +238,19 @@ async def delete_shot(info: Info, input: DeleteInput) -> DeletePayload:
 
 
 @returns_user_errors(ScenePayload)
-async def reorder_shots(info: Info, input: ReorderInput) -> ScenePayload:
+async def reorder_shots(
+    info: Info,
+    input: Annotated[
+        ReorderInput,
+        strawberry.argument(description="A new order for the children of a project or scene."),
+    ],
+) -> ScenePayload:
     scene_id = ids.decode(input.parent_id, "Scene", field=("parentId",))
     shot_ids = _decode_all(input.ids, "Shot")
     async with write(info) as (session, actor):
-        scene = await storyboards.reorder_shots(session, actor, scene_id=scene_id, shot_ids=shot_ids)
+        scene = await storyboards.reorder_shots(
+            session, actor, scene_id=scene_id, shot_ids=shot_ids
+        )
     return ScenePayload(scene=Scene.from_row(scene))
 
 
@@ -201,7 +258,15 @@ async def reorder_shots(info: Info, input: ReorderInput) -> ScenePayload:
 
 
 @returns_user_errors(GenerateShotImagesPayload)
-async def add_shot_images(info: Info, input: AddShotImagesInput) -> GenerateShotImagesPayload:
+async def add_shot_images(
+    info: Info,
+    input: Annotated[
+        AddShotImagesInput,
+        strawberry.argument(
+            description="A batch of images made elsewhere, recorded as the shot's next iteration."
+        ),
+    ],
+) -> GenerateShotImagesPayload:
     shot_id = ids.decode(input.shot_id, "Shot", field=("shotId",))
     parent_id = (
         None
@@ -213,7 +278,7 @@ async def add_shot_images(info: Info, input: AddShotImagesInput) -> GenerateShot
             variant_number=image.variant_number,
             status=GenerationStatus(image.status),
             image_url=image.image_url,
-            metadata=image.metadata,
+            metadata=cast(dict[str, Any] | None, image.metadata),
         )
         for image in input.images
     ]
@@ -231,7 +296,13 @@ async def add_shot_images(info: Info, input: AddShotImagesInput) -> GenerateShot
 
 
 @returns_user_errors(ShotImagePayload)
-async def set_image_favorite(info: Info, input: SetImageFavoriteInput) -> ShotImagePayload:
+async def set_image_favorite(
+    info: Info,
+    input: Annotated[
+        SetImageFavoriteInput,
+        strawberry.argument(description="Mark or unmark an image as a favourite."),
+    ],
+) -> ShotImagePayload:
     image_id = ids.decode(input.image_id, "ShotImage", field=("imageId",))
     async with write(info) as (session, actor):
         image = await shot_images.set_image_favorite(
@@ -241,7 +312,10 @@ async def set_image_favorite(info: Info, input: SetImageFavoriteInput) -> ShotIm
 
 
 @returns_user_errors(DeletePayload)
-async def delete_shot_image(info: Info, input: DeleteInput) -> DeletePayload:
+async def delete_shot_image(
+    info: Info,
+    input: Annotated[DeleteInput, strawberry.argument(description="The object to delete.")],
+) -> DeletePayload:
     image_id = ids.decode(input.id, "ShotImage")
     async with write(info) as (session, actor):
         await shot_images.delete_shot_image(session, actor, image_id=image_id)
@@ -249,7 +323,12 @@ async def delete_shot_image(info: Info, input: DeleteInput) -> DeletePayload:
 
 
 @returns_user_errors(StoryboardSelectionPayload)
-async def select_master_shot(info: Info, input: SelectMasterShotInput) -> StoryboardSelectionPayload:
+async def select_master_shot(
+    info: Info,
+    input: Annotated[
+        SelectMasterShotInput, strawberry.argument(description="Choose a shot's master image.")
+    ],
+) -> StoryboardSelectionPayload:
     shot_id = ids.decode(input.shot_id, "Shot", field=("shotId",))
     image_id = ids.decode(input.image_id, "ShotImage", field=("imageId",))
     async with write(info) as (session, actor):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import strawberry
-from strawberry.types import ExecutionContext
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.types import ExecutionContext
 
 from resolvers.mutation import Mutation
 from resolvers.query import Query

@@ -14,7 +14,9 @@ class PageInfo:
     has_next_page: bool = strawberry.field(description="More items follow this page.")
     has_previous_page: bool = strawberry.field(description="Items come before this page.")
     start_cursor: str | None = strawberry.field(description="The cursor of the first item.")
-    end_cursor: str | None = strawberry.field(description="The cursor of the last item; pass as `after`.")
+    end_cursor: str | None = strawberry.field(
+        description="The cursor of the last item; pass as `after`."
+    )
 
 
 @strawberry.type(description="A project and its place in the list.")

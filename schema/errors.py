@@ -7,7 +7,9 @@ import strawberry
 from services.errors import StudioError
 
 
-@strawberry.type(description="Something about the input that stopped a mutation; nothing was changed.")
+@strawberry.type(
+    description="Something about the input that stopped a mutation; nothing was changed."
+)
 class UserError:
     code: str = strawberry.field(
         description="A stable, machine-readable code, such as NOT_FOUND, BLANK or TOO_LONG."

@@ -1,9 +1,9 @@
 """Opaque global IDs: base64 of "TypeName:primary key", as Relay expects.
 
-    >>> encode("Project", 7)
-    'UHJvamVjdDo3'
-    >>> decode("UHJvamVjdDo3", "Project")
-    7
+>>> encode("Project", 7)
+'UHJvamVjdDo3'
+>>> decode("UHJvamVjdDo3", "Project")
+7
 """
 
 from __future__ import annotations

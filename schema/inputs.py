@@ -48,7 +48,9 @@ class DeleteInput:
 
 @strawberry.input(description="A new order for the children of a project or scene.")
 class ReorderInput:
-    parent_id: strawberry.ID = strawberry.field(description="The project (for scenes) or scene (for shots).")
+    parent_id: strawberry.ID = strawberry.field(
+        description="The project (for scenes) or scene (for shots)."
+    )
     ids: list[strawberry.ID] = strawberry.field(
         description="Every child's ID, each once, in the new order."
     )
@@ -115,14 +117,18 @@ class UpdateShotInput:
 @strawberry.input(description="An image made elsewhere.")
 class ShotImageDraftInput:
     variant_number: int = strawberry.field(description="Its place in the iteration, 1..12, unique.")
-    status: GenerationStatus = strawberry.field(description="Its state; COMPLETE needs an imageUrl.")
+    status: GenerationStatus = strawberry.field(
+        description="Its state; COMPLETE needs an imageUrl."
+    )
     image_url: str | None = strawberry.field(default=None, description="An absolute http(s) URL.")
     metadata: JSON | None = strawberry.field(
         default=None, description="Generation parameters, a JSON object of at most 16 KiB."
     )
 
 
-@strawberry.input(description="A batch of images made elsewhere, recorded as the shot's next iteration.")
+@strawberry.input(
+    description="A batch of images made elsewhere, recorded as the shot's next iteration."
+)
 class AddShotImagesInput:
     shot_id: strawberry.ID = strawberry.field(description="The shot.")
     iteration_prompt: str = strawberry.field(description="The prompt the images were made from.")

@@ -38,7 +38,9 @@ class DeletePayload:
 
 @strawberry.type(description="The result of starting or recording an image iteration.")
 class GenerateShotImagesPayload:
-    iteration: ImageIteration | None = strawberry.field(default=None, description="The new iteration.")
+    iteration: ImageIteration | None = strawberry.field(
+        default=None, description="The new iteration."
+    )
     images: list[ShotImage] | None = strawberry.field(default=None, description="Its images.")
     user_errors: list[UserError] = strawberry.field(default_factory=list, description=_ERRORS)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Self, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -24,7 +24,9 @@ class ProjectProgress:
     total_shots: int = strawberry.field(description="Shots in the project.")
     shots_with_selections: int = strawberry.field(description="Shots with a master image.")
     shots_with_animations: int = strawberry.field(description="Shots whose master is animated.")
-    selection_progress: float = strawberry.field(description="Percent of shots with a master, 0..100.")
+    selection_progress: float = strawberry.field(
+        description="Percent of shots with a master, 0..100."
+    )
     animation_progress: float = strawberry.field(description="Percent of shots animated, 0..100.")
     is_selection_complete: bool = strawberry.field(description="Every shot has a master image.")
     is_animation_complete: bool = strawberry.field(description="Every shot's master is animated.")
@@ -87,7 +89,9 @@ class Project(Node):
         rows = await info.context.loaders.scenes_of_project.load(self.row.id or 0)
         return [Scene.from_row(row) for row in rows]
 
-    @strawberry.field(description="The master image of every selected shot, ordered by scene, then shot.")
+    @strawberry.field(
+        description="The master image of every selected shot, ordered by scene, then shot."
+    )
     async def storyboard(self, info: Info) -> list[StoryboardSelection]:
         rows = await info.context.loaders.storyboard_of_project.load(self.row.id or 0)
         return [StoryboardSelection.from_row(row) for row in rows]
@@ -192,7 +196,10 @@ class Shot(Node):
 
     @strawberry.field(description="The shot's image iterations, ordered by iteration number.")
     async def iterations(self, info: Info) -> list[ImageIteration]:
-        return [ImageIteration.from_iteration(it) for it in shot_images.group_iterations(await self._images(info))]
+        return [
+            ImageIteration.from_iteration(it)
+            for it in shot_images.group_iterations(await self._images(info))
+        ]
 
     @strawberry.field(description="The shot's images, ordered by iteration, then variant.")
     async def images(
@@ -227,7 +234,9 @@ class ImageIteration:
     status: GenerationStatus = strawberry.field(
         description="A summary: in progress while any image is, else COMPLETE if any image is."
     )
-    images: list[ShotImage] = strawberry.field(description="The variants, ordered by variant number.")
+    images: list[ShotImage] = strawberry.field(
+        description="The variants, ordered by variant number."
+    )
     parent_image_id: strawberry.Private[int | None]
 
     @classmethod
@@ -250,7 +259,9 @@ class ShotImage(Node):
     iteration_number: int = strawberry.field(description="The iteration it belongs to.")
     variant_number: int = strawberry.field(description="Its place in the iteration, 1..12.")
     status: GenerationStatus = strawberry.field(description="Where its generation stands.")
-    image_url: str | None = strawberry.field(description="Where to fetch the image, once it exists.")
+    image_url: str | None = strawberry.field(
+        description="Where to fetch the image, once it exists."
+    )
     iteration_prompt: str = strawberry.field(description="The prompt of its iteration.")
     is_favorite: bool = strawberry.field(description="Whether it is marked as a favourite.")
     prediction_id: str | None = strawberry.field(description="The provider's prediction ID.")
@@ -276,7 +287,7 @@ class ShotImage(Node):
             is_favorite=row.is_favorite,
             prediction_id=row.prediction_id,
             model=row.model,
-            metadata=row.generation_metadata,
+            metadata=cast(JSON, row.generation_metadata),
             error=row.error,
             created_at=row.created_at,
             updated_at=row.updated_at,
@@ -305,7 +316,9 @@ class StoryboardSelection(Node):
     animation_status: GenerationStatus | None = strawberry.field(
         description="Where its animation stands; null until one is asked for."
     )
-    animated_video_url: str | None = strawberry.field(description="Where to fetch the clip, once it exists.")
+    animated_video_url: str | None = strawberry.field(
+        description="Where to fetch the clip, once it exists."
+    )
     prediction_id: str | None = strawberry.field(description="The provider's prediction ID.")
     error: str | None = strawberry.field(description="Why the animation failed, if it did.")
     created_at: datetime = strawberry.field(description="When it was made.")
@@ -317,7 +330,9 @@ class StoryboardSelection(Node):
         return cls(
             id=ids.encode("StoryboardSelection", row.id),
             row=row,
-            animation_status=GenerationStatus(row.animation_status) if row.animation_status else None,
+            animation_status=GenerationStatus(row.animation_status)
+            if row.animation_status
+            else None,
             animated_video_url=row.animated_video_url,
             prediction_id=row.prediction_id,
             error=row.error,

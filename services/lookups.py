@@ -45,7 +45,9 @@ async def children(
     return grouped
 
 
-async def scenes_for_projects(session: AsyncSession, ids: Sequence[int]) -> dict[int, list[SceneRow]]:
+async def scenes_for_projects(
+    session: AsyncSession, ids: Sequence[int]
+) -> dict[int, list[SceneRow]]:
     return await children(session, SceneRow, SceneRow.project_id, ids, [col(SceneRow.scene_number)])
 
 

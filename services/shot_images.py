@@ -122,11 +122,16 @@ async def add_shot_images(
     shot, project = await shot_for_write(session, actor, shot_id)
     checks = Checks()
     prompt = checks.text(
-        iteration_prompt, field=("iterationPrompt",), max_length=PROMPT_MAX, label="iteration prompt"
+        iteration_prompt,
+        field=("iterationPrompt",),
+        max_length=PROMPT_MAX,
+        label="iteration prompt",
     )
     if not 1 <= len(images) <= MAX_VARIANTS:
         checks.fail(
-            "OUT_OF_RANGE", f"An iteration has 1 to {MAX_VARIANTS} images; got {len(images)}.", ("images",)
+            "OUT_OF_RANGE",
+            f"An iteration has 1 to {MAX_VARIANTS} images; got {len(images)}.",
+            ("images",),
         )
     seen: set[int] = set()
     cleaned: list[ImageDraft] = []
@@ -148,9 +153,15 @@ async def add_shot_images(
                 )
             )
         seen.add(draft.variant_number)
-        url = None if draft.image_url is None else checks.url(draft.image_url, field=(*where, "imageUrl"))
+        url = (
+            None
+            if draft.image_url is None
+            else checks.url(draft.image_url, field=(*where, "imageUrl"))
+        )
         if url is None and draft.status is GenerationStatus.COMPLETE:
-            checks.fail("IMAGE_URL_REQUIRED", "A COMPLETE image needs its imageUrl.", (*where, "imageUrl"))
+            checks.fail(
+                "IMAGE_URL_REQUIRED", "A COMPLETE image needs its imageUrl.", (*where, "imageUrl")
+            )
         metadata = checks.json_object(draft.metadata, field=(*where, "metadata"))
         cleaned.append(ImageDraft(draft.variant_number, draft.status, url, metadata))
     checks.raise_if_any()
@@ -215,7 +226,9 @@ async def delete_shot_image(session: AsyncSession, actor: Actor, *, image_id: in
     image, _ = await image_for_write(session, actor, image_id)
     selected = (
         await session.exec(
-            select(StoryboardSelectionRow.id).where(StoryboardSelectionRow.selected_image_id == image_id)
+            select(StoryboardSelectionRow.id).where(
+                StoryboardSelectionRow.selected_image_id == image_id
+            )
         )
     ).first()
     if selected is not None:
@@ -236,7 +249,9 @@ async def select_master_shot(
     A new master discards the animation made from the old one.
     """
     _, project = await shot_for_write(session, actor, shot_id)
-    image = await _image_of_shot(session, image_id, shot_id, field=("imageId",), role="master image")
+    image = await _image_of_shot(
+        session, image_id, shot_id, field=("imageId",), role="master image"
+    )
     if image.status != GenerationStatus.COMPLETE:
         raise InvalidInput(
             f"Only a COMPLETE image can be a master image; this one is {image.status}.",
@@ -244,7 +259,9 @@ async def select_master_shot(
             field=("imageId",),
         )
     selection = (
-        await session.exec(select(StoryboardSelectionRow).where(StoryboardSelectionRow.shot_id == shot_id))
+        await session.exec(
+            select(StoryboardSelectionRow).where(StoryboardSelectionRow.shot_id == shot_id)
+        )
     ).first()
     if selection is None:
         assert project.id is not None
@@ -274,7 +291,11 @@ async def images_for_shots(
     result = await session.exec(
         select(ShotImageRow)
         .where(col(ShotImageRow.shot_id).in_(shot_ids))
-        .order_by(col(ShotImageRow.shot_id), col(ShotImageRow.iteration_number), col(ShotImageRow.variant_number))
+        .order_by(
+            col(ShotImageRow.shot_id),
+            col(ShotImageRow.iteration_number),
+            col(ShotImageRow.variant_number),
+        )
     )
     grouped: dict[int, list[ShotImageRow]] = {shot_id: [] for shot_id in shot_ids}
     for image in result:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlmodel import SQLModel, col, func, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services import workflow
@@ -184,11 +184,11 @@ async def delete_project(session: AsyncSession, actor: Actor, *, project_id: int
     await session.delete(project)
 
 
-def _apply(row: SQLModel, changes: dict[str, Any]) -> None:
+def _apply(row: ProjectRow | SceneRow | ShotRow, changes: dict[str, Any]) -> None:
     for name, value in changes.items():
         setattr(row, name, value)
     if changes:
-        row.updated_at = utcnow()  # type: ignore[attr-defined]
+        row.updated_at = utcnow()
 
 
 # --- dense numbering --------------------------------------------------------------
@@ -224,7 +224,9 @@ async def _renumber(
     await session.flush()
 
 
-def _slot(checks: Checks, number: int | None, count: int, *, field: Sequence[str], label: str) -> int:
+def _slot(
+    checks: Checks, number: int | None, count: int, *, field: Sequence[str], label: str
+) -> int:
     """The number a new row takes: `number` if within 1..count+1, else appended."""
     if number is None:
         return count + 1
@@ -245,7 +247,9 @@ def _check_order(ids: Sequence[int], current: Sequence[int], what: str) -> None:
 
 async def _scenes_of(session: AsyncSession, project_id: int) -> list[SceneRow]:
     result = await session.exec(
-        select(SceneRow).where(SceneRow.project_id == project_id).order_by(col(SceneRow.scene_number))
+        select(SceneRow)
+        .where(SceneRow.project_id == project_id)
+        .order_by(col(SceneRow.scene_number))
     )
     return list(result.all())
 
@@ -278,19 +282,29 @@ async def create_scene(
     siblings = await _scenes_of(session, project_id)
     checks = Checks()
     title = checks.text(title, field=("title",), max_length=TITLE_MAX)
-    description = checks.optional_text(description, field=("description",), max_length=DESCRIPTION_MAX)
-    number = _slot(checks, scene_number, len(siblings), field=("sceneNumber",), label="scene number")
+    description = checks.optional_text(
+        description, field=("description",), max_length=DESCRIPTION_MAX
+    )
+    number = _slot(
+        checks, scene_number, len(siblings), field=("sceneNumber",), label="scene number"
+    )
     if len(siblings) >= MAX_SCENES_PER_PROJECT:
         checks.fail(
-            "LIMIT_REACHED", f"A project holds at most {MAX_SCENES_PER_PROJECT} scenes.", ("projectId",)
+            "LIMIT_REACHED",
+            f"A project holds at most {MAX_SCENES_PER_PROJECT} scenes.",
+            ("projectId",),
         )
     if len(shots) > MAX_SHOTS_PER_SCENE:
-        checks.fail("LIMIT_REACHED", f"A scene holds at most {MAX_SHOTS_PER_SCENE} shots.", ("shots",))
+        checks.fail(
+            "LIMIT_REACHED", f"A scene holds at most {MAX_SHOTS_PER_SCENE} shots.", ("shots",)
+        )
     drafts = _check_drafts(checks, shots)
     checks.raise_if_any()
 
     await _renumber(session, siblings, "scene_number", skip=number)
-    scene = SceneRow(project_id=project_id, scene_number=number, title=title, description=description)
+    scene = SceneRow(
+        project_id=project_id, scene_number=number, title=title, description=description
+    )
     session.add(scene)
     await session.flush()
     assert scene.id is not None
@@ -315,7 +329,11 @@ def _check_drafts(checks: Checks, shots: Sequence[ShotDraft]) -> list[ShotDraft]
         where = ("shots", str(index))
         if draft.shot_number is not None:
             checks.number(
-                draft.shot_number, field=(*where, "shotNumber"), low=1, high=len(shots), label="shot number"
+                draft.shot_number,
+                field=(*where, "shotNumber"),
+                low=1,
+                high=len(shots),
+                label="shot number",
             )
         cleaned.append(
             (
@@ -336,7 +354,9 @@ def _check_drafts(checks: Checks, shots: Sequence[ShotDraft]) -> list[ShotDraft]
         )
     numbers = [d.shot_number for d in shots if d.shot_number is not None]
     if len(numbers) != len(set(numbers)):
-        checks.fail("DUPLICATE_NUMBER", "Two shots in the list have the same shot number.", ("shots",))
+        checks.fail(
+            "DUPLICATE_NUMBER", "Two shots in the list have the same shot number.", ("shots",)
+        )
     return [draft for _, draft in sorted(cleaned, key=lambda pair: pair[0])]
 
 
@@ -407,8 +427,12 @@ async def create_shot(
     checks = Checks()
     number = _slot(checks, shot_number, len(siblings), field=("shotNumber",), label="shot number")
     if len(siblings) >= MAX_SHOTS_PER_SCENE:
-        checks.fail("LIMIT_REACHED", f"A scene holds at most {MAX_SHOTS_PER_SCENE} shots.", ("sceneId",))
-    description = checks.optional_text(description, field=("description",), max_length=DESCRIPTION_MAX)
+        checks.fail(
+            "LIMIT_REACHED", f"A scene holds at most {MAX_SHOTS_PER_SCENE} shots.", ("sceneId",)
+        )
+    description = checks.optional_text(
+        description, field=("description",), max_length=DESCRIPTION_MAX
+    )
     initial_prompt = checks.optional_text(
         initial_prompt, field=("initialPrompt",), max_length=PROMPT_MAX, label="initial prompt"
     )
@@ -479,7 +503,9 @@ async def reorder_shots(
 
 
 async def count_projects(session: AsyncSession, team_ids: Sequence[int]) -> int:
-    statement = select(func.count()).select_from(ProjectRow).where(col(ProjectRow.team_id).in_(team_ids))
+    statement = (
+        select(func.count()).select_from(ProjectRow).where(col(ProjectRow.team_id).in_(team_ids))
+    )
     return (await session.exec(statement)).one()
 
 
@@ -490,5 +516,7 @@ async def page_of_projects(
     statement = select(ProjectRow).where(col(ProjectRow.team_id).in_(team_ids))
     if before_id is not None:
         statement = statement.where(col(ProjectRow.id) < before_id)
-    rows = list((await session.exec(statement.order_by(col(ProjectRow.id).desc()).limit(first + 1))).all())
+    rows = list(
+        (await session.exec(statement.order_by(col(ProjectRow.id).desc()).limit(first + 1))).all()
+    )
     return rows[:first], len(rows) > first

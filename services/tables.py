@@ -11,7 +11,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -73,11 +73,15 @@ def _id(**kwargs: Any) -> Any:
 
 
 def _ref(target: str, *, ondelete: str | None = "CASCADE", index: bool = False) -> Any:
-    return Field(foreign_key=target, ondelete=ondelete, sa_type=IdType, index=index)
+    options: dict[str, Any] = {"foreign_key": target, "sa_type": IdType, "index": index}
+    if ondelete is not None:
+        options["ondelete"] = ondelete
+    return Field(**options)
 
 
-def _optional_ref(target: str, *, ondelete: str | None) -> Any:
-    return Field(default=None, foreign_key=target, ondelete=ondelete, sa_type=IdType)
+def _optional_ref(target: str, *, ondelete: str) -> Any:
+    options: dict[str, Any] = {"foreign_key": target, "sa_type": IdType, "ondelete": ondelete}
+    return Field(default=None, **options)
 
 
 def _created() -> Any:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, Union
 from urllib.parse import urlsplit
 
 from services.errors import InvalidInput, StudioError, ValidationFailed
@@ -57,9 +57,7 @@ class Checks:
         if min_length > 0 and not cleaned:
             self.fail("BLANK", f"The {label} cannot be blank.", field)
         elif len(cleaned) < min_length:
-            self.fail(
-                "TOO_SHORT", f"The {label} must be at least {min_length} characters.", field
-            )
+            self.fail("TOO_SHORT", f"The {label} must be at least {min_length} characters.", field)
         elif len(cleaned) > max_length:
             self.fail(
                 "TOO_LONG",
@@ -125,4 +123,4 @@ UNCHANGED = _Unchanged.UNCHANGED
 """The value of an update argument that was not given, as opposed to given as None."""
 
 T = TypeVar("T")
-Maybe = T | Literal[_Unchanged.UNCHANGED]
+Maybe = Union[T, Literal[_Unchanged.UNCHANGED]]  # noqa: UP007 (a generic alias needs Union)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.sql import ColumnElement
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.tables import (
@@ -82,22 +83,24 @@ async def progress_for_projects(
     """The progress of each project, in one statement."""
     if not project_ids:
         return {}
-    pid = ProjectRow.id
+    pid = col(ProjectRow.id)
+    selection_project = col(StoryboardSelectionRow.project_id)
     statement = select(
         pid,
-        _count(SceneRow, SceneRow.project_id == pid),  # type: ignore[arg-type]
-        _count(ShotRow, ShotRow.project_id == pid),  # type: ignore[arg-type]
-        _count(StoryboardSelectionRow, StoryboardSelectionRow.project_id == pid),  # type: ignore[arg-type]
+        _count(SceneRow, col(SceneRow.project_id) == pid),
+        _count(ShotRow, col(ShotRow.project_id) == pid),
+        _count(StoryboardSelectionRow, selection_project == pid),
         _count(
             StoryboardSelectionRow,
-            StoryboardSelectionRow.project_id == pid,  # type: ignore[arg-type]
-            StoryboardSelectionRow.animation_status == GenerationStatus.COMPLETE,  # type: ignore[arg-type]
+            selection_project == pid,
+            col(StoryboardSelectionRow.animation_status) == GenerationStatus.COMPLETE,
         ),
         exists()
-        .where(ShotImageRow.shot_id == ShotRow.id, ShotRow.project_id == pid)  # type: ignore[arg-type]
-        .correlate(ProjectRow),  # type: ignore[arg-type]
-    ).where(pid.in_(project_ids))  # type: ignore[union-attr]
-    rows = (await session.exec(statement)).all()
+        .where(col(ShotImageRow.shot_id) == col(ShotRow.id), col(ShotRow.project_id) == pid)
+        .correlate(ProjectRow),
+    ).where(pid.in_(project_ids))
+    # sqlmodel's `exec` is typed for its own `select`, which stops at four columns.
+    rows = (await session.exec(statement)).all()  # type: ignore[call-overload]
     return {
         row[0]: Progress(
             total_scenes=row[1],

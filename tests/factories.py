@@ -38,7 +38,11 @@ async def mutate(
     db: Database, name: str, input: dict[str, Any], selection: str, *, token: str | None
 ) -> dict[str, Any]:
     """Run `name(input:)` and return its payload (with userErrors selected)."""
-    query = f"mutation($input: {name[0].upper() + name[1:]}Input!) {{ {name}(input: $input) {{ {selection} userErrors {{ code field message }} }} }}"
+    input_type = schema._schema.mutation_type.fields[name].args["input"].type  # type: ignore[union-attr]
+    query = (
+        f"mutation($input: {input_type}) {{ {name}(input: $input) "
+        f"{{ {selection} userErrors {{ code field message }} }} }}"
+    )
     data = await gql(db, query, {"input": input}, token=token)
     payload: dict[str, Any] = data[name]
     return payload
@@ -98,7 +102,9 @@ async def team_with(
     return team_id
 
 
-async def project(db: Database, owner: Account, *, title: str = "Night Market", team_id: str | None = None) -> str:
+async def project(
+    db: Database, owner: Account, *, title: str = "Night Market", team_id: str | None = None
+) -> str:
     payload = await mutate_ok(
         db,
         "createProject",
@@ -111,15 +117,30 @@ async def project(db: Database, owner: Account, *, title: str = "Night Market", 
 
 
 async def scene(
-    db: Database, owner: Account, project_id: str, *, title: str = "Arrival", shots: int = 0, **extra: Any
+    db: Database,
+    owner: Account,
+    project_id: str,
+    *,
+    title: str = "Arrival",
+    shots: int | list[dict[str, Any]] = 0,
+    **extra: Any,
 ) -> dict[str, Any]:
+    """A scene with `shots` numbered drafts (or exactly the drafts given)."""
+    drafts = (
+        shots
+        if isinstance(shots, list)
+        else [
+            {"description": f"Shot {n}", "initialPrompt": f"prompt {n}"}
+            for n in range(1, shots + 1)
+        ]
+    )
     payload = await mutate_ok(
         db,
         "createScene",
         {
             "projectId": project_id,
             "title": title,
-            "shots": [{"description": f"Shot {n}", "initialPrompt": f"prompt {n}"} for n in range(1, shots + 1)],
+            "shots": drafts,
             **extra,
         },
         "scene { id sceneNumber shots { id shotNumber } }",
@@ -150,7 +171,7 @@ async def iteration(
     parent_image_id: str | None = None,
     prompt: str = "neon reflections",
 ) -> dict[str, Any]:
-    payload = await mutate_ok(
+    return await mutate_ok(
         db,
         "addShotImages",
         {
@@ -162,4 +183,3 @@ async def iteration(
         "iteration { iterationNumber prompt status parentImage { id } } images { id variantNumber status }",
         token=owner.token,
     )
-    return payload

@@ -66,6 +66,12 @@ def schema(_: argparse.Namespace) -> None:
     print(graphql_schema.as_str())
 
 
+def bench(args: argparse.Namespace) -> None:
+    from api.bench import main as run_bench
+
+    run_bench(args.postgres)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="studio", description="Storyboard Studio server.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -75,6 +81,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     serve_parser.set_defaults(run=serve)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(run=migrate)
     commands.add_parser("schema", help="print the GraphQL schema (SDL)").set_defaults(run=schema)
+    bench_parser = commands.add_parser("bench", help="print benchmark figures")
+    bench_parser.add_argument(
+        "--postgres",
+        metavar="ADMIN_URL",
+        help="also measure on PostgreSQL, in a database made and dropped through this URL",
+    )
+    bench_parser.set_defaults(run=bench)
     args = parser.parse_args(argv)
     try:
         args.run(args)

@@ -18,12 +18,11 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
 
 import migrations
 from api.graphql import build_context
 from schema.app import schema
-from services.database import Database
+from services.database import Database, scratch_postgres_database
 
 NESTED = """query($id: ID!) { project(id: $id) { title progress { selectionProgress }
   scenes { sceneNumber shots { shotNumber latestIterationNumber selectedImage { id }
@@ -126,22 +125,8 @@ async def bench_storyboard(url: str) -> list[str]:
 
 
 async def _with_postgres(admin_url: str) -> list[str]:
-    url = make_url(admin_url)
-    admin = await asyncpg.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        password=url.password,
-        database=url.database or "postgres",
-        timeout=5,
-    )
-    name = f"studio_bench_{secrets.token_hex(4)}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        return await bench_storyboard(url.set(database=name).render_as_string(hide_password=False))
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with scratch_postgres_database(admin_url, prefix="studio_bench") as url:
+        return await bench_storyboard(url)
 
 
 async def run(postgres_admin_url: str | None) -> None:

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -85,3 +86,30 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(connection: Connection) -> None:
         write = connection.get_execution_options().get(_WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@asynccontextmanager
+async def scratch_postgres_database(admin_url: str, *, prefix: str) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database for tests and benchmarks, dropped on exit.
+
+    `admin_url` names any database the user may connect to and create databases
+    from; the URL yielded is the same with the new database's name.
+    """
+    import asyncpg  # only scratch databases need a raw connection
+
+    url = make_url(admin_url)
+    admin = await asyncpg.connect(
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        database=url.database or "postgres",
+        timeout=5,
+    )
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -8,16 +8,14 @@ be reached the PostgreSQL half fails under CI=true and is skipped elsewhere.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 import migrations
-from services.database import Database
+from services.database import Database, scratch_postgres_database
 
 ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -32,32 +30,14 @@ def _unavailable(what: str, error: BaseException) -> None:
     pytest.skip(message)
 
 
-async def _admin_connection() -> asyncpg.Connection:
-    url = make_url(ADMIN_URL)
-    return await asyncpg.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        password=url.password,
-        database=url.database or "postgres",
-        timeout=5,
-    )
-
-
 @pytest.fixture(scope="session")
 async def postgresql_url() -> AsyncIterator[str]:
     """A fresh PostgreSQL database for this run, dropped afterwards."""
     try:
-        admin = await _admin_connection()
+        async with scratch_postgres_database(ADMIN_URL, prefix="studio_test") as url:
+            yield url
     except (OSError, asyncpg.PostgresError) as error:
         _unavailable("PostgreSQL", error)
-    name = f"studio_test_{secrets.token_hex(6)}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.fixture(scope="session")
@@ -89,13 +69,7 @@ async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> 
         yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
         return
     try:
-        admin = await _admin_connection()
+        async with scratch_postgres_database(ADMIN_URL, prefix="studio_empty") as url:
+            yield url
     except (OSError, asyncpg.PostgresError) as error:
         _unavailable("PostgreSQL", error)
-    name = f"studio_empty_{secrets.token_hex(6)}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()

@@ -37,7 +37,7 @@ async def upgrade_to_head(db: Database) -> None:
     def upgrade(connection: Connection) -> None:
         command.upgrade(alembic_config(connection), "head")
 
-    async with db.engine.begin() as connection:
+    async with db.write_engine.begin() as connection:
         await connection.run_sync(upgrade)
 
 

@@ -3,8 +3,8 @@
 PostgreSQL (asyncpg) in production; an SQLite file (aiosqlite) as the embedded
 default. On SQLite, write transactions start with `BEGIN IMMEDIATE`, so two
 writers queue on the file lock instead of failing half-way with "database is
-locked"; on PostgreSQL, writers lock the parent row they change (see
-`services.storyboards`).
+locked", and reads run without a transaction; on PostgreSQL, writers lock the
+parent row they change (see `services.storyboards`).
 
 Example:
 
@@ -45,7 +45,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
-        self._writer = self.engine.execution_options(**{_WRITE_OPTION: True})
+        self.write_engine: AsyncEngine = self.engine.execution_options(**{_WRITE_OPTION: True})
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -56,7 +56,10 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on any error."""
-        async with AsyncSession(self._writer, expire_on_commit=False) as session, session.begin():
+        async with (
+            AsyncSession(self.write_engine, expire_on_commit=False) as session,
+            session.begin(),
+        ):
             yield session
 
     async def ping(self) -> None:
@@ -84,8 +87,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        write = connection.get_execution_options().get(_WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # Writers take the file's write lock up front. Readers open no transaction:
+        # each read is one statement, and WAL gives every statement a consistent view.
+        if connection.get_execution_options().get(_WRITE_OPTION, False):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @asynccontextmanager

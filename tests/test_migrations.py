@@ -46,7 +46,7 @@ async def test_upgrade_downgrade_upgrade_and_models_match(empty_database_url: st
         def downgrade(connection: Connection) -> None:
             command.downgrade(migrations.alembic_config(connection), "base")
 
-        async with db.engine.begin() as connection:
+        async with db.write_engine.begin() as connection:
             await connection.run_sync(downgrade)
         async with db.engine.connect() as connection:
             remaining = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))

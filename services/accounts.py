@@ -16,7 +16,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.access import Actor
 from services.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, PermissionDenied
 from services.tables import AccessTokenRow, TeamMemberRow, TeamRole, TeamRow, UserRow, utcnow
-from services.validation import EMAIL_MAX, NAME_MAX, PASSWORD_MAX, PASSWORD_MIN, Checks
+from services.validation import (
+    EMAIL_MAX,
+    NAME_MAX,
+    PASSWORD_MAX,
+    PASSWORD_MIN,
+    Checks,
+    storable,
+)
 
 TOKEN_PREFIX = "sbs_"  # noqa: S105 (a marker that makes leaked tokens easy to scan for)
 TOKEN_LIFETIME = timedelta(days=30)
@@ -86,10 +93,11 @@ async def sign_up(
     checks = Checks()
     email = _check_email(checks, email)
     name = checks.text(name, field=("name",), max_length=NAME_MAX)
-    if len(password) < PASSWORD_MIN or len(password) > PASSWORD_MAX:
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX or not storable(password):
         checks.fail(
             "INVALID_PASSWORD",
-            f"The password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long.",
+            f"The password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long, "
+            "without NUL characters.",
             ("password",),
         )
     checks.raise_if_any()
@@ -111,15 +119,24 @@ async def sign_up(
     return user, await _issue_token(session, user.id)
 
 
+async def _user_by_email(session: AsyncSession, email: str) -> UserRow | None:
+    email = email.strip().lower()
+    if not storable(email):  # no account can have it, and PostgreSQL would refuse the query
+        return None
+    return (await session.exec(select(UserRow).where(UserRow.email == email))).first()
+
+
 # A real hash of nothing, so that an unknown email costs as much as a wrong password.
 _DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 
 async def log_in(session: AsyncSession, *, email: str, password: str) -> tuple[UserRow, str]:
-    user = (
-        await session.exec(select(UserRow).where(UserRow.email == email.strip().lower()))
-    ).first()
-    valid = await verify_password(password, user.password_hash if user else _DUMMY_HASH)
+    user = await _user_by_email(session, email)
+    acceptable = storable(password) and len(password) <= PASSWORD_MAX
+    valid = await verify_password(
+        password if acceptable else "", user.password_hash if user else _DUMMY_HASH
+    )
+    valid = valid and acceptable
     if user is None or not valid:
         raise AuthenticationFailed("That email and password do not match an account.")
     assert user.id is not None
@@ -195,9 +212,7 @@ async def add_team_member(
             code="PERSONAL_TEAM",
             field=("teamId",),
         )
-    user = (
-        await session.exec(select(UserRow).where(UserRow.email == email.strip().lower()))
-    ).first()
+    user = await _user_by_email(session, email)
     if user is None or user.id is None:
         raise NotFound("user", field=("email",)) from None
     existing = await session.get(TeamMemberRow, (team_id, user.id))

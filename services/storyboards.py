@@ -135,6 +135,7 @@ async def create_project(
 def _planner_data(checks: Checks, value: str | None) -> str | None:
     if value is None:
         return None
+    checks.storable(value, field=("promptPlannerData",), label="prompt planner data")
     if len(value) > PLANNER_DATA_MAX:
         checks.fail(
             "TOO_LONG",

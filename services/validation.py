@@ -33,6 +33,18 @@ MAX_SHOTS_PER_SCENE = 200
 MAX_SCENES_PER_PROJECT = 500
 
 
+def storable(text: str) -> bool:
+    """Whether the text can be stored on every engine: PostgreSQL refuses NUL
+    characters (and `\\u0000` in JSON), and no engine takes unpaired surrogates."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Checks:
     """Collects input problems so they are reported together."""
 
@@ -64,7 +76,17 @@ class Checks:
                 f"The {label} is {len(cleaned)} characters long; the limit is {max_length}.",
                 field,
             )
+        else:
+            self.storable(cleaned, field=field, label=label)
         return cleaned
+
+    def storable(self, value: str, *, field: Sequence[str], label: str) -> None:
+        if not storable(value):
+            self.fail(
+                "INVALID_CHARACTERS",
+                f"The {label} contains a NUL character or broken Unicode, which cannot be stored.",
+                field,
+            )
 
     def optional_text(
         self, value: str | None, *, field: Sequence[str], max_length: int, label: str | None = None
@@ -89,7 +111,7 @@ class Checks:
         parts = urlsplit(cleaned)
         if len(cleaned) > URL_MAX:
             self.fail("TOO_LONG", f"The URL is longer than {URL_MAX} characters.", field)
-        elif parts.scheme not in ("http", "https") or not parts.netloc:
+        elif parts.scheme not in ("http", "https") or not parts.netloc or not storable(cleaned):
             self.fail("INVALID_URL", "The URL must be an absolute http or https URL.", field)
         return cleaned
 
@@ -99,8 +121,10 @@ class Checks:
         if not isinstance(value, dict):
             self.fail("INVALID_JSON", "The metadata must be a JSON object.", field)
             return None
-        size = len(json.dumps(value, separators=(",", ":")).encode())
-        if size > METADATA_MAX_BYTES:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        if "\\u0000" in text or not storable(text):
+            self.storable("\x00", field=field, label="metadata")
+        elif (size := len(text.encode())) > METADATA_MAX_BYTES:
             self.fail(
                 "TOO_LONG",
                 f"The metadata is {size} bytes; the limit is {METADATA_MAX_BYTES}.",

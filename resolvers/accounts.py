@@ -21,6 +21,7 @@ from schema.accounts import (
 )
 from services import accounts
 from services.tables import TeamRole
+from services.validation import Checks
 
 
 async def _sign_in_as(info: Info, user_id: int, token: str | None) -> None:
@@ -31,7 +32,7 @@ async def _sign_in_as(info: Info, user_id: int, token: str | None) -> None:
     info.context.refresh()
 
 
-@returns_user_errors(AuthPayload)
+@returns_user_errors(AuthPayload, public=True)
 async def sign_up(
     info: Info, input: Annotated[SignUpInput, strawberry.argument(description="A new account.")]
 ) -> AuthPayload:
@@ -43,7 +44,7 @@ async def sign_up(
     return AuthPayload(token=token, user=User.from_row(user))
 
 
-@returns_user_errors(AuthPayload)
+@returns_user_errors(AuthPayload, public=True)
 async def log_in(
     info: Info,
     input: Annotated[LogInInput, strawberry.argument(description="The credentials of an account.")],
@@ -100,8 +101,10 @@ async def remove_team_member(
         strawberry.argument(description="A member to remove from a team (yourself, to leave it)."),
     ],
 ) -> TeamPayload:
-    team_id = ids.decode(input.team_id, "Team", field=("teamId",))
-    user_id = ids.decode(input.user_id, "User", field=("userId",))
+    checks = Checks()
+    team_id = ids.decode_into(checks, input.team_id, "Team", field=("teamId",))
+    user_id = ids.decode_into(checks, input.user_id, "User", field=("userId",))
+    checks.raise_if_any()
     async with write(info) as (session, actor):
         team = await accounts.remove_team_member(session, actor, team_id=team_id, user_id=user_id)
     await _reload_actor(info)

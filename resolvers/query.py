@@ -40,6 +40,7 @@ class Query:
         info: Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="A global ID.")],
     ) -> Node | None:
+        info.context.require_actor()
         type_name, pk = nodes.parse_or_reject(id)
         return await nodes.resolve(info, type_name, pk)
 
@@ -55,6 +56,7 @@ class Query:
         info: Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="The project's ID.")],
     ) -> Project | None:
+        info.context.require_actor()
         _, pk = nodes.parse_or_reject(id, "Project")
         return await nodes.visible_project(info, pk)
 
@@ -64,6 +66,7 @@ class Query:
         info: Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="The team's ID.")],
     ) -> Team | None:
+        info.context.require_actor()
         _, pk = nodes.parse_or_reject(id, "Team")
         node = await nodes.resolve(info, "Team", pk)
         return node if isinstance(node, Team) else None

@@ -31,24 +31,17 @@ from schema.payloads import (
 )
 from schema.storyboard import ImageIteration, Project, Scene, Shot, ShotImage, StoryboardSelection
 from services import shot_images, storyboards
-from services.errors import InvalidInput, StudioError, ValidationFailed
 from services.shot_images import ImageDraft
 from services.storyboards import ShotDraft
 from services.tables import GenerationStatus, WorkflowVersion
+from services.validation import Checks
 
 
-def _decode_all(global_ids: list[strawberry.ID], type_name: str) -> list[int]:
-    """Decode a list of IDs, reporting every bad one at once."""
-    keys: list[int] = []
-    errors: list[StudioError] = []
-    for index, global_id in enumerate(global_ids):
-        try:
-            keys.append(ids.decode(global_id, type_name, field=("ids", str(index))))
-        except InvalidInput as error:
-            errors.append(error)
-    if errors:
-        raise ValidationFailed(errors)
-    return keys
+def _decode_all(checks: Checks, global_ids: list[strawberry.ID], type_name: str) -> list[int]:
+    return [
+        ids.decode_into(checks, global_id, type_name, field=("ids", str(index)))
+        for index, global_id in enumerate(global_ids)
+    ]
 
 
 # --- projects ---------------------------------------------------------------------
@@ -59,13 +52,13 @@ async def create_project(
     info: Info,
     input: Annotated[CreateProjectInput, strawberry.argument(description="A new project.")],
 ) -> ProjectPayload:
-    team_id = (
-        None if input.team_id is None else ids.decode(input.team_id, "Team", field=("teamId",))
-    )
+    checks = Checks()
+    team_id = ids.decode_optional_into(checks, input.team_id, "Team", field=("teamId",))
     async with write(info) as (session, actor):
         project = await storyboards.create_project(
             session,
             actor,
+            checks=checks,
             team_id=team_id,
             title=input.title,
             prompt=input.prompt,
@@ -83,11 +76,13 @@ async def update_project(
         strawberry.argument(description="Changes to a project; omitted fields stay as they are."),
     ],
 ) -> ProjectPayload:
-    project_id = ids.decode(input.id, "Project")
+    checks = Checks()
+    project_id = ids.decode_into(checks, input.id, "Project", field=("id",))
     async with write(info) as (session, actor):
         project = await storyboards.update_project(
             session,
             actor,
+            checks=checks,
             project_id=project_id,
             title=given_required(input.title),
             prompt=given(input.prompt),
@@ -118,7 +113,8 @@ async def create_scene(
         CreateSceneInput, strawberry.argument(description="A new scene, with its shots.")
     ],
 ) -> ScenePayload:
-    project_id = ids.decode(input.project_id, "Project", field=("projectId",))
+    checks = Checks()
+    project_id = ids.decode_into(checks, input.project_id, "Project", field=("projectId",))
     drafts = [
         ShotDraft(
             shot_number=s.shot_number, description=s.description, initial_prompt=s.initial_prompt
@@ -129,6 +125,7 @@ async def create_scene(
         scene = await storyboards.create_scene(
             session,
             actor,
+            checks=checks,
             project_id=project_id,
             title=input.title,
             description=input.description,
@@ -146,11 +143,13 @@ async def update_scene(
         strawberry.argument(description="Changes to a scene; omitted fields stay as they are."),
     ],
 ) -> ScenePayload:
-    scene_id = ids.decode(input.id, "Scene")
+    checks = Checks()
+    scene_id = ids.decode_into(checks, input.id, "Scene", field=("id",))
     async with write(info) as (session, actor):
         scene = await storyboards.update_scene(
             session,
             actor,
+            checks=checks,
             scene_id=scene_id,
             title=given_required(input.title),
             description=given(input.description),
@@ -177,8 +176,10 @@ async def reorder_scenes(
         strawberry.argument(description="A new order for the children of a project or scene."),
     ],
 ) -> ProjectPayload:
-    project_id = ids.decode(input.parent_id, "Project", field=("parentId",))
-    scene_ids = _decode_all(input.ids, "Scene")
+    checks = Checks()
+    project_id = ids.decode_into(checks, input.parent_id, "Project", field=("parentId",))
+    scene_ids = _decode_all(checks, input.ids, "Scene")
+    checks.raise_if_any()
     async with write(info) as (session, actor):
         project = await storyboards.reorder_scenes(
             session, actor, project_id=project_id, scene_ids=scene_ids
@@ -193,11 +194,13 @@ async def reorder_scenes(
 async def create_shot(
     info: Info, input: Annotated[CreateShotInput, strawberry.argument(description="A new shot.")]
 ) -> ShotPayload:
-    scene_id = ids.decode(input.scene_id, "Scene", field=("sceneId",))
+    checks = Checks()
+    scene_id = ids.decode_into(checks, input.scene_id, "Scene", field=("sceneId",))
     async with write(info) as (session, actor):
         shot = await storyboards.create_shot(
             session,
             actor,
+            checks=checks,
             scene_id=scene_id,
             shot_number=input.shot_number,
             description=input.description,
@@ -214,11 +217,13 @@ async def update_shot(
         strawberry.argument(description="Changes to a shot; omitted fields stay as they are."),
     ],
 ) -> ShotPayload:
-    shot_id = ids.decode(input.id, "Shot")
+    checks = Checks()
+    shot_id = ids.decode_into(checks, input.id, "Shot", field=("id",))
     async with write(info) as (session, actor):
         shot = await storyboards.update_shot(
             session,
             actor,
+            checks=checks,
             shot_id=shot_id,
             description=given(input.description),
             initial_prompt=given(input.initial_prompt),
@@ -245,8 +250,10 @@ async def reorder_shots(
         strawberry.argument(description="A new order for the children of a project or scene."),
     ],
 ) -> ScenePayload:
-    scene_id = ids.decode(input.parent_id, "Scene", field=("parentId",))
-    shot_ids = _decode_all(input.ids, "Shot")
+    checks = Checks()
+    scene_id = ids.decode_into(checks, input.parent_id, "Scene", field=("parentId",))
+    shot_ids = _decode_all(checks, input.ids, "Shot")
+    checks.raise_if_any()
     async with write(info) as (session, actor):
         scene = await storyboards.reorder_shots(
             session, actor, scene_id=scene_id, shot_ids=shot_ids
@@ -267,11 +274,10 @@ async def add_shot_images(
         ),
     ],
 ) -> GenerateShotImagesPayload:
-    shot_id = ids.decode(input.shot_id, "Shot", field=("shotId",))
-    parent_id = (
-        None
-        if input.parent_image_id is None
-        else ids.decode(input.parent_image_id, "ShotImage", field=("parentImageId",))
+    checks = Checks()
+    shot_id = ids.decode_into(checks, input.shot_id, "Shot", field=("shotId",))
+    parent_id = ids.decode_optional_into(
+        checks, input.parent_image_id, "ShotImage", field=("parentImageId",)
     )
     drafts = [
         ImageDraft(
@@ -286,6 +292,7 @@ async def add_shot_images(
         iteration = await shot_images.add_shot_images(
             session,
             actor,
+            checks=checks,
             shot_id=shot_id,
             iteration_prompt=input.iteration_prompt,
             images=drafts,
@@ -329,8 +336,10 @@ async def select_master_shot(
         SelectMasterShotInput, strawberry.argument(description="Choose a shot's master image.")
     ],
 ) -> StoryboardSelectionPayload:
-    shot_id = ids.decode(input.shot_id, "Shot", field=("shotId",))
-    image_id = ids.decode(input.image_id, "ShotImage", field=("imageId",))
+    checks = Checks()
+    shot_id = ids.decode_into(checks, input.shot_id, "Shot", field=("shotId",))
+    image_id = ids.decode_into(checks, input.image_id, "ShotImage", field=("imageId",))
+    checks.raise_if_any()
     async with write(info) as (session, actor):
         selection = await shot_images.select_master_shot(
             session, actor, shot_id=shot_id, image_id=image_id

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import strawberry
 
 from services.errors import InvalidInput
+from services.validation import Checks
 
 MAX_PK = 2**63 - 1
 
@@ -33,7 +34,9 @@ def parse(global_id: str) -> tuple[str, int] | None:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
     type_name, sep, raw_pk = text.partition(":")
-    if not sep or not raw_pk.isdigit() or not 0 < int(raw_pk) <= MAX_PK:
+    if not type_name.isidentifier() or not sep:
+        return None
+    if not raw_pk.isascii() or not raw_pk.isdigit() or not 0 < int(raw_pk) <= MAX_PK:
         return None
     return type_name, int(raw_pk)
 
@@ -50,3 +53,21 @@ def decode(global_id: str, type_name: str, *, field: Sequence[str] = ("id",)) ->
             field=field,
         )
     return parsed[1]
+
+
+def decode_into(checks: Checks, global_id: str, type_name: str, *, field: Sequence[str]) -> int:
+    """Like `decode`, but a bad ID is recorded on `checks` (and 0 returned) so that it is
+    reported with the input's other problems."""
+    try:
+        return decode(global_id, type_name, field=field)
+    except InvalidInput as error:
+        checks.add(error, blocks_lookup=True)
+        return 0
+
+
+def decode_optional_into(
+    checks: Checks, global_id: str | None, type_name: str, *, field: Sequence[str]
+) -> int | None:
+    if global_id is None:
+        return None
+    return decode_into(checks, global_id, type_name, field=field)

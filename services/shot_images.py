@@ -86,18 +86,38 @@ def group_iterations(images: Sequence[ShotImageRow]) -> list[Iteration]:
 
 
 async def _image_of_shot(
-    session: AsyncSession, image_id: int, shot_id: int, *, field: Sequence[str], role: str
-) -> ShotImageRow:
+    session: AsyncSession,
+    actor: Actor,
+    checks: Checks,
+    image_id: int,
+    shot_id: int,
+    *,
+    field: Sequence[str],
+    role: str,
+) -> ShotImageRow | None:
+    """The image, if it belongs to the shot; else the problem is recorded on `checks`.
+
+    An image the actor cannot see is reported exactly like one that does not exist.
+    """
     image = await session.get(ShotImageRow, image_id)
-    if image is None:
-        raise NotFound("image", field=field)
+    owner = await session.get(ShotRow, image.shot_id) if image is not None else None
+    if image is None or owner is None or not actor.can_read(await _team_of(session, owner)):
+        checks.add(NotFound("image", field=field))
+        return None
     if image.shot_id != shot_id:
-        raise InvalidInput(
+        checks.fail(
+            f"{role.upper().replace(' ', '_')}_NOT_IN_SHOT",
             f"The {role} must be an image of the same shot.",
-            code=f"{role.upper().replace(' ', '_')}_NOT_IN_SHOT",
-            field=field,
+            field,
         )
+        return None
     return image
+
+
+async def _team_of(session: AsyncSession, shot: ShotRow) -> int:
+    project = await session.get(ProjectRow, shot.project_id)
+    assert project is not None
+    return project.team_id
 
 
 async def next_iteration_number(session: AsyncSession, shot_id: int) -> int:
@@ -117,10 +137,10 @@ async def add_shot_images(
     iteration_prompt: str,
     images: Sequence[ImageDraft],
     parent_image_id: int | None = None,
+    checks: Checks | None = None,
 ) -> Iteration:
     """Record a batch of images made elsewhere as the shot's next iteration."""
-    shot, project = await shot_for_write(session, actor, shot_id)
-    checks = Checks()
+    checks = checks if checks is not None else Checks()
     prompt = checks.text(
         iteration_prompt,
         field=("iterationPrompt",),
@@ -145,7 +165,7 @@ async def add_shot_images(
             label="variant number",
         )
         if draft.variant_number in seen:
-            checks.errors.append(
+            checks.add(
                 Conflict(
                     f"Variant {draft.variant_number} appears twice in this iteration.",
                     code="DUPLICATE_VARIANT",
@@ -164,11 +184,19 @@ async def add_shot_images(
             )
         metadata = checks.json_object(draft.metadata, field=(*where, "metadata"))
         cleaned.append(ImageDraft(draft.variant_number, draft.status, url, metadata))
-    checks.raise_if_any()
+    checks.raise_if_unresolvable()
+    shot, project = await shot_for_write(session, actor, shot_id)
     if parent_image_id is not None:
         await _image_of_shot(
-            session, parent_image_id, shot_id, field=("parentImageId",), role="parent image"
+            session,
+            actor,
+            checks,
+            parent_image_id,
+            shot_id,
+            field=("parentImageId",),
+            role="parent image",
         )
+    checks.raise_if_any()
 
     number = await next_iteration_number(session, shot_id)
     rows = [
@@ -249,9 +277,12 @@ async def select_master_shot(
     A new master discards the animation made from the old one.
     """
     _, project = await shot_for_write(session, actor, shot_id)
+    checks = Checks()
     image = await _image_of_shot(
-        session, image_id, shot_id, field=("imageId",), role="master image"
+        session, actor, checks, image_id, shot_id, field=("imageId",), role="master image"
     )
+    checks.raise_if_any()
+    assert image is not None
     if image.status != GenerationStatus.COMPLETE:
         raise InvalidInput(
             f"Only a COMPLETE image can be a master image; this one is {image.status}.",

@@ -108,16 +108,18 @@ async def create_project(
     prompt: str | None = None,
     prompt_planner_data: str | None = None,
     workflow_version: WorkflowVersion = WorkflowVersion.V2_REDESIGN,
+    checks: Checks | None = None,
 ) -> ProjectRow:
     """A new project in the team (the actor's personal team by default)."""
-    checks = Checks()
+    checks = checks if checks is not None else Checks()
     title = checks.text(title, field=("title",), max_length=TITLE_MAX)
     prompt = checks.optional_text(prompt, field=("prompt",), max_length=PROMPT_MAX)
     prompt_planner_data = _planner_data(checks, prompt_planner_data)
-    checks.raise_if_any()
+    checks.raise_if_unresolvable()
     if team_id is None:
         team_id = await personal_team_id(session, actor)
     actor.require_write(team_id, "team")
+    checks.raise_if_any()
     project = ProjectRow(
         team_id=team_id,
         owner_id=actor.user_id,
@@ -154,9 +156,10 @@ async def update_project(
     prompt: Maybe[str | None] = UNCHANGED,
     prompt_planner_data: Maybe[str | None] = UNCHANGED,
     status: Maybe[WorkflowStatus] = UNCHANGED,
+    checks: Checks | None = None,
 ) -> ProjectRow:
     """Change the given fields; `status` may be set either way."""
-    checks = Checks()
+    checks = checks if checks is not None else Checks()
     changes: dict[str, Any] = {}
     if title is not UNCHANGED:
         changes["title"] = checks.text(title, field=("title",), max_length=TITLE_MAX)
@@ -166,8 +169,9 @@ async def update_project(
         changes["prompt_planner_data"] = _planner_data(checks, prompt_planner_data)
     if status is not UNCHANGED:
         changes["status"] = status
-    checks.raise_if_any()
+    checks.raise_if_unresolvable()
     project = await lock_project(session, actor, project_id)
+    checks.raise_if_any()
     _apply(project, changes)
     return project
 
@@ -277,15 +281,22 @@ async def create_scene(
     description: str | None = None,
     scene_number: int | None = None,
     shots: Sequence[ShotDraft] = (),
+    checks: Checks | None = None,
 ) -> SceneRow:
     """A scene (appended, or inserted at `scene_number`), with its shots."""
-    project = await lock_project(session, actor, project_id)
-    siblings = await _scenes_of(session, project_id)
-    checks = Checks()
+    checks = checks if checks is not None else Checks()
     title = checks.text(title, field=("title",), max_length=TITLE_MAX)
     description = checks.optional_text(
         description, field=("description",), max_length=DESCRIPTION_MAX
     )
+    if len(shots) > MAX_SHOTS_PER_SCENE:
+        checks.fail(
+            "LIMIT_REACHED", f"A scene holds at most {MAX_SHOTS_PER_SCENE} shots.", ("shots",)
+        )
+    drafts = _check_drafts(checks, shots)
+    checks.raise_if_unresolvable()
+    project = await lock_project(session, actor, project_id)
+    siblings = await _scenes_of(session, project_id)
     number = _slot(
         checks, scene_number, len(siblings), field=("sceneNumber",), label="scene number"
     )
@@ -295,11 +306,6 @@ async def create_scene(
             f"A project holds at most {MAX_SCENES_PER_PROJECT} scenes.",
             ("projectId",),
         )
-    if len(shots) > MAX_SHOTS_PER_SCENE:
-        checks.fail(
-            "LIMIT_REACHED", f"A scene holds at most {MAX_SHOTS_PER_SCENE} shots.", ("shots",)
-        )
-    drafts = _check_drafts(checks, shots)
     checks.raise_if_any()
 
     await _renumber(session, siblings, "scene_number", skip=number)
@@ -353,11 +359,17 @@ def _check_drafts(checks: Checks, shots: Sequence[ShotDraft]) -> list[ShotDraft]
                 ),
             )
         )
-    numbers = [d.shot_number for d in shots if d.shot_number is not None]
-    if len(numbers) != len(set(numbers)):
-        checks.fail(
-            "DUPLICATE_NUMBER", "Two shots in the list have the same shot number.", ("shots",)
-        )
+    seen: set[int] = set()
+    for index, draft in enumerate(shots):
+        if draft.shot_number is None:
+            continue
+        if draft.shot_number in seen:
+            checks.fail(
+                "DUPLICATE_NUMBER",
+                f"Shot number {draft.shot_number} appears twice in the list.",
+                ("shots", str(index), "shotNumber"),
+            )
+        seen.add(draft.shot_number)
     return [draft for _, draft in sorted(cleaned, key=lambda pair: pair[0])]
 
 
@@ -368,8 +380,9 @@ async def update_scene(
     scene_id: int,
     title: Maybe[str] = UNCHANGED,
     description: Maybe[str | None] = UNCHANGED,
+    checks: Checks | None = None,
 ) -> SceneRow:
-    checks = Checks()
+    checks = checks if checks is not None else Checks()
     changes: dict[str, Any] = {}
     if title is not UNCHANGED:
         changes["title"] = checks.text(title, field=("title",), max_length=TITLE_MAX)
@@ -377,8 +390,9 @@ async def update_scene(
         changes["description"] = checks.optional_text(
             description, field=("description",), max_length=DESCRIPTION_MAX
         )
-    checks.raise_if_any()
+    checks.raise_if_unresolvable()
     scene, _ = await scene_for_write(session, actor, scene_id)
+    checks.raise_if_any()
     _apply(scene, changes)
     return scene
 
@@ -422,21 +436,23 @@ async def create_shot(
     shot_number: int | None = None,
     description: str | None = None,
     initial_prompt: str | None = None,
+    checks: Checks | None = None,
 ) -> ShotRow:
-    scene, project = await scene_for_write(session, actor, scene_id)
-    siblings = await _shots_of(session, scene_id)
-    checks = Checks()
-    number = _slot(checks, shot_number, len(siblings), field=("shotNumber",), label="shot number")
-    if len(siblings) >= MAX_SHOTS_PER_SCENE:
-        checks.fail(
-            "LIMIT_REACHED", f"A scene holds at most {MAX_SHOTS_PER_SCENE} shots.", ("sceneId",)
-        )
+    checks = checks if checks is not None else Checks()
     description = checks.optional_text(
         description, field=("description",), max_length=DESCRIPTION_MAX
     )
     initial_prompt = checks.optional_text(
         initial_prompt, field=("initialPrompt",), max_length=PROMPT_MAX, label="initial prompt"
     )
+    checks.raise_if_unresolvable()
+    scene, _ = await scene_for_write(session, actor, scene_id)
+    siblings = await _shots_of(session, scene_id)
+    number = _slot(checks, shot_number, len(siblings), field=("shotNumber",), label="shot number")
+    if len(siblings) >= MAX_SHOTS_PER_SCENE:
+        checks.fail(
+            "LIMIT_REACHED", f"A scene holds at most {MAX_SHOTS_PER_SCENE} shots.", ("sceneId",)
+        )
     checks.raise_if_any()
     await _renumber(session, siblings, "shot_number", skip=number)
     shot = ShotRow(
@@ -449,8 +465,6 @@ async def create_shot(
     session.add(shot)
     scene.updated_at = utcnow()
     await session.flush()
-    # A new shot has no master image yet, but the stage reached never moves back.
-    await workflow.advance(session, project)
     return shot
 
 
@@ -461,8 +475,9 @@ async def update_shot(
     shot_id: int,
     description: Maybe[str | None] = UNCHANGED,
     initial_prompt: Maybe[str | None] = UNCHANGED,
+    checks: Checks | None = None,
 ) -> ShotRow:
-    checks = Checks()
+    checks = checks if checks is not None else Checks()
     changes: dict[str, Any] = {}
     if description is not UNCHANGED:
         changes["description"] = checks.optional_text(
@@ -472,8 +487,9 @@ async def update_shot(
         changes["initial_prompt"] = checks.optional_text(
             initial_prompt, field=("initialPrompt",), max_length=PROMPT_MAX, label="initial prompt"
         )
-    checks.raise_if_any()
+    checks.raise_if_unresolvable()
     shot, _ = await shot_for_write(session, actor, shot_id)
+    checks.raise_if_any()
     _apply(shot, changes)
     return shot
 

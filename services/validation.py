@@ -6,6 +6,12 @@ Each check either returns the cleaned value or records an `InvalidInput` on a
     checks = Checks()
     title = checks.text(raw_title, field=("title",), max_length=TITLE_MAX)
     checks.raise_if_any()
+
+Every write service checks in the same order: the input on its own; then, if an
+ID was malformed (nothing can be looked up), it reports all it found; then
+access, which fails alone (NOT_FOUND, FORBIDDEN); then what depends on stored
+state; then it reports everything. A caller that decodes IDs passes its
+`Checks` in, so malformed IDs are reported along with the other problems.
 """
 
 from __future__ import annotations
@@ -45,14 +51,35 @@ def storable(text: str) -> bool:
     return True
 
 
+def _json_storable(value: Any) -> bool:
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        return all(_json_storable(k) and _json_storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_json_storable(item) for item in value)
+    return True
+
+
 class Checks:
     """Collects input problems so they are reported together."""
 
     def __init__(self) -> None:
         self.errors: list[StudioError] = []
+        self._unresolvable = False
 
     def fail(self, code: str, message: str, field: Sequence[str]) -> None:
         self.errors.append(InvalidInput(message, code=code, field=field))
+
+    def add(self, error: StudioError, *, blocks_lookup: bool = False) -> None:
+        """Record an error found elsewhere; `blocks_lookup` for an ID that names nothing at all."""
+        self.errors.append(error)
+        self._unresolvable = self._unresolvable or blocks_lookup
+
+    def raise_if_unresolvable(self) -> None:
+        """Report what was found so far if some ID cannot even be looked up."""
+        if self._unresolvable:
+            self.raise_if_any()
 
     def text(
         self,
@@ -121,10 +148,9 @@ class Checks:
         if not isinstance(value, dict):
             self.fail("INVALID_JSON", "The metadata must be a JSON object.", field)
             return None
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-        if "\\u0000" in text or not storable(text):
+        if not _json_storable(value):
             self.storable("\x00", field=field, label="metadata")
-        elif (size := len(text.encode())) > METADATA_MAX_BYTES:
+        elif (size := len(json.dumps(value, separators=(",", ":")).encode())) > METADATA_MAX_BYTES:
             self.fail(
                 "TOO_LONG",
                 f"The metadata is {size} bytes; the limit is {METADATA_MAX_BYTES}.",

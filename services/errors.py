@@ -10,6 +10,8 @@
     |                           (EMAIL_TAKEN, ALREADY_MEMBER, DUPLICATE_VARIANT, ...)
     +-- AuthenticationFailed    INVALID_CREDENTIALS
     +-- ValidationFailed        several of the above at once, from one input
+    +-- ProviderUnavailable     PROVIDER_UNAVAILABLE: Replicate is down or the circuit is open
+    +-- ProviderRejected        PROVIDER_REJECTED: Replicate refused the request itself
 
 Resolvers turn these into `userErrors`; anything else is a fault of ours, masked
 for clients and logged in full. Another team's object is always `NotFound`,
@@ -76,3 +78,15 @@ class ValidationFailed(StudioError):
     @property
     def errors(self) -> list[StudioError]:
         return list(self._errors)
+
+
+class ProviderUnavailable(StudioError):
+    """Replicate cannot be reached or keeps failing; nothing was started."""
+
+    code = "PROVIDER_UNAVAILABLE"
+
+
+class ProviderRejected(StudioError):
+    """Replicate refused the request itself (for example, an input it does not accept)."""
+
+    code = "PROVIDER_REJECTED"

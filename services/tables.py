@@ -186,6 +186,7 @@ class ShotImageRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("shot_id", "iteration_number", "variant_number"),
         Index("ix_shot_images_prediction_id", "prediction_id"),
+        Index("ix_shot_images_status", "status"),
     )
 
     id: int | None = _id()
@@ -204,6 +205,11 @@ class ShotImageRow(SQLModel, table=True):
         default=None, sa_column=Column("metadata", JsonType, nullable=True)
     )
     error: str | None = Field(default=None, sa_type=Text)
+    # Generation bookkeeping (see services.generation): who is submitting it, the
+    # provider's output waiting to be copied into storage, and the last poll.
+    dispatch_claimed_at: datetime | None = None
+    provider_output: list[str] | None = Field(default=None, sa_type=JsonType)
+    checked_at: datetime | None = None
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
@@ -212,7 +218,10 @@ class StoryboardSelectionRow(SQLModel, table=True):
     """The master image chosen for a shot, and its animation."""
 
     __tablename__ = "storyboard_selections"
-    __table_args__ = (Index("ix_storyboard_selections_prediction_id", "prediction_id"),)
+    __table_args__ = (
+        Index("ix_storyboard_selections_prediction_id", "prediction_id"),
+        Index("ix_storyboard_selections_animation_status", "animation_status"),
+    )
 
     id: int | None = _id()
     project_id: int = _ref("projects.id", index=True)
@@ -225,5 +234,20 @@ class StoryboardSelectionRow(SQLModel, table=True):
     video_storage_key: str | None = Field(default=None, max_length=512)
     prediction_id: str | None = Field(default=None, max_length=128)
     error: str | None = Field(default=None, sa_type=Text)
+    model: str | None = Field(default=None, max_length=200)
+    animation_metadata: dict[str, Any] | None = Field(default=None, sa_type=JsonType)
+    dispatch_claimed_at: datetime | None = None
+    provider_output: list[str] | None = Field(default=None, sa_type=JsonType)
+    checked_at: datetime | None = None
     created_at: datetime = _created()
     updated_at: datetime = _created()
+
+
+class WebhookDeliveryRow(SQLModel, table=True):
+    """A webhook delivery already handled, by its `webhook-id`: deliveries can repeat."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: str = Field(primary_key=True, max_length=200)
+    prediction_id: str | None = Field(default=None, max_length=128)
+    received_at: datetime = _created()

@@ -24,6 +24,7 @@ TABLES = {
     "shots",
     "shot_images",
     "storyboard_selections",
+    "webhook_deliveries",
 }
 
 

@@ -1,0 +1,144 @@
+"""Where generated media lives: our own copies, served by signed, expiring URLs.
+
+Replicate deletes outputs after an hour, so every output is copied here as soon
+as it exists. `Storage` is the interface; `LocalStorage` keeps files under a
+directory with aiofiles (an S3-compatible one can follow). `MediaLinks` signs
+`/media/<key>` URLs with the server's secret; a link stays the same for a while
+(expiry is rounded up to a bucket), so browsers and CDNs can cache it.
+
+    storage = LocalStorage(Path(".studio/media"))
+    await storage.put("images/7/12.webp", data, content_type="image/webp")
+    url = MediaLinks(secret, "http://127.0.0.1:8000").url_for("images/7/12.webp")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import math
+import mimetypes
+import os
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote
+
+import aiofiles
+import aiofiles.os
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+CHUNK = 64 * 1024
+
+
+class StorageError(Exception):
+    """A stored object could not be written or read."""
+
+
+def check_key(key: str) -> str:
+    """Keys are relative paths of plain segments: no `..`, no absolute paths."""
+    if len(key) > 400 or not _KEY.match(key) or ".." in key.split("/"):
+        raise StorageError(f"not a valid storage key: {key!r}")
+    return key
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    content_type: str
+
+
+class Storage(Protocol):
+    async def put(self, key: str, data: bytes, *, content_type: str) -> StoredObject: ...
+
+    async def stat(self, key: str) -> StoredObject | None: ...
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The bytes start..end (inclusive), in chunks."""
+        ...
+
+    async def delete(self, key: str) -> None: ...
+
+
+class LocalStorage:
+    """Files under one directory; writes land atomically (temp file, then rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    async def put(self, key: str, data: bytes, *, content_type: str) -> StoredObject:
+        path = self._path(key)
+        await aiofiles.os.makedirs(path.parent, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        async with aiofiles.open(temporary, "wb") as handle:
+            await handle.write(data)
+            await handle.flush()
+            await aiofiles.os.wrap(os.fsync)(handle.fileno())
+        await aiofiles.os.replace(temporary, path)
+        return StoredObject(key=key, size=len(data), content_type=content_type)
+
+    async def stat(self, key: str) -> StoredObject | None:
+        path = self._path(key)
+        try:
+            size = (await aiofiles.os.stat(path)).st_size
+        except FileNotFoundError:
+            return None
+        return StoredObject(key=key, size=size, content_type=content_type_of(key))
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        async with aiofiles.open(self._path(key), "rb") as handle:
+            await handle.seek(start)
+            remaining = None if end is None else end - start + 1
+            while remaining is None or remaining > 0:
+                chunk = await handle.read(CHUNK if remaining is None else min(CHUNK, remaining))
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    async def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            await aiofiles.os.remove(self._path(key))
+
+
+def content_type_of(key: str) -> str:
+    guessed, _ = mimetypes.guess_type(key)
+    if key.endswith(".webp"):
+        return "image/webp"
+    return guessed or "application/octet-stream"
+
+
+class MediaLinks:
+    """Signed, expiring `/media/...` URLs."""
+
+    def __init__(self, secret: str, public_url: str, *, ttl: int = 6 * 3600, bucket: int = 3600):
+        self._secret = hashlib.sha256(b"media:" + secret.encode()).digest()
+        self.public_url = public_url.rstrip("/")
+        self.ttl = ttl
+        self.bucket = bucket
+
+    def _signature(self, key: str, expires: int) -> str:
+        message = f"{key}\n{expires}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
+
+    def url_for(self, key: str, *, now: float | None = None) -> str:
+        moment = time.time() if now is None else now
+        expires = math.ceil((moment + self.ttl) / self.bucket) * self.bucket
+        signature = self._signature(key, expires)
+        return f"{self.public_url}/media/{quote(key)}?expires={expires}&signature={signature}"
+
+    def verify(self, key: str, expires: str, signature: str, *, now: float | None = None) -> bool:
+        if not expires.isdigit():
+            return False
+        if int(expires) < (time.time() if now is None else now):
+            return False
+        return hmac.compare_digest(self._signature(key, int(expires)), signature)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -14,13 +14,20 @@ from starlette.responses import FileResponse
 from starlette.routing import Route, WebSocketRoute
 
 import migrations
+from api.embedded import embedded_emulator
 from api.graphql import StudioGraphQL
 from api.health import healthz, readyz
 from api.limits import BodySizeLimit
+from api.media import media
 from api.settings import Settings, SettingsError
 from api.state import AppState
+from api.webhooks import replicate_webhook
+from resolvers.context import Resources
 from schema.app import schema
 from services.database import Database
+from services.generation import EngineSettings, GenerationEngine
+from services.replicate_api import ReplicateGateway
+from services.storage import LocalStorage, MediaLinks
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -44,28 +51,62 @@ async def editor(_: Request) -> FileResponse:
     return FileResponse(WEB_DIR / "index.html")
 
 
+@contextlib.asynccontextmanager
+async def replicate_gateway(settings: Settings) -> AsyncIterator[ReplicateGateway]:
+    """Replicate itself, an emulator at REPLICATE_BASE_URL, or the built-in one."""
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.uses_emulator:
+            base_url, _ = await stack.enter_async_context(
+                embedded_emulator(latency_ms=settings.emulator_latency_ms)
+            )
+            logger.info("no REPLICATE_API_TOKEN: using the built-in Replicate emulator")
+        else:
+            base_url = settings.replicate_base_url or "https://api.replicate.com"
+        gateway = ReplicateGateway(api_token=settings.replicate_api_token, base_url=base_url)
+        stack.push_async_callback(gateway.aclose)
+        yield gateway
+
+
 def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000) -> Starlette:
     """The whole server; resources open when the lifespan starts and close when it ends."""
     secret_key = settings.resolved_secret_key()
     database_url = settings.resolved_database_url()
     public_url = settings.resolved_public_url(host, port)
 
-    @asynccontextmanager
+    @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = Database(database_url)
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            db = Database(database_url)
+            stack.push_async_callback(db.dispose)
             await prepare_database(db, migrate=db.is_sqlite)
-            app.state.studio = AppState(db=db, public_url=public_url, secret_key=secret_key)
+            storage = LocalStorage(settings.resolved_media_root)
+            gateway = await stack.enter_async_context(replicate_gateway(settings))
+            engine = GenerationEngine(
+                db,
+                gateway,
+                storage,
+                EngineSettings(
+                    webhook_url=settings.webhook_url(),
+                    webhook_secret=settings.replicate_webhook_secret,
+                    poll_interval=settings.generation_poll_seconds,
+                ),
+            )
+            engine.start()  # its first sweep picks up whatever was in flight before a restart
+            stack.push_async_callback(engine.stop)
+            resources = Resources(
+                db=db, media=MediaLinks(secret_key, public_url), generation=engine
+            )
+            app.state.studio = AppState(resources=resources, storage=storage, public_url=public_url)
             logger.info("ready at %s", public_url)
             yield
-        finally:
-            await db.dispose()
 
     graphql = StudioGraphQL(schema, graphql_ide="graphiql")
     return Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            Route("/webhooks/replicate", replicate_webhook, methods=["POST"]),
+            Route("/media/{key:path}", media, methods=["GET", "HEAD"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/", editor),

@@ -21,8 +21,10 @@ from sqlalchemy import event
 
 import migrations
 from api.graphql import build_context
+from resolvers.context import Resources
 from schema.app import schema
 from services.database import Database, scratch_postgres_database
+from services.storage import MediaLinks
 
 NESTED = """query($id: ID!) { project(id: $id) { title progress { selectionProgress }
   scenes { sceneNumber shots { shotNumber latestIterationNumber selectedImage { id }
@@ -30,7 +32,10 @@ NESTED = """query($id: ID!) { project(id: $id) { title progress { selectionProgr
 
 
 async def _run(db: Database, token: str | None, query: str, variables: dict[str, Any]) -> Any:
-    result = await schema.execute(query, variables, context_value=await build_context(db, token))
+    resources = Resources(db=db, media=MediaLinks(secrets.token_urlsafe(32), "http://bench"))
+    result = await schema.execute(
+        query, variables, context_value=await build_context(resources, token)
+    )
     if result.errors:
         raise RuntimeError(result.errors[0].message)
     return result.data

@@ -10,9 +10,8 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from api.state import app_state
-from resolvers.context import Context
+from resolvers.context import Context, Resources
 from services import accounts
-from services.database import Database
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -22,13 +21,13 @@ def bearer_token(header: str | None) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-async def build_context(db: Database, token: str | None) -> Context:
+async def build_context(resources: Resources, token: str | None) -> Context:
     """The context of one operation, signed in as the token's user (if it is valid)."""
     actor = None
     if token is not None:
-        async with db.session() as session:
+        async with resources.db.session() as session:
             actor = await accounts.authenticate(session, token)
-    return Context(db=db, actor=actor, token=token if actor else None)
+    return Context(resources=resources, actor=actor, token=token if actor else None)
 
 
 class StudioGraphQL(GraphQL[Context, None]):
@@ -36,7 +35,7 @@ class StudioGraphQL(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         token = bearer_token(request.headers.get("authorization"))
-        return await build_context(app_state(request).db, token)
+        return await build_context(app_state(request).resources, token)
 
     async def get_root_value(self, request: Request | WebSocket) -> Any:
         return None

@@ -41,8 +41,33 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
     max_request_bytes: int = 2 * 1024 * 1024
+    media_root: Path | None = Field(
+        default=None, description="Where generated media is kept; default STUDIO_DATA_DIR/media."
+    )
+    replicate_api_token: str | None = Field(
+        default=None, description="Talk to Replicate itself; unset: the built-in emulator."
+    )
+    replicate_base_url: str | None = Field(
+        default=None, description="Replicate's API (or an emulator's) base URL, without /v1."
+    )
+    replicate_webhook_secret: str | None = Field(
+        default=None, description="whsec_... secret; fetched from the API when unset."
+    )
+    emulator_latency_ms: int = Field(
+        default=1500, description="How long the built-in emulator takes per prediction."
+    )
+    generation_poll_seconds: float = Field(
+        default=2.0, description="How often running predictions are checked on."
+    )
 
-    @field_validator("database_url", "secret_key", "public_url")
+    @field_validator(
+        "database_url",
+        "secret_key",
+        "public_url",
+        "replicate_api_token",
+        "replicate_base_url",
+        "replicate_webhook_secret",
+    )
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
@@ -86,3 +111,16 @@ class Settings(BaseSettings):
 
     def resolved_public_url(self, host: str, port: int) -> str:
         return (self.public_url or f"http://{host}:{port}").rstrip("/")
+
+    @property
+    def resolved_media_root(self) -> Path:
+        return (self.media_root or self.studio_data_dir / "media").resolve()
+
+    @property
+    def uses_emulator(self) -> bool:
+        """No Replicate configured: run the built-in emulator in this process."""
+        return self.replicate_api_token is None and self.replicate_base_url is None
+
+    def webhook_url(self) -> str | None:
+        """Where Replicate should post updates: only to an address set on purpose."""
+        return f"{self.public_url.rstrip('/')}/webhooks/replicate" if self.public_url else None

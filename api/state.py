@@ -6,14 +6,30 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
+from resolvers.context import Resources
 from services.database import Database
+from services.generation import GenerationEngine
+from services.storage import MediaLinks, Storage
 
 
 @dataclass
 class AppState:
-    db: Database
+    resources: Resources
+    storage: Storage
     public_url: str
-    secret_key: str
+
+    @property
+    def db(self) -> Database:
+        return self.resources.db
+
+    @property
+    def media_links(self) -> MediaLinks:
+        return self.resources.media
+
+    @property
+    def generation(self) -> GenerationEngine:
+        assert self.resources.generation is not None, "the server always runs generation"
+        return self.resources.generation
 
 
 def app_state(connection: HTTPConnection) -> AppState:

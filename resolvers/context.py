@@ -10,6 +10,8 @@ from graphql import GraphQLError
 from resolvers.loaders import Loaders
 from services.access import Actor
 from services.database import Database
+from services.generation import GenerationEngine
+from services.storage import MediaLinks
 
 
 class NotAuthenticated(GraphQLError):
@@ -29,15 +31,40 @@ class BadRequest(GraphQLError):
         super().__init__(message, extensions={"code": "BAD_USER_INPUT"})
 
 
+@dataclass(frozen=True)
+class Resources:
+    """What the lifespan opened, for every operation: plain objects, no settings."""
+
+    db: Database
+    media: MediaLinks
+    generation: GenerationEngine | None = None
+
+
 @dataclass
 class Context:
-    db: Database
+    resources: Resources
     actor: Actor | None = None
     token: str | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.db)
+
+    @property
+    def db(self) -> Database:
+        return self.resources.db
+
+    @property
+    def media(self) -> MediaLinks:
+        return self.resources.media
+
+    def require_generation(self) -> GenerationEngine:
+        if self.resources.generation is None:
+            raise GraphQLError(
+                "Generation is not available on this server.",
+                extensions={"code": "GENERATION_UNAVAILABLE"},
+            )
+        return self.resources.generation
 
     def require_actor(self) -> Actor:
         if self.actor is None:

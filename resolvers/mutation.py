@@ -2,7 +2,7 @@
 
 import strawberry
 
-from resolvers import accounts, storyboard
+from resolvers import accounts, generation, storyboard
 
 
 @strawberry.type(description="Everything you can change.")
@@ -87,4 +87,26 @@ class Mutation:
     select_master_shot = strawberry.mutation(
         resolver=storyboard.select_master_shot,
         description="Make a COMPLETE image the shot's master; choosing again replaces it.",
+    )
+
+    generate_shot_images = strawberry.mutation(
+        resolver=generation.generate_shot_images,
+        description="Start the shot's next iteration: variantCount images, PENDING at once, "
+        "generated on Replicate; with parentImageId, an image-to-image refinement of it.",
+    )
+    animate_shot = strawberry.mutation(
+        resolver=generation.animate_shot,
+        description="Animate a selection's master image into a video clip on Replicate.",
+    )
+    animate_storyboard = strawberry.mutation(
+        resolver=generation.animate_storyboard,
+        description="Animate every selection of a project (only those without a clip, by default).",
+    )
+    cancel_generation = strawberry.mutation(
+        resolver=generation.cancel_generation,
+        description="Cancel a PENDING or PROCESSING image or animation, on the provider too.",
+    )
+    retry_generation = strawberry.mutation(
+        resolver=generation.retry_generation,
+        description="Start a FAILED or CANCELED image or animation again.",
     )

@@ -9,9 +9,10 @@ from resolvers import nodes
 from resolvers.context import BadRequest, Info
 from schema.accounts import Team, User
 from schema.connections import MAX_PAGE, PageInfo, ProjectConnection, ProjectEdge
+from schema.generation import GenerationModel
 from schema.node import Node
 from schema.storyboard import Project
-from services import storyboards
+from services import catalog, storyboards
 
 
 def _cursor(project_id: int | None) -> str:
@@ -109,3 +110,8 @@ class Query:
                 end_cursor=edges[-1].cursor if edges else None,
             ),
         )
+
+    @strawberry.field(description="The models generateShotImages and animateShot accept, by kind.")
+    def generation_models(self, info: Info) -> list[GenerationModel]:
+        info.context.require_actor()
+        return [GenerationModel.from_model(model) for model in catalog.MODELS]

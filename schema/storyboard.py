@@ -259,9 +259,6 @@ class ShotImage(Node):
     iteration_number: int = strawberry.field(description="The iteration it belongs to.")
     variant_number: int = strawberry.field(description="Its place in the iteration, 1..12.")
     status: GenerationStatus = strawberry.field(description="Where its generation stands.")
-    image_url: str | None = strawberry.field(
-        description="Where to fetch the image, once it exists."
-    )
     iteration_prompt: str = strawberry.field(description="The prompt of its iteration.")
     is_favorite: bool = strawberry.field(description="Whether it is marked as a favourite.")
     prediction_id: str | None = strawberry.field(description="The provider's prediction ID.")
@@ -282,7 +279,6 @@ class ShotImage(Node):
             iteration_number=row.iteration_number,
             variant_number=row.variant_number,
             status=GenerationStatus(row.status),
-            image_url=row.image_url,
             iteration_prompt=row.iteration_prompt,
             is_favorite=row.is_favorite,
             prediction_id=row.prediction_id,
@@ -300,6 +296,15 @@ class ShotImage(Node):
         row = await info.context.loaders.image.load(image_id)
         return cls.from_row(row) if row else None
 
+    @strawberry.field(
+        description="Where to fetch the image once it exists: our stored copy, by a signed URL "
+        "that expires (ask again for a fresh one), or the URL it was recorded with."
+    )
+    def image_url(self, info: Info) -> str | None:
+        if self.row.storage_key:
+            return info.context.media.url_for(self.row.storage_key)
+        return self.row.image_url
+
     @strawberry.field(description="The shot the image belongs to.")
     async def shot(self, info: Info) -> Shot:
         row = await info.context.loaders.shot.load(self.row.shot_id)
@@ -316,9 +321,7 @@ class StoryboardSelection(Node):
     animation_status: GenerationStatus | None = strawberry.field(
         description="Where its animation stands; null until one is asked for."
     )
-    animated_video_url: str | None = strawberry.field(
-        description="Where to fetch the clip, once it exists."
-    )
+    model: str | None = strawberry.field(description="The model that animates it.")
     prediction_id: str | None = strawberry.field(description="The provider's prediction ID.")
     error: str | None = strawberry.field(description="Why the animation failed, if it did.")
     created_at: datetime = strawberry.field(description="When it was made.")
@@ -333,12 +336,21 @@ class StoryboardSelection(Node):
             animation_status=GenerationStatus(row.animation_status)
             if row.animation_status
             else None,
-            animated_video_url=row.animated_video_url,
+            model=row.model,
             prediction_id=row.prediction_id,
             error=row.error,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+    @strawberry.field(
+        description="Where to fetch the clip once it exists: an MP4 at a signed URL that expires "
+        "(ask again for a fresh one); it plays in a browser and supports Range requests."
+    )
+    def animated_video_url(self, info: Info) -> str | None:
+        if self.row.video_storage_key:
+            return info.context.media.url_for(self.row.video_storage_key)
+        return self.row.animated_video_url
 
     @strawberry.field(description="The project of the selection.")
     async def project(self, info: Info) -> Project:

@@ -10,17 +10,27 @@ from typing import Any
 from strawberry.types import ExecutionResult
 
 from api.graphql import build_context
+from resolvers.context import Resources
 from schema.app import schema
 from services.database import Database
+from services.storage import MediaLinks
 
 _counter = itertools.count(1)
 PASSWORD = "correct horse battery"
 
 
+MEDIA = MediaLinks("media links secret for the test suite, not a real one", "http://testserver")
+
+
+def resources(db: Database) -> Resources:
+    """What a server would hand the schema, for a database (without generation)."""
+    return Resources(db=db, media=MEDIA)
+
+
 async def execute(
     db: Database, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
 ) -> ExecutionResult:
-    context = await build_context(db, token)
+    context = await build_context(resources(db), token)
     return await schema.execute(query, variable_values=variables, context_value=context)
 
 

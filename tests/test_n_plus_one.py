@@ -11,7 +11,7 @@ from sqlalchemy import event
 from api.graphql import build_context
 from schema.app import schema
 from services.database import Database
-from tests.factories import Account, account, iteration, mutate_ok, project, scene
+from tests.factories import Account, account, iteration, mutate_ok, project, resources, scene
 
 NESTED = """
 query($id: ID!) {
@@ -73,7 +73,7 @@ async def build(db: Database, owner: Account, scenes: int, shots: int, images: i
 async def statements_for(
     db: Database, owner: Account, project_id: str
 ) -> tuple[int, dict[str, Any]]:
-    context = await build_context(db, owner.token)
+    context = await build_context(resources(db), owner.token)
     with count_statements(db) as statements:
         result = await schema.execute(NESTED, {"id": project_id}, context_value=context)
     assert result.errors is None, result.errors

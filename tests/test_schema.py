@@ -58,6 +58,11 @@ CONTRACT_MUTATIONS = {
     "setImageFavorite": ("SetImageFavoriteInput!", "ShotImagePayload!"),
     "deleteShotImage": ("DeleteInput!", "DeletePayload!"),
     "selectMasterShot": ("SelectMasterShotInput!", "StoryboardSelectionPayload!"),
+    "generateShotImages": ("GenerateShotImagesInput!", "GenerateShotImagesPayload!"),
+    "animateShot": ("AnimateShotInput!", "StoryboardSelectionPayload!"),
+    "animateStoryboard": ("AnimateStoryboardInput!", "AnimateStoryboardPayload!"),
+    "cancelGeneration": ("GenerationRefInput!", "GenerationPayload!"),
+    "retryGeneration": ("GenerationRefInput!", "GenerationPayload!"),
 }
 
 
@@ -78,6 +83,7 @@ def test_contract_queries_and_types_exist() -> None:
     assert str(query.fields["projects"].type) == "ProjectConnection!"
     assert set(query.fields["projects"].args) >= {"teamId", "first", "after"}
     assert str(query.fields["viewer"].type) == "User"
+    assert str(query.fields["generationModels"].type) == "[GenerationModel!]!"
     types = schema._schema.type_map
     for node_type in [
         "User",

@@ -1,0 +1,53 @@
+"""The built-in Replicate emulator, served on a loopback port inside this process.
+
+The server talks to it over real HTTP exactly as it talks to Replicate, so the
+whole workflow runs offline through the same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Iterator
+
+import uvicorn
+from services.emulator import EmulatorConfig, create_emulator_app
+
+HOST = "127.0.0.1"
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to the main one."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def embedded_emulator(*, latency_ms: int) -> AsyncIterator[tuple[str, EmulatorConfig]]:
+    """Run the emulator; yield its base URL and its (live, changeable) configuration."""
+    port = _free_port()
+    base_url = f"http://{HOST}:{port}"
+    config = EmulatorConfig(latency_ms=latency_ms, public_url=base_url)
+    server = _QuietServer(
+        uvicorn.Config(create_emulator_app(config), host=HOST, port=port, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve(), name="replicate-emulator")
+    while not server.started:
+        if task.done():
+            task.result()  # raises what stopped it
+        await asyncio.sleep(0.02)
+    try:
+        yield base_url, config
+    finally:
+        server.should_exit = True
+        await task

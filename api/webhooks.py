@@ -1,0 +1,39 @@
+"""`POST /webhooks/replicate`: prediction updates, verified, idempotent, in any order."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from api.state import app_state
+from services.errors import StudioError
+from services.replicate_api import Prediction
+from services.webhooks import WebhookRejected, verify
+
+logger = logging.getLogger("studio.webhooks")
+
+
+async def replicate_webhook(request: Request) -> JSONResponse:
+    engine = app_state(request).generation
+    body = await request.body()
+    try:
+        secret = await engine.secret()
+    except StudioError:
+        logger.warning("webhook refused: the signing secret could not be fetched")
+        return JSONResponse({"error": "not ready"}, status_code=503)
+    try:
+        webhook_id = verify(secret, request.headers, body)
+    except WebhookRejected as error:
+        logger.warning("webhook refused: %s", error)
+        return JSONResponse({"error": "invalid signature"}, status_code=401)
+    try:
+        prediction = Prediction.from_json(json.loads(body))
+    except (ValueError, KeyError, TypeError):
+        return JSONResponse({"error": "not a prediction"}, status_code=400)
+    if not await engine.record_delivery(webhook_id, prediction):
+        return JSONResponse({"status": "duplicate"})
+    await engine.apply(prediction)
+    return JSONResponse({"status": "ok"})

@@ -1,0 +1,172 @@
+"""Mutations that start, cancel and retry generations on Replicate."""
+
+from typing import Annotated, Any, cast
+
+import strawberry
+
+from resolvers.context import Info
+from resolvers.writing import returns_user_errors, write
+from schema import ids
+from schema.generation import (
+    AnimateShotInput,
+    AnimateStoryboardInput,
+    AnimateStoryboardPayload,
+    GenerateShotImagesInput,
+    GenerationPayload,
+    GenerationRefInput,
+)
+from schema.payloads import GenerateShotImagesPayload, StoryboardSelectionPayload
+from schema.storyboard import ImageIteration, ShotImage, StoryboardSelection
+from services import generation
+from services.errors import InvalidInput
+from services.tables import ShotImageRow
+from services.validation import Checks
+
+
+def _params(checks: Checks, value: object) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return cast(dict[str, Any] | None, value)
+    checks.fail("INVALID_PARAM", "`params` must be a JSON object.", ("params",))
+    return None
+
+
+@returns_user_errors(GenerateShotImagesPayload)
+async def generate_shot_images(
+    info: Info,
+    input: Annotated[
+        GenerateShotImagesInput,
+        strawberry.argument(description="Start a shot's next iteration of images on Replicate."),
+    ],
+) -> GenerateShotImagesPayload:
+    engine = info.context.require_generation()
+    checks = Checks()
+    shot_id = ids.decode_into(checks, input.shot_id, "Shot", field=("shotId",))
+    parent_id = ids.decode_optional_into(
+        checks, input.parent_image_id, "ShotImage", field=("parentImageId",)
+    )
+    params = _params(checks, input.params)
+    async with write(info) as (session, actor):
+        iteration = await generation.start_iteration(
+            session,
+            actor,
+            engine.plan(),
+            checks=checks,
+            shot_id=shot_id,
+            prompt=input.prompt,
+            parent_image_id=parent_id,
+            variant_count=input.variant_count,
+            model=input.model,
+            params=params,
+        )
+    engine.kick()
+    result = ImageIteration.from_iteration(iteration)
+    return GenerateShotImagesPayload(iteration=result, images=result.images)
+
+
+@returns_user_errors(StoryboardSelectionPayload)
+async def animate_shot(
+    info: Info,
+    input: Annotated[
+        AnimateShotInput,
+        strawberry.argument(
+            description="Animate a storyboard selection's master image into a clip."
+        ),
+    ],
+) -> StoryboardSelectionPayload:
+    engine = info.context.require_generation()
+    checks = Checks()
+    selection_id = ids.decode_into(
+        checks, input.selection_id, "StoryboardSelection", field=("selectionId",)
+    )
+    params = _params(checks, input.params)
+    async with write(info) as (session, actor):
+        selection = await generation.animate_shot(
+            session,
+            actor,
+            engine.plan(),
+            checks=checks,
+            selection_id=selection_id,
+            model=input.model,
+            params=params,
+        )
+    engine.kick()
+    return StoryboardSelectionPayload(selection=StoryboardSelection.from_row(selection))
+
+
+@returns_user_errors(AnimateStoryboardPayload)
+async def animate_storyboard(
+    info: Info,
+    input: Annotated[
+        AnimateStoryboardInput,
+        strawberry.argument(description="Animate every selection of a project."),
+    ],
+) -> AnimateStoryboardPayload:
+    engine = info.context.require_generation()
+    checks = Checks()
+    project_id = ids.decode_into(checks, input.project_id, "Project", field=("projectId",))
+    params = _params(checks, input.params)
+    async with write(info) as (session, actor):
+        selections = await generation.animate_storyboard(
+            session,
+            actor,
+            engine.plan(),
+            checks=checks,
+            project_id=project_id,
+            model=input.model,
+            params=params,
+            only_missing=input.only_missing,
+        )
+    engine.kick()
+    return AnimateStoryboardPayload(
+        selections=[StoryboardSelection.from_row(row) for row in selections]
+    )
+
+
+def _generation_ref(global_id: str) -> tuple[generation.Kind, int]:
+    parsed = ids.parse(global_id)
+    if parsed is not None and parsed[0] == "ShotImage":
+        return "image", parsed[1]
+    if parsed is not None and parsed[0] == "StoryboardSelection":
+        return "animation", parsed[1]
+    raise InvalidInput(
+        "Expected the ID of a ShotImage or a StoryboardSelection.", code="INVALID_ID", field=("id",)
+    )
+
+
+def _generation_payload(row: generation.Row) -> GenerationPayload:
+    if isinstance(row, ShotImageRow):
+        return GenerationPayload(image=ShotImage.from_row(row))
+    return GenerationPayload(selection=StoryboardSelection.from_row(row))
+
+
+@returns_user_errors(GenerationPayload)
+async def cancel_generation(
+    info: Info,
+    input: Annotated[
+        GenerationRefInput,
+        strawberry.argument(description="The PENDING or PROCESSING generation to cancel."),
+    ],
+) -> GenerationPayload:
+    engine = info.context.require_generation()
+    kind, row_id = _generation_ref(input.id)
+    async with write(info) as (session, actor):
+        row = await generation.cancel(session, actor, kind=kind, row_id=row_id)
+        prediction_id = row.prediction_id
+    engine.cancel_remote(prediction_id)
+    return _generation_payload(row)
+
+
+@returns_user_errors(GenerationPayload)
+async def retry_generation(
+    info: Info,
+    input: Annotated[
+        GenerationRefInput,
+        strawberry.argument(description="The FAILED or CANCELED generation to start again."),
+    ],
+) -> GenerationPayload:
+    engine = info.context.require_generation()
+    kind, row_id = _generation_ref(input.id)
+    async with write(info) as (session, actor):
+        row = await generation.retry(session, actor, engine.plan(), kind=kind, row_id=row_id)
+    engine.kick()
+    return _generation_payload(row)

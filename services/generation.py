@@ -1,0 +1,782 @@
+"""Image iterations and animations on Replicate, from request to stored output.
+
+The life of one generation (a shot image, or a selection's animation):
+
+1. A mutation writes it PENDING, with all it needs to be submitted, and commits
+   before anything is sent, so clients see it at once and a crash loses nothing.
+2. The dispatcher claims it (`dispatch_claimed_at`, so two server instances
+   never both submit it), creates the prediction and records its id.
+3. Webhooks (when PUBLIC_URL is set) and the poller report progress. The status
+   only moves forward: a late "processing" never undoes "succeeded".
+4. On success the output is copied into our storage (retried until it works;
+   Replicate deletes outputs after an hour) and only then is it COMPLETE.
+
+The poller is also the safety net: at start-up and then periodically it submits
+what was never submitted and asks Replicate about everything still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from sqlalchemy import or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services import catalog, workflow
+from services.access import Actor
+from services.catalog import GenerationModel, ModelKind
+from services.database import Database
+from services.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    ProviderRejected,
+    ProviderUnavailable,
+    StudioError,
+)
+from services.replicate_api import Prediction, ReplicateGateway
+from services.shot_images import Iteration, next_iteration_number
+from services.storage import Storage
+from services.storyboards import lock_project, shot_for_write
+from services.tables import (
+    GenerationStatus,
+    ProjectRow,
+    ShotImageRow,
+    ShotRow,
+    StoryboardSelectionRow,
+    WebhookDeliveryRow,
+    utcnow,
+)
+from services.validation import MAX_VARIANTS, PROMPT_MAX, Checks
+
+logger = logging.getLogger("studio.generation")
+
+DEFAULT_VARIANTS = 6
+CLAIM_TIMEOUT = timedelta(minutes=2)
+GIVE_UP_AFTER = timedelta(minutes=15)
+
+Row = ShotImageRow | StoryboardSelectionRow
+Kind = Literal["image", "animation"]
+
+_RANK = {
+    GenerationStatus.PENDING: 0,
+    GenerationStatus.PROCESSING: 1,
+    GenerationStatus.COMPLETE: 2,
+    GenerationStatus.FAILED: 2,
+    GenerationStatus.CANCELED: 2,
+}
+
+
+# --- one row, whichever table it is in --------------------------------------------
+
+
+def status_of(row: Row) -> GenerationStatus | None:
+    value = row.status if isinstance(row, ShotImageRow) else row.animation_status
+    return None if value is None else GenerationStatus(value)
+
+
+def _set_status(row: Row, status: GenerationStatus, *, error: str | None = None) -> None:
+    if isinstance(row, ShotImageRow):
+        row.status = status
+    else:
+        row.animation_status = status
+    row.error = error
+    row.updated_at = utcnow()
+
+
+def _advance(row: Row, status: GenerationStatus, *, error: str | None = None) -> bool:
+    """Move the row's status forward only; False if it would move back or sideways."""
+    current = status_of(row)
+    if current is not None and _RANK[status] <= _RANK[current] and status != current:
+        return False
+    if current is not None and _RANK[current] == 2:
+        return False
+    _set_status(row, status, error=error)
+    return True
+
+
+async def _load(session: AsyncSession, table: type[Row], row_id: int) -> Row | None:
+    row = await session.get(table, row_id)
+    assert row is None or isinstance(row, ShotImageRow | StoryboardSelectionRow)
+    return row
+
+
+# --- starting generations (mutations) --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a mutation may start: read from the engine, passed to the service as plain values."""
+
+    provider_available: bool
+
+
+def _check_provider(plan: Plan) -> None:
+    if not plan.provider_available:
+        raise ProviderUnavailable(
+            "The image and video provider is not answering; nothing was started. "
+            "Try again in a minute."
+        )
+
+
+async def start_iteration(
+    session: AsyncSession,
+    actor: Actor,
+    plan: Plan,
+    *,
+    shot_id: int,
+    prompt: str | None = None,
+    parent_image_id: int | None = None,
+    variant_count: int = DEFAULT_VARIANTS,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+    checks: Checks | None = None,
+) -> Iteration:
+    """The shot's next iteration: `variant_count` PENDING images, each with its own seed.
+
+    With `parent_image_id` (a COMPLETE image of the shot) it refines that image.
+    """
+    checks = checks if checks is not None else Checks()
+    checks.number(
+        variant_count, field=("variantCount",), low=1, high=MAX_VARIANTS, label="variant count"
+    )
+    kind = ModelKind.TEXT_TO_IMAGE if parent_image_id is None else ModelKind.IMAGE_TO_IMAGE
+    chosen = catalog.choose(checks, model, kind)
+    cleaned = chosen.clean_params(checks, params)
+    given_prompt = (
+        None if prompt is None else checks.text(prompt, field=("prompt",), max_length=PROMPT_MAX)
+    )
+    checks.raise_if_unresolvable()
+    shot, project = await shot_for_write(session, actor, shot_id)
+    final_prompt = given_prompt or shot.initial_prompt
+    if final_prompt is None:
+        checks.fail(
+            "PROMPT_REQUIRED",
+            "Give a prompt, or set the shot's initial prompt first.",
+            ("prompt",),
+        )
+    parent = None
+    if parent_image_id is not None:
+        parent = await session.get(ShotImageRow, parent_image_id)
+        if parent is None or parent.shot_id != shot_id:
+            checks.fail(
+                "PARENT_IMAGE_NOT_IN_SHOT",
+                "The parent image must be an image of the same shot.",
+                ("parentImageId",),
+            )
+        elif parent.status != GenerationStatus.COMPLETE or not (
+            parent.storage_key or parent.image_url
+        ):
+            checks.fail(
+                "IMAGE_NOT_READY",
+                "Only a COMPLETE image can be refined.",
+                ("parentImageId",),
+            )
+    checks.raise_if_any()
+    _check_provider(plan)
+    assert final_prompt is not None
+
+    number = await next_iteration_number(session, shot_id)
+    rows = []
+    for variant in range(1, variant_count + 1):
+        seed = secrets.randbelow(2**31)
+        metadata = {"model": chosen.replicate_model, "seed": seed, **cleaned}
+        rows.append(
+            ShotImageRow(
+                shot_id=shot_id,
+                iteration_number=number,
+                variant_number=variant,
+                status=GenerationStatus.PENDING,
+                iteration_prompt=final_prompt,
+                parent_image_id=parent_image_id,
+                model=chosen.replicate_model,
+                generation_metadata=metadata,
+            )
+        )
+    session.add_all(rows)
+    shot.updated_at = utcnow()
+    await workflow.advance(session, project)
+    return Iteration(shot_id, number, final_prompt, parent_image_id, rows)
+
+
+async def _selection_for_write(
+    session: AsyncSession, actor: Actor, selection_id: int
+) -> tuple[StoryboardSelectionRow, ProjectRow]:
+    selection = await session.get(StoryboardSelectionRow, selection_id)
+    if selection is None:
+        raise NotFound("storyboard selection")
+    project = await lock_project(session, actor, selection.project_id, what="storyboard selection")
+    selection = await session.get(StoryboardSelectionRow, selection_id, populate_existing=True)
+    if selection is None:
+        raise NotFound("storyboard selection")
+    return selection, project
+
+
+def _queue_animation(
+    selection: StoryboardSelectionRow, chosen: GenerationModel, params: dict[str, Any]
+) -> None:
+    selection.model = chosen.replicate_model
+    selection.animation_metadata = {"model": chosen.replicate_model, **params}
+    selection.animated_video_url = None
+    selection.video_storage_key = None
+    selection.prediction_id = None
+    selection.provider_output = None
+    selection.dispatch_claimed_at = None
+    _set_status(selection, GenerationStatus.PENDING)
+
+
+async def animate_shot(
+    session: AsyncSession,
+    actor: Actor,
+    plan: Plan,
+    *,
+    selection_id: int,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+    checks: Checks | None = None,
+) -> StoryboardSelectionRow:
+    """Animate a selection's master image into a clip; replaces a finished animation."""
+    checks = checks if checks is not None else Checks()
+    chosen = catalog.choose(checks, model, ModelKind.IMAGE_TO_VIDEO)
+    cleaned = chosen.clean_params(checks, params)
+    checks.raise_if_unresolvable()
+    selection, _ = await _selection_for_write(session, actor, selection_id)
+    checks.raise_if_any()
+    if (status := status_of(selection)) is not None and status.is_active:
+        raise Conflict(
+            "This shot is being animated already; cancel it first to start again.",
+            code="ALREADY_RUNNING",
+            field=("selectionId",),
+        )
+    _check_provider(plan)
+    _queue_animation(selection, chosen, cleaned)
+    return selection
+
+
+async def animate_storyboard(
+    session: AsyncSession,
+    actor: Actor,
+    plan: Plan,
+    *,
+    project_id: int,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+    only_missing: bool = True,
+    checks: Checks | None = None,
+) -> list[StoryboardSelectionRow]:
+    """Animate every selection of the project: those without a finished clip, or all."""
+    checks = checks if checks is not None else Checks()
+    chosen = catalog.choose(checks, model, ModelKind.IMAGE_TO_VIDEO)
+    cleaned = chosen.clean_params(checks, params)
+    checks.raise_if_unresolvable()
+    await lock_project(session, actor, project_id)
+    checks.raise_if_any()
+    selections = (
+        await session.exec(
+            select(StoryboardSelectionRow).where(StoryboardSelectionRow.project_id == project_id)
+        )
+    ).all()
+    chosen_rows = []
+    for selection in selections:
+        status = status_of(selection)
+        if status is not None and status.is_active:
+            continue  # already on its way
+        if only_missing and status is GenerationStatus.COMPLETE:
+            continue
+        chosen_rows.append(selection)
+    if chosen_rows:
+        _check_provider(plan)
+    for selection in chosen_rows:
+        _queue_animation(selection, chosen, cleaned)
+    return chosen_rows
+
+
+async def _generation_for_write(
+    session: AsyncSession, actor: Actor, kind: Kind, row_id: int
+) -> Row:
+    if kind == "image":
+        image = await session.get(ShotImageRow, row_id)
+        shot = await session.get(ShotRow, image.shot_id) if image else None
+        if image is None or shot is None:
+            raise NotFound("image")
+        await lock_project(session, actor, shot.project_id, what="image")
+        refreshed = await session.get(ShotImageRow, row_id, populate_existing=True)
+        if refreshed is None:
+            raise NotFound("image")
+        return refreshed
+    selection, _ = await _selection_for_write(session, actor, row_id)
+    return selection
+
+
+async def cancel(session: AsyncSession, actor: Actor, *, kind: Kind, row_id: int) -> Row:
+    """Cancel a PENDING or PROCESSING generation; the caller then cancels it on the provider."""
+    row = await _generation_for_write(session, actor, kind, row_id)
+    status = status_of(row)
+    if status is None or not status.is_active:
+        raise Conflict(
+            f"Only a PENDING or PROCESSING generation can be canceled; this one is {status}.",
+            code="NOT_RUNNING",
+            field=("id",),
+        )
+    _set_status(row, GenerationStatus.CANCELED, error=None)
+    return row
+
+
+async def retry(session: AsyncSession, actor: Actor, plan: Plan, *, kind: Kind, row_id: int) -> Row:
+    """Start a FAILED or CANCELED generation again, with the same parameters."""
+    row = await _generation_for_write(session, actor, kind, row_id)
+    status = status_of(row)
+    if status not in (GenerationStatus.FAILED, GenerationStatus.CANCELED):
+        raise Conflict(
+            f"Only a FAILED or CANCELED generation can be retried; this one is {status}.",
+            code="NOT_RETRYABLE",
+            field=("id",),
+        )
+    _check_provider(plan)
+    row.prediction_id = None
+    row.provider_output = None
+    row.dispatch_claimed_at = None
+    _set_status(row, GenerationStatus.PENDING)
+    return row
+
+
+# --- the engine: submitting, following, copying ---------------------------------
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    poll_interval: float = 2.0
+    batch: int = 50
+
+
+class GenerationEngine:
+    """Submits pending generations, follows running ones, and stores their outputs.
+
+    One per server process; several processes share the work safely.
+    """
+
+    def __init__(
+        self, db: Database, gateway: ReplicateGateway, storage: Storage, settings: EngineSettings
+    ) -> None:
+        self.db = db
+        self.gateway = gateway
+        self.storage = storage
+        self.settings = settings
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._side_tasks: set[asyncio.Task[Any]] = set()
+        self._webhook_secret = settings.webhook_secret
+
+    # -- lifecycle
+
+    def plan(self) -> Plan:
+        return Plan(provider_available=not self.gateway.breaker.is_open)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="generation-engine")
+
+    async def stop(self) -> None:
+        tasks = [t for t in [self._task, *self._side_tasks] if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def kick(self) -> None:
+        """Something new to submit: do it now rather than at the next tick."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("generation sweep failed; trying again shortly")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.poll_interval)
+            self._wake.clear()
+
+    async def sweep(self) -> None:
+        """One round: submit what is pending, copy what finished, ask about what runs."""
+        await self.dispatch_pending()
+        await self.copy_outputs()
+        await self.poll_running()
+
+    def cancel_remote(self, prediction_id: str | None) -> None:
+        """Ask the provider to stop a prediction, in the background (best effort)."""
+        if prediction_id:
+            self._spawn(self._cancel_remote(prediction_id))
+
+    async def _cancel_remote(self, prediction_id: str) -> None:
+        try:
+            await self.gateway.cancel(prediction_id)
+        except StudioError as error:
+            logger.warning("could not cancel prediction %s: %s", prediction_id, error.message)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    # -- submitting
+
+    async def _claim(self, table: type[Row], status_column: Any) -> list[int]:
+        """Claim up to a batch of unsubmitted PENDING rows for this process."""
+        now = utcnow()
+        stale = now - CLAIM_TIMEOUT
+        async with self.db.session() as session:
+            candidates = (
+                await session.exec(
+                    select(table.id)
+                    .where(
+                        status_column == GenerationStatus.PENDING,
+                        col(table.prediction_id).is_(None),
+                        or_(
+                            col(table.dispatch_claimed_at).is_(None),
+                            col(table.dispatch_claimed_at) < stale,
+                        ),
+                    )
+                    .order_by(col(table.id))
+                    .limit(self.settings.batch)
+                )
+            ).all()
+        claimed = []
+        for row_id in candidates:
+            async with self.db.transaction() as session:
+                result = await session.exec(
+                    update(table)
+                    .where(
+                        col(table.id) == row_id,
+                        col(table.prediction_id).is_(None),
+                        status_column == GenerationStatus.PENDING,
+                        or_(
+                            col(table.dispatch_claimed_at).is_(None),
+                            col(table.dispatch_claimed_at) < stale,
+                        ),
+                    )
+                    .values(dispatch_claimed_at=now)
+                )
+                if result.rowcount == 1:
+                    claimed.append(int(row_id))  # type: ignore[arg-type]
+        return claimed
+
+    async def dispatch_pending(self) -> None:
+        for table, status_column in (
+            (ShotImageRow, col(ShotImageRow.status)),
+            (StoryboardSelectionRow, col(StoryboardSelectionRow.animation_status)),
+        ):
+            if self.gateway.breaker.is_open:
+                return
+            for row_id in await self._claim(table, status_column):
+                await self._submit(table, row_id)
+
+    async def _submit(self, table: type[Row], row_id: int) -> None:
+        async with self.db.session() as session:
+            row = await _load(session, table, row_id)
+            if row is None or status_of(row) is not GenerationStatus.PENDING or row.prediction_id:
+                return
+            try:
+                model_name, model_input = await self._input_for(session, row)
+            except StudioError as error:
+                await self._finish(table, row_id, GenerationStatus.FAILED, error=error.message)
+                return
+        try:
+            prediction = await self.gateway.create(
+                model_name,
+                model_input,
+                webhook=self.settings.webhook_url,
+                events=("start", "completed"),
+            )
+        except ProviderRejected as error:
+            await self._finish(table, row_id, GenerationStatus.FAILED, error=error.message)
+            return
+        except ProviderUnavailable:
+            await self._release_or_give_up(table, row_id)
+            return
+        async with self.db.transaction() as session:
+            row = await _load(session, table, row_id)
+            if row is None:
+                self.cancel_remote(prediction.id)  # deleted while we submitted it
+                return
+            if status_of(row) is GenerationStatus.CANCELED:
+                row.prediction_id = prediction.id
+                self.cancel_remote(prediction.id)
+                return
+            row.prediction_id = prediction.id
+            row.checked_at = utcnow()
+            row.updated_at = utcnow()
+        await self.apply(prediction)
+
+    async def _release_or_give_up(self, table: type[Row], row_id: int) -> None:
+        async with self.db.transaction() as session:
+            row = await _load(session, table, row_id)
+            if row is None or status_of(row) is not GenerationStatus.PENDING:
+                return
+            if utcnow() - row.created_at > GIVE_UP_AFTER:
+                _set_status(
+                    row,
+                    GenerationStatus.FAILED,
+                    error="The provider could not be reached; retry when it is back.",
+                )
+            row.dispatch_claimed_at = None
+
+    async def _input_for(self, session: AsyncSession, row: Row) -> tuple[str, dict[str, Any]]:
+        """The Replicate model and input for a row, uploading its input image if it has one."""
+        if isinstance(row, ShotImageRow):
+            metadata = dict(row.generation_metadata or {})
+            model = catalog.by_replicate_model(str(metadata.pop("model", row.model or "")))
+            if model is None:
+                raise InvalidInput(f"Unknown model {row.model!r}.", code="UNKNOWN_MODEL")
+            model_input: dict[str, Any] = {
+                **model.fixed_input,
+                **metadata,
+                "prompt": row.iteration_prompt,
+            }
+            if row.parent_image_id is not None and model.image_input:
+                parent = await session.get(ShotImageRow, row.parent_image_id)
+                if parent is None:
+                    raise InvalidInput("The image to refine was deleted.", code="PARENT_GONE")
+                model_input[model.image_input] = await self._image_reference(parent)
+            return model.replicate_model, model_input
+        metadata = dict(row.animation_metadata or {})
+        model = catalog.by_replicate_model(str(metadata.pop("model", row.model or "")))
+        if model is None or model.image_input is None:
+            raise InvalidInput(f"Unknown model {row.model!r}.", code="UNKNOWN_MODEL")
+        master = await session.get(ShotImageRow, row.selected_image_id)
+        shot = await session.get(ShotRow, row.shot_id)
+        if master is None or shot is None:
+            raise InvalidInput("The master image was deleted.", code="MASTER_GONE")
+        prompt = shot.description or master.iteration_prompt
+        model_input = {**model.fixed_input, **metadata, "prompt": prompt}
+        model_input[model.image_input] = await self._image_reference(master)
+        return model.replicate_model, model_input
+
+    async def _image_reference(self, image: ShotImageRow) -> str:
+        """A URL the provider can read the image from: our copy, uploaded; or its own URL."""
+        if image.storage_key:
+            stored = await self.storage.stat(image.storage_key)
+            if stored is not None:
+                data = b"".join([chunk async for chunk in self.storage.read(image.storage_key)])
+                name = image.storage_key.rsplit("/", 1)[-1]
+                return await self.gateway.upload(
+                    data, filename=name, content_type=stored.content_type
+                )
+        if image.image_url:
+            return image.image_url
+        raise InvalidInput("The input image has no stored copy.", code="IMAGE_NOT_READY")
+
+    # -- following
+
+    async def apply(self, prediction: Prediction) -> None:
+        """Bring our rows up to date with what the provider says of a prediction."""
+        status = _ours(prediction.status)
+        async with self.db.transaction() as session:
+            rows: list[Row] = [
+                *(
+                    await session.exec(
+                        select(ShotImageRow).where(ShotImageRow.prediction_id == prediction.id)
+                    )
+                ),
+                *(
+                    await session.exec(
+                        select(StoryboardSelectionRow).where(
+                            StoryboardSelectionRow.prediction_id == prediction.id
+                        )
+                    )
+                ),
+            ]
+            for row in rows:
+                row.checked_at = utcnow()
+                if status is GenerationStatus.COMPLETE:
+                    # Succeeded at the provider; ours once the output is copied.
+                    if _advance(row, GenerationStatus.PROCESSING):
+                        row.provider_output = prediction.output_urls or None
+                        if not prediction.output_urls:
+                            _advance(
+                                row,
+                                GenerationStatus.FAILED,
+                                error="The provider returned no output.",
+                            )
+                elif status is GenerationStatus.FAILED:
+                    _advance(row, status, error=prediction.error or "The generation failed.")
+                else:
+                    _advance(row, status)
+        if status is GenerationStatus.COMPLETE and rows:
+            # Copy in the background: a webhook should be answered at once.
+            self._spawn(
+                self.copy_outputs(
+                    [row.id for row in rows if isinstance(row, ShotImageRow)],
+                    [row.id for row in rows if isinstance(row, StoryboardSelectionRow)],
+                )
+            )
+
+    async def poll_running(self) -> None:
+        """Ask the provider about running predictions not heard of for a poll interval."""
+        stale = utcnow() - timedelta(seconds=self.settings.poll_interval)
+        async with self.db.session() as session:
+            ids: list[str] = []
+            for table, status_column in (
+                (ShotImageRow, col(ShotImageRow.status)),
+                (StoryboardSelectionRow, col(StoryboardSelectionRow.animation_status)),
+            ):
+                found = await session.exec(
+                    select(table.prediction_id)
+                    .where(
+                        col(table.prediction_id).is_not(None),
+                        status_column.in_([GenerationStatus.PENDING, GenerationStatus.PROCESSING]),
+                        col(table.provider_output).is_(None),
+                        or_(col(table.checked_at).is_(None), col(table.checked_at) < stale),
+                    )
+                    .order_by(col(table.checked_at))
+                    .limit(self.settings.batch)
+                )
+                ids.extend(str(prediction_id) for prediction_id in found)
+        for prediction_id in ids:
+            if self.gateway.breaker.is_open:
+                return
+            try:
+                prediction = await self.gateway.get(prediction_id)
+            except ProviderRejected as error:
+                logger.warning("prediction %s: %s", prediction_id, error.message)
+                continue
+            except ProviderUnavailable:
+                return
+            await self.apply(prediction)
+
+    # -- copying outputs
+
+    async def copy_outputs(
+        self,
+        image_ids: Sequence[int | None] | None = None,
+        selection_ids: Sequence[int | None] | None = None,
+    ) -> None:
+        """Copy finished outputs into storage: the given rows, or every one still waiting."""
+        async with self.db.session() as session:
+            waiting_images = select(ShotImageRow.id).where(
+                col(ShotImageRow.provider_output).is_not(None),
+                ShotImageRow.status == GenerationStatus.PROCESSING,
+            )
+            waiting_selections = select(StoryboardSelectionRow.id).where(
+                col(StoryboardSelectionRow.provider_output).is_not(None),
+                StoryboardSelectionRow.animation_status == GenerationStatus.PROCESSING,
+            )
+            if image_ids is not None:
+                waiting_images = waiting_images.where(
+                    col(ShotImageRow.id).in_([i for i in image_ids if i])
+                )
+            if selection_ids is not None:
+                waiting_selections = waiting_selections.where(
+                    col(StoryboardSelectionRow.id).in_([i for i in selection_ids if i])
+                )
+            images = list((await session.exec(waiting_images)).all())
+            selections = list((await session.exec(waiting_selections)).all())
+        for image_id in images:
+            await self._copy(ShotImageRow, int(image_id or 0))
+        for selection_id in selections:
+            await self._copy(StoryboardSelectionRow, int(selection_id or 0))
+
+    async def _copy(self, table: type[Row], row_id: int) -> None:
+        async with self.db.session() as session:
+            row = await _load(session, table, row_id)
+            if row is None or not row.provider_output:
+                return
+            url = row.provider_output[0]
+            key_base = (
+                f"images/{row.shot_id}/{row_id}"
+                if isinstance(row, ShotImageRow)
+                else f"videos/{row.project_id}/{row_id}"
+            )
+        try:
+            data, content_type = await self.gateway.download(url)
+        except ProviderRejected as error:  # the provider deleted it before we got it
+            await self._finish(table, row_id, GenerationStatus.FAILED, error=error.message)
+            return
+        except ProviderUnavailable:
+            return  # the next sweep tries again
+        key = f"{key_base}-{secrets.token_hex(4)}{_extension(content_type, url)}"
+        await self.storage.put(key, data, content_type=content_type)
+        async with self.db.transaction() as session:
+            row = await _load(session, table, row_id)
+            if row is None or status_of(row) is not GenerationStatus.PROCESSING:
+                await self.storage.delete(key)
+                return
+            if isinstance(row, ShotImageRow):
+                row.storage_key = key
+                row.image_url = None
+            else:
+                row.video_storage_key = key
+                row.animated_video_url = None
+            row.provider_output = None
+            _set_status(row, GenerationStatus.COMPLETE)
+            project_id = row.project_id if isinstance(row, StoryboardSelectionRow) else None
+            if project_id is not None:
+                project = await session.get(ProjectRow, project_id)
+                if project is not None:
+                    await workflow.advance(session, project)
+
+    async def _finish(
+        self, table: type[Row], row_id: int, status: GenerationStatus, *, error: str | None = None
+    ) -> None:
+        async with self.db.transaction() as session:
+            row = await _load(session, table, row_id)
+            if row is not None:
+                _advance(row, status, error=error)
+
+    # -- webhooks
+
+    async def secret(self) -> str:
+        """The webhook signing secret: configured, or fetched once from the provider."""
+        if self._webhook_secret is None:
+            self._webhook_secret = await self.gateway.webhook_secret()
+        return self._webhook_secret
+
+    async def record_delivery(self, webhook_id: str, prediction: Prediction) -> bool:
+        """Note a verified delivery; False if it was handled before (deliveries repeat)."""
+        try:
+            async with self.db.transaction() as session:
+                session.add(WebhookDeliveryRow(id=webhook_id, prediction_id=prediction.id))
+        except IntegrityError:
+            return False
+        return True
+
+
+def _ours(provider_status: str) -> GenerationStatus:
+    return {
+        "starting": GenerationStatus.PENDING,
+        "processing": GenerationStatus.PROCESSING,
+        "succeeded": GenerationStatus.COMPLETE,
+        "failed": GenerationStatus.FAILED,
+        "aborted": GenerationStatus.FAILED,
+        "canceled": GenerationStatus.CANCELED,
+    }.get(provider_status, GenerationStatus.PROCESSING)
+
+
+def _extension(content_type: str, url: str) -> str:
+    known = {
+        "image/webp": ".webp",
+        "image/png": ".png",
+        "image/jpeg": ".jpg",
+        "video/mp4": ".mp4",
+        "image/gif": ".gif",
+        "image/webm": ".webm",
+    }
+    if content_type in known:
+        return known[content_type]
+    tail = url.rsplit("/", 1)[-1]
+    return (
+        f".{tail.rsplit('.', 1)[-1]}" if "." in tail and len(tail.rsplit(".", 1)[-1]) <= 5 else ""
+    )

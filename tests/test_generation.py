@@ -1,0 +1,348 @@
+"""Generation on Replicate, through the built-in emulator over real HTTP.
+
+Each test runs a GenerationEngine (the same one a server runs) against an
+emulator on a loopback port, and drives everything through the GraphQL schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import imageio_ffmpeg
+import pytest
+from PIL import Image
+from sqlalchemy import update
+
+from api.embedded import embedded_emulator
+from api.graphql import build_context
+from resolvers.context import Resources
+from schema.app import schema
+from services.database import Database
+from services.emulator import EmulatorConfig
+from services.generation import EngineSettings, GenerationEngine
+from services.replicate_api import CircuitBreaker, ReplicateGateway
+from services.storage import LocalStorage
+from services.tables import GenerationStatus, ShotImageRow, StoryboardSelectionRow
+from tests.factories import MEDIA, Account, account, project, scene
+
+DEADLINE = 60.0
+
+
+@dataclass
+class Studio:
+    db: Database
+    engine: GenerationEngine
+    storage: LocalStorage
+    emulator: EmulatorConfig
+    resources: Resources
+
+    async def run(self, query: str, variables: dict[str, Any], token: str) -> dict[str, Any]:
+        context = await build_context(self.resources, token)
+        result = await schema.execute(query, variables, context_value=context)
+        assert result.errors is None, [e.formatted for e in result.errors]
+        assert result.data is not None
+        return result.data
+
+    async def mutate(self, name: str, input: dict[str, Any], selection: str, token: str) -> dict[str, Any]:
+        input_type = schema._schema.mutation_type.fields[name].args["input"].type  # type: ignore[union-attr]
+        query = (
+            f"mutation($input: {input_type}) {{ {name}(input: $input) "
+            f"{{ {selection} userErrors {{ code field message }} }} }}"
+        )
+        payload: dict[str, Any] = (await self.run(query, {"input": input}, token))[name]
+        return payload
+
+
+@pytest.fixture
+async def studio(db: Database, tmp_path: Path) -> AsyncIterator[Studio]:
+    async with embedded_emulator(latency_ms=150) as (base_url, emulator):
+        gateway = ReplicateGateway(
+            api_token=None,
+            base_url=base_url,
+            backoff_base=0.01,
+            backoff_cap=0.05,
+            max_attempts=3,
+            breaker=CircuitBreaker(threshold=3, cooldown=0.5),
+        )
+        storage = LocalStorage(tmp_path / "media")
+        engine = GenerationEngine(db, gateway, storage, EngineSettings(poll_interval=0.1))
+        engine.start()
+        try:
+            yield Studio(db, engine, storage, emulator, Resources(db=db, media=MEDIA, generation=engine))
+        finally:
+            await engine.stop()
+            await gateway.aclose()
+            # Leave nothing running for the next test's engine to pick up.
+            async with db.transaction() as session:
+                for table, column in (
+                    (ShotImageRow, ShotImageRow.status),
+                    (StoryboardSelectionRow, StoryboardSelectionRow.animation_status),
+                ):
+                    await session.exec(
+                        update(table)  # type: ignore[call-overload]
+                        .where(column.in_(["PENDING", "PROCESSING"]))  # type: ignore[union-attr]
+                        .values({column.key: "CANCELED"})  # type: ignore[union-attr]
+                    )
+
+
+SHOT_IMAGES = """query($id: ID!) { node(id: $id) { ... on Shot {
+  latestIterationNumber
+  iterations { iterationNumber status prompt parentImage { id }
+    images { id variantNumber status imageUrl model metadata error predictionId } } } } }"""
+
+
+async def wait_for_iteration(studio: Studio, owner: Account, shot_id: str, number: int) -> dict[str, Any]:
+    """Poll until the iteration's images are all finished; return the iteration."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        data = await studio.run(SHOT_IMAGES, {"id": shot_id}, owner.token)
+        iteration = next(i for i in data["node"]["iterations"] if i["iterationNumber"] == number)
+        if all(image["status"] not in ("PENDING", "PROCESSING") for image in iteration["images"]):
+            return iteration
+        assert time.monotonic() < deadline, iteration
+        await asyncio.sleep(0.1)
+
+
+async def stored_image(studio: Studio, image_id: str) -> Image.Image:
+    from schema import ids
+
+    async with studio.db.session() as session:
+        row = await session.get(ShotImageRow, ids.decode(image_id, "ShotImage"))
+    assert row is not None and row.storage_key is not None
+    data = b"".join([chunk async for chunk in studio.storage.read(row.storage_key)])
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+async def new_shot(studio: Studio, owner: Account, *, prompt: str = "a lighthouse at dusk") -> str:
+    pid = await project(studio.db, owner)
+    made = await scene(studio.db, owner, pid, shots=[{"initialPrompt": prompt}])
+    shot_id: str = made["shots"][0]["id"]
+    return shot_id
+
+
+async def generate(studio: Studio, owner: Account, shot_id: str, **extra: Any) -> dict[str, Any]:
+    return await studio.mutate(
+        "generateShotImages",
+        {"shotId": shot_id, **extra},
+        "iteration { iterationNumber status } images { id status variantNumber metadata }",
+        owner.token,
+    )
+
+
+async def test_an_iteration_of_six_completes_with_real_images_in_storage(studio: Studio) -> None:
+    ann = await account(studio.db)
+    shot_id = await new_shot(studio, ann)
+    started = await generate(studio, ann, shot_id)
+    assert started["userErrors"] == []
+    assert started["iteration"] == {"iterationNumber": 0, "status": "PENDING"}
+    assert [i["status"] for i in started["images"]] == ["PENDING"] * 6
+    seeds = [i["metadata"]["seed"] for i in started["images"]]
+    assert len(set(seeds)) == 6
+
+    done = await wait_for_iteration(studio, ann, shot_id, 0)
+    assert done["status"] == "COMPLETE"
+    assert done["prompt"] == "a lighthouse at dusk"
+    pixels = []
+    for image in done["images"]:
+        assert image["status"] == "COMPLETE", image
+        assert image["model"] == "black-forest-labs/flux-schnell"
+        assert image["predictionId"]
+        assert image["imageUrl"].startswith("http://testserver/media/images/")
+        decoded = await stored_image(studio, image["id"])
+        assert decoded.width > 0 and decoded.height > 0
+        pixels.append(decoded.convert("RGB").resize((16, 16)).tobytes())
+    assert len(set(pixels)) == 6, "every variant is a different image"
+
+
+async def test_img2img_refines_a_parent_and_records_it(studio: Studio) -> None:
+    ann = await account(studio.db)
+    shot_id = await new_shot(studio, ann)
+    await generate(studio, ann, shot_id, variantCount=2)
+    first = await wait_for_iteration(studio, ann, shot_id, 0)
+    parent_id = first["images"][1]["id"]
+    refined = await generate(
+        studio,
+        ann,
+        shot_id,
+        parentImageId=parent_id,
+        prompt="the same lighthouse in a storm",
+        variantCount=3,
+        params={"prompt_strength": 0.4},
+    )
+    assert refined["userErrors"] == []
+    assert refined["iteration"]["iterationNumber"] == 1
+    done = await wait_for_iteration(studio, ann, shot_id, 1)
+    assert done["status"] == "COMPLETE"
+    assert done["parentImage"] == {"id": parent_id}
+    assert done["prompt"] == "the same lighthouse in a storm"
+    for image in done["images"]:
+        assert image["model"] == "black-forest-labs/flux-dev"
+        assert image["metadata"]["prompt_strength"] == 0.4
+        await stored_image(studio, image["id"])
+
+
+async def test_a_master_image_animates_into_a_playable_clip(studio: Studio) -> None:
+    ann = await account(studio.db)
+    shot_id = await new_shot(studio, ann)
+    await generate(studio, ann, shot_id, variantCount=1)
+    first = await wait_for_iteration(studio, ann, shot_id, 0)
+    chosen = await studio.mutate(
+        "selectMasterShot",
+        {"shotId": shot_id, "imageId": first["images"][0]["id"]},
+        "selection { id }",
+        ann.token,
+    )
+    selection_id = chosen["selection"]["id"]
+    started = await studio.mutate(
+        "animateShot",
+        {"selectionId": selection_id, "params": {"duration": 5}},
+        "selection { animationStatus model }",
+        ann.token,
+    )
+    assert started["userErrors"] == []
+    assert started["selection"] == {"animationStatus": "PENDING", "model": "kwaivgi/kling-v2.1"}
+
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        data = await studio.run(
+            """query($id: ID!) { node(id: $id) { ... on StoryboardSelection {
+                animationStatus animatedVideoUrl error project { status progress { isAnimationComplete } } } } }""",
+            {"id": selection_id},
+            ann.token,
+        )
+        selection = data["node"]
+        if selection["animationStatus"] not in ("PENDING", "PROCESSING"):
+            break
+        assert time.monotonic() < deadline, selection
+        await asyncio.sleep(0.1)
+    assert selection["animationStatus"] == "COMPLETE", selection
+    assert selection["animatedVideoUrl"].startswith("http://testserver/media/videos/")
+    assert selection["project"]["status"] == "ANIMATION_COMPLETE"
+    assert selection["project"]["progress"]["isAnimationComplete"] is True
+
+    async with studio.db.session() as session:
+        from schema import ids
+
+        row = await session.get(StoryboardSelectionRow, ids.decode(selection_id, "StoryboardSelection"))
+    assert row is not None and row.video_storage_key is not None
+    path = studio.storage.root / row.video_storage_key
+    frames = imageio_ffmpeg.read_frames(str(path))
+    meta = next(frames)
+    count = sum(1 for _ in frames)
+    assert meta["size"][0] > 0 and count > 1, (meta, count)
+
+
+async def test_bad_params_are_user_errors_and_start_nothing(studio: Studio) -> None:
+    ann = await account(studio.db)
+    shot_id = await new_shot(studio, ann)
+    cases: list[tuple[dict[str, Any], list[tuple[str, list[str] | None]]]] = [
+        ({"params": {"aspect_ratio": "7:3"}}, [("INVALID_PARAM", ["params", "aspect_ratio"])]),
+        ({"params": {"steps": 4}}, [("INVALID_PARAM", ["params", "steps"])]),
+        ({"params": "wide"}, [("INVALID_PARAM", ["params"])]),
+        ({"variantCount": 13}, [("OUT_OF_RANGE", ["variantCount"])]),
+        ({"variantCount": 0}, [("OUT_OF_RANGE", ["variantCount"])]),
+        ({"model": "dall-e"}, [("UNKNOWN_MODEL", ["model"])]),
+        ({"model": "kling-v2.1"}, [("WRONG_MODEL_KIND", ["model"])]),
+        (
+            {"model": "flux-dev", "params": {"prompt_strength": 1.5}},
+            [("INVALID_PARAM", ["params", "prompt_strength"])],
+        ),
+    ]
+    for extra, expected in cases:
+        payload = await generate(studio, ann, shot_id, **extra)
+        assert [(e["code"], e["field"]) for e in payload["userErrors"]] == expected, extra
+        assert payload["iteration"] is None
+    data = await studio.run(SHOT_IMAGES, {"id": shot_id}, ann.token)
+    assert data["node"]["iterations"] == []
+
+
+async def test_cancel_then_retry(studio: Studio) -> None:
+    ann = await account(studio.db)
+    shot_id = await new_shot(studio, ann)
+    studio.emulator.latency_ms = 5000  # slow enough to cancel while it runs
+    started = await generate(studio, ann, shot_id, variantCount=1)
+    image_id = started["images"][0]["id"]
+    canceled = await studio.mutate(
+        "cancelGeneration", {"id": image_id}, "image { status }", ann.token
+    )
+    assert canceled["userErrors"] == []
+    assert canceled["image"]["status"] == "CANCELED"
+    again = await studio.mutate("cancelGeneration", {"id": image_id}, "image { status }", ann.token)
+    assert [e["code"] for e in again["userErrors"]] == ["NOT_RUNNING"]
+
+    studio.emulator.latency_ms = 100
+    retried = await studio.mutate("retryGeneration", {"id": image_id}, "image { status }", ann.token)
+    assert retried["userErrors"] == []
+    assert retried["image"]["status"] == "PENDING"
+    done = await wait_for_iteration(studio, ann, shot_id, 0)
+    assert done["images"][0]["status"] == "COMPLETE"
+    twice = await studio.mutate("retryGeneration", {"id": image_id}, "image { status }", ann.token)
+    assert [e["code"] for e in twice["userErrors"]] == ["NOT_RETRYABLE"]
+
+
+async def test_failures_at_the_provider_are_reported_and_retryable(studio: Studio) -> None:
+    ann = await account(studio.db)
+    shot_id = await new_shot(studio, ann)
+    studio.emulator.failure_rate = 1.0
+    await generate(studio, ann, shot_id, variantCount=2)
+    done = await wait_for_iteration(studio, ann, shot_id, 0)
+    assert done["status"] == "FAILED"
+    assert all(image["error"] for image in done["images"])
+    studio.emulator.failure_rate = 0.0
+    for image in done["images"]:
+        payload = await studio.mutate("retryGeneration", {"id": image["id"]}, "image { status }", ann.token)
+        assert payload["userErrors"] == []
+    assert (await wait_for_iteration(studio, ann, shot_id, 0))["status"] == "COMPLETE"
+
+
+async def test_a_storm_of_429s_still_completes(studio: Studio) -> None:
+    ann = await account(studio.db)
+    shot_id = await new_shot(studio, ann)
+    studio.emulator.throttle_rate = 0.6
+    await generate(studio, ann, shot_id, variantCount=6)
+    done = await wait_for_iteration(studio, ann, shot_id, 0)
+    studio.emulator.throttle_rate = 0.0
+    assert [image["status"] for image in done["images"]] == ["COMPLETE"] * 6
+
+
+async def test_a_provider_that_is_down_opens_the_circuit_with_a_clear_error(studio: Studio) -> None:
+    ann = await account(studio.db)
+    shot_id = await new_shot(studio, ann)
+    studio.emulator.down = True
+    first = await generate(studio, ann, shot_id, variantCount=3)
+    assert first["userErrors"] == []  # accepted: nothing had failed yet
+    deadline = time.monotonic() + DEADLINE
+    while studio.engine.plan().provider_available:
+        assert time.monotonic() < deadline, "the circuit never opened"
+        await asyncio.sleep(0.05)
+    refused = await generate(studio, ann, shot_id)
+    assert [e["code"] for e in refused["userErrors"]] == ["PROVIDER_UNAVAILABLE"]
+    assert refused["iteration"] is None
+
+    studio.emulator.down = False  # back: after the cooldown one trial call closes the circuit
+    done = await wait_for_iteration(studio, ann, shot_id, 0)
+    assert [image["status"] for image in done["images"]] == ["COMPLETE"] * 3
+    assert studio.engine.plan().provider_available
+
+
+async def test_generation_models_lists_defaults_and_parameters(studio: Studio) -> None:
+    ann = await account(studio.db)
+    data = await studio.run(
+        "{ generationModels { key replicateModel kinds defaultFor parameters { name type default choices } } }",
+        {},
+        ann.token,
+    )
+    models = {m["key"]: m for m in data["generationModels"]}
+    assert models["flux-schnell"]["defaultFor"] == ["TEXT_TO_IMAGE"]
+    assert models["flux-dev"]["defaultFor"] == ["IMAGE_TO_IMAGE"]
+    assert models["kling-v2.1"]["defaultFor"] == ["IMAGE_TO_VIDEO"]
+    strength = next(p for p in models["flux-dev"]["parameters"] if p["name"] == "prompt_strength")
+    assert strength == {"name": "prompt_strength", "type": "float", "default": 0.8, "choices": None}

@@ -66,6 +66,30 @@ def schema(_: argparse.Namespace) -> None:
     print(graphql_schema.as_str())
 
 
+def emulator(args: argparse.Namespace) -> None:
+    import base64
+    import secrets
+
+    import uvicorn
+
+    from services.emulator import EmulatorConfig, create_emulator_app
+
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    public_url = f"http://{args.host}:{args.port}"
+    config = EmulatorConfig(
+        latency_ms=settings.emulator_latency_ms,
+        public_url=public_url,
+        webhook_secret=settings.replicate_webhook_secret
+        or "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+    )
+    print(f"Replicate emulator at {public_url} (point REPLICATE_BASE_URL here)")
+    print(f"  webhook signing secret: {config.webhook_secret}", flush=True)
+    uvicorn.run(create_emulator_app(config), host=args.host, port=args.port, log_level="warning")
+
+
 def bench(args: argparse.Namespace) -> None:
     from api.bench import main as run_bench
 
@@ -81,6 +105,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     serve_parser.set_defaults(run=serve)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(run=migrate)
     commands.add_parser("schema", help="print the GraphQL schema (SDL)").set_defaults(run=schema)
+    emulator_parser = commands.add_parser(
+        "emulator", help="run the built-in Replicate emulator on its own"
+    )
+    emulator_parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    emulator_parser.add_argument("--port", type=int, default=8001, help="port to bind (8001)")
+    emulator_parser.set_defaults(run=emulator)
     bench_parser = commands.add_parser("bench", help="print benchmark figures")
     bench_parser.add_argument(
         "--postgres",

@@ -97,7 +97,7 @@ class ServerError(RuntimeError):
 
 
 class StudioServer:
-    """One `studio serve` process on 127.0.0.1."""
+    """One `studio serve` (or `studio emulator`) process on 127.0.0.1."""
 
     def __init__(
         self,
@@ -107,7 +107,13 @@ class StudioServer:
         log_dir: Path | None = None,
         name: str = "studio",
         extra_args: Sequence[str] = (),
+        command: str = "serve",
+        ready_path: str = "/healthz",
+        port: int | None = None,
     ) -> None:
+        self.fixed_port = port
+        self.command = command
+        self.ready_path = ready_path
         self.env = dict(env)
         self.cwd = cwd
         self.log_dir = log_dir if log_dir is not None else cwd
@@ -148,12 +154,12 @@ class StudioServer:
         """Start the process on a free port without waiting for it to answer."""
         if self.running:
             raise ServerError(f"{self.name} is already running at {self.base_url}")
-        self.port = free_port()
+        self.port = self.fixed_port or free_port()
         self.log_path = self.log_dir / f"{self.name}-{next(_serial)}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [
             str(studio_executable()),
-            "serve",
+            self.command,
             "--host",
             HOST,
             "--port",
@@ -168,7 +174,7 @@ class StudioServer:
         return self
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> StudioServer:
-        """Wait until `GET /healthz` answers 200; raise `ServerError` with the output if not."""
+        """Wait until `GET <ready_path>` answers 200; raise `ServerError` with the output if not."""
         process = self.process
         deadline = time.monotonic() + timeout
         with httpx.Client(base_url=self.base_url, timeout=2.0, trust_env=False) as client:
@@ -176,16 +182,16 @@ class StudioServer:
                 code = process.poll()
                 if code is not None:
                     raise ServerError(
-                        f"{self.name} exited with code {code} before answering /healthz; "
+                        f"{self.name} exited with code {code} before answering {self.ready_path}; "
                         f"output:\n{self.output()}"
                     )
                 with contextlib.suppress(httpx.TransportError):
-                    if client.get("/healthz").status_code == 200:
+                    if client.get(self.ready_path).status_code == 200:
                         return self
                 if time.monotonic() > deadline:
                     self.stop()
                     raise ServerError(
-                        f"{self.name} did not answer /healthz within {timeout:.0f} s; "
+                        f"{self.name} did not answer {self.ready_path} within {timeout:.0f} s; "
                         f"output:\n{self.output()}"
                     )
                 time.sleep(_POLL_INTERVAL)

@@ -28,7 +28,7 @@ from services.emulator import EmulatorConfig
 from services.generation import EngineSettings, GenerationEngine
 from services.replicate_api import CircuitBreaker, ReplicateGateway
 from services.storage import LocalStorage
-from services.tables import GenerationStatus, ShotImageRow, StoryboardSelectionRow
+from services.tables import ShotImageRow, StoryboardSelectionRow
 from tests.factories import MEDIA, Account, account, project, scene
 
 DEADLINE = 60.0
@@ -49,7 +49,9 @@ class Studio:
         assert result.data is not None
         return result.data
 
-    async def mutate(self, name: str, input: dict[str, Any], selection: str, token: str) -> dict[str, Any]:
+    async def mutate(
+        self, name: str, input: dict[str, Any], selection: str, token: str
+    ) -> dict[str, Any]:
         input_type = schema._schema.mutation_type.fields[name].args["input"].type  # type: ignore[union-attr]
         query = (
             f"mutation($input: {input_type}) {{ {name}(input: $input) "
@@ -74,7 +76,9 @@ async def studio(db: Database, tmp_path: Path) -> AsyncIterator[Studio]:
         engine = GenerationEngine(db, gateway, storage, EngineSettings(poll_interval=0.1))
         engine.start()
         try:
-            yield Studio(db, engine, storage, emulator, Resources(db=db, media=MEDIA, generation=engine))
+            yield Studio(
+                db, engine, storage, emulator, Resources(db=db, media=MEDIA, generation=engine)
+            )
         finally:
             await engine.stop()
             await gateway.aclose()
@@ -97,7 +101,9 @@ SHOT_IMAGES = """query($id: ID!) { node(id: $id) { ... on Shot {
     images { id variantNumber status imageUrl model metadata error predictionId } } } } }"""
 
 
-async def wait_for_iteration(studio: Studio, owner: Account, shot_id: str, number: int) -> dict[str, Any]:
+async def wait_for_iteration(
+    studio: Studio, owner: Account, shot_id: str, number: int
+) -> dict[str, Any]:
     """Poll until the iteration's images are all finished; return the iteration."""
     deadline = time.monotonic() + DEADLINE
     while True:
@@ -114,7 +120,8 @@ async def stored_image(studio: Studio, image_id: str) -> Image.Image:
 
     async with studio.db.session() as session:
         row = await session.get(ShotImageRow, ids.decode(image_id, "ShotImage"))
-    assert row is not None and row.storage_key is not None
+    assert row is not None
+    assert row.storage_key is not None
     data = b"".join([chunk async for chunk in studio.storage.read(row.storage_key)])
     image = Image.open(io.BytesIO(data))
     image.load()
@@ -157,7 +164,8 @@ async def test_an_iteration_of_six_completes_with_real_images_in_storage(studio:
         assert image["predictionId"]
         assert image["imageUrl"].startswith("http://testserver/media/images/")
         decoded = await stored_image(studio, image["id"])
-        assert decoded.width > 0 and decoded.height > 0
+        assert decoded.width > 0
+        assert decoded.height > 0
         pixels.append(decoded.convert("RGB").resize((16, 16)).tobytes())
     assert len(set(pixels)) == 6, "every variant is a different image"
 
@@ -231,13 +239,17 @@ async def test_a_master_image_animates_into_a_playable_clip(studio: Studio) -> N
     async with studio.db.session() as session:
         from schema import ids
 
-        row = await session.get(StoryboardSelectionRow, ids.decode(selection_id, "StoryboardSelection"))
-    assert row is not None and row.video_storage_key is not None
+        row = await session.get(
+            StoryboardSelectionRow, ids.decode(selection_id, "StoryboardSelection")
+        )
+    assert row is not None
+    assert row.video_storage_key is not None
     path = studio.storage.root / row.video_storage_key
     frames = imageio_ffmpeg.read_frames(str(path))
     meta = next(frames)
     count = sum(1 for _ in frames)
-    assert meta["size"][0] > 0 and count > 1, (meta, count)
+    assert meta["size"][0] > 0, meta
+    assert count > 1, count
 
 
 async def test_bad_params_are_user_errors_and_start_nothing(studio: Studio) -> None:
@@ -279,7 +291,9 @@ async def test_cancel_then_retry(studio: Studio) -> None:
     assert [e["code"] for e in again["userErrors"]] == ["NOT_RUNNING"]
 
     studio.emulator.latency_ms = 100
-    retried = await studio.mutate("retryGeneration", {"id": image_id}, "image { status }", ann.token)
+    retried = await studio.mutate(
+        "retryGeneration", {"id": image_id}, "image { status }", ann.token
+    )
     assert retried["userErrors"] == []
     assert retried["image"]["status"] == "PENDING"
     done = await wait_for_iteration(studio, ann, shot_id, 0)
@@ -298,7 +312,9 @@ async def test_failures_at_the_provider_are_reported_and_retryable(studio: Studi
     assert all(image["error"] for image in done["images"])
     studio.emulator.failure_rate = 0.0
     for image in done["images"]:
-        payload = await studio.mutate("retryGeneration", {"id": image["id"]}, "image { status }", ann.token)
+        payload = await studio.mutate(
+            "retryGeneration", {"id": image["id"]}, "image { status }", ann.token
+        )
         assert payload["userErrors"] == []
     assert (await wait_for_iteration(studio, ann, shot_id, 0))["status"] == "COMPLETE"
 

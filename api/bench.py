@@ -135,10 +135,15 @@ async def _with_postgres(admin_url: str) -> list[str]:
 
 
 async def run(postgres_admin_url: str | None) -> None:
+    from api import bench_generation
+
     with tempfile.TemporaryDirectory() as directory:
         lines = await bench_storyboard(f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}")
     print("Storyboard API on SQLite (embedded default):")
-    print("\n".join(lines))
+    print("\n".join(lines), flush=True)
+    print("Generation (emulator in its own process, so its work is not counted):")
+    print("\n".join(await bench_generation.overhead_per_iteration()), flush=True)
+    print("\n".join(await bench_generation.webhook_ingestion()), flush=True)
     if postgres_admin_url:
         try:
             lines = await _with_postgres(postgres_admin_url)

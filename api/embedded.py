@@ -12,6 +12,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
+
 from services.emulator import EmulatorConfig, create_emulator_app
 
 HOST = "127.0.0.1"

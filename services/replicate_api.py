@@ -138,6 +138,10 @@ class CircuitBreaker:
             )
         self._trial_running = True  # half-open: this call decides
 
+    def released(self) -> None:
+        """A call ended without telling whether the provider is healthy (it was only busy)."""
+        self._trial_running = False
+
     def succeeded(self) -> None:
         self._failures = 0
         self._opened_at = None
@@ -194,9 +198,14 @@ class ReplicateGateway:
     async def _call(
         self, what: str, call: Callable[[], Awaitable[T]], *, throttled: bool = False
     ) -> T:
-        """Run `call`, retrying what is worth retrying; map failures to domain errors."""
+        """Run `call`, retrying what is worth retrying; map failures to domain errors.
+
+        Failures (5xx, network) count toward the circuit breaker; 429s do not: a
+        throttling provider is up, just busy, so they get a longer budget instead.
+        """
         self.breaker.before_call()
-        for attempt in range(self.max_attempts):
+        failures = throttles = 0
+        while True:
             if throttled:
                 await self.throttle.acquire()
             _retry_after.set(None)
@@ -205,10 +214,17 @@ class ReplicateGateway:
             except ReplicateError as error:
                 status = error.status or 0
                 if status == 429:
-                    delay = self._delay(attempt, _retry_after.get())
+                    throttles += 1
+                    if throttles >= self.max_attempts * 3:
+                        self.breaker.released()
+                        raise ProviderUnavailable(
+                            "The image and video provider is busy; try again in a minute."
+                        ) from error
+                    delay = self._delay(throttles, _retry_after.get())
                     logger.info("Replicate throttled %s; retrying in %.1fs", what, delay)
                 elif status >= 500:
-                    delay = self._delay(attempt, None)
+                    failures += 1
+                    delay = self._delay(failures, None)
                     logger.warning(
                         "Replicate %s answered %d; retrying in %.1fs", what, status, delay
                     )
@@ -219,17 +235,18 @@ class ReplicateGateway:
                         code="PROVIDER_REJECTED",
                     ) from error
             except (httpx.TransportError, httpx.TimeoutException) as error:
-                delay = self._delay(attempt, None)
+                failures += 1
+                delay = self._delay(failures, None)
                 logger.warning("Replicate %s failed (%s); retrying in %.1fs", what, error, delay)
             else:
                 self.breaker.succeeded()
                 return result
-            if attempt + 1 < self.max_attempts:
-                await asyncio.sleep(delay)
-        self.breaker.failed()
-        raise ProviderUnavailable(
-            "The image and video provider is not answering; try again in a minute."
-        )
+            if failures >= self.max_attempts:
+                self.breaker.failed()
+                raise ProviderUnavailable(
+                    "The image and video provider is not answering; try again in a minute."
+                )
+            await asyncio.sleep(delay)
 
     async def create(
         self,

@@ -17,7 +17,8 @@ from sqlmodel import Field, SQLModel
 
 # BIGINT on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is an auto-incrementing rowid.
 IdType = BigInteger().with_variant(Integer(), "sqlite")
-JsonType = JSON().with_variant(JSONB(), "postgresql")
+# none_as_null: a Python None is SQL NULL (not JSON null), so `IS NULL` finds it.
+JsonType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

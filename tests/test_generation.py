@@ -89,7 +89,7 @@ async def studio(db: Database, tmp_path: Path) -> AsyncIterator[Studio]:
                     (StoryboardSelectionRow, StoryboardSelectionRow.animation_status),
                 ):
                     await session.exec(
-                        update(table)  # type: ignore[call-overload]
+                        update(table)
                         .where(column.in_(["PENDING", "PROCESSING"]))  # type: ignore[union-attr]
                         .values({column.key: "CANCELED"})  # type: ignore[union-attr]
                     )
@@ -108,7 +108,9 @@ async def wait_for_iteration(
     deadline = time.monotonic() + DEADLINE
     while True:
         data = await studio.run(SHOT_IMAGES, {"id": shot_id}, owner.token)
-        iteration = next(i for i in data["node"]["iterations"] if i["iterationNumber"] == number)
+        iteration: dict[str, Any] = next(
+            i for i in data["node"]["iterations"] if i["iterationNumber"] == number
+        )
         if all(image["status"] not in ("PENDING", "PROCESSING") for image in iteration["images"]):
             return iteration
         assert time.monotonic() < deadline, iteration

@@ -150,13 +150,13 @@ def test_a_server_killed_mid_flight_finishes_everything_after_a_restart(
 
         studio.start()  # same database, same token
         done = client.wait(shot_id, finished)
+        assert [image["status"] for image in done] == ["COMPLETE"] * 6, done
+        for image in done:  # our stored copies, served by signed URL
+            response = httpx.get(image["imageUrl"], timeout=10, trust_env=False)
+            assert response.status_code == 200
+            Image.open(io.BytesIO(response.content)).load()
     finally:
         studio.stop()
-    assert [image["status"] for image in done] == ["COMPLETE"] * 6, done
-    for image in done:
-        response = httpx.get(image["imageUrl"], timeout=10, trust_env=False)
-        assert response.status_code == 200
-        Image.open(io.BytesIO(response.content)).load()
 
 
 def deliver(

@@ -40,7 +40,11 @@ async def embedded_emulator(*, latency_ms: int) -> AsyncIterator[tuple[str, Emul
     base_url = f"http://{HOST}:{port}"
     config = EmulatorConfig(latency_ms=latency_ms, public_url=base_url)
     server = _QuietServer(
-        uvicorn.Config(create_emulator_app(config), host=HOST, port=port, log_level="warning")
+        # No logging config of its own: uvicorn's loggers are process-wide, and the
+        # main server's must keep working.
+        uvicorn.Config(
+            create_emulator_app(config), host=HOST, port=port, log_config=None, log_level=None
+        )
     )
     task = asyncio.create_task(server.serve(), name="replicate-emulator")
     while not server.started:

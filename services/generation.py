@@ -44,7 +44,7 @@ from services.errors import (
     StudioError,
 )
 from services.replicate_api import Prediction, ReplicateGateway
-from services.shot_images import Iteration, next_iteration_number
+from services.shot_images import Iteration, image_of_shot, next_iteration_number
 from services.storage import Storage
 from services.storyboards import lock_project, shot_for_write
 from services.tables import (
@@ -164,17 +164,20 @@ async def start_iteration(
             "Give a prompt, or set the shot's initial prompt first.",
             ("prompt",),
         )
-    parent = None
     if parent_image_id is not None:
-        parent = await session.get(ShotImageRow, parent_image_id)
-        if parent is None or parent.shot_id != shot_id:
-            checks.fail(
-                "PARENT_IMAGE_NOT_IN_SHOT",
-                "The parent image must be an image of the same shot.",
-                ("parentImageId",),
-            )
-        elif parent.status != GenerationStatus.COMPLETE or not (
-            parent.storage_key or parent.image_url
+        # Another team's image is reported exactly like one that does not exist.
+        parent = await image_of_shot(
+            session,
+            actor,
+            checks,
+            parent_image_id,
+            shot_id,
+            field=("parentImageId",),
+            role="parent image",
+        )
+        if parent is not None and (
+            parent.status != GenerationStatus.COMPLETE
+            or not (parent.storage_key or parent.image_url)
         ):
             checks.fail(
                 "IMAGE_NOT_READY",

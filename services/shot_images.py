@@ -85,7 +85,7 @@ def group_iterations(images: Sequence[ShotImageRow]) -> list[Iteration]:
     ]
 
 
-async def _image_of_shot(
+async def image_of_shot(
     session: AsyncSession,
     actor: Actor,
     checks: Checks,
@@ -187,7 +187,7 @@ async def add_shot_images(
     checks.raise_if_unresolvable()
     shot, project = await shot_for_write(session, actor, shot_id)
     if parent_image_id is not None:
-        await _image_of_shot(
+        await image_of_shot(
             session,
             actor,
             checks,
@@ -278,7 +278,7 @@ async def select_master_shot(
     """
     _, project = await shot_for_write(session, actor, shot_id)
     checks = Checks()
-    image = await _image_of_shot(
+    image = await image_of_shot(
         session, actor, checks, image_id, shot_id, field=("imageId",), role="master image"
     )
     checks.raise_if_any()

@@ -364,3 +364,33 @@ async def test_generation_models_lists_defaults_and_parameters(studio: Studio) -
     assert models["kling-v2.1"]["defaultFor"] == ["IMAGE_TO_VIDEO"]
     strength = next(p for p in models["flux-dev"]["parameters"] if p["name"] == "prompt_strength")
     assert strength == {"name": "prompt_strength", "type": "float", "default": 0.8, "choices": None}
+
+
+async def test_refining_needs_a_complete_image_of_the_same_shot_of_your_team(
+    studio: Studio,
+) -> None:
+    ann = await account(studio.db)
+    bob = await account(studio.db, name="Bob")
+    shot_id = await new_shot(studio, ann)
+    other_shot = await new_shot(studio, ann, prompt="a different shot")
+    foreign_shot = await new_shot(studio, bob, prompt="bob's shot")
+    await generate(studio, ann, other_shot, variantCount=1)
+    await generate(studio, bob, foreign_shot, variantCount=1)
+    mine = (await wait_for_iteration(studio, ann, other_shot, 0))["images"][0]["id"]
+    theirs = (await wait_for_iteration(studio, bob, foreign_shot, 0))["images"][0]["id"]
+    studio.emulator.failure_rate = 1.0
+    await generate(studio, ann, shot_id, variantCount=1)
+    failed = (await wait_for_iteration(studio, ann, shot_id, 0))["images"][0]
+    studio.emulator.failure_rate = 0.0
+    assert failed["status"] == "FAILED"
+
+    wrong_shot = await generate(studio, ann, shot_id, parentImageId=mine)
+    assert [e["code"] for e in wrong_shot["userErrors"]] == ["PARENT_IMAGE_NOT_IN_SHOT"]
+    foreign = await generate(studio, ann, shot_id, parentImageId=theirs)
+    assert [(e["code"], e["field"]) for e in foreign["userErrors"]] == [
+        ("NOT_FOUND", ["parentImageId"])
+    ]
+    not_ready = await generate(studio, ann, shot_id, parentImageId=failed["id"])
+    assert [e["code"] for e in not_ready["userErrors"]] == ["IMAGE_NOT_READY"]
+    data = await studio.run(SHOT_IMAGES, {"id": shot_id}, ann.token)
+    assert data["node"]["latestIterationNumber"] == 0, "nothing was started"

@@ -248,3 +248,71 @@ def test_duplicated_and_shuffled_webhooks_still_end_complete(
     assert [image["status"] for image in done] == ["COMPLETE"] * 4, done
     log = studio.output()
     assert "webhook refused" not in log, log
+
+
+def test_media_urls_are_signed_expiring_and_stream_video_by_range(
+    tmp_path: Path, replicate: StudioServer
+) -> None:
+    studio = server(tmp_path, replicate, webhooks=False)
+    studio.start()
+    try:
+        client = Client(studio.base_url)
+        client.sign_up()
+        shot_id, images = client.shot_with_images(1)
+        done = client.wait(shot_id, finished)
+        selection = client.run(
+            "mutation($s: ID!, $i: ID!) { selectMasterShot(input: {shotId: $s, imageId: $i}) "
+            "{ selection { id } } }",
+            {"s": shot_id, "i": images[0]},
+        )["selectMasterShot"]["selection"]["id"]
+        started = client.run(
+            "mutation($s: ID!) { animateShot(input: {selectionId: $s}) { userErrors { code } } }",
+            {"s": selection},
+        )["animateShot"]
+        assert started["userErrors"] == []
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            node = client.run(
+                "query($s: ID!) { node(id: $s) { ... on StoryboardSelection { animationStatus animatedVideoUrl } } }",
+                {"s": selection},
+            )["node"]
+            if node["animationStatus"] not in ("PENDING", "PROCESSING"):
+                break
+            assert time.monotonic() < deadline, node
+            time.sleep(0.2)
+        assert node["animationStatus"] == "COMPLETE", node
+        video_url = node["animatedVideoUrl"]
+        assert video_url.startswith(f"{studio.base_url}/media/videos/")
+
+        whole = httpx.get(video_url, timeout=10, trust_env=False)
+        assert whole.status_code == 200
+        assert whole.headers["content-type"] == "video/mp4"
+        assert whole.headers["accept-ranges"] == "bytes"
+        size = len(whole.content)
+        assert whole.content[4:8] == b"ftyp"
+
+        part = httpx.get(
+            video_url, headers={"Range": "bytes=100-1099"}, timeout=10, trust_env=False
+        )
+        assert part.status_code == 206
+        assert part.headers["content-range"] == f"bytes 100-1099/{size}"
+        assert part.content == whole.content[100:1100]
+        tail = httpx.get(video_url, headers={"Range": "bytes=-10"}, timeout=10, trust_env=False)
+        assert tail.status_code == 206
+        assert tail.content == whole.content[-10:]
+        beyond = httpx.get(
+            video_url, headers={"Range": f"bytes={size}-"}, timeout=10, trust_env=False
+        )
+        assert beyond.status_code == 416
+
+        image_url = done[0]["imageUrl"]
+        tampered = image_url.replace("signature=", "signature=0")
+        assert httpx.get(tampered, timeout=10, trust_env=False).status_code == 404
+        expired = (
+            image_url.split("?")[0] + "?expires=1000&signature=" + image_url.split("signature=")[1]
+        )
+        assert httpx.get(expired, timeout=10, trust_env=False).status_code == 404
+        unsigned = image_url.split("?")[0]
+        assert httpx.get(unsigned, timeout=10, trust_env=False).status_code == 404
+    finally:
+        studio.stop()

@@ -1,0 +1,667 @@
+"""The models the emulator runs, their inputs, and input validation.
+
+Each `ModelSpec` lists its inputs as Replicate's OpenAPI schema would (type, default,
+bounds, choices) and says what it makes (`task`). `validate_input` checks a request's
+`input` the way Replicate does before it creates a prediction: every problem is
+reported at once, in the shape of Replicate's `invalid_fields` (the type names and
+messages follow the JSON-schema validator Replicate uses: "required",
+"invalid_type", "enum", "number_gte", "number_lte").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+FieldKind = Literal["string", "integer", "number", "boolean", "file"]
+Task = Literal["text-to-image", "image-to-video", "text"]
+Scalar = str | int | float | bool
+
+ASPECT_RATIOS: Final = (
+    "1:1",
+    "16:9",
+    "21:9",
+    "3:2",
+    "2:3",
+    "4:5",
+    "5:4",
+    "3:4",
+    "4:3",
+    "9:16",
+    "9:21",
+)
+OUTPUT_FORMATS: Final = ("webp", "jpg", "png")
+
+
+@dataclass(frozen=True)
+class InputField:
+    """One input of a model, as its OpenAPI schema describes it."""
+
+    name: str
+    kind: FieldKind
+    description: str
+    required: bool = False
+    default: Scalar | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[Scalar, ...] = ()
+
+    def schema(self, order: int) -> dict[str, Any]:
+        """The property's OpenAPI schema, as Cog writes it."""
+        prop: dict[str, Any] = {
+            "type": "string" if self.kind == "file" else self.kind,
+            "title": self.name.replace("_", " ").title(),
+            "description": self.description,
+            "x-order": order,
+        }
+        if self.kind == "file":
+            prop["format"] = "uri"
+        if self.default is not None:
+            prop["default"] = self.default
+        if self.minimum is not None:
+            prop["minimum"] = self.minimum
+        if self.maximum is not None:
+            prop["maximum"] = self.maximum
+        if self.choices:
+            prop["enum"] = list(self.choices)
+        return prop
+
+
+@dataclass(frozen=True)
+class InvalidField:
+    """One problem with one input, as an entry of Replicate's `invalid_fields`."""
+
+    type: str
+    field: str
+    description: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"type": self.type, "field": self.field, "description": self.description}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model of the catalog: identity, inputs, and what its predictions produce."""
+
+    owner: str
+    name: str
+    description: str
+    task: Task
+    inputs: tuple[InputField, ...]
+    # Official models run at `POST /v1/models/{owner}/{name}/predictions` without a
+    # version; community models need `POST /v1/predictions` with a version.
+    official: bool = True
+    version_id: str = ""
+    # The input holding the picture to start from (img2img or image-to-video), if any.
+    image_input: str | None = None
+    # Extra file inputs that are fetched and checked like the image (not otherwise used
+    # except `end_image`, which a clip cross-fades to).
+    extra_file_inputs: tuple[str, ...] = ()
+    # Video: frames per second when the model has no fps input, and clip seconds when it
+    # has no duration input.
+    video_fps: int = 24
+    video_seconds: int = 5
+    created_at: str = "2024-08-01T00:00:00.000000Z"
+    output_schema: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        """`owner/name`."""
+        return f"{self.owner}/{self.name}"
+
+    @property
+    def version(self) -> str:
+        """The 64-hex version id: the real one where known, else a stable hash of the name."""
+        return self.version_id or hashlib.sha256(f"emulator:{self.ref}".encode()).hexdigest()
+
+    def field_named(self, name: str) -> InputField | None:
+        return next((item for item in self.inputs if item.name == name), None)
+
+    def openapi_schema(self) -> dict[str, Any]:
+        """An OpenAPI document like the one Cog publishes for a version."""
+        return {
+            "openapi": "3.0.2",
+            "info": {"title": "Cog", "version": "0.1.0"},
+            "paths": {},
+            "components": {
+                "schemas": {
+                    "Input": {
+                        "type": "object",
+                        "title": "Input",
+                        "required": [item.name for item in self.inputs if item.required],
+                        "properties": {
+                            item.name: item.schema(order) for order, item in enumerate(self.inputs)
+                        },
+                    },
+                    "Output": dict(self.output_schema),
+                }
+            },
+        }
+
+
+def _prompt(required: bool = True) -> InputField:
+    return InputField(
+        "prompt", "string", "Prompt for generated image", required=required, default=None
+    )
+
+
+def _seed() -> InputField:
+    return InputField("seed", "integer", "Random seed. Set for reproducible generation")
+
+
+def _image_outputs() -> dict[str, Any]:
+    return {"type": "array", "title": "Output", "items": {"type": "string", "format": "uri"}}
+
+
+def _video_output() -> dict[str, Any]:
+    return {"type": "string", "title": "Output", "format": "uri"}
+
+
+_FLUX_COMMON: Final = (
+    InputField(
+        "aspect_ratio",
+        "string",
+        "Aspect ratio for the generated image",
+        default="1:1",
+        choices=ASPECT_RATIOS,
+    ),
+    InputField(
+        "num_outputs", "integer", "Number of outputs to generate", default=1, minimum=1, maximum=4
+    ),
+)
+_FLUX_TAIL: Final = (
+    _seed(),
+    InputField(
+        "output_format",
+        "string",
+        "Format of the output images",
+        default="webp",
+        choices=OUTPUT_FORMATS,
+    ),
+    InputField(
+        "output_quality",
+        "integer",
+        "Quality when saving the output images, from 0 to 100 (not relevant for .png outputs)",
+        default=80,
+        minimum=0,
+        maximum=100,
+    ),
+    InputField(
+        "disable_safety_checker",
+        "boolean",
+        "Disable safety checker for generated images.",
+        default=False,
+    ),
+    InputField(
+        "go_fast",
+        "boolean",
+        "Run faster predictions with a model optimized for speed",
+        default=True,
+    ),
+    InputField(
+        "megapixels",
+        "string",
+        "Approximate number of megapixels for generated image",
+        default="1",
+        choices=("1", "0.25"),
+    ),
+)
+
+FLUX_SCHNELL: Final = ModelSpec(
+    owner="black-forest-labs",
+    name="flux-schnell",
+    description=(
+        "The fastest image generation model tailored for local development and personal use"
+    ),
+    task="text-to-image",
+    inputs=(
+        _prompt(),
+        *_FLUX_COMMON,
+        InputField(
+            "num_inference_steps",
+            "integer",
+            (
+                "Number of denoising steps. 4 is recommended, and lower "
+                "number of steps produce lower quality outputs, faster."
+            ),
+            default=4,
+            minimum=1,
+            maximum=4,
+        ),
+        *_FLUX_TAIL,
+    ),
+    output_schema=_image_outputs(),
+)
+
+FLUX_DEV: Final = ModelSpec(
+    owner="black-forest-labs",
+    name="flux-dev",
+    description=(
+        "A 12 billion parameter rectified flow transformer capable "
+        "of generating images from text descriptions"
+    ),
+    task="text-to-image",
+    image_input="image",
+    inputs=(
+        _prompt(),
+        *_FLUX_COMMON[:1],
+        InputField(
+            "image",
+            "file",
+            (
+                "Input image for image to image mode. The aspect ratio of "
+                "your output will match this image"
+            ),
+        ),
+        InputField(
+            "prompt_strength",
+            "number",
+            (
+                "Prompt strength when using img2img. 1.0 corresponds to full "
+                "destruction of information in image"
+            ),
+            default=0.8,
+            minimum=0,
+            maximum=1,
+        ),
+        *_FLUX_COMMON[1:],
+        InputField(
+            "num_inference_steps",
+            "integer",
+            "Number of denoising steps. Recommended range is 28-50",
+            default=28,
+            minimum=1,
+            maximum=50,
+        ),
+        InputField(
+            "guidance", "number", "Guidance for generated image", default=3, minimum=0, maximum=10
+        ),
+        *_FLUX_TAIL,
+    ),
+    output_schema=_image_outputs(),
+)
+
+KLING_V21: Final = ModelSpec(
+    owner="kwaivgi",
+    name="kling-v2.1",
+    description=(
+        "Use Kling v2.1 to generate 5s and 10s videos in 720p and "
+        "1080p resolution from a starting image"
+    ),
+    task="image-to-video",
+    image_input="start_image",
+    extra_file_inputs=("end_image",),
+    video_fps=24,
+    inputs=(
+        InputField("prompt", "string", "Text prompt for video generation", required=True),
+        InputField(
+            "start_image",
+            "file",
+            "First frame of the video. You must use a start image with kling-v2.1.",
+            required=True,
+        ),
+        InputField(
+            "mode",
+            "string",
+            "Standard has a resolution of 720p, pro is 1080p. Both are 24fps.",
+            default="standard",
+            choices=("standard", "pro"),
+        ),
+        InputField(
+            "duration", "integer", "Duration of the video in seconds", default=5, choices=(5, 10)
+        ),
+        InputField(
+            "negative_prompt", "string", "Things you do not want to see in the video", default=""
+        ),
+        InputField("end_image", "file", "Last frame of the video (pro mode only)"),
+    ),
+    output_schema=_video_output(),
+)
+
+MINIMAX_VIDEO_01: Final = ModelSpec(
+    owner="minimax",
+    name="video-01",
+    description="Generate 6s videos with prompts or images. (Also known as Hailuo)",
+    task="image-to-video",
+    image_input="first_frame_image",
+    extra_file_inputs=("subject_reference",),
+    video_fps=25,
+    video_seconds=6,
+    inputs=(
+        InputField("prompt", "string", "Text prompt for generation", required=True),
+        InputField("prompt_optimizer", "boolean", "Use prompt optimizer", default=True),
+        InputField(
+            "first_frame_image",
+            "file",
+            (
+                "First frame image for video generation. The output video "
+                "will have the same aspect ratio as this image."
+            ),
+        ),
+        InputField(
+            "subject_reference",
+            "file",
+            "An optional character reference image to use as the subject in the generated video",
+        ),
+    ),
+    output_schema=_video_output(),
+)
+
+WAN_I2V_480P: Final = ModelSpec(
+    owner="wavespeedai",
+    name="wan-2.1-i2v-480p",
+    description=(
+        "Accelerated inference for Wan 2.1 14B image to video, a "
+        "comprehensive and open suite of video foundation models"
+    ),
+    task="image-to-video",
+    image_input="image",
+    inputs=(
+        InputField(
+            "image", "file", "Image for use as the initial frame of the video.", required=True
+        ),
+        InputField("prompt", "string", "Prompt for video generation", required=True),
+        InputField(
+            "max_area",
+            "string",
+            "Maximum area of generated image. The input image will shrink to fit these dimensions",
+            default="832x480",
+            choices=("832x480", "480x832"),
+        ),
+        InputField(
+            "fast_mode",
+            "string",
+            "Speed up generation with different levels of acceleration.",
+            default="Balanced",
+            choices=("Off", "Balanced", "Fast"),
+        ),
+        InputField(
+            "num_frames",
+            "integer",
+            "Number of video frames. 81 frames give the best results",
+            default=81,
+            minimum=81,
+            maximum=100,
+        ),
+        InputField(
+            "frames_per_second", "integer", "Frames per second.", default=16, minimum=5, maximum=24
+        ),
+        InputField(
+            "sample_steps",
+            "integer",
+            "Number of generation steps.",
+            default=30,
+            minimum=1,
+            maximum=40,
+        ),
+        InputField(
+            "sample_guide_scale",
+            "number",
+            "Higher guide scale makes prompt adherence better",
+            default=5,
+            minimum=0,
+            maximum=10,
+        ),
+        InputField(
+            "sample_shift", "number", "Sample shift factor", default=3, minimum=0, maximum=10
+        ),
+        _seed(),
+    ),
+    output_schema=_video_output(),
+)
+
+STABLE_VIDEO_DIFFUSION: Final = ModelSpec(
+    owner="stability-ai",
+    name="stable-video-diffusion",
+    description="SVD is a research-only image to video model",
+    task="image-to-video",
+    official=False,
+    version_id="3f0457e4619daac51203dedb472816fd4af51f3149fa7a9e0b5ffcf1b8172438",
+    image_input="input_image",
+    created_at="2023-11-21T00:00:00.000000Z",
+    inputs=(
+        InputField("input_image", "file", "Input image", required=True),
+        InputField(
+            "video_length",
+            "string",
+            "Use svd to generate 14 frames or svd_xt for 25 frames",
+            default="14_frames_with_svd",
+            choices=("14_frames_with_svd", "25_frames_with_svd_xt"),
+        ),
+        InputField(
+            "sizing_strategy",
+            "string",
+            "Decide how to resize the input image",
+            default="maintain_aspect_ratio",
+            choices=("maintain_aspect_ratio", "crop_to_16_9", "use_image_dimensions"),
+        ),
+        InputField(
+            "frames_per_second", "integer", "Frames per second", default=6, minimum=5, maximum=30
+        ),
+        InputField(
+            "motion_bucket_id",
+            "integer",
+            "Increase overall motion in the generated video",
+            default=127,
+            minimum=1,
+            maximum=255,
+        ),
+        InputField("cond_aug", "number", "Amount of noise to add to input image", default=0.02),
+        InputField("decoding_t", "integer", "Number of frames to decode at a time", default=14),
+        _seed(),
+    ),
+    output_schema=_video_output(),
+)
+
+LLAMA_3_8B_INSTRUCT: Final = ModelSpec(
+    owner="meta",
+    name="meta-llama-3-8b-instruct",
+    description="An 8 billion parameter language model from Meta, fine tuned for chat completions",
+    task="text",
+    inputs=(
+        InputField("prompt", "string", "Prompt", default=""),
+        InputField(
+            "system_prompt",
+            "string",
+            (
+                "System prompt to send to the model. This is prepended to "
+                "the prompt and helps guide system behavior."
+            ),
+            default="You are a helpful assistant",
+        ),
+        InputField(
+            "max_tokens",
+            "integer",
+            "The maximum number of tokens the model should generate as output.",
+            default=512,
+            minimum=1,
+        ),
+        InputField(
+            "min_tokens",
+            "integer",
+            "The minimum number of tokens the model should generate as output.",
+            default=0,
+            minimum=0,
+        ),
+        InputField(
+            "temperature",
+            "number",
+            "The value used to modulate the next token probabilities.",
+            default=0.6,
+            minimum=0,
+            maximum=5,
+        ),
+        InputField(
+            "top_p",
+            "number",
+            "A probability threshold for generating the output.",
+            default=0.9,
+            minimum=0,
+            maximum=1,
+        ),
+        InputField(
+            "top_k",
+            "integer",
+            "The number of highest probability tokens to consider.",
+            default=50,
+            minimum=0,
+        ),
+        InputField("presence_penalty", "number", "Presence penalty", default=0),
+        InputField("frequency_penalty", "number", "Frequency penalty", default=0),
+        InputField(
+            "stop_sequences",
+            "string",
+            "A comma-separated list of sequences to stop generation at.",
+            default="<|end_of_text|>,<|eot_id|>",
+        ),
+        InputField("prompt_template", "string", "Prompt template.", default="{prompt}"),
+        _seed(),
+    ),
+    output_schema={
+        "type": "array",
+        "title": "Output",
+        "items": {"type": "string"},
+        "x-cog-array-type": "iterator",
+        "x-cog-array-display": "concatenate",
+    },
+)
+
+MODELS: Final[tuple[ModelSpec, ...]] = (
+    FLUX_SCHNELL,
+    FLUX_DEV,
+    KLING_V21,
+    MINIMAX_VIDEO_01,
+    WAN_I2V_480P,
+    STABLE_VIDEO_DIFFUSION,
+    LLAMA_3_8B_INSTRUCT,
+)
+_BY_REF: Final = {spec.ref: spec for spec in MODELS}
+_BY_VERSION: Final = {spec.version: spec for spec in MODELS}
+
+
+def find_model(owner: str, name: str) -> ModelSpec | None:
+    """The model `owner/name`, or None."""
+    return _BY_REF.get(f"{owner}/{name}")
+
+
+def find_version(reference: str) -> ModelSpec | None:
+    """Resolve a `version` as `POST /v1/predictions` accepts it.
+
+    `owner/name:version_id` and a bare `version_id` must name a version the catalog
+    has; `owner/name` alone is accepted for official models, which run their latest
+    version, as on Replicate.
+    """
+    if ":" in reference:
+        ref, _, version = reference.partition(":")
+        spec = _BY_REF.get(ref)
+        return spec if spec is not None and spec.version == version else None
+    if "/" in reference:
+        spec = _BY_REF.get(reference)
+        return spec if spec is not None and spec.official else None
+    return _BY_VERSION.get(reference)
+
+
+_JSON_TYPE_NAMES: Final = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
+
+
+def _type_name(value: object) -> str:
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _has_kind(value: object, kind: FieldKind) -> bool:
+    # bool is an int in Python but not in JSON; an integral float is a JSON integer.
+    if kind in ("string", "file"):
+        return isinstance(value, str)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "integer":
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer()
+        )
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _format_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def validate_input(spec: ModelSpec, raw: object) -> tuple[dict[str, Any], list[InvalidField]]:
+    """Check `raw` against the model's inputs; return it with defaults applied, and the problems.
+
+    Inputs the model does not declare are ignored (Cog drops them), so they are
+    neither errors nor passed on.
+    """
+    if not isinstance(raw, dict):
+        return {}, [
+            InvalidField(
+                "invalid_type", "input", f"Invalid type. Expected: object, given: {_type_name(raw)}"
+            )
+        ]
+    problems: list[InvalidField] = []
+    values: dict[str, Any] = {}
+    for item in spec.inputs:
+        path = f"input.{item.name}"
+        if item.name not in raw or raw[item.name] is None:
+            if item.required:
+                problems.append(InvalidField("required", "input", f"{item.name} is required"))
+            elif item.default is not None:
+                values[item.name] = item.default
+            continue
+        value = raw[item.name]
+        if not _has_kind(value, item.kind):
+            expected = "string" if item.kind == "file" else item.kind
+            problems.append(
+                InvalidField(
+                    "invalid_type",
+                    path,
+                    f"Invalid type. Expected: {expected}, given: {_type_name(value)}",
+                )
+            )
+            continue
+        if item.kind == "integer":
+            value = int(value)
+        if item.choices and value not in item.choices:
+            allowed = ", ".join(json.dumps(choice) for choice in item.choices)
+            problems.append(
+                InvalidField("enum", path, f"{path} must be one of the following: {allowed}")
+            )
+            continue
+        if item.minimum is not None and value < item.minimum:
+            problems.append(
+                InvalidField(
+                    "number_gte",
+                    path,
+                    f"Must be greater than or equal to {_format_number(item.minimum)}",
+                )
+            )
+            continue
+        if item.maximum is not None and value > item.maximum:
+            problems.append(
+                InvalidField(
+                    "number_lte",
+                    path,
+                    f"Must be less than or equal to {_format_number(item.maximum)}",
+                )
+            )
+            continue
+        if item.kind == "file" and not value.strip():
+            problems.append(InvalidField("format", path, "Does not match format 'uri'"))
+            continue
+        values[item.name] = value
+    return values, problems
+
+
+def problem_detail(problems: list[InvalidField]) -> str:
+    """The `detail` text of a 422: one "- field: description" line per problem."""
+    return "".join(f"- {problem.field}: {problem.description}\n" for problem in problems)

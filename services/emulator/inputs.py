@@ -1,0 +1,90 @@
+"""Fetching file inputs: `data:` URIs, the emulator's own files, and http(s) URLs.
+
+Replicate downloads a prediction's file inputs before it runs; the emulator does
+so before it creates the prediction, so an unreachable or unreadable image is a 422
+the caller sees at once instead of a failed prediction later.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from urllib.parse import unquote_to_bytes, urlsplit
+
+import httpx
+
+
+class InputFetchError(ValueError):
+    """The input could not be fetched; the message says why, for `invalid_fields`."""
+
+
+LocalLookup = Callable[[str], bytes | None]
+
+
+def decode_data_uri(uri: str) -> bytes:
+    """The bytes of a `data:[<type>][;base64],<data>` URI."""
+    header, comma, payload = uri.partition(",")
+    if not comma:
+        raise InputFetchError("the data URI has no ',' before its data")
+    if header.lower().endswith(";base64"):
+        try:
+            return base64.b64decode(payload, validate=False)
+        except (binascii.Error, ValueError) as error:
+            raise InputFetchError(f"the data URI is not valid base64 ({error})") from error
+    return unquote_to_bytes(payload)
+
+
+async def fetch_input(
+    url: str,
+    *,
+    client: httpx.AsyncClient,
+    local: LocalLookup,
+    max_bytes: int,
+    fetch_timeout: float,
+) -> bytes:
+    """The bytes at `url`; `InputFetchError` if they cannot be had.
+
+    `local` resolves URLs of the emulator's own files (outputs and uploads) without
+    a request to itself, which also works when the emulator is reached under another
+    host name than the one in the URL.
+    """
+    if url.startswith("data:"):
+        data = decode_data_uri(url)
+    else:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InputFetchError("must be an http(s) URL or a data URI")
+        found = local(url)
+        if found is not None:
+            data = found
+        else:
+            data = await _download(
+                url, client=client, max_bytes=max_bytes, fetch_timeout=fetch_timeout
+            )
+    if not data:
+        raise InputFetchError("the file is empty")
+    if len(data) > max_bytes:
+        raise InputFetchError(f"the file is larger than {max_bytes} bytes")
+    return data
+
+
+async def _download(
+    url: str, *, client: httpx.AsyncClient, max_bytes: int, fetch_timeout: float
+) -> bytes:
+    try:
+        async with client.stream(
+            "GET", url, timeout=fetch_timeout, follow_redirects=True
+        ) as response:
+            if response.status_code != 200:
+                raise InputFetchError(f"fetching {url} returned HTTP {response.status_code}")
+            chunks: list[bytes] = []
+            received = 0
+            async for chunk in response.aiter_bytes():
+                received += len(chunk)
+                if received > max_bytes:
+                    raise InputFetchError(f"the file is larger than {max_bytes} bytes")
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except httpx.HTTPError as error:
+        raise InputFetchError(f"could not fetch {url} ({type(error).__name__}: {error})") from error

@@ -1,0 +1,91 @@
+"""Error responses as Replicate sends them: RFC 7807 problem details.
+
+The `replicate` client reads `type`, `title`, `status`, `detail` and `instance` from
+these bodies into `ReplicateError`; a 422 adds `invalid_fields`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from services.emulator.catalog import InvalidField, problem_detail
+
+PROBLEM_TYPE_BASE = "https://replicate.com/docs/reference/http#"
+
+
+class ProblemResponse(JSONResponse):
+    media_type = "application/problem+json"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    kind: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> ProblemResponse:
+    """A problem-details response; `kind` names the error type (the tail of `type`)."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + kind,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return ProblemResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def validation_failed(problems: list[InvalidField]) -> ProblemResponse:
+    """422 for input that did not validate; no prediction is created."""
+    return problem(
+        422,
+        "Input validation failed",
+        problem_detail(problems),
+        kind="input-validation-failed",
+        invalid_fields=[item.to_json() for item in problems],
+    )
+
+
+def not_found(detail: str = "The requested resource could not be found.") -> ProblemResponse:
+    return problem(404, "Not found", detail, kind="not-found")
+
+
+def bad_request(detail: str) -> ProblemResponse:
+    return problem(400, "Bad request", detail, kind="bad-request")
+
+
+def unauthenticated() -> ProblemResponse:
+    return problem(
+        401,
+        "Unauthenticated",
+        "You did not pass a valid authentication token",
+        kind="unauthenticated",
+        headers={"www-authenticate": 'Bearer realm="replicate"'},
+    )
+
+
+def throttled(retry_after: int) -> ProblemResponse:
+    """429 with `Retry-After` in whole seconds (the client's retry honours it)."""
+    return problem(
+        429,
+        "Too Many Requests",
+        f"Request was throttled. Expected available in {retry_after} second"
+        + ("" if retry_after == 1 else "s")
+        + ".",
+        kind="rate-limits",
+        headers={"retry-after": str(retry_after)},
+    )
+
+
+def unavailable() -> ProblemResponse:
+    return problem(
+        503,
+        "Service Unavailable",
+        "Replicate is temporarily unavailable; try again shortly.",
+        kind="service-unavailable",
+    )

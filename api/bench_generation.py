@@ -24,16 +24,19 @@ from typing import Any
 
 import httpx
 import uvicorn
+from sqlmodel import func, select
 
 import migrations
 from api.embedded import _QuietServer
 from api.graphql import build_context
 from resolvers.context import Resources
+from schema import ids
 from schema.app import schema
 from services.database import Database
 from services.generation import EngineSettings, GenerationEngine
 from services.replicate_api import ReplicateGateway
 from services.storage import LocalStorage, MediaLinks
+from services.tables import GenerationStatus, ShotImageRow
 from services.webhooks import sign
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"bench webhook signing key, 32 b").decode()
@@ -149,6 +152,7 @@ async def _shot(resources: Resources) -> tuple[str, str]:
 
 
 async def _iteration(resources: Resources, token: str, shot_id: str) -> None:
+    """Start an iteration of 6 and wait, with a cheap query every 50 ms, until all are COMPLETE."""
     started = await _run(
         resources,
         token,
@@ -157,17 +161,21 @@ async def _iteration(resources: Resources, token: str, shot_id: str) -> None:
         {"s": shot_id},
     )
     number = started["generateShotImages"]["iteration"]["iterationNumber"]
-    while True:
-        data = await _run(
-            resources,
-            token,
-            "query($s: ID!, $n: Int) { node(id: $s) { ... on Shot { "
-            "images(iterationNumber: $n) { status } } } }",
-            {"s": shot_id, "n": number},
+    shot_pk = ids.decode(shot_id, "Shot")
+    waiting = (
+        select(func.count())
+        .select_from(ShotImageRow)
+        .where(
+            ShotImageRow.shot_id == shot_pk,
+            ShotImageRow.iteration_number == number,
+            ShotImageRow.status != GenerationStatus.COMPLETE,
         )
-        if all(image["status"] == "COMPLETE" for image in data["node"]["images"]):
-            return
-        await asyncio.sleep(0.01)
+    )
+    while True:
+        async with resources.db.session() as session:
+            if (await session.exec(waiting)).one() == 0:
+                return
+        await asyncio.sleep(0.05)
 
 
 async def overhead_per_iteration(iterations: int = 10) -> list[str]:
@@ -181,7 +189,8 @@ async def overhead_per_iteration(iterations: int = 10) -> list[str]:
             cpu = (time.process_time() - cpu) / iterations * 1000
             wall = (time.perf_counter() - wall) / iterations * 1000
     return [
-        f"  {'server CPU per iteration of 6 (no provider)':<46} {cpu:7.1f} ms",
+        f"  {'server CPU per iteration of 6 (no provider)':<46} {cpu:7.1f} ms"
+        "   (GraphQL, submit, follow, download, store)",
         f"  {'wall time per iteration of 6, 0 ms provider':<46} {wall:7.1f} ms   (n={iterations})",
     ]
 

@@ -33,7 +33,6 @@ async def replicate_webhook(request: Request) -> JSONResponse:
         prediction = Prediction.from_json(json.loads(body))
     except (ValueError, KeyError, TypeError):
         return JSONResponse({"error": "not a prediction"}, status_code=400)
-    if not await engine.record_delivery(webhook_id, prediction):
+    if not await engine.ingest(webhook_id, prediction):
         return JSONResponse({"status": "duplicate"})
-    await engine.apply(prediction)
     return JSONResponse({"status": "ok"})

@@ -586,39 +586,12 @@ class GenerationEngine:
 
     async def apply(self, prediction: Prediction) -> None:
         """Bring our rows up to date with what the provider says of a prediction."""
-        status = _ours(prediction.status)
         async with self.db.transaction() as session:
-            rows: list[Row] = [
-                *(
-                    await session.exec(
-                        select(ShotImageRow).where(ShotImageRow.prediction_id == prediction.id)
-                    )
-                ),
-                *(
-                    await session.exec(
-                        select(StoryboardSelectionRow).where(
-                            StoryboardSelectionRow.prediction_id == prediction.id
-                        )
-                    )
-                ),
-            ]
-            for row in rows:
-                row.checked_at = utcnow()
-                if status is GenerationStatus.COMPLETE:
-                    # Succeeded at the provider; ours once the output is copied.
-                    if _advance(row, GenerationStatus.PROCESSING):
-                        row.provider_output = prediction.output_urls or None
-                        if not prediction.output_urls:
-                            _advance(
-                                row,
-                                GenerationStatus.FAILED,
-                                error="The provider returned no output.",
-                            )
-                elif status is GenerationStatus.FAILED:
-                    _advance(row, status, error=prediction.error or "The generation failed.")
-                else:
-                    _advance(row, status)
-        if status is GenerationStatus.COMPLETE and rows:
+            rows = await _apply(session, prediction)
+        self._copy_soon(prediction, rows)
+
+    def _copy_soon(self, prediction: Prediction, rows: list[Row]) -> None:
+        if _ours(prediction.status) is GenerationStatus.COMPLETE and rows:
             # Copy in the background: a webhook should be answered at once.
             self._spawn(
                 self.copy_outputs(
@@ -747,14 +720,53 @@ class GenerationEngine:
             self._webhook_secret = await self.gateway.webhook_secret()
         return self._webhook_secret
 
-    async def record_delivery(self, webhook_id: str, prediction: Prediction) -> bool:
-        """Note a verified delivery; False if it was handled before (deliveries repeat)."""
+    async def ingest(self, webhook_id: str, prediction: Prediction) -> bool:
+        """Apply a verified webhook delivery once: False if it was handled before.
+
+        Recording the delivery and applying it happen in one transaction, so a
+        delivery is never marked handled without its effect.
+        """
         try:
             async with self.db.transaction() as session:
                 session.add(WebhookDeliveryRow(id=webhook_id, prediction_id=prediction.id))
+                await session.flush()
+                rows = await _apply(session, prediction)
         except IntegrityError:
             return False
+        self._copy_soon(prediction, rows)
         return True
+
+
+async def _apply(session: AsyncSession, prediction: Prediction) -> list[Row]:
+    """Move the rows of a prediction forward to what the provider says of it."""
+    status = _ours(prediction.status)
+    rows: list[Row] = [
+        *(
+            await session.exec(
+                select(ShotImageRow).where(ShotImageRow.prediction_id == prediction.id)
+            )
+        ),
+        *(
+            await session.exec(
+                select(StoryboardSelectionRow).where(
+                    StoryboardSelectionRow.prediction_id == prediction.id
+                )
+            )
+        ),
+    ]
+    for row in rows:
+        row.checked_at = utcnow()
+        if status is GenerationStatus.COMPLETE:
+            # Succeeded at the provider; ours once the output is copied.
+            if _advance(row, GenerationStatus.PROCESSING):
+                row.provider_output = prediction.output_urls or None
+                if not prediction.output_urls:
+                    _advance(row, GenerationStatus.FAILED, error="The provider returned no output.")
+        elif status is GenerationStatus.FAILED:
+            _advance(row, status, error=prediction.error or "The generation failed.")
+        else:
+            _advance(row, status)
+    return rows
 
 
 def _ours(provider_status: str) -> GenerationStatus:

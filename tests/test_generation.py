@@ -394,3 +394,23 @@ async def test_refining_needs_a_complete_image_of_the_same_shot_of_your_team(
     assert [e["code"] for e in not_ready["userErrors"]] == ["IMAGE_NOT_READY"]
     data = await studio.run(SHOT_IMAGES, {"id": shot_id}, ann.token)
     assert data["node"]["latestIterationNumber"] == 0, "nothing was started"
+
+
+async def test_concurrent_iterations_never_share_a_number(studio: Studio) -> None:
+    ann = await account(studio.db)
+    shot_id = await new_shot(studio, ann)
+    started = await asyncio.gather(
+        *(generate(studio, ann, shot_id, variantCount=2) for _ in range(4))
+    )
+    assert all(payload["userErrors"] == [] for payload in started)
+    assert sorted(p["iteration"]["iterationNumber"] for p in started) == [0, 1, 2, 3]
+    for number in range(4):
+        done = await wait_for_iteration(studio, ann, shot_id, number)
+        assert [image["variantNumber"] for image in done["images"]] == [1, 2]
+
+
+async def test_the_webhook_secret_is_fetched_from_the_provider_when_not_configured(
+    studio: Studio,
+) -> None:
+    assert studio.engine.settings.webhook_secret is None
+    assert await studio.engine.secret() == studio.emulator.webhook_secret

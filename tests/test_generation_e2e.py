@@ -316,3 +316,25 @@ def test_media_urls_are_signed_expiring_and_stream_video_by_range(
         assert httpx.get(unsigned, timeout=10, trust_env=False).status_code == 404
     finally:
         studio.stop()
+
+
+def test_the_embedded_default_generates_offline_with_its_own_emulator(tmp_path: Path) -> None:
+    """No configuration at all (only a shorter latency): `studio serve` makes real images."""
+    studio = StudioServer(
+        env=studio_env(EMULATOR_LATENCY_MS="200"), cwd=tmp_path, name="embedded-generation"
+    )
+    studio.start()
+    try:
+        client = Client(studio.base_url)
+        client.sign_up()
+        shot_id, _ = client.shot_with_images(2)
+        done = client.wait(shot_id, finished)
+        assert [image["status"] for image in done] == ["COMPLETE"] * 2, done
+        for image in done:
+            response = httpx.get(image["imageUrl"], timeout=10, trust_env=False)
+            assert response.status_code == 200
+            Image.open(io.BytesIO(response.content)).load()
+        assert (tmp_path / ".studio" / "media").is_dir()
+    finally:
+        studio.stop()
+    assert "built-in Replicate emulator" in studio.output()

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -63,6 +64,8 @@ logger = logging.getLogger("studio.generation")
 DEFAULT_VARIANTS = 6
 CLAIM_TIMEOUT = timedelta(minutes=2)
 GIVE_UP_AFTER = timedelta(minutes=15)
+# Replicate keeps uploaded files for a day; reuse an upload well within that.
+UPLOAD_REUSE_SECONDS = 3600.0
 
 Row = ShotImageRow | StoryboardSelectionRow
 Kind = Literal["image", "animation"]
@@ -380,6 +383,7 @@ class GenerationEngine:
         self._task: asyncio.Task[None] | None = None
         self._side_tasks: set[asyncio.Task[Any]] = set()
         self._webhook_secret = settings.webhook_secret
+        self._uploads: dict[str, tuple[str, float]] = {}
 
     # -- lifecycle
 
@@ -571,13 +575,18 @@ class GenerationEngine:
     async def _image_reference(self, image: ShotImageRow) -> str:
         """A URL the provider can read the image from: our copy, uploaded; or its own URL."""
         if image.storage_key:
+            cached = self._uploads.get(image.storage_key)
+            if cached is not None and time.monotonic() - cached[1] < UPLOAD_REUSE_SECONDS:
+                return cached[0]  # every variant of a refinement shares one upload
             stored = await self.storage.stat(image.storage_key)
             if stored is not None:
                 data = b"".join([chunk async for chunk in self.storage.read(image.storage_key)])
                 name = image.storage_key.rsplit("/", 1)[-1]
-                return await self.gateway.upload(
+                url = await self.gateway.upload(
                     data, filename=name, content_type=stored.content_type
                 )
+                self._uploads[image.storage_key] = (url, time.monotonic())
+                return url
         if image.image_url:
             return image.image_url
         raise InvalidInput("The input image has no stored copy.", code="IMAGE_NOT_READY")

@@ -129,7 +129,8 @@ def finished(images: list[dict[str, Any]]) -> bool:
 
 @pytest.fixture
 def replicate(tmp_path: Path) -> Iterator[StudioServer]:
-    with emulator(tmp_path, latency_ms=2500) as running:
+    # Slow enough that a kill always lands while predictions are still running.
+    with emulator(tmp_path, latency_ms=4000) as running:
         yield running
 
 

@@ -28,7 +28,7 @@ from services.emulator import EmulatorConfig
 from services.generation import EngineSettings, GenerationEngine
 from services.replicate_api import CircuitBreaker, ReplicateGateway
 from services.storage import LocalStorage
-from services.tables import ShotImageRow, StoryboardSelectionRow
+from services.tables import GenerationStatus, ShotImageRow, StoryboardSelectionRow
 from tests.factories import MEDIA, Account, account, project, scene
 
 DEADLINE = 60.0
@@ -414,3 +414,97 @@ async def test_the_webhook_secret_is_fetched_from_the_provider_when_not_configur
 ) -> None:
     assert studio.engine.settings.webhook_secret is None
     assert await studio.engine.secret() == studio.emulator.webhook_secret
+
+
+@dataclass
+class FlakyFiles:
+    """A file server that fails the first `failures` requests, like a CDN having a bad minute."""
+
+    failures: int
+    body: bytes
+    calls: int = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        self.calls += 1
+        gone = scope["path"].startswith("/gone")
+        status = 404 if gone else (503 if self.calls <= self.failures else 200)
+        body = self.body if status == 200 else b"no"
+        headers = [(b"content-type", b"image/png" if status == 200 else b"text/plain")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _image_awaiting_copy(studio: Studio, owner: Account, url: str) -> int:
+    """A shot image whose prediction succeeded, with its output still at `url`."""
+    from schema import ids
+
+    shot_id = await new_shot(studio, owner)
+    await studio.mutate(
+        "addShotImages",
+        {
+            "shotId": shot_id,
+            "iterationPrompt": "p",
+            "images": [{"variantNumber": 1, "status": "PENDING"}],
+        },
+        "images { id }",
+        owner.token,
+    )
+    data = await studio.run(SHOT_IMAGES, {"id": shot_id}, owner.token)
+    image_id = ids.decode(data["node"]["iterations"][0]["images"][0]["id"], "ShotImage")
+    async with studio.db.transaction() as session:
+        row = await session.get(ShotImageRow, image_id)
+        assert row is not None
+        row.status = GenerationStatus.PROCESSING
+        row.prediction_id = f"copy-test-{image_id}"
+        row.provider_output = [url]
+    return image_id
+
+
+async def test_an_output_copy_that_fails_is_retried_until_it_succeeds(studio: Studio) -> None:
+    import socket
+
+    import uvicorn
+
+    from api.embedded import _QuietServer
+
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(png, format="PNG")
+    files = FlakyFiles(failures=4, body=png.getvalue())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = _QuietServer(uvicorn.Config(files, host="127.0.0.1", port=port, log_config=None))
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
+        await asyncio.sleep(0.02)
+    try:
+        ann = await account(studio.db)
+        flaky = await _image_awaiting_copy(studio, ann, f"http://127.0.0.1:{port}/out.png")
+        gone = await _image_awaiting_copy(studio, ann, f"http://127.0.0.1:{port}/gone/out.png")
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            async with studio.db.session() as session:
+                rows = [
+                    await session.get(ShotImageRow, flaky),
+                    await session.get(ShotImageRow, gone),
+                ]
+            statuses = [row.status if row else None for row in rows]
+            if all(status in ("COMPLETE", "FAILED") for status in statuses):
+                break
+            assert time.monotonic() < deadline, statuses
+            await asyncio.sleep(0.05)
+    finally:
+        server.should_exit = True
+        await task
+    copied, expired = rows
+    assert copied is not None
+    assert expired is not None
+    assert copied.status == "COMPLETE"
+    assert files.calls >= 5, "the first attempts failed and later sweeps tried again"
+    assert copied.storage_key is not None
+    assert copied.provider_output is None
+    assert await studio.storage.stat(copied.storage_key) is not None
+    assert expired.status == "FAILED"
+    assert expired.error == "The provider no longer has this output."

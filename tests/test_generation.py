@@ -437,7 +437,11 @@ class FlakyFiles:
 
 
 async def _image_awaiting_copy(studio: Studio, owner: Account, url: str) -> int:
-    """A shot image whose prediction succeeded, with its output still at `url`."""
+    """A shot image whose prediction succeeded, with its output still at `url`.
+
+    It is written PROCESSING from the start: a PENDING row would be claimed and
+    submitted by the running engine before the test could fill it in.
+    """
     from schema import ids
 
     shot_id = await new_shot(studio, owner)
@@ -446,7 +450,7 @@ async def _image_awaiting_copy(studio: Studio, owner: Account, url: str) -> int:
         {
             "shotId": shot_id,
             "iterationPrompt": "p",
-            "images": [{"variantNumber": 1, "status": "PENDING"}],
+            "images": [{"variantNumber": 1, "status": "PROCESSING"}],
         },
         "images { id }",
         owner.token,

@@ -44,13 +44,44 @@ async def gql(
     return result.data
 
 
+# What each mutation returns besides userErrors; all of it must be null on failure.
+PAYLOAD_FIELDS = {
+    "signUp": "token user { id }",
+    "logIn": "token user { id }",
+    "createTeam": "team { id }",
+    "addTeamMember": "team { id }",
+    "removeTeamMember": "team { id }",
+    "createProject": "project { id }",
+    "updateProject": "project { id }",
+    "deleteProject": "deletedId",
+    "createScene": "scene { id }",
+    "updateScene": "scene { id }",
+    "deleteScene": "deletedId",
+    "reorderScenes": "project { id }",
+    "createShot": "shot { id }",
+    "updateShot": "shot { id }",
+    "deleteShot": "deletedId",
+    "reorderShots": "scene { id }",
+    "addShotImages": "iteration { iterationNumber } images { id }",
+    "setImageFavorite": "image { id }",
+    "deleteShotImage": "deletedId",
+    "selectMasterShot": "selection { id }",
+}
+
+
+def input_type(name: str) -> str:
+    """The named input type of a mutation's `input` argument, from the schema."""
+    mutation = schema._schema.mutation_type
+    assert mutation is not None
+    return str(mutation.fields[name].args["input"].type).rstrip("!")
+
+
 async def mutate(
     db: Database, name: str, input: dict[str, Any], selection: str, *, token: str | None
 ) -> dict[str, Any]:
     """Run `name(input:)` and return its payload (with userErrors selected)."""
-    input_type = schema._schema.mutation_type.fields[name].args["input"].type  # type: ignore[union-attr]
     query = (
-        f"mutation($input: {input_type}) {{ {name}(input: $input) "
+        f"mutation($input: {input_type(name)}!) {{ {name}(input: $input) "
         f"{{ {selection} userErrors {{ code field message }} }} }}"
     )
     data = await gql(db, query, {"input": input}, token=token)

@@ -20,45 +20,19 @@ import pytest
 from services.database import Database
 from tests.factories import (
     PASSWORD,
+    PAYLOAD_FIELDS,
     Account,
     account,
     execute,
     gql,
     image_drafts,
+    input_type,
+    mutate,
     mutate_ok,
     project,
     scene,
     team_with,
 )
-
-RESULT = {
-    "createTeam": "team { id }",
-    "addTeamMember": "team { id }",
-    "removeTeamMember": "team { id }",
-    "createProject": "project { id }",
-    "updateProject": "project { id }",
-    "deleteProject": "deletedId",
-    "createScene": "scene { id }",
-    "updateScene": "scene { id }",
-    "deleteScene": "deletedId",
-    "reorderScenes": "project { id }",
-    "createShot": "shot { id }",
-    "updateShot": "shot { id }",
-    "deleteShot": "deletedId",
-    "reorderShots": "scene { id }",
-    "addShotImages": "iteration { iterationNumber } images { id }",
-    "setImageFavorite": "image { id }",
-    "deleteShotImage": "deletedId",
-    "selectMasterShot": "selection { id }",
-}
-INPUT_TYPE = {
-    "deleteProject": "DeleteInput",
-    "deleteScene": "DeleteInput",
-    "deleteShot": "DeleteInput",
-    "deleteShotImage": "DeleteInput",
-    "reorderScenes": "ReorderInput",
-    "reorderShots": "ReorderInput",
-}
 
 STATE = """
 query($project: ID!, $team: ID!) {
@@ -104,14 +78,7 @@ async def run(
     db: Database, name: str, input: dict[str, Any], *, token: str | None
 ) -> dict[str, Any]:
     """The payload of `name(input:)`; a top-level error fails the test."""
-    input_type = INPUT_TYPE.get(name, name[0].upper() + name[1:] + "Input")
-    query = (
-        f"mutation($input: {input_type}!) {{ {name}(input: $input) {{ {RESULT[name]} "
-        "userErrors { code field message } } }"
-    )
-    data = await gql(db, query, {"input": input}, token=token)
-    payload: dict[str, Any] = data[name]
-    return payload
+    return await mutate(db, name, input, PAYLOAD_FIELDS[name], token=token)
 
 
 @dataclass(frozen=True)
@@ -909,14 +876,13 @@ for _write in [*WRITES, Write("deleteProject", lambda b: {"id": b.project}, "id"
 
 def _operation(text: str) -> str:
     """A mutation name becomes the operation running it with `$input`."""
-    if text in RESULT:
-        input_type = INPUT_TYPE.get(text, text[0].upper() + text[1:] + "Input")
-        return f"mutation($input: {input_type}!) {{ {text}(input: $input) {{ userErrors {{ code }} }} }}"
+    if text in PAYLOAD_FIELDS:
+        return f"mutation($input: {input_type(text)}!) {{ {text}(input: $input) {{ userErrors {{ code }} }} }}"
     return text
 
 
 def _variables(text: str, values: dict[str, Any]) -> dict[str, Any]:
-    return {"input": values} if text in RESULT else values
+    return {"input": values} if text in PAYLOAD_FIELDS else values
 
 
 def _unauthenticated(errors: Any) -> bool:

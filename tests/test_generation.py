@@ -29,7 +29,7 @@ from services.generation import EngineSettings, GenerationEngine
 from services.replicate_api import CircuitBreaker, ReplicateGateway
 from services.storage import LocalStorage
 from services.tables import GenerationStatus, ShotImageRow, StoryboardSelectionRow
-from tests.factories import MEDIA, Account, account, project, scene
+from tests.factories import MEDIA, Account, account, input_type, project, scene
 
 DEADLINE = 60.0
 
@@ -52,9 +52,8 @@ class Studio:
     async def mutate(
         self, name: str, input: dict[str, Any], selection: str, token: str
     ) -> dict[str, Any]:
-        input_type = schema._schema.mutation_type.fields[name].args["input"].type  # type: ignore[union-attr]
         query = (
-            f"mutation($input: {input_type}) {{ {name}(input: $input) "
+            f"mutation($input: {input_type(name)}!) {{ {name}(input: $input) "
             f"{{ {selection} userErrors {{ code field message }} }} }}"
         )
         payload: dict[str, Any] = (await self.run(query, {"input": input}, token))[name]

@@ -20,12 +20,14 @@ import pytest
 from services.database import Database
 from tests.factories import (
     PASSWORD,
+    PAYLOAD_FIELDS,
     Account,
     account,
     execute,
     gql,
     image_drafts,
     iteration,
+    mutate,
     mutate_ok,
     project,
     scene,
@@ -63,37 +65,6 @@ query($id: ID!) {
 }
 """
 
-# What each mutation returns besides userErrors; all of it must be null on failure.
-RESULT = {
-    "signUp": "token user { id }",
-    "logIn": "token user { id }",
-    "createTeam": "team { id }",
-    "addTeamMember": "team { id }",
-    "removeTeamMember": "team { id }",
-    "createProject": "project { id }",
-    "updateProject": "project { id }",
-    "deleteProject": "deletedId",
-    "createScene": "scene { id }",
-    "updateScene": "scene { id }",
-    "deleteScene": "deletedId",
-    "reorderScenes": "project { id }",
-    "createShot": "shot { id }",
-    "updateShot": "shot { id }",
-    "deleteShot": "deletedId",
-    "reorderShots": "scene { id }",
-    "addShotImages": "iteration { iterationNumber } images { id }",
-    "setImageFavorite": "image { id }",
-    "deleteShotImage": "deletedId",
-    "selectMasterShot": "selection { id }",
-}
-INPUT_TYPE = {
-    "deleteProject": "DeleteInput",
-    "deleteScene": "DeleteInput",
-    "deleteShot": "DeleteInput",
-    "deleteShotImage": "DeleteInput",
-    "reorderScenes": "ReorderInput",
-    "reorderShots": "ReorderInput",
-}
 
 Problem = tuple[str, str]
 """A user error as (code, dotted field path), "" when it names no field."""
@@ -140,14 +111,7 @@ async def run(
     db: Database, name: str, input: dict[str, Any], *, token: str | None
 ) -> dict[str, Any]:
     """The payload of `name(input:)`; a top-level error (a 500 included) fails the test."""
-    input_type = INPUT_TYPE.get(name, name[0].upper() + name[1:] + "Input")
-    query = (
-        f"mutation($input: {input_type}!) {{ {name}(input: $input) {{ {RESULT[name]} "
-        "userErrors { code field message } } }"
-    )
-    data = await gql(db, query, {"input": input}, token=token)
-    payload: dict[str, Any] = data[name]
-    return payload
+    return await mutate(db, name, input, PAYLOAD_FIELDS[name], token=token)
 
 
 async def state(db: Database, world: World) -> dict[str, Any]:

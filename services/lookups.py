@@ -13,7 +13,6 @@ from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.tables import (
-    ProjectRow,
     SceneRow,
     ShotRow,
     StoryboardSelectionRow,
@@ -93,10 +92,3 @@ async def memberships_for_users(
     return await children(
         session, TeamMemberRow, TeamMemberRow.user_id, ids, [col(TeamMemberRow.team_id)]
     )
-
-
-async def team_of_projects(session: AsyncSession, ids: Sequence[int]) -> dict[int, int]:
-    rows = await session.exec(
-        select(ProjectRow.id, ProjectRow.team_id).where(col(ProjectRow.id).in_(ids))
-    )
-    return {project_id: team_id for project_id, team_id in rows if project_id is not None}

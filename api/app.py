@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -24,6 +26,8 @@ from api.state import AppState
 from api.webhooks import replicate_webhook
 from resolvers.context import Resources
 from schema.app import schema
+from services import events
+from services.bus import EventBus
 from services.database import Database
 from services.generation import EngineSettings, GenerationEngine
 from services.replicate_api import ReplicateGateway
@@ -76,7 +80,10 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            db = Database(database_url)
+            bus = EventBus(settings.event_bus_url, queue_size=settings.subscription_queue_size)
+            await bus.start()
+            stack.push_async_callback(bus.stop)
+            db = Database(database_url, bus=bus)
             stack.push_async_callback(db.dispose)
             await prepare_database(db, migrate=db.is_sqlite)
             storage = LocalStorage(settings.resolved_media_root)
@@ -91,16 +98,27 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
                     poll_interval=settings.generation_poll_seconds,
                 ),
             )
+            pruning = asyncio.create_task(
+                events.prune_forever(db, timedelta(days=settings.event_retention_days)),
+                name="event-pruning",
+            )
+            stack.callback(pruning.cancel)
             engine.start()  # its first sweep picks up whatever was in flight before a restart
             stack.push_async_callback(engine.stop)
             resources = Resources(
-                db=db, media=MediaLinks(secret_key, public_url), generation=engine
+                db=db, media=MediaLinks(secret_key, public_url), generation=engine, bus=bus
             )
             app.state.studio = AppState(resources=resources, storage=storage, public_url=public_url)
             logger.info("ready at %s", public_url)
             yield
 
-    graphql = StudioGraphQL(schema, graphql_ide="graphiql")
+    graphql = StudioGraphQL(
+        schema,
+        graphql_ide="graphiql",
+        allowed_origins=settings.origins,
+        keep_alive=True,
+        keep_alive_interval=15,
+    )
     return Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),

@@ -8,6 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UnsetType
 
 from api.state import app_state
 from resolvers.context import Context, Resources
@@ -34,8 +36,26 @@ class StudioGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
+        if isinstance(request, WebSocket):
+            # Signed in at connection_init (on_ws_connect), not by headers.
+            return Context(resources=app_state(request).resources)
         token = bearer_token(request.headers.get("authorization"))
         return await build_context(app_state(request).resources, token)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Accept a WebSocket only with a valid token in the connection_init payload."""
+        params = context.connection_params or {}
+        raw = params.get("authorization", params.get("Authorization"))
+        token = bearer_token(raw) if isinstance(raw, str) else None
+        if token is None:
+            raise ConnectionRejectionError(
+                {"message": 'Send {"authorization": "Bearer <token>"} in connection_init.'}
+            )
+        signed_in = await build_context(context.resources, token)
+        if signed_in.actor is None:
+            raise ConnectionRejectionError({"message": "That token is unknown or expired."})
+        context.actor, context.token = signed_in.actor, signed_in.token
+        return UnsetType()
 
     async def get_root_value(self, request: Request | WebSocket) -> Any:
         return None

@@ -18,7 +18,7 @@ async def healthz(_: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Ready when the database answers."""
+    """Ready when the database answers and a message makes a round trip through the bus."""
     state = app_state(request)
     checks: dict[str, str] = {}
     try:
@@ -27,6 +27,12 @@ async def readyz(request: Request) -> JSONResponse:
     except Exception:
         logger.exception("readiness: the database did not answer")
         checks["database"] = "unavailable"
+    try:
+        await state.bus.ping()
+        checks["eventBus"] = "ok"
+    except Exception as error:
+        logger.warning("readiness: the event bus did not answer (%s)", error)
+        checks["eventBus"] = "unavailable"
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "unavailable", "checks": checks},

@@ -59,6 +59,23 @@ class Settings(BaseSettings):
     generation_poll_seconds: float = Field(
         default=2.0, description="How often running predictions are checked on."
     )
+    event_bus_url: str = Field(
+        default="memory://",
+        description="memory:// (one process), redis://host:6379/0, or postgres://user@host/db "
+        "(LISTEN/NOTIFY); every server of one studio must share it.",
+    )
+    allowed_origins: str = Field(
+        default="",
+        description="Comma-separated origins whose pages may open GraphQL WebSockets "
+        "(same-origin pages and non-browser clients always may); * for any.",
+    )
+    event_retention_days: float = Field(
+        default=7.0, description="How long project events stay replayable with `after`."
+    )
+    subscription_queue_size: int = Field(
+        default=256,
+        description="Events a subscriber may fall behind before it reads on from the table.",
+    )
 
     @field_validator(
         "database_url",
@@ -108,6 +125,10 @@ class Settings(BaseSettings):
                 "characters; set a real random secret."
             )
         return key
+
+    @property
+    def origins(self) -> list[str]:
+        return [origin.strip() for origin in self.allowed_origins.split(",") if origin.strip()]
 
     def resolved_public_url(self, host: str, port: int) -> str:
         return (self.public_url or f"http://{host}:{port}").rstrip("/")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from resolvers.context import Resources
+from services.bus import EventBus
 from services.database import Database
 from services.generation import GenerationEngine
 from services.storage import MediaLinks, Storage
@@ -21,6 +22,11 @@ class AppState:
     @property
     def db(self) -> Database:
         return self.resources.db
+
+    @property
+    def bus(self) -> EventBus:
+        assert self.resources.bus is not None, "the server always runs a bus"
+        return self.resources.bus
 
     @property
     def media_links(self) -> MediaLinks:

@@ -9,6 +9,7 @@ from graphql import GraphQLError
 
 from resolvers.loaders import Loaders
 from services.access import Actor
+from services.bus import EventBus
 from services.database import Database
 from services.generation import GenerationEngine
 from services.storage import MediaLinks
@@ -38,6 +39,7 @@ class Resources:
     db: Database
     media: MediaLinks
     generation: GenerationEngine | None = None
+    bus: EventBus | None = None
 
 
 @dataclass
@@ -45,6 +47,8 @@ class Context:
     resources: Resources
     actor: Actor | None = None
     token: str | None = None
+    # A WebSocket's connection_init payload (Strawberry sets it); where its token comes from.
+    connection_params: dict[str, object] | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -11,6 +11,7 @@ from strawberry.types import ExecutionContext
 
 from resolvers.mutation import Mutation
 from resolvers.query import Query
+from resolvers.subscription import Subscription
 from schema.accounts import Team, User
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
 
@@ -43,6 +44,7 @@ def build_schema() -> strawberry.Schema:
     return StudioSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[User, Team, Project, Scene, Shot, ShotImage, StoryboardSelection],
         extensions=[
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),

@@ -41,6 +41,10 @@ logger = logging.getLogger("studio.bus")
 
 Message = dict[str, Any]
 
+# What a backend returns after it reconnects: messages may have been lost meanwhile,
+# so every subscriber gets {"resync": true} and catches up from its own records.
+RESYNC = "\x00resync"
+
 
 class BusError(Exception):
     """The bus cannot publish or deliver right now."""
@@ -159,7 +163,7 @@ class RedisBackend(BroadcastBackend):
             ) as error:
                 logger.warning("event bus: lost Redis (%s); reconnecting", error)
                 await self._reconnect()
-                continue
+                return Event(RESYNC, "{}")
             if message is None or message.get("type") != "message":
                 continue
             channel, data = message["channel"], message["data"]
@@ -264,6 +268,7 @@ class PostgresBackend(BroadcastBackend):
             getting.cancel()
             logger.warning("event bus: lost PostgreSQL; reconnecting")
             await self._reconnect()
+            return Event(RESYNC, "{}")
 
     async def _reconnect(self) -> None:
         while True:
@@ -295,10 +300,11 @@ def backend_for(url: str) -> BroadcastBackend:
 
 
 class Subscription:
-    """Messages of one channel for one subscriber, from a bounded queue."""
+    """Messages of some channels for one subscriber, from a bounded queue."""
 
-    def __init__(self, channel: str, size: int) -> None:
-        self.channel = channel
+    def __init__(self, channels: tuple[str, ...], size: int) -> None:
+        self.channels = channels
+        self.channel = channels[0]
         self._queue: asyncio.Queue[Message | None] = asyncio.Queue(maxsize=size)
         self.overflowed = False
 
@@ -335,6 +341,7 @@ class EventBus:
         self.queue_size = queue_size
         self._backend = backend_for(url)
         self._subscribers: dict[str, set[Subscription]] = {}
+        self._all: set[Subscription] = set()
         self._pings: dict[str, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -358,27 +365,34 @@ class EventBus:
         await self._backend.publish(channel, json.dumps(message, separators=(",", ":")))
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
-        """Subscribe before reading current state, so nothing falls in between."""
-        subscription = Subscription(channel, self.queue_size)
+    async def subscribe(self, *channels: str) -> AsyncIterator[Subscription]:
+        """One queue for the messages of these channels, in the order they arrive.
+
+        Subscribe before reading current state, so nothing falls in between.
+        """
+        subscription = Subscription(channels, self.queue_size)
         async with self._lock:
-            if channel not in self._subscribers:
-                self._subscribers[channel] = set()
-                await self._backend.subscribe(channel)
-            self._subscribers[channel].add(subscription)
+            for channel in channels:
+                if channel not in self._subscribers:
+                    self._subscribers[channel] = set()
+                    await self._backend.subscribe(channel)
+                self._subscribers[channel].add(subscription)
+            self._all.add(subscription)
         try:
             yield subscription
         finally:
             async with self._lock:
-                subscribers = self._subscribers.get(channel, set())
-                subscribers.discard(subscription)
-                if not subscribers:
-                    self._subscribers.pop(channel, None)
-                    await self._backend.unsubscribe(channel)
+                self._all.discard(subscription)
+                for channel in channels:
+                    subscribers = self._subscribers.get(channel, set())
+                    subscribers.discard(subscription)
+                    if not subscribers:
+                        self._subscribers.pop(channel, None)
+                        await self._backend.unsubscribe(channel)
 
     @property
     def subscriber_count(self) -> int:
-        return sum(len(group) for group in self._subscribers.values())
+        return len(self._all)
 
     async def ping(self, within: float = 2.0) -> None:
         """A round trip through the backend; raises BusError if it does not come back."""
@@ -406,13 +420,19 @@ class EventBus:
             except ValueError:
                 logger.warning("event bus: dropped a message that is not JSON on %s", event.channel)
                 continue
+            if event.channel == RESYNC:
+                for subscription in list(self._all):
+                    self._deliver(subscription, {"resync": True}, "every channel")
+                continue
             if event.channel == self._control:
                 waiter = self._pings.get(str(message.get("ping")))
                 if waiter is not None and not waiter.done():
                     waiter.set_result(None)
                 continue
             for subscription in list(self._subscribers.get(event.channel, ())):
-                if not subscription.overflowed and not subscription._offer(message):
-                    logger.warning(
-                        "event bus: a subscriber of %s fell behind; cut off", event.channel
-                    )
+                self._deliver(subscription, message, event.channel)
+
+    @staticmethod
+    def _deliver(subscription: Subscription, message: Message, channel: str) -> None:
+        if not subscription.overflowed and not subscription._offer(message):
+            logger.warning("event bus: a subscriber of %s fell behind; cut off", channel)

@@ -28,14 +28,26 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services import events
+from services.bus import EventBus
+
 _WRITE_OPTION = "studio_write"
 
 
 class Database:
     """The engine and the two ways to use it: `session()` to read, `transaction()` to write."""
 
-    def __init__(self, url: str | URL, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        echo: bool = False,
+        pool_size: int = 10,
+        bus: EventBus | None = None,
+    ) -> None:
         self.url = make_url(url)
+        # Where committed events go (see `services.events`); None records them only.
+        self.bus = bus
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         options: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
@@ -55,12 +67,16 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction: committed on success, rolled back on any error."""
-        async with (
-            AsyncSession(self.write_engine, expire_on_commit=False) as session,
-            session.begin(),
-        ):
-            yield session
+        """A session inside one transaction: committed on success, rolled back on any error.
+
+        The transaction's changes are recorded as project events before it commits
+        and published on the bus after (`services.events`).
+        """
+        async with AsyncSession(self.write_engine, expire_on_commit=False) as session:
+            async with session.begin():
+                yield session
+                outbox = await events.record(session)
+            await events.publish(self.bus, outbox)
 
     async def ping(self) -> None:
         """Raise unless the database answers."""

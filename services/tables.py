@@ -252,3 +252,40 @@ class WebhookDeliveryRow(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=200)
     prediction_id: str | None = Field(default=None, max_length=128)
     received_at: datetime = _created()
+
+
+class ProjectEventRow(SQLModel, table=True):
+    """One change in a project: its per-project `sequence` is the subscriptions' cursor.
+
+    No foreign keys: events are written last in a transaction, and a key check on
+    `projects` would wait on the lock a writer of that project holds (see
+    `services.events`).
+    """
+
+    __tablename__ = "project_events"
+    __table_args__ = (
+        UniqueConstraint("project_id", "sequence"),
+        Index("ix_project_events_at", "at"),
+    )
+
+    id: int | None = _id()
+    project_id: int = Field(sa_type=IdType)
+    sequence: int = Field(sa_type=IdType)
+    kind: str = Field(max_length=40)
+    node_type: str = Field(max_length=40)
+    node_id: int = Field(sa_type=IdType)
+    # The shot an image or selection belongs to, for per-shot feeds.
+    shot_id: int | None = Field(default=None, sa_type=IdType)
+    changes: list[str] | None = Field(default=None, sa_type=JsonType)
+    at: datetime = _created()
+
+
+class ProjectEventCounterRow(SQLModel, table=True):
+    """The last sequence given out in a project; its row lock orders the project's events."""
+
+    __tablename__ = "project_event_counters"
+
+    project_id: int = Field(
+        primary_key=True, sa_type=IdType, sa_column_kwargs={"autoincrement": False}
+    )
+    last_sequence: int = Field(default=0, sa_type=IdType)

@@ -1,0 +1,211 @@
+"""The root Subscription: live feeds of a project, each built on `services.events.follow`.
+
+Every feed subscribes to the bus before it reads anything, sends the current
+state first, then each change in order. Data is read fresh for every message
+(the context's loaders are replaced before each one), never from a cache kept
+on the connection.
+"""
+
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Annotated
+
+import strawberry
+from graphql import GraphQLError
+
+from resolvers import nodes
+from resolvers.context import Info
+from schema.events import (
+    AnimationStatusEvent,
+    IterationStatusEvent,
+    ProjectEvent,
+    decode_cursor,
+    encode_cursor,
+)
+from schema.storyboard import ImageIteration, ProjectProgress, Shot, ShotImage, StoryboardSelection
+from services import accounts, events, shot_images
+from services.errors import StudioError
+
+_AFTER = "A cursor from an earlier message: replay every event after it first, then go on live."
+
+
+def _error(error: StudioError) -> GraphQLError:
+    return GraphQLError(error.message, extensions={"code": error.code})
+
+
+class _Gone(GraphQLError):
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"No {what} with that ID exists, or you cannot see it.",
+            extensions={"code": "NOT_FOUND"},
+        )
+
+
+async def _feed(
+    info: Info, project_id: int, team_id: int, after: str | None
+) -> AsyncIterator[events.ProjectEvent]:
+    """The project's events for this subscriber, ending (with NOT_FOUND) if access goes."""
+    context = info.context
+    actor = context.require_actor()
+    bus = context.resources.bus
+    if bus is None:
+        raise GraphQLError(
+            "Subscriptions are not available on this server.",
+            extensions={"code": "SUBSCRIPTIONS_UNAVAILABLE"},
+        )
+    start: int | None = None
+    if after is not None:
+        start = decode_cursor(after, project_id)
+        if start is None:
+            raise GraphQLError(
+                "That `after` cursor is not one of this project's events.",
+                extensions={"code": "INVALID_CURSOR"},
+            )
+    token = context.token
+
+    async def still_allowed() -> bool:
+        if token is None:
+            return False
+        async with context.db.session() as session:
+            current = await accounts.authenticate(session, token)
+        if current is None or not current.can_read(team_id):
+            return False
+        context.actor = current
+        return True
+
+    stream = events.follow(
+        bus,
+        context.db.session,
+        project_id,
+        after=start,
+        user_id=actor.user_id,
+        still_allowed=still_allowed,
+    )
+    try:
+        async for event in stream:
+            context.refresh()  # fresh loaders: this message reads the database as it is now
+            yield event
+    except events.AccessLost as error:
+        raise _Gone("project") from error
+    except StudioError as error:
+        raise _error(error) from error
+
+
+async def _team_of(info: Info, project_id: int, what: str = "project") -> int:
+    """The project's team, if the viewer may see the project."""
+    project = await nodes.visible_project(info, project_id)
+    if project is None:
+        raise _Gone(what)
+    return project.row.team_id
+
+
+async def _iterations(info: Info, shot_id: int) -> list[ImageIteration]:
+    images = await info.context.loaders.images_of_shot.load(shot_id)
+    return [ImageIteration.from_iteration(it) for it in shot_images.group_iterations(images)]
+
+
+async def _storyboard(
+    info: Info, project_id: int
+) -> tuple[list[StoryboardSelection], ProjectProgress]:
+    loaders = info.context.loaders
+    rows = await loaders.storyboard_of_project.load(project_id)
+    progress = await loaders.progress_of_project.load(project_id)
+    return [StoryboardSelection.from_row(r) for r in rows], ProjectProgress.from_progress(progress)
+
+
+@strawberry.type(
+    description="Live feeds. Over WebSocket (graphql-transport-ws), sign in by "
+    'sending {"authorization": "Bearer <token>"} as the connection_init payload.'
+)
+class Subscription:
+    @strawberry.subscription(
+        description="Every change in the project, in order, each with a cursor. Without `after` "
+        "the first message is a SNAPSHOT marking where the feed starts; with it, the events "
+        "after that cursor are replayed first, so a client that reconnects misses nothing."
+    )
+    async def project_events(
+        self,
+        info: Info,
+        project_id: Annotated[strawberry.ID, strawberry.argument(description="The project.")],
+        after: Annotated[str | None, strawberry.argument(description=_AFTER)] = None,
+    ) -> AsyncGenerator[ProjectEvent, None]:
+        info.context.require_actor()
+        _, pk = nodes.parse_or_reject(project_id, "Project")
+        team_id = await _team_of(info, pk)
+        async for event in _feed(info, pk, team_id, after):
+            yield ProjectEvent.from_event(event)
+
+    @strawberry.subscription(
+        description="First the shot's iterations as they are, then a message per change of any "
+        "image of the shot, in order. Ends when the shot is deleted."
+    )
+    async def iteration_status(
+        self,
+        info: Info,
+        shot_id: Annotated[strawberry.ID, strawberry.argument(description="The shot.")],
+        after: Annotated[str | None, strawberry.argument(description=_AFTER)] = None,
+    ) -> AsyncGenerator[IterationStatusEvent, None]:
+        info.context.require_actor()
+        _, shot_pk = nodes.parse_or_reject(shot_id, "Shot")
+        shot_row = await info.context.loaders.shot.load(shot_pk)
+        if shot_row is None:
+            raise _Gone("shot")
+        pk = shot_row.project_id
+        team_id = await _team_of(info, pk, "shot")
+        scene_id = shot_row.scene_id
+        async for event in _feed(info, pk, team_id, after):
+            if _ends_shot(event, shot_pk, scene_id):
+                return
+            image: ShotImage | None = None
+            if event.kind != events.SNAPSHOT:
+                if event.node_type != "ShotImage" or event.shot_id != shot_pk:
+                    continue
+                if event.change != events.DELETED:
+                    image = await ShotImage.load(info, event.node_id)
+            shot_row = await info.context.loaders.shot.load(shot_pk)
+            if shot_row is None:
+                return
+            yield IterationStatusEvent(
+                cursor=encode_cursor(pk, event.sequence),
+                shot=Shot.from_row(shot_row),
+                iterations=await _iterations(info, shot_pk),
+                image=image,
+            )
+
+    @strawberry.subscription(
+        description="First the project's storyboard and progress as they are, then a message "
+        "per change of any selection or its animation, in order."
+    )
+    async def animation_status(
+        self,
+        info: Info,
+        project_id: Annotated[strawberry.ID, strawberry.argument(description="The project.")],
+        after: Annotated[str | None, strawberry.argument(description=_AFTER)] = None,
+    ) -> AsyncGenerator[AnimationStatusEvent, None]:
+        info.context.require_actor()
+        _, pk = nodes.parse_or_reject(project_id, "Project")
+        team_id = await _team_of(info, pk)
+        async for event in _feed(info, pk, team_id, after):
+            if event.kind == events.PROJECT_DELETED:
+                return
+            selection: StoryboardSelection | None = None
+            if event.kind != events.SNAPSHOT:
+                if event.node_type != "StoryboardSelection":
+                    continue
+                if event.change != events.DELETED:
+                    row = await info.context.loaders.selection.load(event.node_id)
+                    selection = StoryboardSelection.from_row(row) if row else None
+            selections, progress = await _storyboard(info, pk)
+            yield AnimationStatusEvent(
+                cursor=encode_cursor(pk, event.sequence),
+                selections=selections,
+                selection=selection,
+                progress=progress,
+            )
+
+
+def _ends_shot(event: events.ProjectEvent, shot_id: int, scene_id: int) -> bool:
+    if event.kind == events.PROJECT_DELETED:
+        return True
+    if event.change != events.DELETED:
+        return False
+    return (event.node_type, event.node_id) in (("Shot", shot_id), ("Scene", scene_id))

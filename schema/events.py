@@ -1,0 +1,109 @@
+"""What subscriptions send: project events, iteration and animation status."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Self
+
+import strawberry
+
+from resolvers import nodes
+from resolvers.context import Info
+from schema import ids
+from schema.node import Node
+from schema.storyboard import ImageIteration, ProjectProgress, Shot, ShotImage, StoryboardSelection
+from services import events
+
+_CURSOR = "ProjectEvent"
+
+
+def encode_cursor(project_id: int, sequence: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR}:{project_id}:{sequence}".encode()).decode()
+
+
+def decode_cursor(cursor: str, project_id: int) -> int | None:
+    """The sequence number in a cursor of this project's events; None if it is not one."""
+    try:
+        kind, project, sequence = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if kind != _CURSOR or project != str(project_id) or not sequence.isdigit():
+        return None
+    return int(sequence)
+
+
+@strawberry.type(
+    description="One change in a project. `kind` is the node's type and what happened to it, "
+    "such as SCENE_CREATED, SHOT_IMAGE_UPDATED or STORYBOARD_SELECTION_DELETED; "
+    "PROJECT_DELETED ends the feed, and SNAPSHOT (first, when subscribing without `after`) "
+    "marks the point the feed starts from."
+)
+class ProjectEvent:
+    cursor: str = strawberry.field(
+        description="Pass as `after` to resume right after this event, missing nothing."
+    )
+    sequence: int = strawberry.field(
+        description="The event's number in its project: 1, 2, 3... with no gaps."
+    )
+    kind: str = strawberry.field(description="What happened, e.g. SHOT_IMAGE_UPDATED.")
+    node_id: strawberry.ID = strawberry.field(
+        description="The ID of the object it happened to, even once that is deleted."
+    )
+    changes: list[str] = strawberry.field(
+        description="For *_UPDATED events, the fields that changed (e.g. status, imageUrl)."
+    )
+    at: datetime = strawberry.field(description="When the change was committed.")
+    project_id: strawberry.ID = strawberry.field(description="The project it happened in.")
+    event: strawberry.Private[events.ProjectEvent]
+
+    @classmethod
+    def from_event(cls, event: events.ProjectEvent) -> Self:
+        return cls(
+            cursor=encode_cursor(event.project_id, event.sequence),
+            sequence=event.sequence,
+            kind=event.kind,
+            node_id=ids.encode(event.node_type, event.node_id),
+            changes=list(event.changes),
+            at=event.at,
+            project_id=ids.encode("Project", event.project_id),
+            event=event,
+        )
+
+    @strawberry.field(
+        description="The object as it is now, read when the event is sent; null once deleted."
+    )
+    async def node(self, info: Info) -> Node | None:
+        if self.event.change == events.DELETED or self.event.kind == events.PROJECT_DELETED:
+            return None
+        return await nodes.resolve(info, self.event.node_type, self.event.node_id)
+
+
+@strawberry.type(
+    description="A shot's iterations: first as they are (image null), then after each change "
+    "of one of its images (that image)."
+)
+class IterationStatusEvent:
+    cursor: str = strawberry.field(description="The project event this message follows.")
+    shot: Shot = strawberry.field(description="The shot.")
+    iterations: list[ImageIteration] = strawberry.field(
+        description="Every iteration of the shot, as it is now."
+    )
+    image: ShotImage | None = strawberry.field(
+        description="The image that changed; null in the first message or if it was deleted."
+    )
+
+
+@strawberry.type(
+    description="A project's storyboard and progress: first as they are (selection null), then "
+    "after each change of a selection or its animation (that selection)."
+)
+class AnimationStatusEvent:
+    cursor: str = strawberry.field(description="The project event this message follows.")
+    selections: list[StoryboardSelection] = strawberry.field(
+        description="The storyboard as it is now: every selection, by scene, then shot."
+    )
+    selection: StoryboardSelection | None = strawberry.field(
+        description="The selection that changed; null in the first message or if it was deleted."
+    )
+    progress: ProjectProgress = strawberry.field(description="The project's progress, now.")

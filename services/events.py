@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -470,7 +470,7 @@ async def follow(
     after: int | None,
     user_id: int,
     still_allowed: Callable[[], Awaitable[bool]],
-) -> AsyncIterator[ProjectEvent]:
+) -> AsyncGenerator[ProjectEvent, None]:
     """Every event of a project, in order, each once, for as long as the caller reads.
 
     Subscribes to the bus first, then starts: with `after`, from the events table

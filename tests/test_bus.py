@@ -77,6 +77,18 @@ async def test_every_subscriber_of_a_channel_gets_it_and_others_do_not(bus: Even
     assert bus.subscriber_count == 0
 
 
+async def test_one_subscription_can_follow_several_channels(bus: EventBus) -> None:
+    project, access = channel(), channel()
+    async with bus.subscribe(project, access) as subscription, bus.subscribe(access) as alone:
+        assert bus.subscriber_count == 2
+        await bus.publish(project, {"n": 1})
+        await bus.publish(access, {"n": 2})
+        await bus.publish(project, {"n": 3})
+        assert await receive(subscription, 3) == [{"n": 1}, {"n": 2}, {"n": 3}]
+        assert await receive(alone, 1) == [{"n": 2}]
+    assert bus.subscriber_count == 0
+
+
 async def test_ping_is_a_round_trip(bus: EventBus) -> None:
     await bus.ping()
 
@@ -126,7 +138,7 @@ async def _kill_listener(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["redis", "postgres"])
-async def test_a_dropped_connection_is_remade_and_the_stream_carries_on(
+async def test_a_dropped_connection_is_remade_and_the_stream_carries_on_after_a_resync(
     kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     await _reachable(kind)
@@ -141,6 +153,7 @@ async def test_a_dropped_connection_is_remade_and_the_stream_carries_on(
             # Publish until the re-made listener hears it: messages sent while it was away
             # are lost at this level, which is why clients resume from the events table.
             deadline = asyncio.get_running_loop().time() + 20
+            seen = []
             while True:
                 await bus.publish(name, {"n": "after"})
                 try:
@@ -148,9 +161,12 @@ async def test_a_dropped_connection_is_remade_and_the_stream_carries_on(
                 except TimeoutError:
                     assert asyncio.get_running_loop().time() < deadline, "the bus never came back"
                     continue
+                seen.append(message)
                 if message == {"n": "after"}:
                     break
             await bus.ping()
+            # Told to catch up from its own records, once, before the stream goes on.
+            assert seen.count({"resync": True}) == 1, seen
     finally:
         await bus.stop()
     assert any("reconnected" in record.getMessage() for record in caplog.records)

@@ -1,0 +1,458 @@
+"""Project events on each engine: recorded with their change, numbered, published, followed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlmodel import col, select
+
+from schema import ids
+from services import events
+from services.bus import EventBus
+from services.database import Database
+from services.errors import InvalidInput
+from services.tables import ProjectEventCounterRow, ProjectEventRow, ProjectRow, ShotImageRow
+from tests.factories import Account, account, iteration, mutate, mutate_ok, project, scene
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[EventBus]:
+    instance = EventBus("memory://", queue_size=8)
+    await instance.start()
+    yield instance
+    await instance.stop()
+
+
+@pytest.fixture
+async def live_db(db: Database, bus: EventBus) -> AsyncIterator[Database]:
+    """The test database, publishing on a memory bus as a server does."""
+    database = Database(db.url, bus=bus)
+    yield database
+    await database.dispose()
+
+
+async def recorded(db: Database, project_id: str) -> list[events.ProjectEvent]:
+    async with db.session() as session:
+        return await events.events_after(session, ids.decode(project_id, "Project"), 0)
+
+
+def kinds(found: list[events.ProjectEvent]) -> list[str]:
+    return [event.kind for event in found]
+
+
+async def test_every_change_is_an_event_numbered_in_order(db: Database) -> None:
+    owner = await account(db)
+    project_id = await project(db, owner)
+    first = await scene(db, owner, project_id, title="One", shots=2)
+    second = await scene(db, owner, project_id, title="Two")
+    await mutate_ok(
+        db, "updateScene", {"id": first["id"], "title": "Uno"}, "scene { id }", token=owner.token
+    )
+    await mutate_ok(
+        db,
+        "reorderScenes",
+        {"parentId": project_id, "ids": [second["id"], first["id"]]},
+        "project { id }",
+        token=owner.token,
+    )
+    await mutate_ok(db, "deleteScene", {"id": second["id"]}, "deletedId", token=owner.token)
+
+    found = await recorded(db, project_id)
+    assert [event.sequence for event in found] == list(range(1, len(found) + 1))
+    assert kinds(found) == [
+        "PROJECT_CREATED",
+        "SCENE_CREATED",
+        "SHOT_CREATED",
+        "SHOT_CREATED",
+        "PROJECT_UPDATED",  # the workflow moved on: the project has shots now
+        "SCENE_CREATED",
+        "SCENE_UPDATED",
+        "SCENE_UPDATED",  # reordered: both scenes renumbered
+        "SCENE_UPDATED",
+        "SCENE_DELETED",
+        "SCENE_UPDATED",  # the first moves back up to 1
+    ]
+    assert found[4].changes == ("status",)
+    assert found[6].changes == ("title",)
+    assert found[7].changes == ("sceneNumber",)
+    assert found[9].node_id == ids.decode(second["id"], "Scene")
+
+
+async def test_image_events_belong_to_their_shot_and_project(db: Database) -> None:
+    owner = await account(db)
+    project_id = await project(db, owner)
+    shot_id = (await scene(db, owner, project_id, shots=1))["shots"][0]["id"]
+    images = (await iteration(db, owner, shot_id, count=3))["images"]
+    await mutate_ok(
+        db,
+        "setImageFavorite",
+        {"imageId": images[0]["id"], "isFavorite": True},
+        "image { id }",
+        token=owner.token,
+    )
+    found = await recorded(db, project_id)
+    image_events = [event for event in found if event.node_type == "ShotImage"]
+    assert kinds(image_events) == [*["SHOT_IMAGE_CREATED"] * 3, "SHOT_IMAGE_UPDATED"]
+    assert {event.shot_id for event in image_events} == {ids.decode(shot_id, "Shot")}
+    assert image_events[-1].changes == ("isFavorite",)
+
+
+async def test_a_write_that_fails_records_nothing(db: Database) -> None:
+    owner = await account(db)
+    project_id = await project(db, owner)
+    before = await recorded(db, project_id)
+    payload = await mutate(
+        db,
+        "createScene",
+        {"projectId": project_id, "title": "Too far", "sceneNumber": 9},
+        "scene { id }",
+        token=owner.token,
+    )
+    assert payload["userErrors"][0]["code"] == "OUT_OF_RANGE"
+    assert await recorded(db, project_id) == before
+    async with db.session() as session:
+        assert await events.last_sequence(session, ids.decode(project_id, "Project")) == len(before)
+
+
+async def test_changes_within_one_transaction_are_one_event_per_object(db: Database) -> None:
+    owner = await account(db)
+    project_id = await project(db, owner)
+    shots = (await scene(db, owner, project_id, shots=2))["shots"]
+    start = len(await recorded(db, project_id))
+    image_ids = [
+        ids.decode(image["id"], "ShotImage")
+        for image in (await iteration(db, owner, shots[0]["id"], count=2))["images"]
+    ]
+    made = (await recorded(db, project_id))[start:]
+    assert [e.kind for e in made if e.node_type == "ShotImage"] == ["SHOT_IMAGE_CREATED"] * 2
+    after_images = start + len(made)
+
+    async with db.transaction() as session:
+        first = await session.get(ShotImageRow, image_ids[0])
+        second = await session.get(ShotImageRow, image_ids[1])
+        assert first is not None
+        assert second is not None
+        first.error = "one"
+        await session.flush()
+        first.is_favorite = True  # a second change to one row: still one event
+        await session.flush()
+        second.error = "gone soon"
+        await session.flush()
+        await session.delete(second)  # changed, then deleted: only the deletion
+    found = (await recorded(db, project_id))[after_images:]
+    assert [(e.kind, e.node_id, e.changes) for e in found] == [
+        ("SHOT_IMAGE_UPDATED", image_ids[0], ("error", "isFavorite")),
+        ("SHOT_IMAGE_DELETED", image_ids[1], ()),
+    ]
+
+
+async def test_bookkeeping_alone_is_not_an_event(db: Database) -> None:
+    owner = await account(db)
+    project_id = await project(db, owner)
+    shot_id = (await scene(db, owner, project_id, shots=1))["shots"][0]["id"]
+    image_id = ids.decode(
+        (await iteration(db, owner, shot_id, count=1))["images"][0]["id"], "ShotImage"
+    )
+    before = await recorded(db, project_id)
+    async with db.transaction() as session:
+        image = await session.get(ShotImageRow, image_id)
+        assert image is not None
+        image.checked_at = image.created_at
+        image.dispatch_claimed_at = image.created_at
+    assert await recorded(db, project_id) == before
+
+
+async def test_events_are_published_after_commit_and_never_for_a_rollback(
+    live_db: Database, bus: EventBus
+) -> None:
+    owner = await account(live_db)
+    project_id = await project(live_db, owner)
+    pk = ids.decode(project_id, "Project")
+    async with bus.subscribe(events.project_channel(pk)) as subscription:
+        with contextlib.suppress(RuntimeError):
+            async with live_db.transaction() as session:
+                row = await session.get(ProjectRow, pk)
+                assert row is not None
+                row.title = "Never committed"
+                await session.flush()
+                raise RuntimeError("roll back")
+        await scene(live_db, owner, project_id, title="Live")
+        message = await asyncio.wait_for(subscription.get(), 5)
+    assert message["kind"] == "SCENE_CREATED"
+    assert message["sequence"] == 2
+    assert set(message) == {"project", "sequence", "kind", "type", "id", "shot", "changes", "at"}
+
+
+async def test_deleting_a_project_drops_its_events_and_publishes_the_end(
+    live_db: Database, bus: EventBus
+) -> None:
+    owner = await account(live_db)
+    project_id = await project(live_db, owner)
+    pk = ids.decode(project_id, "Project")
+    await scene(live_db, owner, project_id, shots=1)
+    last = len(await recorded(live_db, project_id))
+    async with bus.subscribe(events.project_channel(pk)) as subscription:
+        await mutate_ok(
+            live_db, "deleteProject", {"id": project_id}, "deletedId", token=owner.token
+        )
+        message = await asyncio.wait_for(subscription.get(), 5)
+    assert (message["kind"], message["sequence"]) == ("PROJECT_DELETED", last + 1)
+    async with live_db.session() as session:
+        left = await session.exec(select(ProjectEventRow).where(ProjectEventRow.project_id == pk))
+        assert left.all() == []
+        assert await session.get(ProjectEventCounterRow, pk) is None
+
+
+async def test_concurrent_writers_share_one_dense_sequence(db: Database) -> None:
+    owner = await account(db)
+    project_id = await project(db, owner)
+    shots = (await scene(db, owner, project_id, shots=3))["shots"]
+    image_ids = [
+        ids.decode(image["id"], "ShotImage")
+        for image in (await iteration(db, owner, shots[0]["id"], count=6))["images"]
+    ]
+    start = len(await recorded(db, project_id))
+
+    async def rename(n: int) -> None:
+        await mutate_ok(
+            db,
+            "updateShot",
+            {"id": shots[n % 3]["id"], "description": f"take {n}"},
+            "shot { id }",
+            token=owner.token,
+        )
+
+    async def engine_like(image_id: int) -> None:
+        # The generation engine writes images without the project lock user writes take.
+        async with db.transaction() as session:
+            image = await session.get(ShotImageRow, image_id)
+            assert image is not None
+            image.error = f"attempt {image_id}"
+
+    await asyncio.gather(*(rename(n) for n in range(12)), *(engine_like(i) for i in image_ids))
+    found = (await recorded(db, project_id))[start:]
+    assert sorted(e.sequence for e in found) == list(range(start + 1, start + 19))
+    assert sorted(kinds(found)) == ["SHOT_IMAGE_UPDATED"] * 6 + ["SHOT_UPDATED"] * 12
+
+
+# --- following -------------------------------------------------------------------------
+
+
+async def allowed() -> bool:
+    return True
+
+
+class Follower:
+    """`events.follow` read by a task into a queue, as a subscription reads it."""
+
+    def __init__(
+        self, db: Database, bus: EventBus, owner: Account, project_id: str, **options: Any
+    ) -> None:
+        self.queue: asyncio.Queue[events.ProjectEvent | BaseException] = asyncio.Queue()
+        self.stream = events.follow(
+            bus,
+            db.session,
+            ids.decode(project_id, "Project"),
+            user_id=ids.decode(owner.user_id, "User"),
+            after=options.pop("after", None),
+            still_allowed=options.pop("still_allowed", allowed),
+        )
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for event in self.stream:
+                await self.queue.put(event)
+        except Exception as error:
+            await self.queue.put(error)
+
+    async def take(self, count: int) -> list[events.ProjectEvent]:
+        taken = []
+        for _ in range(count):
+            item = await asyncio.wait_for(self.queue.get(), 10)
+            if isinstance(item, BaseException):
+                raise item
+            taken.append(item)
+        return taken
+
+    async def close(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+async def test_follow_starts_with_a_snapshot_then_every_change(
+    live_db: Database, bus: EventBus
+) -> None:
+    owner = await account(live_db)
+    project_id = await project(live_db, owner)
+    follower = Follower(live_db, bus, owner, project_id)
+    try:
+        (snapshot,) = await follower.take(1)
+        assert (snapshot.kind, snapshot.sequence) == ("SNAPSHOT", 1)
+        await scene(live_db, owner, project_id, shots=1)
+        got = await follower.take(3)
+        assert [e.sequence for e in got] == [2, 3, 4]
+        assert kinds(got) == ["SCENE_CREATED", "SHOT_CREATED", "PROJECT_UPDATED"]
+    finally:
+        await follower.close()
+
+
+async def test_follow_after_replays_then_goes_live_without_duplicates(
+    live_db: Database, bus: EventBus
+) -> None:
+    owner = await account(live_db)
+    project_id = await project(live_db, owner)
+    await scene(live_db, owner, project_id, title="A")
+    await scene(live_db, owner, project_id, title="B")
+    last = len(await recorded(live_db, project_id))
+    follower = Follower(live_db, bus, owner, project_id, after=1)
+    try:
+        replayed = await follower.take(last - 1)
+        assert [e.sequence for e in replayed] == list(range(2, last + 1))
+        # A late copy of an old message on the bus is dropped, not sent twice.
+        await bus.publish(events.project_channel(replayed[0].project_id), replayed[0].message())
+        await scene(live_db, owner, project_id, title="C")
+        (live,) = await follower.take(1)
+        assert live.sequence == last + 1
+        await asyncio.sleep(0.1)
+        assert follower.queue.empty()
+    finally:
+        await follower.close()
+
+
+async def test_a_lost_publish_is_filled_from_the_table(
+    live_db: Database, db: Database, bus: EventBus
+) -> None:
+    owner = await account(live_db)
+    project_id = await project(live_db, owner)
+    await scene(live_db, owner, project_id, title="First")
+    follower = Follower(live_db, bus, owner, project_id)
+    try:
+        (snapshot,) = await follower.take(1)
+        await scene(db, owner, project_id, title="Unpublished")  # `db` has no bus
+        await scene(live_db, owner, project_id, title="Published")
+        got = await follower.take(2)
+        assert [e.sequence for e in got] == [snapshot.sequence + 1, snapshot.sequence + 2]
+        assert [e.kind for e in got] == ["SCENE_CREATED", "SCENE_CREATED"]
+    finally:
+        await follower.close()
+
+
+async def test_a_resync_reads_what_the_bus_lost(
+    live_db: Database, db: Database, bus: EventBus
+) -> None:
+    owner = await account(live_db)
+    project_id = await project(live_db, owner)
+    await scene(live_db, owner, project_id, title="First")
+    follower = Follower(live_db, bus, owner, project_id)
+    try:
+        (snapshot,) = await follower.take(1)
+        await scene(db, owner, project_id, title="While the bus was away")
+        await bus.publish(
+            events.project_channel(ids.decode(project_id, "Project")), {"resync": True}
+        )
+        (caught_up,) = await follower.take(1)
+        assert (caught_up.sequence, caught_up.kind) == (snapshot.sequence + 1, "SCENE_CREATED")
+    finally:
+        await follower.close()
+
+
+async def test_a_slow_follower_is_cut_off_and_reads_on_from_the_table(
+    live_db: Database, bus: EventBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="studio.events")
+    owner = await account(live_db)
+    project_id = await project(live_db, owner)
+    stream = events.follow(
+        bus,
+        live_db.session,
+        ids.decode(project_id, "Project"),
+        after=None,
+        user_id=ids.decode(owner.user_id, "User"),
+        still_allowed=allowed,
+    )
+    try:
+        snapshot = await asyncio.wait_for(anext(stream), 10)  # subscribed; now it stops reading
+        for n in range(30):  # far more than the bus queue (8) holds
+            await mutate_ok(
+                live_db,
+                "updateProject",
+                {"id": project_id, "title": f"Take {n}"},
+                "project { id }",
+                token=owner.token,
+            )
+        got = [await asyncio.wait_for(anext(stream), 10) for _ in range(30)]
+        first = snapshot.sequence + 1
+        assert [e.sequence for e in got] == list(range(first, first + 30))
+        assert bus.subscriber_count == 1  # subscribed again, with a fresh queue
+        assert any("fell behind" in record.getMessage() for record in caplog.records)
+    finally:
+        await stream.aclose()
+
+
+async def test_following_stops_when_access_is_lost(live_db: Database, bus: EventBus) -> None:
+    owner = await account(live_db, name="Owner")
+    member = await account(live_db, name="Member")
+    team = await mutate_ok(
+        live_db, "createTeam", {"name": "Crew"}, "team { id }", token=owner.token
+    )
+    team_id = team["team"]["id"]
+    await mutate_ok(
+        live_db,
+        "addTeamMember",
+        {"teamId": team_id, "email": member.email, "role": "VIEWER"},
+        "team { id }",
+        token=owner.token,
+    )
+    project_id = await project(live_db, owner, team_id=team_id)
+    still_member = True
+
+    async def check() -> bool:
+        return still_member
+
+    follower = Follower(live_db, bus, member, project_id, still_allowed=check)
+    try:
+        await follower.take(1)
+        still_member = False
+        await mutate_ok(
+            live_db,
+            "removeTeamMember",
+            {"teamId": team_id, "userId": member.user_id},
+            "team { id }",
+            token=owner.token,
+        )
+        with pytest.raises(events.AccessLost):
+            await follower.take(1)
+    finally:
+        await follower.close()
+
+
+async def test_cursors_from_the_future_or_past_retention_are_refused(db: Database) -> None:
+    owner = await account(db)
+    project_id = await project(db, owner)
+    await scene(db, owner, project_id, shots=2)
+    pk = ids.decode(project_id, "Project")
+    async with db.session() as session:
+        last = await events.last_sequence(session, pk)
+        await events.check_cursor(session, pk, last)
+        with pytest.raises(InvalidInput) as invalid:
+            await events.check_cursor(session, pk, last + 1)
+        assert invalid.value.code == "INVALID_CURSOR"
+    async with db.transaction() as session:
+        await session.exec(  # age this project's events past the retention
+            ProjectEventRow.__table__.update()  # type: ignore[attr-defined]
+            .where(col(ProjectEventRow.project_id) == pk)
+            .values(at=ProjectEventRow.at - timedelta(days=30))
+        )
+        assert await events.prune(session, older_than=timedelta(days=7)) >= last
+    async with db.session() as session:
+        with pytest.raises(events.CursorExpired):
+            await events.check_cursor(session, pk, 0)
+        await events.check_cursor(session, pk, last)  # nothing after it was lost
+        assert await events.last_sequence(session, pk) == last

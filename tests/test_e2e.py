@@ -564,13 +564,16 @@ async def test_readyz_reports_a_lost_database_while_healthz_stays_up(
     ) as http:
         before = await http.get("/readyz")
         assert before.status_code == 200, before.text
-        assert before.json()["checks"] == {"database": "ok"}
+        assert before.json()["checks"] == {"database": "ok", "eventBus": "ok"}
 
         await drop_database(fresh_postgresql)
 
         after = await http.get("/readyz")
         assert after.status_code == 503, after.text
-        assert after.json() == {"status": "unavailable", "checks": {"database": "unavailable"}}
+        assert after.json() == {
+            "status": "unavailable",
+            "checks": {"database": "unavailable", "eventBus": "ok"},
+        }
         health = await http.get("/healthz")
         assert health.status_code == 200
         assert health.json() == {"status": "ok"}

@@ -123,8 +123,9 @@ class RedisBackend(BroadcastBackend):
         self._listener = redis.Redis.from_url(
             self._url, socket_connect_timeout=5, health_check_interval=10
         )
-        self._pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(self.control, *self._channels)
+        pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self.control, *self._channels)
+        self._pubsub = pubsub
 
     async def disconnect(self) -> None:
         for client in (self._pubsub, self._listener, self._publisher):
@@ -153,6 +154,9 @@ class RedisBackend(BroadcastBackend):
     async def next_published(self) -> Event:
         import redis.exceptions
 
+        if self._pubsub is None:  # never connected: Redis was down at start-up
+            await self._reconnect()
+            return Event(RESYNC, "{}")
         while True:
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
@@ -258,6 +262,9 @@ class PostgresBackend(BroadcastBackend):
                 raise BusError(f"PostgreSQL refused the notify: {error}") from error
 
     async def next_published(self) -> Event:
+        if self._listener is None:  # never connected: PostgreSQL was down at start-up
+            await self._reconnect()
+            return Event(RESYNC, "{}")
         while True:
             getting = asyncio.ensure_future(self._queue.get())
             lost = asyncio.ensure_future(self._lost.wait())
@@ -284,6 +291,12 @@ class PostgresBackend(BroadcastBackend):
                 len(self._channels),
             )
             return
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}"
 
 
 def backend_for(url: str) -> BroadcastBackend:
@@ -351,7 +364,18 @@ class EventBus:
         return getattr(self._backend, "control", None)
 
     async def start(self) -> None:
-        await self._backend.connect()
+        """Connect and start listening; if the backend is down, keep trying in the background.
+
+        Until it answers, `ping()` fails (so readiness says so) and publishes raise.
+        """
+        try:
+            await self._backend.connect()
+        except Exception as error:
+            logger.warning(
+                "event bus: %s is unreachable (%s); connecting in the background",
+                _without_credentials(self.url),
+                error,
+            )
         self._task = asyncio.create_task(self._listen(), name="event-bus")
 
     async def stop(self) -> None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 import redis.asyncio as redis
 
-from services.bus import EventBus, SubscriberTooSlow, Subscription
+from services.bus import BusError, EventBus, SubscriberTooSlow, Subscription
 from tests.conftest import _unavailable
+from tests.servers import free_port
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get(
@@ -170,3 +172,56 @@ async def test_a_dropped_connection_is_remade_and_the_stream_carries_on_after_a_
     finally:
         await bus.stop()
     assert any("reconnected" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize("kind", ["redis", "postgres"])
+async def test_a_bus_started_while_its_backend_is_down_is_not_ready(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server starts without its bus (readiness says so) instead of refusing to start."""
+    await _reachable(kind)
+    port = free_port()
+    down = {
+        "redis": f"redis://127.0.0.1:{port}/0",
+        "postgres": f"postgres://postgres@127.0.0.1:{port}/postgres",
+    }[kind]
+    bus = EventBus(down)
+    await bus.start()
+    try:
+        with pytest.raises(BusError):
+            await bus.ping(within=0.5)
+        with pytest.raises(BusError):
+            await bus.publish(channel(), {"n": 1})
+        assert any("unreachable" in record.getMessage() for record in caplog.records)
+    finally:
+        await bus.stop()
+
+
+async def test_a_bus_started_before_redis_connects_when_redis_comes_up() -> None:
+    if shutil.which("redis-server") is None:
+        _unavailable("redis-server", FileNotFoundError("redis-server"))
+    port = free_port()
+    bus = EventBus(f"redis://127.0.0.1:{port}/0")
+    await bus.start()
+    server = await asyncio.create_subprocess_exec(
+        *("redis-server", "--port", str(port), "--save", "", "--appendonly", "no"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:
+            try:
+                await bus.ping(within=0.5)
+                break
+            except BusError:
+                assert asyncio.get_running_loop().time() < deadline, "never connected"
+                await asyncio.sleep(0.2)
+        name = channel()
+        async with bus.subscribe(name) as subscription:
+            await bus.publish(name, {"n": 1})
+            assert await receive(subscription, 1) == [{"n": 1}]
+    finally:
+        await bus.stop()
+        server.kill()
+        await server.wait()

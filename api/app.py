@@ -14,6 +14,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse
 from starlette.routing import Route, WebSocketRoute
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+)
 
 import migrations
 from api.embedded import embedded_emulator
@@ -80,12 +85,19 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            bus = EventBus(settings.event_bus_url, queue_size=settings.subscription_queue_size)
-            await bus.start()
-            stack.push_async_callback(bus.stop)
-            db = Database(database_url, bus=bus)
+            db = Database(database_url)
             stack.push_async_callback(db.dispose)
             await prepare_database(db, migrate=db.is_sqlite)
+            async with db.session() as session:
+                namespace = await events.studio_id(session)
+            bus = EventBus(
+                settings.event_bus_url,
+                queue_size=settings.subscription_queue_size,
+                namespace=namespace,
+            )
+            await bus.start()
+            stack.push_async_callback(bus.stop)
+            db.bus = bus  # from now on, committed events are published
             storage = LocalStorage(settings.resolved_media_root)
             gateway = await stack.enter_async_context(replicate_gateway(settings))
             engine = GenerationEngine(
@@ -118,6 +130,11 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
         allowed_origins=settings.origins,
         keep_alive=True,
         keep_alive_interval=15,
+        subscription_protocols=(
+            GRAPHQL_TRANSPORT_WS_PROTOCOL,
+            GRAPHQL_WS_PROTOCOL,
+            GRAPHQL_SSE_PROTOCOL,
+        ),
     )
     return Starlette(
         routes=[

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
+from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UnsetType
 
 from api.state import app_state
@@ -32,6 +36,18 @@ async def build_context(resources: Resources, token: str | None) -> Context:
     return Context(resources=resources, actor=actor, token=token if actor else None)
 
 
+def _is_subscription(request_data: GraphQLRequestData) -> bool:
+    query = request_data.query
+    if not query or "subscription" not in query:  # cheap: most requests stop here
+        return False
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return False  # execution reports the syntax error
+    operation = get_operation_ast(document, request_data.operation_name)
+    return operation is not None and operation.operation is OperationType.SUBSCRIPTION
+
+
 class StudioGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -41,6 +57,26 @@ class StudioGraphQL(GraphQL[Context, None]):
             return Context(resources=app_state(request).resources)
         token = bearer_token(request.headers.get("authorization"))
         return await build_context(app_state(request).resources, token)
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """A query or mutation; a subscription sent without a streaming transport is refused."""
+        if _is_subscription(request_data):
+            raise HTTPException(
+                400,
+                "A subscription needs a stream: open a WebSocket to /graphql "
+                "(graphql-transport-ws), or POST with `Accept: text/event-stream`.",
+            )
+        return await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Accept a WebSocket only with a valid token in the connection_init payload."""

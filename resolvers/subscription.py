@@ -41,7 +41,7 @@ class _Gone(GraphQLError):
 
 
 async def _feed(
-    info: Info, project_id: int, team_id: int, after: str | None
+    info: Info, project_id: int, team_id: int, after: str | None, *, state_first: bool = False
 ) -> AsyncIterator[events.ProjectEvent]:
     """The project's events for this subscriber, ending (with NOT_FOUND) if access goes."""
     context = info.context
@@ -79,6 +79,7 @@ async def _feed(
         after=start,
         user_id=actor.user_id,
         still_allowed=still_allowed,
+        snapshot_on_resume=state_first,
     )
     try:
         async for event in stream:
@@ -135,8 +136,9 @@ class Subscription:
             yield ProjectEvent.from_event(event)
 
     @strawberry.subscription(
-        description="First the shot's iterations as they are, then a message per change of any "
-        "image of the shot, in order. Ends when the shot is deleted."
+        description="First the shot's iterations as they are (also when resuming with `after`), "
+        "then a message per change of any image of the shot, in order. Ends when the shot is "
+        "deleted."
     )
     async def iteration_status(
         self,
@@ -152,7 +154,7 @@ class Subscription:
         pk = shot_row.project_id
         team_id = await _team_of(info, pk, "shot")
         scene_id = shot_row.scene_id
-        async for event in _feed(info, pk, team_id, after):
+        async for event in _feed(info, pk, team_id, after, state_first=True):
             if _ends_shot(event, shot_pk, scene_id):
                 return
             image: ShotImage | None = None
@@ -172,8 +174,9 @@ class Subscription:
             )
 
     @strawberry.subscription(
-        description="First the project's storyboard and progress as they are, then a message "
-        "per change of any selection or its animation, in order."
+        description="First the project's storyboard and progress as they are (also when "
+        "resuming with `after`), then a message per change of any selection or its animation, "
+        "in order."
     )
     async def animation_status(
         self,
@@ -184,7 +187,7 @@ class Subscription:
         info.context.require_actor()
         _, pk = nodes.parse_or_reject(project_id, "Project")
         team_id = await _team_of(info, pk)
-        async for event in _feed(info, pk, team_id, after):
+        async for event in _feed(info, pk, team_id, after, state_first=True):
             if event.kind == events.PROJECT_DELETED:
                 return
             selection: StoryboardSelection | None = None

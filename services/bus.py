@@ -349,9 +349,12 @@ class Subscription:
 class EventBus:
     """Publish JSON messages to every process; fan them out to bounded local subscriptions."""
 
-    def __init__(self, url: str, *, queue_size: int = 256) -> None:
+    def __init__(self, url: str, *, queue_size: int = 256, namespace: str = "") -> None:
         self.url = url
         self.queue_size = queue_size
+        # Prefixed to every channel: studios sharing one Redis or PostgreSQL server
+        # (Redis pub/sub ignores the database number) never hear each other.
+        self.namespace = namespace
         self._backend = backend_for(url)
         self._subscribers: dict[str, set[Subscription]] = {}
         self._all: set[Subscription] = set()
@@ -385,8 +388,11 @@ class EventBus:
                 await self._task
         await self._backend.disconnect()
 
+    def _wire(self, channel: str) -> str:
+        return f"{self.namespace}:{channel}" if self.namespace else channel
+
     async def publish(self, channel: str, message: Message) -> None:
-        await self._backend.publish(channel, json.dumps(message, separators=(",", ":")))
+        await self._backend.publish(self._wire(channel), json.dumps(message, separators=(",", ":")))
 
     @contextlib.asynccontextmanager
     async def subscribe(self, *channels: str) -> AsyncIterator[Subscription]:
@@ -395,6 +401,7 @@ class EventBus:
         Subscribe before reading current state, so nothing falls in between.
         """
         subscription = Subscription(channels, self.queue_size)
+        channels = tuple(self._wire(channel) for channel in channels)
         async with self._lock:
             for channel in channels:
                 if channel not in self._subscribers:

@@ -53,6 +53,7 @@ from services.tables import (
     ShotImageRow,
     ShotRow,
     StoryboardSelectionRow,
+    StudioRow,
     TeamMemberRow,
     utcnow,
 )
@@ -89,6 +90,14 @@ _FIELD_NAMES = {
 CREATED, UPDATED, DELETED = "CREATED", "UPDATED", "DELETED"
 SNAPSHOT = "SNAPSHOT"
 PROJECT_DELETED = "PROJECT_DELETED"
+
+
+async def studio_id(session: AsyncSession) -> str:
+    """This studio's id (made by the migrations): the namespace of its bus channels."""
+    row = await session.get(StudioRow, 1)
+    if row is None:
+        raise RuntimeError("the studio table is empty: run the migrations")
+    return row.studio_id
 
 
 def project_channel(project_id: int) -> str:
@@ -470,11 +479,13 @@ async def follow(
     after: int | None,
     user_id: int,
     still_allowed: Callable[[], Awaitable[bool]],
+    snapshot_on_resume: bool = False,
 ) -> AsyncGenerator[ProjectEvent, None]:
     """Every event of a project, in order, each once, for as long as the caller reads.
 
     Subscribes to the bus first, then starts: with `after`, from the events table
-    after that number; without it, with a SNAPSHOT marking the current number.
+    after that number (first a SNAPSHOT marking it, if `snapshot_on_resume`);
+    without it, with a SNAPSHOT marking the current number.
     Live events then follow; one already seen is dropped, and one that leaves a
     gap (a lost publish, a bus outage) makes the table fill the gap first. A
     reconnected bus says "resync", which also reads the table.
@@ -499,10 +510,14 @@ async def follow(
                 async with session() as reading:
                     last = await last_sequence(reading, project_id)
                 yield ProjectEvent(project_id, last, SNAPSHOT, "Project", project_id, utcnow())
+            elif first and snapshot_on_resume:
+                yield ProjectEvent(project_id, last, SNAPSHOT, "Project", project_id, utcnow())
             first = False
             async for missed in _read_table(session, project_id, last):
                 last = missed.sequence
                 yield missed
+                if missed.kind == PROJECT_DELETED:
+                    return
             try:
                 while True:
                     message = await live.get()
@@ -512,6 +527,8 @@ async def follow(
                         async for missed in _read_table(session, project_id, last):
                             last = missed.sequence
                             yield missed
+                            if missed.kind == PROJECT_DELETED:
+                                return
                         continue
                     live_event = ProjectEvent.from_message(message)
                     if live_event.kind == PROJECT_DELETED:
@@ -523,21 +540,37 @@ async def follow(
                         async for missed in _read_table(session, project_id, last):
                             last = missed.sequence
                             yield missed
+                            if missed.kind == PROJECT_DELETED:
+                                return
                         continue
                     last = live_event.sequence
                     yield live_event
             except SubscriberTooSlow:
                 logger.info(
-                    "a subscriber of project %s fell behind; reading on from the table", project_id
+                    "a subscriber of project %s fell behind; reading on from the table",
+                    project_id,
                 )
 
 
 async def _read_table(session: Opener, project_id: int, after: int) -> AsyncIterator[ProjectEvent]:
+    """The stored events after `after`; then, if the project is gone, its PROJECT_DELETED.
+
+    A deleted project keeps no events, and its last one may never have reached
+    this process (published while the bus was down, or to a queue cut off), so
+    the table read that follows also notices the deletion itself.
+    """
     while True:
         async with session() as reading:
             page = await events_after(reading, project_id, after)
+            gone = len(page) < PAGE and await reading.get(ProjectRow, project_id) is None
         for item in page:
             yield item
+        if gone:
+            last = page[-1].sequence if page else after
+            yield ProjectEvent(
+                project_id, last + 1, PROJECT_DELETED, "Project", project_id, utcnow()
+            )
+            return
         if len(page) < PAGE:
             return
         after = page[-1].sequence

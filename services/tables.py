@@ -289,3 +289,12 @@ class ProjectEventCounterRow(SQLModel, table=True):
         primary_key=True, sa_type=IdType, sa_column_kwargs={"autoincrement": False}
     )
     last_sequence: int = Field(default=0, sa_type=IdType)
+
+
+class StudioRow(SQLModel, table=True):
+    """This studio's identity, one row: names its channels on a shared event bus."""
+
+    __tablename__ = "studio"
+
+    id: int = Field(default=1, primary_key=True, sa_type=IdType)
+    studio_id: str = Field(max_length=32)

@@ -225,3 +225,20 @@ async def test_a_bus_started_before_redis_connects_when_redis_comes_up() -> None
         await bus.stop()
         server.kill()
         await server.wait()
+
+
+@pytest.mark.parametrize("kind", ["redis", "postgres"])
+async def test_namespaces_keep_studios_on_one_server_apart(kind: str) -> None:
+    await _reachable(kind)
+    ours, theirs = EventBus(URLS[kind], namespace="a1"), EventBus(URLS[kind], namespace="b2")
+    await ours.start()
+    await theirs.start()
+    try:
+        name = channel()
+        async with ours.subscribe(name) as subscription:
+            await theirs.publish(name, {"from": "another studio"})
+            await ours.publish(name, {"from": "us"})
+            assert await receive(subscription, 1) == [{"from": "us"}]
+    finally:
+        await ours.stop()
+        await theirs.stop()

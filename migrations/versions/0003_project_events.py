@@ -5,6 +5,7 @@ Revises: 0002
 Create Date: 2026-11-22
 """
 
+import secrets
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -19,6 +20,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    studio = op.create_table(
+        "studio",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("studio_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_studio")),
+    )
+    op.bulk_insert(studio, [{"id": 1, "studio_id": secrets.token_hex(8)}])
     op.create_table(
         "project_event_counters",
         sa.Column(
@@ -60,6 +68,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("studio")
     op.drop_index("ix_project_events_at", table_name="project_events")
     op.drop_table("project_events")
     op.drop_table("project_event_counters")

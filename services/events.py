@@ -480,6 +480,7 @@ async def follow(
     user_id: int,
     still_allowed: Callable[[], Awaitable[bool]],
     snapshot_on_resume: bool = False,
+    recheck_every: float = 60.0,
 ) -> AsyncGenerator[ProjectEvent, None]:
     """Every event of a project, in order, each once, for as long as the caller reads.
 
@@ -494,8 +495,9 @@ async def follow(
     bus cuts its queue off; the feed then subscribes again and carries on from
     the table, so memory stays bounded and nothing is lost.
 
-    Access is checked again when the user's access changes (or the bus resyncs);
-    when it is gone, AccessLost is raised.
+    Access is checked again when the user's access changes, when the bus resyncs,
+    and every `recheck_every` seconds without either (a notice can be lost; a
+    token expires); when it is gone, AccessLost is raised.
     """
     async with session() as reading:
         if after is not None:
@@ -520,7 +522,10 @@ async def follow(
                     return
             try:
                 while True:
-                    message = await live.get()
+                    try:
+                        message = await asyncio.wait_for(live.get(), recheck_every)
+                    except TimeoutError:
+                        message = {"access": "recheck"}
                     if "access" in message or "resync" in message:
                         if not await still_allowed():
                             raise AccessLost

@@ -433,6 +433,34 @@ async def test_following_stops_when_access_is_lost(live_db: Database, bus: Event
         await follower.close()
 
 
+async def test_access_is_checked_again_now_and_then(live_db: Database, bus: EventBus) -> None:
+    owner = await account(live_db)
+    project_id = await project(live_db, owner)
+    checks = 0
+
+    async def expires_on_the_third_check() -> bool:
+        nonlocal checks
+        checks += 1
+        return checks < 3
+
+    stream = events.follow(
+        bus,
+        live_db.session,
+        ids.decode(project_id, "Project"),
+        after=None,
+        user_id=ids.decode(owner.user_id, "User"),
+        still_allowed=expires_on_the_third_check,
+        recheck_every=0.05,
+    )
+    try:
+        await asyncio.wait_for(anext(stream), 10)  # the snapshot
+        with pytest.raises(events.AccessLost):
+            await asyncio.wait_for(anext(stream), 10)
+        assert checks == 3
+    finally:
+        await stream.aclose()
+
+
 async def test_cursors_from_the_future_or_past_retention_are_refused(db: Database) -> None:
     owner = await account(db)
     project_id = await project(db, owner)

@@ -58,8 +58,10 @@ class Loaders:
         fetch: Callable[[AsyncSession, Sequence[K]], Awaitable[dict[K, V]]],
         missing: Callable[[], V],
     ) -> DataLoader[K, V]:
+        db = self._db  # not `self`: a closure over self would make every Loaders a cycle
+
         async def load(keys: list[K]) -> list[V]:
-            async with self._db.session() as session:
+            async with db.session() as session:
                 found = await fetch(session, keys)
             return [found[key] if key in found else missing() for key in keys]
 

@@ -168,6 +168,10 @@ class RedisBackend(BroadcastBackend):
                 logger.warning("event bus: lost Redis (%s); reconnecting", error)
                 await self._reconnect()
                 return Event(RESYNC, "{}")
+            except Exception as error:  # e.g. the event loop's "handler is closed" mid-retry
+                logger.warning("event bus: Redis listener failed (%r); reconnecting", error)
+                await self._reconnect()
+                return Event(RESYNC, "{}")
             if message is None or message.get("type") != "message":
                 continue
             channel, data = message["channel"], message["data"]
@@ -445,7 +449,13 @@ class EventBus:
 
     async def _listen(self) -> None:
         while True:
-            event = await self._backend.next_published()
+            try:
+                event = await self._backend.next_published()
+            except Exception:
+                # Never let the listener die silently: subscribers would hang.
+                logger.exception("event bus: the listener failed; starting it again")
+                await asyncio.sleep(1.0)
+                event = Event(RESYNC, "{}")
             try:
                 message = json.loads(event.message)
             except ValueError:

@@ -214,7 +214,8 @@ def _changed_fields(row: Any) -> list[str]:
 def _note(session: Session, row: Any, change: str) -> None:
     node_type = TRACKED.get(type(row))
     if node_type is None:
-        _note_access(session, row)
+        if change != CREATED:  # gaining access needs no notice; losing it does
+            _note_access(session, row)
         return
     fields = _changed_fields(row) if change == UPDATED else []
     if change == UPDATED and not fields:

@@ -486,10 +486,12 @@ class GenerationEngine:
             (ShotImageRow, col(ShotImageRow.status)),
             (StoryboardSelectionRow, col(StoryboardSelectionRow.animation_status)),
         ):
-            if self.gateway.breaker.is_open:
-                return
-            for row_id in await self._claim(table, status_column):
-                await self._submit(table, row_id)
+            while not self.gateway.breaker.is_open:
+                claimed = await self._claim(table, status_column)
+                for row_id in claimed:
+                    await self._submit(table, row_id)
+                if len(claimed) < self.settings.batch:
+                    break  # a full batch means more may be waiting: claim again now
 
     async def _submit(self, table: type[Row], row_id: int) -> None:
         async with self.db.session() as session:

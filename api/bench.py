@@ -135,7 +135,7 @@ async def _with_postgres(admin_url: str) -> list[str]:
 
 
 async def run(postgres_admin_url: str | None) -> None:
-    from api import bench_generation
+    from api import bench_generation, bench_realtime
 
     with tempfile.TemporaryDirectory() as directory:
         lines = await bench_storyboard(f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}")
@@ -152,6 +152,8 @@ async def run(postgres_admin_url: str | None) -> None:
         else:
             print("Storyboard API on PostgreSQL:")
             print("\n".join(lines))
+    print("Realtime (subscriptions over WebSocket):")
+    print("\n".join(await bench_realtime.run_all()), flush=True)
 
 
 def main(postgres_admin_url: str | None) -> None:

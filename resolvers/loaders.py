@@ -8,6 +8,7 @@ session, so loaders that fire together do not share one connection.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from functools import cached_property
 from typing import Any, TypeVar
 
 from sqlmodel import SQLModel
@@ -22,6 +23,7 @@ from services.tables import (
     ShotImageRow,
     ShotRow,
     StoryboardSelectionRow,
+    TeamMemberRow,
     TeamRow,
     UserRow,
 )
@@ -33,25 +35,74 @@ Row = TypeVar("Row", bound=SQLModel)
 
 
 class Loaders:
-    """Every DataLoader of one operation."""
+    """Every DataLoader of one operation, each made the first time it is used.
+
+    Subscriptions make a fresh `Loaders` for every message to every subscriber, so
+    making only the loaders a message needs matters.
+    """
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self.user = self._rows(UserRow)
-        self.team = self._rows(TeamRow)
-        self.project = self._rows(ProjectRow)
-        self.scene = self._rows(SceneRow)
-        self.shot = self._rows(ShotRow)
-        self.image = self._rows(ShotImageRow)
-        self.selection = self._rows(StoryboardSelectionRow)
-        self.scenes_of_project = self._grouped(lookups.scenes_for_projects, list)
-        self.shots_of_scene = self._grouped(lookups.shots_for_scenes, list)
-        self.images_of_shot = self._grouped(shot_images.images_for_shots, list)
-        self.selection_of_shot = self._grouped(lookups.selections_for_shots, lambda: None)
-        self.storyboard_of_project = self._grouped(lookups.selections_for_projects, list)
-        self.members_of_team = self._grouped(lookups.members_for_teams, list)
-        self.memberships_of_user = self._grouped(lookups.memberships_for_users, list)
-        self.progress_of_project = self._grouped(workflow.progress_for_projects, Progress)
+
+    @cached_property
+    def user(self) -> DataLoader[int, UserRow | None]:
+        return self._rows(UserRow)
+
+    @cached_property
+    def team(self) -> DataLoader[int, TeamRow | None]:
+        return self._rows(TeamRow)
+
+    @cached_property
+    def project(self) -> DataLoader[int, ProjectRow | None]:
+        return self._rows(ProjectRow)
+
+    @cached_property
+    def scene(self) -> DataLoader[int, SceneRow | None]:
+        return self._rows(SceneRow)
+
+    @cached_property
+    def shot(self) -> DataLoader[int, ShotRow | None]:
+        return self._rows(ShotRow)
+
+    @cached_property
+    def image(self) -> DataLoader[int, ShotImageRow | None]:
+        return self._rows(ShotImageRow)
+
+    @cached_property
+    def selection(self) -> DataLoader[int, StoryboardSelectionRow | None]:
+        return self._rows(StoryboardSelectionRow)
+
+    @cached_property
+    def scenes_of_project(self) -> DataLoader[int, list[SceneRow]]:
+        return self._grouped(lookups.scenes_for_projects, list)
+
+    @cached_property
+    def shots_of_scene(self) -> DataLoader[int, list[ShotRow]]:
+        return self._grouped(lookups.shots_for_scenes, list)
+
+    @cached_property
+    def images_of_shot(self) -> DataLoader[int, list[ShotImageRow]]:
+        return self._grouped(shot_images.images_for_shots, list)
+
+    @cached_property
+    def selection_of_shot(self) -> DataLoader[int, StoryboardSelectionRow | None]:
+        return self._grouped(lookups.selections_for_shots, lambda: None)
+
+    @cached_property
+    def storyboard_of_project(self) -> DataLoader[int, list[StoryboardSelectionRow]]:
+        return self._grouped(lookups.selections_for_projects, list)
+
+    @cached_property
+    def members_of_team(self) -> DataLoader[int, list[TeamMemberRow]]:
+        return self._grouped(lookups.members_for_teams, list)
+
+    @cached_property
+    def memberships_of_user(self) -> DataLoader[int, list[TeamMemberRow]]:
+        return self._grouped(lookups.memberships_for_users, list)
+
+    @cached_property
+    def progress_of_project(self) -> DataLoader[int, Progress]:
+        return self._grouped(workflow.progress_for_projects, Progress)
 
     def _batch(
         self,

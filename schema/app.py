@@ -12,6 +12,7 @@ from strawberry.types import ExecutionContext
 from resolvers.mutation import Mutation
 from resolvers.query import Query
 from resolvers.subscription import Subscription
+from schema import execution as _execution  # noqa: F401  (corrects a graphql-core leak)
 from schema.accounts import Team, User
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
 

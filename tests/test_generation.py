@@ -511,3 +511,19 @@ async def test_an_output_copy_that_fails_is_retried_until_it_succeeds(studio: St
     assert await studio.storage.stat(copied.storage_key) is not None
     assert expired.status == "FAILED"
     assert expired.error == "The provider no longer has this output."
+
+
+async def test_one_dispatch_submits_more_than_a_batch(studio: Studio) -> None:
+    await studio.engine.stop()  # only the engine below submits
+    owner = await account(studio.db)
+    shot_id = await new_shot(studio, owner)
+    started = await generate(studio, owner, shot_id, variantCount=6)
+    assert started["userErrors"] == []
+    engine = GenerationEngine(
+        studio.db, studio.engine.gateway, studio.storage, EngineSettings(batch=2)
+    )
+    await engine.dispatch_pending()  # one call: three full batches and an empty one
+    data = await studio.run(SHOT_IMAGES, {"id": shot_id}, owner.token)
+    images = data["node"]["iterations"][0]["images"]
+    assert len(images) == 6
+    assert all(image["predictionId"] for image in images), images

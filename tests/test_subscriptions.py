@@ -51,7 +51,7 @@ RANK = {"PENDING": 0, "PROCESSING": 1, "COMPLETE": 2, "FAILED": 2, "CANCELED": 2
 # -- servers ----------------------------------------------------------------------------------
 
 
-def studio_server(cwd: Path, name: str, **settings: str) -> StudioServer:
+def studio_server(cwd: Path, name: str, port: int | None = None, **settings: str) -> StudioServer:
     defaults = {
         "SECRET_KEY": SECRET_KEY,
         "MEDIA_ROOT": str(cwd / f"media-{name}"),
@@ -59,7 +59,7 @@ def studio_server(cwd: Path, name: str, **settings: str) -> StudioServer:
         "GENERATION_POLL_SECONDS": "0.3",
     }
     env = studio_env(**(defaults | settings))
-    return StudioServer(env=env, cwd=cwd, name=name, log_dir=cwd)
+    return StudioServer(env=env, cwd=cwd, name=name, log_dir=cwd, port=port)
 
 
 @pytest.fixture(scope="module")
@@ -98,12 +98,22 @@ def migrate(database_url: str, cwd: Path) -> None:
 
 def start_pair(cwd: Path, database_url: str, bus_url: str) -> tuple[StudioServer, StudioServer]:
     """Two instances of one studio: A only serves (it never works on generations itself,
-    polling once an hour), B does the writes and runs generations on its emulator."""
+    polling once an hour); B does the writes and runs generations on its emulator, which
+    reports back by webhook only (B's PUBLIC_URL; B polls once an hour too)."""
     migrate(database_url, cwd)
     a = studio_server(
         cwd, "a", DATABASE_URL=database_url, EVENT_BUS_URL=bus_url, GENERATION_POLL_SECONDS="3600"
     )
-    b = studio_server(cwd, "b", DATABASE_URL=database_url, EVENT_BUS_URL=bus_url)
+    port = free_port()
+    b = studio_server(
+        cwd,
+        "b",
+        port,
+        DATABASE_URL=database_url,
+        EVENT_BUS_URL=bus_url,
+        PUBLIC_URL=f"http://{HOST}:{port}",
+        GENERATION_POLL_SECONDS="3600",
+    )
     for server in (a, b):
         server.launch()
     try:
@@ -693,8 +703,7 @@ async def test_changes_and_generations_on_one_instance_reach_subscribers_of_anot
     bus: str, postgres_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     if bus == "redis":
-        # A Redis server of this test's own: channels are named by project ID, and
-        # another studio publishing on the same server would be heard (see below).
+        # A Redis server of this test's own, so the test never depends on another's.
         own_redis: RedisServer = request.getfixturevalue("own_redis")
         bus_url = own_redis.url
     else:
@@ -729,9 +738,11 @@ async def test_changes_and_generations_on_one_instance_reach_subscribers_of_anot
                 ]
                 assert_dense(got, start["sequence"] + 1)
                 assert kinds(got)[5:11] == ["SHOT_IMAGE_CREATED"] * 6
-        # A did none of the generation work: every image was finished by B.
+        # A did none of the generation work: every image was finished by webhooks to B.
         assert "/predictions" not in a.output()
         assert "/predictions" in b.output()
+        assert "POST /webhooks/replicate" not in a.output()
+        assert b.output().count("POST /webhooks/replicate") >= 12  # started, completed
     finally:
         a.stop()
         b.stop()

@@ -6,7 +6,14 @@ import logging
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.types import ExecutionContext
 
 from resolvers.mutation import Mutation
@@ -48,6 +55,10 @@ def build_schema() -> strawberry.Schema:
         subscription=Subscription,
         types=[User, Team, Project, Scene, Shot, ShotImage, StoryboardSelection],
         extensions=[
+            # Clients send the same few operations again and again (and every
+            # subscribe parses its query): parse and validate each text once.
+            lambda: ParserCache(maxsize=512),
+            lambda: ValidationCache(maxsize=512),
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),

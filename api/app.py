@@ -31,7 +31,7 @@ from api.state import AppState
 from api.webhooks import replicate_webhook
 from resolvers.context import Resources
 from schema.app import schema
-from services import events
+from services import events, maintenance
 from services.bus import EventBus
 from services.database import Database
 from services.generation import EngineSettings, GenerationEngine
@@ -54,6 +54,12 @@ async def prepare_database(db: Database, *, migrate: bool) -> None:
             f"The database is at migration {current or 'none'}, not {head}: "
             "run `studio migrate` first."
         )
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def editor(_: Request) -> FileResponse:
@@ -110,11 +116,13 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
                     poll_interval=settings.generation_poll_seconds,
                 ),
             )
-            pruning = asyncio.create_task(
-                events.prune_forever(db, timedelta(days=settings.event_retention_days)),
-                name="event-pruning",
+            housekeeping = asyncio.create_task(
+                maintenance.run_forever(
+                    db, event_retention=timedelta(days=settings.event_retention_days)
+                ),
+                name="housekeeping",
             )
-            stack.callback(pruning.cancel)
+            stack.push_async_callback(_cancel, housekeeping)
             engine.start()  # its first sweep picks up whatever was in flight before a restart
             stack.push_async_callback(engine.stop)
             resources = Resources(

@@ -10,7 +10,7 @@ import secrets
 from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.access import Actor
@@ -151,6 +151,17 @@ async def log_out(session: AsyncSession, *, token: str) -> None:
     ).first()
     if row is not None:
         await session.delete(row)
+
+
+async def purge_expired_tokens(session: AsyncSession) -> int:
+    """Delete tokens past their expiry (they already authenticate no one); how many."""
+    expired = await session.exec(
+        select(AccessTokenRow).where(col(AccessTokenRow.expires_at) <= utcnow())
+    )
+    rows = list(expired)
+    for row in rows:
+        await session.delete(row)  # one by one: each tells its user's subscriptions
+    return len(rows)
 
 
 async def authenticate(session: AsyncSession, token: str) -> Actor | None:

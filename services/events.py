@@ -42,7 +42,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.bus import BusError, EventBus, SubscriberTooSlow
 
 if TYPE_CHECKING:
-    from services.database import Database
+    pass
 from services.errors import InvalidInput, NotFound
 from services.tables import (
     AccessTokenRow,
@@ -394,19 +394,6 @@ async def prune(session: AsyncSession, *, older_than: timedelta) -> int:
         delete(ProjectEventRow).where(col(ProjectEventRow.at) < utcnow() - older_than)
     )
     return int(result.rowcount or 0)
-
-
-async def prune_forever(db: Database, retention: timedelta, *, every: float = 600.0) -> None:
-    """Prune now and then, for as long as the server runs."""
-    while True:
-        try:
-            async with db.transaction() as session:
-                removed = await prune(session, older_than=retention)
-            if removed:
-                logger.info("pruned %d project events older than %s", removed, retention)
-        except Exception:
-            logger.exception("pruning project events failed; trying again later")
-        await asyncio.sleep(every)
 
 
 # --- following ----------------------------------------------------------------------

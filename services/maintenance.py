@@ -1,0 +1,44 @@
+"""Housekeeping every server process runs now and then: old events, expired tokens.
+
+Several processes may run it at once; each step is a plain delete, so they never
+conflict beyond one of them finding nothing left to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from services import accounts, events
+from services.database import Database
+
+logger = logging.getLogger("studio.maintenance")
+
+
+@dataclass(frozen=True)
+class Tidied:
+    events: int
+    tokens: int
+
+
+async def tidy(db: Database, *, event_retention: timedelta) -> Tidied:
+    """One round: events older than the retention, then tokens past their expiry."""
+    async with db.transaction() as session:
+        pruned = await events.prune(session, older_than=event_retention)
+    async with db.transaction() as session:
+        purged = await accounts.purge_expired_tokens(session)
+    if pruned or purged:
+        logger.info("removed %d old project events and %d expired tokens", pruned, purged)
+    return Tidied(events=pruned, tokens=purged)
+
+
+async def run_forever(db: Database, *, event_retention: timedelta, every: float = 600.0) -> None:
+    """Tidy at start-up and then every `every` seconds, for as long as the server runs."""
+    while True:
+        try:
+            await tidy(db, event_retention=event_retention)
+        except Exception:
+            logger.exception("housekeeping failed; trying again later")
+        await asyncio.sleep(every)

@@ -496,20 +496,22 @@ async def follow(
     first = True
     while True:
         async with bus.subscribe(project_channel(project_id), access_channel(user_id)) as live:
-            if first and last == -1:
-                async with session() as reading:
-                    last = await last_sequence(reading, project_id)
-                yield ProjectEvent(project_id, last, SNAPSHOT, "Project", project_id, utcnow())
-            elif first and snapshot_on_resume:
+            if first and (last == -1 or snapshot_on_resume):
+                if last == -1:
+                    async with session() as reading:
+                        last = await last_sequence(reading, project_id)
                 yield ProjectEvent(project_id, last, SNAPSHOT, "Project", project_id, utcnow())
             first = False
-            async for missed in _read_table(session, project_id, last):
-                last = missed.sequence
-                yield missed
-                if missed.kind == PROJECT_DELETED:
-                    return
+            catch_up = True  # after (re)subscribing, the table first
             try:
                 while True:
+                    if catch_up:
+                        async for missed in _read_table(session, project_id, last):
+                            last = missed.sequence
+                            yield missed
+                            if missed.kind == PROJECT_DELETED:
+                                return
+                        catch_up = False
                     try:
                         message = await asyncio.wait_for(live.get(), recheck_every)
                     except TimeoutError:
@@ -517,27 +519,17 @@ async def follow(
                     if "access" in message or "resync" in message:
                         if not await still_allowed():
                             raise AccessLost
-                        async for missed in _read_table(session, project_id, last):
-                            last = missed.sequence
-                            yield missed
-                            if missed.kind == PROJECT_DELETED:
-                                return
+                        catch_up = True
                         continue
                     live_event = ProjectEvent.from_message(message)
                     if live_event.kind == PROJECT_DELETED:
                         yield live_event
                         return
-                    if live_event.sequence <= last:
-                        continue
-                    if live_event.sequence > last + 1:
-                        async for missed in _read_table(session, project_id, last):
-                            last = missed.sequence
-                            yield missed
-                            if missed.kind == PROJECT_DELETED:
-                                return
-                        continue
-                    last = live_event.sequence
-                    yield live_event
+                    if live_event.sequence == last + 1:
+                        last = live_event.sequence
+                        yield live_event
+                    elif live_event.sequence > last + 1:
+                        catch_up = True  # a gap: a publish was lost; the table has it
             except SubscriberTooSlow:
                 logger.info(
                     "a subscriber of project %s fell behind; reading on from the table",

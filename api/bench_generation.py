@@ -11,11 +11,7 @@ import asyncio
 import base64
 import contextlib
 import json
-import os
 import secrets
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +23,7 @@ import uvicorn
 from sqlmodel import func, select
 
 import migrations
+from api.bench_processes import EMULATOR_READY, free_port, post_webhook, studio_env, studio_process
 from api.embedded import _QuietServer
 from api.graphql import build_context
 from resolvers.context import Resources
@@ -37,48 +34,15 @@ from services.generation import EngineSettings, GenerationEngine
 from services.replicate_api import ReplicateGateway
 from services.storage import LocalStorage, MediaLinks
 from services.tables import GenerationStatus, ShotImageRow
-from services.webhooks import sign
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"bench webhook signing key, 32 b").decode()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def _emulator_process(directory: Path) -> Iterator[str]:
-    port = _free_port()
-    studio = Path(sys.executable).with_name("studio")
-    env = {**os.environ, "EMULATOR_LATENCY_MS": "0", "REPLICATE_WEBHOOK_SECRET": WEBHOOK_SECRET}
-    log = (directory / "emulator.log").open("wb")
-    process = subprocess.Popen(  # noqa: S603 (our own command)
-        [str(studio), "emulator", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=log,
-        cwd=directory,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(
-                    f"{base_url}/v1/models/black-forest-labs/flux-schnell", timeout=1
-                ).is_success:
-                    break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the emulator did not start")
-            time.sleep(0.1)
+    env = studio_env(EMULATOR_LATENCY_MS="0", REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    with studio_process("emulator", env, directory, EMULATOR_READY) as (base_url, _):
         yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
 
 
 async def _run(
@@ -210,7 +174,7 @@ async def webhook_ingestion(deliveries: int = 2000, concurrency: int = 32) -> li
             media_root=directory / "media",
             studio_data_dir=directory,
         )
-        port = _free_port()
+        port = free_port()
         app = create_app(settings, port=port)
         server = _QuietServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         task = asyncio.create_task(server.serve())
@@ -228,18 +192,9 @@ async def webhook_ingestion(deliveries: int = 2000, concurrency: int = 32) -> li
                 async def worker() -> None:
                     while not queue.empty():
                         n = queue.get_nowait()
-                        webhook_id = f"msg_bench_{n}"
-                        stamp = int(time.time())
-                        response = await client.post(
-                            "/webhooks/replicate",
-                            content=body,
-                            headers={
-                                "webhook-id": webhook_id,
-                                "webhook-timestamp": str(stamp),
-                                "webhook-signature": sign(WEBHOOK_SECRET, webhook_id, stamp, body),
-                            },
+                        await post_webhook(
+                            client, WEBHOOK_SECRET, f"msg_bench_{n}", int(time.time()), body
                         )
-                        response.raise_for_status()
 
                 start = time.perf_counter()
                 await asyncio.gather(*(worker() for _ in range(concurrency)))

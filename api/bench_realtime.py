@@ -25,9 +25,7 @@ import json
 import os
 import resource
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,8 +38,13 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from api.settings import Settings
-from services.webhooks import sign
+from api.bench_processes import (
+    EMULATOR_READY,
+    STARTED,
+    post_webhook,
+    studio_env,
+    studio_process,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"realtime bench webhook signing!!").decode()
@@ -53,19 +56,11 @@ RECEIVERS = 2  # processes sharing 1,000 subscribers; one is enough below that
 OPEN_AT_ONCE = 50  # connections a receiver opens (and subscribes on) concurrently
 SETTLE = 1.0  # seconds the server is left alone before its RSS is read
 FILE_LIMIT = 4096
-STARTED = 30.0  # seconds a process may take to come up
 PER_EVENT = 30.0  # seconds a frame may take before the run is given up
 HOUR_MS = "3600000"
 
 
 # --- processes ------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _raise_file_limit() -> None:
@@ -76,62 +71,10 @@ def _raise_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
-def _env(**settings: str) -> dict[str, str]:
-    """This environment without any studio setting of its own, plus `settings`."""
-    names = {name.upper() for name in Settings.model_fields}
-    env = {key: value for key, value in os.environ.items() if key.upper() not in names}
-    env.update(settings)
-    return env
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def _studio(
-    command: str, env: dict[str, str], directory: Path, ready_path: str
-) -> Iterator[tuple[str, int]]:
-    """`studio COMMAND` on a free port until the block ends: its base URL and process ID."""
-    port = _free_port()
-    studio = Path(sys.executable).with_name("studio")
-    log_path = directory / f"{command}-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 (our own command)
-            [str(studio), command, "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=directory,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTED
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base_url}{ready_path}", timeout=2, trust_env=False).is_success:
-                    break
-            if time.monotonic() > deadline or process.poll() is not None:
-                output = log_path.read_text(errors="replace").strip().splitlines()
-                last = output[-1] if output else "no output"
-                raise RuntimeError(f"`studio {command}` did not get ready: {last}")
-            time.sleep(0.05)
-        yield base_url, process.pid
-    finally:
-        _stop(process)
-
-
 @contextlib.contextmanager
 def _emulator(directory: Path) -> Iterator[str]:
-    env = _env(EMULATOR_LATENCY_MS=HOUR_MS, REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET)
-    ready = "/v1/models/black-forest-labs/flux-schnell"
-    with _studio("emulator", env, directory, ready) as (url, _):
+    env = studio_env(EMULATOR_LATENCY_MS=HOUR_MS, REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    with studio_process("emulator", env, directory, EMULATOR_READY) as (url, _):
         yield url
 
 
@@ -142,7 +85,7 @@ def _server(directory: Path, name: str, emulator_url: str, bus_url: str) -> Iter
     PUBLIC_URL stays unset so that the emulator posts no webhooks of its own, and
     the poller waits an hour, so every event of a sample comes from its webhook.
     """
-    env = _env(
+    env = studio_env(
         DATABASE_URL=f"sqlite+aiosqlite:///{directory / name}.db",
         SECRET_KEY=secrets.token_urlsafe(48),
         REPLICATE_BASE_URL=emulator_url,
@@ -152,7 +95,7 @@ def _server(directory: Path, name: str, emulator_url: str, bus_url: str) -> Iter
         STUDIO_DATA_DIR=str(directory / name),
         LOG_LEVEL="WARNING",
     )
-    with _studio("serve", env, directory, "/readyz") as (url, pid):
+    with studio_process("serve", env, directory, "/readyz") as (url, pid):
         yield _Server(url, pid)
 
 
@@ -264,18 +207,9 @@ async def _submitted(client: httpx.AsyncClient, token: str, shot_id: str, count:
 async def _deliver(client: httpx.AsyncClient, prediction_id: str) -> None:
     """A signed "processing" webhook for the prediction, as Replicate posts it."""
     body = json.dumps({"id": prediction_id, "status": "processing", "output": None}).encode()
-    webhook_id = f"msg_{secrets.token_hex(8)}"
-    stamp = int(time.time())
-    response = await client.post(
-        "/webhooks/replicate",
-        content=body,
-        headers={
-            "webhook-id": webhook_id,
-            "webhook-timestamp": str(stamp),
-            "webhook-signature": sign(WEBHOOK_SECRET, webhook_id, stamp, body),
-        },
+    await post_webhook(
+        client, WEBHOOK_SECRET, f"msg_{secrets.token_hex(8)}", int(time.time()), body
     )
-    response.raise_for_status()
 
 
 # --- receivers (each its own process) -------------------------------------------------

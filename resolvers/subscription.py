@@ -22,22 +22,14 @@ from schema.events import (
     encode_cursor,
 )
 from schema.storyboard import ImageIteration, ProjectProgress, Shot, ShotImage, StoryboardSelection
-from services import accounts, events, shot_images
-from services.errors import StudioError
+from services import accounts, events
+from services.errors import NotFound, StudioError
 
 _AFTER = "A cursor from an earlier message: replay every event after it first, then go on live."
 
 
 def _error(error: StudioError) -> GraphQLError:
     return GraphQLError(error.message, extensions={"code": error.code})
-
-
-class _Gone(GraphQLError):
-    def __init__(self, what: str) -> None:
-        super().__init__(
-            f"No {what} with that ID exists, or you cannot see it.",
-            extensions={"code": "NOT_FOUND"},
-        )
 
 
 async def _feed(
@@ -85,9 +77,7 @@ async def _feed(
         async for event in stream:
             context.refresh()  # fresh loaders: this message reads the database as it is now
             yield event
-    except events.AccessLost as error:
-        raise _Gone("project") from error
-    except StudioError as error:
+    except StudioError as error:  # AccessLost is a NotFound: the project is gone for them
         raise _error(error) from error
 
 
@@ -95,13 +85,8 @@ async def _team_of(info: Info, project_id: int, what: str = "project") -> int:
     """The project's team, if the viewer may see the project."""
     project = await nodes.visible_project(info, project_id)
     if project is None:
-        raise _Gone(what)
+        raise _error(NotFound(what))
     return project.row.team_id
-
-
-async def _iterations(info: Info, shot_id: int) -> list[ImageIteration]:
-    images = await info.context.loaders.images_of_shot.load(shot_id)
-    return [ImageIteration.from_iteration(it) for it in shot_images.group_iterations(images)]
 
 
 async def _storyboard(
@@ -150,7 +135,7 @@ class Subscription:
         _, shot_pk = nodes.parse_or_reject(shot_id, "Shot")
         shot_row = await info.context.loaders.shot.load(shot_pk)
         if shot_row is None:
-            raise _Gone("shot")
+            raise _error(NotFound("shot"))
         pk = shot_row.project_id
         team_id = await _team_of(info, pk, "shot")
         scene_id = shot_row.scene_id
@@ -169,7 +154,7 @@ class Subscription:
             yield IterationStatusEvent(
                 cursor=encode_cursor(pk, event.sequence),
                 shot=Shot.from_row(shot_row),
-                iterations=await _iterations(info, shot_pk),
+                iterations=await ImageIteration.of_shot(info, shot_pk),
                 image=image,
             )
 

@@ -196,10 +196,7 @@ class Shot(Node):
 
     @strawberry.field(description="The shot's image iterations, ordered by iteration number.")
     async def iterations(self, info: Info) -> list[ImageIteration]:
-        return [
-            ImageIteration.from_iteration(it)
-            for it in shot_images.group_iterations(await self._images(info))
-        ]
+        return await ImageIteration.of_shot(info, self.row.id or 0)
 
     @strawberry.field(description="The shot's images, ordered by iteration, then variant.")
     async def images(
@@ -238,6 +235,12 @@ class ImageIteration:
         description="The variants, ordered by variant number."
     )
     parent_image_id: strawberry.Private[int | None]
+
+    @classmethod
+    async def of_shot(cls, info: Info, shot_id: int) -> list[Self]:
+        """A shot's iterations, ordered by iteration number."""
+        images = await info.context.loaders.images_of_shot.load(shot_id)
+        return [cls.from_iteration(it) for it in shot_images.group_iterations(images)]
 
     @classmethod
     def from_iteration(cls, iteration: shot_images.Iteration) -> Self:

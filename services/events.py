@@ -31,7 +31,7 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import delete, event, insert, inspect
 from sqlalchemy.dialects import postgresql, sqlite
@@ -40,9 +40,6 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.bus import BusError, EventBus, SubscriberTooSlow
-
-if TYPE_CHECKING:
-    pass
 from services.errors import InvalidInput, NotFound
 from services.tables import (
     AccessTokenRow,
@@ -420,7 +417,7 @@ PAGE = 500
 
 
 async def last_sequence(session: AsyncSession, project_id: int) -> int:
-    found = await session.get(ProjectEventCounterRow, project_id, populate_existing=True)
+    found = await session.get(ProjectEventCounterRow, project_id)
     return found.last_sequence if found is not None else 0
 
 

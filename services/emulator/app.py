@@ -23,6 +23,7 @@ create `throttle_rate` fault and the sliding rate windows (429).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -294,6 +295,8 @@ def create_emulator_app(
             webhook_completed=webhook["webhook_completed"],
             events=webhook["events"],
         )
+        if state.config.create_response_delay_ms:
+            await asyncio.sleep(state.config.create_response_delay_ms / 1000)
         if wait is None:
             return JSONResponse(record.to_json(), status_code=201)
         await state.wait(record, wait)

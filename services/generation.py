@@ -610,6 +610,7 @@ class GenerationEngine:
 
         Short of that the row is released (its claim dropped) for the next sweep.
         """
+        stopped: str | None = None
         try:
             async with self.db.transaction() as session:
                 row = await _load(session, table, row_id)
@@ -628,8 +629,10 @@ class GenerationEngine:
                         f"{row.failed_tries} tries ({reason}); it was stopped. "
                         "Check its parameters, then retry it.",
                     )
+                    stopped = row.prediction_id
         except Exception:
             logger.exception("%s %s: could not record a failed try", table.__tablename__, row_id)
+        self.cancel_remote(stopped)  # a prediction we gave up following should not run on
 
     async def _submit(self, table: type[Row], row_id: int) -> None:
         async with self.db.session() as session:

@@ -299,9 +299,11 @@ class ReplicateGateway:
         hears once per call: a failure (5xx, network, budget spent) or a success;
         a provider that only throttles is up, just busy, and counts as neither.
         """
-        self.breaker.before_call()
         if throttled:
-            await self.throttle.acquire()  # our own limit: not part of the provider's budget
+            # Our own limit, not the provider's budget; waited for before the breaker
+            # lets a trial call through, so a wait cancelled here leaves it untouched.
+            await self.throttle.acquire()
+        self.breaker.before_call()
         _last_status.set(None)
         try:
             async with asyncio.timeout(self.call_timeout):

@@ -334,3 +334,38 @@ def test_every_float_param_refuses_non_finite_numbers() -> None:
         unbounded = Param("weight", float, None, "A weight with no bounds.")
         assert unbounded.check(checks, value, ("params", "weight")) is None
         assert [error.code for error in checks.errors] == ["INVALID_PARAM"]
+
+
+# --- a create whose answer never came -------------------------------------------------
+
+
+async def test_a_create_whose_answer_was_lost_is_adopted_not_duplicated(
+    db: Database, stack: AsyncExitStack, tmp_path: Path
+) -> None:
+    provider = Provider(stack)
+    await provider.start(latency_ms=300)
+    assert provider.config is not None
+    engine = engine_for(db, provider, tmp_path / "media")
+    stack.push_async_callback(engine.gateway.aclose)
+    engine.gateway.call_timeout = 1.0
+    ann = await account(db, name="Ann")
+    (image,) = await queue_images(db, engine, ann, 1)
+
+    # The provider makes the prediction but answers after the call's budget is spent.
+    provider.config.create_response_delay_ms = 3000
+    await engine.dispatch_pending()
+    waiting = await row(db, image)
+    assert waiting.status == "PENDING"
+    assert waiting.prediction_id is None
+    assert waiting.submitted_at is not None  # a create went out; its answer never came
+    (orphan,) = await provider.predictions()
+
+    provider.config.create_response_delay_ms = 0
+    await engine.dispatch_pending()
+    adopted = await row(db, image)
+    assert adopted.prediction_id == orphan["id"]
+    assert adopted.submitted_at is None
+    assert [p["id"] for p in await provider.predictions()] == [orphan["id"]]  # no second one
+    engine.start()
+    stack.push_async_callback(engine.stop)
+    await until(_status_of(db, image, "COMPLETE"), what="the adopted prediction")

@@ -132,9 +132,10 @@ class _ProviderTransport(httpx.AsyncBaseTransport):
     """Our transport, under the client's retry layer: it sees every HTTP attempt.
 
     It caps `Retry-After` at `cap` seconds before the client's layer reads it (that
-    layer honours any value, uncapped; it reads whole seconds only, so a cap under
-    one second drops the header and the client falls back to its short backoff),
-    and notes the hint and the status for the task that made the request.
+    layer honours any value, uncapped). The client reads whole seconds only, so the
+    header is rewritten as whole seconds (an HTTP-date too); under one second it is
+    dropped and the client falls back to its own short backoff. It also notes the
+    hint and the status for the task that made the request.
     """
 
     def __init__(self, wrapped: httpx.AsyncBaseTransport, *, cap: float) -> None:
@@ -146,12 +147,12 @@ class _ProviderTransport(httpx.AsyncBaseTransport):
         _last_status.set(response.status_code)
         raw = response.headers.get("retry-after")
         hint = None if raw is None else _retry_after_seconds(raw)
-        if raw is not None and (hint is None or hint > self._cap):
-            if hint is not None and self._cap >= 1:
-                response.headers["retry-after"] = str(int(self._cap))
-            else:
-                del response.headers["retry-after"]
-            hint = None if hint is None else self._cap
+        if hint is not None:
+            hint = min(hint, self._cap)
+            if hint >= 1:  # rewritten as whole seconds, the only form the client reads
+                response.headers["retry-after"] = str(int(hint))
+        if raw is not None and (hint is None or hint < 1):
+            del response.headers["retry-after"]
         _retry_after.set(hint)
         return response
 

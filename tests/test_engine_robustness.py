@@ -369,3 +369,32 @@ async def test_a_create_whose_answer_was_lost_is_adopted_not_duplicated(
     engine.start()
     stack.push_async_callback(engine.stop)
     await until(_status_of(db, image, "COMPLETE"), what="the adopted prediction")
+
+
+async def test_a_prediction_that_cannot_be_followed_fails_after_bounded_polls(
+    db: Database, stack: AsyncExitStack, tmp_path: Path
+) -> None:
+    provider = Provider(stack)
+    await provider.start(latency_ms=60_000)
+    assert provider.config is not None
+    engine = engine_for(db, provider, tmp_path / "media", max_tries=3)
+    stack.push_async_callback(engine.gateway.aclose)
+    ann = await account(db, name="Ann")
+    (image,) = await queue_images(db, engine, ann, 1)
+    await engine.dispatch_pending()
+    running = await row(db, image)
+    assert running.prediction_id is not None
+
+    # From now on the provider refuses our reads (401): every poll is a failed try.
+    provider.config.api_token = "a token we do not have"
+    for _ in range(3):
+        await asyncio.sleep(0.15)  # older than the poll interval: due for a poll
+        await engine.poll_running()
+    failed = await row(db, image)
+    assert failed.status == "FAILED"
+    assert failed.failed_tries == 3
+    assert failed.error is not None
+    assert "could not be followed after 3 tries" in failed.error, failed.error
+    await asyncio.sleep(0.15)
+    await engine.poll_running()  # no longer asked about
+    assert (await row(db, image)).failed_tries == 3

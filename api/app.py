@@ -77,7 +77,13 @@ async def replicate_gateway(settings: Settings) -> AsyncIterator[ReplicateGatewa
             logger.info("no REPLICATE_API_TOKEN: using the built-in Replicate emulator")
         else:
             base_url = settings.replicate_base_url or "https://api.replicate.com"
-        gateway = ReplicateGateway(api_token=settings.replicate_api_token, base_url=base_url)
+        gateway = ReplicateGateway(
+            api_token=settings.replicate_api_token,
+            base_url=base_url,
+            max_attempts=settings.replicate_post_attempts,
+            call_timeout=settings.replicate_call_timeout_seconds,
+            retry_after_cap=settings.replicate_retry_after_cap_seconds,
+        )
         stack.push_async_callback(gateway.aclose)
         yield gateway
 
@@ -114,6 +120,8 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
                     webhook_url=settings.webhook_url(),
                     webhook_secret=settings.replicate_webhook_secret,
                     poll_interval=settings.generation_poll_seconds,
+                    max_tries=settings.generation_max_tries,
+                    claim_timeout=settings.generation_claim_seconds,
                 ),
             )
             housekeeping = asyncio.create_task(

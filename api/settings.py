@@ -59,6 +59,32 @@ class Settings(BaseSettings):
     generation_poll_seconds: float = Field(
         default=2.0, description="How often running predictions are checked on."
     )
+    replicate_call_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="The time budget of one call to Replicate, all its tries included.",
+    )
+    replicate_retry_after_cap_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="The longest Retry-After honoured; a longer one is shortened to this.",
+    )
+    replicate_post_attempts: int = Field(
+        default=4,
+        ge=1,
+        description="Tries of a create, cancel or upload on 429/503 (reads: the client's own).",
+    )
+    generation_max_tries: int = Field(
+        default=5,
+        ge=1,
+        description="Failed tries (submit or poll) after which a generation is FAILED.",
+    )
+    generation_claim_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long a server's claim on an unsubmitted generation holds "
+        "if that server stops without releasing it.",
+    )
     event_bus_url: str = Field(
         default="memory://",
         description="memory:// (one process), redis://host:6379/0, or postgres://user@host/db "

@@ -9,6 +9,7 @@ client parameters.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,17 @@ class Param:
         if not valid_type:
             checks.fail("INVALID_PARAM", f"`{self.name}` must be a {wanted.__name__}.", field)
             return None
+        if isinstance(value, float) and not math.isfinite(value):
+            # NaN passes every range comparison and neither JSON nor JSONB stores it:
+            # refused here, it never reaches a row or the provider.
+            checks.fail(
+                "INVALID_PARAM",
+                f"`{self.name}` must be a finite number (not NaN or Infinity).",
+                field,
+            )
+            return None
+        if isinstance(value, str):
+            checks.storable(value, field=field, label=f"`{self.name}`")
         if self.choices and value not in self.choices:
             listed = ", ".join(str(c) for c in self.choices)
             checks.fail("INVALID_PARAM", f"`{self.name}` must be one of {listed}.", field)

@@ -69,7 +69,17 @@ TRACKED: dict[type, str] = {
 }
 # Bookkeeping no client sees: changing only these is not an event.
 _INTERNAL = frozenset(
-    {"dispatch_claimed_at", "checked_at", "provider_output", "updated_at", "created_at"}
+    {
+        "dispatch_claimed_at",
+        "dispatch_claimed_by",
+        "submitted_at",
+        "failed_tries",
+        "resubmissions",
+        "checked_at",
+        "provider_output",
+        "updated_at",
+        "created_at",
+    }
 )
 # Columns whose GraphQL field has another name.
 _FIELD_NAMES = {

@@ -13,6 +13,25 @@ The life of one generation (a shot image, or a selection's animation):
 
 The poller is also the safety net: at start-up and then periodically it submits
 what was never submitted and asks Replicate about everything still running.
+
+Robustness rules:
+- Each row is handled on its own: whatever one row raises is logged and counted
+  against that row (`failed_tries`), never stops the sweep or touches other rows.
+  After `max_tries` failed submissions or polls in a row it is FAILED with an
+  error saying so (retryable).
+- Fair shares: each claim takes pending rows round-robin across teams (every
+  team's oldest row first, then every team's second, ...), so one team's
+  thousand queued images never delay another team's one.
+- A claim names its server (`dispatch_claimed_by`: host, process id, a token
+  per start). A claim whose server is known dead (same host, no such process)
+  is free at once; one from another host waits out `claim_timeout`.
+- Replicate has no idempotency key, so a create whose answer was not recorded
+  (`submitted_at` set, no prediction id: a crash, a timeout) is looked for before
+  creating again: among recent predictions (`GET /v1/predictions`), one with our
+  model and our exact input (an image's random seed makes it unique) is adopted,
+  and further copies are canceled.
+- A prediction the provider no longer knows (404, e.g. an emulator that
+  restarted) is submitted again once; lost again, the row is FAILED (retryable).
 """
 
 from __future__ import annotations
@@ -20,14 +39,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -105,6 +126,14 @@ def _advance(row: Row, status: GenerationStatus, *, error: str | None = None) ->
         return False
     _set_status(row, status, error=error)
     return True
+
+
+def _reset_attempts(row: Row) -> None:
+    """A fresh start: no claim, no open submission, no failed tries or resubmissions."""
+    row.dispatch_claimed_by = None
+    row.submitted_at = None
+    row.failed_tries = 0
+    row.resubmissions = 0
 
 
 async def _load(session: AsyncSession, table: type[Row], row_id: int) -> Row | None:
@@ -237,6 +266,7 @@ def _queue_animation(
     selection.prediction_id = None
     selection.provider_output = None
     selection.dispatch_claimed_at = None
+    _reset_attempts(selection)
     _set_status(selection, GenerationStatus.PENDING)
 
 
@@ -351,6 +381,7 @@ async def retry(session: AsyncSession, actor: Actor, plan: Plan, *, kind: Kind, 
     row.prediction_id = None
     row.provider_output = None
     row.dispatch_claimed_at = None
+    _reset_attempts(row)
     _set_status(row, GenerationStatus.PENDING)
     return row
 
@@ -360,10 +391,43 @@ async def retry(session: AsyncSession, actor: Actor, plan: Plan, *, kind: Kind, 
 
 @dataclass(frozen=True)
 class EngineSettings:
+    """The engine's limits: seconds for times, counts of rows or tries."""
+
     webhook_url: str | None = None
     webhook_secret: str | None = None
     poll_interval: float = 2.0
     batch: int = 50
+    max_tries: int = 5  # failed submissions or polls in a row before a row is FAILED
+    claim_timeout: float = CLAIM_TIMEOUT.total_seconds()
+    # How far before a create was sent to look for it among recent predictions:
+    # our clock and the provider's may differ a little.
+    clock_slack: float = 60.0
+
+
+def _instance_id() -> str:
+    """This server process: host, process id, and a token for this start."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _known_dead(owner: str, me: str) -> bool:
+    """Whether the server named `owner` surely stopped: on this host, no such process.
+
+    A claim from another host cannot be checked from here: it waits out its timeout.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != me.partition(":")[0] or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return owner != me  # an earlier start of a process that got our id
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, someone else's
+    return False
 
 
 class GenerationEngine:
@@ -384,6 +448,7 @@ class GenerationEngine:
         self._side_tasks: set[asyncio.Task[Any]] = set()
         self._webhook_secret = settings.webhook_secret
         self._uploads: dict[str, tuple[str, float]] = {}
+        self.instance = _instance_id()
 
     # -- lifecycle
 
@@ -418,10 +483,15 @@ class GenerationEngine:
             self._wake.clear()
 
     async def sweep(self) -> None:
-        """One round: submit what is pending, copy what finished, ask about what runs."""
-        await self.dispatch_pending()
-        await self.copy_outputs()
-        await self.poll_running()
+        """One round: submit what is pending, copy what finished, ask about what runs.
+
+        A stage that fails is logged and the others still run.
+        """
+        for stage in (self.dispatch_pending, self.copy_outputs, self.poll_running):
+            try:
+                await stage()
+            except Exception:
+                logger.exception("generation sweep: %s failed", stage.__name__)
 
     def cancel_remote(self, prediction_id: str | None) -> None:
         """Ask the provider to stop a prediction, in the background (best effort)."""
@@ -442,23 +512,56 @@ class GenerationEngine:
     # -- submitting
 
     async def _claim(self, table: type[Row], status_column: Any) -> list[int]:
-        """Claim up to a batch of unsubmitted PENDING rows for this process."""
+        """Claim up to a batch of unsubmitted PENDING rows for this process, fairly.
+
+        Rows are ranked within their team by age, and taken by rank: every team's
+        oldest first, then every team's second, and so on. A row is free when
+        unclaimed, when its claim is older than `claim_timeout`, or when the
+        server holding it is known to be dead.
+        """
         now = utcnow()
-        stale = now - CLAIM_TIMEOUT
+        stale = now - timedelta(seconds=self.settings.claim_timeout)
         async with self.db.session() as session:
-            candidates = (
+            holders = (
                 await session.exec(
-                    select(table.id)
+                    select(table.dispatch_claimed_by)
                     .where(
                         status_column == GenerationStatus.PENDING,
                         col(table.prediction_id).is_(None),
-                        or_(
-                            col(table.dispatch_claimed_at).is_(None),
-                            col(table.dispatch_claimed_at) < stale,
-                        ),
+                        col(table.dispatch_claimed_at) >= stale,
+                        col(table.dispatch_claimed_by).is_not(None),
                     )
-                    .order_by(col(table.id))
-                    .limit(self.settings.batch)
+                    .distinct()
+                )
+            ).all()
+            dead = [h for h in holders if h is not None and _known_dead(h, self.instance)]
+            free = or_(
+                col(table.dispatch_claimed_at).is_(None),
+                col(table.dispatch_claimed_at) < stale,
+                col(table.dispatch_claimed_by).in_(dead),
+            )
+            project_id = (
+                col(ShotRow.project_id)
+                if table is ShotImageRow
+                else col(StoryboardSelectionRow.project_id)
+            )
+            rank = (
+                func.row_number()
+                .over(partition_by=col(ProjectRow.team_id), order_by=col(table.id))
+                .label("rank")
+            )
+            ranked: Any = select(col(table.id).label("id"), rank).where(
+                status_column == GenerationStatus.PENDING,
+                col(table.prediction_id).is_(None),
+                free,
+                col(ProjectRow.id) == project_id,
+            )
+            if table is ShotImageRow:
+                ranked = ranked.where(col(ShotRow.id) == col(ShotImageRow.shot_id))
+            fair = ranked.subquery()
+            candidates = (
+                await session.exec(
+                    select(fair.c.id).order_by(fair.c.rank, fair.c.id).limit(self.settings.batch)
                 )
             ).all()
         claimed = []
@@ -470,15 +573,12 @@ class GenerationEngine:
                         col(table.id) == row_id,
                         col(table.prediction_id).is_(None),
                         status_column == GenerationStatus.PENDING,
-                        or_(
-                            col(table.dispatch_claimed_at).is_(None),
-                            col(table.dispatch_claimed_at) < stale,
-                        ),
+                        free,
                     )
-                    .values(dispatch_claimed_at=now)
+                    .values(dispatch_claimed_at=now, dispatch_claimed_by=self.instance)
                 )
                 if result.rowcount == 1:
-                    claimed.append(int(row_id))  # type: ignore[arg-type]
+                    claimed.append(int(row_id))
         return claimed
 
     async def dispatch_pending(self) -> None:
@@ -489,20 +589,81 @@ class GenerationEngine:
             while not self.gateway.breaker.is_open:
                 claimed = await self._claim(table, status_column)
                 for row_id in claimed:
-                    await self._submit(table, row_id)
+                    await self._submit_isolated(table, row_id)
                 if len(claimed) < self.settings.batch:
                     break  # a full batch means more may be waiting: claim again now
+
+    async def _submit_isolated(self, table: type[Row], row_id: int) -> None:
+        """Submit one row; whatever it raises is that row's failed try, not the sweep's."""
+        try:
+            await self._submit(table, row_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            logger.exception("%s %s: submitting failed", table.__tablename__, row_id)
+            await self._failed_try(table, row_id, error, doing="submitted")
+
+    async def _failed_try(
+        self, table: type[Row], row_id: int, error: Exception, *, doing: str
+    ) -> None:
+        """Count a failed try against one row; at `max_tries` in a row it is FAILED.
+
+        Short of that the row is released (its claim dropped) for the next sweep.
+        """
+        stopped: str | None = None
+        try:
+            async with self.db.transaction() as session:
+                row = await _load(session, table, row_id)
+                if row is None or not (status := status_of(row)) or not status.is_active:
+                    return
+                row.failed_tries = (row.failed_tries or 0) + 1
+                if row.prediction_id is None:
+                    row.dispatch_claimed_at = None
+                    row.dispatch_claimed_by = None
+                if row.failed_tries >= self.settings.max_tries:
+                    reason = error.message if isinstance(error, StudioError) else "internal error"
+                    _set_status(
+                        row,
+                        GenerationStatus.FAILED,
+                        error=f"This generation could not be {doing} after "
+                        f"{row.failed_tries} tries ({reason}); it was stopped. "
+                        "Check its parameters, then retry it.",
+                    )
+                    stopped = row.prediction_id
+        except Exception:
+            logger.exception("%s %s: could not record a failed try", table.__tablename__, row_id)
+        self.cancel_remote(stopped)  # a prediction we gave up following should not run on
 
     async def _submit(self, table: type[Row], row_id: int) -> None:
         async with self.db.session() as session:
             row = await _load(session, table, row_id)
             if row is None or status_of(row) is not GenerationStatus.PENDING or row.prediction_id:
                 return
+            open_since = row.submitted_at
             try:
                 model_name, model_input = await self._input_for(session, row)
             except StudioError as error:
                 await self._finish(table, row_id, GenerationStatus.FAILED, error=error.message)
                 return
+        if open_since is not None:
+            # A create was sent before and its answer never recorded: it may exist.
+            try:
+                adopted = await self._adopt(
+                    table, row_id, model_name, model_input, since=open_since
+                )
+            except ProviderUnavailable:
+                await self._release_or_give_up(table, row_id)
+                return
+            if adopted is not None:
+                await self._record(table, row_id, adopted)
+                return
+        async with self.db.transaction() as session:
+            row = await _load(session, table, row_id)
+            if row is None or status_of(row) is not GenerationStatus.PENDING or row.prediction_id:
+                return
+            # Written before the create is sent: after a crash, the next claim knows
+            # to look for the prediction instead of creating a second one.
+            row.submitted_at = utcnow()
         try:
             prediction = await self.gateway.create(
                 model_name,
@@ -516,6 +677,10 @@ class GenerationEngine:
         except ProviderUnavailable:
             await self._release_or_give_up(table, row_id)
             return
+        await self._record(table, row_id, prediction)
+
+    async def _record(self, table: type[Row], row_id: int, prediction: Prediction) -> None:
+        """Note the row's prediction (or cancel it if the row went meanwhile), then apply it."""
         async with self.db.transaction() as session:
             row = await _load(session, table, row_id)
             if row is None:
@@ -526,9 +691,67 @@ class GenerationEngine:
                 self.cancel_remote(prediction.id)
                 return
             row.prediction_id = prediction.id
+            row.submitted_at = None
+            row.failed_tries = 0
             row.checked_at = utcnow()
             row.updated_at = utcnow()
         await self.apply(prediction)
+
+    async def _adopt(
+        self,
+        table: type[Row],
+        row_id: int,
+        model_name: str,
+        model_input: dict[str, Any],
+        *,
+        since: datetime,
+    ) -> Prediction | None:
+        """Our own earlier create for this row, if the provider has it; extra copies canceled.
+
+        A prediction is ours when it has our model and every input we send, except
+        an input image (its upload URL differs each time). Rows that send no seed
+        could match another row's prediction: those adopt only an unambiguous match.
+        Raises `ProviderUnavailable` when the provider cannot be asked (the row is
+        released and tried again later, never created twice blindly).
+        """
+        model = catalog.by_replicate_model(model_name)
+        image_key = model.image_input if model is not None else None
+        mine = {key: value for key, value in model_input.items() if key != image_key}
+        recent = await self.gateway.recent(
+            since=since - timedelta(seconds=self.settings.clock_slack)
+        )
+        matches = [
+            prediction
+            for prediction in recent
+            if prediction.model in (model_name, None)
+            and all(prediction.input.get(key) == value for key, value in mine.items())
+        ]
+        if not matches:
+            return None
+        async with self.db.session() as session:
+            owned: set[str | None] = set()
+            for other in (ShotImageRow, StoryboardSelectionRow):
+                found = await session.exec(
+                    select(col(other.prediction_id)).where(
+                        col(other.prediction_id).in_([m.id for m in matches])
+                    )
+                )
+                owned.update(found)
+        matches = [m for m in matches if m.id not in owned]
+        if not matches or ("seed" not in mine and len(matches) > 1):
+            return None
+        matches.sort(key=lambda m: m.created_at or "")
+        keep, extra = matches[0], matches[1:]
+        logger.info(
+            "%s %s: adopting prediction %s sent before a restart",
+            table.__tablename__,
+            row_id,
+            keep.id,
+        )
+        for prediction in extra:
+            if not prediction.is_finished:
+                self.cancel_remote(prediction.id)
+        return keep
 
     async def _release_or_give_up(self, table: type[Row], row_id: int) -> None:
         async with self.db.transaction() as session:
@@ -542,6 +765,7 @@ class GenerationEngine:
                     error="The provider could not be reached; retry when it is back.",
                 )
             row.dispatch_claimed_at = None
+            row.dispatch_claimed_by = None
 
     async def _input_for(self, session: AsyncSession, row: Row) -> tuple[str, dict[str, Any]]:
         """The Replicate model and input for a row, uploading its input image if it has one."""
@@ -637,12 +861,75 @@ class GenerationEngine:
                 return
             try:
                 prediction = await self.gateway.get(prediction_id)
-            except ProviderRejected as error:
-                logger.warning("prediction %s: %s", prediction_id, error.message)
-                continue
+                await self.apply(prediction)
             except ProviderUnavailable:
                 return
-            await self.apply(prediction)
+            except asyncio.CancelledError:
+                raise
+            except ProviderRejected as error:
+                if error.code == "PREDICTION_NOT_FOUND":
+                    await self._lost(prediction_id)
+                    continue
+                logger.warning("prediction %s: %s", prediction_id, error.message)
+                await self._failed_poll(prediction_id, error)
+            except Exception as error:
+                logger.exception("prediction %s: following it failed", prediction_id)
+                await self._failed_poll(prediction_id, error)
+
+    async def _rows_of(self, prediction_id: str) -> list[tuple[type[Row], int]]:
+        async with self.db.session() as session:
+            found: list[tuple[type[Row], int]] = []
+            for table in (ShotImageRow, StoryboardSelectionRow):
+                ids = await session.exec(
+                    select(table.id).where(table.prediction_id == prediction_id)
+                )
+                found.extend((table, int(row_id or 0)) for row_id in ids)
+            return found
+
+    async def _failed_poll(self, prediction_id: str, error: Exception) -> None:
+        for table, row_id in await self._rows_of(prediction_id):
+            await self._failed_try(table, row_id, error, doing="followed")
+
+    async def _lost(self, prediction_id: str) -> None:
+        """The provider no longer knows this prediction: submit it again once, then fail.
+
+        Never polled again under that id either way, so a provider that lost its
+        memory (an emulator restarted) costs one warning per row, not one a sweep.
+        """
+        rows = await self._rows_of(prediction_id)
+        async with self.db.transaction() as session:
+            for table, row_id in rows:
+                row = await _load(session, table, row_id)
+                if row is None or not (status := status_of(row)) or not status.is_active:
+                    continue
+                if row.resubmissions < 1:
+                    logger.warning(
+                        "prediction %s of %s %s is unknown to the provider: submitting it again",
+                        prediction_id,
+                        table.__tablename__,
+                        row_id,
+                    )
+                    row.resubmissions += 1
+                    row.prediction_id = None
+                    row.provider_output = None
+                    row.dispatch_claimed_at = None
+                    row.dispatch_claimed_by = None
+                    row.submitted_at = None
+                    _set_status(row, GenerationStatus.PENDING)
+                else:
+                    logger.warning(
+                        "prediction %s of %s %s is unknown to the provider again: failing it",
+                        prediction_id,
+                        table.__tablename__,
+                        row_id,
+                    )
+                    _set_status(
+                        row,
+                        GenerationStatus.FAILED,
+                        error="The provider lost this generation twice (it no longer knows "
+                        "its prediction); retry it.",
+                    )
+        self.kick()
 
     # -- copying outputs
 
@@ -767,6 +1054,7 @@ async def _apply(session: AsyncSession, prediction: Prediction) -> list[Row]:
     ]
     for row in rows:
         row.checked_at = utcnow()
+        row.failed_tries = 0
         if status is GenerationStatus.COMPLETE:
             # Succeeded at the provider; ours once the output is copied.
             if _advance(row, GenerationStatus.PROCESSING):

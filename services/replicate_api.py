@@ -2,10 +2,23 @@
 
 `ReplicateGateway` wraps the official client with what it lacks for a server:
 - a throttle on creates, kept under the account's limit (600 a minute);
-- retries of 429 and 5xx answers and network errors, with exponential backoff
-  and full jitter, waiting at least as long as the server's `Retry-After`;
-- a circuit breaker: after repeated failures calls fail fast with
-  `ProviderUnavailable` for a while, then one trial call decides.
+- one retry layer per kind of call. The client wraps every transport in its own
+  `RetryTransport`, which retries reads (GET) on 429/503/504 up to 10 tries and
+  honours `Retry-After`; there is no public way to turn it off, so reads get no
+  retries of ours (a loop around it multiplied requests: 5 x 10 per `get`). Our
+  layer retries only what the client never retries: creates, cancels and uploads
+  (POST), on 429/503 and on connections that never reached the provider;
+- a cap on `Retry-After`: our transport, which the client's retry layer wraps,
+  lowers a longer hint to `retry_after_cap` before the client reads it;
+- a time budget per call (`call_timeout`, an `asyncio.timeout` around all its
+  tries), so no call stalls a sweep or a webhook request;
+- a circuit breaker that counts failed calls (not HTTP attempts): after
+  repeated failures calls fail fast with `ProviderUnavailable` for a while,
+  then one trial call decides.
+
+Only the client's public API is used (`predictions`, `models.predictions`,
+`files`, `webhooks`); the transport is ours, passed with `transport=` (which the
+client hands to httpx), and closed by us.
 
     gateway = ReplicateGateway(api_token=token, base_url="https://api.replicate.com")
     prediction = await gateway.create("black-forest-labs/flux-schnell", {"prompt": "..."})
@@ -16,14 +29,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import email.utils
+import io
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
+import pydantic
 from replicate.client import Client
 from replicate.exceptions import ReplicateError
 
@@ -35,6 +52,13 @@ T = TypeVar("T")
 _retry_after: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "retry_after", default=None
 )
+# The status of the last HTTP answer the task saw: a budget that runs out while
+# the provider only throttles is "busy", not "down".
+_last_status: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "last_status", default=None
+)
+# Answers after which our layer may send a POST again: it was not acted on.
+_POST_RETRY_STATUSES = frozenset({429, 503})
 
 
 @dataclass(frozen=True)
@@ -46,10 +70,29 @@ class Prediction:
     output: Any = None
     error: str | None = None
     logs: str | None = None
+    input: dict[str, Any] = field(default_factory=dict)
+    created_at: str | None = None  # ISO 8601, as Replicate writes it
+    model: str | None = None  # owner/name
 
     @property
     def is_finished(self) -> bool:
         return self.status in ("succeeded", "failed", "canceled", "aborted")
+
+    @property
+    def created(self) -> datetime | None:
+        """`created_at` as an aware datetime (Replicate may write nanoseconds)."""
+        if not self.created_at:
+            return None
+        text = self.created_at.strip().replace("Z", "+00:00")
+        whole, dot, rest = text.partition(".")
+        if dot:  # keep microseconds: fromisoformat takes at most six digits
+            digits = "".join(c for c in rest if c.isdigit())
+            text = f"{whole}.{digits[:6]}{rest[len(digits) :]}"
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     @property
     def output_urls(self) -> list[str]:
@@ -67,20 +110,50 @@ class Prediction:
             output=data.get("output"),
             error=None if data.get("error") is None else str(data["error"]),
             logs=data.get("logs"),
+            input=data["input"] if isinstance(data.get("input"), dict) else {},
+            created_at=None if data.get("created_at") is None else str(data["created_at"]),
+            model=None if data.get("model") is None else str(data["model"]),
         )
 
 
-class _RetryAfterTransport(httpx.AsyncBaseTransport):
-    """Notes a 429's `Retry-After` for the task that made the request (the client drops it)."""
+def _retry_after_seconds(value: str) -> float | None:
+    """A `Retry-After` value in seconds: delay-seconds or an HTTP-date (RFC 9110 10.2.3)."""
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
 
-    def __init__(self, wrapped: httpx.AsyncBaseTransport) -> None:
+
+class _ProviderTransport(httpx.AsyncBaseTransport):
+    """Our transport, under the client's retry layer: it sees every HTTP attempt.
+
+    It caps `Retry-After` at `cap` seconds before the client's layer reads it (that
+    layer honours any value, uncapped). The client reads whole seconds only, so the
+    header is rewritten as whole seconds (an HTTP-date too); under one second it is
+    dropped and the client falls back to its own short backoff. It also notes the
+    hint and the status for the task that made the request.
+    """
+
+    def __init__(self, wrapped: httpx.AsyncBaseTransport, *, cap: float) -> None:
         self._wrapped = wrapped
+        self._cap = cap
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self._wrapped.handle_async_request(request)
-        if response.status_code == 429:
-            value = response.headers.get("retry-after", "").strip()
-            _retry_after.set(float(value) if value.replace(".", "", 1).isdigit() else None)
+        _last_status.set(response.status_code)
+        raw = response.headers.get("retry-after")
+        hint = None if raw is None else _retry_after_seconds(raw)
+        if hint is not None:
+            hint = min(hint, self._cap)
+            if hint >= 1:  # rewritten as whole seconds, the only form the client reads
+                response.headers["retry-after"] = str(int(hint))
+        if raw is not None and (hint is None or hint < 1):
+            del response.headers["retry-after"]
+        _retry_after.set(hint)
         return response
 
     async def aclose(self) -> None:
@@ -126,6 +199,11 @@ class CircuitBreaker:
         self._trial_running = False
 
     @property
+    def failures(self) -> int:
+        """Failed calls in a row (each call counts once, whatever its HTTP attempts)."""
+        return self._failures
+
+    @property
     def is_open(self) -> bool:
         return self._opened_at is not None and self._clock() - self._opened_at < self.cooldown
 
@@ -157,7 +235,14 @@ class CircuitBreaker:
 
 
 class ReplicateGateway:
-    """Replicate's API with a throttle, retries and a circuit breaker."""
+    """Replicate's API with a throttle, one retry layer, a time budget and a circuit breaker.
+
+    `call_timeout` (seconds) bounds each call with all its tries; `max_attempts`
+    bounds our tries of a POST; `retry_after_cap` (seconds) is the longest
+    `Retry-After` either layer waits. Errors: `ProviderRejected` when Replicate
+    refused the request itself (code `PREDICTION_NOT_FOUND` for an unknown
+    prediction), `ProviderUnavailable` when it is down, busy or too slow.
+    """
 
     def __init__(
         self,
@@ -170,13 +255,16 @@ class ReplicateGateway:
         backoff_cap: float = 10.0,
         breaker: CircuitBreaker | None = None,
         timeout: float = 30.0,
+        call_timeout: float = 20.0,
+        retry_after_cap: float = 10.0,
     ) -> None:
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        self._transport = _ProviderTransport(httpx.AsyncHTTPTransport(), cap=retry_after_cap)
         self._client = Client(
             api_token=api_token or "",
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=5.0),
-            transport=_RetryAfterTransport(httpx.AsyncHTTPTransport()),
+            transport=self._transport,
         )
         self._downloads = httpx.AsyncClient(
             timeout=httpx.Timeout(60.0, connect=5.0), follow_redirects=True
@@ -186,66 +274,107 @@ class ReplicateGateway:
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
+        self.call_timeout = call_timeout
+        self.retry_after_cap = retry_after_cap
 
     async def aclose(self) -> None:
         await self._downloads.aclose()
-        await self._client._async_client.aclose()
+        await self._transport.aclose()  # ours: the client's connections go with it
 
     def _delay(self, attempt: int, server_hint: float | None) -> float:
         backoff = random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))  # noqa: S311
-        return max(backoff, server_hint or 0.0)
+        return min(max(backoff, server_hint or 0.0), max(self.retry_after_cap, backoff))
 
     async def _call(
-        self, what: str, call: Callable[[], Awaitable[T]], *, throttled: bool = False
+        self,
+        what: str,
+        call: Callable[[], Awaitable[T]],
+        *,
+        retry: bool = False,
+        throttled: bool = False,
     ) -> T:
-        """Run `call`, retrying what is worth retrying; map failures to domain errors.
+        """Run `call` within the time budget; map failures to domain errors.
 
-        Failures (5xx, network) count toward the circuit breaker; 429s do not: a
-        throttling provider is up, just busy, so they get a longer budget instead.
+        With `retry` (POSTs only: the client retries reads itself) our layer tries
+        again on 429/503 and on connections that never got through. The breaker
+        hears once per call: a failure (5xx, network, budget spent) or a success;
+        a provider that only throttles is up, just busy, and counts as neither.
         """
+        if throttled:
+            # Our own limit, not the provider's budget; waited for before the breaker
+            # lets a trial call through, so a wait cancelled here leaves it untouched.
+            await self.throttle.acquire()
         self.breaker.before_call()
-        failures = throttles = 0
+        _last_status.set(None)
+        try:
+            async with asyncio.timeout(self.call_timeout):
+                result = await self._tries(what, call, retry=retry, throttled=throttled)
+        except ProviderRejected:
+            self.breaker.succeeded()  # it answered: it is up
+            raise
+        except _Busy as error:
+            self.breaker.released()
+            raise ProviderUnavailable(
+                "The image and video provider is busy; try again in a minute."
+            ) from error
+        except TimeoutError as error:
+            if _last_status.get() == 429:
+                self.breaker.released()
+                message = "The image and video provider is busy; try again in a minute."
+            else:
+                self.breaker.failed()
+                message = "The image and video provider is not answering; try again in a minute."
+            logger.warning("Replicate %s took longer than %.1fs", what, self.call_timeout)
+            raise ProviderUnavailable(message) from error
+        except _Down as error:
+            self.breaker.failed()
+            raise ProviderUnavailable(
+                "The image and video provider is not answering; try again in a minute."
+            ) from error
+        except BaseException:
+            self.breaker.released()  # cancelled, or a fault of ours: not the provider's
+            raise
+        self.breaker.succeeded()
+        return result
+
+    async def _tries(
+        self, what: str, call: Callable[[], Awaitable[T]], *, retry: bool, throttled: bool
+    ) -> T:
+        attempt = 0
         while True:
-            if throttled:
+            attempt += 1
+            if throttled and attempt > 1:
                 await self.throttle.acquire()
             _retry_after.set(None)
             try:
-                result = await call()
+                return await call()
             except ReplicateError as error:
                 status = error.status or 0
-                if status == 429:
-                    throttles += 1
-                    if throttles >= self.max_attempts * 3:
-                        self.breaker.released()
-                        raise ProviderUnavailable(
-                            "The image and video provider is busy; try again in a minute."
-                        ) from error
-                    delay = self._delay(throttles, _retry_after.get())
-                    logger.info("Replicate throttled %s; retrying in %.1fs", what, delay)
-                elif status >= 500:
-                    failures += 1
-                    delay = self._delay(failures, None)
-                    logger.warning(
-                        "Replicate %s answered %d; retrying in %.1fs", what, status, delay
-                    )
-                else:
-                    self.breaker.succeeded()  # it answered: it is up
+                if 400 <= status < 500 and status != 429:
+                    code = "PREDICTION_NOT_FOUND" if status == 404 else "PROVIDER_REJECTED"
                     raise ProviderRejected(
                         f"The provider refused this: {error.detail or error.title or status}",
-                        code="PROVIDER_REJECTED",
+                        code=code,
                     ) from error
-            except (httpx.TransportError, httpx.TimeoutException) as error:
-                failures += 1
-                delay = self._delay(failures, None)
+                again = retry and status in _POST_RETRY_STATUSES and attempt < self.max_attempts
+                if not again:
+                    raise (_Busy if status == 429 else _Down)(f"{what}: {status}") from error
+                delay = self._delay(attempt, _retry_after.get())
+                logger.info("Replicate %s answered %d; retrying in %.1fs", what, status, delay)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+                # Never reached the provider: safe to send again, even a create.
+                if not retry or attempt >= self.max_attempts:
+                    raise _Down(f"{what}: {error}") from error
+                delay = self._delay(attempt, None)
                 logger.warning("Replicate %s failed (%s); retrying in %.1fs", what, error, delay)
-            else:
-                self.breaker.succeeded()
-                return result
-            if failures >= self.max_attempts:
-                self.breaker.failed()
-                raise ProviderUnavailable(
-                    "The image and video provider is not answering; try again in a minute."
-                )
+            except httpx.HTTPError as error:
+                # The request may have been acted on (a create may exist): not ours to repeat.
+                raise _Down(f"{what}: {error}") from error
+            except pydantic.ValidationError as error:
+                # An answer the client's models refuse (1.0.7 cannot parse `aborted`).
+                raise ProviderRejected(
+                    "The provider's answer could not be read.", code="PROVIDER_REJECTED"
+                ) from error
             await asyncio.sleep(delay)
 
     async def create(
@@ -265,37 +394,54 @@ class ReplicateGateway:
             created = await self._client.models.predictions.async_create(model=model, **options)
             return _convert(created)
 
-        return await self._call(f"create {model}", call, throttled=True)
+        return await self._call(f"create {model}", call, retry=True, throttled=True)
 
     async def get(self, prediction_id: str) -> Prediction:
+        """A prediction by id; `ProviderRejected` (PREDICTION_NOT_FOUND) if it is unknown."""
+
         async def call() -> Prediction:
-            response = await self._client._async_request("GET", f"/v1/predictions/{prediction_id}")
-            return Prediction.from_json(response.json())
+            return _convert(await self._client.predictions.async_get(prediction_id))
 
         return await self._call(f"get {prediction_id}", call)
 
+    async def recent(self, *, since: datetime, limit: int = 500) -> list[Prediction]:
+        """The account's predictions created at or after `since`, newest first.
+
+        Follows `GET /v1/predictions` page by page (newest first, `next` cursors) until
+        a page reaches back past `since` or `limit` predictions were read.
+        """
+        found: list[Prediction] = []
+        cursor: Any = ...
+        while cursor is not None and len(found) < limit:
+
+            async def call(cursor: Any = cursor) -> tuple[list[Prediction], str | None]:
+                page = await self._client.predictions.async_list(cursor)
+                return [_convert(item) for item in page.results], page.next
+
+            results, cursor = await self._call("list predictions", call)
+            for prediction in results:
+                created = prediction.created
+                if created is not None and created < since:
+                    return found
+                found.append(prediction)
+        return found
+
     async def cancel(self, prediction_id: str) -> Prediction:
         async def call() -> Prediction:
-            response = await self._client._async_request(
-                "POST", f"/v1/predictions/{prediction_id}/cancel"
-            )
-            return Prediction.from_json(response.json())
+            return _convert(await self._client.predictions.async_cancel(prediction_id))
 
-        return await self._call(f"cancel {prediction_id}", call)
+        return await self._call(f"cancel {prediction_id}", call, retry=True)
 
     async def upload(self, data: bytes, *, filename: str, content_type: str) -> str:
         """Upload a file (an input image) and return the URL a prediction can read it from."""
 
         async def call() -> str:
-            response = await self._client._async_request(
-                "POST",
-                "/v1/files",
-                files={"content": (filename, data, content_type)},
+            uploaded = await self._client.files.async_create(
+                io.BytesIO(data), filename=filename, content_type=content_type
             )
-            url: str = response.json()["urls"]["get"]
-            return url
+            return str(uploaded.urls["get"])
 
-        return await self._call("upload", call)
+        return await self._call("upload", call, retry=True)
 
     async def webhook_secret(self) -> str:
         async def call() -> str:
@@ -323,6 +469,14 @@ class ReplicateGateway:
         raise ProviderUnavailable("The provider's output could not be downloaded; will retry.")
 
 
+class _Busy(Exception):
+    """The provider kept throttling (429): up, but busy."""
+
+
+class _Down(Exception):
+    """The provider failed (5xx, or the connection did)."""
+
+
 def _convert(prediction: Any) -> Prediction:
     return Prediction(
         id=prediction.id,
@@ -330,4 +484,7 @@ def _convert(prediction: Any) -> Prediction:
         output=prediction.output,
         error=None if prediction.error is None else str(prediction.error),
         logs=prediction.logs,
+        input=dict(prediction.input or {}),
+        created_at=prediction.created_at,
+        model=prediction.model,
     )

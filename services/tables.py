@@ -211,6 +211,13 @@ class ShotImageRow(SQLModel, table=True):
     dispatch_claimed_at: datetime | None = None
     provider_output: list[str] | None = Field(default=None, sa_type=JsonType)
     checked_at: datetime | None = None
+    # Robustness bookkeeping (see services.generation): which server holds the claim,
+    # when a create was sent whose answer is not recorded yet, failed tries in a row,
+    # and how often the provider lost its prediction and it was submitted again.
+    dispatch_claimed_by: str | None = Field(default=None, max_length=128)
+    submitted_at: datetime | None = None
+    failed_tries: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    resubmissions: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
@@ -240,6 +247,10 @@ class StoryboardSelectionRow(SQLModel, table=True):
     dispatch_claimed_at: datetime | None = None
     provider_output: list[str] | None = Field(default=None, sa_type=JsonType)
     checked_at: datetime | None = None
+    dispatch_claimed_by: str | None = Field(default=None, max_length=128)
+    submitted_at: datetime | None = None
+    failed_tries: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    resubmissions: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = _created()
     updated_at: datetime = _created()
 

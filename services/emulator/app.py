@@ -14,6 +14,8 @@
     POST /_emulator/reset                         faults to defaults, rate windows emptied
     GET  /_emulator/health
     GET  /_emulator/predictions/{id}/webhooks     what became of each webhook
+    GET  /_emulator/requests                      API requests received, by method and route
+                                                  (reset by POST /_emulator/reset)
 
 Every `/v1` call passes, in order: the `down` fault (503), authentication (401), the
 create `throttle_rate` fault and the sliding rate windows (429).
@@ -21,6 +23,7 @@ create `throttle_rate` fault and the sliding rate windows (429).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -226,6 +229,9 @@ def create_emulator_app(
 
         async def endpoint(request: Request) -> Response:
             state.start()
+            route = request.scope.get("route")
+            path = route.path if isinstance(route, Route) else request.url.path
+            state.requests[f"{request.method} {path}"] += 1
             current = state.config
             if current.down:
                 return unavailable()
@@ -289,6 +295,8 @@ def create_emulator_app(
             webhook_completed=webhook["webhook_completed"],
             events=webhook["events"],
         )
+        if state.config.create_response_delay_ms:
+            await asyncio.sleep(state.config.create_response_delay_ms / 1000)
         if wait is None:
             return JSONResponse(record.to_json(), status_code=201)
         await state.wait(record, wait)
@@ -506,10 +514,19 @@ def create_emulator_app(
     async def reset(request: Request) -> Response:
         apply_settings(state.config, dict(FAULT_DEFAULTS))
         state.limiter.reset()
+        state.requests.clear()
         return JSONResponse(settings_snapshot(state.config))
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "predictions": len(state.predictions)})
+
+    async def request_counts(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "total": sum(state.requests.values()),
+                "by_route": dict(sorted(state.requests.items())),
+            }
+        )
 
     async def webhook_log(request: Request) -> Response:
         prediction_id = request.path_params["id"]
@@ -544,6 +561,7 @@ def create_emulator_app(
         Route("/_emulator/reset", admin(reset), methods=["POST"]),
         Route("/_emulator/health", health, methods=["GET"]),
         Route("/_emulator/predictions/{id}/webhooks", admin(webhook_log), methods=["GET"]),
+        Route("/_emulator/requests", admin(request_counts), methods=["GET"]),
     ]
 
     async def unknown(request: Request) -> Response:

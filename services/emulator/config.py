@@ -60,6 +60,9 @@ class EmulatorConfig:
             delivered twice (same `webhook-id`) / never.
         webhook_shuffle: deliver each prediction's webhooks out of order.
         down: every API call answers 503.
+        create_response_delay_ms: a create makes its prediction at once but answers
+            this much later, like a slow network on the way back: a client that
+            dies meanwhile never learns the prediction's id.
     """
 
     latency_ms: int = 1500
@@ -76,6 +79,7 @@ class EmulatorConfig:
     webhook_drop_rate: float = 0.0
     webhook_shuffle: bool = False
     down: bool = False
+    create_response_delay_ms: int = 0
     # Webhook delivery: attempts per event (first try included), the first retry's
     # delay (doubling after), and how long a receiver may take to answer.
     webhook_max_attempts: int = 4

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import collections
 import contextlib
 import hashlib
 import json
@@ -143,6 +144,9 @@ class Emulator:
         self.files = FileStore()
         self.predictions: dict[str, PredictionRecord] = {}
         self.uploads: dict[str, Upload] = {}
+        # API requests received, by "METHOD route" (route with its {placeholders}),
+        # counted before any check, so a 503 or a 429 counts too.
+        self.requests: collections.Counter[str] = collections.Counter()
         # Succeeded predictions whose outputs have not expired yet, for the sweeper.
         self._expiring: dict[str, PredictionRecord] = {}
         self._seq = 0

@@ -34,6 +34,7 @@ ADJUSTABLE: Final[Mapping[str, _Setting]] = {
     "webhook_shuffle": _Setting("bool"),
     "down": _Setting("bool"),
     "latency_ms": _Setting("count"),
+    "create_response_delay_ms": _Setting("count"),
     "create_limit_per_minute": _Setting("count"),
     "other_limit_per_minute": _Setting("count"),
     "webhook_max_attempts": _Setting("count"),
@@ -49,6 +50,7 @@ FAULT_DEFAULTS: Final[Mapping[str, Any]] = {
     "webhook_drop_rate": 0.0,
     "webhook_shuffle": False,
     "down": False,
+    "create_response_delay_ms": 0,
 }
 
 

@@ -248,3 +248,29 @@ def test_a_stored_file_is_reachable_only_by_its_own_link(http: httpx.Client) -> 
     expires, signature = other.split("expires=")[1].split("&signature=")
     response = http.get(f"/media/images/1/a.png?expires={expires}&signature={signature}")
     assert response.status_code == 404
+
+
+def signed_headers(body: bytes) -> dict[str, str]:
+    now = int(time.time())
+    webhook_id = f"msg_{secrets.token_hex(6)}"
+    return {
+        "content-type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(now),
+        "webhook-signature": sign(WEBHOOK_SECRET, webhook_id, now, body),
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 200_000 + b"]" * 200_000,
+        b'{"id": "p1", "status": "succeeded", "output": ' + b"[" * 50 + b"]" * 50 + b"}",
+        b'{"id": "p1", "status": "succeeded", "metrics": {"predict_time": NaN}}',
+        b'{"id": "p1", "status": "succeeded", "output": [Infinity]}',
+    ],
+    ids=["200000-deep", "50-deep-output", "nan", "infinity"],
+)
+def test_a_signed_webhook_with_a_malformed_body_is_400(http: httpx.Client, body: bytes) -> None:
+    response = http.post("/webhooks/replicate", content=body, headers=signed_headers(body))
+    assert response.status_code == 400, response.text

@@ -35,7 +35,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 
 from services.emulator.catalog import MODELS, InvalidField, ModelSpec, find_model, find_version
@@ -52,7 +52,7 @@ from services.emulator.problems import (
     unavailable,
     validation_failed,
 )
-from services.emulator.store import RangeNotSatisfiable, parse_range
+from services.emulator.store import StoredFile
 
 logger = logging.getLogger("studio.emulator")
 
@@ -176,33 +176,20 @@ def _version_json(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-def _file_response(request: Request, data: bytes, content_type: str, etag: str) -> Response:
-    """Bytes with Content-Type, Content-Length, an ETag and single-range support."""
-    size = len(data)
-    headers = {
-        "accept-ranges": "bytes",
-        "etag": f'"{etag}"',
-        "cache-control": "public, max-age=3600",
-        "content-type": content_type,
-    }
+def _file_response(stored: StoredFile) -> Response | None:
+    """The file as Replicate's delivery network sends it: Content-Type, Content-Length,
+    ETag and Last-Modified, byte ranges (several at once as multipart/byteranges) and
+    If-Range, all by Starlette's FileResponse. None if it expired a moment ago."""
     try:
-        wanted = parse_range(request.headers.get("range"), size)
-    except RangeNotSatisfiable:
-        headers["content-range"] = f"bytes */{size}"
-        return Response(b"", status_code=416, headers=headers)
-    status = 200
-    if wanted is not None:
-        if_range = request.headers.get("if-range")
-        if if_range is not None and if_range.strip() != headers["etag"]:
-            wanted = None  # the client's copy is stale: send the whole new file
-    if wanted is not None:
-        first, last = wanted
-        data = data[first : last + 1]
-        headers["content-range"] = f"bytes {first}-{last}/{size}"
-        status = 206
-    headers["content-length"] = str(len(data))
-    body = b"" if request.method == "HEAD" else data
-    return Response(body, status_code=status, headers=headers)
+        stat = stored.path.stat()
+    except FileNotFoundError:
+        return None
+    return FileResponse(
+        stored.path,
+        media_type=stored.content_type,
+        stat_result=stat,
+        headers={"cache-control": "public, max-age=3600"},
+    )
 
 
 def create_emulator_app(
@@ -435,16 +422,16 @@ def create_emulator_app(
     async def download_file(request: Request) -> Response:
         upload = state.get_upload(request.path_params["id"])
         stored = state.files.get(upload.store_key) if upload is not None else None
-        if upload is None or stored is None:
-            return not_found()
-        return _file_response(request, stored.data, stored.content_type, stored.etag)
+        response = _file_response(stored) if stored is not None else None
+        return not_found() if response is None else response
 
     async def serve_output(request: Request) -> Response:
         key = request.path_params["key"]
         stored = state.files.get(key) if not key.startswith("uploads/") else None
-        if stored is None:
+        response = _file_response(stored) if stored is not None else None
+        if response is None:
             return not_found("The file does not exist or has expired.")
-        return _file_response(request, stored.data, stored.content_type, stored.etag)
+        return response
 
     # -- models, account, webhooks ---------------------------------------------------------
 

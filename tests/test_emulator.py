@@ -615,6 +615,49 @@ async def test_prefer_wait_holds_the_response(
     assert invalid.json()["status"] == 400
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"input": {"prompt": "x", "seed": NaN}}',
+        b'{"input": {"prompt": "x", "seed": Infinity}}',
+        b'{"input": {"prompt": "x", "extra": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}",
+    ],
+    ids=["nan", "infinity", "100000-deep"],
+)
+async def test_malformed_json_bodies_are_400(
+    server: EmulatorServer, client: Client, http: httpx.AsyncClient, body: bytes
+) -> None:
+    response = await http.post(
+        f"{server.url}/v1/models/black-forest-labs/flux-schnell/predictions",
+        content=body,
+        headers={**auth(client), "content-type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+
+
+@pytest.mark.parametrize("wait", ["9" * 5000, "\u00b2", "\u0663", "0", "-1"])
+async def test_prefer_wait_out_of_range_is_400(
+    server: EmulatorServer, client: Client, http: httpx.AsyncClient, wait: str
+) -> None:
+    response = await http.post(
+        f"{server.url}/v1/models/black-forest-labs/flux-schnell/predictions",
+        json={"input": {"prompt": "x"}},
+        headers=[*auth(client).items(), ("prefer", f"wait={wait}".encode())],
+    )
+    assert response.status_code == 400, response.text
+
+
+async def test_a_list_cursor_that_is_not_ours_is_refused(
+    server: EmulatorServer, client: Client, http: httpx.AsyncClient
+) -> None:
+    deep = base64.urlsafe_b64encode(b"[" * 5000 + b"]" * 5000).decode()
+    for cursor in (deep, "x" * 10_000, base64.urlsafe_b64encode(b'{"after": true}').decode()):
+        response = await http.get(
+            f"{server.url}/v1/predictions", params={"cursor": cursor}, headers=auth(client)
+        )
+        assert 400 <= response.status_code < 500, response.text
+
+
 async def test_the_clients_run_helper_works_unchanged(
     server: EmulatorServer, client: Client
 ) -> None:

@@ -38,6 +38,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 
+from services import decoding
+from services.decoding import decimal
 from services.emulator.catalog import MODELS, InvalidField, ModelSpec, find_model, find_version
 from services.emulator.config import EmulatorConfig
 from services.emulator.emulator import Emulator, InputInvalid
@@ -58,6 +60,7 @@ logger = logging.getLogger("studio.emulator")
 
 Handler = Callable[[Request], Awaitable[Response]]
 MAX_WAIT_SECONDS: Final = 60
+MAX_JSON_DEPTH: Final = 64
 COG_VERSION: Final = "0.9.13"
 ALL_METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -92,10 +95,10 @@ def _parse_prefer_wait(header: str | None) -> int | None:
             continue
         if not equals:
             return MAX_WAIT_SECONDS
-        value = value.strip().strip('"')
-        if not value.isdigit() or not 1 <= int(value) <= MAX_WAIT_SECONDS:
+        seconds = decimal(value.strip().strip('"'), low=1, high=MAX_WAIT_SECONDS)
+        if seconds is None:
             raise ValueError(f"wait must be an integer between 1 and {MAX_WAIT_SECONDS}")
-        return int(value)
+        return seconds
     return None
 
 
@@ -104,8 +107,9 @@ async def _json_body(request: Request) -> tuple[Any, Response | None]:
     if not raw.strip():
         return {}, None
     try:
-        return json.loads(raw), None
-    except ValueError:
+        # No NaN/Infinity (not JSON, and Replicate's parser refuses them), bounded nesting.
+        return decoding.loads(raw, max_depth=MAX_JSON_DEPTH), None
+    except decoding.MalformedJson:
         return None, bad_request("The request body is not valid JSON.")
 
 
@@ -383,8 +387,8 @@ def create_emulator_app(
         metadata: Any = {}
         if isinstance(raw_metadata, str) and raw_metadata.strip():
             try:
-                metadata = json.loads(raw_metadata)
-            except ValueError:
+                metadata = decoding.loads(raw_metadata, max_depth=MAX_JSON_DEPTH)
+            except decoding.MalformedJson:
                 metadata = None
             if not isinstance(metadata, dict):
                 return validation_failed(

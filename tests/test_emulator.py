@@ -642,7 +642,10 @@ async def test_prefer_wait_out_of_range_is_400(
     response = await http.post(
         f"{server.url}/v1/models/black-forest-labs/flux-schnell/predictions",
         json={"input": {"prompt": "x"}},
-        headers=[*auth(client).items(), ("prefer", f"wait={wait}".encode())],
+        headers=[
+            *((name.encode(), value.encode()) for name, value in auth(client).items()),
+            (b"prefer", f"wait={wait}".encode()),
+        ],
     )
     assert response.status_code == 400, response.text
 

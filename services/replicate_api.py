@@ -70,6 +70,19 @@ class Prediction:
         )
 
 
+def _retry_after_seconds(value: str) -> float | None:
+    """Seconds from a `Retry-After` of delay-seconds (RFC 9110 section 10.2.3), else None.
+
+    ASCII digits only and at most a day: `float()` also takes "²"-like digits
+    (raising) and "1e999" (infinity)."""
+    whole, _, fraction = value.partition(".")
+    if not whole or not all(part.isascii() and part.isdigit() for part in (whole, fraction or "0")):
+        return None
+    if len(whole) > 6:
+        return None
+    return min(float(f"{whole}.{fraction or '0'}"), 86_400.0)
+
+
 class _RetryAfterTransport(httpx.AsyncBaseTransport):
     """Notes a 429's `Retry-After` for the task that made the request (the client drops it)."""
 
@@ -80,7 +93,7 @@ class _RetryAfterTransport(httpx.AsyncBaseTransport):
         response = await self._wrapped.handle_async_request(request)
         if response.status_code == 429:
             value = response.headers.get("retry-after", "").strip()
-            _retry_after.set(float(value) if value.replace(".", "", 1).isdigit() else None)
+            _retry_after.set(_retry_after_seconds(value))
         return response
 
     async def aclose(self) -> None:

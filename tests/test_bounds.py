@@ -13,11 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlmodel import select
 
 from schema import ids
 from schema.events import decode_cursor, encode_cursor
 from services.database import Database
+from services.replicate_api import _retry_after_seconds
 from services.tables import ShotImageRow
 from tests.factories import Account, account, execute, image_drafts, mutate_ok, project, scene
 from tests.realtime_harness import PROJECT_EVENTS, Api, Socket
@@ -300,3 +303,12 @@ async def test_bounds_over_http_and_websocket(studio: StudioServer) -> None:
                     PROJECT_EVENTS, {"projectId": project_id, "after": after}
                 )
                 assert await feed.error_codes() == ["INVALID_CURSOR"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=40), st.integers(0, 10**6).map(str), st.just("9" * 5000)))
+def test_a_providers_retry_after_never_raises(value: str) -> None:
+    seconds = _retry_after_seconds(value)
+    assert seconds is None or 0 <= seconds <= 86_400
+    if value.isascii() and value.isdigit() and len(value) <= 5:
+        assert seconds == min(float(value), 86_400)

@@ -116,3 +116,48 @@ class BodyReadTimeout:
                 headers={"Connection": "close"},
             )
             await response(scope, receive, watched)
+
+
+class WebSocketCap:
+    """At most `max_open` WebSockets at once; past that the handshake gets 503.
+
+    uvicorn's `limit_concurrency` answers 503 to HTTP requests past its cap but
+    lets every WebSocket upgrade through, and each one is a connection (and a
+    subscription task) for as long as the client likes.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_open: int) -> None:
+        self.app = app
+        self.max_open = max_open
+        self.open = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        if self.open >= self.max_open:
+            await self._refuse(scope, send)
+            return
+        self.open += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.open -= 1
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        if "websocket.http.response" in scope.get("extensions", {}):
+            body = b"Too many open connections; try again later."
+            await send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"text/plain"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"retry-after", b"5"),
+                    ],
+                }
+            )
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:  # a server without the extension answers 403 to a close before accept
+            await send({"type": "websocket.close", "code": 1013})

@@ -21,6 +21,7 @@ from typing import cast
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
 
 from tests.realtime_harness import PROJECT_EVENTS, Api, Socket
 from tests.servers import HOST, StudioServer, free_port, studio_env
@@ -116,6 +117,30 @@ def test_connections_past_the_cap_get_503(tmp_path: Path) -> None:
         time.sleep(0.3)
         with httpx.Client(base_url=server.base_url, trust_env=False) as http:
             assert http.get("/healthz").status_code == 200
+
+
+async def test_websockets_past_the_cap_are_refused_with_503(tmp_path: Path) -> None:
+    """uvicorn's cap lets WebSocket upgrades through; ours counts them."""
+    with running(studio(tmp_path, "wscap", MAX_CONNECTIONS="3")) as server:
+        sockets = [await Socket.connect(server) for _ in range(3)]
+        try:
+            with pytest.raises(InvalidStatus) as refused:
+                await Socket.connect(server)
+            assert refused.value.response.status_code == 503
+        finally:
+            for ws in sockets[1:]:
+                await ws.close()
+        # Room again (once the server has seen the closes): a new one is accepted.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                again = await Socket.connect(server)
+                break
+            except InvalidStatus:
+                assert time.monotonic() < deadline, "no room after closing two sockets"
+                await asyncio.sleep(0.1)
+        await again.close()
+        await sockets[0].close()
 
 
 # -- nginx in front ----------------------------------------------------------------------------

@@ -54,8 +54,9 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         default=1000,
         gt=0,
-        description="Open connections (WebSockets included) past which requests get 503; keep it "
-        "below the open-file limit (ulimit -n) less about 100 for the database, Redis and files.",
+        description="Open connections past which HTTP requests get 503, and open WebSockets past "
+        "which handshakes get 503; keep it below the open-file limit (ulimit -n) less about 100 "
+        "for the database, Redis and files.",
     )
     listen_backlog: int = Field(
         default=2048, gt=0, description="Connections the kernel queues before they are accepted."

@@ -28,7 +28,6 @@ from services.storage import LocalFile, Redirect, StorageError
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'none'; sandbox",
-    "Cross-Origin-Resource-Policy": "same-site",
 }
 CACHE_CONTROL = "private, max-age=3600"
 SERVED_KINDS = ("image/", "video/", "audio/")

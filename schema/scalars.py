@@ -66,8 +66,12 @@ def parse_literal(node: ValueNode, variables: dict[str, Any] | None = None) -> A
 
 
 def serialize(value: Any) -> Any:
-    """For a response: a non-finite number (stored before they were refused) becomes null."""
-    return finite_json(value)
+    """For a response: a non-finite number (stored before they were refused) becomes null,
+    and so does a value nested too deep to walk (also only possible in an old row)."""
+    try:
+        return finite_json(value)
+    except RecursionError:
+        return None
 
 
 JSON_SCALAR: ScalarDefinition = scalar(

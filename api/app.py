@@ -24,7 +24,7 @@ import migrations
 from api.embedded import embedded_emulator
 from api.graphql import StudioGraphQL
 from api.health import healthz, readyz
-from api.limits import BodySizeLimit
+from api.limits import BodyReadTimeout, BodySizeLimit, WebSocketCap
 from api.media import media
 from api.settings import Settings, SettingsError
 from api.state import AppState
@@ -162,6 +162,10 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
             Route("/readyz", readyz),
             Route("/", editor),
         ],
-        middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)],
+        middleware=[
+            Middleware(WebSocketCap, max_open=settings.max_connections),
+            Middleware(BodyReadTimeout, seconds=settings.body_read_timeout_seconds),
+            Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes),
+        ],
         lifespan=lifespan,
     )

@@ -43,7 +43,17 @@ def serve(args: argparse.Namespace) -> None:
     print(f"  GraphiQL:   {public}/graphql")
     print(f"  Editor:     {public}/")
     print(f"  Readiness:  {public}/readyz", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower())
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        # uvicorn times out neither request headers nor bodies: the body is timed in
+        # api/limits.py; headers by the reverse proxy in front (see deploy/nginx.conf).
+        limit_concurrency=settings.max_connections,
+        backlog=settings.listen_backlog,
+        timeout_keep_alive=settings.keep_alive_seconds,
+    )
 
 
 def migrate(_: argparse.Namespace) -> None:

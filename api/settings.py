@@ -40,7 +40,30 @@ class Settings(BaseSettings):
         default=Path(".studio"), description="Where the embedded default keeps its files."
     )
     log_level: str = "INFO"
-    max_request_bytes: int = 2 * 1024 * 1024
+    max_request_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        gt=0,
+        description="The largest request body accepted (413 past it).",
+    )
+    body_read_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A request body must arrive whole within this long after its headers; "
+        "else 408 and the connection is closed.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        gt=0,
+        description="Open connections past which HTTP requests get 503, and open WebSockets past "
+        "which handshakes get 503; keep it below the open-file limit (ulimit -n) less about 100 "
+        "for the database, Redis and files.",
+    )
+    listen_backlog: int = Field(
+        default=2048, gt=0, description="Connections the kernel queues before they are accepted."
+    )
+    keep_alive_seconds: int = Field(
+        default=5, gt=0, description="How long an idle HTTP keep-alive connection stays open."
+    )
     media_root: Path | None = Field(
         default=None, description="Where generated media is kept; default STUDIO_DATA_DIR/media."
     )

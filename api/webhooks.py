@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.state import app_state
+from services import decoding
 from services.errors import StudioError
 from services.replicate_api import Prediction
 from services.webhooks import WebhookRejected, verify
@@ -30,7 +30,8 @@ async def replicate_webhook(request: Request) -> JSONResponse:
         logger.warning("webhook refused: %s", error)
         return JSONResponse({"error": "invalid signature"}, status_code=401)
     try:
-        prediction = Prediction.from_json(json.loads(body))
+        # Our parser: no NaN or Infinity, and bounded nesting (no RecursionError).
+        prediction = Prediction.from_json(decoding.loads(body))
     except (ValueError, KeyError, TypeError):
         return JSONResponse({"error": "not a prediction"}, status_code=400)
     if not await engine.ingest(webhook_id, prediction):

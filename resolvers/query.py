@@ -10,9 +10,13 @@ from resolvers.context import BadRequest, Info
 from schema.accounts import Team, User
 from schema.connections import MAX_PAGE, PageInfo, ProjectConnection, ProjectEdge
 from schema.generation import GenerationModel
+from schema.ids import MAX_PK
 from schema.node import Node
 from schema.storyboard import Project
 from services import catalog, storyboards
+from services.decoding import decimal
+
+MAX_CURSOR_LENGTH = 100
 
 
 def _cursor(project_id: int | None) -> str:
@@ -20,14 +24,20 @@ def _cursor(project_id: int | None) -> str:
 
 
 def _after(cursor: str | None) -> int | None:
+    """The project id in a cursor this list gave out; BadRequest for anything else.
+
+    The id is bounded like every primary key (a cursor of project:2**70 would
+    otherwise reach the database and overflow its BIGINT)."""
     if cursor is None:
         return None
-    try:
-        kind, _, raw = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if kind == "project" and raw.isdigit():
-            return int(raw)
-    except (ValueError, UnicodeDecodeError):
-        pass
+    if len(cursor) <= MAX_CURSOR_LENGTH:
+        try:
+            kind, _, raw = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        except (ValueError, UnicodeError):  # binascii.Error is a ValueError
+            kind, raw = "", ""
+        pk = decimal(raw, low=1, high=MAX_PK)
+        if kind == "project" and pk is not None:
+            return pk
     raise BadRequest("That `after` cursor is not one this list gave out.")
 
 

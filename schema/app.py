@@ -21,6 +21,7 @@ from resolvers.query import Query
 from resolvers.subscription import Subscription
 from schema import execution as _execution  # noqa: F401  (corrects a graphql-core leak)
 from schema.accounts import Team, User
+from schema.scalars import OVERRIDES as SCALAR_OVERRIDES
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
 
 MAX_DEPTH = 12
@@ -54,6 +55,8 @@ def build_schema() -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         types=[User, Team, Project, Scene, Shot, ShotImage, StoryboardSelection],
+        # JSON that refuses NaN/Infinity and deep nesting (see schema.scalars).
+        scalar_overrides=SCALAR_OVERRIDES,
         extensions=[
             # Clients send the same few operations again and again (and every
             # subscribe parses its query): parse and validate each text once.

@@ -14,8 +14,10 @@ from schema import ids
 from schema.node import Node
 from schema.storyboard import ImageIteration, ProjectProgress, Shot, ShotImage, StoryboardSelection
 from services import events
+from services.decoding import decimal
 
 _CURSOR = "ProjectEvent"
+MAX_CURSOR_LENGTH = 200
 
 
 def encode_cursor(project_id: int, sequence: int) -> str:
@@ -23,14 +25,18 @@ def encode_cursor(project_id: int, sequence: int) -> str:
 
 
 def decode_cursor(cursor: str, project_id: int) -> int | None:
-    """The sequence number in a cursor of this project's events; None if it is not one."""
+    """The sequence number in a cursor of this project's events; None if it is not one.
+
+    Never raises: the sequence is ASCII digits within a BIGINT, whatever was sent."""
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        return None
     try:
         kind, project, sequence = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeError):  # binascii.Error is a ValueError
         return None
-    if kind != _CURSOR or project != str(project_id) or not sequence.isdigit():
+    if kind != _CURSOR or project != str(project_id):
         return None
-    return int(sequence)
+    return decimal(sequence, high=ids.MAX_PK)
 
 
 @strawberry.type(

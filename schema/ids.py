@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import strawberry
 
+from services.decoding import decimal
 from services.errors import InvalidInput
 from services.validation import Checks
 
@@ -36,9 +37,8 @@ def parse(global_id: str) -> tuple[str, int] | None:
     type_name, sep, raw_pk = text.partition(":")
     if not type_name.isidentifier() or not sep:
         return None
-    if not raw_pk.isascii() or not raw_pk.isdigit() or not 0 < int(raw_pk) <= MAX_PK:
-        return None
-    return type_name, int(raw_pk)
+    pk = decimal(raw_pk, low=1, high=MAX_PK)
+    return None if pk is None else (type_name, pk)
 
 
 def decode(global_id: str, type_name: str, *, field: Sequence[str] = ("id",)) -> int:

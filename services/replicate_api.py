@@ -117,15 +117,21 @@ class Prediction:
 
 
 def _retry_after_seconds(value: str) -> float | None:
-    """A `Retry-After` value in seconds: delay-seconds or an HTTP-date (RFC 9110 10.2.3)."""
+    """Seconds from a `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 section 10.2.3).
+
+    None when it is neither; never more than a day. Delay-seconds are ASCII digits only: `float()` also takes "²"-like digits (raising) and "1e999" (infinity).
+    """
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    whole, _, fraction = value.partition(".")
+    if whole and all(part.isascii() and part.isdigit() for part in (whole, fraction or "0")):
+        if len(whole) > 6:
+            return None
+        return min(float(f"{whole}.{fraction or '0'}"), 86_400.0)
     try:
         moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, moment.timestamp() - time.time())
+    return min(max(0.0, moment.timestamp() - time.time()), 86_400.0)
 
 
 class _ProviderTransport(httpx.AsyncBaseTransport):

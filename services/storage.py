@@ -6,6 +6,10 @@ directory with aiofiles (an S3-compatible one can follow). `MediaLinks` signs
 `/media/<key>` URLs with the server's secret; a link stays the same for a while
 (expiry is rounded up to a bucket), so browsers and CDNs can cache it.
 
+Serving goes through `Storage.locate`: a local store names a file that `/media`
+sends itself (Range, conditional requests and all); an object store would name
+its own signed URL instead, and `/media` redirects there after checking ours.
+
     storage = LocalStorage(Path(".studio/media"))
     await storage.put("images/7/12.webp", data, content_type="image/webp")
     url = MediaLinks(secret, "http://127.0.0.1:8000").url_for("images/7/12.webp")
@@ -31,8 +35,15 @@ from urllib.parse import quote
 import aiofiles
 import aiofiles.os
 
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+from services.decoding import decimal
+from services.media_types import SNIFF_BYTES, sniff
+
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
+MAX_KEY_LENGTH = 400
 CHUNK = 64 * 1024
+MAX_EXPIRES = 10**12
+"""Far beyond any link we sign (year 33658); only bounds what `decimal` will parse."""
+_SIGNATURE = re.compile(r"[0-9a-f]{32}")
 
 
 class StorageError(Exception):
@@ -41,7 +52,7 @@ class StorageError(Exception):
 
 def check_key(key: str) -> str:
     """Keys are relative paths of plain segments: no `..`, no absolute paths."""
-    if len(key) > 400 or not _KEY.match(key) or ".." in key.split("/"):
+    if len(key) > MAX_KEY_LENGTH or not _KEY.fullmatch(key) or ".." in key.split("/"):
         raise StorageError(f"not a valid storage key: {key!r}")
     return key
 
@@ -51,6 +62,29 @@ class StoredObject:
     key: str
     size: int
     content_type: str
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A stored object as a file on this machine, to send as it is.
+
+    `media_type` is what its first bytes show it to be (image/*, video/* or
+    audio/*), or None when they show nothing we serve.
+    """
+
+    path: Path
+    media_type: str | None
+    stat: os.stat_result
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """A stored object that its store serves itself, at this (signed, expiring) URL."""
+
+    url: str
+
+
+Location = LocalFile | Redirect
 
 
 class Storage(Protocol):
@@ -63,6 +97,11 @@ class Storage(Protocol):
         ...
 
     async def delete(self, key: str) -> None: ...
+
+    async def locate(self, key: str, *, expires_in: int) -> Location | None:
+        """Where to serve the object from (a URL valid for at least `expires_in` seconds),
+        or None if there is no such object."""
+        ...
 
 
 class LocalStorage:
@@ -109,6 +148,22 @@ class LocalStorage:
         with contextlib.suppress(FileNotFoundError):
             await aiofiles.os.remove(self._path(key))
 
+    async def locate(self, key: str, *, expires_in: int) -> LocalFile | None:
+        """The file of `key`, typed by its first bytes (cheap: one short read).
+
+        Sniffing on every request rather than trusting the name or the type
+        given on `put` means a file can never be served as something its
+        bytes are not. Raises StorageError for a malformed key.
+        """
+        path = self._path(key)
+        try:
+            async with aiofiles.open(path, "rb") as handle:
+                head = await handle.read(SNIFF_BYTES)
+                stat = await aiofiles.os.wrap(os.fstat)(handle.fileno())
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        return LocalFile(path=path, media_type=sniff(head), stat=stat)
+
 
 def content_type_of(key: str) -> str:
     guessed, _ = mimetypes.guess_type(key)
@@ -137,8 +192,15 @@ class MediaLinks:
         return f"{self.public_url}/media/{quote(key)}?expires={expires}&signature={signature}"
 
     def verify(self, key: str, expires: str, signature: str, *, now: float | None = None) -> bool:
-        if not expires.isdigit():
+        """Whether the link is ours and unexpired. Fails closed: any malformed key,
+        expiry or signature (any length, any characters) is simply False."""
+        moment = decimal(expires, high=MAX_EXPIRES)
+        if moment is None or moment < (time.time() if now is None else now):
             return False
-        if int(expires) < (time.time() if now is None else now):
+        if not _SIGNATURE.fullmatch(signature):
             return False
-        return hmac.compare_digest(self._signature(key, int(expires)), signature)
+        try:
+            check_key(key)
+        except StorageError:
+            return False
+        return hmac.compare_digest(self._signature(key, moment), signature)

@@ -12,10 +12,20 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Mapping
 
+from services.decoding import decimal
+
 TOLERANCE_SECONDS = 300
+MAX_TIMESTAMP = 10**12
+"""Far beyond any real clock (year 33658); only bounds what `decimal` will parse."""
+_WEBHOOK_ID = re.compile(r"[\x21-\x7e]{1,200}")
+"""Visible ASCII: the ids Replicate sends are `msg_...`; anything else is refused unread."""
+_SIGNATURE = re.compile(r"v1,[A-Za-z0-9+/]{43}=")
+"""`v1,` and the base64 of a 32-byte HMAC-SHA256."""
+MAX_SIGNATURES = 10
 
 
 class WebhookRejected(Exception):
@@ -40,19 +50,29 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
 def verify(
     secret: str, headers: Mapping[str, str], body: bytes, *, now: float | None = None
 ) -> str:
-    """The delivery's `webhook-id` if it is genuine and fresh; else WebhookRejected."""
+    """The delivery's `webhook-id` if it is genuine and fresh; else WebhookRejected.
+
+    Fails closed: whatever the header values (any length, any characters), the
+    outcome is a webhook id or WebhookRejected, never another exception.
+    """
     webhook_id = headers.get("webhook-id", "")
-    timestamp = headers.get("webhook-timestamp", "")
+    raw_timestamp = headers.get("webhook-timestamp", "")
     signatures = headers.get("webhook-signature", "")
-    if not webhook_id or not timestamp or not signatures:
+    if not webhook_id or not raw_timestamp or not signatures:
         raise WebhookRejected("missing webhook-id, webhook-timestamp or webhook-signature")
-    if len(webhook_id) > 200 or not timestamp.isdigit():
-        raise WebhookRejected("malformed webhook-id or webhook-timestamp")
+    if not _WEBHOOK_ID.fullmatch(webhook_id):
+        raise WebhookRejected("malformed webhook-id")
+    timestamp = decimal(raw_timestamp, high=MAX_TIMESTAMP)
+    if timestamp is None:
+        raise WebhookRejected("malformed webhook-timestamp")
     moment = time.time() if now is None else now
-    if abs(moment - int(timestamp)) > TOLERANCE_SECONDS:
+    if abs(moment - timestamp) > TOLERANCE_SECONDS:
         raise WebhookRejected("timestamp outside the tolerance (a replay, or a wrong clock)")
-    expected = sign(secret, webhook_id, int(timestamp), body).encode()
-    for candidate in signatures.split():
+    candidates = [c for c in signatures.split(" ") if _SIGNATURE.fullmatch(c)][:MAX_SIGNATURES]
+    if not candidates:
+        raise WebhookRejected("malformed webhook-signature")
+    expected = sign(secret, webhook_id, timestamp, body).encode()
+    for candidate in candidates:
         if hmac.compare_digest(candidate.encode(), expected):
             return webhook_id
     raise WebhookRejected("no matching signature")

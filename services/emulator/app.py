@@ -38,9 +38,11 @@ from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 
+from services import decoding
+from services.decoding import decimal
 from services.emulator.catalog import MODELS, InvalidField, ModelSpec, find_model, find_version
 from services.emulator.config import EmulatorConfig
 from services.emulator.emulator import Emulator, InputInvalid
@@ -55,12 +57,13 @@ from services.emulator.problems import (
     unavailable,
     validation_failed,
 )
-from services.emulator.store import RangeNotSatisfiable, parse_range
+from services.emulator.store import StoredFile
 
 logger = logging.getLogger("studio.emulator")
 
 Handler = Callable[[Request], Awaitable[Response]]
 MAX_WAIT_SECONDS: Final = 60
+MAX_JSON_DEPTH: Final = 64
 COG_VERSION: Final = "0.9.13"
 ALL_METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -95,10 +98,10 @@ def _parse_prefer_wait(header: str | None) -> int | None:
             continue
         if not equals:
             return MAX_WAIT_SECONDS
-        value = value.strip().strip('"')
-        if not value.isdigit() or not 1 <= int(value) <= MAX_WAIT_SECONDS:
+        seconds = decimal(value.strip().strip('"'), low=1, high=MAX_WAIT_SECONDS)
+        if seconds is None:
             raise ValueError(f"wait must be an integer between 1 and {MAX_WAIT_SECONDS}")
-        return int(value)
+        return seconds
     return None
 
 
@@ -107,8 +110,9 @@ async def _json_body(request: Request) -> tuple[Any, Response | None]:
     if not raw.strip():
         return {}, None
     try:
-        return json.loads(raw), None
-    except ValueError:
+        # No NaN/Infinity (not JSON, and Replicate's parser refuses them), bounded nesting.
+        return decoding.loads(raw, max_depth=MAX_JSON_DEPTH), None
+    except decoding.MalformedJson:
         return None, bad_request("The request body is not valid JSON.")
 
 
@@ -179,33 +183,20 @@ def _version_json(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-def _file_response(request: Request, data: bytes, content_type: str, etag: str) -> Response:
-    """Bytes with Content-Type, Content-Length, an ETag and single-range support."""
-    size = len(data)
-    headers = {
-        "accept-ranges": "bytes",
-        "etag": f'"{etag}"',
-        "cache-control": "public, max-age=3600",
-        "content-type": content_type,
-    }
+def _file_response(stored: StoredFile) -> Response | None:
+    """The file as Replicate's delivery network sends it: Content-Type, Content-Length,
+    ETag and Last-Modified, byte ranges (several at once as multipart/byteranges) and
+    If-Range, all by Starlette's FileResponse. None if it expired a moment ago."""
     try:
-        wanted = parse_range(request.headers.get("range"), size)
-    except RangeNotSatisfiable:
-        headers["content-range"] = f"bytes */{size}"
-        return Response(b"", status_code=416, headers=headers)
-    status = 200
-    if wanted is not None:
-        if_range = request.headers.get("if-range")
-        if if_range is not None and if_range.strip() != headers["etag"]:
-            wanted = None  # the client's copy is stale: send the whole new file
-    if wanted is not None:
-        first, last = wanted
-        data = data[first : last + 1]
-        headers["content-range"] = f"bytes {first}-{last}/{size}"
-        status = 206
-    headers["content-length"] = str(len(data))
-    body = b"" if request.method == "HEAD" else data
-    return Response(body, status_code=status, headers=headers)
+        stat = stored.path.stat()
+    except FileNotFoundError:
+        return None
+    return FileResponse(
+        stored.path,
+        media_type=stored.content_type,
+        stat_result=stat,
+        headers={"cache-control": "public, max-age=3600"},
+    )
 
 
 def create_emulator_app(
@@ -404,8 +395,8 @@ def create_emulator_app(
         metadata: Any = {}
         if isinstance(raw_metadata, str) and raw_metadata.strip():
             try:
-                metadata = json.loads(raw_metadata)
-            except ValueError:
+                metadata = decoding.loads(raw_metadata, max_depth=MAX_JSON_DEPTH)
+            except decoding.MalformedJson:
                 metadata = None
             if not isinstance(metadata, dict):
                 return validation_failed(
@@ -443,16 +434,16 @@ def create_emulator_app(
     async def download_file(request: Request) -> Response:
         upload = state.get_upload(request.path_params["id"])
         stored = state.files.get(upload.store_key) if upload is not None else None
-        if upload is None or stored is None:
-            return not_found()
-        return _file_response(request, stored.data, stored.content_type, stored.etag)
+        response = _file_response(stored) if stored is not None else None
+        return not_found() if response is None else response
 
     async def serve_output(request: Request) -> Response:
         key = request.path_params["key"]
         stored = state.files.get(key) if not key.startswith("uploads/") else None
-        if stored is None:
+        response = _file_response(stored) if stored is not None else None
+        if response is None:
             return not_found("The file does not exist or has expired.")
-        return _file_response(request, stored.data, stored.content_type, stored.etag)
+        return response
 
     # -- models, account, webhooks ---------------------------------------------------------
 

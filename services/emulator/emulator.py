@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 from PIL import Image
 
+from services import decoding
 from services.emulator.catalog import InvalidField, ModelSpec, validate_input
 from services.emulator.config import EmulatorConfig
 from services.emulator.faults import FaultDice
@@ -117,15 +118,17 @@ def _encode_cursor(direction: str, seq: int) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[str, int] | None:
+    if len(cursor) > 200:
+        return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
-    except (binascii.Error, ValueError):
+        data = decoding.loads(raw)
+    except (binascii.Error, ValueError):  # MalformedJson is a ValueError
         return None
     if not isinstance(data, dict) or len(data) != 1:
         return None
     ((direction, seq),) = data.items()
-    if direction not in ("before", "after") or not isinstance(seq, int):
+    if direction not in ("before", "after") or type(seq) is not int:
         return None
     return direction, seq
 

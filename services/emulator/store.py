@@ -1,34 +1,36 @@
-"""In-memory file storage with expiry, and HTTP byte ranges over it.
+"""File storage with expiry, for outputs and uploads, served as a CDN would serve them.
 
 Outputs and uploads are small (a clip is a few hundred kB) and live an hour or a
-day, so memory is the simplest store that is fast and leaves nothing behind.
+day. Each is a file in a temporary directory of its store (removed with the
+store, or when the process exits), so `/files/...` can go out through
+Starlette's `FileResponse`, which implements byte ranges, If-Range, ETag and
+Last-Modified (RFC 9110) as Replicate's delivery network does.
 """
 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 
-@dataclass
+@dataclass(frozen=True)
 class StoredFile:
     """One stored file; `expires_at` is a `time.time()` instant."""
 
     key: str
-    data: bytes
+    path: Path
     content_type: str
+    size: int
     created_at: float
     expires_at: float
-    etag: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.etag = hashlib.md5(self.data, usedforsecurity=False).hexdigest()
 
     @property
-    def size(self) -> int:
-        return len(self.data)
+    def data(self) -> bytes:
+        return self.path.read_bytes()
 
 
 class FileStore:
@@ -37,10 +39,18 @@ class FileStore:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._files: dict[str, StoredFile] = {}
+        # Cleaned up when the store is collected or the process exits.
+        self._directory = tempfile.TemporaryDirectory(prefix="replicate-emulator-")
+        self._root = Path(self._directory.name)
 
     def put(self, key: str, data: bytes, content_type: str, ttl_seconds: float) -> StoredFile:
+        """Store `data` under `key` (any text: the file is named by the key's hash)."""
         now = self._clock()
-        stored = StoredFile(key, data, content_type, now, now + ttl_seconds)
+        path = self._root / hashlib.sha256(key.encode()).hexdigest()
+        temporary = path.with_suffix(".part")
+        temporary.write_bytes(data)
+        temporary.replace(path)  # a reader never sees half a file
+        stored = StoredFile(key, path, content_type, len(data), now, now + ttl_seconds)
         self._files[key] = stored
         return stored
 
@@ -49,60 +59,24 @@ class FileStore:
         if stored is None:
             return None
         if stored.expires_at <= self._clock():
-            del self._files[key]
+            self.delete(key)
             return None
         return stored
 
     def delete(self, key: str) -> bool:
-        return self._files.pop(key, None) is not None
+        stored = self._files.pop(key, None)
+        if stored is None:
+            return False
+        stored.path.unlink(missing_ok=True)
+        return True
 
     def sweep(self) -> int:
         """Delete every expired file; return how many went."""
         now = self._clock()
         expired = [key for key, stored in self._files.items() if stored.expires_at <= now]
         for key in expired:
-            del self._files[key]
+            self.delete(key)
         return len(expired)
 
     def __len__(self) -> int:
         return len(self._files)
-
-
-class RangeNotSatisfiable(ValueError):
-    """The Range header asks for bytes the file does not have (answer 416)."""
-
-
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """The inclusive (first, last) byte of a single `bytes=` range, or None to send it all.
-
-    Multiple ranges and malformed headers are answered with the whole file, which
-    RFC 9110 allows (a server may ignore Range); a well-formed range that starts past
-    the end raises `RangeNotSatisfiable`.
-    """
-    if not header:
-        return None
-    unit, _, spec = header.strip().partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    first_text, dash, last_text = spec.strip().partition("-")
-    if not dash:
-        return None
-    first_text, last_text = first_text.strip(), last_text.strip()
-    if not (first_text.isdigit() or first_text == "") or not (
-        last_text.isdigit() or last_text == ""
-    ):
-        return None
-    if first_text == "":
-        if last_text == "":
-            return None
-        suffix = int(last_text)  # "bytes=-N": the last N bytes
-        if suffix == 0 or size == 0:
-            raise RangeNotSatisfiable
-        return (max(0, size - suffix), size - 1)
-    first = int(first_text)
-    last = int(last_text) if last_text else size - 1
-    if first >= size:
-        raise RangeNotSatisfiable
-    if last < first:
-        return None
-    return (first, min(last, size - 1))

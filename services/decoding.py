@@ -1,0 +1,98 @@
+"""Decoding what clients send: bounded decimal numbers, and JSON of bounded shape.
+
+Python's own parsers accept more than a client should be able to send:
+
+- `int()` takes any Unicode digit ("²" passes `str.isdigit()` but `int("²")`
+  fails) and raises on strings over 4300 digits, so a long number is a 500
+  unless it is refused first; and a number that parses may still overflow a
+  64-bit column. `decimal()` takes ASCII digits only, of at most as many
+  digits as its bound, and checks the bound.
+- `json.loads` accepts `NaN`, `Infinity` and `-Infinity`, which are not JSON
+  (RFC 8259 section 6) and which a browser cannot parse back, and it recurses
+  once per nesting level, so a body of a million `[` is a RecursionError.
+  `loads()` refuses both; `check_json()` does the same for a value that is
+  already parsed (GraphQL variables), and `finite_json()` renders a stored
+  value safely (a non-finite number becomes null).
+
+    decimal("42", high=100)        # 42
+    decimal("9" * 5000, high=100)  # None
+    loads(b'{"a": NaN}')           # raises MalformedJson
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+MAX_JSON_DEPTH = 32
+"""How deeply arrays and objects may nest in any JSON a client sends."""
+
+
+class MalformedJson(ValueError):
+    """The text is not JSON we accept; the message says why (safe to show a client)."""
+
+
+def decimal(text: str, *, high: int, low: int = 0) -> int | None:
+    """The integer written in `text` (ASCII digits only, no sign) if low <= it <= high; else None.
+
+    Never raises, whatever the text: this is for values straight from a client.
+    """
+    if not text or len(text) > len(str(high)) or not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise MalformedJson(f"{name} is not a JSON number.")
+
+
+def loads(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse JSON text (RFC 8259): no NaN or Infinity, nesting at most `max_depth` deep.
+
+    Raises MalformedJson for anything else: broken syntax, bytes that are not
+    UTF-8, a non-finite number, nesting too deep.
+    """
+    try:
+        value = json.loads(data, parse_constant=_refuse_constant)
+    except MalformedJson:
+        raise
+    except RecursionError:
+        # The C scanner recurses per level; it gives up long before the stack does.
+        raise MalformedJson(f"The JSON nests deeper than {max_depth} levels.") from None
+    except (ValueError, TypeError) as error:  # JSONDecodeError, UnicodeDecodeError
+        raise MalformedJson("The body is not valid JSON.") from error
+    check_json(value, max_depth=max_depth)
+    return value
+
+
+def check_json(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Raise MalformedJson unless `value` (parsed JSON) nests at most `max_depth` deep and
+    holds only finite numbers. Iterative, so any depth is safe to check."""
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise MalformedJson("NaN and Infinity are not JSON numbers.")
+        elif isinstance(item, dict | list):
+            if depth >= max_depth:
+                raise MalformedJson(f"The JSON nests deeper than {max_depth} levels.")
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+
+
+def finite_json(value: Any) -> Any:
+    """`value` with every non-finite number replaced by None, for a response.
+
+    Rows stored before non-finite numbers were refused may hold them; a bare
+    NaN in a response would make the whole response unparseable.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [finite_json(item) for item in value]
+    return value

@@ -43,7 +43,15 @@ def serve(args: argparse.Namespace) -> None:
     print(f"  GraphiQL:   {public}/graphql")
     print(f"  Editor:     {public}/")
     print(f"  Readiness:  {public}/readyz", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower())
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        # The app believes forwarded headers from TRUSTED_PROXIES only (api/app.py);
+        # uvicorn's own handling would believe 127.0.0.1 (or FORWARDED_ALLOW_IPS) too.
+        proxy_headers=False,
+    )
 
 
 def migrate(_: argparse.Namespace) -> None:

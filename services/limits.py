@@ -119,6 +119,9 @@ class _Store(Protocol):
     async def release(self, key: str, lease_id: str) -> None: ...
 
 
+_MEMORY_RECORDS = 100_000  # failure records one process keeps at most
+
+
 @dataclass
 class _Failures:
     count: int
@@ -146,10 +149,15 @@ class MemoryStore:
             timer.cancel()
 
     def _forget_old(self, now: float, memory: float) -> None:
-        if len(self._failures) > 10_000:  # bounded: an old record is only a wait long past
-            for key, record in list(self._failures.items()):
-                if now - record.last > memory:
-                    del self._failures[key]
+        if len(self._failures) <= _MEMORY_RECORDS:
+            return
+        for key, record in list(self._failures.items()):
+            if now - record.last > memory:  # only a wait long past
+                del self._failures[key]
+        # Still too many (guesses from very many addresses): the oldest go first,
+        # so memory stays bounded at the price of forgetting some failures.
+        for key in list(self._failures)[: len(self._failures) - _MEMORY_RECORDS]:
+            del self._failures[key]
 
     async def attempt(self, keys: Sequence[tuple[str, Backoff]], memory: float) -> float:
         now = time.monotonic()
@@ -365,8 +373,12 @@ class Limits:
         self._renewer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Reach the store (a Redis that does not answer fails start-up) and renew leases."""
-        await self._store.start()
+        """Reach the store and renew leases; a Redis that does not answer is logged, not fatal
+        (requests are let through until it does, like a server whose event bus is down)."""
+        try:
+            await self._store.start()
+        except Exception as error:
+            logger.warning("limits: the store does not answer yet: %r", error)
         self._renewer = asyncio.create_task(self._renew_forever(), name="limits-leases")
 
     async def stop(self) -> None:

@@ -23,6 +23,9 @@ import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from services.database import scratch_postgres_database
 from services.errors import RateLimited
@@ -30,7 +33,7 @@ from services.limits import Backoff, Limits, LimitSettings, LoginPolicy
 from tests.conftest import ADMIN_URL, _unavailable
 from tests.factories import PASSWORD
 from tests.realtime_harness import PROJECT_EVENTS, Api, Feed, Socket
-from tests.servers import StudioServer, run_studio, studio_env
+from tests.servers import StudioServer, free_port, run_studio, studio_env
 
 SECRET_KEY = "limits end-to-end tests secret key, long enough to pass"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -155,6 +158,23 @@ async def test_subscription_slots_are_counted_per_user_on_every_server(make_limi
             pass
     async with b.subscription("user:1"), a.subscription("user:1"):  # freed when they ended
         pass
+
+
+async def test_a_store_that_does_not_answer_lets_requests_through(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    limits = Limits(nowhere, LimitSettings(graphql="1/minute"), namespace="down")
+    await limits.start()
+    try:
+        for _ in range(3):
+            await limits.hit("graphql", "user:1")
+            await limits.login_attempt(account="a@example.com", address="192.0.2.1")
+        async with limits.subscription("user:1"):
+            pass
+    finally:
+        await limits.stop()
+    assert "let through" in caplog.text
 
 
 # -- servers -----------------------------------------------------------------------------------
@@ -296,6 +316,11 @@ def test_forwarded_addresses_are_believed_only_from_trusted_proxies(
         assert_rate_limited(
             post(direct, "{ __typename }", headers={"X-Forwarded-For": "192.0.2.99"})
         )
+        # Opening a WebSocket counts too: over the rate, the handshake is refused.
+        url = direct.base_url.replace("http://", "ws://") + "/graphql"
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=10)
+        assert refused.value.response.status_code == 403
 
 
 @pytest.mark.e2e

@@ -105,44 +105,56 @@ class Settings(BaseSettings):
     )
     max_input_list_length: int = Field(
         default=1000,
+        ge=1,
         description="The longest list any GraphQL variable may hold, refused before the "
         "variables are read into inputs; each list argument also has its own smaller limit.",
     )
     max_subscriptions_per_connection: int = Field(
-        default=100, description="Subscriptions open at once on one WebSocket (or SSE request)."
+        default=100,
+        ge=1,
+        description="Subscriptions open at once on one WebSocket (or SSE request).",
     )
     max_subscriptions_per_user: int = Field(
-        default=500, description="Subscriptions one user has open at once, on every server."
+        default=500, ge=1, description="Subscriptions one user has open at once, on every server."
     )
     subscription_lease_seconds: float = Field(
         default=60.0,
+        ge=1,
         description="How long a server's count of a subscription outlives the server if it "
         "dies without closing it; renewed every third of it.",
     )
     login_free_failures: int = Field(
         default=5,
+        ge=0,
         description="Failed logIns of one account from one address before each further "
         "attempt must wait (1 s, then doubling up to LOGIN_MAX_DELAY_SECONDS).",
     )
     login_address_free_failures: int = Field(
-        default=30, description="Failed logIns from one address, to any account, before waits."
+        default=30,
+        ge=0,
+        description="Failed logIns from one address, to any account, before waits.",
     )
     login_account_free_failures: int = Field(
         default=100,
+        ge=0,
         description="Failed logIns of one account from every address before waits "
         "(capped at LOGIN_ACCOUNT_MAX_DELAY_SECONDS, so no one can lock an account out).",
     )
     login_base_delay_seconds: float = Field(
-        default=1.0, description="The first wait after the free failures; it doubles each time."
+        default=1.0,
+        gt=0,
+        description="The first wait after the free failures; it doubles each time.",
     )
     login_max_delay_seconds: float = Field(
-        default=900.0, description="The longest wait per account and address, or per address."
+        default=900.0, gt=0, description="The longest wait per account and address, or per address."
     )
     login_account_max_delay_seconds: float = Field(
-        default=30.0, description="The longest wait for an account, counted over every address."
+        default=30.0,
+        gt=0,
+        description="The longest wait for an account, counted over every address.",
     )
     login_failure_memory_seconds: float = Field(
-        default=3600.0, description="How long failures are remembered after the last one."
+        default=3600.0, gt=0, description="How long failures are remembered after the last one."
     )
 
     @field_validator(

@@ -382,6 +382,25 @@ def test_log_in_waits_grow_after_failures_but_never_lock_the_owner_out(edge: Stu
 
 
 @pytest.mark.e2e
+async def test_parallel_guesses_are_counted_before_any_password_is_checked(
+    edge: StudioServer,
+) -> None:
+    email, _ = sign_up(edge, new_address())
+    attacker = new_address()
+    body = {"query": LOG_IN, "variables": {"input": {"email": email, "password": "not it!!"}}}
+    started = time.monotonic()
+    async with httpx.AsyncClient(base_url=edge.base_url, timeout=60, trust_env=False) as client:
+        answers = await asyncio.gather(
+            *(client.post("/graphql", json=body, headers=attacker) for _ in range(30))
+        )
+    elapsed = time.monotonic() - started
+    codes = [answer.json()["data"]["logIn"]["userErrors"][0]["code"] for answer in answers]
+    assert set(codes) == {"INVALID_CREDENTIALS", "RATE_LIMITED"}, codes
+    # Three free guesses, then one per wait (1 s, 2 s, ...): not thirty checked at once.
+    assert codes.count("INVALID_CREDENTIALS") <= 3 + int(elapsed) + 1, (codes, elapsed)
+
+
+@pytest.mark.e2e
 def test_sign_up_has_a_rate_per_address(edge: StudioServer) -> None:
     address = new_address()
     sign_up(edge, address)

@@ -169,6 +169,15 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
 
+    @field_validator("limits_url")
+    @classmethod
+    def _limits_store(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.strip().startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("LIMITS_URL must be memory:// or redis://host:6379/0")
+        return value.strip()
+
     @field_validator("rate_limit_graphql", "rate_limit_media", "rate_limit_sign_up")
     @classmethod
     def _rates_parse(cls, value: str) -> str:
@@ -225,8 +234,8 @@ class Settings(BaseSettings):
 
     def resolved_limits_url(self) -> str:
         """Where limit counters live: LIMITS_URL, else a Redis event bus, else this process."""
-        if self.limits_url and self.limits_url.strip():
-            return self.limits_url.strip()
+        if self.limits_url:
+            return self.limits_url
         if self.event_bus_url.startswith(("redis://", "rediss://")):
             return self.event_bus_url
         return "memory://"

@@ -287,7 +287,9 @@ class RedisStore:
     def __init__(self, url: str, *, prefix: str) -> None:
         import redis.asyncio as redis
 
-        self._client: Any = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        # Short timeouts: while Redis is away each request waits this long before it is
+        # let through.
+        self._client: Any = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         scheme, _, rest = url.partition("://")
         shared: dict[str, Any] = {"connection_pool": self._client.connection_pool}
         self._rates = RedisStorage(

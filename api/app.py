@@ -19,12 +19,13 @@ from strawberry.subscriptions import (
     GRAPHQL_TRANSPORT_WS_PROTOCOL,
     GRAPHQL_WS_PROTOCOL,
 )
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import migrations
 from api.embedded import embedded_emulator
 from api.graphql import StudioGraphQL
 from api.health import healthz, readyz
-from api.limits import BodyReadTimeout, BodySizeLimit, WebSocketCap
+from api.limits import BodyReadTimeout, BodySizeLimit, RateLimit, WebSocketCap
 from api.media import media
 from api.settings import Settings, SettingsError
 from api.state import AppState
@@ -35,6 +36,7 @@ from services import events, maintenance
 from services.bus import EventBus
 from services.database import Database
 from services.generation import EngineSettings, GenerationEngine
+from services.limits import Backoff, Limits, LimitSettings, LoginPolicy
 from services.replicate_api import ReplicateGateway
 from services.storage import LocalStorage, MediaLinks
 
@@ -88,11 +90,43 @@ async def replicate_gateway(settings: Settings) -> AsyncIterator[ReplicateGatewa
         yield gateway
 
 
+def limit_settings(settings: Settings) -> LimitSettings:
+    """Every limit from the settings, as the plain values services take."""
+    return LimitSettings(
+        graphql=settings.rate_limit_graphql,
+        media=settings.rate_limit_media,
+        sign_up=settings.rate_limit_sign_up,
+        max_input_list_length=settings.max_input_list_length,
+        subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        subscriptions_per_user=settings.max_subscriptions_per_user,
+        lease_seconds=settings.subscription_lease_seconds,
+        login=LoginPolicy(
+            pair=Backoff(
+                settings.login_free_failures,
+                settings.login_base_delay_seconds,
+                settings.login_max_delay_seconds,
+            ),
+            address=Backoff(
+                settings.login_address_free_failures,
+                settings.login_base_delay_seconds,
+                settings.login_max_delay_seconds,
+            ),
+            account=Backoff(
+                settings.login_account_free_failures,
+                settings.login_base_delay_seconds,
+                settings.login_account_max_delay_seconds,
+            ),
+            memory=settings.login_failure_memory_seconds,
+        ),
+    )
+
+
 def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000) -> Starlette:
     """The whole server; resources open when the lifespan starts and close when it ends."""
     secret_key = settings.resolved_secret_key()
     database_url = settings.resolved_database_url()
     public_url = settings.resolved_public_url(host, port)
+    limits_url = settings.resolved_limits_url()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -110,6 +144,9 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
             await bus.start()
             stack.push_async_callback(bus.stop)
             db.bus = bus  # from now on, committed events are published
+            limits = Limits(limits_url, limit_settings(settings), namespace=namespace)
+            await limits.start()
+            stack.push_async_callback(limits.stop)
             storage = LocalStorage(settings.resolved_media_root)
             gateway = await stack.enter_async_context(replicate_gateway(settings))
             engine = GenerationEngine(
@@ -134,7 +171,11 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
             engine.start()  # its first sweep picks up whatever was in flight before a restart
             stack.push_async_callback(engine.stop)
             resources = Resources(
-                db=db, media=MediaLinks(secret_key, public_url), generation=engine, bus=bus
+                db=db,
+                media=MediaLinks(secret_key, public_url),
+                generation=engine,
+                bus=bus,
+                limits=limits,
             )
             app.state.studio = AppState(resources=resources, storage=storage, public_url=public_url)
             logger.info("ready at %s", public_url)
@@ -152,6 +193,7 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
             GRAPHQL_SSE_PROTOCOL,
         ),
     )
+    proxies = settings.proxies
     return Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -164,6 +206,10 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
         ],
         middleware=[
             Middleware(WebSocketCap, max_open=settings.max_connections),
+            # The one place forwarded headers are believed, and only from TRUSTED_PROXIES
+            # (`studio serve` runs uvicorn without its own proxy-header handling).
+            *([Middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)] if proxies else []),
+            Middleware(RateLimit),
             Middleware(BodyReadTimeout, seconds=settings.body_read_timeout_seconds),
             Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes),
         ],

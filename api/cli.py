@@ -53,6 +53,9 @@ def serve(args: argparse.Namespace) -> None:
         limit_concurrency=settings.max_connections,
         backlog=settings.listen_backlog,
         timeout_keep_alive=settings.keep_alive_seconds,
+        # The app believes forwarded headers from TRUSTED_PROXIES only (api/app.py);
+        # uvicorn's own handling would believe 127.0.0.1 (or FORWARDED_ALLOW_IPS) too.
+        proxy_headers=False,
     )
 
 

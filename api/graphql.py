@@ -52,11 +52,14 @@ class StudioGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
+        address = request.client.host if request.client else "unknown"  # after trusted proxies
         if isinstance(request, WebSocket):
             # Signed in at connection_init (on_ws_connect), not by headers.
-            return Context(resources=app_state(request).resources)
+            return Context(resources=app_state(request).resources, address=address)
         token = bearer_token(request.headers.get("authorization"))
-        return await build_context(app_state(request).resources, token)
+        context = await build_context(app_state(request).resources, token)
+        context.address = address
+        return context
 
     async def execute_single(
         self,

@@ -14,6 +14,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.limits import parse_rates
+
 PLACEHOLDER_SECRETS = frozenset(
     {"changethis", "change-me", "changeme", "secret", "dev", "test", "xxx"}
 )
@@ -125,6 +127,84 @@ class Settings(BaseSettings):
         default=256,
         description="Events a subscriber may fall behind before it reads on from the table.",
     )
+    # --- limits (services/limits.py; the README's Security section explains each) ---
+    limits_url: str | None = Field(
+        default=None,
+        description="Where limit counters live: memory:// (this process) or redis://...; "
+        "unset: EVENT_BUS_URL when that is redis://, else memory://. Servers sharing one "
+        "studio must share it, or each counts on its own.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or networks of reverse proxies whose "
+        "X-Forwarded-For (and X-Forwarded-Proto) is believed; * for any. Empty: the "
+        "connecting address is the client's, and forwarded headers are ignored.",
+    )
+    rate_limit_graphql: str = Field(
+        default="600/minute",
+        description="Operations per client (its user when signed in, else its address) on "
+        "/graphql: each HTTP request and each operation over a WebSocket. The notation of "
+        "the `limits` package, several joined by `;` (e.g. `20/second;600/minute`); empty: none.",
+    )
+    rate_limit_media: str = Field(
+        default="3000/minute", description="Requests per address on /media; empty: none."
+    )
+    rate_limit_sign_up: str = Field(
+        default="20/hour", description="signUp attempts per address; empty: none."
+    )
+    max_input_list_length: int = Field(
+        default=1000,
+        ge=1,
+        description="The longest list any GraphQL variable may hold, refused before the "
+        "variables are read into inputs; each list argument also has its own smaller limit.",
+    )
+    max_subscriptions_per_connection: int = Field(
+        default=100,
+        ge=1,
+        description="Subscriptions open at once on one WebSocket (or SSE request).",
+    )
+    max_subscriptions_per_user: int = Field(
+        default=500, ge=1, description="Subscriptions one user has open at once, on every server."
+    )
+    subscription_lease_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        description="How long a server's count of a subscription outlives the server if it "
+        "dies without closing it; renewed every third of it.",
+    )
+    login_free_failures: int = Field(
+        default=5,
+        ge=0,
+        description="Failed logIns of one account from one address before each further "
+        "attempt must wait (1 s, then doubling up to LOGIN_MAX_DELAY_SECONDS).",
+    )
+    login_address_free_failures: int = Field(
+        default=30,
+        ge=0,
+        description="Failed logIns from one address, to any account, before waits.",
+    )
+    login_account_free_failures: int = Field(
+        default=100,
+        ge=0,
+        description="Failed logIns of one account from every address before waits "
+        "(capped at LOGIN_ACCOUNT_MAX_DELAY_SECONDS, so no one can lock an account out).",
+    )
+    login_base_delay_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="The first wait after the free failures; it doubles each time.",
+    )
+    login_max_delay_seconds: float = Field(
+        default=900.0, gt=0, description="The longest wait per account and address, or per address."
+    )
+    login_account_max_delay_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="The longest wait for an account, counted over every address.",
+    )
+    login_failure_memory_seconds: float = Field(
+        default=3600.0, gt=0, description="How long failures are remembered after the last one."
+    )
 
     @field_validator(
         "database_url",
@@ -137,6 +217,27 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @field_validator("limits_url")
+    @classmethod
+    def _limits_store(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.strip().startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("LIMITS_URL must be memory:// or redis://host:6379/0")
+        return value.strip()
+
+    @field_validator("rate_limit_graphql", "rate_limit_media", "rate_limit_sign_up")
+    @classmethod
+    def _rates_parse(cls, value: str) -> str:
+        try:
+            parse_rates(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate: write e.g. `600/minute` or `20/second;600/minute`, "
+                "or leave it empty for no limit"
+            ) from None
+        return value
 
     @property
     def embedded(self) -> bool:
@@ -174,6 +275,19 @@ class Settings(BaseSettings):
                 "characters; set a real random secret."
             )
         return key
+
+    @property
+    def proxies(self) -> list[str]:
+        """TRUSTED_PROXIES as a list (empty: trust none)."""
+        return [proxy.strip() for proxy in self.trusted_proxies.split(",") if proxy.strip()]
+
+    def resolved_limits_url(self) -> str:
+        """Where limit counters live: LIMITS_URL, else a Redis event bus, else this process."""
+        if self.limits_url:
+            return self.limits_url
+        if self.event_bus_url.startswith(("redis://", "rediss://")):
+            return self.event_bus_url
+        return "memory://"
 
     @property
     def origins(self) -> list[str]:

@@ -5,6 +5,7 @@ from typing import Annotated
 import strawberry
 
 from resolvers.context import Info
+from resolvers.limits import count_sign_up, login_throttle
 from resolvers.writing import returns_user_errors, write
 from schema import ids
 from schema.accounts import (
@@ -36,6 +37,7 @@ async def _sign_in_as(info: Info, user_id: int, token: str | None) -> None:
 async def sign_up(
     info: Info, input: Annotated[SignUpInput, strawberry.argument(description="A new account.")]
 ) -> AuthPayload:
+    await count_sign_up(info)
     async with info.context.db.transaction() as session:
         user, token = await accounts.sign_up(
             session, email=input.email, password=input.password, name=input.name
@@ -49,7 +51,7 @@ async def log_in(
     info: Info,
     input: Annotated[LogInInput, strawberry.argument(description="The credentials of an account.")],
 ) -> AuthPayload:
-    async with info.context.db.transaction() as session:
+    async with login_throttle(info, input.email), info.context.db.transaction() as session:
         user, token = await accounts.log_in(session, email=input.email, password=input.password)
     await _sign_in_as(info, user.id or 0, token)
     return AuthPayload(token=token, user=User.from_row(user))

@@ -12,6 +12,7 @@ from services.access import Actor
 from services.bus import EventBus
 from services.database import Database
 from services.generation import GenerationEngine
+from services.limits import Limits
 from services.storage import MediaLinks
 
 
@@ -40,6 +41,7 @@ class Resources:
     media: MediaLinks
     generation: GenerationEngine | None = None
     bus: EventBus | None = None
+    limits: Limits | None = None  # None: nothing is limited (schema tests)
 
 
 @dataclass
@@ -49,6 +51,10 @@ class Context:
     token: str | None = None
     # A WebSocket's connection_init payload (Strawberry sets it); where its token comes from.
     connection_params: dict[str, object] | None = None
+    # The client's address (after trusted proxies), for limits keyed by address.
+    address: str = "unknown"
+    # Subscriptions open on this context's connection (a WebSocket, or one SSE request).
+    open_subscriptions: int = 0
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -9,10 +9,14 @@ from resolvers import accounts, generation, storyboard
 class Mutation:
     sign_up = strawberry.mutation(
         resolver=accounts.sign_up,
-        description="Create an account and its personal team; returns a bearer token.",
+        description="Create an account and its personal team; returns a bearer token. "
+        "Limited per address (RATE_LIMITED, whose message says when to try again).",
     )
     log_in = strawberry.mutation(
-        resolver=accounts.log_in, description="Exchange an email and password for a bearer token."
+        resolver=accounts.log_in,
+        description="Exchange an email and password for a bearer token. After repeated "
+        "failures for an account or from an address each attempt must wait longer: "
+        "RATE_LIMITED, whose message says in how many seconds to try again.",
     )
     log_out = strawberry.mutation(
         resolver=accounts.log_out, description="Revoke the bearer token this request was made with."

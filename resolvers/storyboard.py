@@ -34,7 +34,13 @@ from services import shot_images, storyboards
 from services.shot_images import ImageDraft
 from services.storyboards import ShotDraft
 from services.tables import GenerationStatus, WorkflowVersion
-from services.validation import Checks
+from services.validation import (
+    MAX_SCENES_PER_PROJECT,
+    MAX_SHOTS_PER_SCENE,
+    MAX_VARIANTS,
+    Checks,
+    within,
+)
 
 
 def _decode_all(checks: Checks, global_ids: list[strawberry.ID], type_name: str) -> list[int]:
@@ -113,6 +119,7 @@ async def create_scene(
         CreateSceneInput, strawberry.argument(description="A new scene, with its shots.")
     ],
 ) -> ScenePayload:
+    within(input.shots, field=("shots",), most=MAX_SHOTS_PER_SCENE, label="shots")
     checks = Checks()
     project_id = ids.decode_into(checks, input.project_id, "Project", field=("projectId",))
     drafts = [
@@ -176,6 +183,7 @@ async def reorder_scenes(
         strawberry.argument(description="A new order for the children of a project or scene."),
     ],
 ) -> ProjectPayload:
+    within(input.ids, field=("ids",), most=MAX_SCENES_PER_PROJECT, label="scene IDs")
     checks = Checks()
     project_id = ids.decode_into(checks, input.parent_id, "Project", field=("parentId",))
     scene_ids = _decode_all(checks, input.ids, "Scene")
@@ -250,6 +258,7 @@ async def reorder_shots(
         strawberry.argument(description="A new order for the children of a project or scene."),
     ],
 ) -> ScenePayload:
+    within(input.ids, field=("ids",), most=MAX_SHOTS_PER_SCENE, label="shot IDs")
     checks = Checks()
     scene_id = ids.decode_into(checks, input.parent_id, "Scene", field=("parentId",))
     shot_ids = _decode_all(checks, input.ids, "Shot")
@@ -274,6 +283,7 @@ async def add_shot_images(
         ),
     ],
 ) -> GenerateShotImagesPayload:
+    within(input.images, field=("images",), most=MAX_VARIANTS, label="images")
     checks = Checks()
     shot_id = ids.decode_into(checks, input.shot_id, "Shot", field=("shotId",))
     parent_id = ids.decode_optional_into(

@@ -21,6 +21,7 @@ from resolvers.query import Query
 from resolvers.subscription import Subscription
 from schema import execution as _execution  # noqa: F401  (corrects a graphql-core leak)
 from schema.accounts import Team, User
+from schema.limits import OperationLimits
 from schema.scalars import OVERRIDES as SCALAR_OVERRIDES
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
 
@@ -65,6 +66,9 @@ def build_schema() -> strawberry.Schema:
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            # List lengths, rates over WebSockets, open subscriptions (the settings'
+            # values come with the context's resources).
+            OperationLimits,
             lambda: MaskErrors(
                 should_mask_error=_is_unexpected,
                 error_message="Something went wrong on our side; it has been logged.",

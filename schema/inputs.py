@@ -52,7 +52,8 @@ class ReorderInput:
         description="The project (for scenes) or scene (for shots)."
     )
     ids: list[strawberry.ID] = strawberry.field(
-        description="Every child's ID, each once, in the new order."
+        description="Every child's ID, each once, in the new order: at most 500 scenes or "
+        "200 shots (longer lists are refused with TOO_LONG before any ID is read)."
     )
 
 
@@ -76,7 +77,8 @@ class CreateSceneInput:
     )
     description: str | None = strawberry.field(default=None, description="What happens in it.")
     shots: list[ShotDraftInput] = strawberry.field(
-        default_factory=list, description="Shots to create in it, at most 200."
+        default_factory=list,
+        description="Shots to create in it, at most 200 (more: TOO_LONG, nothing created).",
     )
 
 
@@ -132,7 +134,9 @@ class ShotImageDraftInput:
 class AddShotImagesInput:
     shot_id: strawberry.ID = strawberry.field(description="The shot.")
     iteration_prompt: str = strawberry.field(description="The prompt the images were made from.")
-    images: list[ShotImageDraftInput] = strawberry.field(description="1 to 12 images.")
+    images: list[ShotImageDraftInput] = strawberry.field(
+        description="1 to 12 images (more: TOO_LONG, nothing recorded)."
+    )
     parent_image_id: strawberry.ID | None = strawberry.field(
         default=None, description="The image of the same shot these refine, if any."
     )

@@ -12,6 +12,8 @@
     +-- ValidationFailed        several of the above at once, from one input
     +-- ProviderUnavailable     PROVIDER_UNAVAILABLE: Replicate is down or the circuit is open
     +-- ProviderRejected        PROVIDER_REJECTED: Replicate refused the request itself
+    +-- RateLimited             RATE_LIMITED: over a limit (services/limits.py); `retry_after`
+                                says in how many seconds to try again (None: when another ends)
 
 Resolvers turn these into `userErrors`; anything else is a fault of ours, masked
 for clients and logged in full. Another team's object is always `NotFound`,
@@ -90,3 +92,14 @@ class ProviderRejected(StudioError):
     """Replicate refused the request itself (for example, an input it does not accept)."""
 
     code = "PROVIDER_REJECTED"
+
+
+class RateLimited(StudioError):
+    """Over a limit; `retry_after` is the whole seconds to wait, or None when it is not a
+    matter of time (too many subscriptions open: one must end first)."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: int | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -119,7 +119,9 @@ class Prediction:
 def _retry_after_seconds(value: str) -> float | None:
     """Seconds from a `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 section 10.2.3).
 
-    None when it is neither; never more than a day. Delay-seconds are ASCII digits only: `float()` also takes "²"-like digits (raising) and "1e999" (infinity).
+    None when it is neither; never more than a day. Delay-seconds are ASCII
+    digits only: `float()` also takes "²"-like digits (raising) and "1e999"
+    (infinity).
     """
     value = value.strip()
     whole, _, fraction = value.partition(".")

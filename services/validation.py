@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from typing import Any, Literal, TypeVar, Union
 from urllib.parse import urlsplit
 
@@ -37,6 +37,17 @@ METADATA_MAX_BYTES = 16_384
 MAX_VARIANTS = 12
 MAX_SHOTS_PER_SCENE = 200
 MAX_SCENES_PER_PROJECT = 500
+
+
+def within(items: Sized, *, field: Sequence[str], most: int, label: str) -> None:
+    """Refuse a list over `most` items at once (InvalidInput, TOO_LONG), before any item
+    of it is looked at: a long list must not cost work per item to be turned away."""
+    if len(items) > most:
+        raise InvalidInput(
+            f"At most {most} {label} may be given at once; got {len(items)}.",
+            code="TOO_LONG",
+            field=field,
+        )
 
 
 def storable(text: str) -> bool:

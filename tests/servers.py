@@ -54,11 +54,25 @@ def free_port(host: str = HOST) -> int:
         return port
 
 
+# Tests send requests far faster than people do; only the tests of limits set them.
+UNLIMITED = {
+    "RATE_LIMIT_GRAPHQL": "",
+    "RATE_LIMIT_MEDIA": "",
+    "RATE_LIMIT_SIGN_UP": "",
+    "MAX_SUBSCRIPTIONS_PER_CONNECTION": "100000",
+    "MAX_SUBSCRIPTIONS_PER_USER": "100000",
+    "LOGIN_FREE_FAILURES": "100000",
+    "LOGIN_ADDRESS_FREE_FAILURES": "100000",
+    "LOGIN_ACCOUNT_FREE_FAILURES": "100000",
+}
+
+
 def studio_env(base: Mapping[str, str] | None = None, /, **settings: str) -> dict[str, str]:
     """`base` (default: this process's environment) without any studio setting, plus `settings`.
 
     Settings are read case-insensitively, so every spelling of a setting's name is
-    removed; pass e.g. `DATABASE_URL=...` to set one.
+    removed; pass e.g. `DATABASE_URL=...` to set one. Limits are off (`UNLIMITED`)
+    unless `settings` sets them.
     """
     names = {name.upper() for name in Settings.model_fields}
     env = {
@@ -66,6 +80,7 @@ def studio_env(base: Mapping[str, str] | None = None, /, **settings: str) -> dic
         for key, value in (os.environ if base is None else base).items()
         if key.upper() not in names
     }
+    env.update(UNLIMITED)
     env.update(settings)
     return env
 

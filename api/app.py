@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -32,9 +33,11 @@ from api.webhooks import replicate_webhook
 from resolvers.context import Resources
 from schema.app import schema
 from services import events, maintenance
+from services.accounts import AccountSettings
 from services.bus import EventBus
 from services.database import Database
 from services.generation import EngineSettings, GenerationEngine
+from services.passwords import Passwords
 from services.replicate_api import ReplicateGateway
 from services.storage import LocalStorage, MediaLinks
 
@@ -71,15 +74,34 @@ async def replicate_gateway(settings: Settings) -> AsyncIterator[ReplicateGatewa
     """Replicate itself, an emulator at REPLICATE_BASE_URL, or the built-in one."""
     async with contextlib.AsyncExitStack() as stack:
         if settings.uses_emulator:
-            base_url, _ = await stack.enter_async_context(
+            base_url, emulator = await stack.enter_async_context(
                 embedded_emulator(latency_ms=settings.emulator_latency_ms)
             )
+            api_token = emulator.api_token
             logger.info("no REPLICATE_API_TOKEN: using the built-in Replicate emulator")
         else:
             base_url = settings.replicate_base_url or "https://api.replicate.com"
-        gateway = ReplicateGateway(api_token=settings.replicate_api_token, base_url=base_url)
+            api_token = _unwrap(settings.replicate_api_token)
+        gateway = ReplicateGateway(api_token=api_token, base_url=base_url)
         stack.push_async_callback(gateway.aclose)
         yield gateway
+
+
+def _unwrap(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
+
+
+def _account_settings(settings: Settings) -> AccountSettings:
+    return AccountSettings(
+        passwords=Passwords(
+            memory_kib=settings.password_hash_memory_kib,
+            iterations=settings.password_hash_iterations,
+            lanes=settings.password_hash_lanes,
+            concurrency=settings.password_hash_concurrency,
+        ),
+        invitation_lifetime=timedelta(days=settings.invitation_lifetime_days),
+        max_pending_invitations=settings.max_pending_invitations,
+    )
 
 
 def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000) -> Starlette:
@@ -87,6 +109,7 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
     secret_key = settings.resolved_secret_key()
     database_url = settings.resolved_database_url()
     public_url = settings.resolved_public_url(host, port)
+    accounts = _account_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -97,7 +120,7 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
             async with db.session() as session:
                 namespace = await events.studio_id(session)
             bus = EventBus(
-                settings.event_bus_url,
+                settings.event_bus_url.get_secret_value(),
                 queue_size=settings.subscription_queue_size,
                 namespace=namespace,
             )
@@ -112,7 +135,7 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
                 storage,
                 EngineSettings(
                     webhook_url=settings.webhook_url(),
-                    webhook_secret=settings.replicate_webhook_secret,
+                    webhook_secret=_unwrap(settings.replicate_webhook_secret),
                     poll_interval=settings.generation_poll_seconds,
                 ),
             )
@@ -126,7 +149,11 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
             engine.start()  # its first sweep picks up whatever was in flight before a restart
             stack.push_async_callback(engine.stop)
             resources = Resources(
-                db=db, media=MediaLinks(secret_key, public_url), generation=engine, bus=bus
+                db=db,
+                media=MediaLinks(secret_key, public_url),
+                generation=engine,
+                bus=bus,
+                accounts=accounts,
             )
             app.state.studio = AppState(resources=resources, storage=storage, public_url=public_url)
             logger.info("ready at %s", public_url)

@@ -4,14 +4,19 @@ With no configuration at all the server runs on the embedded default: an SQLite
 file under `STUDIO_DATA_DIR` and a secret key generated once and kept beside it.
 Anything else must be configured for real: a missing or placeholder
 `SECRET_KEY` is refused.
+
+Secrets (and URLs that may hold a password) are `SecretStr`: they print as
+`**********` in reprs, logs and tracebacks. Only the composition root
+(`api.app`, `api.cli`) unwraps them, to hand plain values to what needs them.
 """
 
 from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset(
@@ -27,12 +32,14 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    database_url: str | None = Field(
+    database_url: SecretStr | None = Field(
         default=None,
         description="postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path; "
         "unset: the embedded SQLite file.",
     )
-    secret_key: str | None = Field(default=None, description="Signs media URLs; 32+ characters.")
+    secret_key: SecretStr | None = Field(
+        default=None, description="Signs media URLs; 32+ characters."
+    )
     public_url: str | None = Field(
         default=None, description="The URL clients reach this server at; default http://HOST:PORT."
     )
@@ -44,13 +51,15 @@ class Settings(BaseSettings):
     media_root: Path | None = Field(
         default=None, description="Where generated media is kept; default STUDIO_DATA_DIR/media."
     )
-    replicate_api_token: str | None = Field(
-        default=None, description="Talk to Replicate itself; unset: the built-in emulator."
+    replicate_api_token: SecretStr | None = Field(
+        default=None,
+        description="Talk to Replicate itself (or, with REPLICATE_BASE_URL, to an emulator "
+        "started with the same token); unset: the built-in emulator.",
     )
     replicate_base_url: str | None = Field(
         default=None, description="Replicate's API (or an emulator's) base URL, without /v1."
     )
-    replicate_webhook_secret: str | None = Field(
+    replicate_webhook_secret: SecretStr | None = Field(
         default=None, description="whsec_... secret; fetched from the API when unset."
     )
     emulator_latency_ms: int = Field(
@@ -59,8 +68,8 @@ class Settings(BaseSettings):
     generation_poll_seconds: float = Field(
         default=2.0, description="How often running predictions are checked on."
     )
-    event_bus_url: str = Field(
-        default="memory://",
+    event_bus_url: SecretStr = Field(
+        default=SecretStr("memory://"),
         description="memory:// (one process), redis://host:6379/0, or postgres://user@host/db "
         "(LISTEN/NOTIFY); every server of one studio must share it.",
     )
@@ -76,6 +85,26 @@ class Settings(BaseSettings):
         default=256,
         description="Events a subscriber may fall behind before it reads on from the table.",
     )
+    invitation_lifetime_days: float = Field(
+        default=7.0, gt=0, description="How long a team invitation code can be accepted."
+    )
+    max_pending_invitations: int = Field(
+        default=100, ge=1, description="How many unexpired invitations a team may have at once."
+    )
+    # Argon2id parameters: RFC 9106 section 4, second recommended option, by default
+    # (see services.passwords); a stored hash made with others is redone at its next log-in.
+    password_hash_memory_kib: int = Field(
+        default=65536, ge=8, description="Argon2id memory per password hash, in KiB."
+    )
+    password_hash_iterations: int = Field(
+        default=3, ge=1, description="Argon2id passes over that memory."
+    )
+    password_hash_lanes: int = Field(default=4, ge=1, description="Argon2id parallel lanes.")
+    password_hash_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="How many password hashes may run at once (each needs its memory).",
+    )
 
     @field_validator(
         "database_url",
@@ -84,10 +113,15 @@ class Settings(BaseSettings):
         "replicate_api_token",
         "replicate_base_url",
         "replicate_webhook_secret",
+        mode="before",
     )
     @classmethod
-    def _blank_is_unset(cls, value: str | None) -> str | None:
-        return value.strip() or None if value is not None else None
+    def _blank_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
 
     @property
     def embedded(self) -> bool:
@@ -100,12 +134,12 @@ class Settings(BaseSettings):
 
     def resolved_database_url(self) -> str:
         if self.database_url is not None:
-            return self.database_url
+            return self.database_url.get_secret_value()
         return f"sqlite+aiosqlite:///{self.sqlite_path}"
 
     def resolved_secret_key(self) -> str:
         """The configured key; on the embedded default, one generated once and kept on disk."""
-        key = self.secret_key
+        key = self.secret_key.get_secret_value() if self.secret_key is not None else None
         if key is None and self.embedded:
             path = self.studio_data_dir / "secret_key"
             if not path.exists():

@@ -8,7 +8,6 @@ from resolvers.context import Info
 from resolvers.writing import returns_user_errors, write
 from schema import ids
 from schema.accounts import (
-    AddTeamMemberInput,
     AuthPayload,
     CreateTeamInput,
     LogInInput,
@@ -20,7 +19,6 @@ from schema.accounts import (
     User,
 )
 from services import accounts
-from services.tables import TeamRole
 from services.validation import Checks
 
 
@@ -38,7 +36,11 @@ async def sign_up(
 ) -> AuthPayload:
     async with info.context.db.transaction() as session:
         user, token = await accounts.sign_up(
-            session, email=input.email, password=input.password, name=input.name
+            session,
+            info.context.resources.accounts.passwords,
+            email=input.email,
+            password=input.password,
+            name=input.name,
         )
     await _sign_in_as(info, user.id or 0, token)
     return AuthPayload(token=token, user=User.from_row(user))
@@ -50,7 +52,12 @@ async def log_in(
     input: Annotated[LogInInput, strawberry.argument(description="The credentials of an account.")],
 ) -> AuthPayload:
     async with info.context.db.transaction() as session:
-        user, token = await accounts.log_in(session, email=input.email, password=input.password)
+        user, token = await accounts.log_in(
+            session,
+            info.context.resources.accounts.passwords,
+            email=input.email,
+            password=input.password,
+        )
     await _sign_in_as(info, user.id or 0, token)
     return AuthPayload(token=token, user=User.from_row(user))
 
@@ -75,21 +82,6 @@ async def create_team(
     async with write(info) as (session, actor):
         team = await accounts.create_team(session, actor, name=input.name)
     await _reload_actor(info)
-    return TeamPayload(team=Team.from_row(team))
-
-
-@returns_user_errors(TeamPayload)
-async def add_team_member(
-    info: Info,
-    input: Annotated[
-        AddTeamMemberInput, strawberry.argument(description="Someone to add to a team.")
-    ],
-) -> TeamPayload:
-    team_id = ids.decode(input.team_id, "Team", field=("teamId",))
-    async with write(info) as (session, actor):
-        team = await accounts.add_team_member(
-            session, actor, team_id=team_id, email=input.email, role=TeamRole(input.role)
-        )
     return TeamPayload(team=Team.from_row(team))
 
 

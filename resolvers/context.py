@@ -9,6 +9,7 @@ from graphql import GraphQLError
 
 from resolvers.loaders import Loaders
 from services.access import Actor
+from services.accounts import AccountSettings
 from services.bus import EventBus
 from services.database import Database
 from services.generation import GenerationEngine
@@ -40,6 +41,7 @@ class Resources:
     media: MediaLinks
     generation: GenerationEngine | None = None
     bus: EventBus | None = None
+    accounts: AccountSettings = field(default_factory=AccountSettings)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from resolvers.mutation import Mutation
 from resolvers.query import Query
 from resolvers.subscription import Subscription
 from schema import execution as _execution  # noqa: F401  (corrects a graphql-core leak)
-from schema.accounts import Team, User
+from schema.accounts import Invitation, Team, User
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
 
 MAX_DEPTH = 12
@@ -53,7 +53,7 @@ def build_schema() -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[User, Team, Project, Scene, Shot, ShotImage, StoryboardSelection],
+        types=[User, Team, Invitation, Project, Scene, Shot, ShotImage, StoryboardSelection],
         extensions=[
             # Clients send the same few operations again and again (and every
             # subscribe parses its query): parse and validate each text once.

@@ -49,7 +49,9 @@ PAYLOAD_FIELDS = {
     "signUp": "token user { id }",
     "logIn": "token user { id }",
     "createTeam": "team { id }",
-    "addTeamMember": "team { id }",
+    "inviteTeamMember": "invitation { id } code",
+    "acceptInvitation": "team { id }",
+    "revokeInvitation": "deletedId",
     "removeTeamMember": "team { id }",
     "createProject": "project { id }",
     "updateProject": "project { id }",
@@ -133,14 +135,23 @@ async def team_with(
     team = await mutate_ok(db, "createTeam", {"name": name}, "team { id }", token=owner.token)
     team_id: str = team["team"]["id"]
     for role, member in members.items():
-        await mutate_ok(
-            db,
-            "addTeamMember",
-            {"teamId": team_id, "email": member.email, "role": role.split(":")[0]},
-            "team { id }",
-            token=owner.token,
-        )
+        await join(db, team_id, member, role=role.split(":")[0], inviter=owner)
     return team_id
+
+
+async def invitation_code(db: Database, team_id: str, *, role: str, inviter: Account) -> str:
+    """A new invitation's code, made by `inviter` (who must manage the team)."""
+    payload = await mutate_ok(
+        db, "inviteTeamMember", {"teamId": team_id, "role": role}, "code", token=inviter.token
+    )
+    code: str = payload["code"]
+    return code
+
+
+async def join(db: Database, team_id: str, member: Account, *, role: str, inviter: Account) -> None:
+    """`member` joins the team at `role`: `inviter` invites, `member` accepts the code."""
+    code = await invitation_code(db, team_id, role=role, inviter=inviter)
+    await mutate_ok(db, "acceptInvitation", {"code": code}, "team { id }", token=member.token)
 
 
 async def project(

@@ -12,7 +12,9 @@ from strawberry.types import ExecutionResult
 from api.graphql import build_context
 from resolvers.context import Resources
 from schema.app import schema
+from services.accounts import AccountSettings
 from services.database import Database
+from services.passwords import Passwords
 from services.storage import MediaLinks
 
 _counter = itertools.count(1)
@@ -22,9 +24,15 @@ PASSWORD = "correct horse battery"
 MEDIA = MediaLinks("media links secret for the test suite, not a real one", "http://testserver")
 
 
+# Real Argon2id at OWASP's minimum (19 MiB, t=2, p=1) rather than the production default
+# (64 MiB, t=3, p=4), so that the many accounts the suite makes cost less;
+# tests/test_passwords.py checks the defaults.
+ACCOUNTS = AccountSettings(passwords=Passwords(memory_kib=19 * 1024, iterations=2, lanes=1))
+
+
 def resources(db: Database) -> Resources:
     """What a server would hand the schema, for a database (without generation)."""
-    return Resources(db=db, media=MEDIA)
+    return Resources(db=db, media=MEDIA, accounts=ACCOUNTS)
 
 
 async def execute(

@@ -29,17 +29,19 @@ pytestmark = pytest.mark.e2e
 
 SECRET_KEY = "end-to-end generation tests secret key, long enough"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"generation end-to-end webhook key").decode()
+# The emulator, like Replicate, answers only with its API token; the server sends it.
+API_TOKEN = "r8_" + secrets.token_urlsafe(24)
 DEADLINE = 90.0
 
 
 def emulator(tmp: Path, *, latency_ms: int) -> StudioServer:
-    env = studio_env(EMULATOR_LATENCY_MS=str(latency_ms), REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    env = studio_env(
+        EMULATOR_LATENCY_MS=str(latency_ms),
+        REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        REPLICATE_API_TOKEN=API_TOKEN,
+    )
     return StudioServer(
-        env=env,
-        cwd=tmp,
-        name="emulator",
-        command="emulator",
-        ready_path="/v1/models/black-forest-labs/flux-schnell",
+        env=env, cwd=tmp, name="emulator", command="emulator", ready_path="/_emulator/health"
     )
 
 
@@ -51,6 +53,7 @@ def server(tmp: Path, replicate: StudioServer, *, webhooks: bool) -> StudioServe
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'studio.db'}",
         SECRET_KEY=SECRET_KEY,
         REPLICATE_BASE_URL=replicate.base_url,
+        REPLICATE_API_TOKEN=API_TOKEN,
         REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         # Slow polling, so that with webhooks on it is the webhooks that do the work.
         GENERATION_POLL_SECONDS="30" if webhooks else "0.3",

@@ -202,7 +202,10 @@ def test_webhooks_are_verified_idempotent_and_safe_in_any_order(
         assert [image["status"] for image in done] == ["COMPLETE"] * 2, done
         prediction_id = done[0]["predictionId"]
         upstream = httpx.get(
-            f"{replicate.base_url}/v1/predictions/{prediction_id}", timeout=10, trust_env=False
+            f"{replicate.base_url}/v1/predictions/{prediction_id}",
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
+            timeout=10,
+            trust_env=False,
         ).json()
         assert upstream["status"] == "succeeded"
 
@@ -237,7 +240,11 @@ def test_duplicated_and_shuffled_webhooks_still_end_complete(
 ) -> None:
     faults = {"webhook_duplicate_rate": 1.0, "webhook_shuffle": True}
     response = httpx.post(
-        f"{replicate.base_url}/_emulator/faults", json=faults, timeout=10, trust_env=False
+        f"{replicate.base_url}/_emulator/faults",
+        json=faults,
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+        timeout=10,
+        trust_env=False,
     )
     assert response.status_code == 200, response.text
     studio = server(tmp_path, replicate, webhooks=True)

@@ -48,28 +48,25 @@ def test_settings_never_show_their_secrets(caplog: pytest.LogCaptureFixture) -> 
     assert settings.replicate_api_token is not None
     assert settings.replicate_api_token.get_secret_value() == SECRETS["replicate_api_token"]
     assert not settings.uses_emulator
+    # Blank still means unset.
+    blank = Settings(secret_key="  ", replicate_api_token="", database_url=" ")
+    assert blank.secret_key is None
+    assert blank.replicate_api_token is None
+    assert blank.embedded
+    assert blank.uses_emulator
 
 
-def test_blank_secrets_are_unset() -> None:
-    settings = Settings(secret_key="  ", replicate_api_token="", database_url=" ")
-    assert settings.secret_key is None
-    assert settings.replicate_api_token is None
-    assert settings.embedded
-    assert settings.uses_emulator
-
-
-async def test_an_emulator_without_a_token_hands_its_secret_to_no_one() -> None:
+async def test_the_webhook_secret_goes_only_to_a_caller_with_the_emulators_token() -> None:
     with EmulatorServer(latency_ms=100) as open_emulator:
         async with httpx.AsyncClient(base_url=open_emulator.url, trust_env=False) as http:
+            # Without a token of its own, the emulator hands its secret to no one...
             for headers in [{}, {"authorization": "Bearer anything"}]:
                 refused = await http.get(SECRET_PATH, headers=headers)
                 assert refused.status_code == 401
                 assert "whsec_" not in refused.text
-            # The rest of its API stays open, for tests.
+            # ...while the rest of its API stays open, for tests.
             assert (await http.get("/v1/predictions")).status_code == 200
 
-
-async def test_the_secret_needs_the_emulators_token() -> None:
     token = "r8_" + secrets.token_urlsafe(16)
     with EmulatorServer(latency_ms=100, api_token=token) as locked:
         async with httpx.AsyncClient(base_url=locked.url, trust_env=False) as http:
@@ -80,9 +77,8 @@ async def test_the_secret_needs_the_emulators_token() -> None:
             assert granted.json() == {"key": locked.config.webhook_secret}
         client = Client(api_token=token, base_url=locked.url)
         try:
-            assert (
-                await client.webhooks.default.async_secret()
-            ).key == locked.config.webhook_secret
+            secret = (await client.webhooks.default.async_secret()).key
+            assert secret == locked.config.webhook_secret
         finally:
             await client._async_client.aclose()
 

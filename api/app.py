@@ -92,13 +92,17 @@ def _unwrap(secret: SecretStr | None) -> str | None:
 
 
 def _account_settings(settings: Settings) -> AccountSettings:
-    return AccountSettings(
-        passwords=Passwords(
+    try:
+        passwords = Passwords(
             memory_kib=settings.password_hash_memory_kib,
             iterations=settings.password_hash_iterations,
             lanes=settings.password_hash_lanes,
             concurrency=settings.password_hash_concurrency,
-        ),
+        )
+    except ValueError as error:
+        raise SettingsError(f"PASSWORD_HASH_*: {error}") from error
+    return AccountSettings(
+        passwords=passwords,
         invitation_lifetime=timedelta(days=settings.invitation_lifetime_days),
         max_pending_invitations=settings.max_pending_invitations,
     )

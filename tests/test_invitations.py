@@ -17,13 +17,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlmodel import select
 from strawberry.types import ExecutionResult
 
 from api.graphql import build_context
 from resolvers.context import Resources
+from schema import ids
 from schema.app import schema
+from services import maintenance
 from services.accounts import AccountSettings
 from services.database import Database
+from services.tables import TeamInvitationRow
 from tests.factories import (
     MEDIA,
     Account,
@@ -354,6 +358,29 @@ async def test_owners_invite_owners_admins_do_not(db: Database, people: dict[str
     assert await invitation_code(db, team, role="OWNER", inviter=people["NEWCOMER"])
     personal = await invite(db, people["OWNER"].team_id, "EDITOR", people["OWNER"])
     assert codes(personal) == [("PERSONAL_TEAM", "teamId")]
+
+
+async def test_housekeeping_removes_expired_invitations_only(
+    db: Database, people: dict[str, Account]
+) -> None:
+    team = await crew_team(db, people)
+    owner = people["OWNER"]
+    await _expired_code(db, team, owner)
+    pending = await invite(db, team, "VIEWER", owner)
+
+    tidied = await maintenance.tidy(db, event_retention=timedelta(days=7))
+
+    assert tidied.invitations >= 1
+    async with db.session() as session:
+        left = list(
+            await session.exec(
+                select(TeamInvitationRow).where(
+                    TeamInvitationRow.team_id == ids.decode(team, "Team")
+                )
+            )
+        )
+    assert [ids.encode("Invitation", row.id) for row in left] == [pending["invitation"]["id"]]
+    assert (await accept(db, pending["code"], people["NEWCOMER"]))["userErrors"] == []
 
 
 # -- over real HTTP ------------------------------------------------------------------------------

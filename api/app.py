@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -33,10 +34,12 @@ from api.webhooks import replicate_webhook
 from resolvers.context import Resources
 from schema.app import schema
 from services import events, maintenance
+from services.accounts import AccountSettings
 from services.bus import EventBus
 from services.database import Database
 from services.generation import EngineSettings, GenerationEngine
 from services.limits import Backoff, Limits, LimitSettings, LoginPolicy
+from services.passwords import Passwords
 from services.replicate_api import ReplicateGateway
 from services.storage import LocalStorage, MediaLinks
 
@@ -73,14 +76,16 @@ async def replicate_gateway(settings: Settings) -> AsyncIterator[ReplicateGatewa
     """Replicate itself, an emulator at REPLICATE_BASE_URL, or the built-in one."""
     async with contextlib.AsyncExitStack() as stack:
         if settings.uses_emulator:
-            base_url, _ = await stack.enter_async_context(
+            base_url, emulator = await stack.enter_async_context(
                 embedded_emulator(latency_ms=settings.emulator_latency_ms)
             )
+            api_token = emulator.api_token
             logger.info("no REPLICATE_API_TOKEN: using the built-in Replicate emulator")
         else:
             base_url = settings.replicate_base_url or "https://api.replicate.com"
+            api_token = _unwrap(settings.replicate_api_token)
         gateway = ReplicateGateway(
-            api_token=settings.replicate_api_token,
+            api_token=api_token,
             base_url=base_url,
             max_attempts=settings.replicate_post_attempts,
             call_timeout=settings.replicate_call_timeout_seconds,
@@ -121,12 +126,34 @@ def limit_settings(settings: Settings) -> LimitSettings:
     )
 
 
+def _unwrap(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
+
+
+def _account_settings(settings: Settings) -> AccountSettings:
+    try:
+        passwords = Passwords(
+            memory_kib=settings.password_hash_memory_kib,
+            iterations=settings.password_hash_iterations,
+            lanes=settings.password_hash_lanes,
+            concurrency=settings.password_hash_concurrency,
+        )
+    except ValueError as error:
+        raise SettingsError(f"PASSWORD_HASH_*: {error}") from error
+    return AccountSettings(
+        passwords=passwords,
+        invitation_lifetime=timedelta(days=settings.invitation_lifetime_days),
+        max_pending_invitations=settings.max_pending_invitations,
+    )
+
+
 def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000) -> Starlette:
     """The whole server; resources open when the lifespan starts and close when it ends."""
     secret_key = settings.resolved_secret_key()
     database_url = settings.resolved_database_url()
     public_url = settings.resolved_public_url(host, port)
     limits_url = settings.resolved_limits_url()
+    accounts = _account_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -137,7 +164,7 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
             async with db.session() as session:
                 namespace = await events.studio_id(session)
             bus = EventBus(
-                settings.event_bus_url,
+                settings.event_bus_url.get_secret_value(),
                 queue_size=settings.subscription_queue_size,
                 namespace=namespace,
             )
@@ -155,7 +182,7 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
                 storage,
                 EngineSettings(
                     webhook_url=settings.webhook_url(),
-                    webhook_secret=settings.replicate_webhook_secret,
+                    webhook_secret=_unwrap(settings.replicate_webhook_secret),
                     poll_interval=settings.generation_poll_seconds,
                     max_tries=settings.generation_max_tries,
                     claim_timeout=settings.generation_claim_seconds,
@@ -176,6 +203,7 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
                 generation=engine,
                 bus=bus,
                 limits=limits,
+                accounts=accounts,
             )
             app.state.studio = AppState(resources=resources, storage=storage, public_url=public_url)
             logger.info("ready at %s", public_url)

@@ -23,7 +23,14 @@ import uvicorn
 from sqlmodel import func, select
 
 import migrations
-from api.bench_processes import EMULATOR_READY, free_port, post_webhook, studio_env, studio_process
+from api.bench_processes import (
+    EMULATOR_READY,
+    EMULATOR_TOKEN,
+    free_port,
+    post_webhook,
+    studio_env,
+    studio_process,
+)
 from api.embedded import _QuietServer
 from api.graphql import build_context
 from resolvers.context import Resources
@@ -40,7 +47,11 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"bench webhook signing key, 32 b")
 
 @contextlib.contextmanager
 def _emulator_process(directory: Path) -> Iterator[str]:
-    env = studio_env(EMULATOR_LATENCY_MS="0", REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    env = studio_env(
+        EMULATOR_LATENCY_MS="0",
+        REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        REPLICATE_API_TOKEN=EMULATOR_TOKEN,
+    )
     with studio_process("emulator", env, directory, EMULATOR_READY) as (base_url, _):
         yield base_url
 
@@ -62,7 +73,7 @@ async def _studio(
 ) -> AsyncIterator[tuple[Resources, GenerationEngine]]:
     db = Database(f"sqlite+aiosqlite:///{directory / 'bench.db'}")
     await migrations.upgrade_to_head(db)
-    gateway = ReplicateGateway(api_token=None, base_url=base_url)
+    gateway = ReplicateGateway(api_token=EMULATOR_TOKEN, base_url=base_url)
     engine = GenerationEngine(
         db,
         gateway,
@@ -170,6 +181,7 @@ async def webhook_ingestion(deliveries: int = 2000, concurrency: int = 32) -> li
             database_url=f"sqlite+aiosqlite:///{directory / 'hooks.db'}",
             secret_key=secrets.token_urlsafe(48),
             replicate_base_url=base_url,
+            replicate_api_token=EMULATOR_TOKEN,
             replicate_webhook_secret=WEBHOOK_SECRET,
             media_root=directory / "media",
             studio_data_dir=directory,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -17,7 +18,9 @@ from api.settings import Settings
 from services.webhooks import sign
 
 STARTED = 30.0  # seconds a process may take to come up
-EMULATOR_READY = "/v1/models/black-forest-labs/flux-schnell"
+EMULATOR_READY = "/_emulator/health"  # the rest of its API needs its token
+# The token the benches' `studio emulator` processes want, and their servers send.
+EMULATOR_TOKEN = "r8_" + secrets.token_urlsafe(24)
 
 
 def free_port() -> int:

@@ -40,6 +40,7 @@ from websockets.typing import Subprotocol
 
 from api.bench_processes import (
     EMULATOR_READY,
+    EMULATOR_TOKEN,
     STARTED,
     post_webhook,
     studio_env,
@@ -73,7 +74,11 @@ def _raise_file_limit() -> None:
 
 @contextlib.contextmanager
 def _emulator(directory: Path) -> Iterator[str]:
-    env = studio_env(EMULATOR_LATENCY_MS=HOUR_MS, REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    env = studio_env(
+        EMULATOR_LATENCY_MS=HOUR_MS,
+        REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        REPLICATE_API_TOKEN=EMULATOR_TOKEN,
+    )
     with studio_process("emulator", env, directory, EMULATOR_READY) as (url, _):
         yield url
 
@@ -89,6 +94,7 @@ def _server(directory: Path, name: str, emulator_url: str, bus_url: str) -> Iter
         DATABASE_URL=f"sqlite+aiosqlite:///{directory / name}.db",
         SECRET_KEY=secrets.token_urlsafe(48),
         REPLICATE_BASE_URL=emulator_url,
+        REPLICATE_API_TOKEN=EMULATOR_TOKEN,
         REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         GENERATION_POLL_SECONDS="3600",
         EVENT_BUS_URL=bus_url,

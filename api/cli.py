@@ -80,26 +80,37 @@ def schema(_: argparse.Namespace) -> None:
 
 
 def emulator(args: argparse.Namespace) -> None:
-    import base64
+    """Run the emulator on its own. Like Replicate it needs an API token on every call:
+    REPLICATE_API_TOKEN if set (so one configuration serves it and the server), else a
+    new one, shown once on the terminal. Its webhook secret is REPLICATE_WEBHOOK_SECRET
+    if set, else a new one, which the server fetches with the token."""
     import secrets
 
     import uvicorn
 
-    from services.emulator import EmulatorConfig, create_emulator_app
+    from services.emulator import EmulatorConfig, create_emulator_app, generate_webhook_secret
 
     settings = Settings()
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     public_url = f"http://{args.host}:{args.port}"
+    configured = settings.replicate_api_token
+    token = configured.get_secret_value() if configured else "r8_" + secrets.token_urlsafe(32)
+    webhook_secret = settings.replicate_webhook_secret
     config = EmulatorConfig(
         latency_ms=settings.emulator_latency_ms,
         public_url=public_url,
-        webhook_secret=settings.replicate_webhook_secret
-        or "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+        api_token=token,
+        webhook_secret=webhook_secret.get_secret_value()
+        if webhook_secret
+        else generate_webhook_secret(),
     )
     print(f"Replicate emulator at {public_url} (point REPLICATE_BASE_URL here)")
-    print(f"  webhook signing secret: {config.webhook_secret}", flush=True)
+    if configured:
+        print("  API token: REPLICATE_API_TOKEN", flush=True)
+    else:
+        print(f"  API token (set REPLICATE_API_TOKEN to it): {token}", flush=True)
     uvicorn.run(create_emulator_app(config), host=args.host, port=args.port, log_level="warning")
 
 

@@ -1,13 +1,16 @@
 """The built-in Replicate emulator, served on a loopback port inside this process.
 
 The server talks to it over real HTTP exactly as it talks to Replicate, so the
-whole workflow runs offline through the same code.
+whole workflow runs offline through the same code. Like Replicate, it answers
+only requests with its API token (a random one made for each run), so nothing
+else on the machine can read its webhook secret or its predictions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import socket
 from collections.abc import AsyncIterator, Iterator
 
@@ -35,10 +38,15 @@ def _free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def embedded_emulator(*, latency_ms: int) -> AsyncIterator[tuple[str, EmulatorConfig]]:
-    """Run the emulator; yield its base URL and its (live, changeable) configuration."""
+    """Run the emulator; yield its base URL and its (live, changeable) configuration.
+
+    Its `config.api_token` is the token every API call must carry.
+    """
     port = _free_port()
     base_url = f"http://{HOST}:{port}"
-    config = EmulatorConfig(latency_ms=latency_ms, public_url=base_url)
+    config = EmulatorConfig(
+        latency_ms=latency_ms, public_url=base_url, api_token="r8_" + secrets.token_urlsafe(32)
+    )
     server = _QuietServer(
         # No logging config of its own: uvicorn's loggers are process-wide, and the
         # main server's must keep working.

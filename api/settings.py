@@ -4,14 +4,19 @@ With no configuration at all the server runs on the embedded default: an SQLite
 file under `STUDIO_DATA_DIR` and a secret key generated once and kept beside it.
 Anything else must be configured for real: a missing or placeholder
 `SECRET_KEY` is refused.
+
+Secrets (and URLs that may hold a password) are `SecretStr`: they print as
+`**********` in reprs, logs and tracebacks. Only the composition root
+(`api.app`, `api.cli`) unwraps them, to hand plain values to what needs them.
 """
 
 from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.limits import parse_rates
@@ -29,12 +34,14 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    database_url: str | None = Field(
+    database_url: SecretStr | None = Field(
         default=None,
         description="postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path; "
         "unset: the embedded SQLite file.",
     )
-    secret_key: str | None = Field(default=None, description="Signs media URLs; 32+ characters.")
+    secret_key: SecretStr | None = Field(
+        default=None, description="Signs media URLs; 32+ characters."
+    )
     public_url: str | None = Field(
         default=None, description="The URL clients reach this server at; default http://HOST:PORT."
     )
@@ -69,13 +76,15 @@ class Settings(BaseSettings):
     media_root: Path | None = Field(
         default=None, description="Where generated media is kept; default STUDIO_DATA_DIR/media."
     )
-    replicate_api_token: str | None = Field(
-        default=None, description="Talk to Replicate itself; unset: the built-in emulator."
+    replicate_api_token: SecretStr | None = Field(
+        default=None,
+        description="Talk to Replicate itself (or, with REPLICATE_BASE_URL, to an emulator "
+        "started with the same token); unset: the built-in emulator.",
     )
     replicate_base_url: str | None = Field(
         default=None, description="Replicate's API (or an emulator's) base URL, without /v1."
     )
-    replicate_webhook_secret: str | None = Field(
+    replicate_webhook_secret: SecretStr | None = Field(
         default=None, description="whsec_... secret; fetched from the API when unset."
     )
     emulator_latency_ms: int = Field(
@@ -110,8 +119,8 @@ class Settings(BaseSettings):
         description="How long a server's claim on an unsubmitted generation holds "
         "if that server stops without releasing it.",
     )
-    event_bus_url: str = Field(
-        default="memory://",
+    event_bus_url: SecretStr = Field(
+        default=SecretStr("memory://"),
         description="memory:// (one process), redis://host:6379/0, or postgres://user@host/db "
         "(LISTEN/NOTIFY); every server of one studio must share it.",
     )
@@ -128,7 +137,7 @@ class Settings(BaseSettings):
         description="Events a subscriber may fall behind before it reads on from the table.",
     )
     # --- limits (services/limits.py; the README's Security section explains each) ---
-    limits_url: str | None = Field(
+    limits_url: SecretStr | None = Field(
         default=None,
         description="Where limit counters live: memory:// (this process) or redis://...; "
         "unset: EVENT_BUS_URL when that is redis://, else memory://. Servers sharing one "
@@ -205,6 +214,26 @@ class Settings(BaseSettings):
     login_failure_memory_seconds: float = Field(
         default=3600.0, gt=0, description="How long failures are remembered after the last one."
     )
+    invitation_lifetime_days: float = Field(
+        default=7.0, gt=0, description="How long a team invitation code can be accepted."
+    )
+    max_pending_invitations: int = Field(
+        default=100, ge=1, description="How many unexpired invitations a team may have at once."
+    )
+    # Argon2id parameters: RFC 9106 section 4, second recommended option, by default
+    # (see services.passwords); a stored hash made with others is redone at its next log-in.
+    password_hash_memory_kib: int = Field(
+        default=65536, ge=8, description="Argon2id memory per password hash, in KiB."
+    )
+    password_hash_iterations: int = Field(
+        default=3, ge=1, description="Argon2id passes over that memory."
+    )
+    password_hash_lanes: int = Field(default=4, ge=1, description="Argon2id parallel lanes.")
+    password_hash_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="How many password hashes may run at once (each needs its memory).",
+    )
 
     @field_validator(
         "database_url",
@@ -213,19 +242,25 @@ class Settings(BaseSettings):
         "replicate_api_token",
         "replicate_base_url",
         "replicate_webhook_secret",
+        mode="before",
     )
     @classmethod
-    def _blank_is_unset(cls, value: str | None) -> str | None:
-        return value.strip() or None if value is not None else None
+    def _blank_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
 
     @field_validator("limits_url")
     @classmethod
-    def _limits_store(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
+    def _limits_store(cls, value: SecretStr | None) -> SecretStr | None:
+        url = value.get_secret_value().strip() if value is not None else ""
+        if not url:
             return None
-        if not value.strip().startswith(("memory://", "redis://", "rediss://")):
+        if not url.startswith(("memory://", "redis://", "rediss://")):
             raise ValueError("LIMITS_URL must be memory:// or redis://host:6379/0")
-        return value.strip()
+        return SecretStr(url)
 
     @field_validator("rate_limit_graphql", "rate_limit_media", "rate_limit_sign_up")
     @classmethod
@@ -250,12 +285,12 @@ class Settings(BaseSettings):
 
     def resolved_database_url(self) -> str:
         if self.database_url is not None:
-            return self.database_url
+            return self.database_url.get_secret_value()
         return f"sqlite+aiosqlite:///{self.sqlite_path}"
 
     def resolved_secret_key(self) -> str:
         """The configured key; on the embedded default, one generated once and kept on disk."""
-        key = self.secret_key
+        key = self.secret_key.get_secret_value() if self.secret_key is not None else None
         if key is None and self.embedded:
             path = self.studio_data_dir / "secret_key"
             if not path.exists():
@@ -283,11 +318,10 @@ class Settings(BaseSettings):
 
     def resolved_limits_url(self) -> str:
         """Where limit counters live: LIMITS_URL, else a Redis event bus, else this process."""
-        if self.limits_url:
-            return self.limits_url
-        if self.event_bus_url.startswith(("redis://", "rediss://")):
-            return self.event_bus_url
-        return "memory://"
+        if self.limits_url is not None:
+            return self.limits_url.get_secret_value()
+        bus = self.event_bus_url.get_secret_value()
+        return bus if bus.startswith(("redis://", "rediss://")) else "memory://"
 
     @property
     def origins(self) -> list[str]:

@@ -9,7 +9,6 @@ from resolvers.limits import count_sign_up, login_throttle
 from resolvers.writing import returns_user_errors, write
 from schema import ids
 from schema.accounts import (
-    AddTeamMemberInput,
     AuthPayload,
     CreateTeamInput,
     LogInInput,
@@ -21,7 +20,6 @@ from schema.accounts import (
     User,
 )
 from services import accounts
-from services.tables import TeamRole
 from services.validation import Checks
 
 
@@ -40,7 +38,11 @@ async def sign_up(
     await count_sign_up(info)
     async with info.context.db.transaction() as session:
         user, token = await accounts.sign_up(
-            session, email=input.email, password=input.password, name=input.name
+            session,
+            info.context.resources.accounts.passwords,
+            email=input.email,
+            password=input.password,
+            name=input.name,
         )
     await _sign_in_as(info, user.id or 0, token)
     return AuthPayload(token=token, user=User.from_row(user))
@@ -52,7 +54,12 @@ async def log_in(
     input: Annotated[LogInInput, strawberry.argument(description="The credentials of an account.")],
 ) -> AuthPayload:
     async with login_throttle(info, input.email), info.context.db.transaction() as session:
-        user, token = await accounts.log_in(session, email=input.email, password=input.password)
+        user, token = await accounts.log_in(
+            session,
+            info.context.resources.accounts.passwords,
+            email=input.email,
+            password=input.password,
+        )
     await _sign_in_as(info, user.id or 0, token)
     return AuthPayload(token=token, user=User.from_row(user))
 
@@ -77,21 +84,6 @@ async def create_team(
     async with write(info) as (session, actor):
         team = await accounts.create_team(session, actor, name=input.name)
     await _reload_actor(info)
-    return TeamPayload(team=Team.from_row(team))
-
-
-@returns_user_errors(TeamPayload)
-async def add_team_member(
-    info: Info,
-    input: Annotated[
-        AddTeamMemberInput, strawberry.argument(description="Someone to add to a team.")
-    ],
-) -> TeamPayload:
-    team_id = ids.decode(input.team_id, "Team", field=("teamId",))
-    async with write(info) as (session, actor):
-        team = await accounts.add_team_member(
-            session, actor, team_id=team_id, email=input.email, role=TeamRole(input.role)
-        )
     return TeamPayload(team=Team.from_row(team))
 
 

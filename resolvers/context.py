@@ -9,6 +9,7 @@ from graphql import GraphQLError
 
 from resolvers.loaders import Loaders
 from services.access import Actor
+from services.accounts import AccountSettings
 from services.bus import EventBus
 from services.database import Database
 from services.generation import GenerationEngine
@@ -42,6 +43,7 @@ class Resources:
     generation: GenerationEngine | None = None
     bus: EventBus | None = None
     limits: Limits | None = None  # None: nothing is limited (schema tests)
+    accounts: AccountSettings = field(default_factory=AccountSettings)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from services import lookups, shot_images, workflow
+from services import invitations, lookups, shot_images, workflow
 from services.database import Database
 from services.tables import (
     ProjectRow,
@@ -23,6 +23,7 @@ from services.tables import (
     ShotImageRow,
     ShotRow,
     StoryboardSelectionRow,
+    TeamInvitationRow,
     TeamMemberRow,
     TeamRow,
     UserRow,
@@ -99,6 +100,14 @@ class Loaders:
     @cached_property
     def memberships_of_user(self) -> DataLoader[int, list[TeamMemberRow]]:
         return self._grouped(lookups.memberships_for_users, list)
+
+    @cached_property
+    def invitation(self) -> DataLoader[int, TeamInvitationRow | None]:
+        return self._rows(TeamInvitationRow)
+
+    @cached_property
+    def invitations_of_team(self) -> DataLoader[int, list[TeamInvitationRow]]:
+        return self._grouped(invitations.pending_for_teams, list)
 
     @cached_property
     def progress_of_project(self) -> DataLoader[int, Progress]:

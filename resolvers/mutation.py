@@ -2,7 +2,7 @@
 
 import strawberry
 
-from resolvers import accounts, generation, storyboard
+from resolvers import accounts, generation, invitations, storyboard
 
 
 @strawberry.type(description="Everything you can change.")
@@ -24,9 +24,18 @@ class Mutation:
     create_team = strawberry.mutation(
         resolver=accounts.create_team, description="Create a team, owned by you."
     )
-    add_team_member = strawberry.mutation(
-        resolver=accounts.add_team_member,
-        description="Add an existing user to a team you own or administer.",
+    invite_team_member = strawberry.mutation(
+        resolver=invitations.invite_team_member,
+        description="Invite someone to a team you own or administer: returns a single-use code "
+        "for you to pass on (shown only once), valid for a limited time.",
+    )
+    accept_invitation = strawberry.mutation(
+        resolver=invitations.accept_invitation,
+        description="Join a team with an invitation code, in the role it was made for.",
+    )
+    revoke_invitation = strawberry.mutation(
+        resolver=invitations.revoke_invitation,
+        description="Revoke a pending invitation of a team you own or administer.",
     )
     remove_team_member = strawberry.mutation(
         resolver=accounts.remove_team_member,

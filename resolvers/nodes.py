@@ -2,9 +2,11 @@
 
 from resolvers.context import BadRequest, Info
 from schema import ids
-from schema.accounts import Team, User
+from schema.accounts import Invitation, Team, User
 from schema.node import Node
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
+from services.access import MANAGERS
+from services.tables import utcnow
 
 
 async def visible_project(info: Info, project_id: int) -> Project | None:
@@ -46,6 +48,14 @@ async def resolve(info: Info, type_name: str, pk: int) -> Node | None:
         team = await loaders.team.load(pk)
         if team and actor.can_read(pk):
             return Team.from_row(team)
+    elif type_name == "Invitation":
+        invitation = await loaders.invitation.load(pk)
+        if (
+            invitation
+            and actor.role_in(invitation.team_id) in MANAGERS
+            and invitation.expires_at > utcnow()
+        ):
+            return Invitation.from_row(invitation)
     elif type_name == "User":
         user = await loaders.user.load(pk)
         memberships = await loaders.memberships_of_user.load(pk)

@@ -12,7 +12,8 @@ from schema import ids
 from schema.enums import TeamRole
 from schema.errors import UserError
 from schema.node import Node
-from services.tables import TeamRow, UserRow
+from services.access import MANAGERS
+from services.tables import TeamInvitationRow, TeamRow, UserRow
 
 
 @strawberry.type(description="A person with an account.")
@@ -74,6 +75,59 @@ class Team(Node):
             if user is not None
         ]
 
+    @strawberry.field(
+        description="The team's pending (unused, unrevoked, unexpired) invitations, oldest "
+        "first; null unless you are one of its owners or admins."
+    )
+    async def invitations(self, info: Info) -> list[Invitation] | None:
+        if info.context.require_actor().role_in(self.pk) not in MANAGERS:
+            return None
+        rows = await info.context.loaders.invitations_of_team.load(self.pk)
+        return [Invitation.from_row(row) for row in rows]
+
+
+@strawberry.type(
+    description="An invitation to join a team in a role. Its code is shown only once, to the "
+    "person who made it (in InvitationPayload); whoever accepts the code joins."
+)
+class Invitation(Node):
+    role: TeamRole = strawberry.field(description="The role the person who accepts it gets.")
+    created_at: datetime = strawberry.field(description="When it was made.")
+    expires_at: datetime = strawberry.field(description="When it stops working, if unused.")
+    team_pk: strawberry.Private[int]
+    invited_by_pk: strawberry.Private[int | None]
+
+    @classmethod
+    def from_row(cls, row: TeamInvitationRow) -> Self:
+        return cls(
+            id=ids.encode("Invitation", row.id),
+            role=TeamRole(row.role),
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            team_pk=row.team_id,
+            invited_by_pk=row.invited_by_id,
+        )
+
+    @strawberry.field(description="The team it lets someone join.")
+    async def team(self, info: Info) -> Team | None:
+        row = await info.context.loaders.team.load(self.team_pk)
+        return Team.from_row(row) if row else None
+
+    @strawberry.field(
+        description="Who made it; null if their account is gone or they share no team with you."
+    )
+    async def invited_by(self, info: Info) -> User | None:
+        if self.invited_by_pk is None:
+            return None
+        actor = info.context.require_actor()
+        memberships = await info.context.loaders.memberships_of_user.load(self.invited_by_pk)
+        if self.invited_by_pk != actor.user_id and not any(
+            actor.can_read(m.team_id) for m in memberships
+        ):
+            return None
+        row = await info.context.loaders.user.load(self.invited_by_pk)
+        return User.from_row(row) if row else None
+
 
 @strawberry.type(description="A member of a team and their role in it.")
 class TeamMember:
@@ -99,13 +153,23 @@ class CreateTeamInput:
     name: str = strawberry.field(description="The team's name.")
 
 
-@strawberry.input(description="Someone to add to a team.")
-class AddTeamMemberInput:
+@strawberry.input(description="An invitation to make for one of your teams.")
+class InviteTeamMemberInput:
     team_id: strawberry.ID = strawberry.field(description="The team.")
-    email: str = strawberry.field(description="The email address of an existing account.")
     role: TeamRole = strawberry.field(
-        default=TeamRole.EDITOR, description="Their role; only an owner can add an owner."
+        default=TeamRole.EDITOR,
+        description="The role whoever accepts it gets; only an owner can invite an owner.",
     )
+
+
+@strawberry.input(description="An invitation code to accept.")
+class AcceptInvitationInput:
+    code: str = strawberry.field(description="The code (sbi_...) the team gave you.")
+
+
+@strawberry.input(description="A pending invitation to revoke.")
+class RevokeInvitationInput:
+    id: strawberry.ID = strawberry.field(description="The invitation's ID.")
 
 
 @strawberry.input(description="A member to remove from a team (yourself, to leave it).")
@@ -128,6 +192,21 @@ class AuthPayload:
 @strawberry.type(description="The result of a team mutation.")
 class TeamPayload:
     team: Team | None = strawberry.field(default=None, description="The team acted on.")
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Why it failed, if it did."
+    )
+
+
+@strawberry.type(description="The result of inviteTeamMember.")
+class InvitationPayload:
+    invitation: Invitation | None = strawberry.field(
+        default=None, description="The new invitation."
+    )
+    code: str | None = strawberry.field(
+        default=None,
+        description="The single-use code to hand to the person you invite; shown only this "
+        "once (only its hash is kept).",
+    )
     user_errors: list[UserError] = strawberry.field(
         default_factory=list, description="Why it failed, if it did."
     )

@@ -20,7 +20,7 @@ from resolvers.mutation import Mutation
 from resolvers.query import Query
 from resolvers.subscription import Subscription
 from schema import execution as _execution  # noqa: F401  (corrects a graphql-core leak)
-from schema.accounts import Team, User
+from schema.accounts import Invitation, Team, User
 from schema.limits import OperationLimits
 from schema.scalars import OVERRIDES as SCALAR_OVERRIDES
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
@@ -55,7 +55,7 @@ def build_schema() -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[User, Team, Project, Scene, Shot, ShotImage, StoryboardSelection],
+        types=[User, Team, Invitation, Project, Scene, Shot, ShotImage, StoryboardSelection],
         # JSON that refuses NaN/Infinity and deep nesting (see schema.scalars).
         scalar_overrides=SCALAR_OVERRIDES,
         extensions=[

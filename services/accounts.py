@@ -1,12 +1,14 @@
-"""Accounts: users, passwords, bearer tokens, teams and their members."""
+"""Accounts: users, passwords, bearer tokens, teams and their members.
+
+People join a team only by accepting an invitation (`services.invitations`);
+nothing here looks an account up by anything but its own credentials.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import hashlib
-import hmac
 import secrets
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -14,7 +16,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.access import Actor
-from services.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, PermissionDenied
+from services.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied
+from services.passwords import Passwords
 from services.tables import AccessTokenRow, TeamMemberRow, TeamRole, TeamRow, UserRow, utcnow
 from services.validation import (
     EMAIL_MAX,
@@ -28,39 +31,19 @@ from services.validation import (
 TOKEN_PREFIX = "sbs_"  # noqa: S105 (a marker that makes leaked tokens easy to scan for)
 TOKEN_LIFETIME = timedelta(days=30)
 
-# scrypt at 16 MiB of memory: about 50 ms a hash on one core.
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 
+@dataclass(frozen=True)
+class AccountSettings:
+    """What accounts and invitations need from the configuration, as plain values.
 
-async def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = await asyncio.to_thread(_scrypt, password, salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P)
-    return "$".join(
-        ["scrypt", str(_SCRYPT_N), str(_SCRYPT_R), str(_SCRYPT_P), _b64(salt), _b64(digest)]
-    )
+    passwords: how passwords are hashed and checked.
+    invitation_lifetime: how long an invitation code can be accepted.
+    max_pending_invitations: how many unexpired invitations a team may have at once.
+    """
 
-
-async def verify_password(password: str, encoded: str) -> bool:
-    try:
-        scheme, n, r, p, salt, expected = encoded.split("$")
-    except ValueError:
-        return False
-    if scheme != "scrypt":
-        return False
-    digest = await asyncio.to_thread(_scrypt, password, _unb64(salt), int(n), int(r), int(p))
-    return hmac.compare_digest(digest, _unb64(expected))
-
-
-def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    passwords: Passwords = field(default_factory=Passwords)
+    invitation_lifetime: timedelta = timedelta(days=7)
+    max_pending_invitations: int = 100
 
 
 def hash_token(token: str) -> str:
@@ -87,7 +70,7 @@ async def _issue_token(session: AsyncSession, user_id: int) -> str:
 
 
 async def sign_up(
-    session: AsyncSession, *, email: str, password: str, name: str
+    session: AsyncSession, passwords: Passwords, *, email: str, password: str, name: str
 ) -> tuple[UserRow, str]:
     """Create a user with a personal team they own, and a token for them."""
     checks = Checks()
@@ -106,7 +89,7 @@ async def sign_up(
     )
     if (await session.exec(select(UserRow.id).where(UserRow.email == email))).first() is not None:
         raise taken
-    user = UserRow(email=email, name=name, password_hash=await hash_password(password))
+    user = UserRow(email=email, name=name, password_hash=await passwords.hash(password))
     team = TeamRow(name=f"{name}'s team", is_personal=True)
     session.add_all([user, team])
     try:
@@ -126,20 +109,26 @@ async def _user_by_email(session: AsyncSession, email: str) -> UserRow | None:
     return (await session.exec(select(UserRow).where(UserRow.email == email))).first()
 
 
-# A real hash of nothing, so that an unknown email costs as much as a wrong password.
-_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+async def log_in(
+    session: AsyncSession, passwords: Passwords, *, email: str, password: str
+) -> tuple[UserRow, str]:
+    """A new token for the account with these credentials; AuthenticationFailed otherwise.
 
-
-async def log_in(session: AsyncSession, *, email: str, password: str) -> tuple[UserRow, str]:
+    An unknown email, a wrong password and a malformed one fail alike and cost
+    the same time (see `services.passwords`). A hash made with older parameters
+    or with scrypt is replaced by a current Argon2id one on success.
+    """
     user = await _user_by_email(session, email)
     acceptable = storable(password) and len(password) <= PASSWORD_MAX
-    valid = await verify_password(
-        password if acceptable else "", user.password_hash if user else _DUMMY_HASH
+    verdict = await passwords.verify(
+        password if acceptable else "", user.password_hash if user else None
     )
-    valid = valid and acceptable
-    if user is None or not valid:
+    if user is None or not (verdict.valid and acceptable):
         raise AuthenticationFailed("That email and password do not match an account.")
     assert user.id is not None
+    if verdict.needs_rehash:
+        user.password_hash = await passwords.hash(password)
+        session.add(user)
     return user, await _issue_token(session, user.id)
 
 
@@ -201,40 +190,13 @@ async def create_team(session: AsyncSession, actor: Actor, *, name: str) -> Team
     return team
 
 
-async def _team_for_update(session: AsyncSession, team_id: int) -> TeamRow:
+async def lock_team(session: AsyncSession, team_id: int) -> TeamRow:
+    """The team, its row locked until the transaction ends; NotFound if there is none."""
     team = (
         await session.exec(select(TeamRow).where(TeamRow.id == team_id).with_for_update())
     ).first()
     if team is None:
         raise NotFound("team")
-    return team
-
-
-async def add_team_member(
-    session: AsyncSession, actor: Actor, *, team_id: int, email: str, role: TeamRole
-) -> TeamRow:
-    actor.require_manage(team_id)
-    if role is TeamRole.OWNER and actor.role_in(team_id) is not TeamRole.OWNER:
-        raise PermissionDenied("Only an owner can make someone else an owner.", field=("role",))
-    team = await _team_for_update(session, team_id)
-    if team.is_personal:
-        raise InvalidInput(
-            "A personal team has one member; create a team to work with others.",
-            code="PERSONAL_TEAM",
-            field=("teamId",),
-        )
-    user = await _user_by_email(session, email)
-    if user is None or user.id is None:
-        raise NotFound("user", field=("email",)) from None
-    existing = await session.get(TeamMemberRow, (team_id, user.id))
-    if existing is not None:
-        raise Conflict(
-            f"{user.email} is already a member of this team.",
-            code="ALREADY_MEMBER",
-            field=("email",),
-        )
-    session.add(TeamMemberRow(team_id=team_id, user_id=user.id, role=role))
-    team.updated_at = utcnow()
     return team
 
 
@@ -246,7 +208,7 @@ async def remove_team_member(
         actor.require_manage(team_id)
     else:
         actor.require_read(team_id, "team")
-    team = await _team_for_update(session, team_id)
+    team = await lock_team(session, team_id)
     member = await session.get(TeamMemberRow, (team_id, user_id))
     if member is None:
         raise NotFound("team member", field=("userId",))

@@ -3,11 +3,13 @@
     StudioError                 base; carries a stable `code`, a `message` for a person
     |                           and the `field` path of the input it concerns
     +-- InvalidInput            the input is malformed or out of bounds
-    |                           (BLANK, TOO_LONG, OUT_OF_RANGE, INVALID_ID, INVALID_URL, ...)
+    |                           (BLANK, TOO_LONG, OUT_OF_RANGE, INVALID_ID, INVALID_URL,
+    |                           INVALID_INVITATION, PERSONAL_TEAM, ...)
     +-- NotFound                NOT_FOUND: no such object, or not one the actor may see
     +-- PermissionDenied        FORBIDDEN: visible, but the actor may not change it
     +-- Conflict                the change contradicts the stored state
-    |                           (EMAIL_TAKEN, ALREADY_MEMBER, DUPLICATE_VARIANT, ...)
+    |                           (EMAIL_TAKEN, ALREADY_MEMBER, TOO_MANY_INVITATIONS,
+    |                           DUPLICATE_VARIANT, ...)
     +-- AuthenticationFailed    INVALID_CREDENTIALS
     +-- ValidationFailed        several of the above at once, from one input
     +-- ProviderUnavailable     PROVIDER_UNAVAILABLE: Replicate is down or the circuit is open

@@ -1,4 +1,5 @@
-"""Housekeeping every server process runs now and then: old events, expired tokens.
+"""Housekeeping every server process runs now and then: old events, expired tokens
+and expired invitations.
 
 Several processes may run it at once; each step is a plain delete, so they never
 conflict beyond one of them finding nothing left to do.
@@ -11,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services import accounts, events
+from services import accounts, events, invitations
 from services.database import Database
 
 logger = logging.getLogger("studio.maintenance")
@@ -21,17 +22,26 @@ logger = logging.getLogger("studio.maintenance")
 class Tidied:
     events: int
     tokens: int
+    invitations: int = 0
 
 
 async def tidy(db: Database, *, event_retention: timedelta) -> Tidied:
-    """One round: events older than the retention, then tokens past their expiry."""
+    """One round: events older than the retention, then tokens and invitations past their
+    expiry."""
     async with db.transaction() as session:
         pruned = await events.prune(session, older_than=event_retention)
     async with db.transaction() as session:
         purged = await accounts.purge_expired_tokens(session)
-    if pruned or purged:
-        logger.info("removed %d old project events and %d expired tokens", pruned, purged)
-    return Tidied(events=pruned, tokens=purged)
+    async with db.transaction() as session:
+        lapsed = await invitations.purge_expired(session)
+    if pruned or purged or lapsed:
+        logger.info(
+            "removed %d old project events, %d expired tokens and %d expired invitations",
+            pruned,
+            purged,
+            lapsed,
+        )
+    return Tidied(events=pruned, tokens=purged, invitations=lapsed)
 
 
 async def run_forever(db: Database, *, event_retention: timedelta, every: float = 600.0) -> None:

@@ -135,6 +135,23 @@ class AccessTokenRow(SQLModel, table=True):
     expires_at: datetime
 
 
+class TeamInvitationRow(SQLModel, table=True):
+    """A pending invitation to join a team; only the SHA-256 of its code is stored.
+
+    Accepting or revoking it deletes it, so a code works once.
+    """
+
+    __tablename__ = "team_invitations"
+
+    id: int | None = _id()
+    team_id: int = _ref("teams.id", index=True)
+    role: str = Field(max_length=16)
+    code_hash: str = Field(max_length=64, unique=True)
+    invited_by_id: int | None = _optional_ref("users.id", ondelete="SET NULL")
+    created_at: datetime = _created()
+    expires_at: datetime
+
+
 class ProjectRow(SQLModel, table=True):
     __tablename__ = "projects"
     __table_args__ = (Index("ix_projects_team_id_id", "team_id", "id"),)

@@ -12,7 +12,9 @@ from strawberry.types import ExecutionResult
 from api.graphql import build_context
 from resolvers.context import Resources
 from schema.app import schema
+from services.accounts import AccountSettings
 from services.database import Database
+from services.passwords import Passwords
 from services.storage import MediaLinks
 
 _counter = itertools.count(1)
@@ -22,9 +24,15 @@ PASSWORD = "correct horse battery"
 MEDIA = MediaLinks("media links secret for the test suite, not a real one", "http://testserver")
 
 
+# Real Argon2id at OWASP's minimum (19 MiB, t=2, p=1) rather than the production default
+# (64 MiB, t=3, p=4), so that the many accounts the suite makes cost less;
+# tests/test_passwords.py checks the defaults.
+ACCOUNTS = AccountSettings(passwords=Passwords(memory_kib=19 * 1024, iterations=2, lanes=1))
+
+
 def resources(db: Database) -> Resources:
     """What a server would hand the schema, for a database (without generation)."""
-    return Resources(db=db, media=MEDIA)
+    return Resources(db=db, media=MEDIA, accounts=ACCOUNTS)
 
 
 async def execute(
@@ -49,7 +57,9 @@ PAYLOAD_FIELDS = {
     "signUp": "token user { id }",
     "logIn": "token user { id }",
     "createTeam": "team { id }",
-    "addTeamMember": "team { id }",
+    "inviteTeamMember": "invitation { id } code",
+    "acceptInvitation": "team { id }",
+    "revokeInvitation": "deletedId",
     "removeTeamMember": "team { id }",
     "createProject": "project { id }",
     "updateProject": "project { id }",
@@ -133,14 +143,23 @@ async def team_with(
     team = await mutate_ok(db, "createTeam", {"name": name}, "team { id }", token=owner.token)
     team_id: str = team["team"]["id"]
     for role, member in members.items():
-        await mutate_ok(
-            db,
-            "addTeamMember",
-            {"teamId": team_id, "email": member.email, "role": role.split(":")[0]},
-            "team { id }",
-            token=owner.token,
-        )
+        await join(db, team_id, member, role=role.split(":")[0], inviter=owner)
     return team_id
+
+
+async def invitation_code(db: Database, team_id: str, *, role: str, inviter: Account) -> str:
+    """A new invitation's code, made by `inviter` (who must manage the team)."""
+    payload = await mutate_ok(
+        db, "inviteTeamMember", {"teamId": team_id, "role": role}, "code", token=inviter.token
+    )
+    code: str = payload["code"]
+    return code
+
+
+async def join(db: Database, team_id: str, member: Account, *, role: str, inviter: Account) -> None:
+    """`member` joins the team at `role`: `inviter` invites, `member` accepts the code."""
+    code = await invitation_code(db, team_id, role=role, inviter=inviter)
+    await mutate_ok(db, "acceptInvitation", {"code": code}, "team { id }", token=member.token)
 
 
 async def project(

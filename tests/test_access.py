@@ -611,9 +611,9 @@ async def test_referring_to_another_teams_objects_is_like_referring_to_none(
             "teamId",
             "Team",
         ),
-        "join the team": (
-            "addTeamMember",
-            {"teamId": board.team, "email": crew.outsider.email, "role": "OWNER"},
+        "invite into the team": (
+            "inviteTeamMember",
+            {"teamId": board.team, "role": "OWNER"},
             "teamId",
             "Team",
         ),
@@ -679,15 +679,23 @@ async def _members(db: Database, crew: Crew, team: str) -> dict[str, str]:
         ("OUTSIDER", "VIEWER", ("NOT_FOUND", "")),
     ],
 )
-async def test_adding_a_member(
+async def test_inviting_a_member(
     db: Database, crew: Crew, actor: str, role: str, expected: tuple[str, str] | None
 ) -> None:
     team = await _fresh_team(db, crew)
     before = await _members(db, crew, team)
-    input = {"teamId": team, "email": crew.newcomer.email.upper(), "role": role}
-    payload = await run(db, "addTeamMember", input, token=crew.as_role(actor).token)
+    input = {"teamId": team, "role": role}
+    payload = await run(db, "inviteTeamMember", input, token=crew.as_role(actor).token)
     if expected is None:
         assert payload["userErrors"] == []
+        assert payload["code"].startswith("sbi_")
+        # Inviting adds no one: only accepting the code does.
+        assert await _members(db, crew, team) == before
+        accepted = await run(
+            db, "acceptInvitation", {"code": payload["code"]}, token=crew.newcomer.token
+        )
+        assert accepted["userErrors"] == []
+        assert accepted["team"] == {"id": team}
         assert await _members(db, crew, team) == {**before, crew.newcomer.user_id: role}
         data = await gql(db, MEMBERS, {"team": team}, token=crew.newcomer.token)
         assert data["team"] is not None  # the new member reads the team at once
@@ -697,7 +705,8 @@ async def test_adding_a_member(
     assert error["code"] == code
     if field:
         assert error["field"] == [field]
-    assert payload["team"] is None
+    assert payload["invitation"] is None
+    assert payload["code"] is None
     assert await _members(db, crew, team) == before
 
 
@@ -705,18 +714,15 @@ async def test_membership_conflicts(db: Database, crew: Crew) -> None:
     team = await _fresh_team(db, crew)
     before = await _members(db, crew, team)
     owner = crew.owner.token
+    code = (await run(db, "inviteTeamMember", {"teamId": team, "role": "VIEWER"}, token=owner))[
+        "code"
+    ]
     cases = {
-        "already a member": (
-            "addTeamMember",
-            {"teamId": team, "email": crew.editor.email, "role": "VIEWER"},
-        ),
-        "no such account": (
-            "addTeamMember",
-            {"teamId": team, "email": "nobody-at-all@example.com", "role": "VIEWER"},
-        ),
+        "already a member": ("acceptInvitation", {"code": code}),
+        "no such invitation": ("acceptInvitation", {"code": "sbi_" + secrets.token_urlsafe(32)}),
         "personal team": (
-            "addTeamMember",
-            {"teamId": crew.owner.team_id, "email": crew.editor.email, "role": "VIEWER"},
+            "inviteTeamMember",
+            {"teamId": crew.owner.team_id, "role": "VIEWER"},
         ),
         "not a member": ("removeTeamMember", {"teamId": team, "userId": crew.outsider.user_id}),
         "last owner leaves": ("removeTeamMember", {"teamId": team, "userId": crew.owner.user_id}),
@@ -730,8 +736,8 @@ async def test_membership_conflicts(db: Database, crew: Crew) -> None:
         for label, (name, input) in cases.items()
     }
     assert reported == {
-        "already a member": [("ALREADY_MEMBER", "email")],
-        "no such account": [("NOT_FOUND", "email")],
+        "already a member": [("ALREADY_MEMBER", "code")],
+        "no such invitation": [("INVALID_INVITATION", "code")],
         "personal team": [("PERSONAL_TEAM", "teamId")],
         "not a member": [("NOT_FOUND", "userId")],
         "last owner leaves": [("LAST_OWNER", "userId")],
@@ -852,10 +858,15 @@ ANONYMOUS: dict[str, tuple[str, Callable[[Crew, Board], dict[str, Any]]]] = {
     "projects": ("{ projects { totalCount } }", lambda c, b: {}),
     "logOut": ("mutation { logOut { success } }", lambda c, b: {}),
     "createTeam": ("createTeam", lambda c, b: {"name": "Mine now"}),
-    "addTeamMember": (
-        "addTeamMember",
-        lambda c, b: {"teamId": b.team, "email": c.outsider.email, "role": "OWNER"},
+    "inviteTeamMember": (
+        "inviteTeamMember",
+        lambda c, b: {"teamId": b.team, "role": "OWNER"},
     ),
+    "acceptInvitation": (
+        "acceptInvitation",
+        lambda c, b: {"code": "sbi_" + secrets.token_urlsafe(32)},
+    ),
+    "revokeInvitation": ("revokeInvitation", lambda c, b: {"id": gid("Invitation", "1")}),
     "removeTeamMember": (
         "removeTeamMember",
         lambda c, b: {"teamId": b.team, "userId": c.owner.user_id},
@@ -948,7 +959,9 @@ async def test_without_a_token_even_malformed_input_is_unauthenticated(db: Datab
         "updateProject": ("updateProject", {"id": "junk"}),
         "createScene": ("createScene", {"projectId": "junk", "title": ""}),
         "reorderShots": ("reorderShots", {"parentId": "junk", "ids": ["junk"]}),
-        "addTeamMember": ("addTeamMember", {"teamId": "junk", "email": "x@example.com"}),
+        "inviteTeamMember": ("inviteTeamMember", {"teamId": "junk"}),
+        "acceptInvitation": ("acceptInvitation", {"code": ""}),
+        "revokeInvitation": ("revokeInvitation", {"id": "junk"}),
     }
     outcomes: dict[str, Any] = {}
     for label, (text, values) in operations.items():

@@ -17,7 +17,7 @@ from services.bus import EventBus
 from services.database import Database
 from services.errors import InvalidInput
 from services.tables import ProjectEventCounterRow, ProjectEventRow, ProjectRow, ShotImageRow
-from tests.factories import Account, account, iteration, mutate, mutate_ok, project, scene
+from tests.factories import Account, account, iteration, join, mutate, mutate_ok, project, scene
 
 
 @pytest.fixture
@@ -403,13 +403,7 @@ async def test_following_stops_when_access_is_lost(live_db: Database, bus: Event
         live_db, "createTeam", {"name": "Crew"}, "team { id }", token=owner.token
     )
     team_id = team["team"]["id"]
-    await mutate_ok(
-        live_db,
-        "addTeamMember",
-        {"teamId": team_id, "email": member.email, "role": "VIEWER"},
-        "team { id }",
-        token=owner.token,
-    )
+    await join(live_db, team_id, member, role="VIEWER", inviter=owner)
     project_id = await project(live_db, owner, team_id=team_id)
     still_member = True
 

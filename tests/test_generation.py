@@ -64,7 +64,7 @@ class Studio:
 async def studio(db: Database, tmp_path: Path) -> AsyncIterator[Studio]:
     async with embedded_emulator(latency_ms=150) as (base_url, emulator):
         gateway = ReplicateGateway(
-            api_token=None,
+            api_token=emulator.api_token,
             base_url=base_url,
             backoff_base=0.01,
             backoff_cap=0.05,

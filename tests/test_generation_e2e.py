@@ -29,17 +29,19 @@ pytestmark = pytest.mark.e2e
 
 SECRET_KEY = "end-to-end generation tests secret key, long enough"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"generation end-to-end webhook key").decode()
+# The emulator, like Replicate, answers only with its API token; the server sends it.
+API_TOKEN = "r8_" + secrets.token_urlsafe(24)
 DEADLINE = 90.0
 
 
 def emulator(tmp: Path, *, latency_ms: int) -> StudioServer:
-    env = studio_env(EMULATOR_LATENCY_MS=str(latency_ms), REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    env = studio_env(
+        EMULATOR_LATENCY_MS=str(latency_ms),
+        REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        REPLICATE_API_TOKEN=API_TOKEN,
+    )
     return StudioServer(
-        env=env,
-        cwd=tmp,
-        name="emulator",
-        command="emulator",
-        ready_path="/v1/models/black-forest-labs/flux-schnell",
+        env=env, cwd=tmp, name="emulator", command="emulator", ready_path="/_emulator/health"
     )
 
 
@@ -51,6 +53,7 @@ def server(tmp: Path, replicate: StudioServer, *, webhooks: bool) -> StudioServe
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'studio.db'}",
         SECRET_KEY=SECRET_KEY,
         REPLICATE_BASE_URL=replicate.base_url,
+        REPLICATE_API_TOKEN=API_TOKEN,
         REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         # Slow polling, so that with webhooks on it is the webhooks that do the work.
         GENERATION_POLL_SECONDS="30" if webhooks else "0.3",
@@ -199,7 +202,10 @@ def test_webhooks_are_verified_idempotent_and_safe_in_any_order(
         assert [image["status"] for image in done] == ["COMPLETE"] * 2, done
         prediction_id = done[0]["predictionId"]
         upstream = httpx.get(
-            f"{replicate.base_url}/v1/predictions/{prediction_id}", timeout=10, trust_env=False
+            f"{replicate.base_url}/v1/predictions/{prediction_id}",
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
+            timeout=10,
+            trust_env=False,
         ).json()
         assert upstream["status"] == "succeeded"
 
@@ -234,7 +240,11 @@ def test_duplicated_and_shuffled_webhooks_still_end_complete(
 ) -> None:
     faults = {"webhook_duplicate_rate": 1.0, "webhook_shuffle": True}
     response = httpx.post(
-        f"{replicate.base_url}/_emulator/faults", json=faults, timeout=10, trust_env=False
+        f"{replicate.base_url}/_emulator/faults",
+        json=faults,
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+        timeout=10,
+        trust_env=False,
     )
     assert response.status_code == 200, response.text
     studio = server(tmp_path, replicate, webhooks=True)

@@ -18,6 +18,7 @@ TABLES = {
     "users",
     "teams",
     "team_members",
+    "team_invitations",
     "access_tokens",
     "projects",
     "scenes",

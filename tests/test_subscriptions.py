@@ -609,11 +609,10 @@ async def test_a_member_removed_from_the_team_loses_the_feed(studio: StudioServe
         await owner.sign_up("Owner")
         await member.sign_up("Member")
         team_id = (await owner.mutate("createTeam", {"name": "Crew"}, "team { id }"))["team"]["id"]
-        await owner.mutate(
-            "addTeamMember",
-            {"teamId": team_id, "email": member.email, "role": "EDITOR"},
-            "team { id }",
+        invited = await owner.mutate(
+            "inviteTeamMember", {"teamId": team_id, "role": "EDITOR"}, "code"
         )
+        await member.mutate("acceptInvitation", {"code": invited["code"]}, "team { id }")
         project_id = await owner.create_project("Shared", team_id=team_id)
         own_project = await member.create_project("Mine")
 

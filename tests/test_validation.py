@@ -415,11 +415,12 @@ ID_FIELDS = [
         target=False,
     ),
     IdField(
-        "addTeamMember",
-        lambda w: {"teamId": w.crew, "email": w.cal.email, "role": "EDITOR"},
+        "inviteTeamMember",
+        lambda w: {"teamId": w.crew, "role": "EDITOR"},
         ("teamId",),
         "Team",
     ),
+    IdField("revokeInvitation", lambda w: {"id": gid("Invitation", "1")}, ("id",), "Invitation"),
     IdField(
         "removeTeamMember",
         lambda w: {"teamId": w.crew, "userId": w.bob.user_id},
@@ -546,7 +547,7 @@ async def test_a_scene_id_where_a_shot_id_belongs_and_the_like(db: Database, wor
             {"parentId": w.scene_ids[0], "ids": [w.shot_ids[0], w.scene_ids[0], w.shot_ids[2]]},
         ),
         "team-as-user": ("removeTeamMember", {"teamId": w.crew, "userId": w.crew}),
-        "user-as-team": ("addTeamMember", {"teamId": w.ann.user_id, "email": w.cal.email}),
+        "user-as-team": ("inviteTeamMember", {"teamId": w.ann.user_id, "role": "EDITOR"}),
     }
     assert await rejected_all(db, world, calls) == {
         "shot-as-scene": [("WRONG_ID_TYPE", "id")],
@@ -819,11 +820,9 @@ async def test_sign_up_rejects_bad_input(
     assert problems(payload["userErrors"]) == expected
     assert payload["token"] is None
     assert payload["user"] is None
-    # Nothing was created: no account has the email (checked without the cost of a log-in).
-    lookup = await run(
-        db, "addTeamMember", {"teamId": world.crew, "email": input["email"]}, token=world.ann.token
-    )
-    assert problems(lookup["userErrors"]) == [("NOT_FOUND", "email")]
+    # Nothing was created: those very credentials do not log in.
+    attempt = await _log_in(db, input["email"], input["password"])
+    assert problems(attempt["userErrors"]) == [("INVALID_CREDENTIALS", "")]
 
 
 async def test_log_in_failures_do_not_tell_which_part_was_wrong(db: Database, world: World) -> None:
@@ -932,7 +931,7 @@ async def test_text_no_engine_can_store_is_a_user_error_not_a_crash(
             _images(w, [_draft(1, imageUrl=f"https://images.example.com/{NUL}.png")]),
         ),
         "team name": ("createTeam", {"name": NUL}),
-        "member email": ("addTeamMember", {"teamId": w.crew, "email": f"{NUL}@example.com"}),
+        "invitation code": ("acceptInvitation", {"code": f"sbi_{NUL}"}),
         "sign-up name": (
             "signUp",
             {"email": unique_email("nul"), "password": "long enough", "name": NUL},
@@ -958,7 +957,7 @@ async def test_text_no_engine_can_store_is_a_user_error_not_a_crash(
         "iteration prompt": [("INVALID_CHARACTERS", "iterationPrompt")],
         "image URL": [("INVALID_URL", "images.0.imageUrl")],
         "team name": [("INVALID_CHARACTERS", "name")],
-        "member email": [("NOT_FOUND", "email")],
+        "invitation code": [("INVALID_INVITATION", "code")],
         "sign-up name": [("INVALID_CHARACTERS", "name")],
         "sign-up email": [("INVALID_CHARACTERS", "email")],
         "sign-up password": [("INVALID_PASSWORD", "password")],

@@ -6,7 +6,7 @@
     GET  /v1/predictions/{id}                     get
     POST /v1/predictions/{id}/cancel              cancel
     POST /v1/files, GET /v1/files, GET|DELETE /v1/files/{id}, GET /v1/files/{id}/download
-    GET  /v1/webhooks/default/secret              {"key": "whsec_..."}
+    GET  /v1/webhooks/default/secret              {"key": "whsec_..."} (only with an api_token)
     GET  /v1/models[/{owner}/{name}[/versions[/{id}]]], GET /v1/account
     GET|HEAD /files/{key}                         outputs (no auth, Range support), like a CDN
 
@@ -448,6 +448,11 @@ def create_emulator_app(
     # -- models, account, webhooks ---------------------------------------------------------
 
     async def webhook_secret(request: Request) -> Response:
+        # The key that signs webhooks: whoever holds it can forge them. `api()` let the
+        # request through, but an emulator without a token lets everyone through, so this
+        # one needs a configured token too (Replicate never answers it without one).
+        if not state.config.api_token:
+            return unauthenticated()
         return JSONResponse({"key": state.config.webhook_secret})
 
     async def list_models(request: Request) -> Response:

@@ -41,14 +41,16 @@ class EmulatorConfig:
     Timing and identity:
         latency_ms: how long a prediction spends in `starting` + `processing`.
         webhook_secret: the `whsec_<base64>` secret webhooks are signed with
-            (generated when not given); `GET /v1/webhooks/default/secret` returns it.
+            (generated when not given); `GET /v1/webhooks/default/secret` returns it,
+            to a request carrying `api_token`.
         public_url: the emulator's own base URL, for `urls.get`/`urls.cancel`, file
             URLs and pagination links. Empty: taken from each request's base URL.
         output_ttl_seconds: outputs are deleted this long after a prediction ends;
             their URLs then 404 and the prediction shows `data_removed: true`.
         file_ttl_seconds: how long an upload to `/v1/files` lives.
         api_token: when set, every API request needs `Authorization: Bearer <token>`
-            (or `Token <token>`).
+            (or `Token <token>`), as on Replicate. Unset, the API is open (for tests),
+            except `GET /v1/webhooks/default/secret`, which then answers 401 to everyone.
 
     Limits (a sliding 60 s window per token):
         create_limit_per_minute, other_limit_per_minute.

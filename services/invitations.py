@@ -1,0 +1,186 @@
+"""Invitations: the only way into a team.
+
+A team's owner or admin makes an invitation for a role and gets a single-use
+code (`sbi_...`) to hand to the person they mean, by whatever channel they
+trust. Whoever accepts the code while it is valid joins the team in that role.
+No email address is looked up or stored, so inviting reveals nothing about who
+has an account, no one is added without accepting, and no one can claim an
+invitation by signing up with someone else's address.
+
+Only the SHA-256 of a code is stored (like access tokens): the codes are 256
+random bits, so a fast hash is enough, and a database leak gives no usable code.
+Accepting or revoking deletes the invitation; an expired one can no longer be
+accepted and housekeeping removes it. A code that is unknown, used, revoked or
+expired gets one and the same answer, `INVALID_INVITATION`, which says nothing
+about any team.
+
+Who may invite follows the member rules (`services.access`): OWNER and ADMIN
+manage members, and only an OWNER may hand out (or revoke) the OWNER role.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.access import Actor
+from services.accounts import hash_token, lock_team
+from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from services.tables import TeamInvitationRow, TeamMemberRow, TeamRole, TeamRow, utcnow
+from services.validation import storable
+
+CODE_PREFIX = "sbi_"  # a marker that makes leaked codes easy to scan for
+CODE_MAX = 100
+
+
+def _invalid_code() -> InvalidInput:
+    return InvalidInput(
+        "That invitation code is not valid: it may be mistyped, already used, revoked or "
+        "expired. Ask the team for a new one.",
+        code="INVALID_INVITATION",
+        field=("code",),
+    )
+
+
+def _require_may_grant(actor: Actor, team_id: int, role: TeamRole, *, field: str) -> None:
+    actor.require_manage(team_id)
+    if role is TeamRole.OWNER and actor.role_in(team_id) is not TeamRole.OWNER:
+        raise PermissionDenied("Only an owner can invite someone as an owner.", field=(field,))
+
+
+async def invite(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    team_id: int,
+    role: TeamRole,
+    lifetime: timedelta,
+    max_pending: int,
+) -> tuple[TeamInvitationRow, str]:
+    """A new invitation to the team for `role`, and its code (returned only this once).
+
+    Raises NotFound (not in the team), PermissionDenied (not a manager, or an
+    ADMIN inviting an OWNER), InvalidInput PERSONAL_TEAM, Conflict
+    TOO_MANY_INVITATIONS (the team already has `max_pending` unexpired ones).
+    """
+    _require_may_grant(actor, team_id, role, field="role")
+    team = await lock_team(session, team_id)  # also orders concurrent invites' counting
+    if team.is_personal:
+        raise InvalidInput(
+            "A personal team has one member; create a team to work with others.",
+            code="PERSONAL_TEAM",
+            field=("teamId",),
+        )
+    now = utcnow()
+    pending = (
+        await session.exec(
+            select(func.count())
+            .select_from(TeamInvitationRow)
+            .where(TeamInvitationRow.team_id == team_id, TeamInvitationRow.expires_at > now)
+        )
+    ).one()
+    if pending >= max_pending:
+        raise Conflict(
+            f"This team already has {max_pending} pending invitations; revoke some first.",
+            code="TOO_MANY_INVITATIONS",
+            field=("teamId",),
+        )
+    code = CODE_PREFIX + secrets.token_urlsafe(32)
+    invitation = TeamInvitationRow(
+        team_id=team_id,
+        role=role,
+        code_hash=hash_token(code),
+        invited_by_id=actor.user_id,
+        created_at=now,
+        expires_at=now + lifetime,
+    )
+    session.add(invitation)
+    await session.flush()
+    return invitation, code
+
+
+async def accept(session: AsyncSession, actor: Actor, *, code: str) -> TeamRow:
+    """Join the invitation's team in its role; the invitation is used up.
+
+    Raises InvalidInput INVALID_INVITATION (unknown, used, revoked, expired or
+    malformed code: one answer for all) and Conflict ALREADY_MEMBER.
+    """
+    code = code.strip()
+    if not code.startswith(CODE_PREFIX) or len(code) > CODE_MAX or not storable(code):
+        raise _invalid_code()
+    invitation = (
+        await session.exec(
+            select(TeamInvitationRow)
+            .where(
+                TeamInvitationRow.code_hash == hash_token(code),
+                TeamInvitationRow.expires_at > utcnow(),
+            )
+            .with_for_update()
+        )
+    ).first()
+    if invitation is None:
+        raise _invalid_code()
+    team = await lock_team(session, invitation.team_id)
+    if await session.get(TeamMemberRow, (team.id, actor.user_id)) is not None:
+        raise Conflict(
+            "You are already a member of this team; the invitation is still unused.",
+            code="ALREADY_MEMBER",
+            field=("code",),
+        )
+    session.add(
+        TeamMemberRow(team_id=invitation.team_id, user_id=actor.user_id, role=invitation.role)
+    )
+    await session.delete(invitation)
+    team.updated_at = utcnow()
+    return team
+
+
+async def revoke(session: AsyncSession, actor: Actor, *, invitation_id: int) -> int:
+    """Delete a pending invitation so its code no longer works; its id.
+
+    Raises NotFound (no such invitation, or not one of the actor's teams) and
+    PermissionDenied (not a manager, or an ADMIN revoking an OWNER invitation).
+    """
+    invitation = (
+        await session.exec(
+            select(TeamInvitationRow).where(TeamInvitationRow.id == invitation_id).with_for_update()
+        )
+    ).first()
+    if invitation is None or not actor.can_read(invitation.team_id):
+        raise NotFound("invitation", field=("id",))
+    _require_may_grant(actor, invitation.team_id, TeamRole(invitation.role), field="id")
+    await session.delete(invitation)
+    return invitation_id
+
+
+async def pending_for_teams(
+    session: AsyncSession, ids: Sequence[int]
+) -> dict[int, list[TeamInvitationRow]]:
+    """Each team's unexpired invitations, oldest first."""
+    statement = (
+        select(TeamInvitationRow)
+        .where(
+            col(TeamInvitationRow.team_id).in_(ids), col(TeamInvitationRow.expires_at) > utcnow()
+        )
+        .order_by(col(TeamInvitationRow.created_at), col(TeamInvitationRow.id))
+    )
+    grouped: dict[int, list[TeamInvitationRow]] = {team_id: [] for team_id in ids}
+    for row in await session.exec(statement):
+        grouped[row.team_id].append(row)
+    return grouped
+
+
+async def purge_expired(session: AsyncSession) -> int:
+    """Delete invitations past their expiry (no one can accept them any more); how many."""
+    expired = list(
+        await session.exec(
+            select(TeamInvitationRow).where(col(TeamInvitationRow.expires_at) <= utcnow())
+        )
+    )
+    for row in expired:
+        await session.delete(row)
+    return len(expired)

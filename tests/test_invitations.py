@@ -1,0 +1,437 @@
+"""Invitations are the only way into a team, and they reveal nothing.
+
+A manager gets a single-use, expiring code for a role; only accepting it adds
+anyone. A code that is unknown, used, revoked, expired or malformed gets one and
+the same answer. No operation takes an email address of someone else, so no
+answer can tell whether an address has an account. Schema tests run on both
+engines; the last test goes over real HTTP against a `studio serve` process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlmodel import select
+from strawberry.types import ExecutionResult
+
+from api.graphql import build_context
+from resolvers.context import Resources
+from schema import ids
+from schema.app import schema
+from services import maintenance
+from services.accounts import AccountSettings
+from services.database import Database
+from services.tables import TeamInvitationRow
+from tests.factories import (
+    MEDIA,
+    Account,
+    account,
+    gql,
+    invitation_code,
+    join,
+    mutate,
+    mutate_ok,
+    project,
+)
+from tests.realtime_harness import Api
+from tests.servers import StudioServer, studio_env
+
+INVITE = "invitation { id role createdAt expiresAt team { id } invitedBy { id } } code"
+INVITATIONS = """
+query($team: ID!) {
+  team(id: $team) {
+    members { role user { id } }
+    invitations { id role expiresAt invitedBy { id } }
+  }
+}
+"""
+
+
+async def invite(db: Database, team: str, role: str, by: Account) -> dict[str, Any]:
+    return await mutate(
+        db, "inviteTeamMember", {"teamId": team, "role": role}, INVITE, token=by.token
+    )
+
+
+async def accept(db: Database, code: str, by: Account) -> dict[str, Any]:
+    return await mutate(db, "acceptInvitation", {"code": code}, "team { id name }", token=by.token)
+
+
+async def revoke(db: Database, invitation_id: str, by: Account) -> dict[str, Any]:
+    return await mutate(db, "revokeInvitation", {"id": invitation_id}, "deletedId", token=by.token)
+
+
+async def roster(db: Database, team: str, by: Account) -> dict[str, Any]:
+    data = await gql(db, INVITATIONS, {"team": team}, token=by.token)
+    result: dict[str, Any] = data["team"]
+    return result
+
+
+@pytest.fixture(scope="module")
+async def people(db: Database) -> dict[str, Account]:
+    """Accounts shared by this module's tests; each test gives them a team of its own."""
+    names = ["OWNER", "ADMIN", "EDITOR", "VIEWER", "NEWCOMER", "OTHER"]
+    return {name: await account(db, name=name.title()) for name in names}
+
+
+async def crew_team(db: Database, people: dict[str, Account]) -> str:
+    """A new team: OWNER owns it, ADMIN, EDITOR and VIEWER joined it; the others did not."""
+    owner = people["OWNER"]
+    made = await mutate_ok(db, "createTeam", {"name": "Crew"}, "team { id }", token=owner.token)
+    team: str = made["team"]["id"]
+    for role in ["ADMIN", "EDITOR", "VIEWER"]:
+        await join(db, team, people[role], role=role, inviter=owner)
+    return team
+
+
+def codes(payload: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(e["code"], ".".join(e["field"] or ())) for e in payload["userErrors"]]
+
+
+async def test_a_code_is_given_once_and_only_accepting_it_adds_anyone(
+    db: Database, people: dict[str, Account]
+) -> None:
+    team = await crew_team(db, people)
+    owner, newcomer = people["OWNER"], people["NEWCOMER"]
+    before = await roster(db, team, owner)
+
+    made = await invite(db, team, "EDITOR", owner)
+    assert made["userErrors"] == []
+    invitation = made["invitation"]
+    assert made["code"].startswith("sbi_")
+    assert len(made["code"]) > 40
+    assert invitation["role"] == "EDITOR"
+    assert invitation["team"] == {"id": team}
+    assert invitation["invitedBy"] == {"id": owner.user_id}
+    created = datetime.fromisoformat(invitation["createdAt"])
+    expires = datetime.fromisoformat(invitation["expiresAt"])
+    assert expires - created == timedelta(days=7)
+
+    # Pending, listed for managers, and no one was added.
+    listed = await roster(db, team, owner)
+    assert listed["members"] == before["members"]
+    assert [i["id"] for i in listed["invitations"]] == [invitation["id"]]
+    # The code is never shown again: the Invitation type has no field holding it.
+    fields = schema._schema.type_map["Invitation"].fields  # type: ignore[attr-defined]
+    assert not {"code", "codeHash"} & set(fields)
+
+    joined = await accept(db, made["code"], newcomer)
+    assert joined["userErrors"] == []
+    assert joined["team"]["id"] == team
+    after = await roster(db, team, owner)
+    assert {"role": "EDITOR", "user": {"id": newcomer.user_id}} in after["members"]
+    assert after["invitations"] == []  # used up
+    # The newcomer reads the team and writes its projects at once.
+    await project(db, newcomer, team_id=team)
+
+
+async def test_only_managers_see_the_pending_invitations(
+    db: Database, people: dict[str, Account]
+) -> None:
+    team = await crew_team(db, people)
+    made = await invite(db, team, "VIEWER", people["ADMIN"])
+    expected = [
+        {
+            "id": made["invitation"]["id"],
+            "role": "VIEWER",
+            "expiresAt": made["invitation"]["expiresAt"],
+            "invitedBy": {"id": people["ADMIN"].user_id},
+        }
+    ]
+    seen = {
+        role: (await roster(db, team, people[role]))["invitations"]
+        for role in ["OWNER", "ADMIN", "EDITOR", "VIEWER"]
+    }
+    assert seen == {"OWNER": expected, "ADMIN": expected, "EDITOR": None, "VIEWER": None}
+    node = "query($id: ID!) { node(id: $id) { id ... on Invitation { role } } }"
+    by_id = {
+        role: (await gql(db, node, {"id": made["invitation"]["id"]}, token=people[role].token))[
+            "node"
+        ]
+        for role in ["OWNER", "EDITOR", "OTHER"]
+    }
+    assert by_id == {
+        "OWNER": {"id": made["invitation"]["id"], "role": "VIEWER"},
+        "EDITOR": None,
+        "OTHER": None,
+    }
+
+
+async def test_every_unusable_code_gets_the_same_answer(
+    db: Database, people: dict[str, Account]
+) -> None:
+    team = await crew_team(db, people)
+    owner = people["OWNER"]
+    used = (await invite(db, team, "VIEWER", owner))["code"]
+    assert (await accept(db, used, people["NEWCOMER"]))["userErrors"] == []
+    revoked = await invite(db, team, "VIEWER", owner)
+    assert (await revoke(db, revoked["invitation"]["id"], owner))["deletedId"] == revoked[
+        "invitation"
+    ]["id"]
+    expired = await _expired_code(db, team, owner)
+
+    cases = {
+        "unknown": "sbi_" + secrets.token_urlsafe(32),
+        "used": used,
+        "revoked": revoked["code"],
+        "expired": expired,
+        "empty": "",
+        "no prefix": secrets.token_urlsafe(32),
+        "overlong": "sbi_" + "a" * 5000,
+        "NUL": "sbi_\x00",
+        "a token": owner.token,
+    }
+    answers = {label: await accept(db, code, people["OTHER"]) for label, code in cases.items()}
+    first = answers["unknown"]
+    assert first["team"] is None
+    [error] = first["userErrors"]
+    assert (error["code"], error["field"]) == ("INVALID_INVITATION", ["code"])
+    assert "Crew" not in error["message"]
+    assert {label: answer for label, answer in answers.items()} == dict.fromkeys(cases, first)
+    # The outsider joined nothing.
+    assert await gql(
+        db, "query($id: ID!) { team(id: $id) { id } }", {"id": team}, token=people["OTHER"].token
+    ) == {"team": None}
+
+
+async def _expired_code(db: Database, team: str, owner: Account) -> str:
+    """A code made with a lifetime of a moment, once that moment has passed."""
+    brief = Resources(
+        db=db,
+        media=MEDIA,
+        accounts=AccountSettings(invitation_lifetime=timedelta(milliseconds=200)),
+    )
+    result = await _execute(
+        brief,
+        "mutation($input: InviteTeamMemberInput!) { inviteTeamMember(input: $input) { code userErrors { code } } }",
+        {"input": {"teamId": team, "role": "EDITOR"}},
+        token=owner.token,
+    )
+    assert result.errors is None
+    assert result.data is not None
+    code: str = result.data["inviteTeamMember"]["code"]
+    await asyncio.sleep(0.3)
+    # Expired invitations are no longer listed either.
+    assert (await roster(db, team, owner))["invitations"] == []
+    return code
+
+
+async def _execute(
+    resources: Resources, query: str, variables: dict[str, Any], *, token: str
+) -> ExecutionResult:
+    context = await build_context(resources, token)
+    return await schema.execute(query, variable_values=variables, context_value=context)
+
+
+async def test_a_member_accepting_gets_a_conflict_and_the_code_stays_usable(
+    db: Database, people: dict[str, Account]
+) -> None:
+    team = await crew_team(db, people)
+    code = (await invite(db, team, "ADMIN", people["OWNER"]))["code"]
+    for member in ["OWNER", "EDITOR"]:
+        conflict = await accept(db, code, people[member])
+        assert codes(conflict) == [("ALREADY_MEMBER", "code")]
+        assert conflict["team"] is None
+    roles = {
+        m["user"]["id"]: m["role"] for m in (await roster(db, team, people["OWNER"]))["members"]
+    }
+    assert roles[people["EDITOR"].user_id] == "EDITOR"  # not promoted by the code
+    assert (await accept(db, code, people["NEWCOMER"]))["userErrors"] == []
+
+
+async def test_two_people_racing_for_one_code_only_one_joins(
+    db: Database, people: dict[str, Account]
+) -> None:
+    team = await crew_team(db, people)
+    code = (await invite(db, team, "EDITOR", people["OWNER"]))["code"]
+    first, second = await asyncio.gather(
+        accept(db, code, people["NEWCOMER"]), accept(db, code, people["OTHER"])
+    )
+    outcomes = sorted([codes(first), codes(second)])
+    assert outcomes == [[], [("INVALID_INVITATION", "code")]]
+    members = {m["user"]["id"] for m in (await roster(db, team, people["OWNER"]))["members"]}
+    assert len(members & {people["NEWCOMER"].user_id, people["OTHER"].user_id}) == 1
+
+
+@pytest.mark.parametrize(
+    ("revoker", "role", "expected"),
+    [
+        ("OWNER", "OWNER", None),
+        ("OWNER", "VIEWER", None),
+        ("ADMIN", "EDITOR", None),
+        ("ADMIN", "OWNER", "FORBIDDEN"),
+        ("EDITOR", "VIEWER", "FORBIDDEN"),
+        ("VIEWER", "VIEWER", "FORBIDDEN"),
+        ("OTHER", "VIEWER", "NOT_FOUND"),
+    ],
+)
+async def test_revoking_follows_the_member_rules(
+    db: Database, people: dict[str, Account], revoker: str, role: str, expected: str | None
+) -> None:
+    team = await crew_team(db, people)
+    made = await invite(db, team, role, people["OWNER"])
+    invitation_id = made["invitation"]["id"]
+    payload = await revoke(db, invitation_id, people[revoker])
+    pending = [i["id"] for i in (await roster(db, team, people["OWNER"]))["invitations"]]
+    if expected is None:
+        assert payload == {"deletedId": invitation_id, "userErrors": []}
+        assert pending == []
+        assert codes(await accept(db, made["code"], people["NEWCOMER"])) == [
+            ("INVALID_INVITATION", "code")
+        ]
+        return
+    assert payload["deletedId"] is None
+    assert [e["code"] for e in payload["userErrors"]] == [expected]
+    assert pending == [invitation_id]
+    if expected == "NOT_FOUND":
+        # Exactly what an invitation that exists nowhere gets.
+        nowhere = base64.b64encode(b"Invitation:987654321").decode()
+        assert (await revoke(db, nowhere, people[revoker]))["userErrors"] == payload["userErrors"]
+
+
+async def test_a_team_has_a_bounded_number_of_pending_invitations(
+    db: Database, people: dict[str, Account]
+) -> None:
+    team = await crew_team(db, people)
+    owner = people["OWNER"]
+    limited = Resources(db=db, media=MEDIA, accounts=AccountSettings(max_pending_invitations=2))
+    query = (
+        "mutation($input: InviteTeamMemberInput!) { inviteTeamMember(input: $input) "
+        "{ invitation { id } userErrors { code field } } }"
+    )
+    variables = {"input": {"teamId": team, "role": "VIEWER"}}
+    results = [await _execute(limited, query, variables, token=owner.token) for _ in range(3)]
+    payloads = [r.data["inviteTeamMember"] for r in results if r.data is not None]
+    assert [p["userErrors"] for p in payloads] == [
+        [],
+        [],
+        [{"code": "TOO_MANY_INVITATIONS", "field": ["teamId"]}],
+    ]
+    assert (await revoke(db, payloads[0]["invitation"]["id"], owner))["userErrors"] == []
+    again = await _execute(limited, query, variables, token=owner.token)
+    assert again.data is not None
+    assert again.data["inviteTeamMember"]["userErrors"] == []
+
+
+async def test_no_operation_takes_someone_elses_email(
+    db: Database, people: dict[str, Account]
+) -> None:
+    owner = people["OWNER"]
+    team = (await mutate_ok(db, "createTeam", {"name": "T"}, "team { id }", token=owner.token))[
+        "team"
+    ]["id"]
+    gone = await _execute(
+        Resources(db=db, media=MEDIA),
+        'mutation($team: ID!) { addTeamMember(input: { teamId: $team, email: "x@example.com" }) { userErrors { code } } }',
+        {"team": team},
+        token=owner.token,
+    )
+    assert gone.data is None
+    assert gone.errors is not None
+    assert "addTeamMember" in gone.errors[0].message
+    mutation = schema._schema.mutation_type
+    assert mutation is not None
+    takes_email = sorted(
+        name
+        for name, field in mutation.fields.items()
+        if "input" in field.args and "email" in field.args["input"].type.of_type.fields
+    )
+    assert takes_email == ["logIn", "signUp"]  # one's own address only
+
+
+async def test_owners_invite_owners_admins_do_not(db: Database, people: dict[str, Account]) -> None:
+    team = await crew_team(db, people)
+    assert codes(await invite(db, team, "OWNER", people["ADMIN"])) == [("FORBIDDEN", "role")]
+    code = (await invite(db, team, "OWNER", people["OWNER"]))["code"]
+    assert (await accept(db, code, people["NEWCOMER"]))["userErrors"] == []
+    roles = {
+        m["user"]["id"]: m["role"] for m in (await roster(db, team, people["OWNER"]))["members"]
+    }
+    assert roles[people["NEWCOMER"].user_id] == "OWNER"
+    # The new owner manages the team at once; a personal team takes no one.
+    assert await invitation_code(db, team, role="OWNER", inviter=people["NEWCOMER"])
+    personal = await invite(db, people["OWNER"].team_id, "EDITOR", people["OWNER"])
+    assert codes(personal) == [("PERSONAL_TEAM", "teamId")]
+
+
+async def test_housekeeping_removes_expired_invitations_only(
+    db: Database, people: dict[str, Account]
+) -> None:
+    team = await crew_team(db, people)
+    owner = people["OWNER"]
+    await _expired_code(db, team, owner)
+    pending = await invite(db, team, "VIEWER", owner)
+
+    tidied = await maintenance.tidy(db, event_retention=timedelta(days=7))
+
+    assert tidied.invitations >= 1
+    async with db.session() as session:
+        left = list(
+            await session.exec(
+                select(TeamInvitationRow).where(
+                    TeamInvitationRow.team_id == ids.decode(team, "Team")
+                )
+            )
+        )
+    assert [ids.encode("Invitation", row.id) for row in left] == [pending["invitation"]["id"]]
+    assert (await accept(db, pending["code"], people["NEWCOMER"]))["userErrors"] == []
+
+
+# -- over real HTTP ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
+    cwd = tmp_path_factory.mktemp("invitations")
+    running = StudioServer(env=studio_env(), cwd=cwd, name="invitations")
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.mark.e2e
+async def test_inviting_and_joining_over_http(server: StudioServer) -> None:
+    async with (
+        Api(server.base_url) as owner,
+        Api(server.base_url) as guest,
+        Api(server.base_url) as late,
+    ):
+        await owner.sign_up("Owner")
+        await guest.sign_up("Guest")
+        await late.sign_up("Late")
+        team_id = (await owner.mutate("createTeam", {"name": "Harbour crew"}, "team { id }"))[
+            "team"
+        ]["id"]
+        project_id = await owner.create_project("Shared", team_id=team_id)
+        made = await owner.mutate(
+            "inviteTeamMember", {"teamId": team_id, "role": "VIEWER"}, "invitation { id } code"
+        )
+
+        read = "query($id: ID!) { project(id: $id) { id title } }"
+        assert (await guest.data(read, {"id": project_id}))["project"] is None
+        joined = await guest.mutate(
+            "acceptInvitation", {"code": made["code"]}, "team { id name viewerRole }"
+        )
+        assert joined["team"] == {"id": team_id, "name": "Harbour crew", "viewerRole": "VIEWER"}
+        assert (await guest.data(read, {"id": project_id}))["project"] == {
+            "id": project_id,
+            "title": "Shared",
+        }
+
+        # The same code, a second time, by someone else: refused, and it says nothing of the team.
+        query = "mutation($input: AcceptInvitationInput!) { acceptInvitation(input: $input) { team { id } userErrors { code field message } } }"
+        again = (await late.data(query, {"input": {"code": made["code"]}}))["acceptInvitation"]
+        assert again["team"] is None
+        assert [(e["code"], e["field"]) for e in again["userErrors"]] == [
+            ("INVALID_INVITATION", ["code"])
+        ]
+        assert "Harbour" not in again["userErrors"][0]["message"]
+        assert (await late.data(read, {"id": project_id}))["project"] is None

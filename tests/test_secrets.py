@@ -1,0 +1,133 @@
+"""Secrets stay secret: never in a repr or a log line, and the emulator's webhook
+secret only for a caller with its API token (as on Replicate).
+
+The emulator is spoken to over real HTTP: on its own port, embedded as the server
+runs it, and as the `studio emulator` process.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+import httpx
+import pytest
+from replicate.client import Client
+
+from api.embedded import embedded_emulator
+from api.settings import Settings
+from tests.emulator_harness import EmulatorServer
+from tests.servers import StudioServer, studio_env
+
+SECRET_PATH = "/v1/webhooks/default/secret"
+
+SECRETS = {
+    "secret_key": "k" * 40,
+    "replicate_api_token": "r8_" + "t" * 30,
+    "replicate_webhook_secret": "whsec_c2VjcmV0IHNpZ25pbmcga2V5IGZvciB0ZXN0cw==",
+    "database_url": "postgresql+asyncpg://studio:hunter2-db-password@db.example.com/studio",
+    "event_bus_url": "redis://:hunter2-bus-password@bus.example.com:6379/0",
+}
+REVEALING = ["k" * 40, "t" * 30, "c2VjcmV0", "hunter2-db-password", "hunter2-bus-password"]
+
+
+def test_settings_never_show_their_secrets(caplog: pytest.LogCaptureFixture) -> None:
+    settings = Settings(**SECRETS)  # type: ignore[arg-type]
+    logger = logging.getLogger("studio.test")
+    with caplog.at_level(logging.INFO, logger="studio.test"):
+        logger.info("configured: %s %r", settings, settings)
+    shown = [repr(settings), str(settings), settings.model_dump_json(), caplog.text]
+    assert all(text for text in shown)
+    for text in shown:
+        for secret in REVEALING:
+            assert secret not in text
+    # The composition root gets them back whole.
+    assert settings.resolved_secret_key() == "k" * 40
+    assert settings.resolved_database_url() == SECRETS["database_url"]
+    assert settings.replicate_api_token is not None
+    assert settings.replicate_api_token.get_secret_value() == SECRETS["replicate_api_token"]
+    assert not settings.uses_emulator
+    # Blank still means unset.
+    blank = Settings(secret_key="  ", replicate_api_token="", database_url=" ")
+    assert blank.secret_key is None
+    assert blank.replicate_api_token is None
+    assert blank.embedded
+    assert blank.uses_emulator
+
+
+async def test_the_webhook_secret_goes_only_to_a_caller_with_the_emulators_token() -> None:
+    with EmulatorServer(latency_ms=100) as open_emulator:
+        async with httpx.AsyncClient(base_url=open_emulator.url, trust_env=False) as http:
+            # Without a token of its own, the emulator hands its secret to no one...
+            for headers in [{}, {"authorization": "Bearer anything"}]:
+                refused = await http.get(SECRET_PATH, headers=headers)
+                assert refused.status_code == 401
+                assert "whsec_" not in refused.text
+            # ...while the rest of its API stays open, for tests.
+            assert (await http.get("/v1/predictions")).status_code == 200
+
+    token = "r8_" + secrets.token_urlsafe(16)
+    with EmulatorServer(latency_ms=100, api_token=token) as locked:
+        async with httpx.AsyncClient(base_url=locked.url, trust_env=False) as http:
+            for headers in [{}, {"authorization": "Bearer nope"}, {"authorization": token}]:
+                assert (await http.get(SECRET_PATH, headers=headers)).status_code == 401
+            granted = await http.get(SECRET_PATH, headers={"authorization": f"Bearer {token}"})
+            assert granted.status_code == 200
+            assert granted.json() == {"key": locked.config.webhook_secret}
+        client = Client(api_token=token, base_url=locked.url)
+        try:
+            secret = (await client.webhooks.default.async_secret()).key
+            assert secret == locked.config.webhook_secret
+        finally:
+            await client._async_client.aclose()
+
+
+async def test_the_embedded_emulator_answers_only_with_its_token() -> None:
+    async with embedded_emulator(latency_ms=100) as (base_url, config):
+        assert config.api_token
+        assert len(config.api_token) >= 32
+        async with httpx.AsyncClient(base_url=base_url, trust_env=False) as http:
+            for path in [SECRET_PATH, "/v1/predictions", "/_emulator/faults"]:
+                assert (await http.get(path)).status_code == 401, path
+            headers = {"authorization": f"Bearer {config.api_token}"}
+            secret = await http.get(SECRET_PATH, headers=headers)
+            assert secret.json() == {"key": config.webhook_secret}
+    async with embedded_emulator(latency_ms=100) as (_, another):
+        assert another.api_token != config.api_token  # a new one for every run
+
+
+@pytest.mark.e2e
+def test_studio_emulator_uses_the_configured_token_and_prints_no_secret(tmp_path: Path) -> None:
+    token = "r8_" + secrets.token_urlsafe(24)
+    webhook_secret = SECRETS["replicate_webhook_secret"]
+    env = studio_env(REPLICATE_API_TOKEN=token, REPLICATE_WEBHOOK_SECRET=webhook_secret)
+    emulator = StudioServer(
+        env=env, cwd=tmp_path, command="emulator", ready_path="/_emulator/health", name="emu"
+    )
+    with emulator:
+        with httpx.Client(base_url=emulator.base_url, trust_env=False) as http:
+            assert http.get(SECRET_PATH).status_code == 401
+            granted = http.get(SECRET_PATH, headers={"authorization": f"Bearer {token}"})
+            assert granted.json() == {"key": webhook_secret}
+        output = emulator.output()
+    assert token not in output
+    assert "c2VjcmV0" not in output
+
+
+@pytest.mark.e2e
+def test_studio_emulator_makes_a_token_when_none_is_configured(tmp_path: Path) -> None:
+    emulator = StudioServer(
+        env=studio_env(), cwd=tmp_path, command="emulator", ready_path="/_emulator/health"
+    )
+    with emulator:
+        printed = [
+            line.rsplit(" ", 1)[-1]
+            for line in emulator.output().splitlines()
+            if "REPLICATE_API_TOKEN" in line
+        ]
+        assert len(printed) == 1
+        with httpx.Client(base_url=emulator.base_url, trust_env=False) as http:
+            assert http.get(SECRET_PATH).status_code == 401
+            headers = {"authorization": f"Bearer {printed[0]}"}
+            assert http.get(SECRET_PATH, headers=headers).json()["key"].startswith("whsec_")

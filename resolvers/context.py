@@ -1,4 +1,10 @@
-"""The GraphQL context: one per operation over HTTP, one per event on a subscription."""
+"""The GraphQL context: one per operation, on every transport.
+
+Over HTTP each request builds one from its `Authorization` header. A WebSocket
+signs in once, at `connection_init`, and keeps only the token: each operation
+on it gets a context of its own, signed in again as of when it starts (see
+`api.websocket`). A subscription replaces its loaders before each message.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import strawberry
 from graphql import GraphQLError
 
 from resolvers.loaders import Loaders
+from services import accounts
 from services.access import Actor
 from services.bus import EventBus
 from services.database import Database
@@ -81,3 +88,16 @@ class Context:
 
 
 Info = strawberry.Info[Context, None]
+
+
+async def signed_in(resources: Resources, token: str | None) -> Context:
+    """A fresh context for one operation, signed in as the token's user if it is valid now.
+
+    An unknown, revoked or expired token gives a context without an actor (and
+    without the token).
+    """
+    actor = None
+    if token is not None:
+        async with resources.db.session() as session:
+            actor = await accounts.authenticate(session, token)
+    return Context(resources=resources, actor=actor, token=token if actor else None)

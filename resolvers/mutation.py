@@ -3,6 +3,7 @@
 import strawberry
 
 from resolvers import accounts, generation, storyboard
+from schema.operations import PUBLIC
 
 
 @strawberry.type(description="Everything you can change.")
@@ -10,9 +11,12 @@ class Mutation:
     sign_up = strawberry.mutation(
         resolver=accounts.sign_up,
         description="Create an account and its personal team; returns a bearer token.",
+        metadata=PUBLIC,
     )
     log_in = strawberry.mutation(
-        resolver=accounts.log_in, description="Exchange an email and password for a bearer token."
+        resolver=accounts.log_in,
+        description="Exchange an email and password for a bearer token.",
+        metadata=PUBLIC,
     )
     log_out = strawberry.mutation(
         resolver=accounts.log_out, description="Revoke the bearer token this request was made with."

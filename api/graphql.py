@@ -100,13 +100,13 @@ class StudioGraphQL(GraphQL[Context, None]):
         Raises json.JSONDecodeError, which the view answers with 400 over HTTP and
         the WebSocket handlers with a 4400 close.
         """
-        text = data if isinstance(data, str) else None
         try:
             return json.loads(data, parse_constant=_refuse_constant)
         except json.JSONDecodeError:
             raise
         except (ValueError, RecursionError) as error:  # bad UTF-8, NaN, nesting too deep
-            raise json.JSONDecodeError(str(error), text or "", 0) from error
+            document = data if isinstance(data, str) else ""
+            raise json.JSONDecodeError(str(error), document, 0) from error
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
         """The request's operation; HTTPException(400) for anything not of that shape.

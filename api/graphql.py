@@ -1,23 +1,35 @@
-"""The GraphQL endpoint: Strawberry's ASGI view with our context and bearer-token auth."""
+"""The GraphQL endpoint: Strawberry's ASGI view with our context and bearer-token auth.
+
+Every refusal of a request (a body that is not a JSON object of the GraphQL
+shape, an unsupported content type, a document that does not say which
+operation to run) is a 4xx with a JSON body in the GraphQL shape,
+`{"errors": [{"message": ..., "extensions": {"code": "BAD_REQUEST"}}]}`.
+WebSockets are handled by `api.websocket`.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLRequestData
+from strawberry.http import GraphQLRequestData, GraphQLRequestProtocol
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UnsetType
 
 from api.state import app_state
-from resolvers.context import Context, Resources
-from services import accounts
+from api.websocket import GraphQLWSHandler, TransportWSHandler
+from resolvers.context import Context, Resources, signed_in
+from schema.operations import OperationNotChosen
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -28,12 +40,31 @@ def bearer_token(header: str | None) -> str | None:
 
 
 async def build_context(resources: Resources, token: str | None) -> Context:
-    """The context of one operation, signed in as the token's user (if it is valid)."""
-    actor = None
-    if token is not None:
-        async with resources.db.session() as session:
-            actor = await accounts.authenticate(session, token)
-    return Context(resources=resources, actor=actor, token=token if actor else None)
+    """The context of one operation, signed in as the token's user (if it is valid now)."""
+    return await signed_in(resources, token)
+
+
+class RequestBody(BaseModel):
+    """A GraphQL request (POST body, or GET parameters), per GraphQL over HTTP §5."""
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+    query: str | None = None
+    variables: dict[str, object] | None = None
+    operation_name: str | None = Field(default=None, alias="operationName")
+    extensions: dict[str, object] | None = None
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def error_response(status_code: int, message: str) -> JSONResponse:
+    """A refused request, in the shape of a GraphQL response."""
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]},
+        status_code=status_code,
+    )
 
 
 def _is_subscription(request_data: GraphQLRequestData) -> bool:
@@ -49,15 +80,76 @@ def _is_subscription(request_data: GraphQLRequestData) -> bool:
 
 
 class StudioGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = GraphQLWSHandler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Strawberry's, but a refused HTTP request gets a JSON body, not plain text."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as error:
+            response = error_response(error.status_code, error.reason)
+        await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """JSON as RFC 8259 has it: no NaN or Infinity; anything undecodable is malformed.
+
+        Raises json.JSONDecodeError, which the view answers with 400 over HTTP and
+        the WebSocket handlers with a 4400 close.
+        """
+        try:
+            return json.loads(data, parse_constant=_refuse_constant)
+        except json.JSONDecodeError:
+            raise
+        except (ValueError, RecursionError) as error:  # bad UTF-8, NaN, nesting too deep
+            document = data if isinstance(data, str) else ""
+            raise json.JSONDecodeError(str(error), document, 0) from error
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
+        """The request's operation; HTTPException(400) for anything not of that shape.
+
+        Only single operations are accepted (no batching, no multipart uploads).
+        """
+        content_type = (request.content_type or "").partition(";")[0].strip().lower()
+        transport = self._get_stream_transport_from_headers(request.headers)
+        protocol: GraphQLRequestProtocol = transport.protocol if transport else "http"
+        if request.method == "GET":
+            data = self.parse_query_params(request.query_params)
+        elif content_type == "application/json" or content_type.endswith("+json"):
+            data = self.parse_json(await request.get_body())
+        else:
+            raise HTTPException(400, "Send the operation as JSON (Content-Type: application/json).")
+        if not isinstance(data, dict):
+            raise HTTPException(
+                400, "The request body must be a JSON object: {query, variables, operationName}."
+            )
+        try:
+            body = RequestBody.model_validate(data)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise HTTPException(400, f"`{where}`: {first['msg']}.") from error
+        return GraphQLRequestData(
+            query=body.query,
+            variables=body.variables,
+            operation_name=body.operation_name,
+            extensions=body.extensions,
+            protocol=protocol,
+        )
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         address = request.client.host if request.client else "unknown"  # after trusted proxies
         if isinstance(request, WebSocket):
-            # Signed in at connection_init (on_ws_connect), not by headers.
+            # The connection's: signed in at connection_init (on_ws_connect); each
+            # operation on it gets its own (api.websocket).
             return Context(resources=app_state(request).resources, address=address)
         token = bearer_token(request.headers.get("authorization"))
-        context = await build_context(app_state(request).resources, token)
+        context = await signed_in(app_state(request).resources, token)
         context.address = address
         return context
 
@@ -77,9 +169,19 @@ class StudioGraphQL(GraphQL[Context, None]):
                 "A subscription needs a stream: open a WebSocket to /graphql "
                 "(graphql-transport-ws), or POST with `Accept: text/event-stream`.",
             )
-        return await super().execute_single(
-            request, request_adapter, sub_response, context, root_value, request_data
-        )
+        try:
+            return await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
+        except HTTPException as error:
+            # Strawberry's wording for a document that does not say which operation
+            # to run is vague; ours says what to do.
+            cause = error.__cause__
+            if isinstance(cause, CannotGetOperationTypeError) and isinstance(
+                cause.__cause__, OperationNotChosen
+            ):
+                raise HTTPException(400, cause.__cause__.message) from error
+            raise
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Accept a WebSocket only with a valid token in the connection_init payload."""
@@ -90,10 +192,10 @@ class StudioGraphQL(GraphQL[Context, None]):
             raise ConnectionRejectionError(
                 {"message": 'Send {"authorization": "Bearer <token>"} in connection_init.'}
             )
-        signed_in = await build_context(context.resources, token)
-        if signed_in.actor is None:
+        signed = await signed_in(context.resources, token)
+        if signed.actor is None:
             raise ConnectionRejectionError({"message": "That token is unknown or expired."})
-        context.actor, context.token = signed_in.actor, signed_in.token
+        context.actor, context.token = signed.actor, signed.token
         return UnsetType()
 
     async def get_root_value(self, request: Request | WebSocket) -> Any:

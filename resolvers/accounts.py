@@ -31,7 +31,7 @@ async def _sign_in_as(info: Info, user_id: int, token: str | None) -> None:
     info.context.refresh()
 
 
-@returns_user_errors(AuthPayload, public=True)
+@returns_user_errors(AuthPayload)
 async def sign_up(
     info: Info, input: Annotated[SignUpInput, strawberry.argument(description="A new account.")]
 ) -> AuthPayload:
@@ -48,7 +48,7 @@ async def sign_up(
     return AuthPayload(token=token, user=User.from_row(user))
 
 
-@returns_user_errors(AuthPayload, public=True)
+@returns_user_errors(AuthPayload)
 async def log_in(
     info: Info,
     input: Annotated[LogInInput, strawberry.argument(description="The credentials of an account.")],

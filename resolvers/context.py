@@ -1,4 +1,10 @@
-"""The GraphQL context: one per operation over HTTP, one per event on a subscription."""
+"""The GraphQL context: one per operation, on every transport.
+
+Over HTTP each request builds one from its `Authorization` header. A WebSocket
+signs in once, at `connection_init`, and keeps only the token: each operation
+on it gets a context of its own, signed in again as of when it starts (see
+`api.websocket`). A subscription replaces its loaders before each message.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import strawberry
 from graphql import GraphQLError
 
 from resolvers.loaders import Loaders
+from services import accounts
 from services.access import Actor
 from services.accounts import AccountSettings
 from services.bus import EventBus
@@ -47,6 +54,14 @@ class Resources:
 
 
 @dataclass
+class Connection:
+    """What the operations on one connection share (a WebSocket, or one SSE request)."""
+
+    # Subscriptions open on the connection now, for MAX_SUBSCRIPTIONS_PER_CONNECTION.
+    open_subscriptions: int = 0
+
+
+@dataclass
 class Context:
     resources: Resources
     actor: Actor | None = None
@@ -55,8 +70,8 @@ class Context:
     connection_params: dict[str, object] | None = None
     # The client's address (after trusted proxies), for limits keyed by address.
     address: str = "unknown"
-    # Subscriptions open on this context's connection (a WebSocket, or one SSE request).
-    open_subscriptions: int = 0
+    # Shared by every operation on this context's connection; each gets its own context.
+    connection: Connection = field(default_factory=Connection)
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
@@ -89,3 +104,16 @@ class Context:
 
 
 Info = strawberry.Info[Context, None]
+
+
+async def signed_in(resources: Resources, token: str | None) -> Context:
+    """A fresh context for one operation, signed in as the token's user if it is valid now.
+
+    An unknown, revoked or expired token gives a context without an actor (and
+    without the token).
+    """
+    actor = None
+    if token is not None:
+        async with resources.db.session() as session:
+            actor = await accounts.authenticate(session, token)
+    return Context(resources=resources, actor=actor, token=token if actor else None)

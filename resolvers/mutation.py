@@ -3,6 +3,7 @@
 import strawberry
 
 from resolvers import accounts, generation, invitations, storyboard
+from schema.operations import PUBLIC
 
 
 @strawberry.type(description="Everything you can change.")
@@ -11,12 +12,14 @@ class Mutation:
         resolver=accounts.sign_up,
         description="Create an account and its personal team; returns a bearer token. "
         "Limited per address (RATE_LIMITED, whose message says when to try again).",
+        metadata=PUBLIC,
     )
     log_in = strawberry.mutation(
         resolver=accounts.log_in,
         description="Exchange an email and password for a bearer token. After repeated "
         "failures for an account or from an address each attempt must wait longer: "
         "RATE_LIMITED, whose message says in how many seconds to try again.",
+        metadata=PUBLIC,
     )
     log_out = strawberry.mutation(
         resolver=accounts.log_out, description="Revoke the bearer token this request was made with."

@@ -13,7 +13,7 @@ import strawberry
 from graphql import GraphQLError
 
 from resolvers import nodes
-from resolvers.context import Info
+from resolvers.context import Info, NotAuthenticated
 from schema.events import (
     AnimationStatusEvent,
     IterationStatusEvent,
@@ -59,7 +59,9 @@ async def _feed(
             return False
         async with context.db.session() as session:
             current = await accounts.authenticate(session, token)
-        if current is None or not current.can_read(team_id):
+        if current is None:  # signed out or expired: the whole connection must go (4403)
+            raise NotAuthenticated
+        if not current.can_read(team_id):
             return False
         context.actor = current
         return True

@@ -37,21 +37,18 @@ PayloadT = TypeVar("PayloadT", bound=Payload)
 
 
 def returns_user_errors(
-    payload: Callable[..., PayloadT], *, public: bool = False
+    payload: Callable[..., PayloadT],
 ) -> Callable[[Callable[P, Awaitable[PayloadT]]], Callable[P, Awaitable[PayloadT]]]:
     """Turn the domain errors a mutation raises into its payload's `userErrors`.
 
-    Unless `public`, the operation needs a signed-in actor, checked before the
-    input is even looked at, so a caller without a token learns nothing else.
+    Whether a mutation needs a signed-in actor is decided before execution starts,
+    from its field's metadata (`schema.operations.PUBLIC`), so a caller without a
+    token costs nothing and learns nothing else; `write` checks it again.
     """
 
     def decorate(resolver: Callable[P, Awaitable[PayloadT]]) -> Callable[P, Awaitable[PayloadT]]:
         @wraps(resolver)
         async def run(*args: P.args, **kwargs: P.kwargs) -> PayloadT:
-            if not public:
-                info = kwargs["info"]
-                assert isinstance(info, strawberry.Info)
-                info.context.require_actor()
             try:
                 return await resolver(*args, **kwargs)
             except StudioError as error:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -15,6 +17,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from resolvers.mutation import Mutation
 from resolvers.query import Query
@@ -22,6 +25,7 @@ from resolvers.subscription import Subscription
 from schema import execution as _execution  # noqa: F401  (corrects a graphql-core leak)
 from schema.accounts import Invitation, Team, User
 from schema.limits import OperationLimits
+from schema.operations import SignInFirst, StudioExecutionContext, as_client_error
 from schema.scalars import OVERRIDES as SCALAR_OVERRIDES
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
 
@@ -39,10 +43,38 @@ def _is_unexpected(error: GraphQLError) -> bool:
 
 
 class StudioSchema(strawberry.Schema):
+    def _create_execution_context(
+        self,
+        query: str | None,
+        allowed_operation_types: Iterable[OperationType],
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionContext:
+        """Strawberry's, but choosing the operation as graphql-core does (see schema.operations)."""
+        return StudioExecutionContext(
+            query=query,
+            schema=self,
+            allowed_operations=allowed_operation_types,
+            context=context_value,
+            root_value=root_value,
+            variables=variable_values,
+            provided_operation_name=operation_name,
+            operation_extensions=operation_extensions,
+        )
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Log our faults in full; errors raised on purpose are the client's, so only at DEBUG."""
+        """Log our faults in full; errors raised on purpose are the client's, so only at DEBUG.
+
+        A document that does not say which operation to run is the client's error too:
+        it is rewritten in place (as Strawberry edits errors here) to a BAD_REQUEST,
+        before error masking would hide it.
+        """
+        errors[:] = [as_client_error(error) for error in errors]
         for error in errors:
             if _is_unexpected(error):
                 logger.error("unexpected error in %s", error.path, exc_info=error.original_error)
@@ -66,6 +98,7 @@ def build_schema() -> strawberry.Schema:
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            SignInFirst,
             # List lengths, rates over WebSockets, open subscriptions (the settings'
             # values come with the context's resources).
             OperationLimits,

@@ -96,7 +96,7 @@ class OperationLimits(SchemaExtension):
         limits = context.resources.limits
         assert limits is not None
         most = limits.settings.subscriptions_per_connection
-        if context.open_subscriptions >= most:
+        if context.connection.open_subscriptions >= most:
             raise RateLimited(
                 f"This connection has {most} subscriptions open, the most allowed; "
                 "complete one before starting another.",
@@ -105,13 +105,13 @@ class OperationLimits(SchemaExtension):
         slots = contextlib.AsyncExitStack()
         if context.actor is not None:
             await slots.enter_async_context(limits.subscription(f"user:{context.actor.user_id}"))
-        context.open_subscriptions += 1
+        context.connection.open_subscriptions += 1
         slots.callback(_closed, context)
         self._slots = slots
 
 
 def _closed(context: Context) -> None:
-    context.open_subscriptions -= 1
+    context.connection.open_subscriptions -= 1
 
 
 def _client(context: Context) -> str:

@@ -1,0 +1,300 @@
+"""GraphQL over WebSocket: Strawberry's two protocol handlers, with our rules.
+
+Both subprotocols (graphql-transport-ws, and the older graphql-ws of
+subscriptions-transport-ws) keep to three rules Strawberry's handlers alone do not:
+
+- Every message is checked against its protocol before it is acted on. A
+  malformed one (not JSON, not text, not an object, a missing or mistyped field,
+  an unknown type) closes the socket with 4400 and a short reason; other
+  subscriptions on it end with that close, never with a dropped connection.
+  graphql-ws, which defines no close codes, first sends `connection_error`.
+  (graphql-transport-ws: https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md)
+- Every operation runs with a context of its own, signed in again with the
+  connection's token when it starts (`resolvers.context.signed_in`): fresh
+  DataLoaders, and the user's teams and roles as they are now. If the token no
+  longer signs anyone in (logged out, expired), the socket closes with 4403.
+- A result that says UNAUTHENTICATED means the token stopped working while the
+  operation ran (an open subscription learns it from the access notices of
+  `services.events.follow`): the socket closes with 4403 instead of sending it.
+
+Queries and mutations run exactly as over HTTP: same schema, same extensions,
+same context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+from typing import Annotated, Any, Literal, cast
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from strawberry.http.exceptions import (
+    NonJsonMessageReceived,
+    NonTextMessageReceived,
+    WebSocketDisconnected,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+    _OperationStreamClosed,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    CompleteMessage,
+    Message,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    CompleteMessage as LegacyCompleteMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ErrorMessage,
+    OperationMessage,
+)
+from strawberry.types.execution import ExecutionResult, PreExecutionError
+from strawberry.utils.aio import aclosing
+
+from resolvers.context import Context, signed_in
+
+BAD_MESSAGE = 4400
+FORBIDDEN = 4403
+_SIGNED_OUT = "Forbidden: the token was revoked or has expired"
+
+# -- message shapes -----------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    # Strict: "1" is not an int, 1 is not a string; unknown keys are tolerated.
+    model_config = ConfigDict(strict=True, frozen=True)
+
+
+Record = dict[str, object]
+
+
+class OperationPayload(_Strict):
+    """What a `subscribe` (graphql-transport-ws) or `start` (graphql-ws) carries."""
+
+    query: str
+    variables: Record | None = None
+    operation_name: str | None = Field(default=None, alias="operationName")
+    extensions: Record | None = None
+
+
+class _ConnectionInit(_Strict):
+    type: Literal["connection_init"]
+    payload: Record | None = None
+
+
+class _Ping(_Strict):
+    type: Literal["ping", "pong"]
+    payload: Record | None = None
+
+
+class _Subscribe(_Strict):
+    type: Literal["subscribe"]
+    id: str
+    payload: OperationPayload
+
+
+class _Complete(_Strict):
+    type: Literal["complete"]
+    id: str
+
+
+class _Start(_Strict):
+    type: Literal["start"]
+    id: str
+    payload: OperationPayload
+
+
+class _Stop(_Strict):
+    type: Literal["stop"]
+    id: str
+
+
+class _Terminate(_Strict):
+    type: Literal["connection_terminate"]
+
+
+_TRANSPORT_WS: TypeAdapter[Any] = TypeAdapter(
+    Annotated[_ConnectionInit | _Ping | _Subscribe | _Complete, Field(discriminator="type")]
+)
+_GRAPHQL_WS: TypeAdapter[Any] = TypeAdapter(
+    Annotated[_ConnectionInit | _Start | _Stop | _Terminate, Field(discriminator="type")]
+)
+
+
+def malformed(adapter: TypeAdapter[Any], message: object) -> str | None:
+    """Why `message` is not a message of the protocol (a close reason), or None if it is."""
+    try:
+        adapter.validate_python(message)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"][1:]) or "message"
+        # A close reason has at most 123 bytes (RFC 6455 §5.5).
+        return f"Invalid message: {where}: {first['msg']}"[:120]
+    return None
+
+
+# -- the context of each operation ---------------------------------------------------------
+
+
+async def operation_context(connection: Context) -> Context | None:
+    """A context for one operation on this connection, or None if its token is no longer good."""
+    context = await signed_in(connection.resources, connection.token)
+    if context.actor is None:
+        return None
+    context.connection_params = connection.connection_params
+    context.address = connection.address
+    context.connection = connection.connection  # per-connection counts (api.limits, schema.limits)
+    return context
+
+
+def signed_out(result: ExecutionResult) -> bool:
+    """Whether the result says the connection's token stopped working while it ran."""
+    return any(
+        (error.extensions or {}).get("code") == "UNAUTHENTICATED" for error in result.errors or ()
+    )
+
+
+# -- graphql-transport-ws ------------------------------------------------------------------
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws with checked messages and a context per operation."""
+
+    async def handle_message(self, message: Message) -> None:
+        reason = malformed(_TRANSPORT_WS, message)
+        if reason is not None:
+            await self.handle_invalid_message(reason)
+            return
+        await super().handle_message(message)
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        """Strawberry's, with a context of the operation's own (see the module)."""
+        try:
+            context = await operation_context(self.context)
+            if context is None:
+                await self._close_signed_out(operation)
+            result_source = await self.schema.stream(
+                operation.query,
+                variable_values=operation.variables,
+                context_value=context,
+                root_value=self.root_value,
+                operation_name=operation.operation_name,
+            )
+            async with aclosing(result_source):
+                await self._send_result_stream(operation, result_source)
+            await operation.send_operation_message(
+                CompleteMessage(id=operation.id, type="complete")
+            )
+        except _OperationStreamClosed:
+            return
+        except Exception as error:
+            await self.handle_task_exception(error)
+            with suppress(Exception):
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+            self.operations.pop(operation.id, None)
+            raise
+
+    async def _send_result_stream(
+        self, operation: Operation[Context, None], result_source: Any
+    ) -> None:
+        is_first_result = True
+        async for result in result_source:
+            if is_first_result and isinstance(result, PreExecutionError):
+                await self._handle_pre_execution_error(operation, result)
+                return
+            if not isinstance(result, ExecutionResult):
+                await self._reject_incremental_delivery(operation)
+                return
+            if signed_out(result):
+                await self._close_signed_out(operation)
+            await operation.send_next(result)
+            is_first_result = False
+
+    async def _close_signed_out(self, operation: Operation[Context, None]) -> None:
+        await self.websocket.close(code=FORBIDDEN, reason=_SIGNED_OUT)
+        self.operations.pop(operation.id, None)
+        raise _OperationStreamClosed
+
+
+# -- graphql-ws (subscriptions-transport-ws) -----------------------------------------------
+
+
+class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """The older graphql-ws protocol with checked messages and a context per operation."""
+
+    async def handle(self) -> None:
+        """Strawberry's, but a frame that is not JSON is malformed, not ignored."""
+        try:
+            try:
+                async for message in self.websocket.iter_json():
+                    await self.handle_message(cast(OperationMessage, message))
+            except NonTextMessageReceived:
+                await self._refuse("Invalid message: WebSocket messages must be text")
+            except NonJsonMessageReceived:
+                await self._refuse("Invalid message: WebSocket messages must be JSON")
+        except WebSocketDisconnected:
+            pass
+        finally:
+            if self.keep_alive_task:
+                self.keep_alive_task.cancel()
+                with suppress(BaseException):
+                    await self.keep_alive_task
+            await self.cleanup()
+
+    async def handle_message(self, message: OperationMessage) -> None:
+        reason = malformed(_GRAPHQL_WS, message)
+        if reason is not None:
+            await self._refuse(reason)
+            return
+        await super().handle_message(message)
+
+    async def _refuse(self, reason: str) -> None:
+        with suppress(WebSocketDisconnected):
+            await self.send_message({"type": "connection_error", "payload": {"message": reason}})
+        await self.websocket.close(code=BAD_MESSAGE, reason=reason)
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        """Strawberry's, with a context of the operation's own (see the module)."""
+        try:
+            context = await operation_context(self.context)
+            if context is None:
+                await self.websocket.close(code=FORBIDDEN, reason=_SIGNED_OUT)
+                return
+            result_source = await self.schema.subscribe(
+                query=query,
+                variable_values=variables,
+                operation_name=operation_name,
+                context_value=context,
+                root_value=self.root_value,
+            )
+            self.subscriptions[operation_id] = result_source
+            is_first_result = True
+            async for result in result_source:
+                if is_first_result and isinstance(result, PreExecutionError):
+                    assert result.errors
+                    await self.send_message(
+                        ErrorMessage(
+                            type="error", id=operation_id, payload=result.errors[0].formatted
+                        )
+                    )
+                    return
+                if signed_out(result):
+                    await self.websocket.close(code=FORBIDDEN, reason=_SIGNED_OUT)
+                    return
+                await self.send_data_message(result, operation_id)
+                is_first_result = False
+            await self.send_message(LegacyCompleteMessage(type="complete", id=operation_id))
+        except asyncio.CancelledError:
+            with suppress(WebSocketDisconnected):
+                await self.send_message(LegacyCompleteMessage(type="complete", id=operation_id))
+        finally:
+            self.subscriptions.pop(operation_id, None)
+            self.tasks.pop(operation_id, None)

@@ -1,0 +1,503 @@
+"""Malformed requests and messages of every shape are the client's error, never a crash.
+
+Real `studio serve` processes. Over graphql-transport-ws, every message that is
+not one of the protocol's (generated here: each field of each message type
+replaced by each wrong type, or left out; frames that are not JSON objects)
+closes the socket with 4400 and nothing else, while another subscription is
+open on it; graphql-ws answers `connection_error` and closes with 4400. Over
+HTTP, every body that is not a GraphQL request object is a 400 with a JSON
+error. A document that does not say which of its operations to run runs none,
+on every transport. An operation that needs a token is refused before its
+input is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from tests.realtime_harness import PROJECT_EVENTS, WAIT, Api
+from tests.servers import StudioServer
+from tests.test_subscriptions import studio_server
+from tests.test_ws_auth import GRAPHQL_WS, TRANSPORT_WS, Client, codes
+
+pytestmark = pytest.mark.e2e
+
+MASKED = "Something went wrong"
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
+    cwd = tmp_path_factory.mktemp("edges")
+    server = studio_server(cwd, "edges", DATABASE_URL=f"sqlite+aiosqlite:///{cwd / 'studio.db'}")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+async def owner(studio: StudioServer) -> AsyncIterator[Api]:
+    api = Api(studio.base_url)
+    await api.sign_up("Edge")
+    yield api
+    await api.aclose()
+
+
+@pytest.fixture(scope="module")
+async def project_id(owner: Api) -> str:
+    return await owner.create_project("Edges")
+
+
+# -- generated malformed messages ----------------------------------------------------------------
+
+# What each field may hold, per the protocols: a Python type, or None for "may be null".
+Spec = dict[tuple[str, ...], tuple[Any, ...]]
+WRONG: list[Any] = [None, 0, 1.5, True, "x", [], ["x"], {}, {"a": 1}]
+
+
+def _set(message: dict[str, Any], path: tuple[str, ...], value: Any, *, drop: bool = False) -> None:
+    *parents, last = path
+    for key in parents:
+        message = message[key]
+    if drop:
+        del message[last]
+    else:
+        message[last] = value
+
+
+def _allowed(value: Any, types: tuple[Any, ...]) -> bool:
+    if value is None:
+        return None in types
+    return any(t is not None and isinstance(value, t) for t in types)
+
+
+def malformed_variants(
+    valid: dict[str, dict[str, Any]], spec: dict[str, Spec], required: dict[str, set[str]]
+) -> Iterator[tuple[str, Any]]:
+    """Each valid message with one field given a wrong type, or dropped if required."""
+    for kind, message in valid.items():
+        for path, types in spec[kind].items():
+            for value in WRONG:
+                # No value of WRONG is a message type's name.
+                if path == ("type",) or not _allowed(value, types):
+                    bad = copy.deepcopy(message)
+                    _set(bad, path, value)
+                    yield f"{kind}.{'.'.join(path)}={json.dumps(value)}", bad
+            if ".".join(path) in required[kind]:
+                bad = copy.deepcopy(message)
+                _set(bad, path, None, drop=True)
+                yield f"{kind}.{'.'.join(path)}-missing", bad
+    for value in [None, 0, "x", [], [{}], True]:
+        yield f"not-an-object={json.dumps(value)}", value
+
+
+OPERATION: dict[str, Any] = {
+    "query": "{ __typename }",
+    "variables": {},
+    "operationName": None,
+    "extensions": {},
+}
+OPERATION_SPEC: Spec = {
+    ("type",): (str,),
+    ("id",): (str,),
+    ("payload",): (dict,),
+    ("payload", "query"): (str,),
+    ("payload", "variables"): (dict, None),
+    ("payload", "operationName"): (str, None),
+    ("payload", "extensions"): (dict, None),
+}
+TRANSPORT_WS_MESSAGES: dict[str, dict[str, Any]] = {
+    "subscribe": {"type": "subscribe", "id": "x", "payload": OPERATION},
+    "complete": {"type": "complete", "id": "x"},
+    "ping": {"type": "ping", "payload": {}},
+    "pong": {"type": "pong", "payload": {}},
+}
+TRANSPORT_WS_CASES = list(
+    malformed_variants(
+        TRANSPORT_WS_MESSAGES,
+        {
+            "subscribe": OPERATION_SPEC,
+            "complete": {("type",): (str,), ("id",): (str,)},
+            "ping": {("type",): (str,), ("payload",): (dict, None)},
+            "pong": {("type",): (str,), ("payload",): (dict, None)},
+        },
+        {
+            "subscribe": {"type", "id", "payload", "payload.query"},
+            "complete": {"type", "id"},
+            "ping": {"type"},
+            "pong": {"type"},
+        },
+    )
+)
+GRAPHQL_WS_CASES = list(
+    malformed_variants(
+        {
+            "start": {"type": "start", "id": "x", "payload": OPERATION},
+            "stop": {"type": "stop", "id": "x"},
+        },
+        {"start": OPERATION_SPEC, "stop": {("type",): (str,), ("id",): (str,)}},
+        {"start": {"type", "id", "payload", "payload.query"}, "stop": {"type", "id"}},
+    )
+)
+RAW_FRAMES: list[tuple[str, str | bytes]] = [
+    ("binary", b'{"type": "ping"}'),
+    ("not-json", "{"),
+    ("empty", ""),
+    ("nan", '{"type": "ping", "payload": {"a": NaN}}'),
+    ("deeply-nested", "[" * 100_000 + "]" * 100_000),
+]
+
+
+async def open_socket(
+    server: StudioServer, owner: Api, project_id: str, protocol: str
+) -> tuple[ClientConnection, Client]:
+    """A signed-in socket with a live projectEvents subscription (its snapshot received)."""
+    client = await Client.open(server, owner.token, protocol)
+    feed = await client.start(PROJECT_EVENTS, {"projectId": project_id})
+    assert (await client.result(feed))["data"]["projectEvents"]["kind"] == "SNAPSHOT"
+    return client.connection, client
+
+
+async def everything_until_closed(connection: ClientConnection) -> tuple[list[Any], int | None]:
+    """Every message the server sends (keep-alives aside) until it closes; its close code."""
+    received: list[Any] = []
+    try:
+        async with asyncio.timeout(WAIT):
+            while True:
+                raw = await connection.recv()
+                message = json.loads(raw)
+                if message.get("type") != "ka":
+                    received.append(message)
+    except ConnectionClosed as closed:
+        return received, closed.rcvd.code if closed.rcvd is not None else None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@pytest.mark.parametrize(
+    ("label", "message"), TRANSPORT_WS_CASES, ids=[label for label, _ in TRANSPORT_WS_CASES]
+)
+async def test_graphql_transport_ws_closes_on_a_malformed_message(
+    studio: StudioServer, owner: Api, project_id: str, label: str, message: Any
+) -> None:
+    connection, _ = await open_socket(studio, owner, project_id, TRANSPORT_WS)
+    await connection.send(json.dumps(message))
+    assert await everything_until_closed(connection) == ([], 4400)
+
+
+@pytest.mark.parametrize(("label", "frame"), RAW_FRAMES, ids=[label for label, _ in RAW_FRAMES])
+async def test_graphql_transport_ws_closes_on_a_frame_that_is_not_a_json_object(
+    studio: StudioServer, owner: Api, project_id: str, label: str, frame: str | bytes
+) -> None:
+    connection, _ = await open_socket(studio, owner, project_id, TRANSPORT_WS)
+    await connection.send(frame)
+    assert await everything_until_closed(connection) == ([], 4400)
+
+
+@pytest.mark.parametrize(
+    ("label", "message"), GRAPHQL_WS_CASES, ids=[label for label, _ in GRAPHQL_WS_CASES]
+)
+async def test_graphql_ws_refuses_a_malformed_message(
+    studio: StudioServer, owner: Api, project_id: str, label: str, message: Any
+) -> None:
+    connection, _ = await open_socket(studio, owner, project_id, GRAPHQL_WS)
+    await connection.send(json.dumps(message))
+    received, code = await everything_until_closed(connection)
+    assert code == 4400
+    assert [m["type"] for m in received] == ["connection_error"], received
+
+
+@pytest.mark.parametrize(("label", "frame"), RAW_FRAMES, ids=[label for label, _ in RAW_FRAMES])
+async def test_graphql_ws_refuses_a_frame_that_is_not_a_json_object(
+    studio: StudioServer, owner: Api, project_id: str, label: str, frame: str | bytes
+) -> None:
+    connection, _ = await open_socket(studio, owner, project_id, GRAPHQL_WS)
+    await connection.send(frame)
+    received, code = await everything_until_closed(connection)
+    assert code == 4400
+    assert [m["type"] for m in received] == ["connection_error"], received
+
+
+async def test_a_malformed_message_costs_no_other_connection(
+    studio: StudioServer, owner: Api, project_id: str
+) -> None:
+    _, bystander = await open_socket(studio, owner, project_id, TRANSPORT_WS)
+    connection, _ = await open_socket(studio, owner, project_id, TRANSPORT_WS)
+    await connection.send(json.dumps({"type": "subscribe", "id": "1", "payload": "x"}))
+    assert await everything_until_closed(connection) == ([], 4400)
+    assert (await bystander.ask("{ viewer { name } }"))["data"] == {"viewer": {"name": "Edge"}}
+    await bystander.close()
+
+
+# -- HTTP bodies ---------------------------------------------------------------------------------
+
+
+def _http_cases() -> Iterator[tuple[str, dict[str, Any]]]:
+    json_type = {"Content-Type": "application/json"}
+    bodies: list[Any] = [None, [], [{}], [{"query": "{ __typename }"}], 1, 1.5, "x", True]
+    for value in bodies:
+        yield f"body={json.dumps(value)}", {"content": json.dumps(value), "headers": json_type}
+    for label, raw in [
+        ("broken", b"{"),
+        ("empty", b""),
+        ("not-utf8", b"\xff\xfe\xfd"),
+        ("nan", b'{"query": "{ __typename }", "variables": {"a": NaN}}'),
+        ("infinity", b'{"query": "{ __typename }", "extensions": {"a": -Infinity}}'),
+        ("deeply-nested", b"[" * 100_000 + b"]" * 100_000),
+        (
+            "deeply-nested-variables",
+            b'{"query": "{ __typename }", "variables": ' + b'{"a":' * 50_000 + b"1" + b"}" * 50_001,
+        ),
+    ]:
+        yield f"raw={label}", {"content": raw, "headers": json_type}
+    fields: dict[str, tuple[Any, ...]] = {
+        "query": (str, None),
+        "variables": (dict, None),
+        "operationName": (str, None),
+        "extensions": (dict, None),
+    }
+    for field, types in fields.items():
+        for value in WRONG:
+            if not _allowed(value, types):
+                body = {"query": "{ __typename }", field: value}
+                yield f"{field}={json.dumps(value)}", {"json": body}
+    yield "query-missing", {"json": {"variables": {}}}
+    yield "query-null", {"json": {"query": None}}
+    valid = json.dumps({"query": "{ __typename }"})
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "",
+    ]:
+        yield (
+            f"content-type={content_type or 'none'}",
+            {
+                "content": valid,
+                "headers": {"Content-Type": content_type},
+            },
+        )
+
+
+HTTP_CASES = list(_http_cases())
+
+
+def assert_json_refusal(response: httpx.Response) -> None:
+    assert response.status_code == 400, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert isinstance(body["errors"][0]["message"], str)
+    assert body["errors"][0]["message"]
+    assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST", body
+
+
+@pytest.mark.parametrize(("label", "request_args"), HTTP_CASES, ids=[c[0] for c in HTTP_CASES])
+async def test_a_body_that_is_not_a_graphql_request_is_a_json_400(
+    studio: StudioServer, owner: Api, project_id: str, label: str, request_args: dict[str, Any]
+) -> None:
+    response = await owner.http.post("/graphql", **request_args)
+    assert_json_refusal(response)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"query": "{ __typename }", "variables": "1"},
+        {"query": "{ __typename }", "variables": "[]"},
+        {"query": "{ __typename }", "variables": "{"},
+        {"query": "{ __typename }", "variables": '{"a": NaN}'},
+        {"query": "{ __typename }", "extensions": '"x"'},
+        {"variables": "{}"},
+    ],
+    ids=[
+        "variables-number",
+        "variables-list",
+        "variables-broken",
+        "variables-nan",
+        "extensions-string",
+        "no-query",
+    ],
+)
+async def test_get_parameters_that_are_not_a_graphql_request_are_a_json_400(
+    studio: StudioServer, owner: Api, params: dict[str, str]
+) -> None:
+    response = await owner.http.get(
+        "/graphql", params=params, headers={"Accept": "application/json"}
+    )
+    assert_json_refusal(response)
+
+
+# -- which operation runs ------------------------------------------------------------------------
+
+TWO_OPERATIONS = """
+mutation Make { createProject(input: {title: "Sneaky"}) { project { id } } }
+query Look { viewer { id } }
+"""
+TWO_SUBSCRIPTIONS = """
+subscription A($projectId: ID!) { projectEvents(projectId: $projectId) { kind } }
+subscription B($projectId: ID!) { projectEvents(projectId: $projectId) { sequence } }
+"""
+
+
+async def project_count(api: Api) -> int:
+    count: int = (await api.data("{ projects { totalCount } }"))["projects"]["totalCount"]
+    return count
+
+
+@pytest.mark.parametrize("operation_name", [None, "Nope"], ids=["no-name", "unknown-name"])
+async def test_a_document_that_does_not_say_which_operation_runs_nothing_over_http(
+    studio: StudioServer, owner: Api, operation_name: str | None
+) -> None:
+    before = await project_count(owner)
+    auth = {"Authorization": f"Bearer {owner.token}"}
+    posted = await owner.http.post(
+        "/graphql",
+        json={"query": TWO_OPERATIONS, "operationName": operation_name},
+        headers=auth,
+    )
+    assert_json_refusal(posted)
+    assert MASKED not in posted.text
+    params = {"query": "query A { viewer { id } } query B { viewer { name } }"}
+    if operation_name is not None:
+        params["operationName"] = operation_name
+    got = await owner.http.get("/graphql", params=params, headers=auth)
+    assert_json_refusal(got)
+    # Over server-sent events: a BAD_REQUEST in the stream, not a masked fault.
+    streamed = await owner.http.post(
+        "/graphql",
+        json={"query": TWO_OPERATIONS, "operationName": operation_name},
+        headers={**auth, "Accept": "text/event-stream"},
+    )
+    assert "BAD_REQUEST" in streamed.text, streamed.text
+    assert MASKED not in streamed.text
+    assert await project_count(owner) == before
+
+
+@pytest.mark.parametrize("operation_name", [None, "Nope"], ids=["no-name", "unknown-name"])
+async def test_a_document_that_does_not_say_which_operation_runs_nothing_over_websockets(
+    studio: StudioServer, owner: Api, project_id: str, operation_name: str | None
+) -> None:
+    before = await project_count(owner)
+    client = await Client.open(studio, owner.token, TRANSPORT_WS)
+    try:
+        operation_id = "ambiguous"
+        await client.send(
+            {
+                "type": "subscribe",
+                "id": operation_id,
+                "payload": {"query": TWO_OPERATIONS, "operationName": operation_name},
+            }
+        )
+        message = await client.message(operation_id)
+        assert message["type"] == "error", message
+        assert codes(client.as_result(message)) == ["BAD_REQUEST"]
+        # The connection carries on.
+        assert (await client.ask("{ viewer { name } }"))["data"] == {"viewer": {"name": "Edge"}}
+    finally:
+        await client.close()
+
+    legacy = await Client.open(studio, owner.token, GRAPHQL_WS)
+    try:
+        await legacy.send(
+            {
+                "type": "start",
+                "id": "ambiguous",
+                "payload": {
+                    "query": TWO_SUBSCRIPTIONS,
+                    "variables": {"projectId": project_id},
+                    "operationName": operation_name,
+                },
+            }
+        )
+        refused = await legacy.result("ambiguous")
+        assert codes(refused) == ["BAD_REQUEST"], refused
+    finally:
+        await legacy.close()
+    assert await project_count(owner) == before
+
+
+# -- anonymous operations ------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (proc(5): fields 14 and 15, in ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+CREATE_SCENE = (
+    "mutation($input: CreateSceneInput!) { createScene(input: $input) "
+    "{ scene { id } userErrors { code } } }"
+)
+
+
+async def test_an_anonymous_operation_is_refused_before_its_input_is_read(
+    studio: StudioServer, project_id: str
+) -> None:
+    shots = [{"description": f"s{n}"} for n in range(60_000)]
+    body = json.dumps(
+        {
+            "query": CREATE_SCENE,
+            "variables": {"input": {"projectId": project_id, "title": "Flood", "shots": shots}},
+        }
+    ).encode()
+    assert len(body) > 1_300_000
+    async with httpx.AsyncClient(base_url=studio.base_url, trust_env=False, timeout=60) as http:
+        # Warm up (the first request of a process pays for imports and caches).
+        await http.post("/graphql", json={"query": CREATE_SCENE, "variables": {"input": {}}})
+        spent = []
+        for _ in range(3):
+            before = cpu_seconds(studio.process.pid)
+            response = await http.post(
+                "/graphql", content=body, headers={"Content-Type": "application/json"}
+            )
+            spent.append(cpu_seconds(studio.process.pid) - before)
+            assert response.status_code == 200, response.text
+            assert codes(response.json()) == ["UNAUTHENTICATED"], response.text[:500]
+            assert response.json()["data"] is None
+    # Decoding 1.3 MB of JSON is all it may cost; coercing 60,000 inputs took 1.4 s.
+    assert min(spent) < 0.25, spent
+
+
+async def test_a_public_field_does_not_carry_the_rest_of_an_anonymous_document(
+    studio: StudioServer, owner: Api
+) -> None:
+    before = await project_count(owner)
+    async with httpx.AsyncClient(base_url=studio.base_url, trust_env=False) as http:
+        response = await http.post(
+            "/graphql",
+            json={
+                "query": "mutation($email: String!) { "
+                'logIn(input: {email: $email, password: "correct horse battery"}) { token } '
+                'createProject(input: {title: "Smuggled"}) { project { id } } }',
+                "variables": {"email": owner.email},
+            },
+        )
+        assert codes(response.json()) == ["UNAUTHENTICATED"], response.text
+        # Public fields alone answer without a token, fragments and all.
+        alone = await http.post(
+            "/graphql",
+            json={
+                "query": "query { ...Meta } fragment Meta on Query { __typename __schema { queryType { name } } }"
+            },
+        )
+        assert alone.json() == {
+            "data": {"__typename": "Query", "__schema": {"queryType": {"name": "Query"}}}
+        }
+        hidden = await http.post(
+            "/graphql", json={"query": "query { ...Mine } fragment Mine on Query { viewer { id } }"}
+        )
+        assert codes(hidden.json()) == ["UNAUTHENTICATED"], hidden.text
+    assert await project_count(owner) == before

@@ -139,6 +139,13 @@ class Api:
         self.user_id = payload["user"]["id"]
         return self
 
+    async def join(self, inviter: Api, team_id: str, role: str = "EDITOR") -> None:
+        """Join `team_id` at `role`: `inviter` (a manager) invites, this user accepts."""
+        invited = await inviter.mutate(
+            "inviteTeamMember", {"teamId": team_id, "role": role}, "code"
+        )
+        await self.mutate("acceptInvitation", {"code": invited["code"]}, "team { id }")
+
     async def create_project(self, title: str = "Harbour", team_id: str | None = None) -> str:
         project_input: dict[str, Any] = {"title": title}
         if team_id is not None:

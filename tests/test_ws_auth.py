@@ -166,11 +166,7 @@ async def shared_project(owner: Api, member: Api) -> tuple[str, str, str]:
     """A team of owner with member as EDITOR; its project and a scene: (team, project, scene)."""
     team = await owner.mutate("createTeam", {"name": "Crew"}, "team { id }")
     team_id: str = team["team"]["id"]
-    await owner.mutate(
-        "addTeamMember",
-        {"teamId": team_id, "email": member.email, "role": "EDITOR"},
-        "team { id }",
-    )
+    await member.join(owner, team_id, "EDITOR")
     project_id = await owner.create_project("Shared", team_id=team_id)
     scene = await owner.create_scene(project_id, "Opening", [{"description": "Wide"}])
     return team_id, project_id, scene["id"]

@@ -35,6 +35,7 @@ from services import events, maintenance
 from services.bus import EventBus
 from services.database import Database
 from services.generation import EngineSettings, GenerationEngine
+from services.outbound import FetchLimits, parse_allowed_hosts
 from services.replicate_api import ReplicateGateway
 from services.storage import LocalStorage, MediaLinks
 
@@ -87,6 +88,19 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
     secret_key = settings.resolved_secret_key()
     database_url = settings.resolved_database_url()
     public_url = settings.resolved_public_url(host, port)
+    output_hosts = tuple(h for h in settings.outbound_allowed_hosts.split(",") if h.strip())
+    try:
+        parse_allowed_hosts(output_hosts)
+    except ValueError as error:
+        raise SettingsError(f"OUTBOUND_ALLOWED_HOSTS: {error}") from error
+    fetch_limits = FetchLimits(
+        max_image_bytes=settings.outbound_max_image_bytes,
+        max_video_bytes=settings.outbound_max_video_bytes,
+        connect_timeout=settings.outbound_connect_timeout_seconds,
+        read_timeout=settings.outbound_read_timeout_seconds,
+        total_timeout=settings.outbound_total_timeout_seconds,
+        max_redirects=settings.outbound_max_redirects,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -114,6 +128,13 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
                     webhook_url=settings.webhook_url(),
                     webhook_secret=settings.replicate_webhook_secret,
                     poll_interval=settings.generation_poll_seconds,
+                    # The provider's (or the built-in emulator's) own host is always
+                    # allowed for its outputs; these are more such hosts.
+                    output_hosts=output_hosts,
+                    fetch_limits=fetch_limits,
+                    copy_max_tries=settings.copy_max_tries,
+                    copy_retry_seconds=settings.copy_retry_seconds,
+                    copy_concurrency=settings.copy_concurrency,
                 ),
             )
             housekeeping = asyncio.create_task(

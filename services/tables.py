@@ -211,6 +211,12 @@ class ShotImageRow(SQLModel, table=True):
     dispatch_claimed_at: datetime | None = None
     provider_output: list[str] | None = Field(default=None, sa_type=JsonType)
     checked_at: datetime | None = None
+    # Recorded by addShotImages: made elsewhere, never generated here; its
+    # `image_url` is the client's, copied into storage in the background.
+    imported: bool = False
+    # Failed tries to copy the output (or the imported URL) into storage; the
+    # last one's time is `checked_at`.
+    copy_attempts: int = 0
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
@@ -240,6 +246,7 @@ class StoryboardSelectionRow(SQLModel, table=True):
     dispatch_claimed_at: datetime | None = None
     provider_output: list[str] | None = Field(default=None, sa_type=JsonType)
     checked_at: datetime | None = None
+    copy_attempts: int = 0  # as on ShotImageRow
     created_at: datetime = _created()
     updated_at: datetime = _created()
 

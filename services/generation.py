@@ -474,6 +474,7 @@ class GenerationEngine:
         self.output_fetcher = output_fetcher
         self.import_fetcher = import_fetcher
         self._copying = asyncio.Semaphore(max(1, settings.copy_concurrency))
+        self._copies_running: set[tuple[str, int]] = set()
 
     # -- lifecycle
 
@@ -797,12 +798,19 @@ class GenerationEngine:
         await asyncio.gather(*(self._copy_guarded(table, row_id) for table, row_id in found))
 
     async def _copy_guarded(self, table: type[Row], row_id: int) -> None:
-        async with self._copying:
-            try:
+        # A webhook's copy and a sweep's may pick the same row: one download is enough.
+        running = (table.__tablename__, row_id)
+        if running in self._copies_running:
+            return
+        self._copies_running.add(running)
+        try:
+            async with self._copying:
                 await self._copy(table, row_id)
-            except Exception:
-                # One row's fault (storage full, a bug) must not stop the others' copies.
-                logger.exception("copying %s %d failed", table.__tablename__, row_id)
+        except Exception:
+            # One row's fault (storage full, a bug) must not stop the others' copies.
+            logger.exception("copying %s %d failed", table.__tablename__, row_id)
+        finally:
+            self._copies_running.discard(running)
 
     async def _copy(self, table: type[Row], row_id: int) -> None:
         async with self.db.session() as session:

@@ -256,6 +256,7 @@ def _queue_animation(
     selection.prediction_id = None
     selection.provider_output = None
     selection.dispatch_claimed_at = None
+    selection.copy_attempts = 0
     _set_status(selection, GenerationStatus.PENDING)
 
 
@@ -396,6 +397,7 @@ async def retry(session: AsyncSession, actor: Actor, plan: Plan, *, kind: Kind, 
     row.prediction_id = None
     row.provider_output = None
     row.dispatch_claimed_at = None
+    row.copy_attempts = 0  # a new output gets all its tries
     _set_status(row, GenerationStatus.PENDING)
     return row
 

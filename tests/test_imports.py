@@ -574,6 +574,19 @@ async def test_a_failing_output_copy_is_given_up_after_bounded_tries(
         await asyncio.sleep(0.5)  # more sweeps: it is not tried again
         assert len(host.seen("/status/503")) - before == TRIES
 
+        # Retried, the new prediction's output gets all its tries again (and works).
+        retried = await studio.mutate(
+            "retryGeneration", {"id": ids.encode("ShotImage", row_id)}, "image { id }", ann.token
+        )
+        assert retried["userErrors"] == []
+        async with db.session() as session:
+            reset = await session.get(ShotImageRow, row_id)
+        assert reset is not None
+        assert reset.copy_attempts == 0
+        [again] = await finished(studio, [row_id])
+        assert again.status == "COMPLETE", again.error
+        assert again.storage_key is not None
+
 
 async def test_failing_copies_never_go_ahead_of_fresh_ones(
     db: Database, tmp_path: Path, host: FileHost

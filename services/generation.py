@@ -475,7 +475,8 @@ class GenerationEngine:
             self._own_fetchers.append(import_fetcher)
         self.output_fetcher = output_fetcher
         self.import_fetcher = import_fetcher
-        self._copying = asyncio.Semaphore(max(1, settings.copy_concurrency))
+        self._copying_outputs = asyncio.Semaphore(max(1, settings.copy_concurrency))
+        self._copying_imports = asyncio.Semaphore(max(1, settings.copy_concurrency))
         self._copies_running: set[tuple[str, int]] = set()
 
     # -- lifecycle
@@ -515,7 +516,7 @@ class GenerationEngine:
     async def sweep(self) -> None:
         """One round: submit what is pending, copy what finished, ask about what runs."""
         await self.dispatch_pending()
-        await self.copy_outputs()
+        await self.copy_outputs(wait=False)  # copies never hold up the sweep
         await self.poll_running()
 
     def cancel_remote(self, prediction_id: str | None) -> None:
@@ -751,36 +752,38 @@ class GenerationEngine:
         self,
         image_ids: Sequence[int | None] | None = None,
         selection_ids: Sequence[int | None] | None = None,
+        *,
+        wait: bool = True,
     ) -> None:
         """Copy finished outputs and imported images into storage: the given rows, or a batch.
 
         Rows never tried come first, then those whose last failed try is at least
         `copy_retry_seconds` old, oldest first: a copy that keeps failing waits its
-        turn and never holds up the others.
+        turn and never holds up the others. Provider outputs and imports have a
+        `copy_concurrency` each, so slow client URLs never delay generated work.
+        With `wait=False` (the sweep) the copies run in the background.
         """
         retry_before = utcnow() - timedelta(seconds=self.settings.copy_retry_seconds)
+        image_outputs = col(ShotImageRow.provider_output).is_not(None) & (
+            ShotImageRow.status == GenerationStatus.PROCESSING
+        )
+        imports = (
+            col(ShotImageRow.imported)
+            & (ShotImageRow.status == GenerationStatus.COMPLETE)
+            & col(ShotImageRow.storage_key).is_(None)
+            & col(ShotImageRow.image_url).is_not(None)
+            & col(ShotImageRow.error).is_(None)
+        )
+        selection_outputs = col(StoryboardSelectionRow.provider_output).is_not(None) & (
+            StoryboardSelectionRow.animation_status == GenerationStatus.PROCESSING
+        )
+        found: list[tuple[type[Row], int, bool]] = []
         async with self.db.session() as session:
-            found: list[tuple[type[Row], int]] = []
-            for table, waiting in (
-                (
-                    ShotImageRow,
-                    or_(
-                        (col(ShotImageRow.provider_output).is_not(None))
-                        & (ShotImageRow.status == GenerationStatus.PROCESSING),
-                        col(ShotImageRow.imported)
-                        & (ShotImageRow.status == GenerationStatus.COMPLETE)
-                        & col(ShotImageRow.storage_key).is_(None)
-                        & col(ShotImageRow.image_url).is_not(None)
-                        & col(ShotImageRow.error).is_(None),
-                    ),
-                ),
-                (
-                    StoryboardSelectionRow,
-                    col(StoryboardSelectionRow.provider_output).is_not(None)
-                    & (StoryboardSelectionRow.animation_status == GenerationStatus.PROCESSING),
-                ),
+            for table, waiting, imported, wanted in (
+                (ShotImageRow, image_outputs, False, image_ids),
+                (StoryboardSelectionRow, selection_outputs, False, selection_ids),
+                (ShotImageRow, imports, True, image_ids),
             ):
-                wanted = image_ids if table is ShotImageRow else selection_ids
                 query = (
                     select(table.id)
                     .where(
@@ -796,17 +799,24 @@ class GenerationEngine:
                 )
                 if wanted is not None:
                     query = query.where(col(table.id).in_([i for i in wanted if i]))
-                found.extend((table, int(row_id or 0)) for row_id in await session.exec(query))
-        await asyncio.gather(*(self._copy_guarded(table, row_id) for table, row_id in found))
+                found.extend(
+                    (table, int(row_id or 0), imported) for row_id in await session.exec(query)
+                )
+        copies = [self._copy_guarded(table, row_id, imported) for table, row_id, imported in found]
+        if wait:
+            await asyncio.gather(*copies)
+        else:
+            for copy in copies:
+                self._spawn(copy)
 
-    async def _copy_guarded(self, table: type[Row], row_id: int) -> None:
+    async def _copy_guarded(self, table: type[Row], row_id: int, imported: bool) -> None:
         # A webhook's copy and a sweep's may pick the same row: one download is enough.
         running = (table.__tablename__, row_id)
         if running in self._copies_running:
             return
         self._copies_running.add(running)
         try:
-            async with self._copying:
+            async with self._copying_imports if imported else self._copying_outputs:
                 await self._copy(table, row_id)
         except Exception:
             # One row's fault (storage full, a bug) must not stop the others' copies.

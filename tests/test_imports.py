@@ -645,3 +645,45 @@ async def test_the_emulator_fetches_no_input_from_inside(
                     f"Could not fetch file: could not fetch {url}"
                 ), "one message whatever the cause"
         assert len(host.seen()) == before
+
+
+async def test_slow_client_urls_never_delay_generated_work(
+    db: Database, tmp_path: Path, host: FileHost
+) -> None:
+    fetcher = Fetcher(
+        policy=AddressPolicy(allowed_hosts=parse_allowed_hosts([host.host_port])), limits=QUICK
+    )
+    async with running(
+        db, tmp_path, import_fetcher=fetcher, output_hosts=(host.host_port,), copy_concurrency=1
+    ) as studio:
+        ann = await account(db)
+        shot_id = await new_shot(studio, ann)
+        payload = await import_images(
+            studio,
+            ann,
+            shot_id,
+            [
+                {"variantNumber": n, "status": "COMPLETE", "imageUrl": host.url_for("/slow")}
+                for n in range(1, 7)
+            ],
+        )
+        assert payload["userErrors"] == []
+        await asyncio.sleep(0.3)  # the sweep has started on the slow copies
+        [row_id] = await awaiting_output(studio, ann)
+        started = time.monotonic()
+        await studio.engine.apply(
+            Prediction(id=f"output-test-{row_id}", status="succeeded", output=host.url_for("/png"))
+        )
+        [row] = await finished(studio, [row_id])
+        assert row.status == "COMPLETE"
+        assert time.monotonic() - started < 0.9, "an output copy never queues behind imports"
+        # And the sweep itself goes on: a generation starts and completes meanwhile.
+        other = await new_shot(studio, ann)
+        started = time.monotonic()
+        made = await studio.mutate(
+            "generateShotImages", {"shotId": other, "variantCount": 1}, "images { id }", ann.token
+        )
+        assert made["userErrors"] == []
+        done = await wait_for_iteration(studio, ann, other, 0)
+        assert done["images"][0]["status"] == "COMPLETE"
+        assert time.monotonic() - started < 2.5

@@ -51,6 +51,7 @@ import enum
 import ipaddress
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -275,13 +276,15 @@ def sniff(data: bytes, expect: MediaKind) -> tuple[str, str]:
 class _PinnedTransport(httpx.AsyncBaseTransport):
     """Connects each request to its host's checked address, keeping the name for Host and TLS."""
 
-    def __init__(self, policy: AddressPolicy, resolver: Resolver) -> None:
+    def __init__(
+        self, policy: AddressPolicy, resolver: Resolver, verify: ssl.SSLContext | bool
+    ) -> None:
         self._policy = policy
         self._resolver = resolver
         # No keep-alive: a pooled connection is keyed by address, and must not
         # carry a request for another name than the one it was opened (and SNI'd) for.
         self._inner = httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_keepalive_connections=0), retries=0
+            verify=verify, limits=httpx.Limits(max_keepalive_connections=0), retries=0
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -332,12 +335,15 @@ class Fetcher:
         policy: AddressPolicy,
         limits: FetchLimits,
         resolver: Resolver = system_resolver,
+        verify: ssl.SSLContext | bool = True,
         user_agent: str = "storyboard-studio",
     ) -> None:
+        """`resolver` turns a name into addresses (getaddrinfo); `verify` checks TLS
+        certificates (True: the system's trust store via certifi; or a context)."""
         self.policy = policy
         self.limits = limits
         self._client = httpx.AsyncClient(
-            transport=_PinnedTransport(policy, resolver),
+            transport=_PinnedTransport(policy, resolver, verify),
             follow_redirects=False,
             trust_env=False,  # a proxy from the environment would connect for us, unchecked
             timeout=httpx.Timeout(

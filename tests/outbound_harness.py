@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import subprocess
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image
 from starlette.applications import Starlette
@@ -130,3 +132,41 @@ class FileHost(ThreadedServer):
     def seen(self, path: str | None = None) -> list[Seen]:
         with self._lock:
             return [r for r in self.requests if path is None or r.path == path]
+
+
+def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for `name` (its own CA) and its key, made with the openssl CLI."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            f"/CN={name}",
+            "-addext",
+            f"subjectAltName=DNS:{name}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+class TlsFileHost(FileHost):
+    """`FileHost` over HTTPS, with a certificate for one name."""
+
+    def __init__(self, cert: Path, key: Path) -> None:
+        super().__init__()
+        # uvicorn builds its TLS context when it starts, from these.
+        self._server.config.ssl_certfile = str(cert)
+        self._server.config.ssl_keyfile = str(key)

@@ -8,8 +8,10 @@ any connection: the file host then has seen no request at all.
 from __future__ import annotations
 
 import ipaddress
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +25,7 @@ from services.outbound import (
     is_public,
     parse_allowed_hosts,
 )
-from tests.outbound_harness import MP4, FileHost
+from tests.outbound_harness import MP4, FileHost, TlsFileHost, self_signed
 
 LIMITS = FetchLimits(
     max_image_bytes=1024 * 1024,
@@ -341,3 +343,32 @@ def test_allowed_hosts_parse() -> None:
     assert parse_allowed_hosts(["[::1]:9000"]) == {"[::1]:9000"}
     with pytest.raises(ValueError, match="not a host"):
         parse_allowed_hosts(["http://a.example/path"])
+
+
+async def test_https_goes_to_the_checked_address_and_checks_the_certificate_for_the_name(
+    tmp_path: Path,
+) -> None:
+    """Pinning keeps TLS whole: SNI and the certificate check use the name, not the address."""
+    cert, key = self_signed(tmp_path, "files.test")
+    trust = ssl.create_default_context(cafile=str(cert))
+
+    async def resolver(name: str, port: int) -> Sequence[str]:
+        return ["127.0.0.1"]
+
+    with TlsFileHost(cert, key) as tls:
+        names = [f"files.test:{tls.port}", f"other.test:{tls.port}"]
+        fetcher = Fetcher(
+            policy=AddressPolicy(allowed_hosts=parse_allowed_hosts(names)),
+            limits=LIMITS,
+            resolver=resolver,
+            verify=trust,
+        )
+        try:
+            fetched = await fetcher.fetch(f"https://{names[0]}/png", expect=MediaKind.IMAGE)
+            assert fetched.data == tls.png
+            assert tls.seen("/png")[-1].host == names[0]
+            # The same address under a name the certificate does not carry: refused by TLS.
+            with pytest.raises(FetchUnavailable):
+                await fetcher.fetch(f"https://{names[1]}/png", expect=MediaKind.IMAGE)
+        finally:
+            await fetcher.aclose()

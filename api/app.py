@@ -39,6 +39,7 @@ from services.bus import EventBus
 from services.database import Database
 from services.generation import EngineSettings, GenerationEngine
 from services.limits import Backoff, Limits, LimitSettings, LoginPolicy
+from services.outbound import FetchLimits, parse_allowed_hosts
 from services.passwords import Passwords
 from services.replicate_api import ReplicateGateway
 from services.storage import LocalStorage, MediaLinks
@@ -154,6 +155,19 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
     public_url = settings.resolved_public_url(host, port)
     limits_url = settings.resolved_limits_url()
     accounts = _account_settings(settings)
+    output_hosts = tuple(h for h in settings.outbound_allowed_hosts.split(",") if h.strip())
+    try:
+        parse_allowed_hosts(output_hosts)
+    except ValueError as error:
+        raise SettingsError(f"OUTBOUND_ALLOWED_HOSTS: {error}") from error
+    fetch_limits = FetchLimits(
+        max_image_bytes=settings.outbound_max_image_bytes,
+        max_video_bytes=settings.outbound_max_video_bytes,
+        connect_timeout=settings.outbound_connect_timeout_seconds,
+        read_timeout=settings.outbound_read_timeout_seconds,
+        total_timeout=settings.outbound_total_timeout_seconds,
+        max_redirects=settings.outbound_max_redirects,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -186,6 +200,13 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
                     poll_interval=settings.generation_poll_seconds,
                     max_tries=settings.generation_max_tries,
                     claim_timeout=settings.generation_claim_seconds,
+                    # The provider's (or the built-in emulator's) own host is always
+                    # allowed for its outputs; these are more such hosts.
+                    output_hosts=output_hosts,
+                    fetch_limits=fetch_limits,
+                    copy_max_tries=settings.copy_max_tries,
+                    copy_retry_seconds=settings.copy_retry_seconds,
+                    copy_concurrency=settings.copy_concurrency,
                 ),
             )
             housekeeping = asyncio.create_task(

@@ -120,11 +120,18 @@ class UpdateShotInput:
 class ShotImageDraftInput:
     variant_number: int = strawberry.field(description="Its place in the iteration, 1..12, unique.")
     status: GenerationStatus = strawberry.field(
-        description="Its state; COMPLETE needs an imageUrl."
+        description="COMPLETE (needs an imageUrl) or FAILED; an import records finished work "
+        "and never starts a generation (use generateShotImages for that)."
     )
-    image_url: str | None = strawberry.field(default=None, description="An absolute http(s) URL.")
+    image_url: str | None = strawberry.field(
+        default=None,
+        description="An absolute, public http(s) URL. It is shown at once and copied into the "
+        "studio's storage in the background; only then can the image be refined or animated.",
+    )
     metadata: JSON | None = strawberry.field(
-        default=None, description="Generation parameters, a JSON object of at most 16 KiB."
+        default=None,
+        description="Generation parameters, a JSON object of at most 16 KiB; kept for clients, "
+        "never sent to a provider.",
     )
 
 

@@ -3,7 +3,10 @@
 Parameters a client passes (`params`) are validated here against the model,
 before anything is written or sent: a bad one is an `InvalidInput` naming the
 parameter. Inputs we set ourselves (prompt, seed, the input image) are not
-client parameters.
+client parameters. `provider_input` builds what is sent from those two sources
+alone, checking the stored parameters again, so nothing else a client wrote
+(an import's `metadata`, a parameter from before a rule existed) reaches the
+provider.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.errors import InvalidInput
 from services.validation import Checks
+
+SEED_LIMIT = 2**31
 
 
 class ModelKind(enum.StrEnum):
@@ -221,3 +227,34 @@ def choose(
 
 def by_replicate_model(name: str) -> GenerationModel | None:
     return next((m for m in MODELS if m.replicate_model == name), None)
+
+
+def provider_input(
+    stored: Mapping[str, Any] | None, *, fallback_model: str | None
+) -> tuple[GenerationModel, dict[str, Any]]:
+    """The model and input for a prediction, from a row's stored generation parameters.
+
+    `stored` is what `start_iteration` or `animate_shot` wrote: `model` (the
+    Replicate name), our `seed`, and the cleaned `params`. Every parameter is
+    checked against the model again; the model's fixed input and our seed come
+    last, so no parameter overrides them. The caller adds the prompt and the
+    input image. Raises `InvalidInput` (UNKNOWN_MODEL, INVALID_PARAM).
+    """
+    given = dict(stored or {})
+    name = given.pop("model", fallback_model)
+    model = by_replicate_model(name) if isinstance(name, str) else None
+    if model is None:
+        raise InvalidInput(f"Unknown model {name!r}.", code="UNKNOWN_MODEL")
+    seed = given.pop("seed", None)
+    checks = Checks()
+    params = model.clean_params(checks, given)
+    if checks.errors:
+        raise InvalidInput(
+            "The stored parameters are not valid for this model: "
+            + "; ".join(error.message for error in checks.errors),
+            code="INVALID_PARAM",
+        )
+    ours: dict[str, Any] = {}
+    if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < SEED_LIMIT:
+        ours["seed"] = seed
+    return model, {**params, **model.fixed_input, **ours}

@@ -75,6 +75,7 @@ _INTERNAL = frozenset(
         "submitted_at",
         "failed_tries",
         "resubmissions",
+        "copy_attempts",
         "checked_at",
         "provider_output",
         "updated_at",

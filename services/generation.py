@@ -8,8 +8,12 @@ The life of one generation (a shot image, or a selection's animation):
    never both submit it), creates the prediction and records its id.
 3. Webhooks (when PUBLIC_URL is set) and the poller report progress. The status
    only moves forward: a late "processing" never undoes "succeeded".
-4. On success the output is copied into our storage (retried until it works;
-   Replicate deletes outputs after an hour) and only then is it COMPLETE.
+4. On success the output is copied into our storage (Replicate deletes outputs
+   after an hour) and only then is it COMPLETE. Copies go through the one
+   outbound policy (`services.outbound`), are tried a bounded number of times
+   (fresh ones first, failed ones after a pause), and the stored type is the
+   one sniffed from the bytes. Imported images (`addShotImages`) are copied the
+   same way from the client's URL, without any allowance for named hosts.
 
 The poller is also the safety net: at start-up and then periodically it submits
 what was never submitted and asks Replicate about everything still running.
@@ -38,16 +42,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
 import socket
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import httpx
 from sqlalchemy import func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -64,6 +70,16 @@ from services.errors import (
     ProviderRejected,
     ProviderUnavailable,
     StudioError,
+)
+from services.outbound import (
+    AddressPolicy,
+    Fetcher,
+    FetchError,
+    FetchGone,
+    FetchLimits,
+    MediaKind,
+    host_key,
+    parse_allowed_hosts,
 )
 from services.replicate_api import Prediction, ReplicateGateway
 from services.shot_images import Iteration, image_of_shot, next_iteration_number
@@ -83,6 +99,11 @@ from services.validation import MAX_VARIANTS, PROMPT_MAX, Checks
 logger = logging.getLogger("studio.generation")
 
 DEFAULT_VARIANTS = 6
+NOT_STORED_MESSAGE = (
+    "This image has no copy in the studio's storage yet (an imported image is copied "
+    "from its URL in the background, and that copy may have failed); only a stored "
+    "image can be refined or animated."
+)
 CLAIM_TIMEOUT = timedelta(minutes=2)
 GIVE_UP_AFTER = timedelta(minutes=15)
 # Replicate keeps uploaded files for a day; reuse an upload well within that.
@@ -207,15 +228,14 @@ async def start_iteration(
             field=("parentImageId",),
             role="parent image",
         )
-        if parent is not None and (
-            parent.status != GenerationStatus.COMPLETE
-            or not (parent.storage_key or parent.image_url)
-        ):
+        if parent is not None and parent.status != GenerationStatus.COMPLETE:
             checks.fail(
                 "IMAGE_NOT_READY",
                 "Only a COMPLETE image can be refined.",
                 ("parentImageId",),
             )
+        elif parent is not None and not parent.storage_key:
+            checks.fail("IMAGE_NOT_STORED", NOT_STORED_MESSAGE, ("parentImageId",))
     checks.raise_if_any()
     _check_provider(plan)
     assert final_prompt is not None
@@ -267,6 +287,7 @@ def _queue_animation(
     selection.provider_output = None
     selection.dispatch_claimed_at = None
     _reset_attempts(selection)
+    selection.copy_attempts = 0  # a new output gets all its tries
     _set_status(selection, GenerationStatus.PENDING)
 
 
@@ -286,6 +307,9 @@ async def animate_shot(
     cleaned = chosen.clean_params(checks, params)
     checks.raise_if_unresolvable()
     selection, _ = await _selection_for_write(session, actor, selection_id)
+    master = await session.get(ShotImageRow, selection.selected_image_id)
+    if master is None or not master.storage_key:
+        checks.fail("IMAGE_NOT_STORED", NOT_STORED_MESSAGE, ("selectionId",))
     checks.raise_if_any()
     if (status := status_of(selection)) is not None and status.is_active:
         raise Conflict(
@@ -329,6 +353,22 @@ async def animate_storyboard(
         if only_missing and status is GenerationStatus.COMPLETE:
             continue
         chosen_rows.append(selection)
+    masters = (
+        await session.exec(
+            select(ShotImageRow.id).where(
+                col(ShotImageRow.id).in_([s.selected_image_id for s in chosen_rows]),
+                col(ShotImageRow.storage_key).is_not(None),
+            )
+        )
+    ).all()
+    unstored = len({s.selected_image_id for s in chosen_rows} - set(masters))
+    if unstored:
+        raise InvalidInput(
+            f"{unstored} of the master images to animate have no stored copy yet. "
+            + NOT_STORED_MESSAGE,
+            code="IMAGE_NOT_STORED",
+            field=("projectId",),
+        )
     if chosen_rows:
         _check_provider(plan)
     for selection in chosen_rows:
@@ -370,6 +410,13 @@ async def cancel(session: AsyncSession, actor: Actor, *, kind: Kind, row_id: int
 async def retry(session: AsyncSession, actor: Actor, plan: Plan, *, kind: Kind, row_id: int) -> Row:
     """Start a FAILED or CANCELED generation again, with the same parameters."""
     row = await _generation_for_write(session, actor, kind, row_id)
+    if isinstance(row, ShotImageRow) and row.imported:
+        raise Conflict(
+            "This image was recorded by addShotImages, not generated here, so it cannot be "
+            "retried; use generateShotImages to make new images.",
+            code="IMPORTED_IMAGE",
+            field=("id",),
+        )
     status = status_of(row)
     if status not in (GenerationStatus.FAILED, GenerationStatus.CANCELED):
         raise Conflict(
@@ -382,6 +429,7 @@ async def retry(session: AsyncSession, actor: Actor, plan: Plan, *, kind: Kind, 
     row.provider_output = None
     row.dispatch_claimed_at = None
     _reset_attempts(row)
+    row.copy_attempts = 0  # a new output gets all its tries
     _set_status(row, GenerationStatus.PENDING)
     return row
 
@@ -389,9 +437,22 @@ async def retry(session: AsyncSession, actor: Actor, plan: Plan, *, kind: Kind, 
 # --- the engine: submitting, following, copying ---------------------------------
 
 
+# The one text an imported image's failed copy shows, whatever went wrong: a
+# client must not learn which ports or hosts answer (the cause goes to the log).
+IMPORT_COPY_FAILED = (
+    "This image could not be copied from its URL into the studio's storage; "
+    "it cannot be refined or animated. Add it again from a public http(s) URL."
+)
+
+
 @dataclass(frozen=True)
 class EngineSettings:
-    """The engine's limits: seconds for times, counts of rows or tries."""
+    """The engine's limits and plain values: seconds for times, counts of rows or tries.
+
+    `output_hosts` are `host[:port]`s whose provider outputs may be fetched
+    although they are not public (an emulator's file host); the provider API's
+    own host is always one. Client-given URLs never get this allowance.
+    """
 
     webhook_url: str | None = None
     webhook_secret: str | None = None
@@ -402,6 +463,11 @@ class EngineSettings:
     # How far before a create was sent to look for it among recent predictions:
     # our clock and the provider's may differ a little.
     clock_slack: float = 60.0
+    output_hosts: tuple[str, ...] = ()
+    fetch_limits: FetchLimits = field(default_factory=FetchLimits)
+    copy_max_tries: int = 5
+    copy_retry_seconds: float = 10.0
+    copy_concurrency: int = 4
 
 
 def _instance_id() -> str:
@@ -437,8 +503,16 @@ class GenerationEngine:
     """
 
     def __init__(
-        self, db: Database, gateway: ReplicateGateway, storage: Storage, settings: EngineSettings
+        self,
+        db: Database,
+        gateway: ReplicateGateway,
+        storage: Storage,
+        settings: EngineSettings,
+        *,
+        output_fetcher: Fetcher | None = None,
+        import_fetcher: Fetcher | None = None,
     ) -> None:
+        """Fetchers not given are made here from `settings` (and closed by `stop`)."""
         self.db = db
         self.gateway = gateway
         self.storage = storage
@@ -449,6 +523,25 @@ class GenerationEngine:
         self._webhook_secret = settings.webhook_secret
         self._uploads: dict[str, tuple[str, float]] = {}
         self.instance = _instance_id()
+        self._own_fetchers: list[Fetcher] = []
+        if output_fetcher is None:
+            provider = httpx.URL(gateway.base_url)
+            provider_port = provider.port or (443 if provider.scheme == "https" else 80)
+            trusted = parse_allowed_hosts(settings.output_hosts) | {
+                host_key(provider.host, provider_port)
+            }
+            output_fetcher = Fetcher(
+                policy=AddressPolicy(allowed_hosts=trusted), limits=settings.fetch_limits
+            )
+            self._own_fetchers.append(output_fetcher)
+        if import_fetcher is None:
+            import_fetcher = Fetcher(policy=AddressPolicy(), limits=settings.fetch_limits)
+            self._own_fetchers.append(import_fetcher)
+        self.output_fetcher = output_fetcher
+        self.import_fetcher = import_fetcher
+        self._copying_outputs = asyncio.Semaphore(max(1, settings.copy_concurrency))
+        self._copying_imports = asyncio.Semaphore(max(1, settings.copy_concurrency))
+        self._copies_running: set[tuple[str, int]] = set()
 
     # -- lifecycle
 
@@ -465,6 +558,8 @@ class GenerationEngine:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for fetcher in self._own_fetchers:
+            await fetcher.aclose()
 
     def kick(self) -> None:
         """Something new to submit: do it now rather than at the next tick."""
@@ -485,13 +580,19 @@ class GenerationEngine:
     async def sweep(self) -> None:
         """One round: submit what is pending, copy what finished, ask about what runs.
 
-        A stage that fails is logged and the others still run.
+        A stage that fails is logged and the others still run; copies are only
+        scheduled here, so they never hold up the sweep.
         """
-        for stage in (self.dispatch_pending, self.copy_outputs, self.poll_running):
+        stages: tuple[tuple[str, Callable[[], Awaitable[None]]], ...] = (
+            ("submitting", self.dispatch_pending),
+            ("copying", functools.partial(self.copy_outputs, wait=False)),
+            ("polling", self.poll_running),
+        )
+        for name, stage in stages:
             try:
                 await stage()
             except Exception:
-                logger.exception("generation sweep: %s failed", stage.__name__)
+                logger.exception("generation sweep: %s failed", name)
 
     def cancel_remote(self, prediction_id: str | None) -> None:
         """Ask the provider to stop a prediction, in the background (best effort)."""
@@ -768,38 +869,46 @@ class GenerationEngine:
             row.dispatch_claimed_by = None
 
     async def _input_for(self, session: AsyncSession, row: Row) -> tuple[str, dict[str, Any]]:
-        """The Replicate model and input for a row, uploading its input image if it has one."""
+        """The Replicate model and input for a row, uploading its input image if it has one.
+
+        Built from the row's validated parameters (checked again here: a row written
+        before a rule existed gets no pass) and our own fields; nothing else a client
+        wrote reaches the provider.
+        """
         if isinstance(row, ShotImageRow):
-            metadata = dict(row.generation_metadata or {})
-            model = catalog.by_replicate_model(str(metadata.pop("model", row.model or "")))
-            if model is None:
-                raise InvalidInput(f"Unknown model {row.model!r}.", code="UNKNOWN_MODEL")
-            model_input: dict[str, Any] = {
-                **model.fixed_input,
-                **metadata,
-                "prompt": row.iteration_prompt,
-            }
+            if row.imported:
+                raise InvalidInput(
+                    "Imported images record work done elsewhere; they are never generated here.",
+                    code="IMPORTED_IMAGE",
+                )
+            model, model_input = catalog.provider_input(
+                row.generation_metadata, fallback_model=row.model
+            )
+            model_input["prompt"] = row.iteration_prompt
             if row.parent_image_id is not None and model.image_input:
                 parent = await session.get(ShotImageRow, row.parent_image_id)
                 if parent is None:
                     raise InvalidInput("The image to refine was deleted.", code="PARENT_GONE")
                 model_input[model.image_input] = await self._image_reference(parent)
             return model.replicate_model, model_input
-        metadata = dict(row.animation_metadata or {})
-        model = catalog.by_replicate_model(str(metadata.pop("model", row.model or "")))
-        if model is None or model.image_input is None:
+        model, model_input = catalog.provider_input(
+            row.animation_metadata, fallback_model=row.model
+        )
+        if model.image_input is None:
             raise InvalidInput(f"Unknown model {row.model!r}.", code="UNKNOWN_MODEL")
         master = await session.get(ShotImageRow, row.selected_image_id)
         shot = await session.get(ShotRow, row.shot_id)
         if master is None or shot is None:
             raise InvalidInput("The master image was deleted.", code="MASTER_GONE")
-        prompt = shot.description or master.iteration_prompt
-        model_input = {**model.fixed_input, **metadata, "prompt": prompt}
+        model_input["prompt"] = shot.description or master.iteration_prompt
         model_input[model.image_input] = await self._image_reference(master)
         return model.replicate_model, model_input
 
     async def _image_reference(self, image: ShotImageRow) -> str:
-        """A URL the provider can read the image from: our copy, uploaded; or its own URL."""
+        """A URL the provider can read the image from: always our stored copy, uploaded.
+
+        Never the URL a client gave: that one is only where our copy came from.
+        """
         if image.storage_key:
             cached = self._uploads.get(image.storage_key)
             if cached is not None and time.monotonic() - cached[1] < UPLOAD_REUSE_SECONDS:
@@ -813,9 +922,7 @@ class GenerationEngine:
                 )
                 self._uploads[image.storage_key] = (url, time.monotonic())
                 return url
-        if image.image_url:
-            return image.image_url
-        raise InvalidInput("The input image has no stored copy.", code="IMAGE_NOT_READY")
+        raise InvalidInput(NOT_STORED_MESSAGE, code="IMAGE_NOT_STORED")
 
     # -- following
 
@@ -937,55 +1044,122 @@ class GenerationEngine:
         self,
         image_ids: Sequence[int | None] | None = None,
         selection_ids: Sequence[int | None] | None = None,
+        *,
+        wait: bool = True,
     ) -> None:
-        """Copy finished outputs into storage: the given rows, or every one still waiting."""
+        """Copy finished outputs and imported images into storage: the given rows, or a batch.
+
+        Rows never tried come first, then those whose last failed try is at least
+        `copy_retry_seconds` old, oldest first: a copy that keeps failing waits its
+        turn and never holds up the others. Provider outputs and imports have a
+        `copy_concurrency` each, so slow client URLs never delay generated work.
+        With `wait=False` (the sweep) the copies run in the background.
+        """
+        retry_before = utcnow() - timedelta(seconds=self.settings.copy_retry_seconds)
+        image_outputs = col(ShotImageRow.provider_output).is_not(None) & (
+            ShotImageRow.status == GenerationStatus.PROCESSING
+        )
+        imports = (
+            col(ShotImageRow.imported)
+            & (ShotImageRow.status == GenerationStatus.COMPLETE)
+            & col(ShotImageRow.storage_key).is_(None)
+            & col(ShotImageRow.image_url).is_not(None)
+            & col(ShotImageRow.error).is_(None)
+        )
+        selection_outputs = col(StoryboardSelectionRow.provider_output).is_not(None) & (
+            StoryboardSelectionRow.animation_status == GenerationStatus.PROCESSING
+        )
+        found: list[tuple[type[Row], int, bool]] = []
         async with self.db.session() as session:
-            waiting_images = select(ShotImageRow.id).where(
-                col(ShotImageRow.provider_output).is_not(None),
-                ShotImageRow.status == GenerationStatus.PROCESSING,
-            )
-            waiting_selections = select(StoryboardSelectionRow.id).where(
-                col(StoryboardSelectionRow.provider_output).is_not(None),
-                StoryboardSelectionRow.animation_status == GenerationStatus.PROCESSING,
-            )
-            if image_ids is not None:
-                waiting_images = waiting_images.where(
-                    col(ShotImageRow.id).in_([i for i in image_ids if i])
+            for table, waiting, imported, wanted in (
+                (ShotImageRow, image_outputs, False, image_ids),
+                (StoryboardSelectionRow, selection_outputs, False, selection_ids),
+                (ShotImageRow, imports, True, image_ids),
+            ):
+                query = (
+                    select(table.id)
+                    .where(
+                        waiting,
+                        or_(
+                            col(table.copy_attempts) == 0,
+                            col(table.checked_at).is_(None),
+                            col(table.checked_at) <= retry_before,
+                        ),
+                    )
+                    .order_by(col(table.copy_attempts), col(table.checked_at), col(table.id))
+                    .limit(self.settings.batch)
                 )
-            if selection_ids is not None:
-                waiting_selections = waiting_selections.where(
-                    col(StoryboardSelectionRow.id).in_([i for i in selection_ids if i])
+                if wanted is not None:
+                    query = query.where(col(table.id).in_([i for i in wanted if i]))
+                found.extend(
+                    (table, int(row_id or 0), imported) for row_id in await session.exec(query)
                 )
-            images = list((await session.exec(waiting_images)).all())
-            selections = list((await session.exec(waiting_selections)).all())
-        for image_id in images:
-            await self._copy(ShotImageRow, int(image_id or 0))
-        for selection_id in selections:
-            await self._copy(StoryboardSelectionRow, int(selection_id or 0))
+        copies = [self._copy_guarded(table, row_id, imported) for table, row_id, imported in found]
+        if wait:
+            await asyncio.gather(*copies)
+        else:
+            for copy in copies:
+                self._spawn(copy)
+
+    async def _copy_guarded(self, table: type[Row], row_id: int, imported: bool) -> None:
+        # A webhook's copy and a sweep's may pick the same row: one download is enough.
+        running = (table.__tablename__, row_id)
+        if running in self._copies_running:
+            return
+        self._copies_running.add(running)
+        try:
+            async with self._copying_imports if imported else self._copying_outputs:
+                await self._copy(table, row_id)
+        except Exception:
+            # One row's fault (storage full, a bug) must not stop the others' copies.
+            logger.exception("copying %s %d failed", table.__tablename__, row_id)
+        finally:
+            self._copies_running.discard(running)
 
     async def _copy(self, table: type[Row], row_id: int) -> None:
         async with self.db.session() as session:
             row = await _load(session, table, row_id)
-            if row is None or not row.provider_output:
+            if row is None:
                 return
-            url = row.provider_output[0]
-            key_base = (
-                f"images/{row.shot_id}/{row_id}"
-                if isinstance(row, ShotImageRow)
-                else f"videos/{row.project_id}/{row_id}"
-            )
+            imported = isinstance(row, ShotImageRow) and row.imported
+            if imported:
+                assert isinstance(row, ShotImageRow)
+                if row.storage_key or not row.image_url or row.error:
+                    return
+                url = row.image_url
+            elif row.provider_output and status_of(row) is GenerationStatus.PROCESSING:
+                url = row.provider_output[0]
+            else:
+                return
+            if isinstance(row, ShotImageRow):
+                key_base, expect = f"images/{row.shot_id}/{row_id}", MediaKind.IMAGE
+            else:
+                key_base, expect = f"videos/{row.project_id}/{row_id}", MediaKind.VIDEO
+        fetcher = self.import_fetcher if imported else self.output_fetcher
         try:
-            data, content_type = await self.gateway.download(url)
-        except ProviderRejected as error:  # the provider deleted it before we got it
-            await self._finish(table, row_id, GenerationStatus.FAILED, error=error.message)
+            fetched = await fetcher.fetch(url, expect=expect)
+        except FetchError as error:
+            logger.warning(
+                "copy of %s %d from %r failed: %s", table.__tablename__, row_id, url, error.reason
+            )
+            await self._copy_failed(table, row_id, error)
             return
-        except ProviderUnavailable:
-            return  # the next sweep tries again
-        key = f"{key_base}-{secrets.token_hex(4)}{_extension(content_type, url)}"
-        await self.storage.put(key, data, content_type=content_type)
+        # The key's extension is the sniffed type's: storage derives the served type from it.
+        key = f"{key_base}-{secrets.token_hex(4)}{fetched.extension}"
+        await self.storage.put(key, fetched.data, content_type=fetched.content_type)
         async with self.db.transaction() as session:
             row = await _load(session, table, row_id)
-            if row is None or status_of(row) is not GenerationStatus.PROCESSING:
+            if row is None:
+                await self.storage.delete(key)
+                return
+            if isinstance(row, ShotImageRow) and row.imported:
+                if row.storage_key or status_of(row) is not GenerationStatus.COMPLETE:
+                    await self.storage.delete(key)
+                    return
+                row.storage_key = key  # `image_url` stays: where it came from
+                row.updated_at = utcnow()
+                return
+            if status_of(row) is not GenerationStatus.PROCESSING:
                 await self.storage.delete(key)
                 return
             if isinstance(row, ShotImageRow):
@@ -1001,6 +1175,25 @@ class GenerationEngine:
                 project = await session.get(ProjectRow, project_id)
                 if project is not None:
                     await workflow.advance(session, project)
+
+    async def _copy_failed(self, table: type[Row], row_id: int, error: FetchError) -> None:
+        """Count a failed copy; give up at once if it cannot work, or after the last try."""
+        async with self.db.transaction() as session:
+            row = await _load(session, table, row_id)
+            if row is None:
+                return
+            row.copy_attempts += 1
+            row.checked_at = utcnow()
+            if error.transient and row.copy_attempts < self.settings.copy_max_tries:
+                return
+            if isinstance(row, ShotImageRow) and row.imported:
+                if not row.storage_key:
+                    row.error = IMPORT_COPY_FAILED
+                    row.updated_at = utcnow()
+                return
+            if status_of(row) is GenerationStatus.PROCESSING:
+                row.provider_output = None
+                _advance(row, GenerationStatus.FAILED, error=_copy_error(error, row.copy_attempts))
 
     async def _finish(
         self, table: type[Row], row_id: int, status: GenerationStatus, *, error: str | None = None
@@ -1079,18 +1272,13 @@ def _ours(provider_status: str) -> GenerationStatus:
     }.get(provider_status, GenerationStatus.PROCESSING)
 
 
-def _extension(content_type: str, url: str) -> str:
-    known = {
-        "image/webp": ".webp",
-        "image/png": ".png",
-        "image/jpeg": ".jpg",
-        "video/mp4": ".mp4",
-        "image/gif": ".gif",
-        "image/webm": ".webm",
-    }
-    if content_type in known:
-        return known[content_type]
-    tail = url.rsplit("/", 1)[-1]
+def _copy_error(error: FetchError, tries: int) -> str:
+    """What a client sees of an output that could not be stored (no addresses, no ports)."""
+    if isinstance(error, FetchGone):
+        return "The provider no longer has this output."
+    if error.transient:
+        return f"The provider's output could not be downloaded after {tries} tries."
     return (
-        f".{tail.rsplit('.', 1)[-1]}" if "." in tail and len(tail.rsplit(".", 1)[-1]) <= 5 else ""
+        "The provider's output could not be stored: it is not a downloadable image or "
+        "video file of an accepted type and size."
     )

@@ -274,9 +274,6 @@ class ReplicateGateway:
             timeout=httpx.Timeout(timeout, connect=5.0),
             transport=self._transport,
         )
-        self._downloads = httpx.AsyncClient(
-            timeout=httpx.Timeout(60.0, connect=5.0), follow_redirects=True
-        )
         self.throttle = CreateThrottle(creates_per_minute)
         self.breaker = breaker or CircuitBreaker()
         self.max_attempts = max_attempts
@@ -286,7 +283,6 @@ class ReplicateGateway:
         self.retry_after_cap = retry_after_cap
 
     async def aclose(self) -> None:
-        await self._downloads.aclose()
         await self._transport.aclose()  # ours: the client's connections go with it
 
     def _delay(self, attempt: int, server_hint: float | None) -> float:
@@ -458,23 +454,6 @@ class ReplicateGateway:
             return key
 
         return await self._call("webhook secret", call)
-
-    async def download(self, url: str) -> tuple[bytes, str]:
-        """An output's bytes and content type; outputs need no token."""
-        for attempt in range(self.max_attempts):
-            try:
-                response = await self._downloads.get(url)
-                if response.status_code == 200:
-                    content_type = response.headers.get("content-type", "application/octet-stream")
-                    return response.content, content_type.split(";")[0].strip()
-                if response.status_code in (404, 410):
-                    raise ProviderRejected(
-                        "The provider no longer has this output.", code="OUTPUT_GONE"
-                    )
-            except httpx.HTTPError as error:
-                logger.warning("download of %s failed (%s)", url, error)
-            await asyncio.sleep(self._delay(attempt, None))
-        raise ProviderUnavailable("The provider's output could not be downloaded; will retry.")
 
 
 class _Busy(Exception):

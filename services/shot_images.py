@@ -29,10 +29,13 @@ from services.tables import (
 )
 from services.validation import MAX_VARIANTS, PROMPT_MAX, Checks
 
+# What an imported image can be: a record of work finished elsewhere.
+IMPORTABLE = (GenerationStatus.COMPLETE, GenerationStatus.FAILED)
+
 
 @dataclass(frozen=True)
 class ImageDraft:
-    """An image made elsewhere, to record as part of a new iteration."""
+    """An image made elsewhere, to record as part of a new iteration (COMPLETE or FAILED)."""
 
     variant_number: int
     status: GenerationStatus
@@ -139,7 +142,15 @@ async def add_shot_images(
     parent_image_id: int | None = None,
     checks: Checks | None = None,
 ) -> Iteration:
-    """Record a batch of images made elsewhere as the shot's next iteration."""
+    """Record a batch of images made elsewhere as the shot's next iteration.
+
+    Imports are records of finished work: COMPLETE (with the URL of the image)
+    or FAILED, never PENDING or PROCESSING (INVALID_STATUS; generateShotImages
+    starts generations). They never start a prediction, and their `metadata` is
+    kept for clients only, never sent to a provider. A COMPLETE image's URL is
+    recorded at once; the caller's generation engine copies it into storage in
+    the background, and until then it cannot be refined or animated.
+    """
     checks = checks if checks is not None else Checks()
     prompt = checks.text(
         iteration_prompt,
@@ -173,6 +184,13 @@ async def add_shot_images(
                 )
             )
         seen.add(draft.variant_number)
+        if draft.status not in IMPORTABLE:
+            checks.fail(
+                "INVALID_STATUS",
+                f"An imported image is COMPLETE or FAILED, not {draft.status.value}: it records "
+                "work finished elsewhere. To generate images, use generateShotImages.",
+                (*where, "status"),
+            )
         url = (
             None
             if draft.image_url is None
@@ -210,6 +228,7 @@ async def add_shot_images(
             parent_image_id=parent_image_id,
             generation_metadata=draft.metadata,
             model=_model_of(draft.metadata),
+            imported=True,
         )
         for draft in sorted(cleaned, key=lambda d: d.variant_number)
     ]

@@ -235,6 +235,12 @@ class ShotImageRow(SQLModel, table=True):
     submitted_at: datetime | None = None
     failed_tries: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     resubmissions: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Recorded by addShotImages: made elsewhere, never generated here; its
+    # `image_url` is the client's, copied into storage in the background.
+    imported: bool = False
+    # Failed tries to copy the output (or the imported URL) into storage; the
+    # last one's time is `checked_at`.
+    copy_attempts: int = 0
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
@@ -268,6 +274,7 @@ class StoryboardSelectionRow(SQLModel, table=True):
     submitted_at: datetime | None = None
     failed_tries: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     resubmissions: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    copy_attempts: int = 0  # as on ShotImageRow
     created_at: datetime = _created()
     updated_at: datetime = _created()
 

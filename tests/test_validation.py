@@ -175,7 +175,7 @@ async def world(db: Database) -> World:
             "parentImageId": images[0],
             "images": [
                 {"variantNumber": 1, "status": "FAILED"},
-                {"variantNumber": 2, "status": "PENDING"},
+                {"variantNumber": 2, "status": "FAILED"},
             ],
         },
         "images { id status }",
@@ -889,6 +889,7 @@ async def test_add_shot_images_reports_every_bad_image(db: Database, world: Worl
         ("DUPLICATE_VARIANT", "images.2.variantNumber"),
         ("IMAGE_URL_REQUIRED", "images.1.imageUrl"),
         ("INVALID_JSON", "images.2.metadata"),
+        ("INVALID_STATUS", "images.3.status"),
         ("INVALID_URL", "images.0.imageUrl"),
         ("OUT_OF_RANGE", "images.0.variantNumber"),
         ("TOO_LONG", "images.3.metadata"),
@@ -1147,12 +1148,12 @@ async def test_edge_values_that_are_valid(db: Database, world: World) -> None:
     ]
     assert [s["shotNumber"] for s in scenes[1]["shots"]] == [1, 2, 3]
 
-    # Twelve variants, the largest metadata, a PENDING image without a URL, numbered drafts.
+    # Twelve variants, the largest metadata, a FAILED image without a URL, numbered drafts.
     shot_id = first["shots"][0]["id"]
     images = image_drafts(12)
     padding = 16_384 - len(json.dumps({"pad": ""}, separators=(",", ":")).encode())
     images[0]["metadata"] = {"pad": "m" * padding}
-    images[1] = {"variantNumber": 2, "status": "PENDING"}
+    images[1] = {"variantNumber": 2, "status": "FAILED"}
     batch = await mutate_ok(
         db,
         "addShotImages",

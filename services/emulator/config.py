@@ -94,6 +94,9 @@ class EmulatorConfig:
     # Input files (URLs, data URIs, uploads): size cap and fetch timeout.
     max_input_bytes: int = 50 * 1024 * 1024
     input_fetch_timeout_seconds: float = 10.0
+    # Input URLs must be public, as for Replicate; these `host[:port]`s may be
+    # fetched anyway (tests serving inputs on a loopback port).
+    input_allowed_hosts: tuple[str, ...] = ()
     # Seed for fault-injection dice, to make a run reproducible; None: unpredictable.
     fault_seed: int | None = None
 

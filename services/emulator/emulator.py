@@ -49,6 +49,7 @@ from services.emulator.predictions import (
 from services.emulator.ratelimit import SlidingWindowLimiter
 from services.emulator.store import FileStore
 from services.emulator.webhooks import Delivery, WebhookDispatcher
+from services.outbound import AddressPolicy, Fetcher, FetchLimits, parse_allowed_hosts
 
 logger = logging.getLogger("studio.emulator")
 
@@ -154,6 +155,7 @@ class Emulator:
         self._expiring: dict[str, PredictionRecord] = {}
         self._seq = 0
         self._client: httpx.AsyncClient | None = None
+        self._fetcher: Fetcher | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._webhooks: WebhookDispatcher | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -178,6 +180,18 @@ class Emulator:
         self._client = httpx.AsyncClient(
             trust_env=False, headers={"user-agent": "replicate-emulator"}
         )
+        # Inputs come from the public internet only, as Replicate's do.
+        config = self.config
+        self._fetcher = Fetcher(
+            policy=AddressPolicy(allowed_hosts=parse_allowed_hosts(config.input_allowed_hosts)),
+            limits=FetchLimits(
+                max_image_bytes=config.max_input_bytes,
+                max_video_bytes=config.max_input_bytes,
+                read_timeout=config.input_fetch_timeout_seconds,
+                total_timeout=config.input_fetch_timeout_seconds,
+            ),
+            user_agent="replicate-emulator",
+        )
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="emulator-media")
         self._webhooks = WebhookDispatcher(self.config, self.dice, self._client)
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="emulator-sweeper")
@@ -201,6 +215,9 @@ class Emulator:
             # Renders in progress finish on their own; queued ones are dropped.
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+        if self._fetcher is not None:
+            await self._fetcher.aclose()
+            self._fetcher = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -225,6 +242,12 @@ class Emulator:
         self.start()
         assert self._client is not None
         return self._client
+
+    @property
+    def fetcher(self) -> Fetcher:
+        self.start()
+        assert self._fetcher is not None
+        return self._fetcher
 
     @property
     def webhooks(self) -> WebhookDispatcher:
@@ -259,12 +282,13 @@ class Emulator:
         try:
             data = await fetch_input(
                 url,
-                client=self.client,
+                fetcher=self.fetcher,
                 local=self.local_file_bytes,
                 max_bytes=config.max_input_bytes,
-                fetch_timeout=config.input_fetch_timeout_seconds,
             )
         except InputFetchError as error:
+            if error.__cause__ is not None:
+                logger.info("input %s not fetched: %s", url, error.__cause__)
             return f"Could not fetch file: {error}"
         loop = asyncio.get_running_loop()
         try:

@@ -3,6 +3,10 @@
 Replicate downloads a prediction's file inputs before it runs; the emulator does
 so before it creates the prediction, so an unreachable or unreadable image is a 422
 the caller sees at once instead of a failed prediction later.
+
+Replicate fetches from the public internet only; so does the emulator, through the
+server's one outbound policy (`services.outbound`): a caller cannot make it reach
+an address inside the machine or its network. Its own files need no request.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import binascii
 from collections.abc import Callable
 from urllib.parse import unquote_to_bytes, urlsplit
 
-import httpx
+from services.outbound import Fetcher, FetchError
 
 
 class InputFetchError(ValueError):
@@ -38,10 +42,9 @@ def decode_data_uri(uri: str) -> bytes:
 async def fetch_input(
     url: str,
     *,
-    client: httpx.AsyncClient,
+    fetcher: Fetcher,
     local: LocalLookup,
     max_bytes: int,
-    fetch_timeout: float,
 ) -> bytes:
     """The bytes at `url`; `InputFetchError` if they cannot be had.
 
@@ -59,32 +62,13 @@ async def fetch_input(
         if found is not None:
             data = found
         else:
-            data = await _download(
-                url, client=client, max_bytes=max_bytes, fetch_timeout=fetch_timeout
-            )
+            try:
+                data = (await fetcher.fetch(url, expect=None, max_bytes=max_bytes)).data
+            except FetchError as error:
+                # Like Replicate, one message whatever the cause: no port scanning by 422s.
+                raise InputFetchError(f"could not fetch {url}") from error
     if not data:
         raise InputFetchError("the file is empty")
     if len(data) > max_bytes:
         raise InputFetchError(f"the file is larger than {max_bytes} bytes")
     return data
-
-
-async def _download(
-    url: str, *, client: httpx.AsyncClient, max_bytes: int, fetch_timeout: float
-) -> bytes:
-    try:
-        async with client.stream(
-            "GET", url, timeout=fetch_timeout, follow_redirects=True
-        ) as response:
-            if response.status_code != 200:
-                raise InputFetchError(f"fetching {url} returned HTTP {response.status_code}")
-            chunks: list[bytes] = []
-            received = 0
-            async for chunk in response.aiter_bytes():
-                received += len(chunk)
-                if received > max_bytes:
-                    raise InputFetchError(f"the file is larger than {max_bytes} bytes")
-                chunks.append(chunk)
-            return b"".join(chunks)
-    except httpx.HTTPError as error:
-        raise InputFetchError(f"could not fetch {url} ({type(error).__name__}: {error})") from error

@@ -241,33 +241,34 @@ class Settings(BaseSettings):
         "to URLs clients give.",
     )
     outbound_max_image_bytes: int = Field(
-        default=25 * 1024 * 1024, description="The largest image the server downloads."
+        default=25 * 1024 * 1024, ge=1, description="The largest image the server downloads."
     )
     outbound_max_video_bytes: int = Field(
-        default=200 * 1024 * 1024, description="The largest video the server downloads."
+        default=200 * 1024 * 1024, ge=1, description="The largest video the server downloads."
     )
     outbound_connect_timeout_seconds: float = Field(
-        default=5.0, description="How long a download may take to connect."
+        default=5.0, gt=0, description="How long a download may take to connect."
     )
     outbound_read_timeout_seconds: float = Field(
-        default=20.0, description="How long a download may wait for the next bytes."
+        default=20.0, gt=0, description="How long a download may wait for the next bytes."
     )
     outbound_total_timeout_seconds: float = Field(
-        default=120.0, description="How long one download may take in all."
+        default=120.0, gt=0, description="How long one download may take in all."
     )
     outbound_max_redirects: int = Field(
-        default=5, description="Redirects a download follows (each one checked)."
+        default=5, ge=0, description="Redirects a download follows (each one checked)."
     )
     copy_max_tries: int = Field(
         default=5,
+        ge=1,
         description="Tries to copy an output or an imported image into storage before "
         "giving up on it.",
     )
     copy_retry_seconds: float = Field(
-        default=10.0, description="How long a failed copy waits before its next try."
+        default=10.0, ge=0, description="How long a failed copy waits before its next try."
     )
     copy_concurrency: int = Field(
-        default=4, description="Copies into storage running at once, per server."
+        default=4, ge=1, description="Copies into storage running at once, per server."
     )
 
     @field_validator(

@@ -230,7 +230,7 @@ def by_replicate_model(name: str) -> GenerationModel | None:
 
 
 def provider_input(
-    stored: Mapping[str, Any] | None, *, fallback_model: str | None
+    stored: Mapping[str, Any] | object | None, *, fallback_model: str | None
 ) -> tuple[GenerationModel, dict[str, Any]]:
     """The model and input for a prediction, from a row's stored generation parameters.
 
@@ -240,6 +240,11 @@ def provider_input(
     last, so no parameter overrides them. The caller adds the prompt and the
     input image. Raises `InvalidInput` (UNKNOWN_MODEL, INVALID_PARAM).
     """
+    if stored is not None and not isinstance(stored, Mapping):
+        raise InvalidInput(
+            "The stored parameters are not valid for this model: they are not an object.",
+            code="INVALID_PARAM",
+        )
     given = dict(stored or {})
     name = given.pop("model", fallback_model)
     model = by_replicate_model(name) if isinstance(name, str) else None

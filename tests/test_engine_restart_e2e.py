@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.servers import StudioServer, free_port, studio_env
-from tests.test_generation_e2e import Client, emulator, finished, server
+from tests.test_generation_e2e import API_TOKEN, Client, emulator, finished, server
 
 pytestmark = pytest.mark.e2e
 
@@ -80,7 +80,12 @@ def test_after_a_crash_with_the_built_in_emulator_every_image_finishes(tmp_path:
 
 def test_a_kill_mid_submission_adopts_the_orphan_and_resumes_at_once(tmp_path: Path) -> None:
     with emulator(tmp_path, latency_ms=1500) as replicate:
-        provider = httpx.Client(base_url=replicate.base_url, timeout=10, trust_env=False)
+        provider = httpx.Client(
+            base_url=replicate.base_url,
+            timeout=10,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
+        )
         # The provider makes each prediction at once but answers 3 s later: a kill in
         # that window leaves a prediction whose id we never recorded.
         held = provider.post("/_emulator/faults", json={"create_response_delay_ms": 3000})

@@ -70,7 +70,9 @@ class Provider:
         """Every prediction it has, oldest first (it runs on this event loop: ask async)."""
         found: list[dict[str, Any]] = []
         url: str | None = f"{self.base_url}/v1/predictions"
-        async with httpx.AsyncClient(timeout=5, trust_env=False) as http:
+        assert self.config is not None
+        headers = {"Authorization": f"Bearer {self.config.api_token}"}
+        async with httpx.AsyncClient(timeout=5, trust_env=False, headers=headers) as http:
             while url:
                 page = (await http.get(url)).json()
                 found.extend(page["results"])
@@ -79,8 +81,9 @@ class Provider:
 
 
 def engine_for(db: Database, provider: Provider, media: Path, **settings: Any) -> GenerationEngine:
+    assert provider.config is not None
     gateway = ReplicateGateway(
-        api_token=None,
+        api_token=provider.config.api_token,
         base_url=provider.base_url,
         backoff_base=0.01,
         backoff_cap=0.05,
@@ -199,10 +202,12 @@ async def test_a_poisoned_row_fails_alone_and_never_holds_up_another_team(
     assert took < 15.0
     await until(_status_of(db, poisoned, "FAILED"), what="the poisoned row to fail")
     failed = await row(db, poisoned)
-    assert failed.failed_tries == 3
+    # Stored parameters are checked again at submission (services.catalog.provider_input):
+    # ones that are not valid now fail the row at once, no try wasted on the provider.
+    assert failed.failed_tries == 0
     assert failed.prediction_id is None
     assert failed.error is not None
-    assert "could not be submitted after 3 tries" in failed.error, failed.error
+    assert "stored parameters are not valid" in failed.error, failed.error
     healthy_seed = ((await row(db, healthy)).generation_metadata or {})["seed"]
     sent = await provider.predictions()  # only the healthy row ever reached the provider
     assert [p["input"]["seed"] for p in sent] == [healthy_seed]
@@ -300,26 +305,30 @@ async def test_a_lost_prediction_is_submitted_again_once_then_failed(
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
-async def test_non_finite_params_are_refused_with_a_user_error(
+async def test_non_finite_params_are_refused_before_anything_is_stored(
     db: Database, stack: AsyncExitStack, tmp_path: Path, value: float
 ) -> None:
+    """The JSON scalar refuses them first; the model's own check is the next line of defence
+    (test_every_float_param_refuses_non_finite_numbers)."""
     provider = Provider(stack)
     await provider.start(latency_ms=100)
     engine = engine_for(db, provider, tmp_path / "media")
     stack.push_async_callback(engine.gateway.aclose)
     ann = await account(db, name="Ann")
     shot_id = await new_shot(db, ann)
-    refused = await mutation(
-        db,
-        engine,
-        "generateShotImages",
-        {"shotId": shot_id, "model": "flux-dev", "params": {"prompt_strength": value}},
-        ann.token,
+    name = "generateShotImages"
+    query = (
+        f"mutation($input: {input_type(name)}!) {{ {name}(input: $input) "
+        "{ userErrors { code field message } } }"
     )
-    assert [(e["code"], e["field"]) for e in refused["userErrors"]] == [
-        ("INVALID_PARAM", ["params", "prompt_strength"])
-    ]
-    assert "finite" in refused["userErrors"][0]["message"]
+    context = await build_context(Resources(db=db, media=MEDIA, generation=engine), ann.token)
+    input = {"shotId": shot_id, "model": "flux-dev", "params": {"prompt_strength": value}}
+    result = await schema.execute(query, variable_values={"input": input}, context_value=context)
+    assert result.data is None
+    [error] = result.errors or []
+    assert (error.extensions or {}).get("code") == "BAD_USER_INPUT"
+    assert "params" in error.message
+    assert "NaN and Infinity" in error.message
     async with db.session() as session:
         shot = ids.decode(shot_id, "Shot")
         stored = (

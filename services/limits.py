@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import math
 import secrets
@@ -53,6 +54,29 @@ logger = logging.getLogger("studio.limits")
 def parse_rates(text: str) -> list[RateLimitItem]:
     """`600/minute;20/second` as limits; empty text is no limit. Raises ValueError if malformed."""
     return parse_many(text) if text.strip() else []
+
+
+def address_key(address: str, *, ipv6_prefix: int = 64) -> str:
+    """The limit key for a client address: `address:<IPv4>` or `address:<IPv6 network>`.
+
+    An IPv6 client is keyed by its network of `ipv6_prefix` bits (a /64 by
+    default): one host is routinely given a whole /64 (RFC 7421 section 1, RFC
+    8981 temporary addresses), so keying the exact address would give it 2^64
+    budgets. An IPv4-mapped IPv6 address (`::ffff:10.1.1.1`) is its IPv4
+    address, so a proxy mixing notations cannot double a budget. Anything that
+    is not an IP address ("unknown", a Unix socket) is kept as given.
+    """
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return f"address:{address}"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return f"address:{ip.ipv4_mapped}"
+        bits = 128 - ipv6_prefix
+        network = ipaddress.IPv6Network((int(ip) >> bits << bits, ipv6_prefix))
+        return f"address:{network}"
+    return f"address:{ip}"
 
 
 @dataclass(frozen=True)
@@ -102,6 +126,7 @@ class LimitSettings:
     subscriptions_per_user: int = 500
     lease_seconds: float = 60.0
     login: LoginPolicy = field(default_factory=LoginPolicy)
+    ipv6_prefix: int = 64  # IPv6 clients share every per-address limit per network this wide
 
 
 class _Store(Protocol):
@@ -394,6 +419,10 @@ class Limits:
         self._held.clear()
         await self._store.stop()
 
+    def address(self, address: str) -> str:
+        """The client key for `address` in every per-address limit (see `address_key`)."""
+        return address_key(address, ipv6_prefix=self.settings.ipv6_prefix)
+
     def limited(self, rate: str) -> bool:
         """Whether the named rate has any limit at all."""
         return bool(self._rates[rate])
@@ -451,13 +480,13 @@ class Limits:
         except Exception as error:
             _fail_open("forgiving a logIn", error)
 
-    @staticmethod
-    def _login_keys(account: str, address: str) -> tuple[str, str, str]:
+    def _login_keys(self, account: str, address: str) -> tuple[str, str, str]:
         # Hashed: an email of any length (or spelling case) makes one short key.
         account = hashlib.sha256(account.strip().lower().encode(errors="replace")).hexdigest()
+        client = self.address(address)
         return (
-            f"login:pair:{account}:{address}",
-            f"login:address:{address}",
+            f"login:pair:{account}:{client}",
+            f"login:{client}",
             f"login:account:{account}",
         )
 

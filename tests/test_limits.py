@@ -29,7 +29,7 @@ from websockets.typing import Subprotocol
 
 from services.database import scratch_postgres_database
 from services.errors import RateLimited
-from services.limits import Backoff, Limits, LimitSettings, LoginPolicy
+from services.limits import Backoff, Limits, LimitSettings, LoginPolicy, address_key
 from tests.conftest import ADMIN_URL, _unavailable
 from tests.factories import PASSWORD
 from tests.realtime_harness import PROJECT_EVENTS, Api, Feed, Socket
@@ -351,6 +351,94 @@ def log_in(server: StudioServer, email: str, password: str, headers: dict[str, s
     )
     assert response.status_code == 200, response.text
     return response.json()["data"]["logIn"]
+
+
+_networks = iter(range(1, 250))
+
+
+def new_network() -> list[dict[str, str]]:
+    """Forwarded-address headers for many addresses of one IPv6 /64 no other test uses, in
+    every spelling a client may pick (short, full, upper case, the last 64 bits random)."""
+    prefix = f"2001:db8:{next(_networks):x}:7"
+    spellings = [
+        f"{prefix}::1",
+        f"{prefix}::2",
+        f"{prefix}:ffff:ffff:ffff:fffe",
+        f"{prefix}:1:2:3:4".upper(),
+        f"{prefix}:{secrets.randbits(16):x}:{secrets.randbits(16):x}:0:9",
+        f"2001:0db8:{int(prefix.split(':')[2], 16):04x}:0007:0000:0000:0000:00aa",
+    ]
+    return [{"X-Forwarded-For": spelling} for spelling in spellings]
+
+
+def test_an_ipv6_client_is_keyed_by_its_network_and_ipv4_by_its_address() -> None:
+    net = "address:2001:db8:1:2::/64"
+    for spelling in ["2001:db8:1:2::1", "2001:DB8:1:2:FFFF:FFFF:FFFF:FFFF", "2001:db8:1:2:a:b:c:d"]:
+        assert address_key(spelling) == net
+    assert address_key("2001:db8:1:3::1") != net
+    assert address_key("2001:db8:1:2::1", ipv6_prefix=56) == "address:2001:db8:1::/56"
+    assert address_key("2001:db8:1:2::1", ipv6_prefix=128) == "address:2001:db8:1:2::1/128"
+    assert address_key("fe80::1%eth0") == "address:fe80::/64"
+    # IPv4 is its own address; written as IPv4-mapped IPv6, it is still that address.
+    assert address_key("10.1.1.1") == "address:10.1.1.1"
+    assert address_key("::ffff:10.1.1.1") == "address:10.1.1.1"
+    assert address_key("10.1.1.2") != address_key("10.1.1.1")
+    assert address_key("unknown") == "address:unknown"
+
+
+@pytest.mark.e2e
+def test_every_per_address_limit_counts_an_ipv6_slash_64_as_one_client(
+    edge: StudioServer,
+) -> None:
+    """A host holds a whole /64: new addresses in it buy no new budget, for any limit."""
+    # signUp (2/hour): the third attempt, from another address of the /64, is refused,
+    # though its email is taken (taken attempts count too).
+    hosts = new_network()
+    email, _ = sign_up(edge, hosts[0])
+    again = post(
+        edge, SIGN_UP, {"input": {"email": email, "password": PASSWORD, "name": "T"}}, hosts[1]
+    ).json()["data"]["signUp"]
+    assert [e["code"] for e in again["userErrors"]] == ["EMAIL_TAKEN"]
+    for host in hosts[2:]:
+        third = f"third-{secrets.token_hex(4)}@example.com"
+        refused = post(
+            edge, SIGN_UP, {"input": {"email": third, "password": PASSWORD, "name": "T"}}, host
+        ).json()["data"]["signUp"]
+        assert [e["code"] for e in refused["userErrors"]] == ["RATE_LIMITED"], host
+    sign_up(edge, new_network()[0])  # another /64 is another client
+
+    # Requests on /graphql (40/minute), spread over the /64; then WebSocket handshakes too.
+    hosts = new_network()
+    answers = [post(edge, "{ __typename }", headers=hosts[n % 6]).status_code for n in range(40)]
+    assert answers == [200] * 40
+    for host in hosts:
+        assert_rate_limited(post(edge, "{ __typename }", headers=host))
+    url = edge.base_url.replace("http://", "ws://") + "/graphql"
+    with pytest.raises(InvalidStatus) as refused_socket:
+        connect(
+            url,
+            subprotocols=[Subprotocol("graphql-transport-ws")],
+            additional_headers=hosts[4],
+            open_timeout=10,
+        )
+    assert refused_socket.value.response.status_code == 403
+
+    # /media (3/minute).
+    hosts = new_network()
+    for host in hosts[:3]:
+        assert httpx.get(f"{edge.base_url}/media/nothing.png", headers=host).status_code != 429
+    for host in hosts[3:]:
+        assert_rate_limited(httpx.get(f"{edge.base_url}/media/nothing.png", headers=host))
+
+    # logIn waits (3 free failures per account and client): the fourth guess waits (for
+    # 1 s only, so just one is tried).
+    email, _ = sign_up(edge, new_address())
+    hosts = new_network()
+    for host in hosts[:3]:
+        (error,) = log_in(edge, email, "wrong password!", host)["userErrors"]
+        assert error["code"] == "INVALID_CREDENTIALS"
+    (error,) = log_in(edge, email, "wrong password!", hosts[5])["userErrors"]
+    assert error["code"] == "RATE_LIMITED"
 
 
 @pytest.mark.e2e

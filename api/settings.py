@@ -204,7 +204,9 @@ class Settings(BaseSettings):
         default=100,
         ge=0,
         description="Failed logIns of one account from every address before waits "
-        "(capped at LOGIN_ACCOUNT_MAX_DELAY_SECONDS, so no one can lock an account out).",
+        "(capped at LOGIN_ACCOUNT_MAX_DELAY_SECONDS). These waits hold back only an address "
+        "that failed on the account itself since it last signed in to it, so no one can "
+        "keep the owner out.",
     )
     login_base_delay_seconds: float = Field(
         default=1.0,

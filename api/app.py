@@ -106,6 +106,7 @@ def limit_settings(settings: Settings) -> LimitSettings:
         subscriptions_per_connection=settings.max_subscriptions_per_connection,
         subscriptions_per_user=settings.max_subscriptions_per_user,
         lease_seconds=settings.subscription_lease_seconds,
+        ipv6_prefix=settings.rate_limit_ipv6_prefix,
         login=LoginPolicy(
             pair=Backoff(
                 settings.login_free_failures,

@@ -270,4 +270,6 @@ class RateLimit:
                 user_id = await self._owners.owner(state.db, token)
                 if user_id is not None:
                     return f"user:{user_id}"
-        return f"address:{client_address(scope)}"
+        limits = state.resources.limits if state is not None else None
+        address = client_address(scope)
+        return limits.address(address) if limits is not None else f"address:{address}"

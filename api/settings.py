@@ -161,6 +161,14 @@ class Settings(BaseSettings):
     rate_limit_sign_up: str = Field(
         default="20/hour", description="signUp attempts per address; empty: none."
     )
+    rate_limit_ipv6_prefix: int = Field(
+        default=64,
+        ge=8,
+        le=128,
+        description="IPv6 clients share every per-address limit (requests, /media, signUp, "
+        "logIn waits, WebSocket handshakes) per network of this many leading bits; one "
+        "host usually holds a whole /64. IPv4 clients are keyed by their address.",
+    )
     max_input_list_length: int = Field(
         default=1000,
         ge=1,
@@ -196,7 +204,9 @@ class Settings(BaseSettings):
         default=100,
         ge=0,
         description="Failed logIns of one account from every address before waits "
-        "(capped at LOGIN_ACCOUNT_MAX_DELAY_SECONDS, so no one can lock an account out).",
+        "(capped at LOGIN_ACCOUNT_MAX_DELAY_SECONDS). These waits hold back only an address "
+        "that failed on the account itself since it last signed in to it, so no one can "
+        "keep the owner out.",
     )
     login_base_delay_seconds: float = Field(
         default=1.0,

@@ -27,4 +27,4 @@ async def count_sign_up(info: Info) -> None:
     """Count a signUp against its address; RateLimited when over RATE_LIMIT_SIGN_UP."""
     limits = info.context.resources.limits
     if limits is not None:
-        await limits.hit("signUp", f"address:{info.context.address}")
+        await limits.hit("signUp", limits.address(info.context.address))

@@ -117,4 +117,7 @@ def _closed(context: Context) -> None:
 def _client(context: Context) -> str:
     if context.actor is not None:
         return f"user:{context.actor.user_id}"
+    limits = context.resources.limits
+    if limits is not None:
+        return limits.address(context.address)
     return f"address:{context.address}"

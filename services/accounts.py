@@ -15,10 +15,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.access import Actor
+from services.access import MANAGERS, Actor
 from services.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied
 from services.passwords import Passwords
-from services.tables import AccessTokenRow, TeamMemberRow, TeamRole, TeamRow, UserRow, utcnow
+from services.tables import (
+    AccessTokenRow,
+    TeamInvitationRow,
+    TeamMemberRow,
+    TeamRole,
+    TeamRow,
+    UserRow,
+    utcnow,
+)
 from services.validation import (
     EMAIL_MAX,
     NAME_MAX,
@@ -72,7 +80,15 @@ async def _issue_token(session: AsyncSession, user_id: int) -> str:
 async def sign_up(
     session: AsyncSession, passwords: Passwords, *, email: str, password: str, name: str
 ) -> tuple[UserRow, str]:
-    """Create a user with a personal team they own, and a token for them."""
+    """Create a user with a personal team they own, and a token for them.
+
+    Raises InvalidInput (INVALID_EMAIL, INVALID_PASSWORD, TOO_LONG, ...) and
+    Conflict EMAIL_TAKEN. Without a verification email, saying "taken" is
+    inherent to signing up; what is avoided is saying it faster: the password is
+    hashed before the email is looked up, so a taken address costs the same
+    Argon2id time as a new account. (The caller counts every attempt, taken
+    ones too, against the per-address signUp rate.)
+    """
     checks = Checks()
     email = _check_email(checks, email)
     name = checks.text(name, field=("name",), max_length=NAME_MAX)
@@ -87,9 +103,10 @@ async def sign_up(
     taken = Conflict(
         "An account with that email already exists.", code="EMAIL_TAKEN", field=("email",)
     )
+    password_hash = await passwords.hash(password)  # first: see the docstring
     if (await session.exec(select(UserRow.id).where(UserRow.email == email))).first() is not None:
         raise taken
-    user = UserRow(email=email, name=name, password_hash=await passwords.hash(password))
+    user = UserRow(email=email, name=name, password_hash=password_hash)
     team = TeamRow(name=f"{name}'s team", is_personal=True)
     session.add_all([user, team])
     try:
@@ -203,17 +220,30 @@ async def lock_team(session: AsyncSession, team_id: int) -> TeamRow:
 async def remove_team_member(
     session: AsyncSession, actor: Actor, *, team_id: int, user_id: int
 ) -> TeamRow:
-    """Remove a member; anyone may leave, managers may remove others; a team keeps an owner."""
+    """Remove a member; anyone may leave, managers may remove others; a team keeps an owner.
+
+    The invitations the member made for this team are deleted with them (an
+    invitation is checked against its inviter's current role when accepted in
+    any case, see `services.invitations`). The actor's own role is read again
+    under the team's lock, so a manager removed a moment ago cannot remove
+    anyone. Raises NotFound, PermissionDenied, Conflict LAST_OWNER.
+    """
     if user_id != actor.user_id:
         actor.require_manage(team_id)
     else:
         actor.require_read(team_id, "team")
     team = await lock_team(session, team_id)
+    mine = await session.get(TeamMemberRow, (team_id, actor.user_id))
+    if mine is None:
+        raise NotFound("team")
+    actor_role = TeamRole(mine.role)
+    if user_id != actor.user_id and actor_role not in MANAGERS:
+        raise PermissionDenied("Only a team's owners and admins can manage its members.")
     member = await session.get(TeamMemberRow, (team_id, user_id))
     if member is None:
         raise NotFound("team member", field=("userId",))
     if member.role == TeamRole.OWNER:
-        if actor.role_in(team_id) is not TeamRole.OWNER:
+        if actor_role is not TeamRole.OWNER:
             raise PermissionDenied("Only an owner can remove an owner.", field=("userId",))
         owners = await session.exec(
             select(TeamMemberRow.user_id).where(
@@ -226,6 +256,13 @@ async def remove_team_member(
                 code="LAST_OWNER",
                 field=("userId",),
             )
+    invitations = await session.exec(
+        select(TeamInvitationRow).where(
+            TeamInvitationRow.team_id == team_id, TeamInvitationRow.invited_by_id == user_id
+        )
+    )
+    for invitation in invitations.all():
+        await session.delete(invitation)
     await session.delete(member)
     team.updated_at = utcnow()
     return team

@@ -23,9 +23,10 @@ Robustness rules:
   against that row (`failed_tries`), never stops the sweep or touches other rows.
   After `max_tries` failed submissions or polls in a row it is FAILED with an
   error saying so (retryable).
-- Fair shares: each claim takes pending rows round-robin across teams (every
-  team's oldest row first, then every team's second, ...), so one team's
-  thousand queued images never delay another team's one.
+- Fair shares: each claim takes pending rows round-robin across users, each
+  row counted as its project owner's work (every user's oldest row first, then
+  every user's second, ...), so one user's thousand queued images, spread over
+  as many teams as they like, never delay another user's one.
 - A claim names its server (`dispatch_claimed_by`: host, process id, a token
   per start). A claim whose server is known dead (same host, no such process)
   is free at once; one from another host waits out `claim_timeout`.
@@ -615,8 +616,13 @@ class GenerationEngine:
     async def _claim(self, table: type[Row], status_column: Any) -> list[int]:
         """Claim up to a batch of unsubmitted PENDING rows for this process, fairly.
 
-        Rows are ranked within their team by age, and taken by rank: every team's
-        oldest first, then every team's second, and so on. A row is free when
+        Rows are ranked by age within the work of one user (the owner of the
+        row's project), and taken by rank: every user's oldest first, then every
+        user's second, and so on. By user, not by team: anyone can create teams,
+        so ranking by team let one user with forty teams take forty turns before
+        another team's single image. (A user's teams are one share; someone who
+        signs up many accounts gets a share per account, bounded by the signUp
+        rate per address.) A row is free when
         unclaimed, when its claim is older than `claim_timeout`, or when the
         server holding it is known to be dead.
         """
@@ -648,7 +654,7 @@ class GenerationEngine:
             )
             rank = (
                 func.row_number()
-                .over(partition_by=col(ProjectRow.team_id), order_by=col(table.id))
+                .over(partition_by=col(ProjectRow.owner_id), order_by=col(table.id))
                 .label("rank")
             )
             ranked: Any = select(col(table.id).label("id"), rank).where(

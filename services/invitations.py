@@ -16,6 +16,11 @@ about any team.
 
 Who may invite follows the member rules (`services.access`): OWNER and ADMIN
 manage members, and only an OWNER may hand out (or revoke) the OWNER role.
+An invitation is only as good as its inviter's right to make it *now*: it is
+checked again, against the database, when the code is accepted, so the code of
+an inviter who was removed from the team (or lost the role that let them invite
+that role, or whose account is gone) gets `INVALID_INVITATION`. Removing a
+member also deletes the invitations they made for that team.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from datetime import timedelta
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.access import Actor
+from services.access import MANAGERS, Actor
 from services.accounts import hash_token, lock_team
 from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from services.tables import TeamInvitationRow, TeamMemberRow, TeamRole, TeamRow, utcnow
@@ -52,6 +57,25 @@ def _require_may_grant(actor: Actor, team_id: int, role: TeamRole, *, field: str
         raise PermissionDenied("Only an owner can invite someone as an owner.", field=(field,))
 
 
+def may_grant(inviter_role: TeamRole | None, role: TeamRole) -> bool:
+    """Whether a member with `inviter_role` (None: not a member) may hand out `role`."""
+    if inviter_role not in MANAGERS:
+        return False
+    return role is not TeamRole.OWNER or inviter_role is TeamRole.OWNER
+
+
+async def _role_now(session: AsyncSession, team_id: int, user_id: int | None) -> TeamRole | None:
+    """The user's role in the team as stored now (None: not a member, or no such user).
+
+    Call with the team locked (`lock_team`), so no removal can slip in between
+    this read and the write that depends on it.
+    """
+    if user_id is None:
+        return None
+    member = await session.get(TeamMemberRow, (team_id, user_id))
+    return TeamRole(member.role) if member is not None else None
+
+
 async def invite(
     session: AsyncSession,
     actor: Actor,
@@ -69,6 +93,16 @@ async def invite(
     """
     _require_may_grant(actor, team_id, role, field="role")
     team = await lock_team(session, team_id)  # also orders concurrent invites' counting
+    # The actor's roles were read when the request began; a removal that committed
+    # since then must win (the team lock orders the two).
+    now_role = await _role_now(session, team_id, actor.user_id)
+    if now_role is None:
+        raise NotFound("team", field=("teamId",))
+    if not may_grant(now_role, role):
+        raise PermissionDenied(
+            "Only a team's owners and admins can invite, and only owners can invite owners.",
+            field=("role",),
+        )
     if team.is_personal:
         raise InvalidInput(
             "A personal team has one member; create a team to work with others.",
@@ -107,7 +141,9 @@ async def accept(session: AsyncSession, actor: Actor, *, code: str) -> TeamRow:
     """Join the invitation's team in its role; the invitation is used up.
 
     Raises InvalidInput INVALID_INVITATION (unknown, used, revoked, expired or
-    malformed code: one answer for all) and Conflict ALREADY_MEMBER.
+    malformed code, or one whose inviter may no longer hand out its role: no
+    longer a member, demoted, or their account deleted; one answer for all) and
+    Conflict ALREADY_MEMBER.
     """
     code = code.strip()
     if not code.startswith(CODE_PREFIX) or len(code) > CODE_MAX or not storable(code):
@@ -125,6 +161,9 @@ async def accept(session: AsyncSession, actor: Actor, *, code: str) -> TeamRow:
     if invitation is None:
         raise _invalid_code()
     team = await lock_team(session, invitation.team_id)
+    inviter_role = await _role_now(session, invitation.team_id, invitation.invited_by_id)
+    if not may_grant(inviter_role, TeamRole(invitation.role)):
+        raise _invalid_code()
     if await session.get(TeamMemberRow, (team.id, actor.user_id)) is not None:
         raise Conflict(
             "You are already a member of this team; the invitation is still unused.",

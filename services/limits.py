@@ -12,7 +12,9 @@ address, an account):
   (alisaifee/limits, its asyncio API, memory or redis-py storage);
 - logIn waits (`LoginPolicy`): after some free failures every further attempt
   must wait longer (1 s, 2 s, 4 s, ... up to a cap), per account and address,
-  per address, and, more loosely and with a short cap, per account;
+  per address, and, more loosely and with a short cap, per account; the
+  account-wide wait holds back only callers that failed on that account
+  themselves, so no one can keep an owner out (see `LoginPolicy`);
 - open subscriptions per user (`acquire`): a lease per subscription that its
   server renews while it runs, so a server that dies frees its slots when they
   expire instead of keeping them forever.
@@ -33,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import math
 import secrets
@@ -55,6 +58,29 @@ def parse_rates(text: str) -> list[RateLimitItem]:
     return parse_many(text) if text.strip() else []
 
 
+def address_key(address: str, *, ipv6_prefix: int = 64) -> str:
+    """The limit key for a client address: `address:<IPv4>` or `address:<IPv6 network>`.
+
+    An IPv6 client is keyed by its network of `ipv6_prefix` bits (a /64 by
+    default): one host is routinely given a whole /64 (RFC 7421 section 1, RFC
+    8981 temporary addresses), so keying the exact address would give it 2^64
+    budgets. An IPv4-mapped IPv6 address (`::ffff:10.1.1.1`) is its IPv4
+    address, so a proxy mixing notations cannot double a budget. Anything that
+    is not an IP address ("unknown", a Unix socket) is kept as given.
+    """
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return f"address:{address}"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return f"address:{ip.ipv4_mapped}"
+        bits = 128 - ipv6_prefix
+        network = ipaddress.IPv6Network((int(ip) >> bits << bits, ipv6_prefix))
+        return f"address:{network}"
+    return f"address:{ip}"
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Waits that grow after `free` failures: `base`, then doubling, at most `cap` seconds."""
@@ -74,11 +100,16 @@ class Backoff:
 class LoginPolicy:
     """How failed logIns slow down further attempts; every number is a setting.
 
-    Per account and address the waits grow to `pair.cap` (15 minutes); per address,
-    over every account, likewise. Per account over every address the free failures
-    are many and the cap short, so an attacker spreading guesses over many
-    addresses is slowed, while the account's owner waits at most `account.cap`
-    seconds: no one can lock someone else out.
+    Per account and address (`pair`) the waits grow to `pair.cap` (15 minutes);
+    per address, over every account, likewise. Per account over every address
+    (`account`) the free failures are many and the cap short, and that wait
+    applies only to a caller whose own record for the account shows failures
+    and no success: a first attempt from an address (or one from an address
+    that signed in to the account since its failures) is never held back by
+    what other addresses did. So an attacker cannot keep the owner out, not
+    even by guessing again each time a wait ends; the price is that each new
+    address (each IPv6 /64) gets one guess per account past the account-wide
+    wait, within its own per-address budget.
     """
 
     pair: Backoff = Backoff(free=5)
@@ -102,6 +133,7 @@ class LimitSettings:
     subscriptions_per_user: int = 500
     lease_seconds: float = 60.0
     login: LoginPolicy = field(default_factory=LoginPolicy)
+    ipv6_prefix: int = 64  # IPv6 clients share every per-address limit per network this wide
 
 
 class _Store(Protocol):
@@ -112,8 +144,10 @@ class _Store(Protocol):
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    async def attempt(self, keys: Sequence[tuple[str, Backoff]], memory: float) -> float: ...
-    async def forgive(self, cleared: str, lowered: Sequence[str]) -> None: ...
+    async def attempt(
+        self, keys: Sequence[tuple[str, Backoff]], memory: float, *, gated: int = 0
+    ) -> float: ...
+    async def forgive(self, cleared: str, lowered: Sequence[str], memory: float) -> None: ...
     async def lease(self, key: str, lease_id: str, limit: int, ttl: float) -> bool: ...
     async def renew(self, leases: Sequence[tuple[str, str]], ttl: float) -> None: ...
     async def release(self, key: str, lease_id: str) -> None: ...
@@ -126,6 +160,7 @@ _MEMORY_RECORDS = 100_000  # failure records one process keeps at most
 class _Failures:
     count: int
     last: float
+    succeeded: bool = False  # the caller this record is for signed in since its failures
 
 
 class MemoryStore:
@@ -159,28 +194,42 @@ class MemoryStore:
         for key in list(self._failures)[: len(self._failures) - _MEMORY_RECORDS]:
             del self._failures[key]
 
-    async def attempt(self, keys: Sequence[tuple[str, Backoff]], memory: float) -> float:
+    def _current(self, key: str, now: float, memory: float) -> _Failures | None:
+        record = self._failures.get(key)
+        return record if record is not None and now - record.last <= memory else None
+
+    async def attempt(
+        self, keys: Sequence[tuple[str, Backoff]], memory: float, *, gated: int = 0
+    ) -> float:
+        """Seconds to wait, or 0 after counting this attempt against every key.
+
+        The last `gated` keys count always but hold the attempt back only when
+        the first key (the caller's own record) has failures and no success.
+        Nothing is stored for a refused attempt.
+        """
         now = time.monotonic()
         self._forget_old(now, memory)
+        own = self._current(keys[0][0], now, memory)
+        own_failed = own is not None and own.count > 0 and not own.succeeded
         wait = 0.0
-        records: list[_Failures] = []
-        for key, backoff in keys:
-            record = self._failures.get(key)
-            if record is None or now - record.last > memory:
-                record = _Failures(0, now)
-                self._failures[key] = record
-            records.append(record)
-            if record.count:
+        for index, (key, backoff) in enumerate(keys):
+            if index >= len(keys) - gated and not own_failed:
+                continue
+            record = self._current(key, now, memory)
+            if record is not None and record.count:
                 wait = max(wait, record.last + backoff.wait_after(record.count) - now)
         if wait > 0:
             return wait
-        for record in records:
+        for key, _ in keys:
+            record = self._current(key, now, memory)
+            if record is None:
+                record = self._failures[key] = _Failures(0, now)
             record.count += 1
             record.last = now
         return 0.0
 
-    async def forgive(self, cleared: str, lowered: Sequence[str]) -> None:
-        self._failures.pop(cleared, None)
+    async def forgive(self, cleared: str, lowered: Sequence[str], memory: float) -> None:
+        self._failures[cleared] = _Failures(0, time.monotonic(), succeeded=True)
         for key in lowered:
             record = self._failures.get(key)
             if record is not None and record.count > 0:
@@ -214,21 +263,27 @@ class MemoryStore:
 # Each script reads the time from Redis, so servers with skewed clocks still agree.
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
 
-# KEYS: failure records; ARGV: memory (s), then free, base, cap for each key.
-# Returns the seconds to wait (as text: Lua numbers become integers), or '0' after
-# counting this attempt against every key.
+# KEYS: failure records, the caller's own first; ARGV: memory (s), how many of the
+# last keys are gated (they hold back only a caller whose own record has failures
+# and no success), then free, base, cap for each key. Returns the seconds to wait
+# (as text: Lua numbers become integers), or '0' after counting this attempt
+# against every key.
 _ATTEMPT = (
     _NOW
     + """
 local wait = 0
+local gated = tonumber(ARGV[2])
+local own = redis.call('HMGET', KEYS[1], 'n', 'ok')
+local own_failed = (tonumber(own[1]) or 0) > 0 and own[2] ~= '1'
 for i, key in ipairs(KEYS) do
-  local free = tonumber(ARGV[3 * i - 1])
-  local base = tonumber(ARGV[3 * i])
-  local cap = tonumber(ARGV[3 * i + 1])
+  local free = tonumber(ARGV[3 * i])
+  local base = tonumber(ARGV[3 * i + 1])
+  local cap = tonumber(ARGV[3 * i + 2])
   local state = redis.call('HMGET', key, 'n', 'last')
   local n = tonumber(state[1]) or 0
   local last = tonumber(state[2]) or 0
-  if n >= free then
+  if i > #KEYS - gated and not own_failed then n = 0 end
+  if n > 0 and n >= free then
     local delay = math.min(cap, base * 2 ^ math.min(n - free, 60))
     if last + delay - now > wait then wait = last + delay - now end
   end
@@ -244,9 +299,12 @@ return '0'
 """
 )
 
-# KEYS[1] cleared; KEYS[2..] lowered by one.
+# KEYS[1] cleared and marked as having succeeded; KEYS[2..] lowered by one.
+# ARGV: memory (s).
 _FORGIVE = """
 redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'n', 0, 'ok', '1')
+redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[1]) * 1000))
 for i = 2, #KEYS do
   if (tonumber(redis.call('HGET', KEYS[i], 'n')) or 0) > 0 then
     redis.call('HINCRBY', KEYS[i], 'n', -1)
@@ -317,15 +375,17 @@ class RedisStore:
     async def stop(self) -> None:
         await self._client.aclose()
 
-    async def attempt(self, keys: Sequence[tuple[str, Backoff]], memory: float) -> float:
-        args: list[float] = [memory]
+    async def attempt(
+        self, keys: Sequence[tuple[str, Backoff]], memory: float, *, gated: int = 0
+    ) -> float:
+        args: list[float] = [memory, gated]
         for _, backoff in keys:
             args += [backoff.free, backoff.base, backoff.cap]
         wait = await self._attempt(keys=[self._key(key) for key, _ in keys], args=args)
         return float(wait)
 
-    async def forgive(self, cleared: str, lowered: Sequence[str]) -> None:
-        await self._forgive(keys=[self._key(cleared), *map(self._key, lowered)])
+    async def forgive(self, cleared: str, lowered: Sequence[str], memory: float) -> None:
+        await self._forgive(keys=[self._key(cleared), *map(self._key, lowered)], args=[memory])
 
     async def lease(self, key: str, lease_id: str, limit: int, ttl: float) -> bool:
         return bool(await self._lease(keys=[self._key(key)], args=[limit, lease_id, ttl]))
@@ -394,6 +454,10 @@ class Limits:
         self._held.clear()
         await self._store.stop()
 
+    def address(self, address: str) -> str:
+        """The client key for `address` in every per-address limit (see `address_key`)."""
+        return address_key(address, ipv6_prefix=self.settings.ipv6_prefix)
+
     def limited(self, rate: str) -> bool:
         """Whether the named rate has any limit at all."""
         return bool(self._rates[rate])
@@ -423,7 +487,9 @@ class Limits:
         """Count a logIn attempt before the password is checked; raise RateLimited to refuse it.
 
         Counted as a failure until `login_succeeded` says otherwise, so parallel
-        guesses cannot all slip in before their failures are recorded.
+        guesses cannot all slip in before their failures are recorded. The
+        account-wide wait refuses only a caller (this address) that has failed
+        on this account itself since it last signed in to it; see `LoginPolicy`.
         """
         policy = self.settings.login
         keys = self._login_keys(account, address)
@@ -431,6 +497,7 @@ class Limits:
             wait = await self._store.attempt(
                 [(keys[0], policy.pair), (keys[1], policy.address), (keys[2], policy.account)],
                 policy.memory,
+                gated=1,
             )
         except Exception as error:
             _fail_open("a logIn", error)
@@ -444,20 +511,22 @@ class Limits:
             )
 
     async def login_succeeded(self, *, account: str, address: str) -> None:
-        """The attempt was right: its account-and-address failures are forgotten."""
+        """The attempt was right: its account-and-address failures are forgotten, and this
+        address is known to the account (the account-wide wait no longer holds it
+        back) until its record is forgotten."""
         pair, by_address, by_account = self._login_keys(account, address)
         try:
-            await self._store.forgive(pair, [by_address, by_account])
+            await self._store.forgive(pair, [by_address, by_account], self.settings.login.memory)
         except Exception as error:
             _fail_open("forgiving a logIn", error)
 
-    @staticmethod
-    def _login_keys(account: str, address: str) -> tuple[str, str, str]:
+    def _login_keys(self, account: str, address: str) -> tuple[str, str, str]:
         # Hashed: an email of any length (or spelling case) makes one short key.
         account = hashlib.sha256(account.strip().lower().encode(errors="replace")).hexdigest()
+        client = self.address(address)
         return (
-            f"login:pair:{account}:{address}",
-            f"login:address:{address}",
+            f"login:pair:{account}:{client}",
+            f"login:{client}",
             f"login:account:{account}",
         )
 

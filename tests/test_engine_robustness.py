@@ -33,7 +33,7 @@ from services.replicate_api import CircuitBreaker, ReplicateGateway
 from services.storage import LocalStorage
 from services.tables import ShotImageRow, StoryboardSelectionRow
 from services.validation import Checks
-from tests.factories import MEDIA, account, input_type, project, scene
+from tests.factories import MEDIA, account, input_type, mutate_ok, project, scene
 
 DEADLINE = 30.0
 
@@ -83,6 +83,7 @@ class Provider:
 def engine_for(db: Database, provider: Provider, media: Path, **settings: Any) -> GenerationEngine:
     assert provider.config is not None
     gateway = ReplicateGateway(
+        # The embedded emulator, like Replicate, answers only with its token.
         api_token=provider.config.api_token,
         base_url=provider.base_url,
         backoff_base=0.01,
@@ -241,6 +242,36 @@ async def test_one_teams_queue_never_delays_another_teams_image(
     bob_prediction = (await row(db, single)).prediction_id
     # Bob's one image went out in the first batch of four, not after Ann's 24.
     assert bob_prediction in created[:4], (created.index(bob_prediction or ""), busy[:1])
+
+
+async def test_many_teams_of_one_user_share_one_fair_share(
+    db: Database, stack: AsyncExitStack, tmp_path: Path
+) -> None:
+    """Fair shares go by who owns the work, not by team: anyone can create teams, so a
+    user with forty teams would otherwise take forty turns before anyone else's one."""
+    provider = Provider(stack)
+    await provider.start(latency_ms=60_000)
+    engine = engine_for(db, provider, tmp_path / "media", batch=4)
+    stack.push_async_callback(engine.gateway.aclose)
+    ann = await account(db, name="Ann")
+    bob = await account(db, name="Bob")
+    for n in range(8):  # one image in each of eight teams of Ann's, all queued first
+        made = await mutate_ok(db, "createTeam", {"name": f"T{n}"}, "team { id }", token=ann.token)
+        pid = await project(db, ann, team_id=made["team"]["id"])
+        shot_id = (await scene(db, ann, pid, shots=[{"initialPrompt": "a lighthouse"}]))["shots"][
+            0
+        ]["id"]
+        started = await mutation(
+            db, engine, "generateShotImages", {"shotId": shot_id, "variantCount": 1}, ann.token
+        )
+        assert started["userErrors"] == [], started
+    (single,) = await queue_images(db, engine, bob, 1)
+
+    await engine.dispatch_pending()
+    created = [p["id"] for p in await provider.predictions()]
+    assert len(created) == 9
+    bob_prediction = (await row(db, single)).prediction_id
+    assert bob_prediction in created[:4], created.index(bob_prediction or "")
 
 
 # --- a provider that forgets ---------------------------------------------------------

@@ -27,7 +27,7 @@ from schema.app import schema
 from services import maintenance
 from services.accounts import AccountSettings
 from services.database import Database
-from services.tables import TeamInvitationRow
+from services.tables import TeamInvitationRow, TeamMemberRow
 from tests.factories import (
     MEDIA,
     Account,
@@ -293,6 +293,129 @@ async def test_revoking_follows_the_member_rules(
         # Exactly what an invitation that exists nowhere gets.
         nowhere = base64.b64encode(b"Invitation:987654321").decode()
         assert (await revoke(db, nowhere, people[revoker]))["userErrors"] == payload["userErrors"]
+
+
+async def _set_inviter(db: Database, team: str, user: Account, *, role: str | None) -> None:
+    """Change a member's stored role (None: leave their user id off their invitations, as
+    deleting their account does through the SET NULL reference)."""
+    team_id = ids.decode(team, "Team")
+    user_id = ids.decode(user.user_id, "User")
+    async with db.transaction() as session:
+        if role is None:
+            for row in await session.exec(
+                select(TeamInvitationRow).where(TeamInvitationRow.invited_by_id == user_id)
+            ):
+                row.invited_by_id = None
+                session.add(row)
+            return
+        member = await session.get(TeamMemberRow, (team_id, user_id))
+        assert member is not None
+        member.role = role
+        session.add(member)
+
+
+async def test_a_removed_manager_s_codes_stop_working(
+    db: Database, people: dict[str, Account]
+) -> None:
+    """Removing an admin (or an admin leaving) takes their pending invitations with them:
+    a code they kept cannot bring them, or anyone they hand it to, back in."""
+    owner = people["OWNER"]
+    for leaving in (False, True):
+        team = await crew_team(db, people)
+        admin = await account(db, name="Admin")
+        await join(db, team, admin, role="ADMIN", inviter=owner)
+        kept = {role: (await invite(db, team, role, admin))["code"] for role in ("ADMIN", "VIEWER")}
+        by_owner = await invite(db, team, "EDITOR", owner)
+        remover = admin if leaving else owner
+        removed = await mutate(
+            db,
+            "removeTeamMember",
+            {"teamId": team, "userId": admin.user_id},
+            "team { id }",
+            token=remover.token,
+        )
+        assert removed["userErrors"] == []
+        # No longer listed, and none of the kept codes lets anyone in.
+        listed = await roster(db, team, owner)
+        assert [i["id"] for i in listed["invitations"]] == [by_owner["invitation"]["id"]]
+        assert codes(await accept(db, kept["ADMIN"], admin)) == [("INVALID_INVITATION", "code")]
+        assert codes(await accept(db, kept["VIEWER"], people["NEWCOMER"])) == [
+            ("INVALID_INVITATION", "code")
+        ]
+        members = {m["user"]["id"] for m in (await roster(db, team, owner))["members"]}
+        assert admin.user_id not in members
+        assert people["NEWCOMER"].user_id not in members
+        # The owner's own invitation still works.
+        assert (await accept(db, by_owner["code"], admin))["userErrors"] == []
+
+
+@pytest.mark.parametrize(
+    ("inviter_now", "role", "valid"),
+    [
+        ("EDITOR", "VIEWER", False),  # demoted: may no longer invite anyone
+        ("VIEWER", "EDITOR", False),
+        ("ADMIN", "OWNER", False),  # an owner's OWNER code, the owner now only an admin
+        ("ADMIN", "ADMIN", True),
+        (None, "VIEWER", False),  # the inviter's account was deleted
+        ("OWNER", "OWNER", True),
+    ],
+)
+async def test_a_code_is_only_as_good_as_its_inviter_s_right_when_accepted(
+    db: Database, people: dict[str, Account], inviter_now: str | None, role: str, valid: bool
+) -> None:
+    owner = people["OWNER"]
+    team = await crew_team(db, people)
+    inviter = await account(db, name="Inviter")
+    await join(db, team, inviter, role="OWNER", inviter=owner)
+    code = (await invite(db, team, role, inviter))["code"]
+    await _set_inviter(db, team, inviter, role=inviter_now)
+    joined = await accept(db, code, people["NEWCOMER"])
+    members = {m["user"]["id"]: m["role"] for m in (await roster(db, team, owner))["members"]}
+    if valid:
+        assert joined["userErrors"] == []
+        assert members[people["NEWCOMER"].user_id] == role
+    else:
+        assert codes(joined) == [("INVALID_INVITATION", "code")]
+        assert people["NEWCOMER"].user_id not in members
+
+
+async def test_a_manager_removed_after_their_request_began_cannot_invite_or_remove(
+    db: Database, people: dict[str, Account]
+) -> None:
+    """The roles an actor was loaded with may be stale: the write re-reads them under the
+    team's lock, so a removal that committed first wins."""
+    owner = people["OWNER"]
+    team = await crew_team(db, people)
+    admin = await account(db, name="Admin")
+    await join(db, team, admin, role="ADMIN", inviter=owner)
+    context = await build_context(Resources(db=db, media=MEDIA), admin.token)  # roles read now
+    removed = await mutate(
+        db,
+        "removeTeamMember",
+        {"teamId": team, "userId": admin.user_id},
+        "team { id }",
+        token=owner.token,
+    )
+    assert removed["userErrors"] == []
+    late_invite = await schema.execute(
+        "mutation($t: ID!) { inviteTeamMember(input: {teamId: $t, role: ADMIN}) "
+        "{ code userErrors { code } } }",
+        variable_values={"t": team},
+        context_value=context,
+    )
+    assert late_invite.data == {
+        "inviteTeamMember": {"code": None, "userErrors": [{"code": "NOT_FOUND"}]}
+    }
+    late_remove = await schema.execute(
+        "mutation($t: ID!, $u: ID!) { removeTeamMember(input: {teamId: $t, userId: $u}) "
+        "{ userErrors { code } } }",
+        variable_values={"t": team, "u": people["VIEWER"].user_id},
+        context_value=context,
+    )
+    assert late_remove.data == {"removeTeamMember": {"userErrors": [{"code": "NOT_FOUND"}]}}
+    members = {m["user"]["id"] for m in (await roster(db, team, owner))["members"]}
+    assert people["VIEWER"].user_id in members
+    assert (await roster(db, team, owner))["invitations"] == []
 
 
 async def test_a_team_has_a_bounded_number_of_pending_invitations(

@@ -14,6 +14,7 @@ import asyncio
 import re
 import secrets
 import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,7 +30,14 @@ from websockets.typing import Subprotocol
 
 from services.database import scratch_postgres_database
 from services.errors import RateLimited
-from services.limits import Backoff, Limits, LimitSettings, LoginPolicy
+from services.limits import (
+    Backoff,
+    Limits,
+    LimitSettings,
+    LoginPolicy,
+    MemoryStore,
+    address_key,
+)
 from tests.conftest import ADMIN_URL, _unavailable
 from tests.factories import PASSWORD
 from tests.realtime_harness import PROJECT_EVENTS, Api, Feed, Socket
@@ -129,21 +137,64 @@ async def test_login_waits_grow_after_the_free_failures_and_a_success_forgives(
     await limits.login_attempt(**who)
 
 
-async def test_an_account_attacked_from_many_addresses_waits_only_briefly(
+async def test_the_account_wide_wait_holds_back_only_callers_that_failed_themselves(
     make_limits: Any,
 ) -> None:
+    """Guesses from many addresses make the account wait, but only for addresses that
+    guessed wrong themselves: the owner, from a new address or from one that signed in
+    since its own failures, is never refused because of someone else's failures, however
+    the attacker times its guesses."""
     policy = LoginPolicy(
-        pair=Backoff(free=5), address=Backoff(free=5), account=Backoff(free=3, base=1.0, cap=2.0)
+        pair=Backoff(free=5),
+        address=Backoff(free=5),
+        account=Backoff(free=3, base=10.0, cap=20.0),
     )
     limits = await make_limits(LimitSettings(login=policy))
-    waits = []
-    for n in range(12):
+    victim = "victim@example.com"
+    for n in range(12):  # each new address's first guess is counted, and let through
+        await limits.login_attempt(account=victim, address=f"192.0.2.{n}")
+    # A second guess from an address that failed: held back by the account-wide wait,
+    # which is short (the cap), so it is never a lock for anyone.
+    with pytest.raises(RateLimited) as held:
+        await limits.login_attempt(account=victim, address="192.0.2.3")
+    assert held.value.retry_after is not None
+    assert 1 <= held.value.retry_after <= 20
+    # The owner from addresses the attacker never used: never refused.
+    for n in range(5):
+        owner = {"account": victim, "address": f"203.0.113.{n}"}
+        await limits.login_attempt(**owner)
+        await limits.login_succeeded(**owner)
+    # The owner's own address, after a typo there: it signed in from here, so the
+    # account-wide wait does not apply (its own, per-address budget still does).
+    home = {"account": victim, "address": "203.0.113.1"}
+    await limits.login_attempt(**home)  # a typo (not forgiven)
+    await limits.login_attempt(**home)  # the right one
+    await limits.login_succeeded(**home)
+    # An address that only ever failed is still held back.
+    with pytest.raises(RateLimited):
+        await limits.login_attempt(account=victim, address="192.0.2.7")
+
+
+async def test_a_refused_log_in_attempt_stores_nothing(make_limits: Any) -> None:
+    """Refused attempts leave no records, so guessing many emails from a throttled address
+    cannot fill the store (and, in one process, push its own waits out of memory)."""
+    policy = LoginPolicy(pair=Backoff(free=1), address=Backoff(free=1, base=30.0))
+    limits = await make_limits(LimitSettings(login=policy))
+    await limits.login_attempt(account="a@example.com", address="198.51.100.200")
+    for n in range(20):
+        with pytest.raises(RateLimited):
+            await limits.login_attempt(account=f"x{n}@example.com", address="198.51.100.200")
+    # A fresh account from a fresh address: nothing was recorded for the refused emails.
+    store = limits._store
+    if isinstance(store, MemoryStore):
+        assert len(store._failures) == 3  # pair, address, account of the first attempt
+    else:
+        client = aioredis.Redis.from_url(REDIS_URL)
         try:
-            await limits.login_attempt(account="victim@example.com", address=f"192.0.2.{n}")
-        except RateLimited as error:
-            waits.append(error.retry_after)
-    assert waits, "guesses spread over many addresses were never slowed"
-    assert max(w or 0 for w in waits) <= 2  # the owner waits at most the account cap
+            keys = await client.keys(f"{store._prefix}:login:*")
+        finally:
+            await client.aclose()
+        assert len(keys) == 3, keys
 
 
 async def test_subscription_slots_are_counted_per_user_on_every_server(make_limits: Any) -> None:
@@ -353,6 +404,94 @@ def log_in(server: StudioServer, email: str, password: str, headers: dict[str, s
     return response.json()["data"]["logIn"]
 
 
+_networks = iter(range(1, 250))
+
+
+def new_network() -> list[dict[str, str]]:
+    """Forwarded-address headers for many addresses of one IPv6 /64 no other test uses, in
+    every spelling a client may pick (short, full, upper case, the last 64 bits random)."""
+    prefix = f"2001:db8:{next(_networks):x}:7"
+    spellings = [
+        f"{prefix}::1",
+        f"{prefix}::2",
+        f"{prefix}:ffff:ffff:ffff:fffe",
+        f"{prefix}:1:2:3:4".upper(),
+        f"{prefix}:{secrets.randbits(16):x}:{secrets.randbits(16):x}:0:9",
+        f"2001:0db8:{int(prefix.split(':')[2], 16):04x}:0007:0000:0000:0000:00aa",
+    ]
+    return [{"X-Forwarded-For": spelling} for spelling in spellings]
+
+
+def test_an_ipv6_client_is_keyed_by_its_network_and_ipv4_by_its_address() -> None:
+    net = "address:2001:db8:1:2::/64"
+    for spelling in ["2001:db8:1:2::1", "2001:DB8:1:2:FFFF:FFFF:FFFF:FFFF", "2001:db8:1:2:a:b:c:d"]:
+        assert address_key(spelling) == net
+    assert address_key("2001:db8:1:3::1") != net
+    assert address_key("2001:db8:1:2::1", ipv6_prefix=56) == "address:2001:db8:1::/56"
+    assert address_key("2001:db8:1:2::1", ipv6_prefix=128) == "address:2001:db8:1:2::1/128"
+    assert address_key("fe80::1%eth0") == "address:fe80::/64"
+    # IPv4 is its own address; written as IPv4-mapped IPv6, it is still that address.
+    assert address_key("10.1.1.1") == "address:10.1.1.1"
+    assert address_key("::ffff:10.1.1.1") == "address:10.1.1.1"
+    assert address_key("10.1.1.2") != address_key("10.1.1.1")
+    assert address_key("unknown") == "address:unknown"
+
+
+@pytest.mark.e2e
+def test_every_per_address_limit_counts_an_ipv6_slash_64_as_one_client(
+    edge: StudioServer,
+) -> None:
+    """A host holds a whole /64: new addresses in it buy no new budget, for any limit."""
+    # signUp (2/hour): the third attempt, from another address of the /64, is refused,
+    # though its email is taken (taken attempts count too).
+    hosts = new_network()
+    email, _ = sign_up(edge, hosts[0])
+    again = post(
+        edge, SIGN_UP, {"input": {"email": email, "password": PASSWORD, "name": "T"}}, hosts[1]
+    ).json()["data"]["signUp"]
+    assert [e["code"] for e in again["userErrors"]] == ["EMAIL_TAKEN"]
+    for host in hosts[2:]:
+        third = f"third-{secrets.token_hex(4)}@example.com"
+        refused = post(
+            edge, SIGN_UP, {"input": {"email": third, "password": PASSWORD, "name": "T"}}, host
+        ).json()["data"]["signUp"]
+        assert [e["code"] for e in refused["userErrors"]] == ["RATE_LIMITED"], host
+    sign_up(edge, new_network()[0])  # another /64 is another client
+
+    # Requests on /graphql (40/minute), spread over the /64; then WebSocket handshakes too.
+    hosts = new_network()
+    answers = [post(edge, "{ __typename }", headers=hosts[n % 6]).status_code for n in range(40)]
+    assert answers == [200] * 40
+    for host in hosts:
+        assert_rate_limited(post(edge, "{ __typename }", headers=host))
+    url = edge.base_url.replace("http://", "ws://") + "/graphql"
+    with pytest.raises(InvalidStatus) as refused_socket:
+        connect(
+            url,
+            subprotocols=[Subprotocol("graphql-transport-ws")],
+            additional_headers=hosts[4],
+            open_timeout=10,
+        )
+    assert refused_socket.value.response.status_code == 403
+
+    # /media (3/minute).
+    hosts = new_network()
+    for host in hosts[:3]:
+        assert httpx.get(f"{edge.base_url}/media/nothing.png", headers=host).status_code != 429
+    for host in hosts[3:]:
+        assert_rate_limited(httpx.get(f"{edge.base_url}/media/nothing.png", headers=host))
+
+    # logIn waits (3 free failures per account and client): the fourth guess waits (for
+    # 1 s only, so just one is tried).
+    email, _ = sign_up(edge, new_address())
+    hosts = new_network()
+    for host in hosts[:3]:
+        (error,) = log_in(edge, email, "wrong password!", host)["userErrors"]
+        assert error["code"] == "INVALID_CREDENTIALS"
+    (error,) = log_in(edge, email, "wrong password!", hosts[5])["userErrors"]
+    assert error["code"] == "RATE_LIMITED"
+
+
 @pytest.mark.e2e
 def test_log_in_waits_grow_after_failures_but_never_lock_the_owner_out(edge: StudioServer) -> None:
     email, _ = sign_up(edge, new_address())
@@ -379,6 +518,66 @@ def test_log_in_waits_grow_after_failures_but_never_lock_the_owner_out(edge: Stu
     # and the wait ends: it is never a lock.
     time.sleep(wait + 0.2)
     assert log_in(edge, email, PASSWORD, attacker)["token"]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("store", ["memory://", REDIS_URL])
+def test_an_attacker_timing_guesses_to_each_wait_never_keeps_the_owner_out(
+    tmp_path: Path, store: str
+) -> None:
+    """The attack that defeated an account-wide wait: guesses from a few addresses, each
+    sent the moment the announced wait ends, so the account always has a wait running.
+    The owner, signing in from addresses of their own, gets in every time."""
+    server = limited_server(
+        tmp_path,
+        "siege",
+        LIMITS_URL=store,
+        TRUSTED_PROXIES="127.0.0.1",
+        RATE_LIMIT_GRAPHQL="",
+        LOGIN_FREE_FAILURES="2",
+        LOGIN_ADDRESS_FREE_FAILURES="4",
+        LOGIN_ACCOUNT_FREE_FAILURES="3",
+        LOGIN_BASE_DELAY_SECONDS="1",
+        LOGIN_ACCOUNT_MAX_DELAY_SECONDS="5",
+    )
+    with server:
+        email, _ = sign_up(server, {"X-Forwarded-For": "198.18.0.1"})
+        stop = time.monotonic() + 12
+        refused_attacker = 0
+
+        def attack() -> None:
+            nonlocal refused_attacker
+            n = 0
+            while time.monotonic() < stop:
+                address = {"X-Forwarded-For": f"198.18.1.{n % 3 + 1}"}  # three, reused
+                n += 1
+                answer = log_in(server, email, f"guess {n}!", address)
+                (error,) = answer["userErrors"]
+                if error["code"] == "RATE_LIMITED":
+                    refused_attacker += 1
+                    wait = re.search(r"Try again in (\d+) s", error["message"])
+                    assert wait is not None
+                    time.sleep(max(0.05, int(wait.group(1)) - 0.3))
+
+        attacker = threading.Thread(target=attack)
+        attacker.start()
+        try:
+            time.sleep(2)  # the account's wait is running
+            owner_answers = []
+            for n in range(8):
+                # A new address each time, and the owner's usual one after a typo there.
+                fresh = {"X-Forwarded-For": f"198.18.2.{n + 1}"}
+                owner_answers.append(log_in(server, email, PASSWORD, fresh)["userErrors"])
+                time.sleep(0.6)
+            home = {"X-Forwarded-For": "198.18.2.1"}  # signed in from here above
+            assert log_in(server, email, "a typo!!", home)["userErrors"][0]["code"] == (
+                "INVALID_CREDENTIALS"
+            )
+            owner_answers.append(log_in(server, email, PASSWORD, home)["userErrors"])
+        finally:
+            attacker.join()
+        assert owner_answers == [[]] * 9
+        assert refused_attacker > 0  # the attacker, meanwhile, was held back
 
 
 @pytest.mark.e2e

@@ -163,3 +163,35 @@ async def test_passwords_that_cannot_be_stored_never_log_in(db: Database) -> Non
         payload = await log_in(db, email, attempt)
         assert [e["code"] for e in payload["userErrors"]] == ["INVALID_CREDENTIALS"], attempt
         assert payload["token"] is None
+
+
+async def test_a_taken_email_at_sign_up_costs_what_a_new_account_costs(db: Database) -> None:
+    """EMAIL_TAKEN cannot be avoided without verification emails, but it is not answered
+    faster: a taken address is hashed like a new one (Argon2id at full cost)."""
+    resources = Resources(db=db, media=MEDIA, accounts=AccountSettings(passwords=Passwords()))
+    taken = unique_email("taken")
+
+    async def sign_up(email: str) -> tuple[list[str], float]:
+        context = await build_context(resources, None)
+        started = time.perf_counter()
+        result = await schema.execute(
+            SIGN_UP,
+            variable_values={"input": {"email": email, "password": PASSWORD, "name": "T"}},
+            context_value=context,
+        )
+        elapsed = time.perf_counter() - started
+        assert result.errors is None
+        assert result.data is not None
+        return [e["code"] for e in result.data["signUp"]["userErrors"]], elapsed
+
+    assert (await sign_up(taken))[0] == []
+    timings: dict[str, list[float]] = {"taken": [], "new": []}
+    for _ in range(5):
+        errors, elapsed = await sign_up(taken.upper())  # any spelling of it is taken
+        assert errors == ["EMAIL_TAKEN"]
+        timings["taken"].append(elapsed)
+        errors, elapsed = await sign_up(unique_email("fresh"))
+        assert errors == []
+        timings["new"].append(elapsed)
+    medians = {name: statistics.median(values) for name, values in timings.items()}
+    assert max(medians.values()) / min(medians.values()) < 1.5, medians

@@ -383,8 +383,10 @@ async def test_operations_over_a_websocket_count_and_the_socket_stays_open(
     async with await Socket.open(edge, token) as socket:
         feeds = [await socket.subscribe("{ viewer { id } }", {}) for _ in range(41)]
         answers = [await feed.message() for feed in feeds]
-        assert [a["type"] for a in answers[:40]] == ["next"] * 40
-        refused = answers[40]
+        # Operations on one socket run side by side: any one of them may be the 41st.
+        refusals = [a for a in answers if a["type"] != "next"]
+        assert len(refusals) == 1, refusals
+        [refused] = refusals
         assert refused["type"] == "error", refused
         (error,) = refused["payload"]
         assert error["extensions"]["code"] == "RATE_LIMITED"

@@ -26,7 +26,13 @@ import migrations
 from api.embedded import embedded_emulator
 from api.graphql import StudioGraphQL
 from api.health import healthz, readyz
-from api.limits import BodyReadTimeout, BodySizeLimit, RateLimit, WebSocketCap
+from api.limits import (
+    BodyReadTimeout,
+    BodySizeLimit,
+    CloseUnreadBodies,
+    RateLimit,
+    WebSocketCap,
+)
 from api.media import media
 from api.settings import Settings, SettingsError
 from api.state import AppState
@@ -254,6 +260,9 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
             Route("/", editor),
         ],
         middleware=[
+            # Outermost: every answer (a 413, a 429, a probe's) closes a connection
+            # whose body it did not wait for.
+            Middleware(CloseUnreadBodies),
             Middleware(WebSocketCap, max_open=settings.max_connections),
             # The one place forwarded headers are believed, and only from TRUSTED_PROXIES
             # (`studio serve` runs uvicorn without its own proxy-header handling).

@@ -5,9 +5,12 @@
 arrived whole within a deadline counted from its request's headers: uvicorn
 itself waits for a slow body forever, one byte a minute keeping a connection
 and a task alive. (Slow *headers* never reach the app; the reverse proxy in
-front times those out, see deploy/nginx.conf.) `WebSocketCap` bounds open
-WebSockets. `RateLimit` refuses request rates per client with 429 before the
-request is read.
+front times those out, see deploy/nginx.conf.) `CloseUnreadBodies` closes the
+connection after any response given before its request's body was whole, so a
+route that never reads the body (a health probe, a 413, a 429) cannot be kept
+busy by a body trickled after it. `WebSocketCap` bounds open WebSockets.
+`RateLimit` refuses request rates per client with 429 before the request is
+read.
 """
 
 from __future__ import annotations
@@ -128,6 +131,58 @@ class BodyReadTimeout:
                 headers={"Connection": "close"},
             )
             await response(scope, receive, watched)
+
+
+class CloseUnreadBodies:
+    """`Connection: close` on a response that starts before its request's body is whole.
+
+    uvicorn keeps reading a request's body after the app has answered, without a
+    deadline, before it serves the next request on the connection: a client
+    declaring `Content-Length: 100000000` to any route that does not read it,
+    then sending a byte every few seconds, held a connection (and a slot of
+    MAX_CONNECTIONS) forever. With `Connection: close` uvicorn closes the
+    connection once the response is sent (RFC 9112 section 9.6), so the rest of
+    the body is never waited for. Requests without a body (no Content-Length
+    or zero, no Transfer-Encoding) and those whose body was read whole keep
+    their connection. Put it outermost, so every answer passes through it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        unread = "transfer-encoding" in headers or (
+            length is not None and length.strip().strip("0") != ""
+        )
+
+        async def observed() -> Message:
+            nonlocal unread
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                unread = False
+            return message
+
+        async def closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and unread:
+                message = {
+                    **message,
+                    "headers": [
+                        *(
+                            (name, value)
+                            for name, value in message.get("headers", [])
+                            if name.lower() != b"connection"
+                        ),
+                        (b"connection", b"close"),
+                    ],
+                }
+            await send(message)
+
+        await self.app(scope, observed, closing)
 
 
 class WebSocketCap:

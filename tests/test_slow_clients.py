@@ -103,6 +103,75 @@ def test_a_body_that_does_not_arrive_in_time_gets_408_and_a_closed_connection(
         assert httpx.get(f"{server.base_url}/healthz", trust_env=False).status_code == 200
 
 
+def closed_while_trickling(sock: socket.socket, *, within: float) -> tuple[bool, bytes]:
+    """Send a byte every 0.25 s; whether the server closed the connection within `within` s.
+
+    Also returns what it answered meanwhile.
+    """
+    received = b""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            sock.sendall(b"x")
+        except OSError:  # reset: closed
+            return True, received
+        readable, _, _ = select.select([sock], [], [], 0.25)
+        if readable:
+            try:
+                chunk = sock.recv(65536)
+            except OSError:
+                return True, received
+            if not chunk:
+                return True, received
+            received += chunk
+    return False, received
+
+
+UNREAD_BODIES = {
+    # Routes that never read the body, answers given before it is read, and both framings.
+    "health probe": b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nab",
+    "readiness probe": b"GET /readyz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nab",
+    "editor page": b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nab",
+    "media 404": b"GET /media/x?expires=1&signature=x HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Length: 100000\r\n\r\nab",
+    "media 405": b"POST /media/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nab",
+    "413 on a declared length": b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Length: 100000000\r\n\r\nab",
+    "413 on graphql": b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 100000000\r\n\r\nab",
+    "chunked body to a probe": b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n10000\r\nab",
+    "429 before the body": b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 100000\r\n\r\nab",
+}
+
+
+def test_an_answer_given_before_the_body_is_read_closes_the_connection(tmp_path: Path) -> None:
+    """The 408 deadline only times bodies the app reads; any other answer must not wait."""
+    settings = {"BODY_READ_TIMEOUT_SECONDS": "30", "RATE_LIMIT_GRAPHQL": "1/minute"}
+    with running(studio(tmp_path, "unread", **settings)) as server:
+        with httpx.Client(base_url=server.base_url, trust_env=False) as http:
+            http.post("/graphql", json={"query": "{ __typename }"})  # the minute's one request
+        for case, request in UNREAD_BODIES.items():
+            with connect(server.port) as sock:
+                sock.sendall(request)
+                closed, answer = closed_while_trickling(sock, within=5.0)
+            assert closed, (case, answer)
+            head = answer.split(b"\r\n\r\n")[0].lower()
+            assert head.startswith(b"http/1.1 "), (case, answer)
+            assert b"connection: close" in head, (case, answer)
+            assert not head.startswith(b"http/1.1 5"), (case, answer)
+        # A body read whole keeps its connection; so does a request without one.
+        with connect(server.port) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.5)
+            assert b"connection: close" not in sock.recv(65536).lower()
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            time.sleep(0.5)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            assert is_open(sock)
+
+
 def test_connections_past_the_cap_get_503(tmp_path: Path) -> None:
     with running(studio(tmp_path, "cap", MAX_CONNECTIONS="4")) as server:
         idle = [connect(server.port) for _ in range(4)]

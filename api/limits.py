@@ -8,14 +8,15 @@ and a task alive. (Slow *headers* never reach the app; the reverse proxy in
 front times those out, see deploy/nginx.conf.) `CloseUnreadBodies` closes the
 connection after any response given before its request's body was whole, so a
 route that never reads the body (a health probe, a 413, a 429) cannot be kept
-busy by a body trickled after it. `WebSocketCap` bounds open WebSockets.
-`RateLimit` refuses request rates per client with 429 before the request is
-read.
+busy by a body trickled after it. `WebSocketCap` bounds open WebSockets, and
+`UnsignedWebSocketCap` those of one address not yet signed in. `RateLimit`
+refuses request rates per client with 429 before the request is read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import OrderedDict
 
@@ -212,22 +213,94 @@ class WebSocketCap:
             self.open -= 1
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        if "websocket.http.response" in scope.get("extensions", {}):
-            body = b"Too many open connections; try again later."
-            await send(
-                {
-                    "type": "websocket.http.response.start",
-                    "status": 503,
-                    "headers": [
-                        (b"content-type", b"text/plain"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"retry-after", b"5"),
-                    ],
-                }
+        await refuse_handshake(
+            scope, send, status=503, message="Too many open connections; try again later."
+        )
+
+
+async def refuse_handshake(scope: Scope, send: Send, *, status: int, message: str) -> None:
+    """Answer a WebSocket handshake with `status` and a plain-text `message`, not accepting it."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = message.encode()
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"text/plain"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", b"5"),
+                ],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:  # a server without the extension answers 403 to a close before accept
+        await send({"type": "websocket.close", "code": 1013})
+
+
+def _acknowledges(message: Message) -> bool:
+    """Whether a message the app sends is a `connection_ack` (both subprotocols name it so)."""
+    text = message.get("text") if message["type"] == "websocket.send" else None
+    if not isinstance(text, str) or "connection_ack" not in text:
+        return False
+    try:
+        sent = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(sent, dict) and sent.get("type") == "connection_ack"
+
+
+class UnsignedWebSocketCap:
+    """At most `max_per_address` WebSockets per address before they are signed in; 429 past it.
+
+    A socket counts from its handshake until the server acknowledges its
+    `connection_init` (sends `connection_ack`) or it closes. Unsigned sockets
+    cost nothing to open and, with the init timeout, still hold a connection for
+    seconds each: without this, a few addresses could fill MAX_CONNECTIONS and
+    every HTTP request would get 503. Counted per server process.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_per_address: int) -> None:
+        self.app = app
+        self.max_per_address = max_per_address
+        self.unsigned: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        address = client_address(scope)
+        if self.unsigned.get(address, 0) >= self.max_per_address:
+            await refuse_handshake(
+                scope,
+                send,
+                status=429,
+                message="Too many WebSockets from your address waiting to sign in; "
+                "send connection_init on those first.",
             )
-            await send({"type": "websocket.http.response.body", "body": body})
-        else:  # a server without the extension answers 403 to a close before accept
-            await send({"type": "websocket.close", "code": 1013})
+            return
+        self.unsigned[address] = self.unsigned.get(address, 0) + 1
+        counted = True
+
+        def signed() -> None:
+            nonlocal counted
+            if counted:
+                counted = False
+                left = self.unsigned[address] - 1
+                if left:
+                    self.unsigned[address] = left
+                else:
+                    del self.unsigned[address]
+
+        async def watched(message: Message) -> None:
+            if counted and _acknowledges(message):
+                signed()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        finally:
+            signed()
 
 
 def client_address(scope: Scope) -> str:

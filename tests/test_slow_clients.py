@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import select
@@ -21,7 +22,10 @@ from typing import cast
 
 import httpx
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
 from tests.realtime_harness import PROJECT_EVENTS, Api, Socket
 from tests.servers import HOST, StudioServer, free_port, studio_env
@@ -210,6 +214,46 @@ async def test_websockets_past_the_cap_are_refused_with_503(tmp_path: Path) -> N
                 await asyncio.sleep(0.1)
         await again.close()
         await sockets[0].close()
+
+
+async def _closed_with(connection: ClientConnection, within: float) -> int | None:
+    """The close code the server sends within `within` s (None if it keeps the socket open)."""
+    try:
+        while True:
+            await asyncio.wait_for(connection.recv(), within)
+    except TimeoutError:
+        return None
+    except ConnectionClosed:
+        return connection.close_code
+
+
+async def test_websockets_that_do_not_sign_in_are_closed_soon_and_capped_per_address(
+    tmp_path: Path,
+) -> None:
+    """An idle socket used to stay a minute (graphql-ws: forever), as many as the rate allowed."""
+    settings = {"WEBSOCKET_INIT_TIMEOUT_SECONDS": "1.5", "MAX_UNSIGNED_WEBSOCKETS_PER_ADDRESS": "3"}
+    with running(studio(tmp_path, "idlews", **settings)) as server:
+        async with Api(server.base_url) as anonymous:
+            api = await anonymous.sign_up()
+        url = server.base_url.replace("http://", "ws://") + "/graphql"
+        signed = await Socket.open(server, api.token)  # signed in: no longer counted
+        legacy = await ws_connect(url, subprotocols=[Subprotocol("graphql-ws")], ping_interval=None)
+        idle = [await Socket.connect(server) for _ in range(2)]
+        with pytest.raises(InvalidStatus) as refused:
+            await Socket.connect(server)
+        assert refused.value.response.status_code == 429
+        # Both subprotocols close a socket that never signed in, with 4408.
+        codes = await asyncio.gather(
+            _closed_with(legacy, 10), *(_closed_with(ws.connection, 10) for ws in idle)
+        )
+        assert codes == [4408, 4408, 4408]
+        # Their places are free again; the signed-in socket was left alone.
+        again = await Socket.connect(server)
+        await again.close()
+        await signed.send({"type": "ping"})
+        pong = await asyncio.wait_for(signed.connection.recv(), 5)
+        assert json.loads(pong) == {"type": "pong"}
+        await signed.close()
 
 
 # -- nginx in front ----------------------------------------------------------------------------

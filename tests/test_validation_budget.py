@@ -143,3 +143,25 @@ def test_an_anonymous_bomb_over_http_is_refused_at_once(studio: StudioServer) ->
             assert elapsed < 0.5, (shape, elapsed)
         health = http.get("/healthz")
         assert health.status_code == 200
+
+
+CYCLES = {
+    "a fragment spreading itself": "fragment A on User { ...A id } { viewer { ...A } }",
+    "two fragments through fields": (
+        "fragment A on User { teams { ...B } } fragment B on Team { members { user { ...A } } } "
+        "{ viewer { ...A } }"
+    ),
+    "the same, compared in a pair": (
+        "fragment A on User { teams { ...B } } fragment B on Team { members { user { ...A } } } "
+        "{ viewer { ...A } viewer { ...A } }"
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", list(CYCLES))
+async def test_fragment_cycles_end_the_walk(shape: str) -> None:
+    """A cycle is graphql-core's error to report; the walk neither loops nor overflows."""
+    result = await schema.execute(CYCLES[shape])
+    assert result.errors is not None
+    (error,) = result.errors
+    assert error.extensions == {"code": "TOO_COMPLEX"} or "within itself" in error.message

@@ -250,6 +250,19 @@ async def test_websockets_that_do_not_sign_in_are_closed_soon_and_capped_per_add
         # Their places are free again; the signed-in socket was left alone.
         again = await Socket.connect(server)
         await again.close()
+        # A graphql-ws socket stops counting once acknowledged, too.
+        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {api.token}"}}
+        acknowledged = []
+        for _ in range(3):
+            ws = await ws_connect(url, subprotocols=[Subprotocol("graphql-ws")], ping_interval=None)
+            await ws.send(json.dumps(init))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "connection_ack"
+            acknowledged.append(ws)
+        waiting = [await Socket.connect(server) for _ in range(3)]
+        for ws in acknowledged:
+            await ws.close()
+        for waiting_socket in waiting:
+            await waiting_socket.close()
         await signed.send({"type": "ping"})
         pong = await asyncio.wait_for(signed.connection.recv(), 5)
         assert json.loads(pong) == {"type": "pong"}

@@ -26,7 +26,14 @@ import migrations
 from api.embedded import embedded_emulator
 from api.graphql import StudioGraphQL
 from api.health import healthz, readyz
-from api.limits import BodyReadTimeout, BodySizeLimit, RateLimit, WebSocketCap
+from api.limits import (
+    BodyReadTimeout,
+    BodySizeLimit,
+    CloseUnreadBodies,
+    RateLimit,
+    UnsignedWebSocketCap,
+    WebSocketCap,
+)
 from api.media import media
 from api.settings import Settings, SettingsError
 from api.state import AppState
@@ -237,6 +244,9 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
         allowed_origins=settings.origins,
         keep_alive=True,
         keep_alive_interval=15,
+        # Strawberry's default is a minute: an idle socket that never signs in holds
+        # a connection that long.
+        connection_init_wait_timeout=timedelta(seconds=settings.websocket_init_timeout_seconds),
         subscription_protocols=(
             GRAPHQL_TRANSPORT_WS_PROTOCOL,
             GRAPHQL_WS_PROTOCOL,
@@ -255,10 +265,16 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
             Route("/", editor),
         ],
         middleware=[
+            # Outermost: every answer (a 413, a 429, a probe's) closes a connection
+            # whose body it did not wait for.
+            Middleware(CloseUnreadBodies),
             Middleware(WebSocketCap, max_open=settings.max_connections),
             # The one place forwarded headers are believed, and only from TRUSTED_PROXIES
             # (`studio serve` runs uvicorn without its own proxy-header handling).
             *([Middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)] if proxies else []),
+            Middleware(
+                UnsignedWebSocketCap, max_per_address=settings.max_unsigned_websockets_per_address
+            ),
             Middleware(RateLimit),
             Middleware(BodyReadTimeout, seconds=settings.body_read_timeout_seconds),
             Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes),

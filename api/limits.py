@@ -5,14 +5,18 @@
 arrived whole within a deadline counted from its request's headers: uvicorn
 itself waits for a slow body forever, one byte a minute keeping a connection
 and a task alive. (Slow *headers* never reach the app; the reverse proxy in
-front times those out, see deploy/nginx.conf.) `WebSocketCap` bounds open
-WebSockets. `RateLimit` refuses request rates per client with 429 before the
-request is read.
+front times those out, see deploy/nginx.conf.) `CloseUnreadBodies` closes the
+connection after any response given before its request's body was whole, so a
+route that never reads the body (a health probe, a 413, a 429) cannot be kept
+busy by a body trickled after it. `WebSocketCap` bounds open WebSockets, and
+`UnsignedWebSocketCap` those of one address not yet signed in. `RateLimit`
+refuses request rates per client with 429 before the request is read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import OrderedDict
 
@@ -130,6 +134,58 @@ class BodyReadTimeout:
             await response(scope, receive, watched)
 
 
+class CloseUnreadBodies:
+    """`Connection: close` on a response that starts before its request's body is whole.
+
+    uvicorn keeps reading a request's body after the app has answered, without a
+    deadline, before it serves the next request on the connection: a client
+    declaring `Content-Length: 100000000` to any route that does not read it,
+    then sending a byte every few seconds, held a connection (and a slot of
+    MAX_CONNECTIONS) forever. With `Connection: close` uvicorn closes the
+    connection once the response is sent (RFC 9112 section 9.6), so the rest of
+    the body is never waited for. Requests without a body (no Content-Length
+    or zero, no Transfer-Encoding) and those whose body was read whole keep
+    their connection. Put it outermost, so every answer passes through it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        unread = "transfer-encoding" in headers or (
+            length is not None and length.strip().strip("0") != ""
+        )
+
+        async def observed() -> Message:
+            nonlocal unread
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                unread = False
+            return message
+
+        async def closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and unread:
+                message = {
+                    **message,
+                    "headers": [
+                        *(
+                            (name, value)
+                            for name, value in message.get("headers", [])
+                            if name.lower() != b"connection"
+                        ),
+                        (b"connection", b"close"),
+                    ],
+                }
+            await send(message)
+
+        await self.app(scope, observed, closing)
+
+
 class WebSocketCap:
     """At most `max_open` WebSockets at once; past that the handshake gets 503.
 
@@ -157,22 +213,94 @@ class WebSocketCap:
             self.open -= 1
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        if "websocket.http.response" in scope.get("extensions", {}):
-            body = b"Too many open connections; try again later."
-            await send(
-                {
-                    "type": "websocket.http.response.start",
-                    "status": 503,
-                    "headers": [
-                        (b"content-type", b"text/plain"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"retry-after", b"5"),
-                    ],
-                }
+        await refuse_handshake(
+            scope, send, status=503, message="Too many open connections; try again later."
+        )
+
+
+async def refuse_handshake(scope: Scope, send: Send, *, status: int, message: str) -> None:
+    """Answer a WebSocket handshake with `status` and a plain-text `message`, not accepting it."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = message.encode()
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"text/plain"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", b"5"),
+                ],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:  # a server without the extension answers 403 to a close before accept
+        await send({"type": "websocket.close", "code": 1013})
+
+
+def _acknowledges(message: Message) -> bool:
+    """Whether a message the app sends is a `connection_ack` (both subprotocols name it so)."""
+    text = message.get("text") if message["type"] == "websocket.send" else None
+    if not isinstance(text, str) or "connection_ack" not in text:
+        return False
+    try:
+        sent = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(sent, dict) and sent.get("type") == "connection_ack"
+
+
+class UnsignedWebSocketCap:
+    """At most `max_per_address` WebSockets per address before they are signed in; 429 past it.
+
+    A socket counts from its handshake until the server acknowledges its
+    `connection_init` (sends `connection_ack`) or it closes. Unsigned sockets
+    cost nothing to open and, with the init timeout, still hold a connection for
+    seconds each: without this, a few addresses could fill MAX_CONNECTIONS and
+    every HTTP request would get 503. Counted per server process.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_per_address: int) -> None:
+        self.app = app
+        self.max_per_address = max_per_address
+        self.unsigned: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        address = client_address(scope)
+        if self.unsigned.get(address, 0) >= self.max_per_address:
+            await refuse_handshake(
+                scope,
+                send,
+                status=429,
+                message="Too many WebSockets from your address waiting to sign in; "
+                "send connection_init on those first.",
             )
-            await send({"type": "websocket.http.response.body", "body": body})
-        else:  # a server without the extension answers 403 to a close before accept
-            await send({"type": "websocket.close", "code": 1013})
+            return
+        self.unsigned[address] = self.unsigned.get(address, 0) + 1
+        counted = True
+
+        def signed() -> None:
+            nonlocal counted
+            if counted:
+                counted = False
+                left = self.unsigned[address] - 1
+                if left:
+                    self.unsigned[address] = left
+                else:
+                    del self.unsigned[address]
+
+        async def watched(message: Message) -> None:
+            if counted and _acknowledges(message):
+                signed()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        finally:
+            signed()
 
 
 def client_address(scope: Scope) -> str:

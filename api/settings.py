@@ -67,6 +67,18 @@ class Settings(BaseSettings):
         "which handshakes get 503; keep it below the open-file limit (ulimit -n) less about 100 "
         "for the database, Redis and files.",
     )
+    websocket_init_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="A WebSocket must be signed in (its connection_init acknowledged) within "
+        "this long after it opens; else it is closed with 4408.",
+    )
+    max_unsigned_websockets_per_address: int = Field(
+        default=10,
+        gt=0,
+        description="WebSockets one address may have open, per server process, before their "
+        "connection_init is acknowledged; past it handshakes get 429.",
+    )
     listen_backlog: int = Field(
         default=2048, gt=0, description="Connections the kernel queues before they are accepted."
     )

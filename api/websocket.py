@@ -13,6 +13,10 @@ subscriptions-transport-ws) keep to three rules Strawberry's handlers alone do n
   connection's token when it starts (`resolvers.context.signed_in`): fresh
   DataLoaders, and the user's teams and roles as they are now. If the token no
   longer signs anyone in (logged out, expired), the socket closes with 4403.
+- A socket not signed in (its `connection_init` acknowledged) within the
+  view's `connection_init_wait_timeout` (WEBSOCKET_INIT_TIMEOUT_SECONDS) is
+  closed with 4408: Strawberry does so for graphql-transport-ws, and here the
+  same for graphql-ws, for which Strawberry waits forever.
 - A result that says UNAUTHENTICATED means the token stopped working while the
   operation ran (an open subscription learns it from the access notices of
   `services.events.follow`): the socket closes with 4403 instead of sending it.
@@ -57,6 +61,7 @@ from resolvers.context import Context, signed_in
 
 BAD_MESSAGE = 4400
 FORBIDDEN = 4403
+INIT_TIMEOUT = 4408  # graphql-transport-ws's code for it, used on graphql-ws as well
 _SIGNED_OUT = "Forbidden: the token was revoked or has expired"
 
 # -- message shapes -----------------------------------------------------------------------
@@ -225,7 +230,9 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
     """The older graphql-ws protocol with checked messages and a context per operation."""
 
     async def handle(self) -> None:
-        """Strawberry's, but a frame that is not JSON is malformed, not ignored."""
+        """Strawberry's, but a frame that is not JSON is malformed, not ignored, and
+        a socket not signed in within the view's `connection_init_wait_timeout` is closed."""
+        deadline = asyncio.create_task(self._close_unless_acknowledged())
         try:
             try:
                 async for message in self.websocket.iter_json():
@@ -237,11 +244,22 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
         except WebSocketDisconnected:
             pass
         finally:
+            deadline.cancel()
+            with suppress(BaseException):
+                await deadline
             if self.keep_alive_task:
                 self.keep_alive_task.cancel()
                 with suppress(BaseException):
                     await self.keep_alive_task
             await self.cleanup()
+
+    async def _close_unless_acknowledged(self) -> None:
+        await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
+        if not self.connection_acknowledged:
+            with suppress(WebSocketDisconnected, RuntimeError):  # already closing
+                await self.websocket.close(
+                    code=INIT_TIMEOUT, reason="Connection initialisation timeout"
+                )
 
     async def handle_message(self, message: OperationMessage) -> None:
         reason = malformed(_GRAPHQL_WS, message)

@@ -14,7 +14,6 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
-    ValidationCache,
 )
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
@@ -28,10 +27,14 @@ from schema.limits import OperationLimits
 from schema.operations import SignInFirst, StudioExecutionContext, as_client_error
 from schema.scalars import OVERRIDES as SCALAR_OVERRIDES
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
+from schema.validation_budget import ValidationBudget
 
 MAX_DEPTH = 12
 MAX_ALIASES = 30
 MAX_TOKENS = 4000
+# Work units of the same-named-fields check (see schema.validation_budget): the
+# introspection query needs 135, the editor's nested storyboard query 62.
+MAX_VALIDATION_WORK = 1000
 
 logger = logging.getLogger("studio.graphql")
 
@@ -92,9 +95,10 @@ def build_schema() -> strawberry.Schema:
         scalar_overrides=SCALAR_OVERRIDES,
         extensions=[
             # Clients send the same few operations again and again (and every
-            # subscribe parses its query): parse and validate each text once.
+            # subscribe parses its query): parse and validate each text once. A
+            # document that would cost validation too much is refused unvalidated.
             lambda: ParserCache(maxsize=512),
-            lambda: ValidationCache(maxsize=512),
+            lambda: ValidationBudget(max_work=MAX_VALIDATION_WORK, maxsize=512),
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),

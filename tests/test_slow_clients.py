@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import select
@@ -21,7 +22,10 @@ from typing import cast
 
 import httpx
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
 from tests.realtime_harness import PROJECT_EVENTS, Api, Socket
 from tests.servers import HOST, StudioServer, free_port, studio_env
@@ -103,6 +107,75 @@ def test_a_body_that_does_not_arrive_in_time_gets_408_and_a_closed_connection(
         assert httpx.get(f"{server.base_url}/healthz", trust_env=False).status_code == 200
 
 
+def closed_while_trickling(sock: socket.socket, *, within: float) -> tuple[bool, bytes]:
+    """Send a byte every 0.25 s; whether the server closed the connection within `within` s.
+
+    Also returns what it answered meanwhile.
+    """
+    received = b""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            sock.sendall(b"x")
+        except OSError:  # reset: closed
+            return True, received
+        readable, _, _ = select.select([sock], [], [], 0.25)
+        if readable:
+            try:
+                chunk = sock.recv(65536)
+            except OSError:
+                return True, received
+            if not chunk:
+                return True, received
+            received += chunk
+    return False, received
+
+
+UNREAD_BODIES = {
+    # Routes that never read the body, answers given before it is read, and both framings.
+    "health probe": b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nab",
+    "readiness probe": b"GET /readyz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nab",
+    "editor page": b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nab",
+    "media 404": b"GET /media/x?expires=1&signature=x HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Length: 100000\r\n\r\nab",
+    "media 405": b"POST /media/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nab",
+    "413 on a declared length": b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Length: 100000000\r\n\r\nab",
+    "413 on graphql": b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 100000000\r\n\r\nab",
+    "chunked body to a probe": b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n10000\r\nab",
+    "429 before the body": b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 100000\r\n\r\nab",
+}
+
+
+def test_an_answer_given_before_the_body_is_read_closes_the_connection(tmp_path: Path) -> None:
+    """The 408 deadline only times bodies the app reads; any other answer must not wait."""
+    settings = {"BODY_READ_TIMEOUT_SECONDS": "30", "RATE_LIMIT_GRAPHQL": "1/minute"}
+    with running(studio(tmp_path, "unread", **settings)) as server:
+        with httpx.Client(base_url=server.base_url, trust_env=False) as http:
+            http.post("/graphql", json={"query": "{ __typename }"})  # the minute's one request
+        for case, request in UNREAD_BODIES.items():
+            with connect(server.port) as sock:
+                sock.sendall(request)
+                closed, answer = closed_while_trickling(sock, within=5.0)
+            assert closed, (case, answer)
+            head = answer.split(b"\r\n\r\n")[0].lower()
+            assert head.startswith(b"http/1.1 "), (case, answer)
+            assert b"connection: close" in head, (case, answer)
+            assert not head.startswith(b"http/1.1 5"), (case, answer)
+        # A body read whole keeps its connection; so does a request without one.
+        with connect(server.port) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.5)
+            assert b"connection: close" not in sock.recv(65536).lower()
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            time.sleep(0.5)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            assert is_open(sock)
+
+
 def test_connections_past_the_cap_get_503(tmp_path: Path) -> None:
     with running(studio(tmp_path, "cap", MAX_CONNECTIONS="4")) as server:
         idle = [connect(server.port) for _ in range(4)]
@@ -141,6 +214,59 @@ async def test_websockets_past_the_cap_are_refused_with_503(tmp_path: Path) -> N
                 await asyncio.sleep(0.1)
         await again.close()
         await sockets[0].close()
+
+
+async def _closed_with(connection: ClientConnection, within: float) -> int | None:
+    """The close code the server sends within `within` s (None if it keeps the socket open)."""
+    try:
+        while True:
+            await asyncio.wait_for(connection.recv(), within)
+    except TimeoutError:
+        return None
+    except ConnectionClosed:
+        return connection.close_code
+
+
+async def test_websockets_that_do_not_sign_in_are_closed_soon_and_capped_per_address(
+    tmp_path: Path,
+) -> None:
+    """An idle socket used to stay a minute (graphql-ws: forever), as many as the rate allowed."""
+    settings = {"WEBSOCKET_INIT_TIMEOUT_SECONDS": "1.5", "MAX_UNSIGNED_WEBSOCKETS_PER_ADDRESS": "3"}
+    with running(studio(tmp_path, "idlews", **settings)) as server:
+        async with Api(server.base_url) as anonymous:
+            api = await anonymous.sign_up()
+        url = server.base_url.replace("http://", "ws://") + "/graphql"
+        signed = await Socket.open(server, api.token)  # signed in: no longer counted
+        legacy = await ws_connect(url, subprotocols=[Subprotocol("graphql-ws")], ping_interval=None)
+        idle = [await Socket.connect(server) for _ in range(2)]
+        with pytest.raises(InvalidStatus) as refused:
+            await Socket.connect(server)
+        assert refused.value.response.status_code == 429
+        # Both subprotocols close a socket that never signed in, with 4408.
+        codes = await asyncio.gather(
+            _closed_with(legacy, 10), *(_closed_with(ws.connection, 10) for ws in idle)
+        )
+        assert codes == [4408, 4408, 4408]
+        # Their places are free again; the signed-in socket was left alone.
+        again = await Socket.connect(server)
+        await again.close()
+        # A graphql-ws socket stops counting once acknowledged, too.
+        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {api.token}"}}
+        acknowledged = []
+        for _ in range(3):
+            ws = await ws_connect(url, subprotocols=[Subprotocol("graphql-ws")], ping_interval=None)
+            await ws.send(json.dumps(init))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "connection_ack"
+            acknowledged.append(ws)
+        waiting = [await Socket.connect(server) for _ in range(3)]
+        for ws in acknowledged:
+            await ws.close()
+        for waiting_socket in waiting:
+            await waiting_socket.close()
+        await signed.send({"type": "ping"})
+        pong = await asyncio.wait_for(signed.connection.recv(), 5)
+        assert json.loads(pong) == {"type": "pong"}
+        await signed.close()
 
 
 # -- nginx in front ----------------------------------------------------------------------------

@@ -76,6 +76,24 @@ class Settings(BaseSettings):
         default=256,
         description="Events a subscriber may fall behind before it reads on from the table.",
     )
+    event_outbox_size: int = Field(
+        default=10_000,
+        gt=0,
+        description="Events a server may hold for the bus while it is slow or down; beyond "
+        "that its subscribers are told to resync from the events table.",
+    )
+    subscription_fanout_concurrency: int = Field(
+        default=32,
+        gt=0,
+        description="Subscribers of one server that work on events at once; the rest wait "
+        "their turn, so requests never queue behind thousands of them.",
+    )
+    subscription_fanout_lease_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How long one subscriber may keep its turn (a client that stopped "
+        "reading cannot keep it).",
+    )
 
     @field_validator(
         "database_url",

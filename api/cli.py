@@ -43,7 +43,13 @@ def serve(args: argparse.Namespace) -> None:
     print(f"  GraphiQL:   {public}/graphql")
     print(f"  Editor:     {public}/")
     print(f"  Readiness:  {public}/readyz", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower())
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        ws_per_message_deflate=settings.websocket_compression,
+    )
 
 
 def migrate(_: argparse.Namespace) -> None:

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         description="Subscribers of one server that work on events at once; the rest wait "
         "their turn, so requests never queue behind thousands of them.",
     )
+    websocket_compression: bool = Field(
+        default=False,
+        description="Offer permessage-deflate on WebSockets: smaller frames, but about 40 kB "
+        "more memory per connection and CPU for every frame.",
+    )
     subscription_fanout_lease_seconds: float = Field(
         default=1.0,
         gt=0,

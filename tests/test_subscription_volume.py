@@ -239,9 +239,9 @@ async def test_thousands_of_subscriptions_over_the_wire_leave_nothing_subscribed
             (ANIMATION_STATUS, {"projectId": project_id}),
         ]
         sizes = []
-        for round_number in range(3):
-            # 1,000 over WebSocket (10 sockets of 100), then 150 streams of SSE.
-            sockets = [await Socket.open(server, api.token) for _ in range(10)]
+        for round_number in range(4):
+            # 300 over WebSocket (3 sockets of 100), then 150 streams of SSE.
+            sockets = [await Socket.open(server, api.token) for _ in range(3)]
             subscribed = [
                 await socket.subscribe(*feeds[n % 3]) for socket in sockets for n in range(100)
             ]
@@ -257,9 +257,6 @@ async def test_thousands_of_subscriptions_over_the_wire_leave_nothing_subscribed
                 )
                 streams = [await open_sse(sse, *feeds[n % 3]) for n in range(150)]
                 assert len(await subscribed_channels(paused_redis.url)) == 2  # project, access
-                await api.rename_scene(
-                    (await api.create_scene(project_id, f"R{round_number}", []))["id"], "Moved"
-                )
                 await asyncio.gather(*(stream.aclose() for stream in streams))
             await asyncio.gather(*(socket.close() for socket in sockets))
             for _ in range(100):
@@ -274,4 +271,4 @@ async def test_thousands_of_subscriptions_over_the_wire_leave_nothing_subscribed
         async with await Socket.open(server, api.token) as socket:
             feed = await socket.subscribe(*feeds[0])
             assert (await feed.next())["projectEvents"]["kind"] == "SNAPSHOT"
-    print(f"\nserver RSS after each round of 1,150 subscriptions: {sizes} MB")
+    print(f"\nserver RSS after each round of 450 subscriptions: {sizes} MB")

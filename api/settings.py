@@ -89,9 +89,9 @@ class Settings(BaseSettings):
         "their turn, so requests never queue behind thousands of them.",
     )
     websocket_compression: bool = Field(
-        default=False,
-        description="Offer permessage-deflate on WebSockets: smaller frames, but about 40 kB "
-        "more memory per connection and CPU for every frame.",
+        default=True,
+        description="Offer permessage-deflate on WebSockets: far smaller frames for large "
+        "messages, but about 40 kB more memory per connection and CPU for every frame.",
     )
     subscription_fanout_lease_seconds: float = Field(
         default=1.0,

@@ -189,6 +189,9 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
                 settings.event_bus_url.get_secret_value(),
                 queue_size=settings.subscription_queue_size,
                 namespace=namespace,
+                outbox_size=settings.event_outbox_size,
+                fanout_concurrency=settings.subscription_fanout_concurrency,
+                fanout_lease=settings.subscription_fanout_lease_seconds,
             )
             await bus.start()
             stack.push_async_callback(bus.stop)

@@ -353,7 +353,7 @@ class _Receivers:
 async def _receivers(
     server: _Server, directory: Path, *, connections: int, per_connection: int = 1
 ) -> AsyncIterator[_Receivers]:
-    count = RECEIVERS if connections >= 1000 else 1
+    count = RECEIVERS if connections * per_connection >= 1000 else 1
     shares = [connections // count + (n < connections % count) for n in range(count)]
     processes: list[asyncio.subprocess.Process] = []
     logs: list[Path] = []
@@ -515,6 +515,78 @@ async def _multiplexed(directory: Path, emulator_url: str) -> str:
     )
 
 
+WRITES = 20  # writes timed per series
+WRITERS_SUBSCRIBERS = (0, 1000, 5000)
+PER_SOCKET = 50  # subscriptions per WebSocket in the write series
+
+
+async def _rename(client: httpx.AsyncClient, server: _Server, n: int) -> float:
+    """One write to the project (one PROJECT_UPDATED event); its round trip in ms."""
+    start = time.monotonic()
+    await _graphql(
+        client,
+        server.token,
+        "mutation($i: UpdateProjectInput!) { updateProject(input: $i) { project { id } } }",
+        {"i": {"id": server.project_id, "title": f"Realtime {n}"}},
+    )
+    return (time.monotonic() - start) * 1000
+
+
+async def _writes_under(
+    client: httpx.AsyncClient, server: _Server, directory: Path, subscribers: int
+) -> str:
+    """WRITES writes back to back while `subscribers` follow the project; their latency.
+
+    Each write is sent as soon as the previous one answered, so from the second
+    on it competes with the fan-out of the ones before; every event must then
+    still reach every subscriber.
+    """
+    times: list[float] = []
+    fanout = 0.0
+    if subscribers == 0:
+        for n in range(WARM_UP + WRITES):
+            elapsed = await _rename(client, server, n)
+            if n >= WARM_UP:
+                times.append(elapsed)
+    else:
+        sockets = -(-subscribers // PER_SOCKET)
+        async with _receivers(
+            server, directory, connections=sockets, per_connection=subscribers // sockets
+        ) as receivers:
+            for n in range(WARM_UP):
+                await _rename(client, server, n)
+                await receivers.next_event()
+            start = time.monotonic()
+            for n in range(WRITES):
+                times.append(await _rename(client, server, n))
+            last = start
+            for _ in range(WRITES):
+                last = (await receivers.next_event())[1]
+            fanout = last - start
+    times.sort()
+    detail = f"n={WRITES}, sent back to back"
+    if subscribers:
+        detail += f"; every event at every subscriber {fanout:.1f} s after the first write"
+    return _line(
+        f"write latency, {subscribers:>5,} subscribers",
+        f"p50 {statistics.median(times):7.2f} ms   p99 {_percentile(times, 0.99):7.2f} ms",
+        detail,
+    )
+
+
+async def write_latency(directory: Path, emulator_url: str) -> list[str]:
+    """A write's round trip with 0, 1,000 and 5,000 subscribers on its project (memory bus)."""
+    with _server(directory, "writes", emulator_url, "memory://") as server:
+        async with httpx.AsyncClient(
+            base_url=server.base_url, timeout=120, trust_env=False
+        ) as client:
+            await _seed(client, server, 1, 1)
+            return [
+                await _writes_under(client, server, directory, subscribers)
+                for subscribers in WRITERS_SUBSCRIBERS
+            ]
+
+
 async def _redis_unreachable() -> str | None:
     import redis.asyncio as redis
 
@@ -547,6 +619,10 @@ async def run_all() -> list[str]:
             multiplexed = await _multiplexed(directory, emulator_url)
         except failures as error:
             multiplexed = f"  {'RSS, 10 multiplexed sockets':<46} not measured ({error})"
+        try:
+            writes = await write_latency(directory, emulator_url)
+        except failures as error:
+            writes = [f"  {'write latency':<46} not measured ({error})"]
         reason = await _redis_unreachable()
         if reason is None:
             try:
@@ -564,4 +640,5 @@ async def run_all() -> list[str]:
     lines += [one.memory for one in series[:1]]
     lines.append(multiplexed)
     lines += [one.memory for one in series[1:]]
+    lines += writes
     return lines + missing

@@ -56,6 +56,7 @@ def serve(args: argparse.Namespace) -> None:
         # The app believes forwarded headers from TRUSTED_PROXIES only (api/app.py);
         # uvicorn's own handling would believe 127.0.0.1 (or FORWARDED_ALLOW_IPS) too.
         proxy_headers=False,
+        ws_per_message_deflate=settings.websocket_compression,
     )
 
 

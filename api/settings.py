@@ -292,6 +292,29 @@ class Settings(BaseSettings):
     copy_concurrency: int = Field(
         default=4, ge=1, description="Copies into storage running at once, per server."
     )
+    event_outbox_size: int = Field(
+        default=10_000,
+        gt=0,
+        description="Events a server may hold for the bus while it is slow or down; beyond "
+        "that its subscribers are told to resync from the events table.",
+    )
+    subscription_fanout_concurrency: int = Field(
+        default=32,
+        gt=0,
+        description="Subscribers of one server that work on events at once; the rest wait "
+        "their turn, so requests never queue behind thousands of them.",
+    )
+    websocket_compression: bool = Field(
+        default=True,
+        description="Offer permessage-deflate on WebSockets: far smaller frames for large "
+        "messages, but about 40 kB more memory per connection and CPU for every frame.",
+    )
+    subscription_fanout_lease_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How long one subscriber may keep its turn (a client that stopped "
+        "reading cannot keep it).",
+    )
 
     @field_validator(
         "database_url",

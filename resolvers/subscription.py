@@ -6,7 +6,8 @@ state first, then each change in order. Data is read fresh for every message
 on the connection.
 """
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Annotated
 
 import strawberry
@@ -34,7 +35,7 @@ def _error(error: StudioError) -> GraphQLError:
 
 async def _feed(
     info: Info, project_id: int, team_id: int, after: str | None, *, state_first: bool = False
-) -> AsyncIterator[events.ProjectEvent]:
+) -> AsyncGenerator[events.ProjectEvent, None]:
     """The project's events for this subscriber, ending (with NOT_FOUND) if access goes."""
     context = info.context
     actor = context.require_actor()
@@ -75,12 +76,16 @@ async def _feed(
         still_allowed=still_allowed,
         snapshot_on_resume=state_first,
     )
-    try:
-        async for event in stream:
-            context.refresh()  # fresh loaders: this message reads the database as it is now
-            yield event
-    except StudioError as error:  # AccessLost is a NotFound: the project is gone for them
-        raise _error(error) from error
+    # Closed with this generator: left to the garbage collector, a feed closed while
+    # it waits at `yield` would stay subscribed (and keep receiving) until a
+    # collection finds it.
+    async with aclosing(stream):
+        try:
+            async for event in stream:
+                context.refresh()  # fresh loaders: this message reads the database as it is now
+                yield event
+        except StudioError as error:  # AccessLost is a NotFound: the project is gone for them
+            raise _error(error) from error
 
 
 async def _team_of(info: Info, project_id: int, what: str = "project") -> int:
@@ -119,8 +124,9 @@ class Subscription:
         info.context.require_actor()
         _, pk = nodes.parse_or_reject(project_id, "Project")
         team_id = await _team_of(info, pk)
-        async for event in _feed(info, pk, team_id, after):
-            yield ProjectEvent.from_event(event)
+        async with aclosing(_feed(info, pk, team_id, after)) as feed:
+            async for event in feed:
+                yield ProjectEvent.from_event(event)
 
     @strawberry.subscription(
         description="First the shot's iterations as they are (also when resuming with `after`), "
@@ -141,24 +147,25 @@ class Subscription:
         pk = shot_row.project_id
         team_id = await _team_of(info, pk, "shot")
         scene_id = shot_row.scene_id
-        async for event in _feed(info, pk, team_id, after, state_first=True):
-            if _ends_shot(event, shot_pk, scene_id):
-                return
-            image: ShotImage | None = None
-            if event.kind != events.SNAPSHOT:
-                if event.node_type != "ShotImage" or event.shot_id != shot_pk:
-                    continue
-                if event.change != events.DELETED:
-                    image = await ShotImage.load(info, event.node_id)
-            shot_row = await info.context.loaders.shot.load(shot_pk)
-            if shot_row is None:
-                return
-            yield IterationStatusEvent(
-                cursor=encode_cursor(pk, event.sequence),
-                shot=Shot.from_row(shot_row),
-                iterations=await ImageIteration.of_shot(info, shot_pk),
-                image=image,
-            )
+        async with aclosing(_feed(info, pk, team_id, after, state_first=True)) as feed:
+            async for event in feed:
+                if _ends_shot(event, shot_pk, scene_id):
+                    return
+                image: ShotImage | None = None
+                if event.kind != events.SNAPSHOT:
+                    if event.node_type != "ShotImage" or event.shot_id != shot_pk:
+                        continue
+                    if event.change != events.DELETED:
+                        image = await ShotImage.load(info, event.node_id)
+                shot_row = await info.context.loaders.shot.load(shot_pk)
+                if shot_row is None:
+                    return
+                yield IterationStatusEvent(
+                    cursor=encode_cursor(pk, event.sequence),
+                    shot=Shot.from_row(shot_row),
+                    iterations=await ImageIteration.of_shot(info, shot_pk),
+                    image=image,
+                )
 
     @strawberry.subscription(
         description="First the project's storyboard and progress as they are (also when "
@@ -174,23 +181,24 @@ class Subscription:
         info.context.require_actor()
         _, pk = nodes.parse_or_reject(project_id, "Project")
         team_id = await _team_of(info, pk)
-        async for event in _feed(info, pk, team_id, after, state_first=True):
-            if event.kind == events.PROJECT_DELETED:
-                return
-            selection: StoryboardSelection | None = None
-            if event.kind != events.SNAPSHOT:
-                if event.node_type != "StoryboardSelection":
-                    continue
-                if event.change != events.DELETED:
-                    row = await info.context.loaders.selection.load(event.node_id)
-                    selection = StoryboardSelection.from_row(row) if row else None
-            selections, progress = await _storyboard(info, pk)
-            yield AnimationStatusEvent(
-                cursor=encode_cursor(pk, event.sequence),
-                selections=selections,
-                selection=selection,
-                progress=progress,
-            )
+        async with aclosing(_feed(info, pk, team_id, after, state_first=True)) as feed:
+            async for event in feed:
+                if event.kind == events.PROJECT_DELETED:
+                    return
+                selection: StoryboardSelection | None = None
+                if event.kind != events.SNAPSHOT:
+                    if event.node_type != "StoryboardSelection":
+                        continue
+                    if event.change != events.DELETED:
+                        row = await info.context.loaders.selection.load(event.node_id)
+                        selection = StoryboardSelection.from_row(row) if row else None
+                selections, progress = await _storyboard(info, pk)
+                yield AnimationStatusEvent(
+                    cursor=encode_cursor(pk, event.sequence),
+                    selections=selections,
+                    selection=selection,
+                    progress=progress,
+                )
 
 
 def _ends_shot(event: events.ProjectEvent, shot_id: int, scene_id: int) -> bool:

@@ -70,13 +70,14 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on any error.
 
         The transaction's changes are recorded as project events before it commits
-        and published on the bus after (`services.events`).
+        and handed to the bus after (`services.events`); the bus publishes them from
+        its own task, so leaving this block never waits for subscribers.
         """
         async with AsyncSession(self.write_engine, expire_on_commit=False) as session:
             async with session.begin():
                 yield session
                 outbox = await events.record(session)
-            await events.publish(self.bus, outbox)
+            events.publish(self.bus, outbox)
 
     async def ping(self) -> None:
         """Raise unless the database answers."""

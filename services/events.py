@@ -14,8 +14,10 @@ writes or publishes one by hand.
   reader that has seen number n has seen every number below it. Taking it last
   means it never waits while holding it, so it cannot join a deadlock.
 - Publishing. After the commit, `Database.transaction()` hands the events to the
-  bus (`publish`). Events carry ids, never whole rows. A publish that fails loses
-  nothing: followers notice the gap, or are told to resync, and read the table.
+  bus (`publish`), which sends them from its own task: the writer does not wait
+  for the bus or for subscribers. Events carry ids, never whole rows. A publish
+  that fails loses nothing: followers notice the gap, or are told to resync, and
+  read the table.
 - Following. `follow` is the ordered, gapless stream of one project's events
   that every subscription is built on; see its docstring.
 
@@ -39,7 +41,7 @@ from sqlalchemy.orm import Session, UOWTransaction
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.bus import BusError, EventBus, SubscriberTooSlow
+from services.bus import EventBus, SubscriberTooSlow
 from services.errors import InvalidInput, NotFound
 from services.tables import (
     AccessTokenRow,
@@ -381,19 +383,17 @@ async def _project_deleted(
     return project_channel(project_id), gone.message()
 
 
-async def publish(bus: EventBus | None, outbox: Outbox) -> None:
-    """Send committed events on the bus; a failure is logged, never raised (see the module)."""
+def publish(bus: EventBus | None, outbox: Outbox) -> None:
+    """Hand committed events to the bus and return at once (see the module).
+
+    The bus publishes them in order from its own task: the writer never waits for
+    the backend or for any subscriber, however many there are. A failure there is
+    logged, and followers read what they missed from the events table.
+    """
     if bus is None:
         return
     for channel, message in outbox:
-        try:
-            await bus.publish(channel, message)
-        except BusError as error:
-            logger.warning(
-                "could not publish on %s (%s); followers will read it from the events table",
-                channel,
-                error,
-            )
+        bus.post(channel, message)
 
 
 async def prune(session: AsyncSession, *, older_than: timedelta) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from graphql import DocumentNode, parse, validate
+from graphql import DocumentNode, OperationDefinitionNode, parse, validate
 
 from schema.app import schema
 
@@ -27,3 +27,15 @@ def test_every_readme_example_is_valid_against_the_schema() -> None:
             single = DocumentNode(definitions=(definition,))
             errors = validate(schema._schema, single)
             assert errors == [], f"{errors}\n{block}"
+
+
+def test_a_block_of_several_operations_names_each_one() -> None:
+    """Pasted whole into GraphiQL or sent as one document, each can be picked by its name."""
+    for block in graphql_blocks():
+        operations = [
+            definition
+            for definition in parse(block).definitions
+            if isinstance(definition, OperationDefinitionNode)
+        ]
+        if len(operations) > 1:
+            assert all(operation.name is not None for operation in operations), block

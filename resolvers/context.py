@@ -27,9 +27,11 @@ from services.storage import MediaLinks
 class NotAuthenticated(GraphQLError):
     """A top-level error: the operation needs a valid bearer token."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, token_refused: bool = False) -> None:
         super().__init__(
-            "Sign in first: send `Authorization: Bearer <token>` (from signUp or logIn).",
+            "That token is unknown, expired or revoked: log in again for a new one."
+            if token_refused
+            else "Sign in first: send `Authorization: Bearer <token>` (from signUp or logIn).",
             extensions={"code": "UNAUTHENTICATED"},
         )
 
@@ -70,6 +72,8 @@ class Context:
     connection_params: dict[str, object] | None = None
     # The client's address (after trusted proxies), for limits keyed by address.
     address: str = "unknown"
+    # A token was sent but signs no one in (unknown, expired, revoked): said so in errors.
+    token_refused: bool = False
     # Shared by every operation on this context's connection; each gets its own context.
     connection: Connection = field(default_factory=Connection)
     loaders: Loaders = field(init=False)
@@ -95,7 +99,7 @@ class Context:
 
     def require_actor(self) -> Actor:
         if self.actor is None:
-            raise NotAuthenticated
+            raise NotAuthenticated(token_refused=self.token_refused)
         return self.actor
 
     def refresh(self) -> None:
@@ -116,4 +120,9 @@ async def signed_in(resources: Resources, token: str | None) -> Context:
     if token is not None:
         async with resources.db.session() as session:
             actor = await accounts.authenticate(session, token)
-    return Context(resources=resources, actor=actor, token=token if actor else None)
+    return Context(
+        resources=resources,
+        actor=actor,
+        token=token if actor else None,
+        token_refused=token is not None and actor is None,
+    )

@@ -61,7 +61,7 @@ async def _feed(
         async with context.db.session() as session:
             current = await accounts.authenticate(session, token)
         if current is None:  # signed out or expired: the whole connection must go (4403)
-            raise NotAuthenticated
+            raise NotAuthenticated(token_refused=True)
         if not current.can_read(team_id):
             return False
         context.actor = current

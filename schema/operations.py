@@ -181,5 +181,5 @@ class SignInFirst(SchemaExtension):
             document = execution.graphql_document
             assert document is not None, "execution starts after parsing"
             if needs_sign_in(execution.schema._schema, document, execution.operation_name):
-                raise NotAuthenticated
+                raise NotAuthenticated(token_refused=context.token_refused)
         yield

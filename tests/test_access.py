@@ -948,6 +948,11 @@ async def test_without_a_valid_token_everything_is_unauthenticated(
         assert result.data is None or all(v is None for v in result.data.values()), result.data
     assert outcomes == dict.fromkeys(ANONYMOUS, "UNAUTHENTICATED")
     assert await state(db, crew, board) == before
+    # The message says what to do: sign in, or (a token was sent) log in again.
+    result = await execute(db, "{ viewer { id } }", None, token=token)
+    [error] = result.errors or []
+    expected = "Sign in first" if token is None else "unknown, expired or revoked"
+    assert expected in error.message, error.message
 
 
 async def test_without_a_token_even_malformed_input_is_unauthenticated(db: Database) -> None:

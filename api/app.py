@@ -27,7 +27,7 @@ from api.embedded import embedded_emulator
 from api.graphql import StudioGraphQL
 from api.health import healthz, readyz
 from api.limits import BodyReadTimeout, BodySizeLimit, RateLimit, WebSocketCap
-from api.media import media
+from api.media import MediaHeaders, media
 from api.settings import Settings, SettingsError
 from api.state import AppState
 from api.webhooks import replicate_webhook
@@ -254,6 +254,8 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
             Route("/", editor),
         ],
         middleware=[
+            # First, so every answer under /media has nosniff and the CSP, a 429 included.
+            Middleware(MediaHeaders),
             Middleware(WebSocketCap, max_open=settings.max_connections),
             # The one place forwarded headers are believed, and only from TRUSTED_PROXIES
             # (`studio serve` runs uvicorn without its own proxy-header handling).

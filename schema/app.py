@@ -24,6 +24,7 @@ from resolvers.query import Query
 from resolvers.subscription import Subscription
 from schema import execution as _execution  # noqa: F401  (corrects a graphql-core leak)
 from schema.accounts import Invitation, Team, User
+from schema.error_codes import add_code
 from schema.limits import OperationLimits
 from schema.operations import SignInFirst, StudioExecutionContext, as_client_error
 from schema.scalars import OVERRIDES as SCALAR_OVERRIDES
@@ -72,9 +73,10 @@ class StudioSchema(strawberry.Schema):
 
         A document that does not say which operation to run is the client's error too:
         it is rewritten in place (as Strawberry edits errors here) to a BAD_REQUEST,
-        before error masking would hide it.
+        before error masking would hide it. graphql-core's own errors get a code
+        (see schema.error_codes).
         """
-        errors[:] = [as_client_error(error) for error in errors]
+        errors[:] = [add_code(as_client_error(error)) for error in errors]
         for error in errors:
             if _is_unexpected(error):
                 logger.error("unexpected error in %s", error.path, exc_info=error.original_error)

@@ -27,14 +27,12 @@ import asyncio
 from contextlib import suppress
 from typing import Annotated, Any, Literal, cast
 
-from graphql import GraphQLError
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from strawberry.http.exceptions import (
     NonJsonMessageReceived,
     NonTextMessageReceived,
     WebSocketDisconnected,
 )
-from strawberry.schema.base import BaseSchema
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -161,15 +159,6 @@ def signed_out(result: ExecutionResult) -> bool:
 # -- graphql-transport-ws ------------------------------------------------------------------
 
 
-def unparsed(schema: BaseSchema, error: GraphQLError) -> GraphQLError:
-    """A document that does not parse, for the client: a subscription's stream raises its
-    syntax error (with ParserCache, parsing runs outside Strawberry's own catch) where a
-    query's execution reports it. Given to `process_errors`, like every other error,
-    for its code and the log."""
-    schema.process_errors([error])
-    return error
-
-
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws with checked messages and a context per operation."""
 
@@ -211,22 +200,17 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self, operation: Operation[Context, None], result_source: Any
     ) -> None:
         is_first_result = True
-        try:
-            async for result in result_source:
-                if is_first_result and isinstance(result, PreExecutionError):
-                    await self._handle_pre_execution_error(operation, result)
-                    return
-                if not isinstance(result, ExecutionResult):
-                    await self._reject_incremental_delivery(operation)
-                    return
-                if signed_out(result):
-                    await self._close_signed_out(operation)
-                await operation.send_next(result)
-                is_first_result = False
-        except GraphQLError as error:
-            if not is_first_result:
-                raise
-            await operation.send_initial_errors([unparsed(self.schema, error)])
+        async for result in result_source:
+            if is_first_result and isinstance(result, PreExecutionError):
+                await self._handle_pre_execution_error(operation, result)
+                return
+            if not isinstance(result, ExecutionResult):
+                await self._reject_incremental_delivery(operation)
+                return
+            if signed_out(result):
+                await self._close_signed_out(operation)
+            await operation.send_next(result)
+            is_first_result = False
 
     async def _close_signed_out(self, operation: Operation[Context, None]) -> None:
         await self.websocket.close(code=FORBIDDEN, reason=_SIGNED_OUT)
@@ -293,32 +277,20 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
             )
             self.subscriptions[operation_id] = result_source
             is_first_result = True
-            try:
-                async for result in result_source:
-                    if is_first_result and isinstance(result, PreExecutionError):
-                        assert result.errors
-                        await self.send_message(
-                            ErrorMessage(
-                                type="error", id=operation_id, payload=result.errors[0].formatted
-                            )
+            async for result in result_source:
+                if is_first_result and isinstance(result, PreExecutionError):
+                    assert result.errors
+                    await self.send_message(
+                        ErrorMessage(
+                            type="error", id=operation_id, payload=result.errors[0].formatted
                         )
-                        return
-                    if signed_out(result):
-                        await self.websocket.close(code=FORBIDDEN, reason=_SIGNED_OUT)
-                        return
-                    await self.send_data_message(result, operation_id)
-                    is_first_result = False
-            except GraphQLError as error:
-                if not is_first_result:
-                    raise
-                await self.send_message(
-                    ErrorMessage(
-                        type="error",
-                        id=operation_id,
-                        payload=unparsed(self.schema, error).formatted,
                     )
-                )
-                return
+                    return
+                if signed_out(result):
+                    await self.websocket.close(code=FORBIDDEN, reason=_SIGNED_OUT)
+                    return
+                await self.send_data_message(result, operation_id)
+                is_first_result = False
             await self.send_message(LegacyCompleteMessage(type="complete", id=operation_id))
         except asyncio.CancelledError:
             with suppress(WebSocketDisconnected):

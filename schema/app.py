@@ -12,7 +12,6 @@ from strawberry.extensions import (
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     ValidationCache,
 )
@@ -27,6 +26,7 @@ from schema.accounts import Invitation, Team, User
 from schema.error_codes import add_code
 from schema.limits import OperationLimits
 from schema.operations import SignInFirst, StudioExecutionContext, as_client_error
+from schema.parser_cache import StudioParserCache
 from schema.scalars import OVERRIDES as SCALAR_OVERRIDES
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
 
@@ -95,7 +95,7 @@ def build_schema() -> strawberry.Schema:
         extensions=[
             # Clients send the same few operations again and again (and every
             # subscribe parses its query): parse and validate each text once.
-            lambda: ParserCache(maxsize=512),
+            lambda: StudioParserCache(maxsize=512),  # syntax errors reported on every transport
             lambda: ValidationCache(maxsize=512),
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),

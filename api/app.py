@@ -34,7 +34,7 @@ from api.limits import (
     UnsignedWebSocketCap,
     WebSocketCap,
 )
-from api.media import media
+from api.media import MediaHeaders, media
 from api.settings import Settings, SettingsError
 from api.state import AppState
 from api.webhooks import replicate_webhook
@@ -268,6 +268,8 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
             Route("/", editor),
         ],
         middleware=[
+            # First, so every answer under /media has nosniff and the CSP, a 429 included.
+            Middleware(MediaHeaders),
             # Outermost: every answer (a 413, a 429, a probe's) closes a connection
             # whose body it did not wait for.
             Middleware(CloseUnreadBodies),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -14,12 +15,36 @@ import migrations
 from api.settings import Settings, SettingsError
 from services.database import Database
 
+PRIVATE_DIRECTORY = 0o700
+PRIVATE_FILE = 0o600
+PRIVATE_UMASK = 0o077
+"""Files this process creates are its user's alone (the database, its journal, media)."""
+
 
 def _settings() -> Settings:
     settings = Settings()
     if settings.embedded:
-        settings.studio_data_dir.mkdir(parents=True, exist_ok=True)
+        _make_private(settings)
     return settings
+
+
+def _make_private(settings: Settings) -> None:
+    """Keep the embedded data directory to this user: it holds the database (password
+    and token hashes, every project), the generated SECRET_KEY and the media.
+
+    The directory is made (or narrowed to) 0700; the database file and SQLite's
+    `-wal`/`-shm` files beside it are made 0600 if they exist already; and the
+    process umask becomes 0077, so whatever it creates later (those files, media,
+    temporary files) is private too, whatever umask it was started with.
+    """
+    os.umask(PRIVATE_UMASK)
+    directory = settings.studio_data_dir
+    directory.mkdir(mode=PRIVATE_DIRECTORY, parents=True, exist_ok=True)
+    directory.chmod(PRIVATE_DIRECTORY)
+    database = settings.sqlite_path
+    for path in (database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))):
+        if path.exists():
+            path.chmod(PRIVATE_FILE)
 
 
 def _describe_database(settings: Settings) -> str:

@@ -9,21 +9,36 @@ from starlette.responses import JSONResponse
 
 from api.state import app_state
 from services import decoding
-from services.errors import StudioError
 from services.replicate_api import Prediction
-from services.webhooks import WebhookRejected, verify
+from services.webhooks import SecretUnavailable, WebhookRejected, claimed, verify
 
 logger = logging.getLogger("studio.webhooks")
 
 
 async def replicate_webhook(request: Request) -> JSONResponse:
+    """Verify and apply one delivery.
+
+    401: headers that cannot verify (checked before the signing secret is needed,
+    so they never make the server ask the provider for it) or a wrong signature;
+    503 with `Retry-After` while the secret cannot be had; 400: a genuine delivery
+    whose body is not a prediction.
+    """
     engine = app_state(request).generation
+    try:
+        claimed(request.headers)
+    except WebhookRejected as error:
+        logger.warning("webhook refused: %s", error)
+        return JSONResponse({"error": "invalid signature"}, status_code=401)
     body = await request.body()
     try:
         secret = await engine.secret()
-    except StudioError:
-        logger.warning("webhook refused: the signing secret could not be fetched")
-        return JSONResponse({"error": "not ready"}, status_code=503)
+    except SecretUnavailable as error:
+        logger.warning("webhook refused: %s", error)
+        return JSONResponse(
+            {"error": "not ready"},
+            status_code=503,
+            headers={"Retry-After": str(error.retry_after)},
+        )
     try:
         webhook_id = verify(secret, request.headers, body)
     except WebhookRejected as error:

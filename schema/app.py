@@ -12,7 +12,6 @@ from strawberry.extensions import (
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
 )
 from strawberry.types import ExecutionContext
@@ -23,8 +22,10 @@ from resolvers.query import Query
 from resolvers.subscription import Subscription
 from schema import execution as _execution  # noqa: F401  (corrects a graphql-core leak)
 from schema.accounts import Invitation, Team, User
+from schema.error_codes import add_code
 from schema.limits import OperationLimits
 from schema.operations import SignInFirst, StudioExecutionContext, as_client_error
+from schema.parser_cache import StudioParserCache
 from schema.scalars import OVERRIDES as SCALAR_OVERRIDES
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
 from schema.validation_budget import ValidationBudget
@@ -75,9 +76,10 @@ class StudioSchema(strawberry.Schema):
 
         A document that does not say which operation to run is the client's error too:
         it is rewritten in place (as Strawberry edits errors here) to a BAD_REQUEST,
-        before error masking would hide it.
+        before error masking would hide it. graphql-core's own errors get a code
+        (see schema.error_codes).
         """
-        errors[:] = [as_client_error(error) for error in errors]
+        errors[:] = [add_code(as_client_error(error)) for error in errors]
         for error in errors:
             if _is_unexpected(error):
                 logger.error("unexpected error in %s", error.path, exc_info=error.original_error)
@@ -97,7 +99,7 @@ def build_schema() -> strawberry.Schema:
             # Clients send the same few operations again and again (and every
             # subscribe parses its query): parse and validate each text once. A
             # document that would cost validation too much is refused unvalidated.
-            lambda: ParserCache(maxsize=512),
+            lambda: StudioParserCache(maxsize=512),  # syntax errors reported on every transport
             lambda: ValidationBudget(max_work=MAX_VALIDATION_WORK, maxsize=512),
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),

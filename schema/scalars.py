@@ -5,8 +5,9 @@ Strawberry's `JSON` takes any value a variable decodes to, and any literal:
 becomes) would be stored and then sent back as bare `NaN`, which no browser
 parses; and a value nested thousands deep makes every recursive walk over it
 (validation, storage, serialization) a RecursionError. This one refuses both
-on the way in, with a BAD_USER_INPUT error naming the problem, and renders
-any non-finite number already stored as null on the way out.
+on the way in, with a BAD_USER_INPUT error naming the problem, and on the way
+out renders any non-finite number already stored as null and anything nested
+deeper than that as a marker string (`stored_json` for a whole stored value).
 
 It replaces the built-in one through `scalar_overrides` (see `schema.app`), so
 fields keep their `strawberry.scalars.JSON` annotation.
@@ -65,13 +66,30 @@ def parse_literal(node: ValueNode, variables: dict[str, Any] | None = None) -> A
     return parse_value(value_from_ast_untyped(node, variables))
 
 
+def stored_json(value: Any) -> Any:
+    """A stored JSON value ready for a nullable `JSON` field: see `finite_json`.
+
+    Fields showing stored JSON resolve through this, so a stored top-level NaN is
+    the field's null: graphql-core takes a serializer's None for a failure, so
+    `serialize` alone cannot make it null.
+    """
+    return finite_json(value)
+
+
 def serialize(value: Any) -> Any:
-    """For a response: a non-finite number (stored before they were refused) becomes null,
-    and so does a value nested too deep to walk (also only possible in an old row)."""
-    try:
-        return finite_json(value)
-    except RecursionError:
-        return None
+    """For a response: non-finite numbers inside become null, arrays and objects nested
+    too deep become a marker string (see `finite_json`); never a RecursionError.
+
+    A top-level non-finite number has no JSON form at all: GraphQLError (fields of
+    stored values resolve through `stored_json` first, so this is not reached).
+    """
+    result = finite_json(value)
+    if result is None and value is not None:
+        raise GraphQLError(
+            "A stored value is NaN or Infinity, which JSON cannot hold.",
+            extensions={"code": "INVALID_STORED_VALUE"},
+        )
+    return result
 
 
 JSON_SCALAR: ScalarDefinition = scalar(

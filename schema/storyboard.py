@@ -13,6 +13,7 @@ from schema import ids
 from schema.accounts import Team, User
 from schema.enums import GenerationStatus, WorkflowStatus, WorkflowVersion
 from schema.node import Node
+from schema.scalars import stored_json
 from services import shot_images
 from services.tables import ProjectRow, SceneRow, ShotImageRow, ShotRow, StoryboardSelectionRow
 from services.workflow import Progress
@@ -286,7 +287,7 @@ class ShotImage(Node):
             is_favorite=row.is_favorite,
             prediction_id=row.prediction_id,
             model=row.model,
-            metadata=cast(JSON, row.generation_metadata),
+            metadata=cast(JSON, stored_json(row.generation_metadata)),
             error=row.error,
             created_at=row.created_at,
             updated_at=row.updated_at,

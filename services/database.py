@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services import events
+from services import decoding, events
 from services.bus import EventBus
 
 _WRITE_OPTION = "studio_write"
@@ -49,7 +49,9 @@ class Database:
         # Where committed events go (see `services.events`); None records them only.
         self.bus = bus
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        options: dict[str, Any] = {"echo": echo}
+        # Stored JSON that cannot be decoded (nested too deep, say) must not make
+        # every read of its row fail: see `decoding.loads_stored`.
+        options: dict[str, Any] = {"echo": echo, "json_deserializer": decoding.loads_stored}
         if self.is_sqlite:
             options["connect_args"] = {"timeout": 30}
         else:

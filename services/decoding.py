@@ -83,16 +83,60 @@ def check_json(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> None:
             pending.extend((child, depth + 1) for child in children)
 
 
-def finite_json(value: Any) -> Any:
-    """`value` with every non-finite number replaced by None, for a response.
+TOO_DEEP = f"(not shown: nested deeper than {MAX_JSON_DEPTH} levels)"
+"""Stands in, in a response, for an array or object nested deeper than JSON may be sent."""
 
-    Rows stored before non-finite numbers were refused may hold them; a bare
-    NaN in a response would make the whole response unparseable.
+UNREADABLE: dict[str, str] = {
+    "unreadable": "This stored JSON cannot be read: it nests too deep or holds a number "
+    "too long to decode."
+}
+"""What a stored JSON value that cannot be decoded is read as (see `loads_stored`)."""
+
+
+def finite_json(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """`value`, safe to send: every non-finite number becomes None, and every array or
+    object nested `max_depth` or more levels deep becomes the string TOO_DEEP.
+
+    Rows stored before these were refused may hold them: a bare NaN would make the
+    whole response unparseable, and deep nesting breaks every recursive encoder.
+    Iterative, so a value of any depth is safe to walk. A top-level non-finite
+    number gives None: a field that cannot be null must not be given one.
     """
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: finite_json(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [finite_json(item) for item in value]
-    return value
+    root: list[Any] = [None]
+    pending: list[tuple[Any, Any, Any, int]] = [(value, root, 0, 0)]
+    while pending:
+        item, parent, key, depth = pending.pop()
+        if isinstance(item, dict):
+            if depth >= max_depth:
+                parent[key] = TOO_DEEP
+                continue
+            copy: dict[Any, Any] = dict.fromkeys(item)  # keeps the keys' order
+            parent[key] = copy
+            pending.extend((child, copy, name, depth + 1) for name, child in item.items())
+        elif isinstance(item, list):
+            if depth >= max_depth:
+                parent[key] = TOO_DEEP
+                continue
+            items: list[Any] = [None] * len(item)
+            parent[key] = items
+            pending.extend((child, items, index, depth + 1) for index, child in enumerate(item))
+        elif isinstance(item, float) and not math.isfinite(item):
+            parent[key] = None
+        else:
+            parent[key] = item
+    return root[0]
+
+
+def loads_stored(text: str | bytes) -> Any:
+    """Decode a JSON column's text as the database hands it over; never raises.
+
+    Values nested a thousand or more deep (or numbers over Python's 4300-digit
+    limit) were storable before input was bounded, but `json.loads` cannot read
+    them back: raising would make every read of their row fail. They are read as
+    UNREADABLE instead. NaN and Infinity are kept (SQLite may hold them);
+    `finite_json` renders them as null.
+    """
+    try:
+        return json.loads(text)
+    except (RecursionError, ValueError):
+        return dict(UNREADABLE)

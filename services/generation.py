@@ -96,6 +96,7 @@ from services.tables import (
     utcnow,
 )
 from services.validation import MAX_VARIANTS, PROMPT_MAX, Checks
+from services.webhooks import SigningSecret
 
 logger = logging.getLogger("studio.generation")
 
@@ -521,7 +522,9 @@ class GenerationEngine:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._side_tasks: set[asyncio.Task[Any]] = set()
-        self._webhook_secret = settings.webhook_secret
+        self.signing_secret = SigningSecret(
+            gateway.webhook_secret, configured=settings.webhook_secret
+        )
         self._uploads: dict[str, tuple[str, float]] = {}
         self.instance = _instance_id()
         self._own_fetchers: list[Fetcher] = []
@@ -1212,10 +1215,12 @@ class GenerationEngine:
     # -- webhooks
 
     async def secret(self) -> str:
-        """The webhook signing secret: configured, or fetched once from the provider."""
-        if self._webhook_secret is None:
-            self._webhook_secret = await self.gateway.webhook_secret()
-        return self._webhook_secret
+        """The webhook signing secret: configured, or fetched from the provider.
+
+        Fetches are single-flight and back off after a failure (see
+        `services.webhooks.SigningSecret`); SecretUnavailable when it cannot be had now.
+        """
+        return await self.signing_secret.get()
 
     async def ingest(self, webhook_id: str, prediction: Prediction) -> bool:
         """Apply a verified webhook delivery once: False if it was handled before.

@@ -8,13 +8,16 @@ minutes of now (older ones could be replays).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
+import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import NamedTuple
 
 from services.decoding import decimal
 
@@ -47,13 +50,22 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
     return f"v1,{base64.b64encode(digest).decode()}"
 
 
-def verify(
-    secret: str, headers: Mapping[str, str], body: bytes, *, now: float | None = None
-) -> str:
-    """The delivery's `webhook-id` if it is genuine and fresh; else WebhookRejected.
+class Claimed(NamedTuple):
+    """What a delivery's headers claim, once their shape is known to be verifiable."""
 
-    Fails closed: whatever the header values (any length, any characters), the
-    outcome is a webhook id or WebhookRejected, never another exception.
+    webhook_id: str
+    timestamp: int
+    signatures: tuple[str, ...]
+
+
+def claimed(headers: Mapping[str, str], *, now: float | None = None) -> Claimed:
+    """The headers of a delivery that could verify; else WebhookRejected.
+
+    Needs no secret, so it runs before any is fetched: a delivery that can never
+    verify (a missing or malformed header, a timestamp outside the tolerance, no
+    `v1,<base64 of 32 bytes>` signature) is refused without the provider being
+    asked for anything. Fails closed: whatever the header values (any length,
+    any characters), the outcome is a `Claimed` or WebhookRejected.
     """
     webhook_id = headers.get("webhook-id", "")
     raw_timestamp = headers.get("webhook-timestamp", "")
@@ -71,8 +83,119 @@ def verify(
     candidates = [c for c in signatures.split(" ") if _SIGNATURE.fullmatch(c)][:MAX_SIGNATURES]
     if not candidates:
         raise WebhookRejected("malformed webhook-signature")
-    expected = sign(secret, webhook_id, timestamp, body).encode()
-    for candidate in candidates:
+    return Claimed(webhook_id, timestamp, tuple(candidates))
+
+
+def verify(
+    secret: str, headers: Mapping[str, str], body: bytes, *, now: float | None = None
+) -> str:
+    """The delivery's `webhook-id` if it is genuine and fresh; else WebhookRejected.
+
+    Fails closed: whatever the header values (any length, any characters), the
+    outcome is a webhook id or WebhookRejected, never another exception.
+    """
+    claim = claimed(headers, now=now)
+    expected = sign(secret, claim.webhook_id, claim.timestamp, body).encode()
+    for candidate in claim.signatures:
         if hmac.compare_digest(candidate.encode(), expected):
-            return webhook_id
+            return claim.webhook_id
     raise WebhookRejected("no matching signature")
+
+
+class SecretUnavailable(Exception):
+    """The signing secret is not known yet and cannot be fetched now.
+
+    `retry_after` is whole seconds until a fetch may be tried again.
+    """
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the webhook signing secret is not available; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+def _retrieve(task: asyncio.Task[str]) -> None:
+    """Mark a fetch's failure as seen: its callers may all have stopped waiting."""
+    if not task.cancelled():
+        task.exception()
+
+
+class SigningSecret:
+    """The webhook signing secret: configured, or fetched from the provider on demand.
+
+    Unauthenticated requests decide when it is needed, so fetching is bounded:
+    one fetch at a time (every caller shares it, waiting at most `wait`
+    seconds), and after a failed fetch none for `first_backoff` seconds,
+    doubling after each further failure up to `max_backoff`. Meanwhile callers
+    get SecretUnavailable at once, so a provider outage costs the provider at
+    most one fetch per back-off, whoever sends webhooks. `fetch` raises any
+    Exception subclass on failure; the cause is the caller's to log.
+
+        secret = SigningSecret(gateway.webhook_secret)
+        key = await secret.get()  # str, or SecretUnavailable
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[str]],
+        *,
+        configured: str | None = None,
+        wait: float = 5.0,
+        first_backoff: float = 5.0,
+        max_backoff: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self._value = configured
+        self._wait = wait
+        self._first_backoff = first_backoff
+        self._max_backoff = max_backoff
+        self._backoff = 0.0
+        self._clock = clock
+        self._not_before = 0.0
+        self._inflight: asyncio.Task[str] | None = None
+        self.fetches = 0
+        """How many fetches were started (for tests and logs)."""
+
+    @property
+    def known(self) -> bool:
+        """Whether the secret is at hand (no fetch needed)."""
+        return self._value is not None
+
+    async def get(self) -> str:
+        """The secret; SecretUnavailable when it is not known and cannot be had now."""
+        if self._value is not None:
+            return self._value
+        if self._inflight is None:
+            remaining = self._not_before - self._clock()
+            if remaining > 0:
+                raise SecretUnavailable(math.ceil(remaining))
+            self.fetches += 1
+            self._inflight = asyncio.create_task(self._run())
+            self._inflight.add_done_callback(_retrieve)
+        try:
+            # Shielded: a caller that gives up never cancels the fetch others share.
+            async with asyncio.timeout(self._wait):
+                return await asyncio.shield(self._inflight)
+        except TimeoutError:
+            raise SecretUnavailable(math.ceil(self._wait)) from None
+        except SecretUnavailable:
+            raise
+        except Exception as error:
+            raise SecretUnavailable(math.ceil(max(self._backoff, 1.0))) from error
+
+    async def _run(self) -> str:
+        try:
+            value = await self._fetch()
+        except BaseException:
+            self._backoff = min(
+                self._max_backoff,
+                self._backoff * 2 if self._backoff else self._first_backoff,
+            )
+            self._not_before = self._clock() + self._backoff
+            raise
+        else:
+            self._value = value
+            self._backoff = 0.0
+            return value
+        finally:
+            self._inflight = None

@@ -1258,6 +1258,22 @@ async def test_admin_endpoint_changes_faults_on_a_running_emulator(
     assert (await http.get(f"{server.url}/v1/predictions", headers=auth(client))).status_code == 200
 
 
+async def test_fault_settings_of_any_size_are_422_not_500(
+    server: EmulatorServer, http: httpx.AsyncClient
+) -> None:
+    faults = f"{server.url}/_emulator/faults"
+    before = (await http.get(faults)).json()
+    huge = 10**400
+    for name in ("latency_ms", "failure_rate", "output_ttl_seconds", "page_size"):
+        # A 401-digit integer was a 500 (float() overflows); 1e300 ms was accepted.
+        for value in (huge, -huge, 1e300, -1e300, 10**9 + 1, 10**7 + 0.5):
+            response = await http.post(faults, json={name: value})
+            assert response.status_code == 422, (name, value, response.text)
+            assert [f["field"] for f in response.json()["invalid_fields"]] == [name]
+        assert (await http.post(faults, json={name: before[name]})).status_code == 200
+    assert (await http.get(faults)).json() == before
+
+
 # -- embedding and running alone --------------------------------------------------------------------
 
 

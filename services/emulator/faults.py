@@ -43,6 +43,11 @@ ADJUSTABLE: Final[Mapping[str, _Setting]] = {
     "webhook_retry_seconds": _Setting("seconds"),
 }
 
+MAX_COUNT: Final = 10**9
+"""The largest count (milliseconds, limits, attempts) a setting takes: 11 days in ms."""
+MAX_SECONDS: Final = 10**7
+"""The longest time in seconds a setting takes (about 115 days)."""
+
 FAULT_DEFAULTS: Final[Mapping[str, Any]] = {
     "failure_rate": 0.0,
     "throttle_rate": 0.0,
@@ -66,13 +71,22 @@ def _check(name: str, value: object) -> tuple[Any, InvalidField | None]:
         if isinstance(value, bool):
             return value, None
         return None, InvalidField("invalid_type", name, "Invalid type. Expected: boolean")
-    if not is_number or not math.isfinite(float(value)):  # type: ignore[arg-type]
+    if not is_number:
         return None, InvalidField("invalid_type", name, "Invalid type. Expected: number")
-    number = float(value)  # type: ignore[arg-type]
+    # Range first, on the number as given: float() of a 400-digit int overflows, and a
+    # finite 1e300 would be a latency no sleep can take.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, InvalidField("invalid_type", name, "Invalid type. Expected: number")
     if setting.kind == "rate":
-        if not 0.0 <= number <= 1.0:
+        if not 0 <= value <= 1:  # type: ignore[operator]
             return None, InvalidField("number_range", name, "Must be between 0 and 1")
-        return number, None
+        return float(value), None  # type: ignore[arg-type]
+    high = MAX_COUNT if setting.kind == "count" else MAX_SECONDS
+    if value < 0:  # type: ignore[operator]
+        return None, InvalidField("number_gte", name, "Must be greater than or equal to 0")
+    if value > high:  # type: ignore[operator]
+        return None, InvalidField("number_lte", name, f"Must be at most {high}")
+    number = float(value)  # type: ignore[arg-type]
     if setting.kind == "count":
         minimum = 1 if name in ("webhook_max_attempts", "page_size") else 0
         if not number.is_integer() or number < minimum:

@@ -7,6 +7,7 @@ nothing here looks an account up by anything but its own credentials.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -52,6 +53,10 @@ class AccountSettings:
     passwords: Passwords = field(default_factory=Passwords)
     invitation_lifetime: timedelta = timedelta(days=7)
     max_pending_invitations: int = 100
+
+
+# What `secrets.token_urlsafe` makes, after the prefix (RFC 4648 section 5's alphabet).
+_TOKEN_TEXT = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
 
 
 def hash_token(token: str) -> str:
@@ -172,8 +177,8 @@ async def purge_expired_tokens(session: AsyncSession) -> int:
 
 async def authenticate(session: AsyncSession, token: str) -> Actor | None:
     """The actor a bearer token stands for, or None for an unknown or expired one."""
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
-        return None
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 100 or not _TOKEN_TEXT.fullmatch(token):
+        return None  # never hashed: only ours can match, and a lone surrogate cannot be encoded
     user_id = (
         await session.exec(
             select(AccessTokenRow.user_id).where(

@@ -929,6 +929,8 @@ BAD_TOKENS: dict[str, Callable[[str], str | None]] = {
     "garbage": lambda revoked: "garbage",
     "unknown": lambda revoked: "sbs_" + secrets.token_urlsafe(32),
     "overlong": lambda revoked: "sbs_" + "a" * 200,
+    "lone surrogate": lambda revoked: "sbs_\ud800" + "a" * 42,  # JSON can carry one
+    "not url-safe": lambda revoked: "sbs_" + "é" * 43,
     "revoked": lambda revoked: revoked,
 }
 

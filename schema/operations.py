@@ -177,9 +177,37 @@ class SignInFirst(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         execution = self.execution_context
         context = execution.context
-        if isinstance(context, Context) and context.actor is None:
-            document = execution.graphql_document
-            assert document is not None, "execution starts after parsing"
-            if needs_sign_in(execution.schema._schema, document, execution.operation_name):
-                raise NotAuthenticated(token_refused=context.token_refused)
+        document = execution.graphql_document
+        assert document is not None, "execution starts after parsing"
+        if (
+            isinstance(context, Context)
+            and context.actor is None
+            and needs_sign_in(execution.schema._schema, document, execution.operation_name)
+        ):
+            raise NotAuthenticated(token_refused=context.token_refused)
+        if introspections(document, execution.operation_name) > MAX_INTROSPECTIONS:
+            raise GraphQLError(
+                f"Ask for the schema at most {MAX_INTROSPECTIONS} times in one operation "
+                "(`__schema`, `__type`); it is the same every time.",
+                extensions={"code": "TOO_COMPLEX"},
+            )
         yield
+
+
+# One `__schema` answer is about 1 MB of work for graphql-core (60 ms here); aliased
+# copies of it passed every other limit and cost 0.9 s of CPU, without a token.
+MAX_INTROSPECTIONS = 2
+
+
+def introspections(document: DocumentNode, operation_name: str | None) -> int:
+    """How many root `__schema` and `__type` fields the chosen operation selects."""
+    operation = choose_operation(document, operation_name)
+    fragments = {
+        definition.name.value: definition
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    return sum(
+        name in ("__schema", "__type")
+        for name in _root_fields(operation.selection_set, fragments, set())
+    )

@@ -312,11 +312,12 @@ def check_url(url: str) -> httpx.URL:
     """The URL, parsed, if its form is one we may fetch; `FetchRefused` otherwise."""
     try:
         parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as error:
+        host = parsed.host  # decoded lazily: invalid punycode (xn--zz) raises only here
+    except (httpx.InvalidURL, TypeError, ValueError) as error:  # idna.IDNAError is a ValueError
         raise FetchRefused(f"not a URL ({error})") from error
     if parsed.scheme not in ("http", "https"):
         raise FetchRefused(f"scheme {parsed.scheme or 'none'!r} is not http(s)")
-    if not parsed.host:
+    if not host:
         raise FetchRefused("the URL has no host")
     if parsed.userinfo:
         raise FetchRefused("the URL carries credentials")

@@ -22,6 +22,8 @@ from collections.abc import Sequence, Sized
 from typing import Any, Literal, TypeVar, Union
 from urllib.parse import urlsplit
 
+import httpx
+
 from services.errors import InvalidInput, StudioError, ValidationFailed
 
 NAME_MAX = 100
@@ -145,11 +147,11 @@ class Checks:
         return value
 
     def url(self, value: str, *, field: Sequence[str]) -> str:
+        """An absolute http(s) URL that the server's fetcher can parse (httpx, as it will)."""
         cleaned = value.strip()
-        parts = urlsplit(cleaned)
         if len(cleaned) > URL_MAX:
             self.fail("TOO_LONG", f"The URL is longer than {URL_MAX} characters.", field)
-        elif parts.scheme not in ("http", "https") or not parts.netloc or not storable(cleaned):
+        elif not storable(cleaned) or not _absolute_http_url(cleaned):
             self.fail("INVALID_URL", "The URL must be an absolute http or https URL.", field)
         return cleaned
 
@@ -185,3 +187,16 @@ UNCHANGED = _Unchanged.UNCHANGED
 
 T = TypeVar("T")
 Maybe = Union[T, Literal[_Unchanged.UNCHANGED]]  # noqa: UP007 (a generic alias needs Union)
+
+
+def _absolute_http_url(value: str) -> bool:
+    """Whether `value` parses, both as the standard library and httpx read it, to an
+    http(s) URL with a host. Anything they cannot read (a bracketed IPv4 address,
+    invalid punycode such as `xn--zz.com`) raises ValueError or httpx.InvalidURL."""
+    try:
+        parts = urlsplit(value)
+        parsed = httpx.URL(value)
+        host = parsed.host
+    except (ValueError, httpx.InvalidURL):
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and bool(host)

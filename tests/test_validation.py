@@ -649,6 +649,11 @@ BAD_URLS = [
     "https://",
     "",
     "   ",
+    # Neither the standard library nor httpx can read these hosts.
+    "http://[1.2.3.4]/a.png",
+    "http://[::ffff:1.2.3.4.5]/a.png",
+    "http://xn--zz.com/a.png",
+    "http://XN--ZZ.com/a.png",
 ]
 NOT_OBJECTS: dict[str, Any] = {
     "list": [1, 2],

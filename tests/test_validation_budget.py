@@ -104,6 +104,19 @@ async def test_introspection_still_runs() -> None:
     assert result.data["__schema"]["queryType"]["name"] == "Query"
 
 
+async def test_the_schema_is_asked_for_a_bounded_number_of_times_per_operation() -> None:
+    """Each `__schema` answer is about a megabyte of work; aliased copies were a CPU bomb."""
+    fields = "types { name fields { name args { name } type { name ofType { name } } } }"
+    for copies, refused in ((1, False), (2, False), (3, True), (14, True)):
+        document = "{ " + " ".join(f"s{n}: __schema {{ {fields} }}" for n in range(copies)) + " }"
+        result = await schema.execute(document)
+        codes = [(error.extensions or {}).get("code") for error in result.errors or []]
+        assert codes == (["TOO_COMPLEX"] if refused else []), (copies, result.errors)
+    typed = "{ " + " ".join(f't{n}: __type(name: "Shot") {{ name }}' for n in range(3)) + " }"
+    result = await schema.execute(typed)
+    assert [(e.extensions or {}).get("code") for e in result.errors or []] == ["TOO_COMPLEX"]
+
+
 def test_the_walk_stops_at_its_limit() -> None:
     document = parse(BOMBS["one field many times"]())
     started = time.perf_counter()

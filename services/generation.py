@@ -78,6 +78,7 @@ from services.outbound import (
     FetchError,
     FetchGone,
     FetchLimits,
+    FetchUnavailable,
     MediaKind,
     host_key,
     parse_allowed_hosts,
@@ -1119,9 +1120,12 @@ class GenerationEngine:
         try:
             async with self._copying_imports if imported else self._copying_outputs:
                 await self._copy(table, row_id)
-        except Exception:
-            # One row's fault (storage full, a bug) must not stop the others' copies.
+        except Exception as error:
+            # One row's fault (storage full, a bug) must not stop the others' copies, and
+            # counts as a failed try, so a row that always fails ends after COPY_MAX_TRIES.
             logger.exception("copying %s %d failed", table.__tablename__, row_id)
+            with contextlib.suppress(Exception):
+                await self._copy_failed(table, row_id, FetchUnavailable(repr(error)))
         finally:
             self._copies_running.discard(running)
 

@@ -595,6 +595,25 @@ async def test_a_failing_output_copy_is_given_up_after_bounded_tries(
         assert again.storage_key is not None
 
 
+async def test_a_copy_that_fails_unexpectedly_counts_its_tries_too(
+    db: Database, tmp_path: Path, host: FileHost
+) -> None:
+    """Not a download fault but ours (here storage cannot write): still bounded, never a loop."""
+    (tmp_path / "media").write_text("a file where the media directory should be")
+    async with running(db, tmp_path, output_hosts=(host.host_port,)) as studio:
+        ann = await account(db)
+        [row_id] = await awaiting_output(studio, ann)
+        await studio.engine.apply(
+            Prediction(
+                id=f"output-test-{row_id}", status="succeeded", output=[host.url_for("/png")]
+            )
+        )
+        [row] = await finished(studio, [row_id])
+        assert row.status == "FAILED"
+        assert row.copy_attempts == TRIES
+        assert row.error == f"The provider's output could not be downloaded after {TRIES} tries."
+
+
 async def test_failing_copies_never_go_ahead_of_fresh_ones(
     db: Database, tmp_path: Path, host: FileHost
 ) -> None:

@@ -31,6 +31,7 @@ import asyncio
 from contextlib import suppress
 from typing import Annotated, Any, Literal, cast
 
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from strawberry.http.exceptions import (
     NonJsonMessageReceived,
@@ -282,6 +283,21 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
     ) -> None:
         """Strawberry's, with a context of the operation's own (see the module)."""
         try:
+            if not _is_subscription_or_unknown(query, operation_name):
+                # Strawberry runs only subscriptions over graphql-ws (as the protocol's
+                # reference server did); a query or mutation would fail as an internal error.
+                await self.send_message(
+                    ErrorMessage(
+                        type="error",
+                        id=operation_id,
+                        payload={
+                            "message": "The graphql-ws protocol carries subscriptions only: send "
+                            "queries and mutations over HTTP or graphql-transport-ws.",
+                            "extensions": {"code": "BAD_REQUEST"},
+                        },
+                    )
+                )
+                return
             context = await operation_context(self.context)
             if context is None:
                 await self.websocket.close(code=FORBIDDEN, reason=_SIGNED_OUT)
@@ -316,3 +332,17 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
         finally:
             self.subscriptions.pop(operation_id, None)
             self.tasks.pop(operation_id, None)
+
+
+def _is_subscription_or_unknown(query: str, operation_name: str | None) -> bool:
+    """False only for a document whose chosen operation is surely a query or mutation.
+
+    A document that does not parse, or does not say which operation runs, is left
+    to execution, which reports it as on every other transport.
+    """
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return True
+    operation = get_operation_ast(document, operation_name)
+    return operation is None or operation.operation is OperationType.SUBSCRIPTION

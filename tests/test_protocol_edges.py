@@ -422,9 +422,17 @@ async def test_a_document_that_does_not_say_which_operation_runs_nothing_over_we
         )
         refused = await legacy.result("ambiguous")
         assert codes(refused) == ["BAD_REQUEST"], refused
+        # graphql-ws carries subscriptions only: a query or mutation is told so, not masked.
+        for number, query in enumerate(("{ viewer { id } }", CREATE_PROJECT)):
+            await legacy.send({"type": "start", "id": f"not-{number}", "payload": {"query": query}})
+            told = await legacy.result(f"not-{number}")
+            assert codes(told) == ["BAD_REQUEST"], told
     finally:
         await legacy.close()
     assert await project_count(owner) == before
+
+
+CREATE_PROJECT = 'mutation { createProject(input: { title: "Never" }) { project { id } } }'
 
 
 # -- anonymous operations ------------------------------------------------------------------------

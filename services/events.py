@@ -78,6 +78,8 @@ _INTERNAL = frozenset(
         "failed_tries",
         "resubmissions",
         "copy_attempts",
+        "animation_metadata",  # the provider input of an animation: not a GraphQL field
+        "imported",  # set once, when an image is recorded
         "checked_at",
         "provider_output",
         "updated_at",
@@ -95,6 +97,9 @@ _FIELD_NAMES = {
     "parent_image_id": "parentImage",
     "shot_id": "shot",
     "scene_id": "scene",
+    "project_id": "project",
+    "team_id": "team",
+    "owner_id": "owner",
 }
 
 CREATED, UPDATED, DELETED = "CREATED", "UPDATED", "DELETED"

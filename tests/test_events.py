@@ -9,9 +9,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import inspect as sa_inspect
 from sqlmodel import col, select
 
 from schema import ids
+from schema.app import schema
 from services import events
 from services.bus import EventBus
 from services.database import Database
@@ -165,6 +167,18 @@ async def test_bookkeeping_alone_is_not_an_event(db: Database) -> None:
         image.checked_at = image.created_at
         image.dispatch_claimed_at = image.created_at
     assert await recorded(db, project_id) == before
+
+
+def test_every_change_is_named_as_a_field_of_its_graphql_type() -> None:
+    """`changes` speaks GraphQL: no column name of ours, no field a client cannot ask for."""
+    graphql_types = schema._schema.type_map
+    for table, type_name in events.TRACKED.items():
+        fields = set(graphql_types[type_name].fields)  # type: ignore[attr-defined]
+        mapper: Any = sa_inspect(table)
+        keys: list[str] = [column.key for column in mapper.column_attrs]
+        for key in keys:
+            if key not in events._INTERNAL:
+                assert events._camel(key) in fields, (type_name, key)
 
 
 async def test_events_are_published_after_commit_and_never_for_a_rollback(

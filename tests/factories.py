@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import update
+from sqlmodel import col
 from strawberry.types import ExecutionResult
 
 from api.graphql import build_context
@@ -16,6 +18,7 @@ from services.accounts import AccountSettings
 from services.database import Database
 from services.passwords import Passwords
 from services.storage import MediaLinks
+from services.tables import ShotImageRow, StoryboardSelectionRow
 
 _counter = itertools.count(1)
 PASSWORD = "correct horse battery"
@@ -243,3 +246,31 @@ async def iteration(
         "iteration { iterationNumber prompt status parentImage { id } } images { id variantNumber status }",
         token=owner.token,
     )
+
+
+async def settle_generations(db: Database) -> None:
+    """Leave no generation or copy for the next engine on this shared database.
+
+    Running generations are CANCELED; imports still waiting for their copy get an
+    error, so no later engine picks them up.
+    """
+    async with db.transaction() as session:
+        await session.exec(
+            update(ShotImageRow)
+            .where(col(ShotImageRow.status).in_(["PENDING", "PROCESSING"]))
+            .values(status="CANCELED")
+        )
+        await session.exec(
+            update(StoryboardSelectionRow)
+            .where(col(StoryboardSelectionRow.animation_status).in_(["PENDING", "PROCESSING"]))
+            .values(animation_status="CANCELED")
+        )
+        await session.exec(
+            update(ShotImageRow)
+            .where(
+                col(ShotImageRow.imported),
+                col(ShotImageRow.storage_key).is_(None),
+                col(ShotImageRow.error).is_(None),
+            )
+            .values(error="left over by another test")
+        )

@@ -29,16 +29,6 @@ pytestmark = pytest.mark.e2e
 RESUME_WITHIN = 60.0
 
 
-def wait_until(client: Client, shot_id: str, done: Any, within: float) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + within
-    while True:
-        images = client.images(shot_id)
-        if done(images):
-            return images
-        assert time.monotonic() < deadline, images
-        time.sleep(0.2)
-
-
 def kill(studio: StudioServer) -> None:
     os.kill(studio.process.pid, signal.SIGKILL)
     studio.process.wait(timeout=10)
@@ -56,16 +46,14 @@ def test_after_a_crash_with_the_built_in_emulator_every_image_finishes(tmp_path:
         client = Client(studio.base_url)
         client.sign_up()
         shot_id, _ = client.shot_with_images(6)
-        wait_until(
-            client, shot_id, lambda images: all(i["predictionId"] for i in images), within=60
-        )
+        client.wait(shot_id, lambda images: all(i["predictionId"] for i in images), within=60)
         assert not finished(client.images(shot_id))
         before = {image["predictionId"] for image in client.images(shot_id)}
         kill(studio)
 
         studio.start()  # a new emulator inside, which knows none of those predictions
         began = time.monotonic()
-        done = wait_until(client, shot_id, finished, within=RESUME_WITHIN)
+        done = client.wait(shot_id, finished, within=RESUME_WITHIN)
         took = time.monotonic() - began
     finally:
         studio.stop()
@@ -109,7 +97,7 @@ def test_a_kill_mid_submission_adopts_the_orphan_and_resumes_at_once(tmp_path: P
 
             studio.start()
             began = time.monotonic()
-            done = wait_until(client, shot_id, finished, within=RESUME_WITHIN)
+            done = client.wait(shot_id, finished, within=RESUME_WITHIN)
             took = time.monotonic() - began
         finally:
             studio.stop()

@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
 from sqlmodel import col, select
 
 from api.embedded import embedded_emulator
@@ -31,26 +30,19 @@ from services.emulator import EmulatorConfig
 from services.generation import EngineSettings, GenerationEngine
 from services.replicate_api import CircuitBreaker, ReplicateGateway
 from services.storage import LocalStorage
-from services.tables import ShotImageRow, StoryboardSelectionRow
+from services.tables import ShotImageRow
 from services.validation import Checks
-from tests.factories import MEDIA, account, input_type, mutate_ok, project, scene
+from tests.factories import (
+    MEDIA,
+    account,
+    input_type,
+    mutate_ok,
+    project,
+    scene,
+    settle_generations,
+)
 
 DEADLINE = 30.0
-
-
-async def cancel_everything_running(db: Database) -> None:
-    """Leave no active generation for another test's engine (the database is shared)."""
-    async with db.transaction() as session:
-        await session.exec(
-            update(ShotImageRow)
-            .where(col(ShotImageRow.status).in_(["PENDING", "PROCESSING"]))
-            .values(status="CANCELED")
-        )
-        await session.exec(
-            update(StoryboardSelectionRow)
-            .where(col(StoryboardSelectionRow.animation_status).in_(["PENDING", "PROCESSING"]))
-            .values(animation_status="CANCELED")
-        )
 
 
 class Provider:
@@ -99,10 +91,10 @@ def engine_for(db: Database, provider: Provider, media: Path, **settings: Any) -
 
 @pytest.fixture
 async def stack(db: Database) -> AsyncIterator[AsyncExitStack]:
-    await cancel_everything_running(db)
+    await settle_generations(db)
     async with AsyncExitStack() as exits:
         yield exits
-    await cancel_everything_running(db)
+    await settle_generations(db)
 
 
 async def mutation(

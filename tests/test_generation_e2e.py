@@ -116,8 +116,9 @@ class Client:
         images: list[dict[str, Any]] = data["node"]["images"]
         return images
 
-    def wait(self, shot_id: str, done: Any) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + DEADLINE
+    def wait(self, shot_id: str, done: Any, within: float = DEADLINE) -> list[dict[str, Any]]:
+        """The shot's images once `done(images)` holds; fails after `within` seconds."""
+        deadline = time.monotonic() + within
         while True:
             images = self.images(shot_id)
             if done(images):

@@ -22,8 +22,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
-from sqlmodel import col
 
 from api.embedded import embedded_emulator
 from resolvers.context import Resources
@@ -40,7 +38,7 @@ from services.tables import (
     utcnow,
 )
 from tests.emulator_harness import eventually
-from tests.factories import MEDIA, Account, account
+from tests.factories import MEDIA, Account, account, settle_generations
 from tests.outbound_harness import FileHost
 from tests.test_generation import SHOT_IMAGES, Studio, new_shot, wait_for_iteration
 
@@ -89,7 +87,7 @@ async def running(
             ),
             import_fetcher=import_fetcher,
         )
-        await settle_leftovers(db)
+        await settle_generations(db)
         if start:
             engine.start()
         try:
@@ -101,31 +99,7 @@ async def running(
             await gateway.aclose()
             if import_fetcher is not None:
                 await import_fetcher.aclose()
-            await settle_leftovers(db)
-
-
-async def settle_leftovers(db: Database) -> None:
-    """Leave no generation or copy for the next engine on this shared database."""
-    async with db.transaction() as session:
-        await session.exec(
-            update(ShotImageRow)
-            .where(col(ShotImageRow.status).in_(["PENDING", "PROCESSING"]))
-            .values(status="CANCELED")
-        )
-        await session.exec(
-            update(StoryboardSelectionRow)
-            .where(col(StoryboardSelectionRow.animation_status).in_(["PENDING", "PROCESSING"]))
-            .values(animation_status="CANCELED")
-        )
-        await session.exec(
-            update(ShotImageRow)
-            .where(
-                col(ShotImageRow.imported),
-                col(ShotImageRow.storage_key).is_(None),
-                col(ShotImageRow.error).is_(None),
-            )
-            .values(error="left over by another test")
-        )
+            await settle_generations(db)
 
 
 async def predictions(studio: Studio) -> list[dict[str, Any]]:

@@ -136,9 +136,17 @@ def malformed(adapter: TypeAdapter[Any], message: object) -> str | None:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"][1:]) or "message"
-        # A close reason has at most 123 bytes (RFC 6455 §5.5).
-        return f"Invalid message: {where}: {first['msg']}"[:120]
+        return close_reason(f"Invalid message: {where}: {first['msg']}")
     return None
+
+
+def close_reason(text: str) -> str:
+    """`text` cut to what a close frame can carry: 123 bytes of UTF-8 (RFC 6455 §5.5).
+
+    Reasons may repeat what a client sent (a bad `type`), so they are cut by bytes,
+    never inside a character, and a lone surrogate becomes "?".
+    """
+    return text.encode("utf-8", "replace")[:123].decode("utf-8", "ignore")
 
 
 # -- the context of each operation ---------------------------------------------------------

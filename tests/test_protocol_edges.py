@@ -151,6 +151,13 @@ GRAPHQL_WS_CASES = list(
         {"start": {"type", "id", "payload", "payload.query"}, "stop": {"type", "id"}},
     )
 )
+# Unknown types the close reason repeats: it must still fit a close frame (123 bytes).
+ECHOED_TYPES: list[tuple[str, Any]] = [
+    ("type-non-ascii", {"type": "é" * 100}),
+    ("type-lone-surrogate", {"type": "\ud800" * 10}),
+]
+TRANSPORT_WS_CASES += ECHOED_TYPES
+GRAPHQL_WS_CASES += ECHOED_TYPES
 RAW_FRAMES: list[tuple[str, str | bytes]] = [
     ("binary", b'{"type": "ping"}'),
     ("not-json", "{"),

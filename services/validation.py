@@ -192,11 +192,13 @@ Maybe = Union[T, Literal[_Unchanged.UNCHANGED]]  # noqa: UP007 (a generic alias 
 def _absolute_http_url(value: str) -> bool:
     """Whether `value` parses, both as the standard library and httpx read it, to an
     http(s) URL with a host. Anything they cannot read (a bracketed IPv4 address,
-    invalid punycode such as `xn--zz.com`) raises ValueError or httpx.InvalidURL."""
+    invalid punycode such as `xn--zz.com`, a port outside 1-65535) raises ValueError
+    or httpx.InvalidURL."""
     try:
         parts = urlsplit(value)
+        port = parts.port  # read lazily: "-1", "+80" and "99999" raise only here
         parsed = httpx.URL(value)
         host = parsed.host
     except (ValueError, httpx.InvalidURL):
         return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc) and bool(host)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and bool(host) and port != 0

@@ -654,6 +654,11 @@ BAD_URLS = [
     "http://[::ffff:1.2.3.4.5]/a.png",
     "http://xn--zz.com/a.png",
     "http://XN--ZZ.com/a.png",
+    # Ports outside 1-65535, or not written as one.
+    "http://images.example.com:-1/a.png",
+    "http://images.example.com:+80/a.png",
+    "http://images.example.com:99999/a.png",
+    "http://images.example.com:0/a.png",
 ]
 NOT_OBJECTS: dict[str, Any] = {
     "list": [1, 2],

@@ -431,9 +431,10 @@ class ReplicateGateway:
         (usually `starting`).
 
         `webhook` is the URL Replicate posts the prediction to on the `events`
-        listed (of start, output, logs, completed:
-        https://replicate.com/docs/topics/webhooks). Waits for the throttle;
-        retried on 429/503 and on connections that never got through. A create
+        listed (any of start, output, logs, completed; see
+        https://replicate.com/docs/topics/webhooks/receive-webhook).
+        Waits for the throttle; retried on 429/503 and on connections that never
+        got through. A create
         that times out may still have made a prediction (Replicate has no
         idempotency key): the caller looks for it (`recent`).
         """

@@ -183,7 +183,7 @@ def render_image(
 ) -> bytes:
     """A text-to-image output: distinct per (prompt, seed, index), identical when repeated.
 
-    `size` is (width, height) in pixels; `quality` applies to WebP and JPEG (capped at 95).
+    `size` is (width, height) in pixels; `quality` is for WebP and JPEG (JPEG's capped at 95).
     """
     image = _scene(size, prompt, seed, index)
     _caption(image, prompt)

@@ -172,13 +172,15 @@ async def add_shot_images(
     the background, and until then it cannot be refined or animated.
 
     `images` holds 1 to MAX_VARIANTS (12) drafts with distinct variant numbers;
-    the prompt is at most 10,000 characters. Every input problem is reported
-    at once: InvalidInput (OUT_OF_RANGE, INVALID_STATUS, IMAGE_URL_REQUIRED,
-    INVALID_URL, TOO_LONG, BLANK, ...), Conflict DUPLICATE_VARIANT, as a
-    ValidationFailed when there are several; then NotFound or PermissionDenied
-    for the shot, NotFound or PARENT_IMAGE_NOT_IN_SHOT for `parent_image_id`.
-    `checks` carries problems the caller already found (malformed IDs).
-    Advances the project's workflow status (`services.workflow.advance`).
+    the prompt is at most 10,000 characters. In the order of `services.validation`:
+    the input's problems are collected (InvalidInput OUT_OF_RANGE,
+    INVALID_STATUS, IMAGE_URL_REQUIRED, INVALID_URL, TOO_LONG, BLANK, ...;
+    Conflict DUPLICATE_VARIANT); the shot's access fails alone (NotFound,
+    PermissionDenied); then everything collected, with NotFound or
+    PARENT_IMAGE_NOT_IN_SHOT for `parent_image_id`, is raised at once
+    (ValidationFailed when several). `checks` carries problems the caller
+    already found (malformed IDs). Advances the project's workflow status
+    (`services.workflow.advance`).
     """
     checks = checks if checks is not None else Checks()
     prompt = checks.text(

@@ -59,7 +59,7 @@ class WorkflowStatus(enum.StrEnum):
 
 
 class WorkflowVersion(enum.StrEnum):
-    """Which design of the workflow a project was made under; new ones are V2_REDESIGN."""
+    """Which design of the workflow a project follows; the default is V2_REDESIGN."""
 
     V1_LEGACY = "V1_LEGACY"
     V2_REDESIGN = "V2_REDESIGN"

@@ -5,12 +5,12 @@
   endpoints 3000: https://replicate.com/docs/topics/predictions/rate-limits);
 - one retry layer per kind of call. The client (replicate 1.0.7,
   `replicate/client.py`) wraps every transport in its own `RetryTransport`,
-  which retries reads (GET, and HEAD, PUT, DELETE, OPTIONS, TRACE) on
+  which retries reads (GET, also HEAD, PUT, DELETE, OPTIONS, TRACE) on
   429/503/504 up to 10 tries and honours `Retry-After`; there is no public way
-  to turn it off, so reads get no
-  retries of ours (a loop around it multiplied requests: 5 x 10 per `get`). Our
-  layer retries only what the client never retries: creates, cancels and uploads
-  (POST), on 429/503 and on connections that never reached the provider;
+  to turn it off, so reads get no retries of ours (a loop around it multiplied
+  requests: 5 x 10 per `get`). Our layer retries only what the client never
+  retries: creates, cancels and uploads (POST), on 429/503 and on connections
+  that never reached the provider;
 - a cap on `Retry-After`: our transport, which the client's retry layer wraps,
   lowers a longer hint to `retry_after_cap` before the client reads it;
 - a time budget per call (`call_timeout`, an `asyncio.timeout` around all its
@@ -434,9 +434,8 @@ class ReplicateGateway:
         listed (any of start, output, logs, completed; see
         https://replicate.com/docs/topics/webhooks/receive-webhook).
         Waits for the throttle; retried on 429/503 and on connections that never
-        got through. A create
-        that times out may still have made a prediction (Replicate has no
-        idempotency key): the caller looks for it (`recent`).
+        got through. A create that times out may still have made a prediction
+        (Replicate has no idempotency key): the caller looks for it (`recent`).
         """
         options: dict[str, Any] = {"input": input}
         if webhook:

@@ -2,10 +2,11 @@
 
 Replicate deletes the outputs of API predictions after an hour
 (https://replicate.com/docs/topics/predictions/data-retention), so every output
-is copied here as soon as it exists. `Storage` is the interface; `LocalStorage` keeps files under a
-directory with aiofiles (an S3-compatible one can follow). `MediaLinks` signs
-`/media/<key>` URLs with the server's secret; a link stays the same for a while
-(expiry is rounded up to a bucket), so browsers and CDNs can cache it.
+is copied here as soon as it exists. `Storage` is the interface; `LocalStorage`
+keeps files under a directory with aiofiles (an S3-compatible one can follow).
+`MediaLinks` signs `/media/<key>` URLs with the server's secret; a link stays
+the same for a while (expiry is rounded up to a bucket), so browsers and CDNs
+can cache it.
 
 Serving goes through `Storage.locate`: a local store names a file that `/media`
 sends itself (Range, conditional requests and all); an object store would name

@@ -44,9 +44,8 @@ class PredictionRecord:
     """One prediction, from creation to (and after) its data being removed.
 
     `seq` counts creations (the list is newest first, and its cursors name a
-    `seq`); `base_url` is the
-    emulator's origin as the creating request saw it (for `urls`);
-    `latency_seconds` is how long it spends starting and processing.
+    `seq`); `base_url` is the emulator's origin as the creating request saw it
+    (for `urls`); `latency_seconds` is how long it spends starting and processing.
     """
 
     id: str

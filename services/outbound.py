@@ -145,6 +145,8 @@ def is_public(address: IPAddress) -> bool:
 
     Only globally reachable unicast addresses (IANA special-purpose registries,
     as Python's `ipaddress.is_global` encodes them), minus the metadata ones.
+    Registries: https://www.iana.org/assignments/iana-ipv4-special-registry/ and
+    https://www.iana.org/assignments/iana-ipv6-special-registry/
     """
     if isinstance(address, ipaddress.IPv6Address):
         embedded = _embedded_ipv4(address)

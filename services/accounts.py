@@ -2,6 +2,12 @@
 
 People join a team only by accepting an invitation (`services.invitations`);
 nothing here looks an account up by anything but its own credentials.
+
+Bearer tokens are `sbs_` and 43 URL-safe base64 characters (256 random bits),
+valid for 30 days; only their SHA-256 is stored. Every function that writes
+works inside the caller's transaction (`Database.transaction()`): it adds,
+changes and deletes rows (flushing when it needs an id), and the caller's commit
+makes it so.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ _TOKEN_TEXT = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
 
 
 def hash_token(token: str) -> str:
+    """The SHA-256 of a token (or invitation code), as 64 lower-case hex digits: what is stored."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -86,6 +93,10 @@ async def sign_up(
     session: AsyncSession, passwords: Passwords, *, email: str, password: str, name: str
 ) -> tuple[UserRow, str]:
     """Create a user with a personal team they own, and a token for them.
+
+    The email is stored trimmed and lower-cased (at most 254 characters); the
+    name at most 100; the password 8 to 256 characters. Returns the new user and
+    its bearer token (the only time the token is seen).
 
     Raises InvalidInput (INVALID_EMAIL, INVALID_PASSWORD, TOO_LONG, ...) and
     Conflict EMAIL_TAKEN. Without a verification email, saying "taken" is
@@ -134,7 +145,8 @@ async def _user_by_email(session: AsyncSession, email: str) -> UserRow | None:
 async def log_in(
     session: AsyncSession, passwords: Passwords, *, email: str, password: str
 ) -> tuple[UserRow, str]:
-    """A new token for the account with these credentials; AuthenticationFailed otherwise.
+    """The account with these credentials and a new bearer token for it;
+    AuthenticationFailed otherwise.
 
     An unknown email, a wrong password and a malformed one fail alike and cost
     the same time (see `services.passwords`). A hash made with older parameters
@@ -155,6 +167,7 @@ async def log_in(
 
 
 async def log_out(session: AsyncSession, *, token: str) -> None:
+    """Delete the stored token, so it authenticates no one; an unknown token is no error."""
     row = (
         await session.exec(
             select(AccessTokenRow).where(AccessTokenRow.token_hash == hash_token(token))
@@ -165,7 +178,10 @@ async def log_out(session: AsyncSession, *, token: str) -> None:
 
 
 async def purge_expired_tokens(session: AsyncSession) -> int:
-    """Delete tokens past their expiry (they already authenticate no one); how many."""
+    """Delete tokens past their expiry (they already authenticate no one); how many went.
+
+    One DELETE per row, so each user's open subscriptions hear that a token went.
+    """
     expired = await session.exec(
         select(AccessTokenRow).where(col(AccessTokenRow.expires_at) <= utcnow())
     )
@@ -176,7 +192,12 @@ async def purge_expired_tokens(session: AsyncSession) -> int:
 
 
 async def authenticate(session: AsyncSession, token: str) -> Actor | None:
-    """The actor a bearer token stands for, or None for an unknown or expired one."""
+    """The actor a bearer token stands for, or None for an unknown or expired one.
+
+    `token` is the bare token, without "Bearer ". Text that cannot be one of ours
+    (no `sbs_` prefix, over 100 characters, outside the base64url alphabet) is None
+    without a query. Never raises for any text.
+    """
     if not token.startswith(TOKEN_PREFIX) or len(token) > 100 or not _TOKEN_TEXT.fullmatch(token):
         return None  # never hashed: only ours can match, and a lone surrogate cannot be encoded
     user_id = (
@@ -193,6 +214,10 @@ async def authenticate(session: AsyncSession, token: str) -> Actor | None:
 
 
 async def load_actor(session: AsyncSession, user_id: int) -> Actor:
+    """The user as an Actor: their id and their role in each team, read now.
+
+    Does not check that the user exists: an unknown id is an actor in no team.
+    """
     memberships = await session.exec(
         select(TeamMemberRow.team_id, TeamMemberRow.role).where(TeamMemberRow.user_id == user_id)
     )
@@ -200,7 +225,11 @@ async def load_actor(session: AsyncSession, user_id: int) -> Actor:
 
 
 async def create_team(session: AsyncSession, actor: Actor, *, name: str) -> TeamRow:
-    """A new team, owned by the actor."""
+    """A new team, owned by the actor; its name 1 to 100 characters after trimming.
+
+    Raises InvalidInput (BLANK, TOO_LONG, INVALID_CHARACTERS). The actor's
+    `roles` do not include the new team until it is loaded again (`load_actor`).
+    """
     checks = Checks()
     name = checks.text(name, field=("name",), max_length=NAME_MAX)
     checks.raise_if_any()
@@ -213,7 +242,11 @@ async def create_team(session: AsyncSession, actor: Actor, *, name: str) -> Team
 
 
 async def lock_team(session: AsyncSession, team_id: int) -> TeamRow:
-    """The team, its row locked until the transaction ends; NotFound if there is none."""
+    """The team, its row locked until the transaction ends (FOR UPDATE on PostgreSQL;
+    on SQLite a writer holds the file lock anyway); NotFound if there is none.
+
+    Does not check the actor's access.
+    """
     team = (
         await session.exec(select(TeamRow).where(TeamRow.id == team_id).with_for_update())
     ).first()

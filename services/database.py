@@ -35,7 +35,13 @@ _WRITE_OPTION = "studio_write"
 
 
 class Database:
-    """The engine and the two ways to use it: `session()` to read, `transaction()` to write."""
+    """The engine and the two ways to use it: `session()` to read, `transaction()` to write.
+
+    url: an SQLAlchemy URL (`postgresql+asyncpg://...` or `sqlite+aiosqlite:///path`);
+    echo: log every statement; pool_size: PostgreSQL connections kept open (as many
+    again may be opened under load); bus: where committed events are published
+    (None: they are recorded only). SQLite connections wait up to 30 s for a lock.
+    """
 
     def __init__(
         self,
@@ -82,11 +88,13 @@ class Database:
             events.publish(self.bus, outbox)
 
     async def ping(self) -> None:
-        """Raise unless the database answers."""
+        """Raise (whatever the driver or SQLAlchemy raises) unless the database answers
+        `SELECT 1`; for health checks."""
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        """Close every pooled connection; for shutdown."""
         await self.engine.dispose()
 
 

@@ -36,6 +36,9 @@ class MalformedJson(ValueError):
 def decimal(text: str, *, high: int, low: int = 0) -> int | None:
     """The integer written in `text` (ASCII digits only, no sign) if low <= it <= high; else None.
 
+    Text with more characters than `high` has digits is refused unread, so the
+    cost is bounded whatever its length.
+
     Never raises, whatever the text: this is for values straight from a client.
     """
     if not text or len(text) > len(str(high)) or not text.isascii() or not text.isdigit():
@@ -51,8 +54,11 @@ def _refuse_constant(name: str) -> Any:
 def loads(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Parse JSON text (RFC 8259): no NaN or Infinity, nesting at most `max_depth` deep.
 
-    Raises MalformedJson for anything else: broken syntax, bytes that are not
-    UTF-8, a non-finite number, nesting too deep.
+    `data` is str, or bytes in UTF-8 (`json.loads` also detects UTF-16 and
+    UTF-32). Returns the parsed value (dict, list, str, int, float, bool or None).
+
+    Raises MalformedJson for anything else: broken syntax, bytes that do not
+    decode, a non-finite number, nesting too deep.
     """
     try:
         value = json.loads(data, parse_constant=_refuse_constant)

@@ -21,6 +21,9 @@ checked again, against the database, when the code is accepted, so the code of
 an inviter who was removed from the team (or lost the role that let them invite
 that role, or whose account is gone) gets `INVALID_INVITATION`. Removing a
 member also deletes the invitations they made for that team.
+
+Like `services.accounts`, the writes here run in the caller's transaction and
+take effect when it commits.
 """
 
 from __future__ import annotations
@@ -87,6 +90,9 @@ async def invite(
 ) -> tuple[TeamInvitationRow, str]:
     """A new invitation to the team for `role`, and its code (returned only this once).
 
+    The code is `sbi_` and 43 URL-safe base64 characters; the invitation expires
+    `lifetime` from now. The team's row is locked until the transaction ends.
+
     Raises NotFound (not in the team), PermissionDenied (not a manager, or an
     ADMIN inviting an OWNER), InvalidInput PERSONAL_TEAM, Conflict
     TOO_MANY_INVITATIONS (the team already has `max_pending` unexpired ones).
@@ -138,7 +144,10 @@ async def invite(
 
 
 async def accept(session: AsyncSession, actor: Actor, *, code: str) -> TeamRow:
-    """Join the invitation's team in its role; the invitation is used up.
+    """Join the invitation's team in its role, using the invitation up; returns the team.
+
+    `code` is trimmed first. The actor's `roles` do not include the team until it
+    is loaded again (`services.accounts.load_actor`).
 
     Raises InvalidInput INVALID_INVITATION (unknown, used, revoked, expired or
     malformed code, or one whose inviter may no longer hand out its role: no
@@ -179,7 +188,7 @@ async def accept(session: AsyncSession, actor: Actor, *, code: str) -> TeamRow:
 
 
 async def revoke(session: AsyncSession, actor: Actor, *, invitation_id: int) -> int:
-    """Delete a pending invitation so its code no longer works; its id.
+    """Delete a pending invitation so its code no longer works; returns `invitation_id`.
 
     Raises NotFound (no such invitation, or not one of the actor's teams) and
     PermissionDenied (not a manager, or an ADMIN revoking an OWNER invitation).
@@ -199,7 +208,8 @@ async def revoke(session: AsyncSession, actor: Actor, *, invitation_id: int) -> 
 async def pending_for_teams(
     session: AsyncSession, ids: Sequence[int]
 ) -> dict[int, list[TeamInvitationRow]]:
-    """Each team's unexpired invitations, oldest first."""
+    """Each team's unexpired invitations, oldest first: every id in `ids` is a key
+    (an empty list for a team without any). No access check: the caller's."""
     statement = (
         select(TeamInvitationRow)
         .where(
@@ -214,7 +224,7 @@ async def pending_for_teams(
 
 
 async def purge_expired(session: AsyncSession) -> int:
-    """Delete invitations past their expiry (no one can accept them any more); how many."""
+    """Delete invitations past their expiry (no one can accept them any more); how many went."""
     expired = list(
         await session.exec(
             select(TeamInvitationRow).where(col(TeamInvitationRow.expires_at) <= utcnow())

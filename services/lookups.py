@@ -1,7 +1,9 @@
 """Batched reads: every row a request needs, fetched in one statement per kind.
 
 The API's DataLoaders call these, so a nested query costs the same number of
-statements however many objects it returns.
+statements however many objects it returns. None checks access: the caller
+loads only what the actor may see. Each returns a dict with every requested id
+as a key, in the order given, so a loader can answer every key.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ Row = TypeVar("Row", bound=SQLModel)
 
 
 async def by_ids(session: AsyncSession, table: type[Row], ids: Sequence[Any]) -> dict[Any, Row]:
-    """Rows of `table` by primary key (a single-column key)."""
+    """Rows of `table` by primary key (a single-column key): {key: row}. Unlike the
+    others, ids with no row are simply absent."""
     key = table.__table__.primary_key.columns.values()[0]  # type: ignore[attr-defined]
     rows = await session.exec(select(table).where(key.in_(ids)))
     return {getattr(row, key.name): row for row in rows}
@@ -36,7 +39,12 @@ async def children(
     parent_ids: Sequence[int],
     order_by: Sequence[Any] = (),
 ) -> dict[int, list[Row]]:
-    """Rows of `table` grouped by the parent they point to, in the given order."""
+    """Rows of `table` grouped by the parent they point to, in the given order:
+    {parent id: [rows]}, an empty list for a parent without any.
+
+    `parent_column` is the table's column (`SceneRow.project_id`); `order_by`
+    column expressions.
+    """
     statement = select(table).where(col(parent_column).in_(parent_ids)).order_by(*order_by)
     grouped: dict[int, list[Row]] = {parent: [] for parent in parent_ids}
     for row in await session.exec(statement):
@@ -47,16 +55,19 @@ async def children(
 async def scenes_for_projects(
     session: AsyncSession, ids: Sequence[int]
 ) -> dict[int, list[SceneRow]]:
+    """Each project's scenes, by scene number."""
     return await children(session, SceneRow, SceneRow.project_id, ids, [col(SceneRow.scene_number)])
 
 
 async def shots_for_scenes(session: AsyncSession, ids: Sequence[int]) -> dict[int, list[ShotRow]]:
+    """Each scene's shots, by shot number."""
     return await children(session, ShotRow, ShotRow.scene_id, ids, [col(ShotRow.shot_number)])
 
 
 async def selections_for_shots(
     session: AsyncSession, ids: Sequence[int]
 ) -> dict[int, StoryboardSelectionRow | None]:
+    """Each shot's master-image selection, or None (a shot has at most one)."""
     grouped = await children(session, StoryboardSelectionRow, StoryboardSelectionRow.shot_id, ids)
     return {shot_id: rows[0] if rows else None for shot_id, rows in grouped.items()}
 
@@ -81,6 +92,7 @@ async def selections_for_projects(
 async def members_for_teams(
     session: AsyncSession, ids: Sequence[int]
 ) -> dict[int, list[TeamMemberRow]]:
+    """Each team's members, in the order they joined."""
     return await children(
         session, TeamMemberRow, TeamMemberRow.team_id, ids, [col(TeamMemberRow.created_at)]
     )
@@ -89,6 +101,7 @@ async def members_for_teams(
 async def memberships_for_users(
     session: AsyncSession, ids: Sequence[int]
 ) -> dict[int, list[TeamMemberRow]]:
+    """Each user's memberships, by team id."""
     return await children(
         session, TeamMemberRow, TeamMemberRow.user_id, ids, [col(TeamMemberRow.team_id)]
     )

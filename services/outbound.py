@@ -3,7 +3,8 @@
 Used for provider outputs (the generation engine copies them into storage),
 client-given image URLs (copied in the background after `addShotImages`) and the
 built-in emulator's downloads of prediction inputs. The rules, after the OWASP
-Server-Side Request Forgery Prevention Cheat Sheet:
+Server-Side Request Forgery Prevention Cheat Sheet
+(https://cheatsheetseries.owasp.org/cheatsheets/Server_Side_Request_Forgery_Prevention_Cheat_Sheet.html):
 
 - http and https only; no user:password@ in the URL.
 - The host name is resolved once; every address it resolves to must be public
@@ -144,6 +145,8 @@ def is_public(address: IPAddress) -> bool:
 
     Only globally reachable unicast addresses (IANA special-purpose registries,
     as Python's `ipaddress.is_global` encodes them), minus the metadata ones.
+    Registries: https://www.iana.org/assignments/iana-ipv4-special-registry/ and
+    https://www.iana.org/assignments/iana-ipv6-special-registry/
     """
     if isinstance(address, ipaddress.IPv6Address):
         embedded = _embedded_ipv4(address)
@@ -192,7 +195,11 @@ def parse_allowed_hosts(entries: Iterable[str]) -> frozenset[str]:
 
 
 async def system_resolver(host: str, port: int) -> Sequence[str]:
-    """Every address `host` resolves to, by the system's resolver (getaddrinfo)."""
+    """Every address `host` resolves to, by the system's resolver (getaddrinfo), as text.
+
+    FetchRefused for a name that does not exist (EAI_NONAME) or is not a valid
+    host name; FetchUnavailable for any other resolver failure (may be temporary).
+    """
     loop = asyncio.get_running_loop()
     try:
         found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -215,7 +222,9 @@ class AddressPolicy:
         """The one checked address to connect to for `host:port`; `FetchRefused` if none.
 
         Every address the name resolves to must pass: a name that also points
-        inside is refused, whichever answer a later lookup would give.
+        inside is refused, whichever answer a later lookup would give. The first
+        address is the one returned. FetchUnavailable when the name resolves to no
+        address; the resolver's own errors pass through.
         """
         answers = await resolver(host, port)
         addresses = []
@@ -246,6 +255,7 @@ class FetchLimits:
     max_redirects: int = 5
 
     def max_bytes(self, kind: MediaKind | None) -> int:
+        """The size cap in bytes for a download of `kind` (None: the video cap, the larger)."""
         if kind is MediaKind.IMAGE:
             return self.max_image_bytes
         return self.max_video_bytes
@@ -354,6 +364,7 @@ class Fetcher:
         )
 
     async def aclose(self) -> None:
+        """Close the HTTP client; the fetcher cannot be used after."""
         await self._client.aclose()
 
     async def fetch(
@@ -362,7 +373,11 @@ class Fetcher:
         """The bytes at `url`, checked: `FetchRefused` or `FetchUnavailable` otherwise.
 
         With `expect`, the bytes must sniff as that kind; without it (the
-        emulator, which decodes what it gets) the type is left unchecked.
+        emulator, which decodes what it gets) the type is left unchecked and the
+        result says `application/octet-stream` with no extension. `max_bytes`
+        overrides the limits' cap for `expect`. An empty body is FetchRefused;
+        the whole download, redirects included, must end within
+        `limits.total_timeout` seconds (FetchUnavailable otherwise).
         """
         cap = max_bytes if max_bytes is not None else self.limits.max_bytes(expect)
         try:

@@ -105,7 +105,10 @@ class Passwords:
         )
 
     async def verify(self, password: str, stored: str | None) -> Verdict:
-        """Check `password` against a stored hash (None: there is no account; never valid)."""
+        """Check `password` against a stored hash (None: there is no account; never valid).
+
+        A malformed stored hash is simply not valid; this never raises for one.
+        """
         return await asyncio.get_running_loop().run_in_executor(
             self._pool, self._verify, password, stored
         )

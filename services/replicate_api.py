@@ -1,13 +1,16 @@
 """Talking to Replicate (or the built-in emulator, through the same HTTP API).
 
 `ReplicateGateway` wraps the official client with what it lacks for a server:
-- a throttle on creates, kept under the account's limit (600 a minute);
-- one retry layer per kind of call. The client wraps every transport in its own
-  `RetryTransport`, which retries reads (GET) on 429/503/504 up to 10 tries and
-  honours `Retry-After`; there is no public way to turn it off, so reads get no
-  retries of ours (a loop around it multiplied requests: 5 x 10 per `get`). Our
-  layer retries only what the client never retries: creates, cancels and uploads
-  (POST), on 429/503 and on connections that never reached the provider;
+- a throttle on creates, kept under the account's limit (600 a minute; other
+  endpoints 3000: https://replicate.com/docs/topics/predictions/rate-limits);
+- one retry layer per kind of call. The client (replicate 1.0.7,
+  `replicate/client.py`) wraps every transport in its own `RetryTransport`,
+  which retries reads (GET, also HEAD, PUT, DELETE, OPTIONS, TRACE) on
+  429/503/504 up to 10 tries and honours `Retry-After`; there is no public way
+  to turn it off, so reads get no retries of ours (a loop around it multiplied
+  requests: 5 x 10 per `get`). Our layer retries only what the client never
+  retries: creates, cancels and uploads (POST), on 429/503 and on connections
+  that never reached the provider;
 - a cap on `Retry-After`: our transport, which the client's retry layer wraps,
   lowers a longer hint to `retry_after_cap` before the client reads it;
 - a time budget per call (`call_timeout`, an `asyncio.timeout` around all its
@@ -63,7 +66,13 @@ _POST_RETRY_STATUSES = frozenset({429, 503})
 
 @dataclass(frozen=True)
 class Prediction:
-    """What we use of a Replicate prediction."""
+    """What we use of a Replicate prediction (the object of `GET /v1/predictions/{id}`,
+    https://replicate.com/docs/reference/http#predictions.get).
+
+    The API also answers `aborted`, for a prediction interrupted on its side,
+    which the client's 1.0.7 models do not accept
+    (https://github.com/replicate/replicate-python/pull/449): it is ended, too.
+    """
 
     id: str
     status: str  # starting, processing, succeeded, failed, canceled (or aborted)
@@ -76,6 +85,7 @@ class Prediction:
 
     @property
     def is_finished(self) -> bool:
+        """Whether the prediction has ended (succeeded, failed, canceled or aborted)."""
         return self.status in ("succeeded", "failed", "canceled", "aborted")
 
     @property
@@ -96,6 +106,8 @@ class Prediction:
 
     @property
     def output_urls(self) -> list[str]:
+        """The output's URLs: a single string output as one, the strings of a list
+        output in order; [] for anything else (no output, text, an object)."""
         if isinstance(self.output, str):
             return [self.output]
         if isinstance(self.output, list):
@@ -104,6 +116,10 @@ class Prediction:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Prediction:
+        """From a prediction's JSON (a webhook body); KeyError without an `id`.
+
+        A missing status reads as `starting`, a non-object input as {}.
+        """
         return cls(
             id=str(data["id"]),
             status=str(data.get("status", "starting")),
@@ -169,7 +185,11 @@ class _ProviderTransport(httpx.AsyncBaseTransport):
 
 
 class CreateThrottle:
-    """At most `per_minute` creates in any 60 seconds; callers wait for a slot."""
+    """At most `per_minute` creates in any 60 seconds; callers wait for a slot.
+
+    One per process: it cannot see what other processes using the same token send.
+    `clock` returns seconds (monotonic).
+    """
 
     def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
@@ -178,6 +198,7 @@ class CreateThrottle:
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
+        """Take a slot, sleeping until the oldest of the last `per_minute` is 60 s old."""
         async with self._lock:
             while True:
                 now = self._clock()
@@ -213,9 +234,13 @@ class CircuitBreaker:
 
     @property
     def is_open(self) -> bool:
+        """Whether calls fail fast now (opened less than `cooldown` seconds ago)."""
         return self._opened_at is not None and self._clock() - self._opened_at < self.cooldown
 
     def before_call(self) -> None:
+        """Let a call through, or raise ProviderUnavailable while open (or while the
+        one trial call after the cooldown is running); the call that gets through
+        after the cooldown is that trial."""
         if self._opened_at is None:
             return
         if self.is_open or self._trial_running:
@@ -229,11 +254,14 @@ class CircuitBreaker:
         self._trial_running = False
 
     def succeeded(self) -> None:
+        """A call got an answer: close the circuit and forget the failures."""
         self._failures = 0
         self._opened_at = None
         self._trial_running = False
 
     def failed(self) -> None:
+        """A call failed: count it; at `threshold` in a row (or a failed trial) open
+        the circuit for another `cooldown` seconds."""
         self._failures += 1
         self._trial_running = False
         if self._failures >= self.threshold or self._opened_at is not None:
@@ -250,6 +278,14 @@ class ReplicateGateway:
     `Retry-After` either layer waits. Errors: `ProviderRejected` when Replicate
     refused the request itself (code `PREDICTION_NOT_FOUND` for an unknown
     prediction), `ProviderUnavailable` when it is down, busy or too slow.
+
+    base_url: the API's origin (a trailing `/v1` is dropped); api_token: the bearer
+    token (None or "": the client falls back to REPLICATE_API_TOKEN from the
+    environment, and sends none without it); creates_per_minute: the
+    throttle's budget (by default 540, under Replicate's 600);
+    backoff_base, backoff_cap: seconds of the jittered exponential backoff
+    between our POST tries; timeout: seconds for each HTTP read (connect: 5 s).
+    `aclose()` it when done.
     """
 
     def __init__(
@@ -283,6 +319,7 @@ class ReplicateGateway:
         self.retry_after_cap = retry_after_cap
 
     async def aclose(self) -> None:
+        """Close the HTTP connections."""
         await self._transport.aclose()  # ours: the client's connections go with it
 
     def _delay(self, attempt: int, server_hint: float | None) -> float:
@@ -389,7 +426,17 @@ class ReplicateGateway:
         webhook: str | None = None,
         events: Sequence[str] = ("start", "completed"),
     ) -> Prediction:
-        """Start a prediction of an official model (`owner/name`)."""
+        """Start a prediction of an official model (`owner/name`), as
+        `POST /v1/models/{owner}/{name}/predictions`; the prediction as created
+        (usually `starting`).
+
+        `webhook` is the URL Replicate posts the prediction to on the `events`
+        listed (any of start, output, logs, completed; see
+        https://replicate.com/docs/topics/webhooks/receive-webhook).
+        Waits for the throttle; retried on 429/503 and on connections that never
+        got through. A create that times out may still have made a prediction
+        (Replicate has no idempotency key): the caller looks for it (`recent`).
+        """
         options: dict[str, Any] = {"input": input}
         if webhook:
             options.update(webhook=webhook, webhook_events_filter=list(events))
@@ -431,13 +478,21 @@ class ReplicateGateway:
         return found
 
     async def cancel(self, prediction_id: str) -> Prediction:
+        """Ask Replicate to cancel a prediction; the prediction as it then stands.
+
+        ProviderRejected PREDICTION_NOT_FOUND if it is unknown.
+        """
+
         async def call() -> Prediction:
             return _convert(await self._client.predictions.async_cancel(prediction_id))
 
         return await self._call(f"cancel {prediction_id}", call, retry=True)
 
     async def upload(self, data: bytes, *, filename: str, content_type: str) -> str:
-        """Upload a file (an input image) and return the URL a prediction can read it from."""
+        """Upload a file (an input image) and return the URL a prediction can read it from.
+
+        `data` is the whole file; `content_type` its MIME type. `POST /v1/files`.
+        """
 
         async def call() -> str:
             uploaded = await self._client.files.async_create(
@@ -448,6 +503,9 @@ class ReplicateGateway:
         return await self._call("upload", call, retry=True)
 
     async def webhook_secret(self) -> str:
+        """The account's webhook signing secret (`whsec_<base64>`), from
+        `GET /v1/webhooks/default/secret`."""
+
         async def call() -> str:
             secret = await self._client.webhooks.default.async_secret()
             key: str = secret.key

@@ -4,6 +4,9 @@ An iteration is the batch of images of a shot sharing an iteration number:
 0 is the first batch, 1 and up refine an image of an earlier one. Its number is
 the shot's latest plus one, taken under the project lock and guarded by the
 unique (shot, iteration, variant) constraint, so two batches never share one.
+
+Writes run in the caller's transaction (they lock the project, see
+`services.storyboards.lock_project`) and take effect when it commits.
 """
 
 from __future__ import annotations
@@ -35,7 +38,12 @@ IMPORTABLE = (GenerationStatus.COMPLETE, GenerationStatus.FAILED)
 
 @dataclass(frozen=True)
 class ImageDraft:
-    """An image made elsewhere, to record as part of a new iteration (COMPLETE or FAILED)."""
+    """An image made elsewhere, to record as part of a new iteration (COMPLETE or FAILED).
+
+    variant_number: its place in the iteration (the range is `add_shot_images`'s
+    to check); image_url: where it is, required when COMPLETE; metadata: a JSON
+    object kept for clients (at most 16 KiB as compact JSON).
+    """
 
     variant_number: int
     status: GenerationStatus
@@ -55,11 +63,16 @@ class Iteration:
 
     @property
     def status(self) -> GenerationStatus:
+        """The batch's one status (see `summarize`)."""
         return summarize([GenerationStatus(image.status) for image in self.images])
 
 
 def summarize(statuses: Sequence[GenerationStatus]) -> GenerationStatus:
-    """One status for a batch: in progress while any image is, else COMPLETE if any image is."""
+    """One status for a batch: in progress while any image is, else COMPLETE if any image is.
+
+    In progress is PENDING when every image is PENDING, else PROCESSING; after
+    COMPLETE comes FAILED if any failed, else CANCELED (also for an empty batch).
+    """
     if any(s.is_active for s in statuses):
         if all(s is GenerationStatus.PENDING for s in statuses):
             return GenerationStatus.PENDING
@@ -100,7 +113,10 @@ async def image_of_shot(
 ) -> ShotImageRow | None:
     """The image, if it belongs to the shot; else the problem is recorded on `checks`.
 
-    An image the actor cannot see is reported exactly like one that does not exist.
+    An image the actor cannot see is reported exactly like one that does not exist
+    (NotFound at `field`); an image of another shot is InvalidInput
+    `<ROLE>_NOT_IN_SHOT` (`role` "parent image" gives PARENT_IMAGE_NOT_IN_SHOT).
+    Returns None in both cases and raises nothing itself.
     """
     image = await session.get(ShotImageRow, image_id)
     owner = await session.get(ShotRow, image.shot_id) if image is not None else None
@@ -124,6 +140,10 @@ async def _team_of(session: AsyncSession, shot: ShotRow) -> int:
 
 
 async def next_iteration_number(session: AsyncSession, shot_id: int) -> int:
+    """The shot's latest iteration number plus one; 0 for a shot without images.
+
+    Only unique under the project lock (see the module docstring).
+    """
     latest = (
         await session.exec(
             select(func.max(ShotImageRow.iteration_number)).where(ShotImageRow.shot_id == shot_id)
@@ -150,6 +170,17 @@ async def add_shot_images(
     kept for clients only, never sent to a provider. A COMPLETE image's URL is
     recorded at once; the caller's generation engine copies it into storage in
     the background, and until then it cannot be refined or animated.
+
+    `images` holds 1 to MAX_VARIANTS (12) drafts with distinct variant numbers;
+    the prompt is at most 10,000 characters. In the order of `services.validation`:
+    the input's problems are collected (InvalidInput OUT_OF_RANGE,
+    INVALID_STATUS, IMAGE_URL_REQUIRED, INVALID_URL, TOO_LONG, BLANK, ...;
+    Conflict DUPLICATE_VARIANT); the shot's access fails alone (NotFound,
+    PermissionDenied); then everything collected, with NotFound or
+    PARENT_IMAGE_NOT_IN_SHOT for `parent_image_id`, is raised at once
+    (ValidationFailed when several). `checks` carries problems the caller
+    already found (malformed IDs). Advances the project's workflow status
+    (`services.workflow.advance`).
     """
     checks = checks if checks is not None else Checks()
     prompt = checks.text(
@@ -246,6 +277,11 @@ def _model_of(metadata: dict[str, Any] | None) -> str | None:
 async def image_for_write(
     session: AsyncSession, actor: Actor, image_id: int
 ) -> tuple[ShotImageRow, ProjectRow]:
+    """The image, read again under its project's lock, and that project.
+
+    Raises NotFound (no such image, or not the actor's to see; also when it was
+    deleted while the lock was awaited) and PermissionDenied (a VIEWER).
+    """
     image = await session.get(ShotImageRow, image_id)
     if image is None:
         raise NotFound("image")
@@ -261,6 +297,8 @@ async def image_for_write(
 async def set_image_favorite(
     session: AsyncSession, actor: Actor, *, image_id: int, is_favorite: bool
 ) -> ShotImageRow:
+    """Mark the image a favourite or not; the image. Setting what it already is
+    changes nothing. Raises what `image_for_write` raises."""
     image, _ = await image_for_write(session, actor, image_id)
     if image.is_favorite != is_favorite:
         image.is_favorite = is_favorite
@@ -269,7 +307,11 @@ async def set_image_favorite(
 
 
 async def delete_shot_image(session: AsyncSession, actor: Actor, *, image_id: int) -> ShotImageRow:
-    """Delete an image; the images refining it keep their place, without a parent."""
+    """Delete an image; the images refining it keep their place, without a parent.
+
+    Returns the deleted row. Raises what `image_for_write` raises, and Conflict
+    IMAGE_IS_MASTER while the image is its shot's master image.
+    """
     image, _ = await image_for_write(session, actor, image_id)
     selected = (
         await session.exec(
@@ -293,7 +335,11 @@ async def select_master_shot(
 ) -> StoryboardSelectionRow:
     """Make a COMPLETE image of the shot its master; choosing again replaces the choice.
 
-    A new master discards the animation made from the old one.
+    A new master discards the animation made from the old one (status, video,
+    prediction and error are cleared). Raises NotFound or PermissionDenied for
+    the shot, NotFound or MASTER_IMAGE_NOT_IN_SHOT (InvalidInput) for the image,
+    InvalidInput IMAGE_NOT_READY for an image that is not COMPLETE. Advances the
+    project's workflow status.
     """
     _, project = await shot_for_write(session, actor, shot_id)
     checks = Checks()
@@ -338,6 +384,10 @@ async def select_master_shot(
 async def images_for_shots(
     session: AsyncSession, shot_ids: Sequence[int]
 ) -> dict[int, list[ShotImageRow]]:
+    """Each shot's images by (iteration, variant): {shot id: [rows]}, every id a key.
+
+    For the DataLoaders; no access check (the caller's).
+    """
     result = await session.exec(
         select(ShotImageRow)
         .where(col(ShotImageRow.shot_id).in_(shot_ids))

@@ -1,10 +1,12 @@
 """Where generated media lives: our own copies, served by signed, expiring URLs.
 
-Replicate deletes outputs after an hour, so every output is copied here as soon
-as it exists. `Storage` is the interface; `LocalStorage` keeps files under a
-directory with aiofiles (an S3-compatible one can follow). `MediaLinks` signs
-`/media/<key>` URLs with the server's secret; a link stays the same for a while
-(expiry is rounded up to a bucket), so browsers and CDNs can cache it.
+Replicate deletes the outputs of API predictions after an hour
+(https://replicate.com/docs/topics/predictions/data-retention), so every output
+is copied here as soon as it exists. `Storage` is the interface; `LocalStorage`
+keeps files under a directory with aiofiles (an S3-compatible one can follow).
+`MediaLinks` signs `/media/<key>` URLs with the server's secret; a link stays
+the same for a while (expiry is rounded up to a bucket), so browsers and CDNs
+can cache it.
 
 Serving goes through `Storage.locate`: a local store names a file that `/media`
 sends itself (Range, conditional requests and all); an object store would name
@@ -47,11 +49,19 @@ _SIGNATURE = re.compile(r"[0-9a-f]{32}")
 
 
 class StorageError(Exception):
-    """A stored object could not be written or read."""
+    """A storage key is malformed (see `check_key`); the message quotes the key.
+
+    Failures of the disk itself are the OSError they are.
+    """
 
 
 def check_key(key: str) -> str:
-    """Keys are relative paths of plain segments: no `..`, no absolute paths."""
+    """`key` itself if it is a valid storage key; StorageError otherwise.
+
+    A key is a relative path of plain segments (ASCII letters, digits, `.`, `_`,
+    `-`; each starting with a letter or digit), at most 400 characters: no `..`,
+    no absolute path, so no key reaches outside the store's root.
+    """
     if len(key) > MAX_KEY_LENGTH or not _KEY.fullmatch(key) or ".." in key.split("/"):
         raise StorageError(f"not a valid storage key: {key!r}")
     return key
@@ -59,6 +69,8 @@ def check_key(key: str) -> str:
 
 @dataclass(frozen=True)
 class StoredObject:
+    """A stored object: its key, its size in bytes and its MIME type."""
+
     key: str
     size: int
     content_type: str
@@ -88,15 +100,24 @@ Location = LocalFile | Redirect
 
 
 class Storage(Protocol):
-    async def put(self, key: str, data: bytes, *, content_type: str) -> StoredObject: ...
+    """Where media objects are kept, by key (see `check_key`); every method raises
+    StorageError for a malformed key."""
 
-    async def stat(self, key: str) -> StoredObject | None: ...
-
-    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """The bytes start..end (inclusive), in chunks."""
+    async def put(self, key: str, data: bytes, *, content_type: str) -> StoredObject:
+        """Store `data` under `key`, replacing what was there; what was stored."""
         ...
 
-    async def delete(self, key: str) -> None: ...
+    async def stat(self, key: str) -> StoredObject | None:
+        """The object's size and type, or None if there is no such object."""
+        ...
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The bytes start..end (byte offsets, both inclusive; None: to the end), in chunks."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove the object; nothing happens if there is none."""
+        ...
 
     async def locate(self, key: str, *, expires_in: int) -> Location | None:
         """Where to serve the object from (a URL valid for at least `expires_in` seconds),
@@ -114,6 +135,8 @@ class LocalStorage:
         return self.root / check_key(key)
 
     async def put(self, key: str, data: bytes, *, content_type: str) -> StoredObject:
+        """Write `data` to a temporary file, fsync it, then rename it over `key`'s file,
+        so a reader sees the old bytes or the new, never half; creates directories."""
         path = self._path(key)
         await aiofiles.os.makedirs(path.parent, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
@@ -125,6 +148,8 @@ class LocalStorage:
         return StoredObject(key=key, size=len(data), content_type=content_type)
 
     async def stat(self, key: str) -> StoredObject | None:
+        """Size in bytes and the type the key's extension implies (`content_type_of`);
+        None if there is no such file."""
         path = self._path(key)
         try:
             size = (await aiofiles.os.stat(path)).st_size
@@ -133,6 +158,10 @@ class LocalStorage:
         return StoredObject(key=key, size=size, content_type=content_type_of(key))
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The bytes start..end (inclusive; None: to the end) in chunks of at most 64 KiB.
+
+        FileNotFoundError (when iterated) if there is no such file.
+        """
         async with aiofiles.open(self._path(key), "rb") as handle:
             await handle.seek(start)
             remaining = None if end is None else end - start + 1
@@ -145,6 +174,7 @@ class LocalStorage:
                 yield chunk
 
     async def delete(self, key: str) -> None:
+        """Remove the file; a missing one is not an error."""
         with contextlib.suppress(FileNotFoundError):
             await aiofiles.os.remove(self._path(key))
 
@@ -166,6 +196,8 @@ class LocalStorage:
 
 
 def content_type_of(key: str) -> str:
+    """The MIME type a key's extension implies (`.webp` known on every platform);
+    `application/octet-stream` when it implies none."""
     guessed, _ = mimetypes.guess_type(key)
     if key.endswith(".webp"):
         return "image/webp"
@@ -173,7 +205,14 @@ def content_type_of(key: str) -> str:
 
 
 class MediaLinks:
-    """Signed, expiring `/media/...` URLs."""
+    """Signed, expiring `/media/...` URLs.
+
+    secret: the server's secret (a key for links is derived from it); public_url:
+    the server's base URL as clients reach it; ttl: seconds a link stays valid at
+    least; bucket: seconds its expiry is rounded up to, so the same key gives the
+    same URL for that long. A link is `?expires=<unix seconds>&signature=<32 hex>`,
+    the signature the first 128 bits of HMAC-SHA256 over "{key}\n{expires}".
+    """
 
     def __init__(self, secret: str, public_url: str, *, ttl: int = 6 * 3600, bucket: int = 3600):
         self._secret = hashlib.sha256(b"media:" + secret.encode()).digest()
@@ -186,6 +225,8 @@ class MediaLinks:
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
 
     def url_for(self, key: str, *, now: float | None = None) -> str:
+        """The signed URL of `key`, valid `ttl` to `ttl + bucket` seconds from `now`
+        (unix seconds; default: the clock). Does not check that the object exists."""
         moment = time.time() if now is None else now
         expires = math.ceil((moment + self.ttl) / self.bucket) * self.bucket
         signature = self._signature(key, expires)

@@ -30,10 +30,13 @@ SQLModel.metadata.naming_convention = {
 
 
 def utcnow() -> datetime:
+    """The current time as an aware UTC datetime: every timestamp column's default."""
     return datetime.now(UTC)
 
 
 class TeamRole(enum.StrEnum):
+    """A member's role in a team; what each may do is `services.access`'s rule."""
+
     OWNER = "OWNER"
     ADMIN = "ADMIN"
     EDITOR = "EDITOR"
@@ -41,6 +44,8 @@ class TeamRole(enum.StrEnum):
 
 
 class WorkflowStatus(enum.StrEnum):
+    """A project's stage, in order (see `services.workflow`)."""
+
     PROMPT_PLANNING = "PROMPT_PLANNING"
     SCENES_SETUP = "SCENES_SETUP"
     SHOT_ITERATION = "SHOT_ITERATION"
@@ -49,15 +54,26 @@ class WorkflowStatus(enum.StrEnum):
 
     @property
     def rank(self) -> int:
+        """The stage's place in the order, from 0 (PROMPT_PLANNING)."""
         return list(WorkflowStatus).index(self)
 
 
 class WorkflowVersion(enum.StrEnum):
+    """Which design of the workflow a project follows; the default is V2_REDESIGN."""
+
     V1_LEGACY = "V1_LEGACY"
     V2_REDESIGN = "V2_REDESIGN"
 
 
 class GenerationStatus(enum.StrEnum):
+    """Where an image's generation or a master image's animation stands.
+
+    PENDING: recorded, or submitted and still starting; PROCESSING: running, or
+    finished at the provider while its output is copied into storage; COMPLETE:
+    the output is stored (or, imported, recorded); FAILED and CANCELED: ended
+    without one. Moves forward only (see `services.generation`).
+    """
+
     PENDING = "PENDING"
     PROCESSING = "PROCESSING"
     COMPLETE = "COMPLETE"
@@ -66,6 +82,7 @@ class GenerationStatus(enum.StrEnum):
 
     @property
     def is_active(self) -> bool:
+        """Whether the work is still in progress (PENDING or PROCESSING)."""
         return self in (GenerationStatus.PENDING, GenerationStatus.PROCESSING)
 
 
@@ -90,6 +107,9 @@ def _created() -> Any:
 
 
 class UserRow(SQLModel, table=True):
+    """An account: a unique, lower-cased email, a display name, and a password hash
+    (a PHC string, see `services.passwords`)."""
+
     __tablename__ = "users"
 
     id: int | None = _id()
@@ -101,6 +121,8 @@ class UserRow(SQLModel, table=True):
 
 
 class TeamRow(SQLModel, table=True):
+    """A team, which owns projects; `is_personal` for the one made at sign-up."""
+
     __tablename__ = "teams"
 
     id: int | None = _id()
@@ -111,6 +133,8 @@ class TeamRow(SQLModel, table=True):
 
 
 class TeamMemberRow(SQLModel, table=True):
+    """A user's membership of a team, keyed by (team, user); `role` a TeamRole name."""
+
     __tablename__ = "team_members"
 
     team_id: int = Field(
@@ -153,6 +177,9 @@ class TeamInvitationRow(SQLModel, table=True):
 
 
 class ProjectRow(SQLModel, table=True):
+    """A storyboard project of a team; `status` a WorkflowStatus name,
+    `workflow_version` a WorkflowVersion name."""
+
     __tablename__ = "projects"
     __table_args__ = (Index("ix_projects_team_id_id", "team_id", "id"),)
 
@@ -169,6 +196,8 @@ class ProjectRow(SQLModel, table=True):
 
 
 class SceneRow(SQLModel, table=True):
+    """A scene of a project; `scene_number` is its place, unique within the project."""
+
     __tablename__ = "scenes"
     # Also the index for "the scenes of a project, in order".
     __table_args__ = (UniqueConstraint("project_id", "scene_number"),)
@@ -183,6 +212,8 @@ class SceneRow(SQLModel, table=True):
 
 
 class ShotRow(SQLModel, table=True):
+    """A shot of a scene; `shot_number` is its place, unique within the scene."""
+
     __tablename__ = "shots"
     __table_args__ = (UniqueConstraint("scene_id", "shot_number"),)
 

@@ -12,6 +12,9 @@ ID was malformed (nothing can be looked up), it reports all it found; then
 access, which fails alone (NOT_FOUND, FORBIDDEN); then what depends on stored
 state; then it reports everything. A caller that decodes IDs passes its
 `Checks` in, so malformed IDs are reported along with the other problems.
+
+The *_MAX and *_MIN lengths below are characters (Python `len`: code points);
+METADATA_MAX_BYTES is bytes of compact JSON; MAX_* are counts of items.
 """
 
 from __future__ import annotations
@@ -75,13 +78,19 @@ def _json_storable(value: Any) -> bool:
 
 
 class Checks:
-    """Collects input problems so they are reported together."""
+    """Collects input problems so they are reported together.
+
+    Each check records InvalidInput with a stable code and the input's field path
+    and returns the (cleaned) value anyway, so checking goes on; `raise_if_any`
+    ends it. `errors` is the list recorded so far.
+    """
 
     def __init__(self) -> None:
         self.errors: list[StudioError] = []
         self._unresolvable = False
 
     def fail(self, code: str, message: str, field: Sequence[str]) -> None:
+        """Record an InvalidInput with this code, message and field path."""
         self.errors.append(InvalidInput(message, code=code, field=field))
 
     def add(self, error: StudioError, *, blocks_lookup: bool = False) -> None:
@@ -103,7 +112,12 @@ class Checks:
         min_length: int = 1,
         label: str | None = None,
     ) -> str:
-        """Strip surrounding white space, then bound the length; `min_length=0` allows empty."""
+        """Strip surrounding white space, then bound the length; `min_length=0` allows empty.
+
+        Records BLANK, TOO_SHORT, TOO_LONG or INVALID_CHARACTERS (see `storable`);
+        `label` names the input in messages (default: the field's last part).
+        Returns the stripped text.
+        """
         label = label or field[-1]
         cleaned = value.strip()
         if min_length > 0 and not cleaned:
@@ -121,6 +135,7 @@ class Checks:
         return cleaned
 
     def storable(self, value: str, *, field: Sequence[str], label: str) -> None:
+        """Record INVALID_CHARACTERS unless `storable(value)`."""
         if not storable(value):
             self.fail(
                 "INVALID_CHARACTERS",
@@ -139,6 +154,7 @@ class Checks:
     def number(
         self, value: int, *, field: Sequence[str], low: int, high: int, label: str | None = None
     ) -> int:
+        """Record OUT_OF_RANGE unless low <= value <= high (both inclusive); the value."""
         if not low <= value <= high:
             label = label or field[-1]
             self.fail(
@@ -147,7 +163,13 @@ class Checks:
         return value
 
     def url(self, value: str, *, field: Sequence[str]) -> str:
-        """An absolute http(s) URL that the server's fetcher can parse (httpx, as it will)."""
+        """An absolute http(s) URL that the server's fetcher can parse (httpx, as it will).
+
+        Records TOO_LONG over URL_MAX (2048) characters, INVALID_URL for anything
+        else it refuses (another scheme, no host, a port outside 1-65535, ...).
+        Returns the stripped URL. Whether its host may be fetched is decided
+        later, when it is (`services.outbound`).
+        """
         cleaned = value.strip()
         if len(cleaned) > URL_MAX:
             self.fail("TOO_LONG", f"The URL is longer than {URL_MAX} characters.", field)
@@ -156,6 +178,10 @@ class Checks:
         return cleaned
 
     def json_object(self, value: Any, *, field: Sequence[str]) -> dict[str, Any] | None:
+        """A client's metadata: None stays None; anything but a JSON object records
+        INVALID_JSON, a NUL or broken Unicode anywhere in it INVALID_CHARACTERS,
+        over METADATA_MAX_BYTES (16 KiB) as compact JSON TOO_LONG. Returns the
+        value (None when it is not an object)."""
         if value is None:
             return None
         if not isinstance(value, dict):
@@ -172,6 +198,7 @@ class Checks:
         return value
 
     def raise_if_any(self) -> None:
+        """Raise the one error recorded, ValidationFailed for several; nothing if none."""
         if len(self.errors) == 1:
             raise self.errors[0]
         if self.errors:

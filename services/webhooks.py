@@ -4,6 +4,14 @@ A delivery is genuine when `webhook-signature` holds a `v1,<base64>` entry equal
 to HMAC-SHA256 over "{webhook-id}.{webhook-timestamp}.{raw body}", keyed with
 the base64 part of the `whsec_...` secret, and its timestamp is within five
 minutes of now (older ones could be replays).
+
+Sources: the Standard Webhooks specification ("Signature scheme", "Webhook
+headers", "Verifying signatures"),
+https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md,
+and Replicate's https://replicate.com/docs/topics/webhooks/verify-webhook. The
+header may carry several space-separated signatures (secret rotation); one
+match is enough. The specification leaves the tolerance to the receiver; five
+minutes is its reference libraries' (`WEBHOOK_TOLERANCE_IN_SECONDS = 5 * 60`).
 """
 
 from __future__ import annotations
@@ -44,7 +52,11 @@ def _key(secret: str) -> bytes:
 
 
 def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` value for a delivery."""
+    """The `webhook-signature` value for a delivery: `v1,` and the base64 HMAC-SHA256.
+
+    `timestamp` is unix seconds; `body` the raw bytes as sent. WebhookRejected if
+    `secret` is not `whsec_<base64>`.
+    """
     message = f"{webhook_id}.{timestamp}.".encode() + body
     digest = hmac.new(_key(secret), message, hashlib.sha256).digest()
     return f"v1,{base64.b64encode(digest).decode()}"

@@ -33,6 +33,10 @@ from services.tables import (
 
 @dataclass(frozen=True)
 class Progress:
+    """Counts over one project's work: scenes, shots, shots with a master image
+    (a selection), shots whose master is animated (COMPLETE), and whether any
+    shot has an image at all. The default is a project with nothing yet."""
+
     total_scenes: int = 0
     total_shots: int = 0
     shots_with_selections: int = 0
@@ -41,18 +45,23 @@ class Progress:
 
     @property
     def selection_percent(self) -> float:
+        """Shots with a master image, as a percentage of all shots (0.0 to 100.0,
+        two decimals; 0.0 when there are no shots)."""
         return _percent(self.shots_with_selections, self.total_shots)
 
     @property
     def animation_percent(self) -> float:
+        """Shots with a COMPLETE animation, as a percentage of all shots (as above)."""
         return _percent(self.shots_with_animations, self.total_shots)
 
     @property
     def selection_complete(self) -> bool:
+        """Whether there are shots and every one has a master image."""
         return self.total_shots > 0 and self.shots_with_selections == self.total_shots
 
     @property
     def animation_complete(self) -> bool:
+        """Whether there are shots and every one's master image is animated."""
         return self.total_shots > 0 and self.shots_with_animations == self.total_shots
 
     @property
@@ -80,7 +89,10 @@ def _count(table: type, *where: ColumnElement[bool]) -> ColumnElement[int]:
 async def progress_for_projects(
     session: AsyncSession, project_ids: Sequence[int]
 ) -> dict[int, Progress]:
-    """The progress of each project, in one statement."""
+    """The progress of each project, in one statement: {project id: Progress}.
+
+    Ids with no project are absent; no access check (the caller's).
+    """
     if not project_ids:
         return {}
     pid = col(ProjectRow.id)
@@ -114,7 +126,12 @@ async def progress_for_projects(
 
 
 async def advance(session: AsyncSession, project: ProjectRow) -> None:
-    """Move the project's status forward to the stage its work has reached."""
+    """Move the project's status forward to the stage its work has reached.
+
+    Flushes the session first, so pending changes count; never moves the status
+    back. Changes `project` in the session (status and `updated_at`) for the
+    caller's transaction to commit.
+    """
     assert project.id is not None
     await session.flush()
     progress = (await progress_for_projects(session, [project.id]))[project.id]

@@ -53,7 +53,8 @@ class EmulatorConfig:
             except `GET /v1/webhooks/default/secret`, which then answers 401 to everyone.
 
     Limits (a sliding 60 s window per token):
-        create_limit_per_minute, other_limit_per_minute.
+        create_limit_per_minute, other_limit_per_minute: 600 and 3000 by default,
+            Replicate's (https://replicate.com/docs/topics/predictions/rate-limits).
 
     Faults (all may change while the emulator runs):
         failure_rate: fraction of predictions that end `failed`.
@@ -87,7 +88,8 @@ class EmulatorConfig:
     webhook_max_attempts: int = 4
     webhook_retry_seconds: float = 0.5
     webhook_timeout_seconds: float = 5.0
-    # Replicate sends `logs` and `output` webhooks at most once per 500 ms each.
+    # Replicate sends `logs` and `output` webhooks at most once per 500 ms each
+    # (https://replicate.com/changelog/2023-02-10-improved-webhook-events-and-event-filtering).
     webhook_progress_interval_seconds: float = 0.5
     # Results per page of `GET /v1/predictions` (Replicate's is 100).
     page_size: int = 100

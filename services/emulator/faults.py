@@ -98,7 +98,12 @@ def _check(name: str, value: object) -> tuple[Any, InvalidField | None]:
 
 
 def apply_settings(config: EmulatorConfig, payload: object) -> list[InvalidField]:
-    """Apply a JSON object of settings to `config`: all of them, or none if any is invalid."""
+    """Apply a JSON object of settings to `config`: all of them, or none if any is invalid.
+
+    Returns the problems found (an unknown or fixed setting, a wrong type, a
+    value out of range), each as a 422's `invalid_fields` entry; [] when applied.
+    Rates are 0..1, counts whole numbers up to MAX_COUNT, seconds up to MAX_SECONDS.
+    """
     if not isinstance(payload, dict):
         return [InvalidField("invalid_type", "(root)", "Expected a JSON object of settings")]
     problems: list[InvalidField] = []

@@ -27,7 +27,8 @@ LocalLookup = Callable[[str], bytes | None]
 
 
 def decode_data_uri(uri: str) -> bytes:
-    """The bytes of a `data:[<type>][;base64],<data>` URI."""
+    """The bytes of a `data:[<type>][;base64],<data>` URI (RFC 2397); InputFetchError
+    if it has no comma or its base64 is broken."""
     header, comma, payload = uri.partition(",")
     if not comma:
         raise InputFetchError("the data URI has no ',' before its data")
@@ -46,7 +47,8 @@ async def fetch_input(
     local: LocalLookup,
     max_bytes: int,
 ) -> bytes:
-    """The bytes at `url`; `InputFetchError` if they cannot be had.
+    """The bytes at `url` (http(s) or a data URI); `InputFetchError` if they cannot
+    be had, are empty, or are over `max_bytes` bytes.
 
     `local` resolves URLs of the emulator's own files (outputs and uploads) without
     a request to itself, which also works when the emulator is reached under another

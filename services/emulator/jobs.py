@@ -53,7 +53,11 @@ def random_seed() -> int:
 
 
 def progress_line(step: int, total: int, elapsed: float) -> str:
-    """A tqdm-style progress line, which the `replicate` client's `Prediction.progress` parses."""
+    """A tqdm-style progress line, which the `replicate` client's `Prediction.progress` parses.
+
+    `step` of `total` done after `elapsed` seconds; (2, 4, 1.0) gives
+    ` 50%|█████     | 2/4 [00:01<00:00, 2.00it/s]`.
+    """
     fraction = step / total
     filled = round(10 * fraction)
     bar = "\u2588" * filled + " " * (10 - filled)

@@ -181,7 +181,10 @@ def render_image(
     output_format: ImageFormat = "webp",
     quality: int = 80,
 ) -> bytes:
-    """A text-to-image output: distinct per (prompt, seed, index), identical when repeated."""
+    """A text-to-image output: distinct per (prompt, seed, index), identical when repeated.
+
+    `size` is (width, height) in pixels; `quality` is for WebP and JPEG (JPEG's capped at 95).
+    """
     image = _scene(size, prompt, seed, index)
     _caption(image, prompt)
     return encode_image(image, output_format, quality)

@@ -1,4 +1,10 @@
-"""A prediction's state and its JSON, field for field as Replicate's API returns it."""
+"""A prediction's state and its JSON, field for field as Replicate's API returns it.
+
+The object, its statuses and `urls` follow Replicate's HTTP API reference
+(https://replicate.com/docs/reference/http#predictions.get); the webhook events
+are those of `webhook_events_filter`
+(https://replicate.com/docs/topics/webhooks/receive-webhook).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ def new_prediction_id() -> str:
 
 
 def utc_now() -> datetime:
+    """The current time, an aware UTC datetime."""
     return datetime.now(UTC)
 
 
@@ -34,7 +41,12 @@ def iso(moment: datetime | None) -> str | None:
 
 @dataclass
 class PredictionRecord:
-    """One prediction, from creation to (and after) its data being removed."""
+    """One prediction, from creation to (and after) its data being removed.
+
+    `seq` counts creations (the list is newest first, and its cursors name a
+    `seq`); `base_url` is the emulator's origin as the creating request saw it
+    (for `urls`); `latency_seconds` is how long it spends starting and processing.
+    """
 
     id: str
     seq: int
@@ -66,12 +78,15 @@ class PredictionRecord:
 
     @property
     def terminal(self) -> bool:
+        """Whether it has ended (succeeded, failed or canceled)."""
         return self.status in TERMINAL
 
     def append_logs(self, *lines: str) -> None:
+        """Add lines to `logs`, each ended by a newline."""
         self.logs += "".join(f"{line}\n" for line in lines)
 
     def urls(self) -> dict[str, str]:
+        """`{"get": ..., "cancel": ...}`: the prediction's API URLs."""
         get = f"{self.base_url}/v1/predictions/{self.id}"
         return {"get": get, "cancel": f"{get}/cancel"}
 

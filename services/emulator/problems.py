@@ -1,4 +1,5 @@
-"""Error responses as Replicate sends them: RFC 7807 problem details.
+"""Error responses as Replicate sends them: RFC 7807 problem details
+(https://www.rfc-editor.org/rfc/rfc7807, since revised as RFC 9457).
 
 The `replicate` client reads `type`, `title`, `status`, `detail` and `instance` from
 these bodies into `ReplicateError`; a 422 adds `invalid_fields`.
@@ -17,6 +18,8 @@ PROBLEM_TYPE_BASE = "https://replicate.com/docs/reference/http#"
 
 
 class ProblemResponse(JSONResponse):
+    """A JSON response served as `application/problem+json`."""
+
     media_type = "application/problem+json"
 
 
@@ -52,14 +55,18 @@ def validation_failed(problems: list[InvalidField]) -> ProblemResponse:
 
 
 def not_found(detail: str = "The requested resource could not be found.") -> ProblemResponse:
+    """404, for an unknown path, prediction, file or model."""
     return problem(404, "Not found", detail, kind="not-found")
 
 
 def bad_request(detail: str) -> ProblemResponse:
+    """400 with `detail` saying what is wrong with the request."""
     return problem(400, "Bad request", detail, kind="bad-request")
 
 
 def unauthenticated() -> ProblemResponse:
+    """401 with a `WWW-Authenticate: Bearer` challenge, which RFC 9110 section 15.5.2
+    requires of every 401."""
     return problem(
         401,
         "Unauthenticated",
@@ -83,6 +90,7 @@ def throttled(retry_after: int) -> ProblemResponse:
 
 
 def unavailable() -> ProblemResponse:
+    """503, as every API call answers while the `down` fault is set."""
     return problem(
         503,
         "Service Unavailable",

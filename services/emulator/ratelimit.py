@@ -1,4 +1,9 @@
-"""A sliding-window request limiter, as Replicate applies per API token."""
+"""A sliding-window request limiter, as Replicate applies per API token.
+
+Replicate's limits are per minute
+(https://replicate.com/docs/topics/predictions/rate-limits); how it counts
+within the minute is not published, so a sliding window stands in.
+"""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ class StoredFile:
 
     @property
     def data(self) -> bytes:
+        """The file's bytes, read from disk (OSError if it was deleted meanwhile)."""
         return self.path.read_bytes()
 
 
@@ -55,6 +56,8 @@ class FileStore:
         return stored
 
     def get(self, key: str) -> StoredFile | None:
+        """The file under `key`, or None if there is none or it has expired (it is
+        deleted then)."""
         stored = self._files.get(key)
         if stored is None:
             return None
@@ -64,6 +67,7 @@ class FileStore:
         return stored
 
     def delete(self, key: str) -> bool:
+        """Delete the file under `key`; whether there was one."""
         stored = self._files.pop(key, None)
         if stored is None:
             return False

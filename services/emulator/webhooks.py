@@ -13,6 +13,10 @@ afresh:
 A prediction's deliveries go out one at a time, in event order (unless
 `webhook_shuffle` holds them to the end and scrambles them). A failed attempt (non-2xx
 or no answer) is retried with doubling backoff up to `webhook_max_attempts`.
+
+Sources: the Standard Webhooks specification,
+https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md,
+and Replicate's https://replicate.com/docs/topics/webhooks/verify-webhook.
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ class Delivery:
     statuses: list[int | None] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """The delivery as `GET /_emulator/predictions/{id}/webhooks` reports it: id,
+        event, URL, copies, attempts, outcome, each attempt's status (None: no answer)."""
         return {
             "webhook_id": self.webhook_id,
             "event": self.event,

@@ -37,6 +37,7 @@ from api.limits import (
 from api.media import MediaHeaders, media
 from api.settings import Settings, SettingsError
 from api.state import AppState
+from api.static import static_mounts
 from api.webhooks import replicate_webhook
 from resolvers.context import Resources
 from schema.app import schema
@@ -266,6 +267,7 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/", editor),
+            *static_mounts(),
         ],
         middleware=[
             # First, so every answer under /media has nosniff and the CSP, a 429 included.

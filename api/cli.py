@@ -1,4 +1,4 @@
-"""The `studio` command: serve, migrate, schema."""
+"""The `studio` command: serve, migrate, schema, emulator, bench, vendor."""
 
 from __future__ import annotations
 
@@ -146,6 +146,32 @@ def bench(args: argparse.Namespace) -> None:
     run_bench(args.postgres)
 
 
+def vendor(args: argparse.Namespace) -> None:
+    """Re-fetch the browser libraries of web/vendor/packages.toml from the npm registry
+    and rewrite web/vendor/manifest.json; with --check, verify the files offline
+    instead. Exits 1 with one line per problem. See api/vendor.py."""
+    from api import vendor as vendoring
+
+    if args.check:
+        problems = vendoring.check()
+        for problem in problems:
+            print(f"studio vendor: {problem}", file=sys.stderr)
+        if problems:
+            sys.exit(1)
+        manifest = vendoring.read_manifest()
+        count = sum(len(package.files) for package in manifest.packages)
+        print(f"{count} files of {len(manifest.packages)} packages match web/vendor/manifest.json.")
+        return
+    try:
+        manifest = vendoring.fetch(registry=args.registry)
+    except vendoring.VendorError as error:
+        print(f"studio vendor: {error}", file=sys.stderr)
+        sys.exit(1)
+    for package in manifest.packages:
+        print(f"{package.name}@{package.version} ({package.license}): {len(package.files)} files")
+    print("Wrote web/vendor/manifest.json.")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="studio", description="Storyboard Studio server.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +194,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="also measure on PostgreSQL, in a database made and dropped through this URL",
     )
     bench_parser.set_defaults(run=bench)
+    vendor_parser = commands.add_parser(
+        "vendor", help="re-fetch the vendored browser libraries (web/vendor/), or --check them"
+    )
+    vendor_parser.add_argument(
+        "--check",
+        action="store_true",
+        help="verify the files against web/vendor/manifest.json, offline; change nothing",
+    )
+    vendor_parser.add_argument(
+        "--registry",
+        metavar="URL",
+        help="the npm registry to fetch from (default: $npm_config_registry, else npm's own)",
+    )
+    vendor_parser.set_defaults(run=vendor)
     args = parser.parse_args(argv)
     try:
         args.run(args)

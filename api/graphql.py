@@ -16,7 +16,7 @@ from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -26,6 +26,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UnsetType
 
+from api.graphiql import graphiql_response
 from api.state import app_state
 from api.websocket import GraphQLWSHandler, TransportWSHandler
 from resolvers.context import Context, Resources, signed_in
@@ -197,6 +198,10 @@ class StudioGraphQL(GraphQL[Context, None]):
             raise ConnectionRejectionError({"message": "That token is unknown or expired."})
         context.actor, context.token = signed.actor, signed.token
         return UnsetType()
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        """Our GraphiQL page (api.graphiql), which loads everything from this server."""
+        return graphiql_response()
 
     async def get_root_value(self, request: Request | WebSocket) -> Any:
         return None

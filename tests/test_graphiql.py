@@ -1,0 +1,281 @@
+"""GraphiQL at /graphql, served whole by a real `studio serve`, used in real Chromium.
+
+The browser may reach the server's own origin and nothing else: every other
+request is aborted and recorded, so the page is shown to work with no network.
+The browser is Debian's `chromium` driven by Playwright (whose own browser
+download cannot work here); `./dev test` installs it as root. Without it the
+browser test is skipped, and fails under CI=true.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Page, Route, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+from api import vendor
+from api.graphiql import SCRIPTS, STYLES, page_html
+from tests.conftest import IN_CI
+from tests.servers import StudioServer, studio_env
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "correct horse battery"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+QUERY_EDITOR = ".graphiql-query-editor .CodeMirror"
+HEADERS_EDITOR = ".graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror"
+RESPONSE = ".graphiql-response .CodeMirror"
+
+
+def chromium() -> str:
+    """Debian's Chromium; skip (fail under CI=true) when it is not installed."""
+    found = shutil.which("chromium") or shutil.which("chromium", path="/usr/bin:/usr/lib/chromium")
+    if found is None or not os.access(found, os.X_OK):
+        message = "Chromium is not installed (./dev test installs Debian's chromium as root)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
+    cwd = tmp_path_factory.mktemp("graphiql")
+    env = studio_env(STUDIO_DATA_DIR=str(cwd / "data"))
+    with StudioServer(env=env, cwd=cwd, name="graphiql") as running:
+        yield running
+
+
+# -- the page ------------------------------------------------------------------------------------
+
+
+class Addresses(HTMLParser):
+    """Every src and href of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found += [value or "" for name, value in attrs if name in ("src", "href")]
+
+
+def test_graphiql_page_loads_only_vendored_files_from_this_origin() -> None:
+    manifest = vendor.read_manifest()
+    html = page_html(manifest)
+    parser = Addresses()
+    parser.feed(html)
+    vendored = [manifest.url_path(name, file) for name, file in (*SCRIPTS, *STYLES)]
+    own = ["/static/graphiql.css", "/static/graphiql.js"]
+    assert sorted(parser.found) == sorted([*vendored, *own, "data:,"])
+    assert "http" not in html
+    assert html.index("react.production") < html.index("react-dom.production")
+    assert html.index("react-dom.production") < html.index("graphiql.min.js")
+
+
+# -- the files over HTTP -------------------------------------------------------------------------
+
+
+def test_graphql_page_is_ours_with_a_policy_that_allows_this_origin_only(
+    server: StudioServer,
+) -> None:
+    response = httpx.get(f"{server.base_url}/graphql", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    policy = dict(
+        directive.strip().partition(" ")[::2]
+        for directive in response.headers["content-security-policy"].split(";")
+    )
+    assert policy["default-src"] == "'none'"
+    # Scripts, styles and connections (HTTP and WebSocket) to this origin only.
+    assert policy["script-src"] == policy["style-src"] == policy["connect-src"] == "'self'"
+    assert policy["font-src"] == policy["img-src"] == "'self' data:"
+    assert "http" not in response.text
+    assert '<script src="/static/vendor/graphiql@' in response.text
+
+
+def test_vendored_files_are_served_with_their_type_and_cached_for_good(
+    server: StudioServer,
+) -> None:
+    manifest = vendor.read_manifest()
+    with httpx.Client(base_url=server.base_url) as client:
+        for path, file in manifest.paths().items():
+            response = client.get(f"/static/vendor/{path}")
+            assert response.status_code == 200, path
+            assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+            assert response.headers["x-content-type-options"] == "nosniff"
+            assert len(response.content) == file.size, path
+        script = client.get(manifest.url_path("react", "umd/react.production.min.js"))
+        assert script.headers["content-type"] == "text/javascript; charset=utf-8"
+        style = client.get(manifest.url_path("graphiql", "graphiql.min.css"))
+        assert style.headers["content-type"] == "text/css; charset=utf-8"
+        again = client.get(
+            manifest.url_path("graphiql", "graphiql.min.css"),
+            headers={"If-None-Match": style.headers["etag"]},
+        )
+        assert again.status_code == 304
+        assert again.headers["cache-control"] == "public, max-age=31536000, immutable"
+        own = client.get("/static/graphiql.js")
+        assert own.status_code == 200
+        assert own.headers["content-type"] == "text/javascript; charset=utf-8"
+        assert own.headers["cache-control"] == "no-cache"
+        # Only what the manifest lists: not the manifest itself, nor a path out of the folder.
+        for path in (
+            "/static/vendor/manifest.json",
+            "/static/vendor/packages.toml",
+            "/static/vendor/react@18.2.0/../../../api/app.py",
+            "/static/vendor/react@18.2.0/",
+            "/static/nothing.js",
+        ):
+            assert client.get(path).status_code == 404, path
+        assert client.post("/static/graphiql.js").status_code == 405
+
+
+# -- the page in a browser -----------------------------------------------------------------------
+
+
+def sign_up(base_url: str) -> tuple[str, str]:
+    """A new user's token and a project of theirs, made over the API."""
+    with httpx.Client(base_url=base_url) as client:
+
+        def data(query: str, variables: dict[str, Any], token: str | None = None) -> Any:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            body = client.post(
+                "/graphql", json={"query": query, "variables": variables}, headers=headers
+            ).json()
+            assert "errors" not in body, body
+            return body["data"]
+
+        email = f"ann-{secrets.token_hex(4)}@example.com"
+        signed = data(
+            "mutation($i: SignUpInput!) { signUp(input: $i) { token userErrors { code } } }",
+            {"i": {"email": email, "password": PASSWORD, "name": "Ann"}},
+        )["signUp"]
+        assert signed["userErrors"] == []
+        token: str = signed["token"]
+        made = data(
+            "mutation($i: CreateProjectInput!) { createProject(input: $i) "
+            "{ project { id } userErrors { code } } }",
+            {"i": {"title": "Seen in GraphiQL"}},
+            token,
+        )["createProject"]
+        assert made["userErrors"] == []
+        project_id: str = made["project"]["id"]
+        return token, project_id
+
+
+def update_title(base_url: str, token: str, project_id: str, title: str) -> None:
+    response = httpx.post(
+        f"{base_url}/graphql",
+        json={
+            "query": "mutation($i: UpdateProjectInput!) { updateProject(input: $i) "
+            "{ userErrors { code } } }",
+            "variables": {"i": {"id": project_id, "title": title}},
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.json() == {"data": {"updateProject": {"userErrors": []}}}
+
+
+async def type_into(page: Page, editor: str, text: str) -> None:
+    """Replace an editor's text as a person pasting would (no auto-closed brackets)."""
+    await page.locator(editor).click()
+    await page.keyboard.press("Control+A")
+    await page.keyboard.insert_text(text)
+
+
+async def run(page: Page, operation: str, name: str) -> None:
+    """Put `operation` in the query editor and press the run button."""
+    await type_into(page, QUERY_EDITOR, operation)
+    # GraphiQL reads the operation's name from the editor a moment after an edit.
+    await page.wait_for_function(
+        "([editor, name]) => document.querySelector(editor).CodeMirror.operationName === name",
+        arg=[QUERY_EDITOR, name],
+    )
+    await page.locator(".graphiql-execute-button").click()
+
+
+async def wait_for_response(page: Page, *fragments: str) -> str:
+    """The response pane's text, once it holds every fragment."""
+    await page.wait_for_function(
+        "([editor, fragments]) => { const text = document.querySelector(editor)"
+        "?.CodeMirror.getValue() ?? ''; return fragments.every(f => text.includes(f)); }",
+        arg=[RESPONSE, list(fragments)],
+        timeout=15_000,
+    )
+    text: str = await page.evaluate(
+        "(editor) => document.querySelector(editor).CodeMirror.getValue()", RESPONSE
+    )
+    return text
+
+
+async def test_graphiql_runs_a_query_and_a_subscription_with_no_network(
+    server: StudioServer,
+) -> None:
+    executable = chromium()
+    base = server.base_url
+    token, project_id = sign_up(base)
+    outside: list[str] = []
+    problems: list[str] = []
+
+    async def this_origin_only(route: Route) -> None:
+        if route.request.url.startswith(f"{base}/"):
+            await route.continue_()
+        else:
+            outside.append(route.request.url)
+            await route.abort("internetdisconnected")
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context()
+            await context.route("**/*", this_origin_only)
+            page = await context.new_page()
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            await page.goto(f"{base}/graphql")
+            try:
+                await page.locator(QUERY_EDITOR).wait_for(timeout=20_000)
+            except PlaywrightTimeoutError:
+                pytest.fail(f"GraphiQL never started; it tried {outside}; errors: {problems}")
+
+            await page.get_by_role("button", name="Headers").click()
+            await type_into(page, HEADERS_EDITOR, json.dumps({"Authorization": f"Bearer {token}"}))
+
+            # A query over HTTP, signed in by the header.
+            await run(
+                page,
+                "query Mine { viewer { email } projects { edges { node { title } } } }",
+                "Mine",
+            )
+            shown = await wait_for_response(page, '"email": "ann-', '"title": "Seen in GraphiQL"')
+            assert '"errors"' not in shown
+
+            # A subscription over the WebSocket, signed in by the same header in its
+            # connection_init: first its snapshot, then a change made elsewhere.
+            feed = f'subscription Feed {{ projectEvents(projectId: "{project_id}") {{ kind sequence }} }}'
+            await run(page, feed, "Feed")
+            await wait_for_response(page, '"kind": "SNAPSHOT"')
+            update_title(base, token, project_id, "Renamed")
+            await wait_for_response(page, '"kind": "PROJECT_UPDATED"')
+            await page.locator(".graphiql-execute-button").click()  # stop it
+        finally:
+            await browser.close()
+    assert outside == [], f"the page tried to reach other origins: {outside}"
+    assert problems == [], f"the browser reported errors: {problems}"

@@ -2,28 +2,74 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import strawberry
 from strawberry.scalars import JSON
 
 from schema.errors import UserError
 from schema.storyboard import ShotImage, StoryboardSelection
 from services import catalog
-from services.catalog import ModelKind
+from services.catalog import ModelKind, ModelParameterType
 
 strawberry.enum(ModelKind, description="What a generation model makes from what.")
+strawberry.enum(
+    ModelParameterType,
+    description=(
+        'What a model parameter takes, as a JSON value: INT a whole number (4, not 4.5 or "4"), '
+        "FLOAT any finite number, STRING a string, BOOLEAN true or false, ENUM one of the "
+        "parameter's `choices`."
+    ),
+)
 
 _ERRORS = "Why the mutation failed, if it did; when not empty, nothing was changed or started."
 
 
-@strawberry.type(description="A parameter a client may pass in `params` for a model.")
+@strawberry.type(
+    description=(
+        "A parameter a client may pass in `params` for a model: its type, limits and default. "
+        "`default`, `minimum`, `maximum` and `choices` are JSON values of the parameter's type "
+        "(an integer for INT, a float for FLOAT), exactly as `params` takes them. Example: "
+        '`{ name: "output_quality", type: INT, default: 90, minimum: 0, maximum: 100 }`.'
+    )
+)
 class GenerationParameter:
     name: str = strawberry.field(description="The parameter's name in `params`.")
-    type: str = strawberry.field(description="int, float, str or bool.")
-    default: JSON | None = strawberry.field(description="The value used when it is not given.")
+    type: ModelParameterType = strawberry.field(
+        description="What it takes: INT, FLOAT, STRING, BOOLEAN, or ENUM (one of `choices`)."
+    )
+    default: JSON = strawberry.field(
+        description="The value used when `params` leaves it out, in the parameter's type."
+    )
     description: str = strawberry.field(description="What it does.")
-    minimum: float | None = strawberry.field(description="The smallest value allowed, if any.")
-    maximum: float | None = strawberry.field(description="The largest value allowed, if any.")
-    choices: list[JSON] | None = strawberry.field(description="The only values allowed, if listed.")
+    minimum: JSON | None = strawberry.field(
+        description="INT and FLOAT: the smallest value allowed (inclusive), in the parameter's "
+        "type; null when there is no lower limit."
+    )
+    maximum: JSON | None = strawberry.field(
+        description="INT and FLOAT: the largest value allowed (inclusive), in the parameter's "
+        "type; null when there is no upper limit."
+    )
+    choices: list[JSON] | None = strawberry.field(
+        description="ENUM: the only values allowed, each to be sent as listed (a number stays a "
+        'number: kling-v2.1\'s `duration` takes 10, not "10"); null for other types.'
+    )
+    max_length: int | None = strawberry.field(
+        description="STRING: the most characters allowed; null for other types."
+    )
+
+    @classmethod
+    def from_param(cls, param: catalog.Param) -> GenerationParameter:
+        return cls(
+            name=param.name,
+            type=param.type,
+            default=cast(JSON, param.default),
+            description=param.description,
+            minimum=cast(JSON | None, param.minimum),
+            maximum=cast(JSON | None, param.maximum),
+            choices=[cast(JSON, choice) for choice in param.choices] or None,
+            max_length=param.max_length,
+        )
 
 
 @strawberry.type(description="A model that generateShotImages or animateShot can use.")
@@ -33,7 +79,9 @@ class GenerationModel:
     kinds: list[ModelKind] = strawberry.field(description="What it makes from what.")
     default_for: list[ModelKind] = strawberry.field(description="The kinds it is the default for.")
     description: str = strawberry.field(description="What it is good for.")
-    parameters: list[GenerationParameter] = strawberry.field(description="What `params` may hold.")
+    parameters: list[GenerationParameter] = strawberry.field(
+        description="Every parameter `params` may hold for this model; anything else is refused."
+    )
 
     @classmethod
     def from_model(cls, model: catalog.GenerationModel) -> GenerationModel:
@@ -43,18 +91,7 @@ class GenerationModel:
             kinds=list(model.kinds),
             default_for=[kind for kind, key in catalog.DEFAULTS.items() if key == model.key],
             description=model.description,
-            parameters=[
-                GenerationParameter(
-                    name=p.name,
-                    type=p.type.__name__,
-                    default=p.default,
-                    description=p.description,
-                    minimum=p.minimum,
-                    maximum=p.maximum,
-                    choices=list(p.choices) or None,
-                )
-                for p in model.params
-            ],
+            parameters=[GenerationParameter.from_param(param) for param in model.params],
         )
 
 

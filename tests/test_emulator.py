@@ -468,7 +468,7 @@ async def test_image_to_video_makes_a_playable_mp4(
         ),
         (
             "model:wavespeedai/wan-2.1-i2v-480p",
-            {"prompt": "waves", "max_area": "480x832"},
+            {"prompt": "waves", "aspect_ratio": "9:16"},
             81,
             (288, 512),
         ),
@@ -784,6 +784,28 @@ async def test_failure_injection_fails_predictions(server: EmulatorServer, clien
             {"prompt": "x", "duration": 7},
             [("required", "input"), ("enum", "input.duration")],
         ),
+        (
+            "wavespeedai/wan-2.1-i2v-480p",
+            {
+                "prompt": "x",
+                "aspect_ratio": "1:1",
+                "sample_steps": 41,
+                "sample_shift": 2.5,
+                "sample_guide_scale": 0.5,
+            },
+            [
+                ("enum", "input.aspect_ratio"),
+                ("required", "input"),
+                ("number_gte", "input.sample_guide_scale"),
+                ("number_lte", "input.sample_steps"),
+                ("invalid_type", "input.sample_shift"),
+            ],
+        ),
+        (
+            "minimax/video-01",
+            {"prompt": "x", "prompt_optimizer": "yes"},
+            [("invalid_type", "input.prompt_optimizer")],
+        ),
     ],
     ids=[
         "missing-prompt",
@@ -795,6 +817,8 @@ async def test_failure_injection_fails_predictions(server: EmulatorServer, clien
         "strength-low",
         "unreachable-image",
         "kling",
+        "wan",
+        "minimax",
     ],
 )
 async def test_invalid_input_is_422_and_creates_nothing(

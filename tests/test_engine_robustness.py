@@ -363,7 +363,7 @@ async def test_non_finite_params_are_refused_before_anything_is_stored(
 def test_every_float_param_refuses_non_finite_numbers() -> None:
     for value in (math.nan, math.inf, -math.inf):
         checks = Checks()
-        unbounded = Param("weight", float, None, "A weight with no bounds.")
+        unbounded = Param.number("weight", 1.0, "A weight with no bounds.")
         assert unbounded.check(checks, value, ("params", "weight")) is None
         assert [error.code for error in checks.errors] == ["INVALID_PARAM"]
 

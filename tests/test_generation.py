@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import imageio_ffmpeg
 import pytest
 from PIL import Image
@@ -277,6 +278,127 @@ async def test_bad_params_are_user_errors_and_start_nothing(studio: Studio) -> N
     assert data["node"]["iterations"] == []
 
 
+async def test_params_are_refused_as_generation_models_lists_them(studio: Studio) -> None:
+    """Every listed parameter of every model, given a value its listing rules out, is an
+    INVALID_PARAM user error at `params.<name>`, and nothing starts."""
+    ann = await account(studio.db)
+    shot_id = await new_shot(studio, ann)
+    await generate(studio, ann, shot_id, variantCount=1)
+    image_id = (await wait_for_iteration(studio, ann, shot_id, 0))["images"][0]["id"]
+    chosen = await studio.mutate(
+        "selectMasterShot", {"shotId": shot_id, "imageId": image_id}, "selection { id }", ann.token
+    )
+    selection_id = chosen["selection"]["id"]
+    listed = await studio.run(
+        "{ generationModels { key kinds parameters { name type default minimum maximum choices "
+        "maxLength } } }",
+        {},
+        ann.token,
+    )
+    tried: set[str] = set()
+    for model in listed["generationModels"]:
+        if "IMAGE_TO_VIDEO" in model["kinds"]:
+            name, target = "animateShot", {"selectionId": selection_id}
+            selection = "selection { id }"
+        elif "TEXT_TO_IMAGE" in model["kinds"]:
+            name, target = "generateShotImages", {"shotId": shot_id}
+            selection = "iteration { iterationNumber }"
+        else:
+            continue  # no mutation takes a text model
+        cases = [(param["name"], value) for param in model["parameters"] for value in bad(param)]
+        cases.append(("strength", 0.5))  # not a parameter of any model
+        for param_name, value in cases:
+            payload = await studio.mutate(
+                name,
+                {**target, "model": model["key"], "params": {param_name: value}},
+                selection,
+                ann.token,
+            )
+            errors = payload.pop("userErrors")
+            assert [(e["code"], e["field"]) for e in errors] == [
+                ("INVALID_PARAM", ["params", param_name])
+            ], (model["key"], param_name, value, errors)
+            assert f"`{param_name}`" in errors[0]["message"]
+            assert all(v is None for v in payload.values())
+            tried.add(model["key"])
+    assert tried == {"flux-schnell", "flux-dev", "kling-v2.1", "minimax-video-01", "wan-2.1-i2v"}
+    data = await studio.run(SHOT_IMAGES, {"id": shot_id}, ann.token)
+    assert data["node"]["latestIterationNumber"] == 0, "no iteration was started"
+    node = await studio.run(
+        "query($id: ID!) { node(id: $id) { ... on StoryboardSelection { animationStatus } } }",
+        {"id": selection_id},
+        ann.token,
+    )
+    assert node["node"]["animationStatus"] is None, "no animation was started"
+
+
+def bad(param: dict[str, Any]) -> list[Any]:
+    """Values a parameter's listing rules out: another JSON type, just past a limit, a
+    string where a number is listed, a value that is not one of the choices."""
+    low, high = param["minimum"], param["maximum"]
+    match param["type"]:
+        case "INT":
+            values: list[Any] = [param["default"] + 0.5, str(param["default"]), True]
+        case "FLOAT":
+            values = [str(param["default"]), False]
+        case "STRING":
+            values = [7, "x" * (param["maxLength"] + 1)]
+        case "BOOLEAN":
+            values = ["true", 1]
+        case _:
+            values = ["no such choice"] + [
+                str(choice) for choice in param["choices"] if isinstance(choice, int)
+            ]
+    if low is not None:
+        values.append(low - (1 if param["type"] == "INT" else 0.25))
+    if high is not None:
+        values.append(high + (1 if param["type"] == "INT" else 0.25))
+    return values
+
+
+async def test_a_wan_clip_with_its_parameters(studio: Studio) -> None:
+    ann = await account(studio.db)
+    shot_id = await new_shot(studio, ann)
+    await generate(studio, ann, shot_id, variantCount=1)
+    image_id = (await wait_for_iteration(studio, ann, shot_id, 0))["images"][0]["id"]
+    chosen = await studio.mutate(
+        "selectMasterShot", {"shotId": shot_id, "imageId": image_id}, "selection { id }", ann.token
+    )
+    selection_id = chosen["selection"]["id"]
+    params = {"aspect_ratio": "9:16", "fast_mode": "Fast", "sample_steps": 12}
+    started = await studio.mutate(
+        "animateShot",
+        {"selectionId": selection_id, "model": "wan-2.1-i2v", "params": params},
+        "selection { animationStatus model }",
+        ann.token,
+    )
+    assert started["userErrors"] == []
+    assert started["selection"]["model"] == "wavespeedai/wan-2.1-i2v-480p"
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        data = await studio.run(
+            "query($id: ID!) { node(id: $id) { ... on StoryboardSelection { animationStatus "
+            "error } } }",
+            {"id": selection_id},
+            ann.token,
+        )
+        if data["node"]["animationStatus"] not in ("PENDING", "PROCESSING"):
+            break
+        assert time.monotonic() < deadline, data
+        await asyncio.sleep(0.1)
+    assert data["node"] == {"animationStatus": "COMPLETE", "error": None}
+    token = studio.emulator.api_token
+    async with httpx.AsyncClient(
+        base_url=studio.engine.gateway.base_url, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
+        listed = (await client.get("/v1/predictions")).json()["results"]
+    (sent,) = [p for p in listed if p["model"] == "wavespeedai/wan-2.1-i2v-480p"]
+    assert {key: sent["input"][key] for key in params} == params
+    # Every listed parameter went out, with its default where none was given.
+    assert sent["input"]["sample_guide_scale"] == 5.0
+    assert sent["input"]["negative_prompt"] == ""
+
+
 async def test_cancel_then_retry(studio: Studio) -> None:
     ann = await account(studio.db)
     shot_id = await new_shot(studio, ann)
@@ -362,7 +484,7 @@ async def test_generation_models_lists_defaults_and_parameters(studio: Studio) -
     assert models["flux-dev"]["defaultFor"] == ["IMAGE_TO_IMAGE"]
     assert models["kling-v2.1"]["defaultFor"] == ["IMAGE_TO_VIDEO"]
     strength = next(p for p in models["flux-dev"]["parameters"] if p["name"] == "prompt_strength")
-    assert strength == {"name": "prompt_strength", "type": "float", "default": 0.8, "choices": None}
+    assert strength == {"name": "prompt_strength", "type": "FLOAT", "default": 0.8, "choices": None}
 
 
 async def test_refining_needs_a_complete_image_of_the_same_shot_of_your_team(

@@ -248,6 +248,10 @@ async def test_provider_input_is_validated_params_and_our_own_fields(
             "aspect_ratio": "1:1",
             "output_format": "webp",
             "output_quality": 90,
+            # Every listed parameter goes out, the rest at their listed defaults.
+            "go_fast": True,
+            "megapixels": "1",
+            "num_inference_steps": 4,
             "num_outputs": 1,
         }
 

@@ -1,7 +1,9 @@
 """The models the emulator runs, their inputs, and input validation.
 
-Each `ModelSpec` lists its inputs as Replicate's OpenAPI schema would (type, default,
-bounds, choices) and says what it makes (`task`). `validate_input` checks a request's
+Each `ModelSpec` lists its inputs as the real model's OpenAPI schema on Replicate does
+(type, default, bounds, choices; the latest version's, as nodetool-ai/nodetool-replicate
+generates its nodes from them in `src/nodetool/nodes/replicate/{image,video,text}/generate.py`)
+and says what it makes (`task`). `validate_input` checks a request's
 `input` the way Replicate does before it creates a prediction: every problem is
 reported at once, in the shape of Replicate's `invalid_fields` (the type names and
 messages follow the JSON-schema validator Replicate uses: "required",
@@ -100,10 +102,11 @@ class ModelSpec:
     # Extra file inputs that are fetched and checked like the image (not otherwise used
     # except `end_image`, which a clip cross-fades to).
     extra_file_inputs: tuple[str, ...] = ()
-    # Video: frames per second when the model has no fps input, and clip seconds when it
-    # has no duration input.
+    # Video: frames per second when the model has no fps input, clip seconds when it has
+    # no duration input, and the frame count when the model always makes the same (wan).
     video_fps: int = 24
     video_seconds: int = 5
+    video_frames: int | None = None
     created_at: str = "2024-08-01T00:00:00.000000Z"
     output_schema: Mapping[str, Any] = field(default_factory=dict)
 
@@ -350,65 +353,100 @@ MINIMAX_VIDEO_01: Final = ModelSpec(
     output_schema=_video_output(),
 )
 
+# The schema of version e2870aa4 (the latest): an aspect ratio instead of the first
+# versions' max_area, and a fixed 81 frames at 16 fps instead of num_frames and
+# frames_per_second inputs.
 WAN_I2V_480P: Final = ModelSpec(
     owner="wavespeedai",
     name="wan-2.1-i2v-480p",
     description=(
-        "Accelerated inference for Wan 2.1 14B image to video, a "
-        "comprehensive and open suite of video foundation models"
+        "Accelerated inference for Wan 2.1 14B image to video, a comprehensive and open "
+        "suite of video foundation models that pushes the boundaries of video generation."
     ),
     task="image-to-video",
+    version_id="e2870aa4965fd9ddfd87c16a3c8ab952c18e745e63f3f3b123c2dc8b538ad2b5",
     image_input="image",
+    video_fps=16,
+    video_frames=81,
+    created_at="2025-02-26T20:09:34.365160Z",
     inputs=(
+        InputField("prompt", "string", "Text prompt for image generation", required=True),
+        InputField(
+            "negative_prompt", "string", "Negative prompt to avoid certain elements", default=""
+        ),
+        InputField(
+            "aspect_ratio",
+            "string",
+            "Aspect ratio of the output video.",
+            default="16:9",
+            choices=("16:9", "9:16"),
+        ),
         InputField(
             "image", "file", "Image for use as the initial frame of the video.", required=True
-        ),
-        InputField("prompt", "string", "Prompt for video generation", required=True),
-        InputField(
-            "max_area",
-            "string",
-            "Maximum area of generated image. The input image will shrink to fit these dimensions",
-            default="832x480",
-            choices=("832x480", "480x832"),
         ),
         InputField(
             "fast_mode",
             "string",
-            "Speed up generation with different levels of acceleration.",
+            (
+                "Speed up generation with different levels of acceleration. Faster modes may "
+                "degrade quality somewhat. The speedup is dependent on the content, so "
+                "different videos may see different speedups."
+            ),
             default="Balanced",
             choices=("Off", "Balanced", "Fast"),
         ),
+        _seed(),
         InputField(
-            "num_frames",
-            "integer",
-            "Number of video frames. 81 frames give the best results",
-            default=81,
-            minimum=81,
-            maximum=100,
-        ),
-        InputField(
-            "frames_per_second", "integer", "Frames per second.", default=16, minimum=5, maximum=24
+            "sample_guide_scale",
+            "number",
+            "Guidance scale for generation",
+            default=5,
+            minimum=1,
+            maximum=10,
         ),
         InputField(
             "sample_steps",
             "integer",
-            "Number of generation steps.",
+            "Number of inference steps",
             default=30,
             minimum=1,
             maximum=40,
         ),
         InputField(
-            "sample_guide_scale",
-            "number",
-            "Higher guide scale makes prompt adherence better",
-            default=5,
+            "sample_shift",
+            "integer",
+            "Flow shift parameter for video generation",
+            default=3,
             minimum=0,
             maximum=10,
         ),
         InputField(
-            "sample_shift", "number", "Sample shift factor", default=3, minimum=0, maximum=10
+            "lora_weights",
+            "string",
+            (
+                "Load LoRA weights. Supports HuggingFace URLs in the format "
+                "huggingface.co/<owner>/<model-name>, CivitAI URLs in the format "
+                "civitai.com/models/<id>[/<model-name>], or arbitrary .safetensors URLs "
+                "from the Internet."
+            ),
         ),
-        _seed(),
+        InputField(
+            "lora_scale",
+            "number",
+            (
+                "Determines how strongly the main LoRA should be applied. Sane results "
+                "between 0 and 1 for base inference."
+            ),
+            default=1,
+            minimum=0,
+            maximum=4,
+        ),
+        InputField(
+            "disable_safety_checker",
+            "boolean",
+            "Disable safety checker for generated videos",
+            default=False,
+        ),
     ),
     output_schema=_video_output(),
 )

@@ -157,12 +157,11 @@ def _video_job(
 
 def _video_timing(spec: ModelSpec, values: Mapping[str, Any]) -> tuple[int, int]:
     """(fps, frame count) as the model would make them, capped to keep clips quick."""
-    if "num_frames" in values:  # wan: frames and fps are inputs
-        fps = int(values.get("frames_per_second", spec.video_fps))
-        frames = int(values["num_frames"])
-    elif "video_length" in values:  # svd: 14 or 25 frames at an input fps
+    if "video_length" in values:  # svd: 14 or 25 frames at an input fps
         fps = int(values.get("frames_per_second", spec.video_fps))
         frames = 25 if str(values["video_length"]).startswith("25") else 14
+    elif spec.video_frames is not None:  # wan: always the same clip
+        fps, frames = spec.video_fps, spec.video_frames
     else:
         fps = spec.video_fps
         seconds = min(int(values.get("duration", spec.video_seconds)), MAX_VIDEO_SECONDS)
@@ -171,10 +170,9 @@ def _video_timing(spec: ModelSpec, values: Mapping[str, Any]) -> tuple[int, int]
 
 
 def _video_size(spec: ModelSpec, values: Mapping[str, Any], source: Image.Image) -> tuple[int, int]:
-    max_area = values.get("max_area")
-    if isinstance(max_area, str):  # wan: "832x480" or "480x832" decides the shape
-        width, _, height = max_area.partition("x")
-        return media.video_size_for((int(width), int(height)))
+    aspect_ratio = values.get("aspect_ratio")
+    if isinstance(aspect_ratio, str):  # wan: 832x480 for "16:9", 480x832 for "9:16"
+        return media.size_for_aspect_ratio(aspect_ratio, 512)
     strategy = values.get("sizing_strategy")
     if strategy == "crop_to_16_9":
         return media.size_for_aspect_ratio("16:9", 512)

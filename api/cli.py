@@ -147,9 +147,10 @@ def bench(args: argparse.Namespace) -> None:
 
 
 def vendor(args: argparse.Namespace) -> None:
-    """Re-fetch the browser libraries of web/vendor/packages.toml from the npm registry
-    and rewrite web/vendor/manifest.json; with --check, verify the files offline
-    instead. Exits 1 with one line per problem. See api/vendor.py."""
+    """Re-fetch the browser libraries of web/vendor/packages.toml with npm and rewrite
+    web/vendor/manifest.json; with --check, verify the files offline instead (no npm
+    needed). Exits 1 with one line per problem, 2 when re-vendoring finds no npm.
+    See api/vendor.py."""
     from api import vendor as vendoring
 
     if args.check:
@@ -164,6 +165,9 @@ def vendor(args: argparse.Namespace) -> None:
         return
     try:
         manifest = vendoring.fetch(registry=args.registry)
+    except vendoring.NpmMissingError as error:
+        print(f"studio vendor: {error}", file=sys.stderr)
+        sys.exit(2)
     except vendoring.VendorError as error:
         print(f"studio vendor: {error}", file=sys.stderr)
         sys.exit(1)
@@ -205,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     vendor_parser.add_argument(
         "--registry",
         metavar="URL",
-        help="the npm registry to fetch from (default: $npm_config_registry, else npm's own)",
+        help="passed on to `npm pack --registry` (default: npm's own setting, "
+        "e.g. $npm_config_registry)",
     )
     vendor_parser.set_defaults(run=vendor)
     args = parser.parse_args(argv)

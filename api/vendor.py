@@ -1,30 +1,35 @@
-"""Browser libraries we serve ourselves, vendored from the npm registry and checked.
+"""Browser libraries we serve ourselves, vendored from npm packages and checked.
 
-GraphiQL (and later the editor) runs on libraries published to the npm registry.
+GraphiQL (and later the editor) runs on libraries published as npm packages.
 A page that loads them from a CDN stays blank on a machine without internet, so
 the files are committed under `web/vendor/` and served from `/static/vendor/`.
-No Node is needed: this module reads the registry's JSON and tarballs itself.
+Node and npm are needed only to re-vendor (a developer's action); serving the
+files and `--check` need neither.
 
     web/vendor/packages.toml    what we want: per package an exact version and the
                                 files of it we serve (edited by hand)
-    web/vendor/manifest.json    what we have: per package its licence, the source
-                                tarball's URL and `dist.integrity`; per file its
-                                SHA-256 and size (written by `studio vendor`)
+    web/vendor/manifest.json    what we have: per package its name, version, licence
+                                and the tarball's integrity; per file its SHA-256 and
+                                size (written by `studio vendor`)
     web/vendor/<name>@<version>/<file>
                                 the files themselves, with the package's licence
                                 files and its package.json beside them
 
-`studio vendor` (`./dev vendor`) fetches each package's metadata
-(`GET <registry>/<name>/<version>`), downloads `dist.tarball`, refuses it unless
-it matches `dist.integrity` (Subresource Integrity syntax, e.g. `sha512-<base64>`:
-https://docs.npmjs.com/cli/v10/configuring-npm/package-lock-json#packages and
-https://www.w3.org/TR/SRI/#integrity-metadata), then replaces everything under
-web/vendor/ with the declared files and rewrites the manifest. Nothing on disk
-changes unless every package was fetched and verified.
+`studio vendor` (`./dev vendor`) gets each package's tarball with the ordinary
+client, `npm pack <name>@<version> --json --ignore-scripts --pack-destination <tmp>`,
+from whichever registry npm is configured to use (its `registry` setting, e.g.
+`npm_config_registry`; `--registry URL` is passed on to npm). It then checks the
+tarball itself against its integrity (Subresource Integrity syntax, e.g.
+`sha512-<base64>`: https://docs.npmjs.com/cli/v10/configuring-npm/package-lock-json#packages
+and https://www.w3.org/TR/SRI/#integrity-metadata): the one npm reports for it,
+and, for a version already in manifest.json, the one recorded there, so a
+version that was republished or tampered with is refused. Then it replaces
+everything under web/vendor/ with the declared files and rewrites the manifest.
+Nothing on disk changes unless every package was fetched and verified.
 
-`studio vendor --check` (`./dev vendor --check`) needs no network: it verifies
-that the manifest lists exactly what packages.toml declares, that every file
-listed is on disk with its SHA-256 and size, and that nothing else is there.
+`studio vendor --check` (`./dev vendor --check`) needs no network and no npm: it
+verifies that the manifest lists exactly what packages.toml declares, that every
+file listed is on disk with its SHA-256 and size, and that nothing else is there.
 
 To vendor another library, add it to packages.toml and run `./dev vendor`:
 
@@ -41,22 +46,23 @@ import hashlib
 import hmac
 import io
 import json
-import os
 import re
 import shutil
+import subprocess
 import tarfile
+import tempfile
 import tomllib
 from pathlib import Path, PurePosixPath
 from typing import Annotated
 
-import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 VENDOR_DIR = Path(__file__).resolve().parent.parent / "web" / "vendor"
 DECLARATION = "packages.toml"
 MANIFEST = "manifest.json"
-DEFAULT_REGISTRY = "<the npm registry>"
 MAX_TARBALL_BYTES = 64 * 1024 * 1024
+NPM_TIMEOUT = 300.0
+"""Seconds one `npm pack` may take before vendoring gives up."""
 SRI_ALGORITHMS = ("sha512", "sha384", "sha256")
 """The SRI hash algorithms we accept, strongest first (SRI §3.3.3 prefers the strongest)."""
 
@@ -67,7 +73,12 @@ _LICENCE_FILE = re.compile(r"^(LICEN[CS]E|COPYING|NOTICE)([.-].*)?$", re.IGNOREC
 
 class VendorError(Exception):
     """Vendoring could not be done: a package, version or file that is not there, a
-    download that failed or does not match its integrity, or a bad packages.toml."""
+    tarball npm could not get or that does not match its integrity, or a bad
+    packages.toml or manifest.json."""
+
+
+class NpmMissingError(VendorError):
+    """Re-vendoring needs npm (it comes with Node.js) and there is no `npm` on PATH."""
 
 
 def _package_name(name: str) -> str:
@@ -121,16 +132,15 @@ class VendoredFile(_Strict):
 
 
 class VendoredPackage(_Strict):
-    """A vendored package: where it came from, under what licence, and its files."""
+    """A vendored package: which one, under what licence, and its files."""
 
     name: PackageName
     version: ExactVersion
     license: str
     """The `license` of its package.json (an SPDX expression), as published."""
-    tarball: str
-    """`dist.tarball`: the URL it was downloaded from."""
     integrity: str
-    """`dist.integrity`: the tarball's SRI hash, checked before anything was taken from it."""
+    """The tarball's SRI hash (`sha512-<base64>`, as npm's `dist.integrity`), checked
+    before anything was taken from it and again whenever this version is re-vendored."""
     license_files: list[RelativePath] = Field(alias="licenseFiles")
     """Its licence files (LICENSE, COPYING, NOTICE...) as vendored; package.json is always."""
     files: list[VendoredFile]
@@ -251,52 +261,98 @@ def verify_integrity(data: bytes, integrity: str) -> None:
                     continue
                 if hmac.compare_digest(actual, expected):
                     return
-            raise VendorError(f"the download does not match its integrity {integrity!r}")
+            raise VendorError(f"the tarball does not match the integrity {integrity!r}")
     raise VendorError(f"no sha512, sha384 or sha256 hash in the integrity {integrity!r}")
 
 
-def default_registry() -> str:
-    """npm's own setting (`npm_config_registry`, as npm exports it), else the public registry."""
-    for name in ("npm_config_registry", "NPM_CONFIG_REGISTRY"):
-        value = os.environ.get(name, "").strip()
-        if value:
-            return value.rstrip("/")
-    return DEFAULT_REGISTRY
+def sha512_integrity(data: bytes) -> str:
+    """`data`'s SRI string with SHA-512, `sha512-<base64>`, as npm writes `dist.integrity`."""
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode("ascii")
 
 
-def _get(client: httpx.Client, url: str, what: str, limit: int) -> bytes:
-    try:
-        with client.stream("GET", url) as response:
-            if response.status_code == 404:
-                raise VendorError(f"{what} is not on the registry ({url}: 404)")
-            if response.status_code != 200:
-                raise VendorError(f"{what}: {url} answered {response.status_code}")
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > limit:
-                    raise VendorError(f"{what}: {url} is over {limit} bytes")
-            return bytes(body)
-    except httpx.HTTPError as error:
-        raise VendorError(f"{what}: could not fetch {url}: {error}") from error
+def find_npm() -> str:
+    """The path of the `npm` command; NpmMissingError when it is not on PATH."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise NpmMissingError(
+            "re-vendoring needs npm, which comes with Node.js, and there is no `npm` on "
+            "PATH: install Node.js (e.g. `apt-get install npm`) and run ./dev vendor again. "
+            "`./dev vendor --check` needs neither."
+        )
+    return npm
 
 
-def _fetch_package(
-    client: httpx.Client, registry: str, wanted: DeclaredPackage
-) -> tuple[VendoredPackage, dict[str, bytes]]:
-    """The package's manifest entry and its files' contents by path inside the package."""
+def pack(
+    wanted: DeclaredPackage, destination: Path, *, npm: str, registry: str | None = None
+) -> tuple[bytes, str]:
+    """The package's tarball as npm gets it, and the integrity npm reports for it.
+
+    Runs `npm pack <name>@<version> --json --ignore-scripts --pack-destination
+    <destination>` (https://docs.npmjs.com/cli/v10/commands/npm-pack), adding
+    `--registry <registry>` when given; otherwise npm uses its own setting. Raises
+    VendorError with npm's own explanation if npm fails or answers for another
+    package, and if the tarball is over MAX_TARBALL_BYTES.
+    """
     what = f"{wanted.name}@{wanted.version}"
-    url = f"{registry}/{wanted.name.replace('/', '%2F')}/{wanted.version}"
+    command = [npm, "pack", what, "--json", "--ignore-scripts", "--pack-destination"]
+    command.append(str(destination))
+    if registry:
+        command += ["--registry", registry]
     try:
-        metadata = json.loads(_get(client, url, what, limit=16 * 1024 * 1024))
-        dist = metadata["dist"]
-        tarball_url, integrity = dist["tarball"], dist["integrity"]
-        if metadata["version"] != wanted.version or not isinstance(tarball_url, str):
-            raise VendorError(f"{what}: the registry answered for {metadata['version']!r}")
-    except (ValueError, KeyError, TypeError) as error:
-        raise VendorError(f"{what}: the registry's metadata has no dist.integrity") from error
-    tarball = _get(client, tarball_url, what, limit=MAX_TARBALL_BYTES)
-    verify_integrity(tarball, integrity)
+        result = subprocess.run(  # noqa: S603 (npm, a validated name and an exact version)
+            command, capture_output=True, text=True, timeout=NPM_TIMEOUT, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise VendorError(f"{what}: `npm pack` did not finish: {error}") from error
+    try:
+        answer = json.loads(result.stdout)
+    except ValueError:
+        answer = None
+    if result.returncode != 0 or not isinstance(answer, list) or len(answer) != 1:
+        raise VendorError(f"{what}: `npm pack` failed: {_npm_failure(answer, result)}")
+    packed = answer[0]
+    try:
+        name, version = packed["name"], packed["version"]
+        integrity, filename = packed["integrity"], packed["filename"]
+    except (KeyError, TypeError) as error:
+        raise VendorError(f"{what}: `npm pack --json` did not say {error}") from error
+    if (name, version) != (wanted.name, wanted.version):
+        raise VendorError(f"{what}: npm packed {name}@{version} instead")
+    tarball_path = destination / PurePosixPath(str(filename)).name
+    try:
+        if tarball_path.stat().st_size > MAX_TARBALL_BYTES:
+            raise VendorError(f"{what}: the tarball is over {MAX_TARBALL_BYTES} bytes")
+        return tarball_path.read_bytes(), str(integrity)
+    except OSError as error:
+        raise VendorError(f"{what}: npm wrote no tarball {tarball_path.name}: {error}") from error
+
+
+def _npm_failure(answer: object, result: subprocess.CompletedProcess[str]) -> str:
+    """npm's summary of why it failed (its `--json` error, else its last error lines)."""
+    if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
+        summary = answer["error"].get("summary")
+        if isinstance(summary, str) and summary:
+            return summary
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = [line for line in lines if "complete log of this run" not in line]
+    return "; ".join(lines[-3:]) or f"npm exited with {result.returncode}"
+
+
+def unpack(
+    wanted: DeclaredPackage, tarball: bytes, integrity: str
+) -> tuple[VendoredPackage, dict[str, bytes]]:
+    """The manifest entry and the files (by path inside the package) to vendor from
+    `tarball`, refused (VendorError) unless it matches the SRI string `integrity`.
+
+    The files are the declared ones, the licence files at the package's top
+    (LICENSE, LICENCE, COPYING, NOTICE, with any extension) and package.json,
+    whose `license` is recorded. The recorded integrity is the tarball's SHA-512.
+    """
+    what = f"{wanted.name}@{wanted.version}"
+    try:
+        verify_integrity(tarball, integrity)
+    except VendorError as error:
+        raise VendorError(f"{what}: {error}") from error
     contents = _tarball_files(tarball, what)
     licence_files = sorted(p for p in contents if "/" not in p and _LICENCE_FILE.match(p))
     files: dict[str, bytes] = {}
@@ -304,13 +360,16 @@ def _fetch_package(
         if path not in contents:
             raise VendorError(f"{what} has no file {path}")
         files[path] = contents[path]
-    licence = metadata.get("license")
+    try:
+        published = json.loads(files["package.json"])
+        licence = published.get("license") if isinstance(published, dict) else None
+    except ValueError as error:
+        raise VendorError(f"{what}: its package.json is not JSON: {error}") from error
     package = VendoredPackage(
         name=wanted.name,
         version=wanted.version,
         license=licence if isinstance(licence, str) else "(see its licence files)",
-        tarball=tarball_url,
-        integrity=integrity,
+        integrity=sha512_integrity(tarball),
         license_files=licence_files,
         files=[
             VendoredFile(path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
@@ -337,26 +396,57 @@ def _tarball_files(tarball: bytes, what: str) -> dict[str, bytes]:
     return contents
 
 
-def fetch(
-    directory: Path = VENDOR_DIR,
-    *,
-    registry: str | None = None,
-    client: httpx.Client | None = None,
-) -> Manifest:
-    """Download every declared package, verify it, and rewrite web/vendor/ and its manifest.
+def recorded_integrity(directory: Path = VENDOR_DIR) -> dict[tuple[str, str], str]:
+    """The integrity manifest.json records per (name, version); {} when there is none.
 
-    Raises VendorError (leaving web/vendor/ as it was) if any package cannot be
-    fetched or verified. Returns the new manifest.
+    Read with only the fields it needs, so a manifest written by an older layout
+    still vouches for its tarballs. VendorError if the file is there but not JSON.
+    """
+    path = directory / MANIFEST
+    try:
+        recorded = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        raise VendorError(f"{path}: {error}") from error
+    packages = recorded.get("packages") if isinstance(recorded, dict) else None
+    return {
+        (package["name"], package["version"]): package["integrity"]
+        for package in (packages if isinstance(packages, list) else [])
+        if isinstance(package, dict)
+        and all(isinstance(package.get(key), str) for key in ("name", "version", "integrity"))
+    }
+
+
+def fetch(directory: Path = VENDOR_DIR, *, registry: str | None = None) -> Manifest:
+    """Get every declared package with npm, verify it, and rewrite web/vendor/ and its manifest.
+
+    A version manifest.json already lists must match the integrity recorded there;
+    a new one must match what npm reports, and that is recorded. `registry` is passed
+    on to `npm pack --registry`. Raises NpmMissingError without npm, and VendorError
+    (leaving web/vendor/ as it was) if any package cannot be fetched or verified.
+    Returns the new manifest.
     """
     declaration = read_declaration(directory)
-    base = (registry or default_registry()).rstrip("/")
-    owned = client is None
-    http = client or httpx.Client(timeout=60.0, follow_redirects=True)
-    try:
-        fetched = [_fetch_package(http, base, wanted) for wanted in declaration.package]
-    finally:
-        if owned:
-            http.close()
+    recorded = recorded_integrity(directory)
+    npm = find_npm()
+    fetched: list[tuple[VendoredPackage, dict[str, bytes]]] = []
+    with tempfile.TemporaryDirectory(prefix="studio-vendor-") as temporary:
+        for wanted in declaration.package:
+            destination = Path(temporary) / f"{len(fetched)}"
+            destination.mkdir()
+            tarball, reported = pack(wanted, destination, npm=npm, registry=registry)
+            known = recorded.get((wanted.name, wanted.version))
+            if known is not None:
+                try:
+                    verify_integrity(tarball, known)
+                except VendorError as error:
+                    raise VendorError(
+                        f"{wanted.name}@{wanted.version}: the tarball npm got does not match "
+                        f"the integrity recorded in {MANIFEST} ({known}): it was republished "
+                        "or tampered with; not vendored"
+                    ) from error
+            fetched.append(unpack(wanted, tarball, reported))
     for entry in directory.iterdir():
         if entry.name in (DECLARATION, MANIFEST):
             continue

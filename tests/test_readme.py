@@ -81,7 +81,7 @@ def test_every_studio_command_the_readme_names_exists() -> None:
 
 
 def test_every_endpoint_in_the_table_is_routed() -> None:
-    from starlette.routing import Route, WebSocketRoute
+    from starlette.routing import Mount, Route, WebSocketRoute
 
     from api.app import create_app
     from api.settings import Settings
@@ -92,7 +92,7 @@ def test_every_endpoint_in_the_table_is_routed() -> None:
     routed = {
         route.path.split("{")[0].rstrip("/") or "/"
         for route in app.routes
-        if isinstance(route, Route | WebSocketRoute)
+        if isinstance(route, Route | WebSocketRoute | Mount)
     }
     assert paths
     for path in paths:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -54,8 +53,6 @@ from services.storage import LocalStorage, MediaLinks
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
-logger = logging.getLogger("studio")
-
 
 async def prepare_database(db: Database, *, migrate: bool) -> None:
     """Bring the schema to the latest migration, or refuse to run on an outdated one."""
@@ -86,10 +83,12 @@ async def replicate_gateway(settings: Settings) -> AsyncIterator[ReplicateGatewa
     async with contextlib.AsyncExitStack() as stack:
         if settings.uses_emulator:
             base_url, emulator = await stack.enter_async_context(
-                embedded_emulator(latency_ms=settings.emulator_latency_ms)
+                embedded_emulator(
+                    latency_ms=settings.emulator_latency_ms,
+                    log_requests=settings.emulator_log_requests,
+                )
             )
             api_token = emulator.api_token
-            logger.info("no REPLICATE_API_TOKEN: using the built-in Replicate emulator")
         else:
             base_url = settings.replicate_base_url or "https://api.replicate.com"
             api_token = _unwrap(settings.replicate_api_token)
@@ -238,8 +237,12 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
                 limits=limits,
                 accounts=accounts,
             )
-            app.state.studio = AppState(resources=resources, storage=storage, public_url=public_url)
-            logger.info("ready at %s", public_url)
+            app.state.studio = AppState(
+                resources=resources,
+                storage=storage,
+                public_url=public_url,
+                replicate_url=gateway.base_url,
+            )
             yield
 
     graphql = StudioGraphQL(

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
 import logging
 import os
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import uvicorn
 from sqlalchemy.engine import make_url
 
 import migrations
 from api.settings import Settings, SettingsError
+from api.state import AppState
 from services.database import Database
 
 PRIVATE_DIRECTORY = 0o700
 PRIVATE_FILE = 0o600
 PRIVATE_UMASK = 0o077
 """Files this process creates are its user's alone (the database, its journal, media)."""
+STARTUP_FAILURE = 3
+"""The exit code of a server that did not start, as uvicorn's own."""
 
 
 def _settings() -> Settings:
@@ -50,25 +57,166 @@ def _make_private(settings: Settings) -> None:
 def _describe_database(settings: Settings) -> str:
     if settings.embedded:
         return f"embedded SQLite file {settings.sqlite_path}"
-    return make_url(settings.resolved_database_url()).render_as_string(hide_password=True)
+    return _without_password(settings.resolved_database_url())
+
+
+def _without_password(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+class PortUnavailable(Exception):
+    """`studio serve` cannot listen where it was asked to; the message says what to do."""
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 1-65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use 1-{MAX_PORT}")
+    return port
+
+
+MAX_PORT = 65535
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (as uvicorn binds one), not yet listening."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """Bind host:port before anything else starts; PortUnavailable if it cannot be had.
+
+    The bound socket is handed to uvicorn as it is, so nothing can take the port
+    between this check and the server listening on it.
+    """
+    where = _address(host, port)
+    try:
+        return _bind(host, port)
+    except socket.gaierror as error:
+        raise PortUnavailable(
+            f"cannot listen on {where}: {host!r} is not a known host name ({error.strerror}). "
+            "Choose another with --host (127.0.0.1 for this machine only, 0.0.0.0 for every "
+            "interface)."
+        ) from error
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            free = _free_port_after(host, port)
+            choice = f": --port {free} is free now" if free is not None else " with --port"
+            raise PortUnavailable(
+                f"cannot listen on {where}: address already in use (another server, perhaps "
+                f"an earlier `./dev serve`, is on port {port}). Stop it, or choose another "
+                f"port{choice}."
+            ) from error
+        if error.errno == errno.EACCES:
+            raise PortUnavailable(
+                f"cannot listen on {where}: permission denied (ports below 1024 need "
+                "privileges). Choose another port with --port, e.g. --port 8000."
+            ) from error
+        if error.errno == errno.EADDRNOTAVAIL:
+            raise PortUnavailable(
+                f"cannot listen on {where}: {host} is not an address of this machine. "
+                "Choose another with --host (127.0.0.1, or 0.0.0.0 for every interface)."
+            ) from error
+        raise PortUnavailable(f"cannot listen on {where}: {error.strerror or error}") from error
+
+
+def _free_port_after(host: str, port: int, tries: int = 20) -> int | None:
+    """The first of the next `tries` ports that can be bound now, if any."""
+    for candidate in range(port + 1, min(port + 1 + tries, MAX_PORT + 1)):
+        try:
+            _bind(host, candidate).close()
+        except OSError:
+            continue
+        return candidate
+    return None
+
+
+def startup_report(
+    settings: Settings, *, host: str, port: int, public_url: str, replicate_url: str
+) -> str:
+    """What runs where, printed once the server listens: URLs, storage, bus and Replicate.
+
+    `replicate_url` is where the server's calls to Replicate go (the built-in
+    emulator's loopback URL when it runs). No password or token is shown.
+    """
+    public = public_url
+    websocket = public.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    bus = settings.event_bus_url.get_secret_value()
+    if bus.startswith("memory://"):
+        bus_text = "memory:// (this process only)"
+    else:
+        bus_text = _without_password(bus)
+    if settings.uses_emulator:
+        logged = (
+            "its requests logged"
+            if settings.emulator_log_requests
+            else "quiet; EMULATOR_LOG_REQUESTS=true logs its requests"
+        )
+        replicate = f"built-in Replicate emulator at {replicate_url} ({logged})"
+    elif settings.replicate_base_url:
+        replicate = f"Replicate-compatible API at {replicate_url}"
+    else:
+        replicate = f"Replicate at {replicate_url}"
+    lines = [
+        f"Storyboard Studio is ready (listening on {_address(host, port)})",
+        f"  GraphQL:    {public}/graphql (GraphiQL in a browser)",
+        f"  WebSocket:  {websocket}/graphql (graphql-transport-ws, graphql-ws)",
+        f"  Editor:     {public}/",
+        f"  Readiness:  {public}/readyz",
+        f"  Database:   {_describe_database(settings)}",
+        f"  Event bus:  {bus_text}",
+        f"  Replicate:  {replicate}",
+    ]
+    if settings.embedded:
+        lines.append(f"  Data:       {settings.studio_data_dir.resolve()}")
+    lines.append(f"  Media:      {settings.resolved_media_root}")
+    lines.append("Stop it with Ctrl+C.")
+    return "\n".join(lines)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, printing the start-up report once it listens."""
+
+    def __init__(self, config: uvicorn.Config, *, report: Callable[[], str]) -> None:
+        super().__init__(config)
+        self._report = report
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            print(self._report(), flush=True)
 
 
 def serve(args: argparse.Namespace) -> None:
-    import uvicorn
-
     from api.app import create_app
 
     settings = _settings()
+    # Before migrating or starting anything: the port must be ours.
+    sock = listen_socket(args.host, args.port)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = create_app(settings, host=args.host, port=args.port)
-    public = settings.resolved_public_url(args.host, args.port)
-    print(f"Storyboard Studio on {_describe_database(settings)}")
-    print(f"  GraphiQL:   {public}/graphql")
-    print(f"  Editor:     {public}/")
-    print(f"  Readiness:  {public}/readyz", flush=True)
-    uvicorn.run(
+    try:
+        app = create_app(settings, host=args.host, port=args.port)
+    except BaseException:
+        sock.close()
+        raise
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -83,6 +231,22 @@ def serve(args: argparse.Namespace) -> None:
         proxy_headers=False,
         ws_per_message_deflate=settings.websocket_compression,
     )
+
+    def report() -> str:
+        state: AppState = app.state.studio
+        return startup_report(
+            settings,
+            host=args.host,
+            port=args.port,
+            public_url=state.public_url,
+            replicate_url=state.replicate_url,
+        )
+
+    server = _Server(config, report=report)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 def migrate(_: argparse.Namespace) -> None:
@@ -111,8 +275,6 @@ def emulator(args: argparse.Namespace) -> None:
     new one, shown once on the terminal. Its webhook secret is REPLICATE_WEBHOOK_SECRET
     if set, else a new one, which the server fetches with the token."""
     import secrets
-
-    import uvicorn
 
     from services.emulator import EmulatorConfig, create_emulator_app, generate_webhook_secret
 
@@ -181,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the server")
     serve_parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    serve_parser.add_argument("--port", type=int, default=8000, help="port to bind (8000)")
+    serve_parser.add_argument("--port", type=_port, default=8000, help="port to bind (8000)")
     serve_parser.set_defaults(run=serve)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(run=migrate)
     commands.add_parser("schema", help="print the GraphQL schema (SDL)").set_defaults(run=schema)
@@ -189,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "emulator", help="run the built-in Replicate emulator on its own"
     )
     emulator_parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    emulator_parser.add_argument("--port", type=int, default=8001, help="port to bind (8001)")
+    emulator_parser.add_argument("--port", type=_port, default=8001, help="port to bind (8001)")
     emulator_parser.set_defaults(run=emulator)
     bench_parser = commands.add_parser("bench", help="print benchmark figures")
     bench_parser.add_argument(
@@ -219,3 +381,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     except SettingsError as error:
         print(f"studio: {error}", file=sys.stderr)
         sys.exit(2)
+    except PortUnavailable as error:
+        print(f"studio: {error}", file=sys.stderr)
+        sys.exit(1)

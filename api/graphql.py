@@ -20,7 +20,6 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData, GraphQLRequestProtocol
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types.execution import ExecutionResult
@@ -28,8 +27,9 @@ from strawberry.types.unset import UnsetType
 
 from api.graphiql import graphiql_response
 from api.state import app_state
-from api.websocket import GraphQLWSHandler, TransportWSHandler
+from api.websocket import GraphQLWSHandler, SignInRefused, TransportWSHandler
 from resolvers.context import Context, Resources, signed_in
+from schema.error_codes import TOKEN_INVALID, UNAUTHENTICATED
 from schema.operations import OperationNotChosen
 
 
@@ -185,17 +185,25 @@ class StudioGraphQL(GraphQL[Context, None]):
             raise
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        """Accept a WebSocket only with a valid token in the connection_init payload."""
+        """Accept a WebSocket only with a valid token in the connection_init payload.
+
+        Raises SignInRefused (see api.websocket) without one, or with one that signs
+        no one in.
+        """
         params = context.connection_params or {}
         raw = params.get("authorization", params.get("Authorization"))
         token = bearer_token(raw) if isinstance(raw, str) else None
         if token is None:
-            raise ConnectionRejectionError(
-                {"message": 'Send {"authorization": "Bearer <token>"} in connection_init.'}
+            raise SignInRefused(
+                UNAUTHENTICATED,
+                'Sign in first: send {"authorization": "Bearer <token>"} in connection_init.',
             )
         signed = await signed_in(context.resources, token)
         if signed.actor is None:
-            raise ConnectionRejectionError({"message": "That token is unknown or expired."})
+            raise SignInRefused(
+                TOKEN_INVALID,
+                "That token is malformed, unknown, expired or revoked: sign in again.",
+            )
         context.actor, context.token = signed.actor, signed.token
         return UnsetType()
 

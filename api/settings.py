@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     emulator_latency_ms: int = Field(
         default=1500, description="How long the built-in emulator takes per prediction."
     )
+    emulator_log_requests: bool = Field(
+        default=False,
+        description="Log a line per request the built-in emulator answers; unset, it logs "
+        "only its warnings and errors.",
+    )
     generation_poll_seconds: float = Field(
         default=2.0, description="How often running predictions are checked on."
     )

@@ -18,6 +18,8 @@ class AppState:
     resources: Resources
     storage: Storage
     public_url: str
+    # Where calls to Replicate go: its API, another emulator, or the built-in one.
+    replicate_url: str = ""
 
     @property
     def db(self) -> Database:

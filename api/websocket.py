@@ -12,12 +12,17 @@ subscriptions-transport-ws) keep to three rules Strawberry's handlers alone do n
 - Every operation runs with a context of its own, signed in again with the
   connection's token when it starts (`resolvers.context.signed_in`): fresh
   DataLoaders, and the user's teams and roles as they are now. If the token no
-  longer signs anyone in (logged out, expired), the socket closes with 4403.
+  longer signs anyone in (logged out, expired), the socket closes with 4403 and
+  a reason that starts with TOKEN_INVALID and says to sign in again.
+- A `connection_init` without a bearer token, or with one that signs no one in,
+  closes the socket with 4403 and a reason that starts with UNAUTHENTICATED or
+  TOKEN_INVALID (see `schema.error_codes`); graphql-ws first sends the same
+  code and message in a `connection_error`.
 - A socket not signed in (its `connection_init` acknowledged) within the
   view's `connection_init_wait_timeout` (WEBSOCKET_INIT_TIMEOUT_SECONDS) is
   closed with 4408: Strawberry does so for graphql-transport-ws, and here the
   same for graphql-ws, for which Strawberry waits forever.
-- A result that says UNAUTHENTICATED means the token stopped working while the
+- A result that says TOKEN_INVALID means the token stopped working while the
   operation ran (an open subscription learns it from the access notices of
   `services.events.follow`): the socket closes with 4403 instead of sending it.
 
@@ -45,11 +50,15 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     CompleteMessage,
+    ConnectionInitMessage,
     Message,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     CompleteMessage as LegacyCompleteMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage as LegacyConnectionInitMessage,
 )
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     ErrorMessage,
@@ -59,11 +68,34 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
 from resolvers.context import Context, signed_in
+from schema.error_codes import TOKEN_INVALID, UNAUTHENTICATED
 
 BAD_MESSAGE = 4400
 FORBIDDEN = 4403
 INIT_TIMEOUT = 4408  # graphql-transport-ws's code for it, used on graphql-ws as well
-_SIGNED_OUT = "Forbidden: the token was revoked or has expired"
+_SIGNED_OUT = f"{TOKEN_INVALID}: the token was revoked or has expired; sign in again"
+
+
+class SignInRefused(Exception):
+    """`connection_init` signs no one in: the socket closes with 4403, `code: message`.
+
+    Raised by the view's `on_ws_connect` and handled by the handlers here (not a
+    Strawberry `ConnectionRejectionError`, whose close reason is a bare "Forbidden").
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+    @property
+    def reason(self) -> str:
+        return close_reason(f"{self.code}: {self.message}")
+
+    @property
+    def payload(self) -> dict[str, object]:
+        """A `connection_error` payload in the shape of a GraphQL error."""
+        return {"message": self.message, "extensions": {"code": self.code}}
+
 
 # -- message shapes -----------------------------------------------------------------------
 
@@ -166,7 +198,8 @@ async def operation_context(connection: Context) -> Context | None:
 def signed_out(result: ExecutionResult) -> bool:
     """Whether the result says the connection's token stopped working while it ran."""
     return any(
-        (error.extensions or {}).get("code") == "UNAUTHENTICATED" for error in result.errors or ()
+        (error.extensions or {}).get("code") in (TOKEN_INVALID, UNAUTHENTICATED)
+        for error in result.errors or ()
     )
 
 
@@ -182,6 +215,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self.handle_invalid_message(reason)
             return
         await super().handle_message(message)
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except SignInRefused as refused:
+            await self.websocket.close(code=FORBIDDEN, reason=refused.reason)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """Strawberry's, with a context of the operation's own (see the module)."""
@@ -276,6 +315,14 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
             await self._refuse(reason)
             return
         await super().handle_message(message)
+
+    async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except SignInRefused as refused:
+            with suppress(WebSocketDisconnected):
+                await self.send_message({"type": "connection_error", "payload": refused.payload})
+            await self.websocket.close(code=FORBIDDEN, reason=refused.reason)
 
     async def _refuse(self, reason: str) -> None:
         with suppress(WebSocketDisconnected):

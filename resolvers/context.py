@@ -14,6 +14,7 @@ import strawberry
 from graphql import GraphQLError
 
 from resolvers.loaders import Loaders
+from schema.error_codes import TOKEN_INVALID, UNAUTHENTICATED
 from services import accounts
 from services.access import Actor
 from services.accounts import AccountSettings
@@ -25,15 +26,24 @@ from services.storage import MediaLinks
 
 
 class NotAuthenticated(GraphQLError):
-    """A top-level error: the operation needs a valid bearer token."""
+    """A top-level error: the operation needs a valid bearer token.
+
+    UNAUTHENTICATED when none was sent; TOKEN_INVALID when the one sent signs no
+    one in (`token_refused`): see schema.error_codes.
+    """
 
     def __init__(self, *, token_refused: bool = False) -> None:
-        super().__init__(
-            "That token is unknown, expired or revoked: log in again for a new one."
-            if token_refused
-            else "Sign in first: send `Authorization: Bearer <token>` (from signUp or logIn).",
-            extensions={"code": "UNAUTHENTICATED"},
-        )
+        if token_refused:
+            super().__init__(
+                "That token is malformed, unknown, expired or revoked: "
+                "sign in again (logIn) for a new one.",
+                extensions={"code": TOKEN_INVALID},
+            )
+        else:
+            super().__init__(
+                "Sign in first: send `Authorization: Bearer <token>` (from signUp or logIn).",
+                extensions={"code": UNAUTHENTICATED},
+            )
 
 
 class BadRequest(GraphQLError):

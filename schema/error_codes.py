@@ -14,6 +14,20 @@ Apollo Server made common:
 
 An error that already has a code, one raised while resolving a field (it has a
 path), and an unexpected fault (masked for the client elsewhere) are left alone.
+
+Two of our own codes say why an operation that needs a signed-in user was
+refused (`resolvers.context.NotAuthenticated`), so a client knows what to do:
+
+- UNAUTHENTICATED: no bearer token was sent (no `Authorization` header, or one
+  of another scheme, as RFC 6750 §3.1 treats it): sign in first.
+- TOKEN_INVALID: a bearer token was sent but signs no one in, because it is
+  malformed, unknown, revoked (logged out) or expired: sign in again. RFC 6750
+  §3.1 calls this `invalid_token`. Public fields (signUp, logIn, introspection)
+  ignore the token, so a stale one never stands in the way of signing in again.
+
+Over a WebSocket either closes the socket with 4403, the code first in the
+close reason (`TOKEN_INVALID: ...`); refused at `connection_init`, graphql-ws
+sends the code in a `connection_error` before closing.
 """
 
 from __future__ import annotations
@@ -25,6 +39,8 @@ from graphql import GraphQLError, GraphQLSyntaxError
 PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 BAD_USER_INPUT = "BAD_USER_INPUT"
+UNAUTHENTICATED = "UNAUTHENTICATED"
+TOKEN_INVALID = "TOKEN_INVALID"  # noqa: S105 (an error code, not a secret)
 _COERCION = re.compile(
     r"Variable '\$\w+' (has invalid value|got invalid value|of required type|of non-null type)"
 )

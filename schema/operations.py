@@ -10,10 +10,11 @@ server-sent events, both WebSocket subprotocols):
   §6.1 "GetOperation"); Strawberry alone would run the first operation.
 - Signing in. Only the root fields marked public (`PUBLIC` in the field's
   metadata: signUp and logIn) and introspection (`__typename`, `__schema`,
-  `__type`) answer without a signed-in user. Any other operation without one is
-  refused with UNAUTHENTICATED before its variables are coerced or its input
-  validated, so an anonymous client costs only the parse of its document (capped
-  by the token limit) and of its JSON body.
+  `__type`) answer without a signed-in user, whatever token was sent. Any other
+  operation without one is refused with UNAUTHENTICATED (no token) or
+  TOKEN_INVALID (a token that signs no one in) before its variables are coerced
+  or its input validated, so an anonymous client costs only the parse of its
+  document (capped by the token limit) and of its JSON body.
 """
 
 from __future__ import annotations

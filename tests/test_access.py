@@ -4,7 +4,8 @@ A team with an OWNER, an ADMIN, an EDITOR and a VIEWER, and an outsider with onl
 personal team. Members read; OWNER/ADMIN/EDITOR write; a VIEWER gets FORBIDDEN; the
 outsider gets null from reads and NOT_FOUND from writes, exactly as for an ID that
 exists nowhere, and their failures change nothing. Without a valid token everything
-but signUp, logIn and introspection is UNAUTHENTICATED.
+but signUp, logIn and introspection is refused: UNAUTHENTICATED without a token,
+TOKEN_INVALID with one that signs no one in.
 """
 
 from __future__ import annotations
@@ -896,12 +897,8 @@ def _variables(text: str, values: dict[str, Any]) -> dict[str, Any]:
     return {"input": values} if text in PAYLOAD_FIELDS else values
 
 
-def _unauthenticated(errors: Any) -> bool:
-    return (
-        errors is not None
-        and len(errors) == 1
-        and errors[0].extensions == {"code": "UNAUTHENTICATED"}
-    )
+def _unauthenticated(errors: Any, code: str = "UNAUTHENTICATED") -> bool:
+    return errors is not None and len(errors) == 1 and errors[0].extensions == {"code": code}
 
 
 @pytest.fixture(scope="module")
@@ -940,20 +937,22 @@ async def test_without_a_valid_token_everything_is_unauthenticated(
     db: Database, crew: Crew, board: Board, revoked_token: str, kind: str
 ) -> None:
     token = BAD_TOKENS[kind](revoked_token)
+    # No token: sign in first. A token that signs no one in: sign in again.
+    code = "UNAUTHENTICATED" if token is None else "TOKEN_INVALID"
     before = await state(db, crew, board)
     outcomes: dict[str, Any] = {}
     for label, (text, values) in ANONYMOUS.items():
         result = await execute(
             db, _operation(text), _variables(text, values(crew, board)), token=token
         )
-        outcomes[label] = "UNAUTHENTICATED" if _unauthenticated(result.errors) else result
+        outcomes[label] = code if _unauthenticated(result.errors, code) else result
         assert result.data is None or all(v is None for v in result.data.values()), result.data
-    assert outcomes == dict.fromkeys(ANONYMOUS, "UNAUTHENTICATED")
+    assert outcomes == dict.fromkeys(ANONYMOUS, code)
     assert await state(db, crew, board) == before
-    # The message says what to do: sign in, or (a token was sent) log in again.
+    # The message says what to do.
     result = await execute(db, "{ viewer { id } }", None, token=token)
     [error] = result.errors or []
-    expected = "Sign in first" if token is None else "unknown, expired or revoked"
+    expected = "Sign in first" if token is None else "sign in again"
     assert expected in error.message, error.message
 
 

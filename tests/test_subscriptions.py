@@ -99,10 +99,16 @@ def migrate(database_url: str, cwd: Path) -> None:
 def start_pair(cwd: Path, database_url: str, bus_url: str) -> tuple[StudioServer, StudioServer]:
     """Two instances of one studio: A only serves (it never works on generations itself,
     polling once an hour); B does the writes and runs generations on its emulator, which
-    reports back by webhook only (B's PUBLIC_URL; B polls once an hour too)."""
+    reports back by webhook only (B's PUBLIC_URL; B polls once an hour too). Their
+    emulators log their requests, so each one's output shows the work it did."""
     migrate(database_url, cwd)
     a = studio_server(
-        cwd, "a", DATABASE_URL=database_url, EVENT_BUS_URL=bus_url, GENERATION_POLL_SECONDS="3600"
+        cwd,
+        "a",
+        DATABASE_URL=database_url,
+        EVENT_BUS_URL=bus_url,
+        GENERATION_POLL_SECONDS="3600",
+        EMULATOR_LOG_REQUESTS="true",
     )
     port = free_port()
     b = studio_server(
@@ -113,6 +119,7 @@ def start_pair(cwd: Path, database_url: str, bus_url: str) -> tuple[StudioServer
         EVENT_BUS_URL=bus_url,
         PUBLIC_URL=f"http://{HOST}:{port}",
         GENERATION_POLL_SECONDS="3600",
+        EMULATOR_LOG_REQUESTS="true",
     )
     for server in (a, b):
         server.launch()

@@ -7,6 +7,10 @@ replays nothing); a token logged out or expired closes its sockets with 4403, on
 the next operation and on open subscriptions; each operation reads the
 database as it is when it runs; and an operation over a socket answers exactly
 what it answers over HTTP.
+
+A token that signs no one in (malformed, unknown, revoked, expired) is
+TOKEN_INVALID ("sign in again") on every transport, apart from no token at all
+(UNAUTHENTICATED); public fields such as logIn ignore it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import secrets
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -146,16 +151,24 @@ class Client:
 
     async def close_code(self) -> int | None:
         """Wait for the server to close the socket; its close code."""
-        try:
-            async with asyncio.timeout(WAIT):
-                while True:
-                    await self.connection.recv()
-        except ConnectionClosed as closed:
-            return closed.rcvd.code if closed.rcvd is not None else None
-        raise AssertionError("unreachable")  # pragma: no cover
+        code, _ = await closing(self.connection)
+        return code
 
     async def close(self) -> None:
         await self.connection.close()
+
+
+async def closing(connection: ClientConnection) -> tuple[int | None, str]:
+    """Wait for the server to close the socket: its close code and reason."""
+    try:
+        async with asyncio.timeout(WAIT):
+            while True:
+                await connection.recv()
+    except ConnectionClosed as closed:
+        if closed.rcvd is None:
+            return None, ""
+        return closed.rcvd.code, closed.rcvd.reason
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def codes(result: dict[str, Any]) -> list[str | None]:
@@ -260,6 +273,27 @@ async def test_a_removed_member_gets_no_feed_on_graphql_ws_or_server_sent_events
 # -- a token that stops working ----------------------------------------------------------------
 
 
+def assert_sign_in_again(code: int | None, reason: str) -> None:
+    """A socket closed for a token that no longer signs anyone in: 4403, TOKEN_INVALID."""
+    assert code == 4403, (code, reason)
+    assert reason.startswith("TOKEN_INVALID: "), reason
+    assert "sign in again" in reason, reason
+
+
+async def expire(database: Path, token: str) -> None:
+    """Make `token` expire (a second ago), straight in the module's database."""
+    db = Database(f"sqlite+aiosqlite:///{database}")
+    try:
+        async with db.transaction() as session:
+            await session.exec(
+                update(AccessTokenRow)
+                .where(col(AccessTokenRow.token_hash) == hash_token(token))
+                .values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+    finally:
+        await db.dispose()
+
+
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, GRAPHQL_WS])
 async def test_a_logged_out_token_closes_its_socket_on_the_next_operation(
     studio: StudioServer, protocol: str
@@ -270,7 +304,7 @@ async def test_a_logged_out_token_closes_its_socket_on_the_next_operation(
         client = await Client.open(studio, api.token, protocol)
         await api.mutate("logOut", None, "success")
         await client.start(PROJECT_EVENTS, {"projectId": project_id})
-        assert await client.close_code() == 4403
+        assert_sign_in_again(*await closing(client.connection))
 
 
 async def test_a_logged_out_token_closes_open_graphql_ws_subscriptions_at_once(
@@ -283,7 +317,7 @@ async def test_a_logged_out_token_closes_open_graphql_ws_subscriptions_at_once(
         feed = await client.start(PROJECT_EVENTS, {"projectId": project_id})
         assert (await client.result(feed))["data"]["projectEvents"]["kind"] == "SNAPSHOT"
         await api.mutate("logOut", None, "success")
-        assert await client.close_code() == 4403
+        assert_sign_in_again(*await closing(client.connection))
 
 
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, GRAPHQL_WS])
@@ -294,18 +328,177 @@ async def test_an_expired_token_closes_its_socket_on_the_next_operation(
         await api.sign_up()
         project_id = await api.create_project()
         client = await Client.open(studio, api.token, protocol)
-        db = Database(f"sqlite+aiosqlite:///{database}")
-        try:
-            async with db.transaction() as session:
-                await session.exec(
-                    update(AccessTokenRow)
-                    .where(col(AccessTokenRow.token_hash) == hash_token(api.token))
-                    .values(expires_at=utcnow() - timedelta(seconds=1))
-                )
-        finally:
-            await db.dispose()
+        await expire(database, api.token)
         await client.start(PROJECT_EVENTS, {"projectId": project_id})
-        assert await client.close_code() == 4403
+        assert_sign_in_again(*await closing(client.connection))
+
+
+# -- a token that signs no one in: TOKEN_INVALID, not "sign in first" ---------------------------
+
+BAD_TOKENS = ["malformed", "unknown", "revoked", "expired"]
+
+
+async def bad_token(kind: str, studio: StudioServer, database: Path) -> str:
+    """A bearer token of `kind` that signs no one in."""
+    if kind == "malformed":
+        return "not-one-of-ours"
+    if kind == "unknown":
+        return "sbs_" + secrets.token_urlsafe(32)  # the shape of ours, but never issued
+    async with Api(studio.base_url) as api:
+        await api.sign_up()
+        assert (await api.data("{ viewer { id } }"))["viewer"]["id"] == api.user_id
+        if kind == "revoked":
+            await api.mutate("logOut", None, "success")
+        else:
+            await expire(database, api.token)
+        return api.token
+
+
+async def post(
+    studio: StudioServer,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    token: str | None = None,
+    accept: str = "application/json",
+) -> Any:
+    """POST one operation with `token` (if any) as the bearer token; the response."""
+    headers = {"Accept": accept}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    async with Api(studio.base_url) as api:
+        return await api.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+
+
+@pytest.mark.parametrize("kind", BAD_TOKENS)
+async def test_a_bad_token_is_token_invalid_over_http_and_server_sent_events(
+    studio: StudioServer, database: Path, kind: str
+) -> None:
+    token = await bad_token(kind, studio, database)
+    for query in [
+        "{ viewer { id } }",
+        'mutation { createProject(input: {title: "x"}) { project { id } } }',
+    ]:
+        response = await post(studio, query, token=token)
+        body = response.json()
+        assert codes(body) == ["TOKEN_INVALID"], body
+        assert "sign in again" in body["errors"][0]["message"], body
+        assert body["data"] is None, body
+    streamed = await post(
+        studio,
+        PROJECT_EVENTS,
+        {"projectId": "UHJvamVjdDox"},
+        token=token,
+        accept="text/event-stream",
+    )
+    assert "TOKEN_INVALID" in streamed.text, streamed.text
+    assert "UNAUTHENTICATED" not in streamed.text, streamed.text
+
+
+async def test_no_token_is_still_unauthenticated(studio: StudioServer) -> None:
+    body = (await post(studio, "{ viewer { id } }")).json()
+    assert codes(body) == ["UNAUTHENTICATED"], body
+    assert "Sign in first" in body["errors"][0]["message"], body
+    # Another scheme is no bearer token at all (RFC 6750 §3.1): sign in first, too.
+    async with Api(studio.base_url) as api:
+        basic = await api.http.post(
+            "/graphql",
+            json={"query": "{ viewer { id } }"},
+            headers={"Authorization": "Basic dXNlcjpwYXNz"},
+        )
+    assert codes(basic.json()) == ["UNAUTHENTICATED"], basic.text
+
+
+@pytest.mark.parametrize("kind", BAD_TOKENS)
+async def test_public_fields_ignore_a_bad_token(
+    studio: StudioServer, database: Path, kind: str
+) -> None:
+    """A client holding a stale token can still sign up and log in (and introspect)."""
+    token = await bad_token(kind, studio, database)
+    email = f"stale-{secrets.token_hex(5)}@example.com"
+    signed_up = await post(
+        studio,
+        "mutation($input: SignUpInput!) { signUp(input: $input) { token userErrors { code } } }",
+        {"input": {"email": email, "password": "correct horse battery", "name": "Stale"}},
+        token=token,
+    )
+    assert signed_up.json()["data"]["signUp"]["userErrors"] == [], signed_up.text
+    logged_in = await post(
+        studio,
+        "mutation($input: LogInInput!) { logIn(input: $input) { token userErrors { code } } }",
+        {"input": {"email": email, "password": "correct horse battery"}},
+        token=token,
+    )
+    fresh = logged_in.json()["data"]["logIn"]["token"]
+    assert fresh, logged_in.text
+    assert (await post(studio, "{ __typename }", token=token)).json() == {
+        "data": {"__typename": "Query"}
+    }
+    viewer = (await post(studio, "{ viewer { email } }", token=fresh)).json()
+    assert viewer == {"data": {"viewer": {"email": email}}}
+
+
+async def refused_at_init(
+    studio: StudioServer, protocol: str, payload: dict[str, Any] | None
+) -> tuple[int | None, str, list[dict[str, Any]]]:
+    """Open a socket and send `connection_init`: the close code, reason and messages before it."""
+    url = studio.base_url.replace("http://", "ws://") + "/graphql"
+    async with connect(
+        url,
+        subprotocols=[protocol],  # type: ignore[list-item]
+        open_timeout=WAIT,
+        ping_interval=None,
+    ) as connection:
+        init: dict[str, Any] = {"type": "connection_init"}
+        if payload is not None:
+            init["payload"] = payload
+        await connection.send(json.dumps(init))
+        received: list[dict[str, Any]] = []
+        try:
+            async with asyncio.timeout(WAIT):
+                while True:
+                    received.append(json.loads(await connection.recv()))
+        except ConnectionClosed as closed:
+            if closed.rcvd is None:
+                return None, "", received
+            return closed.rcvd.code, closed.rcvd.reason, received
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, GRAPHQL_WS])
+@pytest.mark.parametrize("kind", BAD_TOKENS)
+async def test_a_bad_token_at_connection_init_is_token_invalid(
+    studio: StudioServer, database: Path, kind: str, protocol: str
+) -> None:
+    token = await bad_token(kind, studio, database)
+    code, reason, received = await refused_at_init(
+        studio, protocol, {"authorization": f"Bearer {token}"}
+    )
+    assert_sign_in_again(code, reason)
+    if protocol == GRAPHQL_WS:
+        [error] = received
+        assert error["type"] == "connection_error", error
+        assert error["payload"]["extensions"] == {"code": "TOKEN_INVALID"}, error
+        assert "sign in again" in error["payload"]["message"], error
+    else:
+        assert received == []
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, GRAPHQL_WS])
+@pytest.mark.parametrize(
+    "payload", [None, {}, {"authorization": "Basic dXNlcjpwYXNz"}], ids=["none", "empty", "basic"]
+)
+async def test_no_token_at_connection_init_is_unauthenticated(
+    studio: StudioServer, protocol: str, payload: dict[str, Any] | None
+) -> None:
+    code, reason, received = await refused_at_init(studio, protocol, payload)
+    assert code == 4403, (code, reason)
+    assert reason.startswith("UNAUTHENTICATED: Sign in first"), reason
+    if protocol == GRAPHQL_WS:
+        assert [message["payload"]["extensions"] for message in received] == [
+            {"code": "UNAUTHENTICATED"}
+        ], received
 
 
 # -- each operation as of now, as over HTTP ----------------------------------------------------

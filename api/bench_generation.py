@@ -33,9 +33,9 @@ from api.bench_processes import (
 )
 from api.embedded import _QuietServer
 from api.graphql import build_context
-from resolvers.context import Resources
+from api.schema import schema
 from schema import ids
-from schema.app import schema
+from schema.context import Resources
 from services.database import Database
 from services.generation import EngineSettings, GenerationEngine
 from services.replicate_api import ReplicateGateway

@@ -28,7 +28,7 @@ from strawberry.types.unset import UnsetType
 
 from api.state import app_state
 from api.websocket import GraphQLWSHandler, TransportWSHandler
-from resolvers.context import Context, Resources, signed_in
+from schema.context import Context, Resources, signed_in
 from schema.operations import OperationNotChosen
 
 

@@ -4,7 +4,6 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers.context import Info
 from resolvers.limits import count_sign_up, login_throttle
 from resolvers.writing import returns_user_errors, write
 from schema import ids
@@ -19,6 +18,7 @@ from schema.accounts import (
     TeamPayload,
     User,
 )
+from schema.context import Info
 from services import accounts
 from services.validation import Checks
 

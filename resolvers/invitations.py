@@ -4,7 +4,6 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers.context import Info
 from resolvers.writing import returns_user_errors, write
 from schema import ids
 from schema.accounts import (
@@ -16,6 +15,7 @@ from schema.accounts import (
     Team,
     TeamPayload,
 )
+from schema.context import Info
 from schema.payloads import DeletePayload
 from services import accounts, invitations
 from services.tables import TeamRole

@@ -5,10 +5,10 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers import nodes
-from resolvers.context import BadRequest, Info
+from schema import nodes
 from schema.accounts import Team, User
 from schema.connections import MAX_PAGE, PageInfo, ProjectConnection, ProjectEdge
+from schema.context import BadRequest, Info
 from schema.generation import GenerationModel
 from schema.ids import MAX_PK
 from schema.node import Node

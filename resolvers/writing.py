@@ -18,7 +18,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from resolvers.context import Info
+from schema.context import Info
 from schema.errors import UserError, user_errors
 from services.access import Actor
 from services.errors import StudioError

@@ -8,9 +8,8 @@ from typing import Self
 
 import strawberry
 
-from resolvers import nodes
-from resolvers.context import Info
-from schema import ids
+from schema import ids, nodes
+from schema.context import Info
 from schema.node import Node
 from schema.storyboard import ImageIteration, ProjectProgress, Shot, ShotImage, StoryboardSelection
 from services import events

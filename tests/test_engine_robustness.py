@@ -21,9 +21,9 @@ from sqlmodel import col, select
 
 from api.embedded import embedded_emulator
 from api.graphql import build_context
-from resolvers.context import Resources
+from api.schema import schema
 from schema import ids
-from schema.app import schema
+from schema.context import Resources
 from services.catalog import Param
 from services.database import Database
 from services.emulator import EmulatorConfig

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import inspect as sa_inspect
 from sqlmodel import col, select
 
+from api.schema import schema
 from schema import ids
-from schema.app import schema
 from services import events
 from services.bus import EventBus
 from services.database import Database

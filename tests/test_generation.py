@@ -21,8 +21,8 @@ from sqlalchemy import update
 
 from api.embedded import embedded_emulator
 from api.graphql import build_context
-from resolvers.context import Resources
-from schema.app import schema
+from api.schema import schema
+from schema.context import Resources
 from services.database import Database
 from services.emulator import EmulatorConfig
 from services.generation import EngineSettings, GenerationEngine

@@ -24,8 +24,8 @@ import httpx
 import pytest
 
 from api.embedded import embedded_emulator
-from resolvers.context import Resources
 from schema import ids
+from schema.context import Resources
 from services.database import Database
 from services.generation import IMPORT_COPY_FAILED, EngineSettings, GenerationEngine
 from services.outbound import AddressPolicy, Fetcher, FetchLimits, parse_allowed_hosts

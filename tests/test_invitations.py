@@ -21,9 +21,9 @@ from sqlmodel import select
 from strawberry.types import ExecutionResult
 
 from api.graphql import build_context
-from resolvers.context import Resources
+from api.schema import schema
 from schema import ids
-from schema.app import schema
+from schema.context import Resources
 from services import maintenance
 from services.accounts import AccountSettings
 from services.database import Database

@@ -27,9 +27,9 @@ import pytest
 import redis.asyncio as redis
 
 from api.graphql import build_context
-from resolvers.context import Context, Resources
+from api.schema import schema
 from schema import ids
-from schema.app import schema
+from schema.context import Context, Resources
 from services import events
 from services.bus import EventBus, Subscription
 from services.database import Database

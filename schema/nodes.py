@@ -1,8 +1,12 @@
-"""Fetching any object by global ID, showing only what the viewer's teams hold."""
+"""Fetching any object by global ID, showing only what the viewer's teams hold.
 
-from resolvers.context import BadRequest, Info
+Used by the root `node` field and by `ProjectEvent.node`; the `Node` interface itself
+is in `schema.node`.
+"""
+
 from schema import ids
 from schema.accounts import Invitation, Team, User
+from schema.context import BadRequest, Info
 from schema.node import Node
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
 from services.access import MANAGERS

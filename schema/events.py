@@ -10,6 +10,7 @@ import strawberry
 
 from schema import ids, nodes
 from schema.context import Info
+from schema.enums import ProjectEventKind
 from schema.node import Node
 from schema.storyboard import ImageIteration, ProjectProgress, Shot, ShotImage, StoryboardSelection
 from services import events
@@ -51,7 +52,7 @@ class ProjectEvent:
     sequence: int = strawberry.field(
         description="The event's number in its project: 1, 2, 3... with no gaps."
     )
-    kind: str = strawberry.field(description="What happened, e.g. SHOT_IMAGE_UPDATED.")
+    kind: ProjectEventKind = strawberry.field(description="What happened, e.g. SHOT_IMAGE_UPDATED.")
     node_id: strawberry.ID = strawberry.field(
         description="The ID of the object it happened to, even once that is deleted."
     )
@@ -67,7 +68,7 @@ class ProjectEvent:
         return cls(
             cursor=encode_cursor(event.project_id, event.sequence),
             sequence=event.sequence,
-            kind=event.kind,
+            kind=ProjectEventKind(event.kind),
             node_id=ids.encode(event.node_type, event.node_id),
             changes=list(event.changes),
             at=event.at,

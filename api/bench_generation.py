@@ -26,13 +26,13 @@ import migrations
 from api.bench_processes import (
     EMULATOR_READY,
     EMULATOR_TOKEN,
-    free_port,
     post_webhook,
-    studio_env,
     studio_process,
 )
 from api.embedded import _QuietServer
+from api.environment import studio_env
 from api.graphql import build_context
+from api.ports import free_port
 from api.schema import schema
 from schema import ids
 from schema.context import Resources

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import socket
 from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
 
+from api.ports import free_port
 from services.emulator import EmulatorConfig, create_emulator_app
 
 HOST = "127.0.0.1"
@@ -29,20 +29,13 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextlib.asynccontextmanager
 async def embedded_emulator(*, latency_ms: int) -> AsyncIterator[tuple[str, EmulatorConfig]]:
     """Run the emulator; yield its base URL and its (live, changeable) configuration.
 
     Its `config.api_token` is the token every API call must carry.
     """
-    port = _free_port()
+    port = free_port(HOST)
     base_url = f"http://{HOST}:{port}"
     config = EmulatorConfig(
         latency_ms=latency_ms, public_url=base_url, api_token="r8_" + secrets.token_urlsafe(32)

@@ -513,11 +513,8 @@ async def test_housekeeping_removes_expired_invitations_only(
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
     cwd = tmp_path_factory.mktemp("invitations")
     running = StudioServer(env=studio_env(), cwd=cwd, name="invitations")
-    running.start()
-    try:
+    with running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.mark.e2e

@@ -180,11 +180,8 @@ def redis_studio(paused_redis: RedisProcess, tmp_path: Path) -> Iterator[StudioS
         EVENT_BUS_URL=paused_redis.url,
         LOG_LEVEL="WARNING",
     )
-    server.start()
-    try:
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 async def subscribed_channels(url: str) -> list[str]:

@@ -137,11 +137,8 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
         cwd=tmp,
         name="budget",
     )
-    server.start()
-    try:
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.e2e

@@ -22,12 +22,11 @@ from typing import Any
 import pytest
 from sqlmodel import col, update
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from services.accounts import hash_token
 from services.database import Database
 from services.tables import AccessTokenRow, utcnow
-from tests.realtime_harness import PROJECT_EVENTS, WAIT, Api
+from tests.realtime_harness import PROJECT_EVENTS, WAIT, Api, close_code
 from tests.servers import StudioServer
 from tests.test_subscriptions import studio_server
 
@@ -57,11 +56,8 @@ def studio(database: Path) -> Iterator[StudioServer]:
     server = studio_server(
         database.parent, "ws-auth", DATABASE_URL=f"sqlite+aiosqlite:///{database}"
     )
-    server.start()
-    try:
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 # -- a client of either subprotocol, one operation at a time -----------------------------------
@@ -146,13 +142,7 @@ class Client:
 
     async def close_code(self) -> int | None:
         """Wait for the server to close the socket; its close code."""
-        try:
-            async with asyncio.timeout(WAIT):
-                while True:
-                    await self.connection.recv()
-        except ConnectionClosed as closed:
-            return closed.rcvd.code if closed.rcvd is not None else None
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await close_code(self.connection)
 
     async def close(self) -> None:
         await self.connection.close()

@@ -1,26 +1,23 @@
 """The root Query."""
 
-import base64
 from typing import Annotated
 
 import strawberry
 
-from schema import nodes
+from schema import cursors, nodes
 from schema.accounts import Team, User
 from schema.connections import MAX_PAGE, PageInfo, ProjectConnection, ProjectEdge
 from schema.context import BadRequest, Info
 from schema.generation import GenerationModel
-from schema.ids import MAX_PK
 from schema.node import Node
 from schema.storyboard import Project
 from services import catalog, storyboards
-from services.decoding import decimal
 
 MAX_CURSOR_LENGTH = 100
 
 
 def _cursor(project_id: int | None) -> str:
-    return base64.urlsafe_b64encode(f"project:{project_id}".encode()).decode()
+    return cursors.encode("project", project_id or 0)
 
 
 def _after(cursor: str | None) -> int | None:
@@ -30,15 +27,10 @@ def _after(cursor: str | None) -> int | None:
     otherwise reach the database and overflow its BIGINT)."""
     if cursor is None:
         return None
-    if len(cursor) <= MAX_CURSOR_LENGTH:
-        try:
-            kind, _, raw = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        except (ValueError, UnicodeError):  # binascii.Error is a ValueError
-            kind, raw = "", ""
-        pk = decimal(raw, low=1, high=MAX_PK)
-        if kind == "project" and pk is not None:
-            return pk
-    raise BadRequest("That `after` cursor is not one this list gave out.")
+    decoded = cursors.decode(cursor, "project", 1, max_length=MAX_CURSOR_LENGTH, low=1)
+    if decoded is None:
+        raise BadRequest("That `after` cursor is not one this list gave out.")
+    return decoded[0]
 
 
 @strawberry.type(description="Everything you can read.")

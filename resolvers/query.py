@@ -97,16 +97,17 @@ class Query:
             _, team_pk = nodes.parse_or_reject(team_id, "Team")
             team_ids = [team_pk] if actor.can_read(team_pk) else []
         async with info.context.db.session() as session:
-            rows, has_next = await storyboards.page_of_projects(
+            page = await storyboards.page_of_projects(
                 session, team_ids, first=first, before_id=before_id
             )
-            total = await storyboards.count_projects(session, team_ids)
-        edges = [ProjectEdge(cursor=_cursor(row.id), node=Project.from_row(row)) for row in rows]
+        edges = [
+            ProjectEdge(cursor=_cursor(row.id), node=Project.from_row(row)) for row in page.rows
+        ]
         return ProjectConnection(
             edges=edges,
-            total_count=total,
+            total_count=page.total_count,
             page_info=PageInfo(
-                has_next_page=has_next,
+                has_next_page=page.has_next,
                 has_previous_page=before_id is not None,
                 start_cursor=edges[0].cursor if edges else None,
                 end_cursor=edges[-1].cursor if edges else None,

@@ -27,7 +27,7 @@ from schema.context import Resources
 from services import maintenance
 from services.accounts import AccountSettings
 from services.database import Database
-from services.tables import TeamInvitationRow, TeamMemberRow
+from services.tables import TeamInvitationRow, TeamMemberRow, utcnow
 from tests.factories import (
     MEDIA,
     Account,
@@ -161,6 +161,25 @@ async def test_only_managers_see_the_pending_invitations(
         "EDITOR": None,
         "OTHER": None,
     }
+
+
+async def test_an_expired_invitation_is_not_fetched_by_id(
+    db: Database, people: dict[str, Account]
+) -> None:
+    team = await crew_team(db, people)
+    owner = people["OWNER"]
+    made = await invite(db, team, "VIEWER", owner)
+    node = "query($id: ID!) { node(id: $id) { id } }"
+    invitation_id = made["invitation"]["id"]
+    assert (await gql(db, node, {"id": invitation_id}, token=owner.token))["node"] == {
+        "id": invitation_id
+    }
+    async with db.transaction() as session:
+        row = await session.get(TeamInvitationRow, ids.decode(invitation_id, "Invitation"))
+        assert row is not None
+        row.expires_at = utcnow() - timedelta(seconds=1)
+        session.add(row)
+    assert (await gql(db, node, {"id": invitation_id}, token=owner.token))["node"] is None
 
 
 async def test_every_unusable_code_gets_the_same_answer(

@@ -2,8 +2,9 @@
 
 Read from the source with `ast`, so every import counts wherever it stands: at
 module level, inside a function (a lazy import only hides a cycle), or under
-`TYPE_CHECKING`. `api.schema`, above both, composes the `Schema` from the
-resolvers' root types.
+`TYPE_CHECKING`. From the bottom: `services/` (the domain), `schema/`,
+`resolvers/`, and `api/`, the composition root, whose `api.schema` composes the
+`Schema` from the resolvers' root types. Each imports only those below it.
 """
 
 from __future__ import annotations
@@ -96,6 +97,11 @@ def test_the_schema_does_not_reach_the_resolvers_through_another_module() -> Non
 def test_the_domain_imports_neither_the_schema_nor_the_resolvers() -> None:
     assert reaches(ROOT, "services", "schema") == []
     assert reaches(ROOT, "services", "resolvers") == []
+
+
+def test_only_the_composition_root_imports_api() -> None:
+    for package in ("schema", "resolvers", "services"):
+        assert reaches(ROOT, package, "api") == [], package
 
 
 def test_the_check_sees_function_level_and_type_checking_imports(tmp_path: Path) -> None:

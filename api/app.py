@@ -34,12 +34,12 @@ from api.limits import (
     WebSocketCap,
 )
 from api.media import MediaHeaders, media
+from api.schema import schema
 from api.settings import Settings, SettingsError
 from api.state import AppState
 from api.static import static_mounts
 from api.webhooks import replicate_webhook
-from resolvers.context import Resources
-from schema.app import schema
+from schema.context import Resources
 from services import events, maintenance
 from services.accounts import AccountSettings
 from services.bus import EventBus

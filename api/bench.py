@@ -21,8 +21,8 @@ from sqlalchemy import event
 
 import migrations
 from api.graphql import build_context
-from resolvers.context import Resources
-from schema.app import schema
+from api.schema import schema
+from schema.context import Resources
 from services.database import Database, scratch_postgres_database
 from services.storage import MediaLinks
 

@@ -26,16 +26,16 @@ import migrations
 from api.bench_processes import (
     EMULATOR_READY,
     EMULATOR_TOKEN,
-    free_port,
     post_webhook,
-    studio_env,
     studio_process,
 )
 from api.embedded import _QuietServer
+from api.environment import studio_env
 from api.graphql import build_context
-from resolvers.context import Resources
+from api.ports import free_port
+from api.schema import schema
 from schema import ids
-from schema.app import schema
+from schema.context import Resources
 from services.database import Database
 from services.generation import EngineSettings, GenerationEngine
 from services.replicate_api import ReplicateGateway

@@ -1,11 +1,9 @@
-"""What the benchmarks share: free ports, `studio` subprocesses, signed webhooks."""
+"""What the benchmarks share: `studio` subprocesses, signed webhooks."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -14,39 +12,13 @@ from pathlib import Path
 
 import httpx
 
-from api.settings import Settings
+from api.ports import free_port
 from services.webhooks import sign
 
 STARTED = 30.0  # seconds a process may take to come up
 EMULATOR_READY = "/_emulator/health"  # the rest of its API needs its token
 # The token the benches' `studio emulator` processes want, and their servers send.
 EMULATOR_TOKEN = "r8_" + secrets.token_urlsafe(24)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-# A benchmark is one client far faster than any person: it measures the server, not its limits.
-UNLIMITED = {
-    "RATE_LIMIT_GRAPHQL": "",
-    "RATE_LIMIT_MEDIA": "",
-    "RATE_LIMIT_SIGN_UP": "",
-    "MAX_SUBSCRIPTIONS_PER_CONNECTION": "100000",
-    "MAX_SUBSCRIPTIONS_PER_USER": "100000",
-}
-
-
-def studio_env(**settings: str) -> dict[str, str]:
-    """This environment without any studio setting of its own, limits off, plus `settings`."""
-    names = {name.upper() for name in Settings.model_fields}
-    env = {key: value for key, value in os.environ.items() if key.upper() not in names}
-    env.update(UNLIMITED)
-    env.update(settings)
-    return env
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -43,9 +43,9 @@ from api.bench_processes import (
     EMULATOR_TOKEN,
     STARTED,
     post_webhook,
-    studio_env,
     studio_process,
 )
+from api.environment import studio_env
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"realtime bench webhook signing!!").decode()

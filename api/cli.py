@@ -264,7 +264,7 @@ def migrate(_: argparse.Namespace) -> None:
 
 
 def schema(_: argparse.Namespace) -> None:
-    from schema.app import schema as graphql_schema
+    from api.schema import schema as graphql_schema
 
     print(graphql_schema.as_str())
 

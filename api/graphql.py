@@ -28,7 +28,7 @@ from strawberry.types.unset import UnsetType
 from api.graphiql import graphiql_response
 from api.state import app_state
 from api.websocket import GraphQLWSHandler, SignInRefused, TransportWSHandler
-from resolvers.context import Context, Resources, signed_in
+from schema.context import Context, Resources, signed_in
 from schema.error_codes import TOKEN_INVALID, UNAUTHENTICATED
 from schema.operations import OperationNotChosen
 

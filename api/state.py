@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
-from resolvers.context import Resources
+from schema.context import Resources
 from services.bus import EventBus
 from services.database import Database
 from services.generation import GenerationEngine

@@ -10,7 +10,7 @@ subscriptions-transport-ws) keep to three rules Strawberry's handlers alone do n
   graphql-ws, which defines no close codes, first sends `connection_error`.
   (graphql-transport-ws: https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md)
 - Every operation runs with a context of its own, signed in again with the
-  connection's token when it starts (`resolvers.context.signed_in`): fresh
+  connection's token when it starts (`schema.context.signed_in`): fresh
   DataLoaders, and the user's teams and roles as they are now. If the token no
   longer signs anyone in (logged out, expired), the socket closes with 4403 and
   a reason that starts with TOKEN_INVALID and says to sign in again.
@@ -67,7 +67,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
-from resolvers.context import Context, signed_in
+from schema.context import Context, signed_in
 from schema.error_codes import TOKEN_INVALID, UNAUTHENTICATED
 
 BAD_MESSAGE = 4400

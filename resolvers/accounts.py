@@ -4,9 +4,8 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers.context import Info
 from resolvers.limits import count_sign_up, login_throttle
-from resolvers.writing import returns_user_errors, write
+from resolvers.writing import reload_actor, returns_user_errors, sign_in_as, write
 from schema import ids
 from schema.accounts import (
     AuthPayload,
@@ -19,16 +18,9 @@ from schema.accounts import (
     TeamPayload,
     User,
 )
+from schema.context import Info
 from services import accounts
 from services.validation import Checks
-
-
-async def _sign_in_as(info: Info, user_id: int, token: str | None) -> None:
-    """Run the rest of this operation as that user, with their current roles."""
-    async with info.context.db.session() as session:
-        info.context.actor = await accounts.load_actor(session, user_id)
-    info.context.token = token
-    info.context.refresh()
 
 
 @returns_user_errors(AuthPayload)
@@ -44,7 +36,7 @@ async def sign_up(
             password=input.password,
             name=input.name,
         )
-    await _sign_in_as(info, user.id or 0, token)
+    await sign_in_as(info, user.id or 0, token)
     return AuthPayload(token=token, user=User.from_row(user))
 
 
@@ -60,7 +52,7 @@ async def log_in(
             email=input.email,
             password=input.password,
         )
-    await _sign_in_as(info, user.id or 0, token)
+    await sign_in_as(info, user.id or 0, token)
     return AuthPayload(token=token, user=User.from_row(user))
 
 
@@ -71,11 +63,6 @@ async def log_out(info: Info) -> LogOutPayload:
     return LogOutPayload(success=True)
 
 
-async def _reload_actor(info: Info) -> None:
-    """The actor's roles changed: read them again for the rest of this operation."""
-    await _sign_in_as(info, info.context.require_actor().user_id, info.context.token)
-
-
 @returns_user_errors(TeamPayload)
 async def create_team(
     info: Info,
@@ -83,7 +70,7 @@ async def create_team(
 ) -> TeamPayload:
     async with write(info) as (session, actor):
         team = await accounts.create_team(session, actor, name=input.name)
-    await _reload_actor(info)
+    await reload_actor(info)
     return TeamPayload(team=Team.from_row(team))
 
 
@@ -101,5 +88,5 @@ async def remove_team_member(
     checks.raise_if_any()
     async with write(info) as (session, actor):
         team = await accounts.remove_team_member(session, actor, team_id=team_id, user_id=user_id)
-    await _reload_actor(info)
+    await reload_actor(info)
     return TeamPayload(team=Team.from_row(team))

@@ -4,8 +4,7 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers.context import Info
-from resolvers.writing import returns_user_errors, write
+from resolvers.writing import reload_actor, returns_user_errors, write
 from schema import ids
 from schema.accounts import (
     AcceptInvitationInput,
@@ -16,8 +15,9 @@ from schema.accounts import (
     Team,
     TeamPayload,
 )
+from schema.context import Info
 from schema.payloads import DeletePayload
-from services import accounts, invitations
+from services import invitations
 from services.tables import TeamRole
 
 
@@ -52,9 +52,7 @@ async def accept_invitation(
 ) -> TeamPayload:
     async with write(info) as (session, actor):
         team = await invitations.accept(session, actor, code=input.code)
-    # The actor's roles changed: read them again for the rest of this operation.
-    async with info.context.db.session() as session:
-        info.context.actor = await accounts.load_actor(session, actor.user_id)
+    await reload_actor(info)
     return TeamPayload(team=Team.from_row(team))
 
 

@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from resolvers.context import Info
+from schema.context import Info
 
 
 @asynccontextmanager

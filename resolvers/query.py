@@ -1,26 +1,23 @@
 """The root Query."""
 
-import base64
 from typing import Annotated
 
 import strawberry
 
-from resolvers import nodes
-from resolvers.context import BadRequest, Info
+from schema import cursors, nodes
 from schema.accounts import Team, User
 from schema.connections import MAX_PAGE, PageInfo, ProjectConnection, ProjectEdge
+from schema.context import BadRequest, Info
 from schema.generation import GenerationModel
-from schema.ids import MAX_PK
 from schema.node import Node
 from schema.storyboard import Project
 from services import catalog, storyboards
-from services.decoding import decimal
 
 MAX_CURSOR_LENGTH = 100
 
 
 def _cursor(project_id: int | None) -> str:
-    return base64.urlsafe_b64encode(f"project:{project_id}".encode()).decode()
+    return cursors.encode("project", project_id or 0)
 
 
 def _after(cursor: str | None) -> int | None:
@@ -30,15 +27,10 @@ def _after(cursor: str | None) -> int | None:
     otherwise reach the database and overflow its BIGINT)."""
     if cursor is None:
         return None
-    if len(cursor) <= MAX_CURSOR_LENGTH:
-        try:
-            kind, _, raw = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        except (ValueError, UnicodeError):  # binascii.Error is a ValueError
-            kind, raw = "", ""
-        pk = decimal(raw, low=1, high=MAX_PK)
-        if kind == "project" and pk is not None:
-            return pk
-    raise BadRequest("That `after` cursor is not one this list gave out.")
+    decoded = cursors.decode(cursor, "project", 1, max_length=MAX_CURSOR_LENGTH, low=1)
+    if decoded is None:
+        raise BadRequest("That `after` cursor is not one this list gave out.")
+    return decoded[0]
 
 
 @strawberry.type(description="Everything you can read.")
@@ -105,16 +97,17 @@ class Query:
             _, team_pk = nodes.parse_or_reject(team_id, "Team")
             team_ids = [team_pk] if actor.can_read(team_pk) else []
         async with info.context.db.session() as session:
-            rows, has_next = await storyboards.page_of_projects(
+            page = await storyboards.page_of_projects(
                 session, team_ids, first=first, before_id=before_id
             )
-            total = await storyboards.count_projects(session, team_ids)
-        edges = [ProjectEdge(cursor=_cursor(row.id), node=Project.from_row(row)) for row in rows]
+        edges = [
+            ProjectEdge(cursor=_cursor(row.id), node=Project.from_row(row)) for row in page.rows
+        ]
         return ProjectConnection(
             edges=edges,
-            total_count=total,
+            total_count=page.total_count,
             page_info=PageInfo(
-                has_next_page=has_next,
+                has_next_page=page.has_next,
                 has_previous_page=before_id is not None,
                 start_cursor=edges[0].cursor if edges else None,
                 end_cursor=edges[-1].cursor if edges else None,

@@ -4,9 +4,9 @@ from typing import Annotated, Any, cast
 
 import strawberry
 
-from resolvers.context import Info
 from resolvers.writing import given, given_required, returns_user_errors, write
 from schema import ids
+from schema.context import Info
 from schema.inputs import (
     AddShotImagesInput,
     CreateProjectInput,

@@ -13,8 +13,8 @@ from typing import Annotated
 import strawberry
 from graphql import GraphQLError
 
-from resolvers import nodes
-from resolvers.context import Info, NotAuthenticated
+from schema import nodes
+from schema.context import Info, NotAuthenticated
 from schema.events import (
     AnimationStatusEvent,
     IterationStatusEvent,

@@ -18,8 +18,9 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from resolvers.context import Info
+from schema.context import Info
 from schema.errors import UserError, user_errors
+from services import accounts
 from services.access import Actor
 from services.errors import StudioError
 from services.validation import UNCHANGED, Maybe
@@ -66,6 +67,23 @@ async def write(info: Info) -> AsyncIterator[tuple[AsyncSession, Actor]]:
     async with info.context.db.transaction() as session:
         yield session, actor
     info.context.refresh()
+
+
+async def sign_in_as(info: Info, user_id: int, token: str | None) -> None:
+    """Run the rest of this operation as that user, with their roles as they are now.
+
+    After signUp and logIn (a new token), and after a write that changed the
+    actor's own roles (`reload_actor`).
+    """
+    async with info.context.db.session() as session:
+        info.context.actor = await accounts.load_actor(session, user_id)
+    info.context.token = token
+    info.context.refresh()
+
+
+async def reload_actor(info: Info) -> None:
+    """The actor's roles changed (a team made, joined or left): read them again."""
+    await sign_in_as(info, info.context.require_actor().user_id, info.context.token)
 
 
 def given(value: Any) -> Maybe[Any]:

@@ -1,1 +1,2 @@
-"""The GraphQL schema: types, inputs, payloads, enums, and the `Schema` (in `schema.app`)."""
+"""The GraphQL schema: types, inputs, payloads, enums, the typed `Context` (`Info`) with its
+DataLoaders, and the `Schema` class (in `schema.app`; served as `api.schema.schema`)."""

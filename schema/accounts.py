@@ -7,8 +7,8 @@ from typing import Self
 
 import strawberry
 
-from resolvers.context import Info
 from schema import ids
+from schema.context import Info
 from schema.enums import TeamRole
 from schema.errors import UserError
 from schema.node import Node

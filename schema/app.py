@@ -1,4 +1,9 @@
-"""The `Schema`: root types, guard rails, and error masking."""
+"""The `Schema` class: guard rails, error masking, and the types only reachable by `node`.
+
+It is given its root types (`Query`, `Mutation`, `Subscription`, in `resolvers/`)
+by the composition root, `api.schema`: resolvers import the schema's types, so the
+schema never imports a resolver.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +22,6 @@ from strawberry.extensions import (
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
-from resolvers.mutation import Mutation
-from resolvers.query import Query
-from resolvers.subscription import Subscription
 from schema import execution as _execution  # noqa: F401  (corrects a graphql-core leak)
 from schema.accounts import Invitation, Team, User
 from schema.error_codes import add_code
@@ -87,11 +89,12 @@ class StudioSchema(strawberry.Schema):
                 logger.debug("client error: %s", error.message)
 
 
-def build_schema() -> strawberry.Schema:
+def build_schema(*, query: type, mutation: type, subscription: type) -> strawberry.Schema:
+    """The schema served with these root types: every guard rail, error masking and type."""
     return StudioSchema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
+        query=query,
+        mutation=mutation,
+        subscription=subscription,
         types=[User, Team, Invitation, Project, Scene, Shot, ShotImage, StoryboardSelection],
         # JSON that refuses NaN/Infinity and deep nesting (see schema.scalars).
         scalar_overrides=SCALAR_OVERRIDES,
@@ -114,6 +117,3 @@ def build_schema() -> strawberry.Schema:
             ),
         ],
     )
-
-
-schema = build_schema()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 import strawberry
 
 from services.tables import GenerationStatus, TeamRole, WorkflowStatus, WorkflowVersion
@@ -21,4 +23,36 @@ strawberry.enum(
     ),
 )
 
-__all__ = ["GenerationStatus", "TeamRole", "WorkflowStatus", "WorkflowVersion"]
+
+# The names `services.events` records (`kind_of` of each tracked type and change);
+# tests/test_events.py checks that the two lists stay the same.
+@strawberry.enum(
+    description="What happened in a project: the node's type and what happened to it "
+    "(CREATED, UPDATED or DELETED), or SNAPSHOT, where a feed starts."
+)
+class ProjectEventKind(Enum):
+    SNAPSHOT = strawberry.enum_value(
+        "SNAPSHOT",
+        description="Not a change: the first event of a feed subscribed to without `after`; "
+        "its cursor marks where the feed starts.",
+    )
+    PROJECT_CREATED = "PROJECT_CREATED"
+    PROJECT_UPDATED = "PROJECT_UPDATED"
+    PROJECT_DELETED = strawberry.enum_value(
+        "PROJECT_DELETED", description="The project is gone: the last event of its feed."
+    )
+    SCENE_CREATED = "SCENE_CREATED"
+    SCENE_UPDATED = "SCENE_UPDATED"
+    SCENE_DELETED = "SCENE_DELETED"
+    SHOT_CREATED = "SHOT_CREATED"
+    SHOT_UPDATED = "SHOT_UPDATED"
+    SHOT_DELETED = "SHOT_DELETED"
+    SHOT_IMAGE_CREATED = "SHOT_IMAGE_CREATED"
+    SHOT_IMAGE_UPDATED = "SHOT_IMAGE_UPDATED"
+    SHOT_IMAGE_DELETED = "SHOT_IMAGE_DELETED"
+    STORYBOARD_SELECTION_CREATED = "STORYBOARD_SELECTION_CREATED"
+    STORYBOARD_SELECTION_UPDATED = "STORYBOARD_SELECTION_UPDATED"
+    STORYBOARD_SELECTION_DELETED = "STORYBOARD_SELECTION_DELETED"
+
+
+__all__ = ["GenerationStatus", "ProjectEventKind", "TeamRole", "WorkflowStatus", "WorkflowVersion"]

@@ -16,7 +16,7 @@ An error that already has a code, one raised while resolving a field (it has a
 path), and an unexpected fault (masked for the client elsewhere) are left alone.
 
 Two of our own codes say why an operation that needs a signed-in user was
-refused (`resolvers.context.NotAuthenticated`), so a client knows what to do:
+refused (`schema.context.NotAuthenticated`), so a client knows what to do:
 
 - UNAUTHENTICATED: no bearer token was sent (no `Authorization` header, or one
   of another scheme, as RFC 6750 §3.1 treats it): sign in first.

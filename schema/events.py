@@ -2,41 +2,34 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Self
 
 import strawberry
 
-from resolvers import nodes
-from resolvers.context import Info
-from schema import ids
+from schema import cursors, ids, nodes
+from schema.context import Info
+from schema.enums import ProjectEventKind
 from schema.node import Node
 from schema.storyboard import ImageIteration, ProjectProgress, Shot, ShotImage, StoryboardSelection
 from services import events
-from services.decoding import decimal
 
 _CURSOR = "ProjectEvent"
 MAX_CURSOR_LENGTH = 200
 
 
 def encode_cursor(project_id: int, sequence: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR}:{project_id}:{sequence}".encode()).decode()
+    return cursors.encode(_CURSOR, project_id, sequence)
 
 
 def decode_cursor(cursor: str, project_id: int) -> int | None:
     """The sequence number in a cursor of this project's events; None if it is not one.
 
     Never raises: the sequence is ASCII digits within a BIGINT, whatever was sent."""
-    if len(cursor) > MAX_CURSOR_LENGTH:
+    decoded = cursors.decode(cursor, _CURSOR, 2, max_length=MAX_CURSOR_LENGTH)
+    if decoded is None or decoded[0] != project_id:
         return None
-    try:
-        kind, project, sequence = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
-    except (ValueError, UnicodeError):  # binascii.Error is a ValueError
-        return None
-    if kind != _CURSOR or project != str(project_id):
-        return None
-    return decimal(sequence, high=ids.MAX_PK)
+    return decoded[1]
 
 
 @strawberry.type(
@@ -52,7 +45,7 @@ class ProjectEvent:
     sequence: int = strawberry.field(
         description="The event's number in its project: 1, 2, 3... with no gaps."
     )
-    kind: str = strawberry.field(description="What happened, e.g. SHOT_IMAGE_UPDATED.")
+    kind: ProjectEventKind = strawberry.field(description="What happened, e.g. SHOT_IMAGE_UPDATED.")
     node_id: strawberry.ID = strawberry.field(
         description="The ID of the object it happened to, even once that is deleted."
     )
@@ -68,7 +61,7 @@ class ProjectEvent:
         return cls(
             cursor=encode_cursor(event.project_id, event.sequence),
             sequence=event.sequence,
-            kind=event.kind,
+            kind=ProjectEventKind(event.kind),
             node_id=ids.encode(event.node_type, event.node_id),
             changes=list(event.changes),
             at=event.at,

@@ -42,7 +42,7 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.execution import ExecutionContext
 from strawberry.types.graphql import OperationType
 
-from resolvers.context import Context, NotAuthenticated
+from schema.context import Context, NotAuthenticated
 
 PUBLIC: Mapping[str, Any] = {"public": True}
 """Field metadata of a root field that answers without signing in."""

@@ -8,9 +8,9 @@ from typing import Annotated, Self, cast
 import strawberry
 from strawberry.scalars import JSON
 
-from resolvers.context import Info
 from schema import ids
 from schema.accounts import Team, User
+from schema.context import Info
 from schema.enums import GenerationStatus, WorkflowStatus, WorkflowVersion
 from schema.node import Node
 from schema.scalars import stored_json

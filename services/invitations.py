@@ -205,6 +205,16 @@ async def revoke(session: AsyncSession, actor: Actor, *, invitation_id: int) -> 
     return invitation_id
 
 
+async def pending_by_id(
+    session: AsyncSession, ids: Sequence[int]
+) -> dict[int, TeamInvitationRow | None]:
+    """The unexpired invitations among `ids`, by id; expired and unknown ids are left out."""
+    statement = select(TeamInvitationRow).where(
+        col(TeamInvitationRow.id).in_(ids), col(TeamInvitationRow.expires_at) > utcnow()
+    )
+    return {row.id or 0: row for row in await session.exec(statement)}
+
+
 async def pending_for_teams(
     session: AsyncSession, ids: Sequence[int]
 ) -> dict[int, list[TeamInvitationRow]]:

@@ -519,21 +519,30 @@ async def reorder_shots(
 # --- reads ------------------------------------------------------------------------
 
 
-async def count_projects(session: AsyncSession, team_ids: Sequence[int]) -> int:
-    statement = (
-        select(func.count()).select_from(ProjectRow).where(col(ProjectRow.team_id).in_(team_ids))
-    )
-    return (await session.exec(statement)).one()
+@dataclass(frozen=True)
+class ProjectPage:
+    """One page of a list of projects, newest first."""
+
+    rows: list[ProjectRow]
+    has_next: bool  # more projects follow the last of `rows`
+    total_count: int  # projects in the whole list, on every page
 
 
 async def page_of_projects(
     session: AsyncSession, team_ids: Sequence[int], *, first: int, before_id: int | None
-) -> tuple[list[ProjectRow], bool]:
-    """Newest first: up to `first` projects older than `before_id`, and whether more follow."""
+) -> ProjectPage:
+    """Up to `first` of the teams' projects older than `before_id` (a project id), newest first.
+
+    `first` is not checked here: the API bounds it before it gets this far.
+    """
     statement = select(ProjectRow).where(col(ProjectRow.team_id).in_(team_ids))
     if before_id is not None:
         statement = statement.where(col(ProjectRow.id) < before_id)
     rows = list(
         (await session.exec(statement.order_by(col(ProjectRow.id).desc()).limit(first + 1))).all()
     )
-    return rows[:first], len(rows) > first
+    count = (
+        select(func.count()).select_from(ProjectRow).where(col(ProjectRow.team_id).in_(team_ids))
+    )
+    total = (await session.exec(count)).one()
+    return ProjectPage(rows=rows[:first], has_next=len(rows) > first, total_count=total)

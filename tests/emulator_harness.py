@@ -32,12 +32,30 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from services.emulator import Emulator, EmulatorConfig, create_emulator_app
+from services.replicate_api import CircuitBreaker, ReplicateGateway
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 15.0
 
 T = TypeVar("T")
+
+
+def quick_gateway(base_url: str, api_token: str | None, **options: Any) -> ReplicateGateway:
+    """A gateway to an emulator at `base_url` that retries fast and gives up soon.
+
+    Three tries 10 to 50 ms apart; its breaker opens after three failures in a row,
+    for half a second. `options` are further `ReplicateGateway` arguments.
+    """
+    return ReplicateGateway(
+        api_token=api_token,
+        base_url=base_url,
+        backoff_base=0.01,
+        backoff_cap=0.05,
+        max_attempts=3,
+        breaker=CircuitBreaker(threshold=3, cooldown=0.5),
+        **options,
+    )
 
 
 def bind_free_socket() -> socket.socket:

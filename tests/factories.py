@@ -12,8 +12,8 @@ from sqlmodel import col
 from strawberry.types import ExecutionResult
 
 from api.graphql import build_context
-from resolvers.context import Resources
-from schema.app import schema
+from api.schema import schema
+from schema.context import Resources
 from services.accounts import AccountSettings
 from services.database import Database
 from services.passwords import Passwords

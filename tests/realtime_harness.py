@@ -261,6 +261,20 @@ class Feed:
         assert message == {"id": self.id, "type": "complete"}, message
 
 
+async def close_code(connection: ClientConnection, within: float = WAIT) -> int | None:
+    """Wait for the server to close `connection`, reading past any message; its close code.
+
+    None if it closed without one; `TimeoutError` if it is still open after `within` s.
+    """
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                await connection.recv()
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd is not None else None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 class Socket:
     """A graphql-transport-ws connection; messages are routed to their subscription's feed."""
 
@@ -356,13 +370,7 @@ class Socket:
 
     async def close_code(self, within: float = WAIT) -> int | None:
         """Wait for the server to close the connection; its close code."""
-        try:
-            async with asyncio.timeout(within):
-                while True:
-                    await self.connection.recv()
-        except ConnectionClosed as closed:
-            return closed.rcvd.code if closed.rcvd is not None else None
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await close_code(self.connection, within)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -18,9 +18,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +28,8 @@ from types import TracebackType
 
 import httpx
 
-from api.settings import Settings
+from api.environment import studio_env as studio_env  # the tests import it from here
+from api.ports import free_port as free_port  # the tests import it from here
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
@@ -44,45 +43,6 @@ _running: set[StudioServer] = set()
 def studio_executable() -> Path:
     """The `studio` console script of the interpreter running the tests."""
     return Path(sys.executable).with_name("studio")
-
-
-def free_port(host: str = HOST) -> int:
-    """A port nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-# Tests send requests far faster than people do; only the tests of limits set them.
-UNLIMITED = {
-    "RATE_LIMIT_GRAPHQL": "",
-    "RATE_LIMIT_MEDIA": "",
-    "RATE_LIMIT_SIGN_UP": "",
-    "MAX_SUBSCRIPTIONS_PER_CONNECTION": "100000",
-    "MAX_SUBSCRIPTIONS_PER_USER": "100000",
-    "LOGIN_FREE_FAILURES": "100000",
-    "LOGIN_ADDRESS_FREE_FAILURES": "100000",
-    "LOGIN_ACCOUNT_FREE_FAILURES": "100000",
-}
-
-
-def studio_env(base: Mapping[str, str] | None = None, /, **settings: str) -> dict[str, str]:
-    """`base` (default: this process's environment) without any studio setting, plus `settings`.
-
-    Settings are read case-insensitively, so every spelling of a setting's name is
-    removed; pass e.g. `DATABASE_URL=...` to set one. Limits are off (`UNLIMITED`)
-    unless `settings` sets them.
-    """
-    names = {name.upper() for name in Settings.model_fields}
-    env = {
-        key: value
-        for key, value in (os.environ if base is None else base).items()
-        if key.upper() not in names
-    }
-    env.update(UNLIMITED)
-    env.update(settings)
-    return env
 
 
 def run_studio(

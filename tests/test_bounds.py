@@ -245,11 +245,8 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
         cwd=tmp,
         name="bounds",
     )
-    server.start()
-    try:
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 NAN_ADD = """

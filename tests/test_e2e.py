@@ -240,11 +240,8 @@ def engine_server(
     server = StudioServer(
         env=studio_env(DATABASE_URL=database_url, SECRET_KEY=SECRET_KEY), cwd=cwd, name="engine"
     )
-    server.start()
-    try:
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 # -- the embedded default -------------------------------------------------------------------

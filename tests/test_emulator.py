@@ -38,6 +38,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import ASGIApp
 
+from api.ports import free_port
 from services.emulator import EmulatorConfig, create_emulator_app, find_model, sign_webhook
 from services.emulator.faults import FaultDice, apply_settings, settings_snapshot
 from services.emulator.ratelimit import SlidingWindowLimiter
@@ -46,7 +47,6 @@ from tests.emulator_harness import (
     Received,
     ThreadedServer,
     WebhookReceiver,
-    bind_free_socket,
     eventually,
 )
 
@@ -1356,9 +1356,7 @@ async def test_shutdown_cancels_work_in_flight(receiver: WebhookReceiver) -> Non
 
 
 async def test_runs_as_a_separate_process(tmp_path: Path, http: httpx.AsyncClient) -> None:
-    sock = bind_free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     launcher = (
         "import asyncio\n"
         "from services.emulator import EmulatorConfig, serve_emulator\n"

@@ -41,8 +41,7 @@ def test_after_a_crash_with_the_built_in_emulator_every_image_finishes(tmp_path:
         name="embedded-crash",
         port=free_port(),  # the same address after the restart
     )
-    studio.start()
-    try:
+    with studio:
         client = Client(studio.base_url)
         client.sign_up()
         shot_id, _ = client.shot_with_images(6)
@@ -55,8 +54,6 @@ def test_after_a_crash_with_the_built_in_emulator_every_image_finishes(tmp_path:
         began = time.monotonic()
         done = client.wait(shot_id, finished, within=RESUME_WITHIN)
         took = time.monotonic() - began
-    finally:
-        studio.stop()
     assert [image["status"] for image in done] == ["COMPLETE"] * 6, done
     assert not before & {image["predictionId"] for image in done}  # each submitted again
     assert took < RESUME_WITHIN
@@ -79,8 +76,7 @@ def test_a_kill_mid_submission_adopts_the_orphan_and_resumes_at_once(tmp_path: P
         held = provider.post("/_emulator/faults", json={"create_response_delay_ms": 3000})
         assert held.status_code == 200, held.text
         studio = server(tmp_path, replicate, webhooks=False)
-        studio.start()
-        try:
+        with studio:
             client = Client(studio.base_url)
             client.sign_up()
             shot_id, _ = client.shot_with_images(6)
@@ -99,8 +95,6 @@ def test_a_kill_mid_submission_adopts_the_orphan_and_resumes_at_once(tmp_path: P
             began = time.monotonic()
             done = client.wait(shot_id, finished, within=RESUME_WITHIN)
             took = time.monotonic() - began
-        finally:
-            studio.stop()
         made = provider.get("/v1/predictions").json()["results"]
     assert [image["status"] for image in done] == ["COMPLETE"] * 6, done
     assert took < RESUME_WITHIN

@@ -21,17 +21,17 @@ from sqlmodel import col, select
 
 from api.embedded import embedded_emulator
 from api.graphql import build_context
-from resolvers.context import Resources
+from api.schema import schema
 from schema import ids
-from schema.app import schema
+from schema.context import Resources
 from services.catalog import Param
 from services.database import Database
 from services.emulator import EmulatorConfig
 from services.generation import EngineSettings, GenerationEngine
-from services.replicate_api import CircuitBreaker, ReplicateGateway
 from services.storage import LocalStorage
 from services.tables import ShotImageRow
 from services.validation import Checks
+from tests.emulator_harness import quick_gateway
 from tests.factories import (
     MEDIA,
     account,
@@ -74,16 +74,8 @@ class Provider:
 
 def engine_for(db: Database, provider: Provider, media: Path, **settings: Any) -> GenerationEngine:
     assert provider.config is not None
-    gateway = ReplicateGateway(
-        # The embedded emulator, like Replicate, answers only with its token.
-        api_token=provider.config.api_token,
-        base_url=provider.base_url,
-        backoff_base=0.01,
-        backoff_cap=0.05,
-        max_attempts=3,
-        call_timeout=5.0,
-        breaker=CircuitBreaker(threshold=3, cooldown=0.5),
-    )
+    # The embedded emulator, like Replicate, answers only with its token.
+    gateway = quick_gateway(provider.base_url, provider.config.api_token, call_timeout=5.0)
     return GenerationEngine(
         db, gateway, LocalStorage(media), EngineSettings(poll_interval=0.1, **settings)
     )

@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import inspect as sa_inspect
 from sqlmodel import col, select
 
+from api.schema import schema
 from schema import ids
-from schema.app import schema
+from schema.enums import ProjectEventKind
 from services import events
 from services.bus import EventBus
 from services.database import Database
@@ -179,6 +180,18 @@ def test_every_change_is_named_as_a_field_of_its_graphql_type() -> None:
         for key in keys:
             if key not in events._INTERNAL:
                 assert events._camel(key) in fields, (type_name, key)
+
+
+def test_every_kind_recorded_is_a_value_of_the_graphql_enum_and_no_other() -> None:
+    recorded_kinds = {
+        events.kind_of(node_type, change)
+        for node_type in events.TRACKED.values()
+        for change in (events.CREATED, events.UPDATED, events.DELETED)
+    } | {events.SNAPSHOT, events.PROJECT_DELETED}
+    assert {kind.value for kind in ProjectEventKind} == recorded_kinds
+    assert {kind.name for kind in ProjectEventKind} == recorded_kinds
+    kind = schema._schema.type_map["ProjectEvent"].fields["kind"].type  # type: ignore[attr-defined]
+    assert str(kind) == "ProjectEventKind!"
 
 
 async def test_events_are_published_after_commit_and_never_for_a_rollback(

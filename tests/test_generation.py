@@ -22,14 +22,15 @@ from sqlalchemy import update
 
 from api.embedded import embedded_emulator
 from api.graphql import build_context
-from resolvers.context import Resources
-from schema.app import schema
+from api.ports import free_port
+from api.schema import schema
+from schema.context import Resources
 from services.database import Database
 from services.emulator import EmulatorConfig
 from services.generation import EngineSettings, GenerationEngine
-from services.replicate_api import CircuitBreaker, ReplicateGateway
 from services.storage import LocalStorage
 from services.tables import GenerationStatus, ShotImageRow, StoryboardSelectionRow
+from tests.emulator_harness import quick_gateway
 from tests.factories import MEDIA, Account, account, input_type, project, scene
 
 DEADLINE = 60.0
@@ -64,14 +65,7 @@ class Studio:
 @pytest.fixture
 async def studio(db: Database, tmp_path: Path) -> AsyncIterator[Studio]:
     async with embedded_emulator(latency_ms=150) as (base_url, emulator):
-        gateway = ReplicateGateway(
-            api_token=emulator.api_token,
-            base_url=base_url,
-            backoff_base=0.01,
-            backoff_cap=0.05,
-            max_attempts=3,
-            breaker=CircuitBreaker(threshold=3, cooldown=0.5),
-        )
+        gateway = quick_gateway(base_url, emulator.api_token)
         storage = LocalStorage(tmp_path / "media")
         engine = GenerationEngine(db, gateway, storage, EngineSettings(poll_interval=0.1))
         engine.start()
@@ -584,8 +578,6 @@ async def _image_awaiting_copy(studio: Studio, owner: Account, url: str) -> int:
 
 
 async def test_an_output_copy_that_fails_is_retried_until_it_succeeds(studio: Studio) -> None:
-    import socket
-
     import uvicorn
 
     from api.embedded import _QuietServer
@@ -593,9 +585,7 @@ async def test_an_output_copy_that_fails_is_retried_until_it_succeeds(studio: St
     png = io.BytesIO()
     Image.new("RGB", (8, 8), (200, 30, 30)).save(png, format="PNG")
     files = FlakyFiles(failures=4, body=png.getvalue())
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = _QuietServer(uvicorn.Config(files, host="127.0.0.1", port=port, log_config=None))
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)

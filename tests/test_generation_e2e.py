@@ -142,8 +142,7 @@ def test_a_server_killed_mid_flight_finishes_everything_after_a_restart(
     tmp_path: Path, replicate: StudioServer
 ) -> None:
     studio = server(tmp_path, replicate, webhooks=False)
-    studio.start()
-    try:
+    with studio:
         client = Client(studio.base_url)
         client.sign_up()
         shot_id, _ = client.shot_with_images(6)
@@ -160,8 +159,6 @@ def test_a_server_killed_mid_flight_finishes_everything_after_a_restart(
             response = httpx.get(image["imageUrl"], timeout=10, trust_env=False)
             assert response.status_code == 200
             Image.open(io.BytesIO(response.content)).load()
-    finally:
-        studio.stop()
 
 
 def deliver(
@@ -194,8 +191,7 @@ def test_webhooks_are_verified_idempotent_and_safe_in_any_order(
     tmp_path: Path, replicate: StudioServer
 ) -> None:
     studio = server(tmp_path, replicate, webhooks=True)
-    studio.start()
-    try:
+    with studio:
         client = Client(studio.base_url)
         client.sign_up()
         shot_id, _ = client.shot_with_images(2)
@@ -232,8 +228,6 @@ def test_webhooks_are_verified_idempotent_and_safe_in_any_order(
         after = client.images(shot_id)
         assert [image["status"] for image in after] == ["COMPLETE"] * 2
         assert after[0]["imageUrl"] == done[0]["imageUrl"]
-    finally:
-        studio.stop()
 
 
 def test_duplicated_and_shuffled_webhooks_still_end_complete(
@@ -249,14 +243,11 @@ def test_duplicated_and_shuffled_webhooks_still_end_complete(
     )
     assert response.status_code == 200, response.text
     studio = server(tmp_path, replicate, webhooks=True)
-    studio.start()
-    try:
+    with studio:
         client = Client(studio.base_url)
         client.sign_up()
         shot_id, _ = client.shot_with_images(4)
         done = client.wait(shot_id, finished)
-    finally:
-        studio.stop()
     assert [image["status"] for image in done] == ["COMPLETE"] * 4, done
     log = studio.output()
     assert "webhook refused" not in log, log
@@ -266,8 +257,7 @@ def test_media_urls_are_signed_expiring_and_stream_video_by_range(
     tmp_path: Path, replicate: StudioServer
 ) -> None:
     studio = server(tmp_path, replicate, webhooks=False)
-    studio.start()
-    try:
+    with studio:
         client = Client(studio.base_url)
         client.sign_up()
         shot_id, images = client.shot_with_images(1)
@@ -326,8 +316,6 @@ def test_media_urls_are_signed_expiring_and_stream_video_by_range(
         assert httpx.get(expired, timeout=10, trust_env=False).status_code == 404
         unsigned = image_url.split("?")[0]
         assert httpx.get(unsigned, timeout=10, trust_env=False).status_code == 404
-    finally:
-        studio.stop()
 
 
 def test_the_embedded_default_generates_offline_with_its_own_emulator(tmp_path: Path) -> None:
@@ -335,8 +323,7 @@ def test_the_embedded_default_generates_offline_with_its_own_emulator(tmp_path: 
     studio = StudioServer(
         env=studio_env(EMULATOR_LATENCY_MS="200"), cwd=tmp_path, name="embedded-generation"
     )
-    studio.start()
-    try:
+    with studio:
         client = Client(studio.base_url)
         client.sign_up()
         shot_id, _ = client.shot_with_images(2)
@@ -347,6 +334,4 @@ def test_the_embedded_default_generates_offline_with_its_own_emulator(tmp_path: 
             assert response.status_code == 200
             Image.open(io.BytesIO(response.content)).load()
         assert (tmp_path / ".studio" / "media").is_dir()
-    finally:
-        studio.stop()
     assert "built-in Replicate emulator" in studio.output()

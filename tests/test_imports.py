@@ -24,12 +24,12 @@ import httpx
 import pytest
 
 from api.embedded import embedded_emulator
-from resolvers.context import Resources
 from schema import ids
+from schema.context import Resources
 from services.database import Database
 from services.generation import IMPORT_COPY_FAILED, EngineSettings, GenerationEngine
 from services.outbound import AddressPolicy, Fetcher, FetchLimits, parse_allowed_hosts
-from services.replicate_api import CircuitBreaker, Prediction, ReplicateGateway
+from services.replicate_api import Prediction
 from services.storage import LocalStorage
 from services.tables import (
     GenerationStatus,
@@ -37,7 +37,7 @@ from services.tables import (
     StoryboardSelectionRow,
     utcnow,
 )
-from tests.emulator_harness import eventually
+from tests.emulator_harness import eventually, quick_gateway
 from tests.factories import MEDIA, Account, account, settle_generations
 from tests.outbound_harness import FileHost
 from tests.test_generation import SHOT_IMAGES, Studio, new_shot, wait_for_iteration
@@ -63,14 +63,7 @@ async def running(
 ) -> AsyncIterator[Studio]:
     """A studio's engine on the built-in emulator; retries quick, tries bounded."""
     async with embedded_emulator(latency_ms=100) as (base_url, emulator):
-        gateway = ReplicateGateway(
-            api_token=emulator.api_token,
-            base_url=base_url,
-            backoff_base=0.01,
-            backoff_cap=0.05,
-            max_attempts=3,
-            breaker=CircuitBreaker(threshold=3, cooldown=0.5),
-        )
+        gateway = quick_gateway(base_url, emulator.api_token)
         storage = LocalStorage(tmp_path / "media")
         engine = GenerationEngine(
             db,

@@ -21,13 +21,13 @@ from sqlmodel import select
 from strawberry.types import ExecutionResult
 
 from api.graphql import build_context
-from resolvers.context import Resources
+from api.schema import schema
 from schema import ids
-from schema.app import schema
+from schema.context import Resources
 from services import maintenance
 from services.accounts import AccountSettings
 from services.database import Database
-from services.tables import TeamInvitationRow, TeamMemberRow
+from services.tables import TeamInvitationRow, TeamMemberRow, utcnow
 from tests.factories import (
     MEDIA,
     Account,
@@ -161,6 +161,25 @@ async def test_only_managers_see_the_pending_invitations(
         "EDITOR": None,
         "OTHER": None,
     }
+
+
+async def test_an_expired_invitation_is_not_fetched_by_id(
+    db: Database, people: dict[str, Account]
+) -> None:
+    team = await crew_team(db, people)
+    owner = people["OWNER"]
+    made = await invite(db, team, "VIEWER", owner)
+    node = "query($id: ID!) { node(id: $id) { id } }"
+    invitation_id = made["invitation"]["id"]
+    assert (await gql(db, node, {"id": invitation_id}, token=owner.token))["node"] == {
+        "id": invitation_id
+    }
+    async with db.transaction() as session:
+        row = await session.get(TeamInvitationRow, ids.decode(invitation_id, "Invitation"))
+        assert row is not None
+        row.expires_at = utcnow() - timedelta(seconds=1)
+        session.add(row)
+    assert (await gql(db, node, {"id": invitation_id}, token=owner.token))["node"] is None
 
 
 async def test_every_unusable_code_gets_the_same_answer(
@@ -513,11 +532,8 @@ async def test_housekeeping_removes_expired_invitations_only(
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
     cwd = tmp_path_factory.mktemp("invitations")
     running = StudioServer(env=studio_env(), cwd=cwd, name="invitations")
-    running.start()
-    try:
+    with running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.mark.e2e

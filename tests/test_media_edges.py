@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from api.media import usable_range
 from services.storage import MediaLinks
-from tests.servers import StudioServer, studio_env
+from tests.media_harness import media_server
+from tests.servers import StudioServer
 
 pytestmark = pytest.mark.e2e
 
@@ -24,30 +25,12 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 KEY = "images/1/picture.png"
 
 
-def media_server(tmp: Path, name: str, **settings: str) -> StudioServer:
-    path = tmp / "media" / KEY
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(PNG)
-    return StudioServer(
-        env=studio_env(
-            DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'studio.db'}",
-            SECRET_KEY=SECRET_KEY,
-            MEDIA_ROOT=str(tmp / "media"),
-            **settings,
-        ),
-        cwd=tmp,
-        name=name,
-    )
-
-
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
-    server = media_server(tmp_path_factory.mktemp("media-edges"), "media-edges")
-    server.start()
-    try:
+    cwd = tmp_path_factory.mktemp("media-edges")
+    server = media_server(cwd, "media-edges", {KEY: PNG}, secret_key=SECRET_KEY)
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +132,12 @@ def test_any_range_header_is_200_206_or_416(http: httpx.Client, url: str, value:
 
 def test_every_answer_under_media_is_secured(tmp_path: Path) -> None:
     server = media_server(
-        tmp_path, "media-limited", RATE_LIMIT_MEDIA="6/minute", MAX_REQUEST_BYTES="1000"
+        tmp_path,
+        "media-limited",
+        {KEY: PNG},
+        secret_key=SECRET_KEY,
+        RATE_LIMIT_MEDIA="6/minute",
+        MAX_REQUEST_BYTES="1000",
     )
     with server:
         link = MediaLinks(SECRET_KEY, server.base_url).url_for(KEY)

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from services.storage import MediaLinks
-from tests.servers import StudioServer, studio_env
+from tests.media_harness import media_server
+from tests.servers import StudioServer
 
 pytestmark = pytest.mark.e2e
 
@@ -32,25 +33,9 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
-    tmp = tmp_path_factory.mktemp("media")
-    for key, data in FILES.items():
-        path = tmp / "media" / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    server = StudioServer(
-        env=studio_env(
-            DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'studio.db'}",
-            SECRET_KEY=SECRET_KEY,
-            MEDIA_ROOT=str(tmp / "media"),
-        ),
-        cwd=tmp,
-        name="media",
-    )
-    server.start()
-    try:
+    server = media_server(tmp_path_factory.mktemp("media"), "media", FILES, secret_key=SECRET_KEY)
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import event
 
 from api.graphql import build_context
-from schema.app import schema
+from api.schema import schema
 from services.database import Database
 from tests.factories import Account, account, iteration, mutate_ok, project, resources, scene
 

@@ -16,8 +16,8 @@ from argon2 import extract_parameters
 from sqlmodel import select
 
 from api.graphql import build_context
-from resolvers.context import Resources
-from schema.app import schema
+from api.schema import schema
+from schema.context import Resources
 from services.accounts import AccountSettings
 from services.database import Database
 from services.passwords import Passwords, legacy_scrypt_hash

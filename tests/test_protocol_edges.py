@@ -40,11 +40,8 @@ MASKED = "Something went wrong"
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
     cwd = tmp_path_factory.mktemp("edges")
     server = studio_server(cwd, "edges", DATABASE_URL=f"sqlite+aiosqlite:///{cwd / 'studio.db'}")
-    server.start()
-    try:
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from graphql import DocumentNode, OperationDefinitionNode, parse, validate
 
-from schema.app import schema
+from api.schema import schema
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLInterfaceType, GraphQLObjectType
 
-from schema.app import schema
+from api.schema import schema
 
 SDL = Path(__file__).resolve().parent.parent / "schema.graphql"
 

@@ -46,11 +46,8 @@ def studio(tmp: Path, name: str, **settings: str) -> StudioServer:
 
 @contextlib.contextmanager
 def running(server: StudioServer) -> Iterator[StudioServer]:
-    server.start()
-    try:
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 def connect(port: int) -> socket.socket:

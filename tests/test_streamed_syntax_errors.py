@@ -31,11 +31,8 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
     server = studio_server(
         cwd, "ws-syntax", DATABASE_URL=f"sqlite+aiosqlite:///{cwd / 'studio.db'}"
     )
-    server.start()
-    try:
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -27,9 +27,9 @@ import pytest
 import redis.asyncio as redis
 
 from api.graphql import build_context
-from resolvers.context import Context, Resources
+from api.schema import schema
 from schema import ids
-from schema.app import schema
+from schema.context import Context, Resources
 from services import events
 from services.bus import EventBus, Subscription
 from services.database import Database
@@ -180,11 +180,8 @@ def redis_studio(paused_redis: RedisProcess, tmp_path: Path) -> Iterator[StudioS
         EVENT_BUS_URL=paused_redis.url,
         LOG_LEVEL="WARNING",
     )
-    server.start()
-    try:
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 async def subscribed_channels(url: str) -> list[str]:

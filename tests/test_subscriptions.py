@@ -72,11 +72,8 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
         DATABASE_URL=f"sqlite+aiosqlite:///{cwd / 'studio.db'}",
         ALLOWED_ORIGINS=EDITOR_ORIGIN,
     )
-    server.start()
-    try:
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -860,11 +857,8 @@ def small_queues(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioSer
         DATABASE_URL=f"sqlite+aiosqlite:///{cwd / 'studio.db'}",
         SUBSCRIPTION_QUEUE_SIZE="64",
     )
-    server.start()
-    try:
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 async def test_a_client_that_stops_reading_costs_bounded_memory_and_misses_nothing(

@@ -17,7 +17,8 @@ import pytest
 from graphql import get_introspection_query, parse
 
 from api import bench
-from schema.app import MAX_VALIDATION_WORK, schema
+from api.schema import schema
+from schema.app import MAX_VALIDATION_WORK
 from schema.validation_budget import validation_work
 from tests import test_n_plus_one
 from tests.servers import StudioServer, studio_env
@@ -136,11 +137,8 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
         cwd=tmp,
         name="budget",
     )
-    server.start()
-    try:
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.e2e

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from services.storage import MediaLinks
 from services.webhooks import WebhookRejected, sign, verify
-from tests.servers import StudioServer, studio_env
+from tests.media_harness import media_server
+from tests.servers import StudioServer
 
 SECRET_KEY = secrets.token_urlsafe(48)
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"verifier tests webhook signing key").decode()
@@ -136,24 +137,15 @@ def test_a_genuine_media_link_still_verifies() -> None:
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
-    tmp = tmp_path_factory.mktemp("verifiers")
-    (tmp / "media" / "images" / "1").mkdir(parents=True)
-    (tmp / "media" / "images" / "1" / "a.png").write_bytes(PNG)
-    server = StudioServer(
-        env=studio_env(
-            DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'studio.db'}",
-            SECRET_KEY=SECRET_KEY,
-            REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-            MEDIA_ROOT=str(tmp / "media"),
-        ),
-        cwd=tmp,
-        name="verifiers",
+    server = media_server(
+        tmp_path_factory.mktemp("verifiers"),
+        "verifiers",
+        {"images/1/a.png": PNG},
+        secret_key=SECRET_KEY,
+        REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET,
     )
-    server.start()
-    try:
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

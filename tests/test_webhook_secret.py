@@ -76,11 +76,8 @@ def studio(tmp_path_factory: pytest.TempPathFactory, provider: CountingEmulator)
         cwd=Path(tmp),
         name="webhook-secret",
     )
-    server.start()
-    try:
+    with server:
         yield server.base_url
-    finally:
-        server.stop()
 
 
 def post(base_url: str, headers: dict[str, str]) -> tuple[int, float, httpx.Headers]:

@@ -62,11 +62,8 @@ def studio(database: Path) -> Iterator[StudioServer]:
     server = studio_server(
         database.parent, "ws-auth", DATABASE_URL=f"sqlite+aiosqlite:///{database}"
     )
-    server.start()
-    try:
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 # -- a client of either subprotocol, one operation at a time -----------------------------------

@@ -102,8 +102,9 @@ class Loaders:
         return self._grouped(lookups.memberships_for_users, list)
 
     @cached_property
-    def invitation(self) -> DataLoader[int, TeamInvitationRow | None]:
-        return self._rows(TeamInvitationRow)
+    def pending_invitation(self) -> DataLoader[int, TeamInvitationRow | None]:
+        """An invitation by id while it is unexpired; None once it has expired."""
+        return self._grouped(invitations.pending_by_id, lambda: None)
 
     @cached_property
     def invitations_of_team(self) -> DataLoader[int, list[TeamInvitationRow]]:

@@ -1,12 +1,15 @@
-"""Fetching any object by global ID, showing only what the viewer's teams hold."""
+"""Fetching any object by global ID, showing only what the viewer's teams hold.
 
-from resolvers.context import BadRequest, Info
+Used by the root `node` field and by `ProjectEvent.node`; the `Node` interface itself
+is in `schema.node`.
+"""
+
 from schema import ids
 from schema.accounts import Invitation, Team, User
+from schema.context import BadRequest, Info
 from schema.node import Node
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
 from services.access import MANAGERS
-from services.tables import utcnow
 
 
 async def visible_project(info: Info, project_id: int) -> Project | None:
@@ -49,12 +52,8 @@ async def resolve(info: Info, type_name: str, pk: int) -> Node | None:
         if team and actor.can_read(pk):
             return Team.from_row(team)
     elif type_name == "Invitation":
-        invitation = await loaders.invitation.load(pk)
-        if (
-            invitation
-            and actor.role_in(invitation.team_id) in MANAGERS
-            and invitation.expires_at > utcnow()
-        ):
+        invitation = await loaders.pending_invitation.load(pk)
+        if invitation and actor.role_in(invitation.team_id) in MANAGERS:
             return Invitation.from_row(invitation)
     elif type_name == "User":
         user = await loaders.user.load(pk)

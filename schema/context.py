@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import strawberry
 from graphql import GraphQLError
 
-from resolvers.loaders import Loaders
 from schema.error_codes import TOKEN_INVALID, UNAUTHENTICATED
+from schema.loaders import Loaders
 from services import accounts
 from services.access import Actor
 from services.accounts import AccountSettings

@@ -260,8 +260,12 @@ class ImageIteration:
 
 @strawberry.type(description="One image variant of a shot.")
 class ShotImage(Node):
-    iteration_number: int = strawberry.field(description="The iteration it belongs to.")
-    variant_number: int = strawberry.field(description="Its place in the iteration, 1..12.")
+    iteration_number: int = strawberry.field(
+        description="The iteration it belongs to: 0 for the first batch, 1 and up for refinements."
+    )
+    variant_number: int = strawberry.field(
+        description="Its place in the iteration, from 0: six variants are 0..5 (at most 0..11)."
+    )
     status: GenerationStatus = strawberry.field(description="Where its generation stands.")
     iteration_prompt: str = strawberry.field(description="The prompt of its iteration.")
     is_favorite: bool = strawberry.field(description="Whether it is marked as a favourite.")

@@ -27,7 +27,7 @@ from services.tables import (
     StoryboardSelectionRow,
     utcnow,
 )
-from services.validation import MAX_VARIANTS, PROMPT_MAX, Checks
+from services.validation import LAST_VARIANT, MAX_VARIANTS, PROMPT_MAX, Checks
 
 # What an imported image can be: a record of work finished elsewhere.
 IMPORTABLE = (GenerationStatus.COMPLETE, GenerationStatus.FAILED)
@@ -150,6 +150,10 @@ async def add_shot_images(
     kept for clients only, never sent to a provider. A COMPLETE image's URL is
     recorded at once; the caller's generation engine copies it into storage in
     the background, and until then it cannot be refined or animated.
+
+    Each draft has its own variant number, 0..LAST_VARIANT (OUT_OF_RANGE otherwise,
+    DUPLICATE_VARIANT when two share one); the iteration takes the shot's next number
+    (0 for its first batch).
     """
     checks = checks if checks is not None else Checks()
     prompt = checks.text(
@@ -171,8 +175,8 @@ async def add_shot_images(
         checks.number(
             draft.variant_number,
             field=(*where, "variantNumber"),
-            low=1,
-            high=MAX_VARIANTS,
+            low=0,
+            high=LAST_VARIANT,
             label="variant number",
         )
         if draft.variant_number in seen:

@@ -152,6 +152,7 @@ async def test_an_iteration_of_six_completes_with_real_images_in_storage(studio:
     assert started["userErrors"] == []
     assert started["iteration"] == {"iterationNumber": 0, "status": "PENDING"}
     assert [i["status"] for i in started["images"]] == ["PENDING"] * 6
+    assert [i["variantNumber"] for i in started["images"]] == [0, 1, 2, 3, 4, 5]
     seeds = [i["metadata"]["seed"] for i in started["images"]]
     assert len(set(seeds)) == 6
 
@@ -405,7 +406,7 @@ async def test_concurrent_iterations_never_share_a_number(studio: Studio) -> Non
     assert sorted(p["iteration"]["iterationNumber"] for p in started) == [0, 1, 2, 3]
     for number in range(4):
         done = await wait_for_iteration(studio, ann, shot_id, number)
-        assert [image["variantNumber"] for image in done["images"]] == [1, 2]
+        assert [image["variantNumber"] for image in done["images"]] == [0, 1]
 
 
 async def test_the_webhook_secret_is_fetched_from_the_provider_when_not_configured(
@@ -448,7 +449,7 @@ async def _image_awaiting_copy(studio: Studio, owner: Account, url: str) -> int:
         row = ShotImageRow(
             shot_id=ids.decode(shot_id, "Shot"),
             iteration_number=0,
-            variant_number=1,
+            variant_number=0,
             status=GenerationStatus.PROCESSING,
             iteration_prompt="p",
             provider_output=[url],

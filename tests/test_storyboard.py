@@ -169,7 +169,7 @@ async def test_iteration_status_summarizes_its_images(db: Database) -> None:
     for statuses, expected in cases:
         images = [
             {"variantNumber": n, "status": s, "imageUrl": f"https://example.com/{n}.png"}
-            for n, s in enumerate(statuses, start=1)
+            for n, s in enumerate(statuses)
         ]
         payload = await mutate_ok(
             db,
@@ -249,6 +249,41 @@ async def test_workflow_moves_forward_by_itself_and_never_back(db: Database) -> 
         token=ann.token,
     )
     assert payload["project"]["status"] == "SCENES_SETUP"
+
+
+async def test_variants_number_from_zero_to_eleven(db: Database) -> None:
+    ann = await account(db)
+    pid = await project(db, ann)
+    shot_id = (await scene(db, ann, pid, shots=1))["shots"][0]["id"]
+    ends = [
+        {"variantNumber": n, "status": "COMPLETE", "imageUrl": f"https://example.com/{n}.png"}
+        for n in (11, 0)
+    ]
+    payload = await mutate_ok(
+        db,
+        "addShotImages",
+        {"shotId": shot_id, "iterationPrompt": "p", "images": ends},
+        "iteration { iterationNumber } images { variantNumber }",
+        token=ann.token,
+    )
+    assert payload["iteration"] == {"iterationNumber": 0}
+    assert [i["variantNumber"] for i in payload["images"]] == [0, 11]
+
+    past = {"variantNumber": 12, "status": "FAILED"}
+    refused = await mutate(
+        db,
+        "addShotImages",
+        {"shotId": shot_id, "iterationPrompt": "p", "images": [past]},
+        "images { id }",
+        token=ann.token,
+    )
+    assert [(e["code"], e["field"], e["message"]) for e in refused["userErrors"]] == [
+        (
+            "OUT_OF_RANGE",
+            ["images", "0", "variantNumber"],
+            "The variant number must be between 0 and 11; got 12.",
+        )
+    ]
 
 
 async def test_choosing_a_master_again_replaces_it(db: Database) -> None:

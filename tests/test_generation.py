@@ -254,6 +254,60 @@ async def test_a_master_image_animates_into_a_playable_clip(studio: Studio) -> N
     assert count > 1, count
 
 
+PROJECT_STATE = """query($id: ID!) { project(id: $id) { status
+  progress { animationProgress isSelectionComplete isAnimationComplete }
+  storyboard { animationStatus } } }"""
+
+
+async def test_an_empty_scene_keeps_a_project_from_animation_complete(studio: Studio) -> None:
+    ann = await account(studio.db)
+    pid = await project(studio.db, ann)
+    made = await scene(studio.db, ann, pid, shots=[{"initialPrompt": "a lighthouse"}])
+    shot_id = made["shots"][0]["id"]
+    await generate(studio, ann, shot_id, variantCount=1)
+    first = await wait_for_iteration(studio, ann, shot_id, 0)
+    chosen = await studio.mutate(
+        "selectMasterShot",
+        {"shotId": shot_id, "imageId": first["images"][0]["id"]},
+        "selection { id }",
+        ann.token,
+    )
+    assert (await studio.run(PROJECT_STATE, {"id": pid}, ann.token))["project"][
+        "status"
+    ] == "STORYBOARD_FINAL"
+    # A scene without shots arrives: the project stays where it is, but is not complete.
+    empty = await scene(studio.db, ann, pid, title="Later")
+
+    started = await studio.mutate(
+        "animateShot",
+        {"selectionId": chosen["selection"]["id"], "params": {"duration": 5}},
+        "selection { animationStatus }",
+        ann.token,
+    )
+    assert started["userErrors"] == []
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        state = (await studio.run(PROJECT_STATE, {"id": pid}, ann.token))["project"]
+        if state["storyboard"][0]["animationStatus"] not in ("PENDING", "PROCESSING"):
+            break
+        assert time.monotonic() < deadline, state
+        await asyncio.sleep(0.1)
+    assert state == {
+        "status": "STORYBOARD_FINAL",
+        "progress": {
+            "animationProgress": 100.0,
+            "isSelectionComplete": False,
+            "isAnimationComplete": False,
+        },
+        "storyboard": [{"animationStatus": "COMPLETE"}],
+    }
+
+    await studio.mutate("deleteScene", {"id": empty["id"]}, "deletedId", ann.token)
+    state = (await studio.run(PROJECT_STATE, {"id": pid}, ann.token))["project"]
+    assert state["status"] == "ANIMATION_COMPLETE"
+    assert state["progress"]["isAnimationComplete"] is True
+
+
 async def test_bad_params_are_user_errors_and_start_nothing(studio: Studio) -> None:
     ann = await account(studio.db)
     shot_id = await new_shot(studio, ann)

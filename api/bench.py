@@ -97,7 +97,7 @@ async def bench_storyboard(url: str) -> list[str]:
                     "status": "COMPLETE",
                     "imageUrl": f"https://example.com/{n}/{v}.png",
                 }
-                for v in range(1, 13)
+                for v in range(12)
             ]
             await _run(
                 db,

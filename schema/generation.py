@@ -104,7 +104,9 @@ class GenerateShotImagesInput:
     parent_image_id: strawberry.ID | None = strawberry.field(
         default=None, description="A COMPLETE image of the shot to refine (image-to-image)."
     )
-    variant_count: int = strawberry.field(default=6, description="How many variants, 1..12.")
+    variant_count: int = strawberry.field(
+        default=6, description="How many variants, 1..12; they are numbered from 0."
+    )
     model: str | None = strawberry.field(
         default=None,
         description="A model key from generationModels; flux-schnell, or flux-dev to refine.",

@@ -118,7 +118,9 @@ class UpdateShotInput:
 
 @strawberry.input(description="An image made elsewhere.")
 class ShotImageDraftInput:
-    variant_number: int = strawberry.field(description="Its place in the iteration, 1..12, unique.")
+    variant_number: int = strawberry.field(
+        description="Its place in the iteration, 0..11, unique: six variants are 0..5."
+    )
     status: GenerationStatus = strawberry.field(
         description="COMPLETE (needs an imageUrl) or FAILED; an import records finished work "
         "and never starts a generation (use generateShotImages for that)."

@@ -29,8 +29,14 @@ class ProjectProgress:
         description="Percent of shots with a master, 0..100."
     )
     animation_progress: float = strawberry.field(description="Percent of shots animated, 0..100.")
-    is_selection_complete: bool = strawberry.field(description="Every shot has a master image.")
-    is_animation_complete: bool = strawberry.field(description="Every shot's master is animated.")
+    is_selection_complete: bool = strawberry.field(
+        description="Every scene is complete: the project has scenes, every scene has shots, "
+        "and every shot has a master image."
+    )
+    is_animation_complete: bool = strawberry.field(
+        description="Every scene is complete: the project has scenes, every scene has shots, "
+        "and every shot's master is animated."
+    )
 
     @classmethod
     def from_progress(cls, p: Progress) -> Self:
@@ -136,12 +142,15 @@ class Scene(Node):
         rows = await info.context.loaders.shots_of_scene.load(self.row.id or 0)
         return [Shot.from_row(row) for row in rows]
 
-    @strawberry.field(description="Whether the scene has shots and every one has a master image.")
+    @strawberry.field(
+        description="Whether the scene has shots and every one has a master image; "
+        "a scene without shots is not complete."
+    )
     async def storyboard_complete(self, info: Info) -> bool:
         loaders = info.context.loaders
         shots = await loaders.shots_of_scene.load(self.row.id or 0)
         selections = await loaders.selection_of_shot.load_many([s.id or 0 for s in shots])
-        return bool(shots) and all(selection is not None for selection in selections)
+        return Progress.of_scene(selections).selection_complete
 
 
 @strawberry.type(description="A shot of a scene: the unit that gets images and a clip.")
@@ -260,8 +269,12 @@ class ImageIteration:
 
 @strawberry.type(description="One image variant of a shot.")
 class ShotImage(Node):
-    iteration_number: int = strawberry.field(description="The iteration it belongs to.")
-    variant_number: int = strawberry.field(description="Its place in the iteration, 1..12.")
+    iteration_number: int = strawberry.field(
+        description="The iteration it belongs to: 0 for the first batch, 1 and up for refinements."
+    )
+    variant_number: int = strawberry.field(
+        description="Its place in the iteration, from 0: six variants are 0..5 (at most 0..11)."
+    )
     status: GenerationStatus = strawberry.field(description="Where its generation stands.")
     iteration_prompt: str = strawberry.field(description="The prompt of its iteration.")
     is_favorite: bool = strawberry.field(description="Whether it is marked as a favourite.")

@@ -199,6 +199,9 @@ async def start_iteration(
 ) -> Iteration:
     """The shot's next iteration: `variant_count` PENDING images, each with its own seed.
 
+    The iteration is numbered 0 for the shot's first batch, then the latest plus one;
+    its variants are numbered from 0 (six variants are 0..5).
+
     With `parent_image_id` (a COMPLETE image of the shot) it refines that image.
     """
     checks = checks if checks is not None else Checks()
@@ -245,7 +248,7 @@ async def start_iteration(
 
     number = await next_iteration_number(session, shot_id)
     rows = []
-    for variant in range(1, variant_count + 1):
+    for variant in range(variant_count):  # 0-based: six variants are 0..5
         seed = secrets.randbelow(2**31)
         metadata = {"model": chosen.replicate_model, "seed": seed, **cleaned}
         rows.append(

@@ -30,7 +30,7 @@ from services.tables import (
     StoryboardSelectionRow,
     utcnow,
 )
-from services.validation import MAX_VARIANTS, PROMPT_MAX, Checks
+from services.validation import LAST_VARIANT, MAX_VARIANTS, PROMPT_MAX, Checks
 
 # What an imported image can be: a record of work finished elsewhere.
 IMPORTABLE = (GenerationStatus.COMPLETE, GenerationStatus.FAILED)
@@ -171,9 +171,10 @@ async def add_shot_images(
     recorded at once; the caller's generation engine copies it into storage in
     the background, and until then it cannot be refined or animated.
 
-    `images` holds 1 to MAX_VARIANTS (12) drafts with distinct variant numbers;
-    the prompt is at most 10,000 characters. In the order of `services.validation`:
-    the input's problems are collected (InvalidInput OUT_OF_RANGE,
+    `images` holds 1 to MAX_VARIANTS (12) drafts, each with its own variant
+    number 0..LAST_VARIANT (11); the iteration takes the shot's next number (0 for
+    its first batch); the prompt is at most 10,000 characters. In the order of
+    `services.validation`: the input's problems are collected (InvalidInput OUT_OF_RANGE,
     INVALID_STATUS, IMAGE_URL_REQUIRED, INVALID_URL, TOO_LONG, BLANK, ...;
     Conflict DUPLICATE_VARIANT); the shot's access fails alone (NotFound,
     PermissionDenied); then everything collected, with NotFound or
@@ -202,8 +203,8 @@ async def add_shot_images(
         checks.number(
             draft.variant_number,
             field=(*where, "variantNumber"),
-            low=1,
-            high=MAX_VARIANTS,
+            low=0,
+            high=LAST_VARIANT,
             label="variant number",
         )
         if draft.variant_number in seen:

@@ -404,6 +404,8 @@ async def delete_scene(session: AsyncSession, actor: Actor, *, scene_id: int) ->
     await session.flush()
     await _renumber(session, await _scenes_of(session, project.id or 0), "scene_number")
     project.updated_at = utcnow()
+    # The scene may have been the one holding the project back (one without shots).
+    await workflow.advance(session, project)
     return scene
 
 

@@ -229,7 +229,11 @@ class ShotRow(SQLModel, table=True):
 
 
 class ShotImageRow(SQLModel, table=True):
-    """One variant of one iteration of a shot; an iteration is the images sharing a number."""
+    """One variant of one iteration of a shot; an iteration is the images sharing a number.
+
+    Both numbers count from 0, as in the design: iteration 0 is the shot's first batch,
+    and an iteration of six holds variants 0..5 (at most 0..11).
+    """
 
     __tablename__ = "shot_images"
     __table_args__ = (

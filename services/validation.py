@@ -40,6 +40,8 @@ PLANNER_DATA_MAX = 200_000
 URL_MAX = 2048
 METADATA_MAX_BYTES = 16_384
 MAX_VARIANTS = 12
+# Variants are numbered from 0, as in the design: an iteration of six holds 0..5.
+LAST_VARIANT = MAX_VARIANTS - 1
 MAX_SHOTS_PER_SCENE = 200
 MAX_SCENES_PER_PROJECT = 500
 

@@ -5,8 +5,15 @@ backwards by itself (a person may set it either way with `updateProject`):
 
     PROMPT_PLANNING -> SCENES_SETUP        the first scene exists
                     -> SHOT_ITERATION      the first image exists
-                    -> STORYBOARD_FINAL    every shot has a master image
-                    -> ANIMATION_COMPLETE  every master image is animated
+                    -> STORYBOARD_FINAL    every scene is complete: it has shots,
+                                           and every one has a master image
+                    -> ANIMATION_COMPLETE  every scene is complete: it has shots,
+                                           and every master image is animated
+
+One rule of completeness at every level, `Progress.selection_complete` and
+`Progress.animation_complete`: a scene without shots is not complete, and a
+project is complete only when it has scenes and every one of them is. The
+percentages stay counts over shots.
 """
 
 from __future__ import annotations
@@ -33,15 +40,35 @@ from services.tables import (
 
 @dataclass(frozen=True)
 class Progress:
-    """Counts over one project's work: scenes, shots, shots with a master image
-    (a selection), shots whose master is animated (COMPLETE), and whether any
-    shot has an image at all. The default is a project with nothing yet."""
+    """How far the work of a project, or of one scene, has come: counts, and what follows.
+
+    A scene's progress counts that one scene (`total_scenes` 1); a project's counts
+    all of its scenes. Every count is a number of rows, never negative.
+    """
 
     total_scenes: int = 0
+    scenes_without_shots: int = 0
     total_shots: int = 0
     shots_with_selections: int = 0
     shots_with_animations: int = 0
     has_images: bool = False
+
+    @classmethod
+    def of_scene(cls, selections: Sequence[StoryboardSelectionRow | None]) -> Progress:
+        """One scene's progress from the selection of each of its shots (None: no master yet).
+
+        Only its completeness and percentages mean anything: a scene has no stage of its own.
+        """
+        return cls(
+            total_scenes=1,
+            total_shots=len(selections),
+            shots_with_selections=sum(s is not None for s in selections),
+            shots_with_animations=sum(
+                s is not None and s.animation_status == GenerationStatus.COMPLETE
+                for s in selections
+            ),
+            scenes_without_shots=0 if selections else 1,
+        )
 
     @property
     def selection_percent(self) -> float:
@@ -56,13 +83,22 @@ class Progress:
 
     @property
     def selection_complete(self) -> bool:
-        """Whether there are shots and every one has a master image."""
-        return self.total_shots > 0 and self.shots_with_selections == self.total_shots
+        """Every scene has shots, and every shot has a master image."""
+        return self._every_scene_complete(self.shots_with_selections)
 
     @property
     def animation_complete(self) -> bool:
-        """Whether there are shots and every one's master image is animated."""
-        return self.total_shots > 0 and self.shots_with_animations == self.total_shots
+        """Every scene has shots, and every shot's master image is animated."""
+        return self._every_scene_complete(self.shots_with_animations)
+
+    def _every_scene_complete(self, shots_done: int) -> bool:
+        # The one rule: a scene is complete when it has shots and every one is done;
+        # the whole is complete when it has scenes and every one of them is.
+        return (
+            self.total_scenes > 0
+            and self.scenes_without_shots == 0
+            and shots_done == self.total_shots
+        )
 
     @property
     def stage(self) -> WorkflowStatus:
@@ -100,6 +136,11 @@ async def progress_for_projects(
     statement = select(
         pid,
         _count(SceneRow, col(SceneRow.project_id) == pid),
+        _count(
+            SceneRow,
+            col(SceneRow.project_id) == pid,
+            ~exists().where(col(ShotRow.scene_id) == col(SceneRow.id)).correlate(SceneRow),
+        ),
         _count(ShotRow, col(ShotRow.project_id) == pid),
         _count(StoryboardSelectionRow, selection_project == pid),
         _count(
@@ -116,10 +157,11 @@ async def progress_for_projects(
     return {
         row[0]: Progress(
             total_scenes=row[1],
-            total_shots=row[2],
-            shots_with_selections=row[3],
-            shots_with_animations=row[4],
-            has_images=bool(row[5]),
+            scenes_without_shots=row[2],
+            total_shots=row[3],
+            shots_with_selections=row[4],
+            shots_with_animations=row[5],
+            has_images=bool(row[6]),
         )
         for row in rows
     }

@@ -221,7 +221,7 @@ def image_drafts(count: int = 6, *, status: str = "COMPLETE") -> list[dict[str, 
             "imageUrl": f"https://images.example.com/{secrets.token_hex(4)}-{n}.png",
             "metadata": {"seed": 1000 + n, "model": "black-forest-labs/flux-schnell"},
         }
-        for n in range(1, count + 1)
+        for n in range(count)
     ]
 
 

@@ -149,7 +149,7 @@ def storyboard_workflow(api: Api, token: str) -> str:
                 "imageUrl": f"https://images.example.com/{secrets.token_hex(4)}-{n}.png",
                 "metadata": {"seed": 1000 + n},
             }
-            for n in range(1, 7)
+            for n in range(6)
         ]
         batch = api.mutate(
             "addShotImages",
@@ -158,7 +158,7 @@ def storyboard_workflow(api: Api, token: str) -> str:
             token=token,
         )
         assert batch["iteration"] == {"iterationNumber": 0, "status": "COMPLETE"}
-        assert [image["variantNumber"] for image in batch["images"]] == [1, 2, 3, 4, 5, 6]
+        assert [image["variantNumber"] for image in batch["images"]] == [0, 1, 2, 3, 4, 5]
         assert {image["status"] for image in batch["images"]} == {"COMPLETE"}
         chosen = batch["images"][2]["id"]
         selection = api.mutate(
@@ -515,7 +515,7 @@ def test_faults_are_masked_for_clients_and_logged_in_full(
                 "shotId": shot_id,
                 "iterationPrompt": "p",
                 "images": [
-                    {"variantNumber": 1, "status": "COMPLETE", "imageUrl": "https://x.test/1.png"}
+                    {"variantNumber": 0, "status": "COMPLETE", "imageUrl": "https://x.test/0.png"}
                 ],
             },
             "images { id }",

@@ -147,6 +147,7 @@ async def test_an_iteration_of_six_completes_with_real_images_in_storage(studio:
     assert started["userErrors"] == []
     assert started["iteration"] == {"iterationNumber": 0, "status": "PENDING"}
     assert [i["status"] for i in started["images"]] == ["PENDING"] * 6
+    assert [i["variantNumber"] for i in started["images"]] == [0, 1, 2, 3, 4, 5]
     seeds = [i["metadata"]["seed"] for i in started["images"]]
     assert len(set(seeds)) == 6
 
@@ -246,6 +247,60 @@ async def test_a_master_image_animates_into_a_playable_clip(studio: Studio) -> N
     count = sum(1 for _ in frames)
     assert meta["size"][0] > 0, meta
     assert count > 1, count
+
+
+PROJECT_STATE = """query($id: ID!) { project(id: $id) { status
+  progress { animationProgress isSelectionComplete isAnimationComplete }
+  storyboard { animationStatus } } }"""
+
+
+async def test_an_empty_scene_keeps_a_project_from_animation_complete(studio: Studio) -> None:
+    ann = await account(studio.db)
+    pid = await project(studio.db, ann)
+    made = await scene(studio.db, ann, pid, shots=[{"initialPrompt": "a lighthouse"}])
+    shot_id = made["shots"][0]["id"]
+    await generate(studio, ann, shot_id, variantCount=1)
+    first = await wait_for_iteration(studio, ann, shot_id, 0)
+    chosen = await studio.mutate(
+        "selectMasterShot",
+        {"shotId": shot_id, "imageId": first["images"][0]["id"]},
+        "selection { id }",
+        ann.token,
+    )
+    assert (await studio.run(PROJECT_STATE, {"id": pid}, ann.token))["project"][
+        "status"
+    ] == "STORYBOARD_FINAL"
+    # A scene without shots arrives: the project stays where it is, but is not complete.
+    empty = await scene(studio.db, ann, pid, title="Later")
+
+    started = await studio.mutate(
+        "animateShot",
+        {"selectionId": chosen["selection"]["id"], "params": {"duration": 5}},
+        "selection { animationStatus }",
+        ann.token,
+    )
+    assert started["userErrors"] == []
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        state = (await studio.run(PROJECT_STATE, {"id": pid}, ann.token))["project"]
+        if state["storyboard"][0]["animationStatus"] not in ("PENDING", "PROCESSING"):
+            break
+        assert time.monotonic() < deadline, state
+        await asyncio.sleep(0.1)
+    assert state == {
+        "status": "STORYBOARD_FINAL",
+        "progress": {
+            "animationProgress": 100.0,
+            "isSelectionComplete": False,
+            "isAnimationComplete": False,
+        },
+        "storyboard": [{"animationStatus": "COMPLETE"}],
+    }
+
+    await studio.mutate("deleteScene", {"id": empty["id"]}, "deletedId", ann.token)
+    state = (await studio.run(PROJECT_STATE, {"id": pid}, ann.token))["project"]
+    assert state["status"] == "ANIMATION_COMPLETE"
+    assert state["progress"]["isAnimationComplete"] is True
 
 
 async def test_bad_params_are_user_errors_and_start_nothing(studio: Studio) -> None:
@@ -521,7 +576,7 @@ async def test_concurrent_iterations_never_share_a_number(studio: Studio) -> Non
     assert sorted(p["iteration"]["iterationNumber"] for p in started) == [0, 1, 2, 3]
     for number in range(4):
         done = await wait_for_iteration(studio, ann, shot_id, number)
-        assert [image["variantNumber"] for image in done["images"]] == [1, 2]
+        assert [image["variantNumber"] for image in done["images"]] == [0, 1]
 
 
 async def test_the_webhook_secret_is_fetched_from_the_provider_when_not_configured(
@@ -564,7 +619,7 @@ async def _image_awaiting_copy(studio: Studio, owner: Account, url: str) -> int:
         row = ShotImageRow(
             shot_id=ids.decode(shot_id, "Shot"),
             iteration_number=0,
-            variant_number=1,
+            variant_number=0,
             status=GenerationStatus.PROCESSING,
             iteration_prompt="p",
             provider_output=[url],

@@ -146,7 +146,7 @@ async def test_add_shot_images_takes_complete_and_failed_only(
             studio,
             ann,
             shot_id,
-            [{"variantNumber": 1, "status": status, "metadata": ATTACK_METADATA}],
+            [{"variantNumber": 0, "status": status, "metadata": ATTACK_METADATA}],
         )
         assert payload["images"] is None
         [error] = payload["userErrors"]
@@ -168,9 +168,9 @@ async def test_imported_metadata_never_becomes_a_prediction(db: Database, tmp_pa
             ann,
             shot_id,
             [
-                {"variantNumber": 1, "status": "FAILED", "metadata": ATTACK_METADATA},
+                {"variantNumber": 0, "status": "FAILED", "metadata": ATTACK_METADATA},
                 {
-                    "variantNumber": 2,
+                    "variantNumber": 1,
                     "status": "COMPLETE",
                     "imageUrl": "https://images.example.com/a.png",
                     "metadata": ATTACK_METADATA,
@@ -200,7 +200,7 @@ async def test_an_imported_row_left_pending_is_failed_not_submitted(
             row = ShotImageRow(
                 shot_id=ids.decode(shot_id, "Shot"),
                 iteration_number=0,
-                variant_number=1,
+                variant_number=0,
                 status=GenerationStatus.PENDING,
                 iteration_prompt="p",
                 image_url="https://images.example.com/a.png",
@@ -255,7 +255,7 @@ async def test_provider_input_is_validated_params_and_our_own_fields(
             row = ShotImageRow(
                 shot_id=ids.decode(shot_id, "Shot"),
                 iteration_number=1,
-                variant_number=1,
+                variant_number=0,
                 status=GenerationStatus.PENDING,
                 iteration_prompt="p",
                 generation_metadata={**ATTACK_METADATA, "seed": 5},
@@ -305,7 +305,7 @@ async def test_client_urls_inside_are_recorded_then_refused_with_one_message(
             shot_id,
             [
                 {"variantNumber": n, "status": "COMPLETE", "imageUrl": url}
-                for n, url in enumerate(urls, start=1)
+                for n, url in enumerate(urls)
             ],
         )
         assert time.monotonic() - started < 1.5, "the mutation never waits on a remote host"
@@ -340,7 +340,7 @@ async def test_an_image_without_our_copy_is_never_refined_or_animated(
             ann,
             shot_id,
             [
-                {"variantNumber": 1, "status": "COMPLETE", "imageUrl": url}
+                {"variantNumber": 0, "status": "COMPLETE", "imageUrl": url}
                 for url in [host.url_for("/png")]
             ],
         )
@@ -411,9 +411,9 @@ async def test_a_client_url_is_copied_typed_by_its_bytes_and_only_our_copy_is_se
             ann,
             shot_id,
             [
-                {"variantNumber": 1, "status": "COMPLETE", "imageUrl": photo},
-                {"variantNumber": 2, "status": "COMPLETE", "imageUrl": host.url_for("/fake.png")},
-                {"variantNumber": 3, "status": "COMPLETE", "imageUrl": host.url_for("/huge")},
+                {"variantNumber": 0, "status": "COMPLETE", "imageUrl": photo},
+                {"variantNumber": 1, "status": "COMPLETE", "imageUrl": host.url_for("/fake.png")},
+                {"variantNumber": 2, "status": "COMPLETE", "imageUrl": host.url_for("/huge")},
             ],
         )
         first, html, huge = (i["id"] for i in payload["images"])
@@ -463,7 +463,7 @@ async def awaiting_output(studio: Studio, owner: Account, *, count: int = 1) -> 
     shot_id = ids.decode(await new_shot(studio, owner), "Shot")
     made = []
     async with studio.db.transaction() as session:
-        for variant in range(1, count + 1):
+        for variant in range(count):
             row = ShotImageRow(
                 shot_id=shot_id,
                 iteration_number=0,
@@ -664,7 +664,7 @@ async def test_slow_client_urls_never_delay_generated_work(
             shot_id,
             [
                 {"variantNumber": n, "status": "COMPLETE", "imageUrl": host.url_for("/slow")}
-                for n in range(1, 7)
+                for n in range(6)
             ],
         )
         assert payload["userErrors"] == []

@@ -766,7 +766,7 @@ async def test_over_long_lists_are_refused_before_their_items_are_read(subs: Stu
         reorder = {"input": {"parentId": project_id, "ids": [scene["id"]] * 501}}
         payload = post(subs, REORDER_SCENES, reorder, headers=auth).json()["data"]["reorderScenes"]
         assert [(e["code"], e["field"]) for e in payload["userErrors"]] == [("TOO_LONG", ["ids"])]
-        images = [{"variantNumber": n, "status": "PENDING"} for n in range(1, 14)]
+        images = [{"variantNumber": n, "status": "PENDING"} for n in range(13)]
         add = {
             "input": {"shotId": scene["shots"][0]["id"], "iterationPrompt": "p", "images": images}
         }

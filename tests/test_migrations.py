@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
@@ -56,5 +58,98 @@ async def test_upgrade_downgrade_upgrade_and_models_match(empty_database_url: st
 
         await migrations.upgrade_to_head(db)
         assert await migrations.current_revision(db) == migrations.head_revision()
+    finally:
+        await db.dispose()
+
+
+def _seed_images_numbered_from_one(connection: Connection) -> dict[int, tuple[int, int, int]]:
+    """Two shots with images as the API numbered them before 0007 (variants 1..n).
+
+    Returns each image's (shot, iteration, variant) by its ID.
+    """
+    tables = MetaData()
+    tables.reflect(connection)
+    now = datetime.now(UTC)
+    stamps = {"created_at": now, "updated_at": now}
+
+    def insert(table: str, **values: Any) -> int:
+        result = connection.execute(tables.tables[table].insert().values(**values, **stamps))
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+    user = insert("users", email="ann@example.com", name="Ann", password_hash="x")
+    team = insert("teams", name="Ann", is_personal=True)
+    project = insert(
+        "projects",
+        team_id=team,
+        owner_id=user,
+        title="Night Market",
+        workflow_version="V2_REDESIGN",
+        status="SHOT_ITERATION",
+    )
+    scene = insert("scenes", project_id=project, scene_number=1, title="Arrival")
+    shots = [insert("shots", scene_id=scene, project_id=project, shot_number=n) for n in (1, 2)]
+    batches = [(shots[0], 0, 6), (shots[0], 1, 2), (shots[1], 0, 3)]
+    numbers: dict[int, tuple[int, int, int]] = {}
+    for shot, iteration_number, count in batches:
+        # Highest first, so the rows' physical order is not the order of their numbers.
+        for variant in range(count, 0, -1):
+            image = insert(
+                "shot_images",
+                shot_id=shot,
+                iteration_number=iteration_number,
+                variant_number=variant,
+                status="COMPLETE",
+                iteration_prompt="p",
+                is_favorite=False,
+            )
+            numbers[image] = (shot, iteration_number, variant)
+    return numbers
+
+
+def _stored_numbers(connection: Connection) -> dict[int, tuple[int, int, int]]:
+    rows = connection.execute(
+        text("SELECT id, shot_id, iteration_number, variant_number FROM shot_images")
+    )
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+
+async def test_0007_numbers_variants_from_zero_and_back(empty_database_url: str) -> None:
+    db = Database(empty_database_url)
+    try:
+
+        def to(revision: str, direction: str = "upgrade") -> Callable[[Connection], None]:
+            def run(connection: Connection) -> None:
+                getattr(command, direction)(migrations.alembic_config(connection), revision)
+
+            return run
+
+        async with db.write_engine.begin() as connection:
+            await connection.run_sync(to("0006"))
+            before = await connection.run_sync(_seed_images_numbered_from_one)
+
+        async with db.write_engine.begin() as connection:
+            await connection.run_sync(to("0007"))
+        async with db.engine.connect() as connection:
+            after = await connection.run_sync(_stored_numbers)
+        # Same rows, same shots and iterations (iteration 0 stays the first batch);
+        # every variant one lower, so each iteration holds 0..n-1.
+        assert after == {
+            image: (shot, iteration_number, variant - 1)
+            for image, (shot, iteration_number, variant) in before.items()
+        }
+        first_shot = min(shot for shot, _, _ in before.values())
+        first_batch = [v for s, i, v in after.values() if (s, i) == (first_shot, 0)]
+        assert sorted(first_batch) == [0, 1, 2, 3, 4, 5]
+
+        async with db.write_engine.begin() as connection:
+            await connection.run_sync(to("0006", "downgrade"))
+        async with db.engine.connect() as connection:
+            assert await connection.run_sync(_stored_numbers) == before
+
+        await migrations.upgrade_to_head(db)
+        async with db.engine.connect() as connection:
+            assert await connection.run_sync(_stored_numbers) == after
     finally:
         await db.dispose()

@@ -8,7 +8,7 @@ async def test_the_hierarchy_round_trips(db: Database) -> None:
     first = await scene(db, ann, project_id, shots=2)
     shot_id = first["shots"][0]["id"]
     batch = await iteration(db, ann, shot_id)
-    assert [i["variantNumber"] for i in batch["images"]] == [1, 2, 3, 4, 5, 6]
+    assert [i["variantNumber"] for i in batch["images"]] == [0, 1, 2, 3, 4, 5]
     data = await gql(
         db,
         """query($id: ID!) { project(id: $id) { title status scenes { sceneNumber shots {

@@ -6,7 +6,8 @@ from typing import Any
 
 from services.database import Database
 from services.shot_images import summarize
-from services.tables import GenerationStatus
+from services.tables import GenerationStatus, StoryboardSelectionRow, WorkflowStatus
+from services.workflow import Progress
 from tests.factories import Account, account, gql, iteration, mutate, mutate_ok, project, scene
 
 OUTLINE = """
@@ -169,7 +170,7 @@ async def test_iteration_status_summarizes_its_images(db: Database) -> None:
     for statuses, expected in cases:
         images = [
             {"variantNumber": n, "status": s, "imageUrl": f"https://example.com/{n}.png"}
-            for n, s in enumerate(statuses, start=1)
+            for n, s in enumerate(statuses)
         ]
         payload = await mutate_ok(
             db,
@@ -249,6 +250,125 @@ async def test_workflow_moves_forward_by_itself_and_never_back(db: Database) -> 
         token=ann.token,
     )
     assert payload["project"]["status"] == "SCENES_SETUP"
+
+
+async def select_first_image(db: Database, owner: Account, shot_id: str) -> None:
+    images = (await iteration(db, owner, shot_id))["images"]
+    await mutate_ok(
+        db,
+        "selectMasterShot",
+        {"shotId": shot_id, "imageId": images[0]["id"]},
+        "selection { id }",
+        token=owner.token,
+    )
+
+
+async def test_a_scene_without_shots_keeps_its_project_from_completing(db: Database) -> None:
+    ann = await account(db)
+    pid = await project(db, ann)
+    full = await scene(db, ann, pid, title="Full", shots=2)
+    empty = await scene(db, ann, pid, title="Empty")
+    for shot in full["shots"]:
+        await select_first_image(db, ann, shot["id"])
+
+    data = await outline(db, ann, pid)
+    assert [s["storyboardComplete"] for s in data["scenes"]] == [True, False]
+    # The percentages stay counts over shots; completeness asks every scene.
+    assert data["progress"] == {
+        "totalScenes": 2,
+        "totalShots": 2,
+        "shotsWithSelections": 2,
+        "shotsWithAnimations": 0,
+        "selectionProgress": 100.0,
+        "animationProgress": 0.0,
+        "isSelectionComplete": False,
+        "isAnimationComplete": False,
+    }
+    assert data["status"] == "SHOT_ITERATION"
+
+    # Without the empty scene, the storyboard is complete, and the status follows.
+    await mutate_ok(db, "deleteScene", {"id": empty["id"]}, "deletedId", token=ann.token)
+    data = await outline(db, ann, pid)
+    assert data["progress"]["isSelectionComplete"] is True
+    assert data["status"] == "STORYBOARD_FINAL"
+
+
+async def test_a_project_that_moved_on_stays_when_an_empty_scene_arrives(db: Database) -> None:
+    ann = await account(db)
+    pid = await project(db, ann)
+    made = await scene(db, ann, pid, shots=1)
+    await select_first_image(db, ann, made["shots"][0]["id"])
+    assert (await outline(db, ann, pid))["status"] == "STORYBOARD_FINAL"
+
+    await scene(db, ann, pid, title="Later")
+    # More work on the complete scene does not move the status either way.
+    await select_first_image(db, ann, made["shots"][0]["id"])
+    data = await outline(db, ann, pid)
+    assert [s["storyboardComplete"] for s in data["scenes"]] == [True, False]
+    assert data["progress"]["isSelectionComplete"] is False
+    assert data["status"] == "STORYBOARD_FINAL"
+
+
+def test_only_scenes_with_shots_all_done_are_complete() -> None:
+    selected = StoryboardSelectionRow(project_id=1, shot_id=1, selected_image_id=1)
+    animated = StoryboardSelectionRow(
+        project_id=1, shot_id=2, selected_image_id=2, animation_status=GenerationStatus.COMPLETE
+    )
+    assert not Progress.of_scene([]).selection_complete
+    assert not Progress.of_scene([]).animation_complete
+    assert not Progress.of_scene([selected, None]).selection_complete
+    assert Progress.of_scene([selected, animated]).selection_complete
+    assert not Progress.of_scene([selected, animated]).animation_complete
+    assert Progress.of_scene([animated]).animation_complete
+    assert not Progress().selection_complete  # a project without scenes
+    assert not Progress(total_scenes=2, scenes_without_shots=2).selection_complete
+    every_shot_but_one_scene = Progress(
+        total_scenes=3,
+        scenes_without_shots=1,
+        total_shots=4,
+        shots_with_selections=4,
+        shots_with_animations=4,
+        has_images=True,
+    )
+    assert not every_shot_but_one_scene.selection_complete
+    assert not every_shot_but_one_scene.animation_complete
+    assert every_shot_but_one_scene.selection_percent == 100.0
+    assert every_shot_but_one_scene.stage is WorkflowStatus.SHOT_ITERATION
+
+
+async def test_variants_number_from_zero_to_eleven(db: Database) -> None:
+    ann = await account(db)
+    pid = await project(db, ann)
+    shot_id = (await scene(db, ann, pid, shots=1))["shots"][0]["id"]
+    ends = [
+        {"variantNumber": n, "status": "COMPLETE", "imageUrl": f"https://example.com/{n}.png"}
+        for n in (11, 0)
+    ]
+    payload = await mutate_ok(
+        db,
+        "addShotImages",
+        {"shotId": shot_id, "iterationPrompt": "p", "images": ends},
+        "iteration { iterationNumber } images { variantNumber }",
+        token=ann.token,
+    )
+    assert payload["iteration"] == {"iterationNumber": 0}
+    assert [i["variantNumber"] for i in payload["images"]] == [0, 11]
+
+    past = {"variantNumber": 12, "status": "FAILED"}
+    refused = await mutate(
+        db,
+        "addShotImages",
+        {"shotId": shot_id, "iterationPrompt": "p", "images": [past]},
+        "images { id }",
+        token=ann.token,
+    )
+    assert [(e["code"], e["field"], e["message"]) for e in refused["userErrors"]] == [
+        (
+            "OUT_OF_RANGE",
+            ["images", "0", "variantNumber"],
+            "The variant number must be between 0 and 11; got 12.",
+        )
+    ]
 
 
 async def test_choosing_a_master_again_replaces_it(db: Database) -> None:

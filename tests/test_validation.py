@@ -174,8 +174,8 @@ async def world(db: Database) -> World:
             "iterationPrompt": "retry",
             "parentImageId": images[0],
             "images": [
+                {"variantNumber": 0, "status": "FAILED"},
                 {"variantNumber": 1, "status": "FAILED"},
-                {"variantNumber": 2, "status": "FAILED"},
             ],
         },
         "images { id status }",
@@ -677,9 +677,10 @@ async def test_bad_image_batches(db: Database, world: World) -> None:
             _images(w, image_drafts(2), parentImageId=w.sibling_image),
         ),
         "duplicate variant": ("addShotImages", _images(w, [_draft(1), _draft(2), _draft(2)])),
-        "variant 0": ("addShotImages", _images(w, [_draft(1), _draft(0)])),
-        "variant 13": ("addShotImages", _images(w, [_draft(1), _draft(13)])),
-        "variant -1": ("addShotImages", _images(w, [_draft(1), _draft(-1)])),
+        # Variants count from 0: an iteration holds at most 0..11.
+        "variant 12": ("addShotImages", _images(w, [_draft(0), _draft(12)])),
+        "variant 13": ("addShotImages", _images(w, [_draft(0), _draft(13)])),
+        "variant -1": ("addShotImages", _images(w, [_draft(0), _draft(-1)])),
         "no images": ("addShotImages", _images(w, [])),
         # Over the list's own limit: refused before any image is looked at.
         "13 images": ("addShotImages", _images(w, image_drafts(13))),
@@ -702,7 +703,7 @@ async def test_bad_image_batches(db: Database, world: World) -> None:
     assert await rejected_all(db, world, calls) == {
         "parent of another shot": [("PARENT_IMAGE_NOT_IN_SHOT", "parentImageId")],
         "duplicate variant": [("DUPLICATE_VARIANT", "images.2.variantNumber")],
-        "variant 0": [("OUT_OF_RANGE", "images.1.variantNumber")],
+        "variant 12": [("OUT_OF_RANGE", "images.1.variantNumber")],
         "variant 13": [("OUT_OF_RANGE", "images.1.variantNumber")],
         "variant -1": [("OUT_OF_RANGE", "images.1.variantNumber")],
         "no images": [("OUT_OF_RANGE", "images")],
@@ -887,7 +888,7 @@ async def test_add_shot_images_reports_every_bad_image(db: Database, world: Worl
     input = _images(
         world,
         [
-            _draft(0, imageUrl="ftp://x/y.png"),
+            _draft(12, imageUrl="ftp://x/y.png"),
             _draft(2, imageUrl=None),
             _draft(2, metadata=["not", "an", "object"]),
             _draft(4, status="PENDING", imageUrl=None, metadata={"blob": "x" * 20_000}),
@@ -1163,7 +1164,7 @@ async def test_edge_values_that_are_valid(db: Database, world: World) -> None:
     images = image_drafts(12)
     padding = 16_384 - len(json.dumps({"pad": ""}, separators=(",", ":")).encode())
     images[0]["metadata"] = {"pad": "m" * padding}
-    images[1] = {"variantNumber": 2, "status": "FAILED"}
+    images[1] = {"variantNumber": 1, "status": "FAILED"}
     batch = await mutate_ok(
         db,
         "addShotImages",
@@ -1171,7 +1172,7 @@ async def test_edge_values_that_are_valid(db: Database, world: World) -> None:
         "images { variantNumber metadata }",
         token=ann.token,
     )
-    assert [i["variantNumber"] for i in batch["images"]] == list(range(1, 13))
+    assert [i["variantNumber"] for i in batch["images"]] == list(range(12))
     assert batch["images"][0]["metadata"] == {"pad": "m" * padding}
     numbered = await mutate_ok(
         db,

@@ -35,21 +35,22 @@ from api.limits import (
     WebSocketCap,
 )
 from api.media import MediaHeaders, media
+from api.prediction_webhooks import replicate_webhook
 from api.settings import Settings, SettingsError
 from api.state import AppState
-from api.webhooks import replicate_webhook
 from resolvers.context import Resources
 from schema.app import schema
-from services import events, maintenance
-from services.accounts import AccountSettings
-from services.bus import EventBus
+from services import maintenance
+from services.accounts.accounts import AccountSettings
+from services.accounts.passwords import Passwords
 from services.database import Database
-from services.generation import EngineSettings, GenerationEngine
-from services.limits import Backoff, Limits, LimitSettings, LoginPolicy
+from services.generation.engine import EngineSettings, GenerationEngine
+from services.media.storage import LocalStorage, MediaLinks
 from services.outbound import FetchLimits, parse_allowed_hosts
-from services.passwords import Passwords
-from services.replicate_api import ReplicateGateway
-from services.storage import LocalStorage, MediaLinks
+from services.realtime import events
+from services.realtime.bus import EventBus
+from services.replicate.gateway import ReplicateGateway
+from services.request_limits.policy import Backoff, Limits, LimitSettings, LoginPolicy
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 

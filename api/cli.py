@@ -114,7 +114,11 @@ def emulator(args: argparse.Namespace) -> None:
 
     import uvicorn
 
-    from services.emulator import EmulatorConfig, create_emulator_app, generate_webhook_secret
+    from services.replicate.emulator import (
+        EmulatorConfig,
+        create_emulator_app,
+        generate_webhook_secret,
+    )
 
     settings = Settings()
     logging.basicConfig(
@@ -141,7 +145,7 @@ def emulator(args: argparse.Namespace) -> None:
 
 
 def bench(args: argparse.Namespace) -> None:
-    from api.bench import main as run_bench
+    from api.bench.run import main as run_bench
 
     run_bench(args.postgres)
 

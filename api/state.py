@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from resolvers.context import Resources
-from services.bus import EventBus
 from services.database import Database
-from services.generation import GenerationEngine
-from services.storage import MediaLinks, Storage
+from services.generation.engine import GenerationEngine
+from services.media.storage import MediaLinks, Storage
+from services.realtime.bus import EventBus
 
 
 @dataclass

@@ -19,7 +19,7 @@ from schema.accounts import (
     TeamPayload,
     User,
 )
-from services import accounts
+from services.accounts import accounts
 from services.validation import Checks
 
 

@@ -14,14 +14,14 @@ import strawberry
 from graphql import GraphQLError
 
 from resolvers.loaders import Loaders
-from services import accounts
-from services.access import Actor
-from services.accounts import AccountSettings
-from services.bus import EventBus
+from services.accounts import accounts
+from services.accounts.access import Actor
+from services.accounts.accounts import AccountSettings
 from services.database import Database
-from services.generation import GenerationEngine
-from services.limits import Limits
-from services.storage import MediaLinks
+from services.generation.engine import GenerationEngine
+from services.media.storage import MediaLinks
+from services.realtime.bus import EventBus
+from services.request_limits.policy import Limits
 
 
 class NotAuthenticated(GraphQLError):

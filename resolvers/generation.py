@@ -17,8 +17,8 @@ from schema.generation import (
 )
 from schema.payloads import GenerateShotImagesPayload, StoryboardSelectionPayload
 from schema.storyboard import ImageIteration, ShotImage, StoryboardSelection
-from services import generation
 from services.errors import InvalidInput
+from services.generation import engine as generation
 from services.tables import ShotImageRow
 from services.validation import Checks
 

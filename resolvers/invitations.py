@@ -17,7 +17,7 @@ from schema.accounts import (
     TeamPayload,
 )
 from schema.payloads import DeletePayload
-from services import accounts, invitations
+from services.accounts import accounts, invitations
 from services.tables import TeamRole
 
 

@@ -5,7 +5,7 @@ from schema import ids
 from schema.accounts import Invitation, Team, User
 from schema.node import Node
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
-from services.access import MANAGERS
+from services.accounts.access import MANAGERS
 from services.tables import utcnow
 
 

@@ -13,8 +13,9 @@ from schema.generation import GenerationModel
 from schema.ids import MAX_PK
 from schema.node import Node
 from schema.storyboard import Project
-from services import catalog, storyboards
 from services.decoding import decimal
+from services.generation import catalog
+from services.storyboard import projects as storyboards
 
 MAX_CURSOR_LENGTH = 100
 

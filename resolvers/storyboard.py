@@ -30,9 +30,10 @@ from schema.payloads import (
     StoryboardSelectionPayload,
 )
 from schema.storyboard import ImageIteration, Project, Scene, Shot, ShotImage, StoryboardSelection
-from services import shot_images, storyboards
-from services.shot_images import ImageDraft
-from services.storyboards import ShotDraft
+from services.storyboard import projects as storyboards
+from services.storyboard import shot_images
+from services.storyboard.projects import ShotDraft
+from services.storyboard.shot_images import ImageDraft
 from services.tables import GenerationStatus, WorkflowVersion
 from services.validation import (
     MAX_SCENES_PER_PROJECT,

@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from resolvers.context import Info
 from schema.errors import UserError, user_errors
-from services.access import Actor
+from services.accounts.access import Actor
 from services.errors import StudioError
 from services.validation import UNCHANGED, Maybe
 

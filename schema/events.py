@@ -13,8 +13,8 @@ from resolvers.context import Info
 from schema import ids
 from schema.node import Node
 from schema.storyboard import ImageIteration, ProjectProgress, Shot, ShotImage, StoryboardSelection
-from services import events
 from services.decoding import decimal
+from services.realtime import events
 
 _CURSOR = "ProjectEvent"
 MAX_CURSOR_LENGTH = 200

@@ -4,7 +4,7 @@ PostgreSQL (asyncpg) in production; an SQLite file (aiosqlite) as the embedded
 default. On SQLite, write transactions start with `BEGIN IMMEDIATE`, so two
 writers queue on the file lock instead of failing half-way with "database is
 locked", and reads run without a transaction; on PostgreSQL, writers lock the
-parent row they change (see `services.storyboards`).
+parent row they change (see `services.storyboard.projects`).
 
 Example:
 
@@ -28,8 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services import decoding, events
-from services.bus import EventBus
+from services import decoding
+from services.realtime import events
+from services.realtime.bus import EventBus
 
 _WRITE_OPTION = "studio_write"
 
@@ -46,7 +47,7 @@ class Database:
         bus: EventBus | None = None,
     ) -> None:
         self.url = make_url(url)
-        # Where committed events go (see `services.events`); None records them only.
+        # Where committed events go (see `services.realtime.events`); None records them only.
         self.bus = bus
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         # Stored JSON that cannot be decoded (nested too deep, say) must not make
@@ -72,7 +73,7 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on any error.
 
         The transaction's changes are recorded as project events before it commits
-        and handed to the bus after (`services.events`); the bus publishes them from
+        and handed to the bus after (`services.realtime.events`); the bus publishes them from
         its own task, so leaving this block never waits for subscribers.
         """
         async with AsyncSession(self.write_engine, expire_on_commit=False) as session:

@@ -12,8 +12,9 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services import accounts, events, invitations
+from services.accounts import accounts, invitations
 from services.database import Database
+from services.realtime import events
 
 logger = logging.getLogger("studio.maintenance")
 

@@ -223,12 +223,12 @@ class ShotImageRow(SQLModel, table=True):
         default=None, sa_column=Column("metadata", JsonType, nullable=True)
     )
     error: str | None = Field(default=None, sa_type=Text)
-    # Generation bookkeeping (see services.generation): who is submitting it, the
+    # Generation bookkeeping (see services.generation.engine): who is submitting it, the
     # provider's output waiting to be copied into storage, and the last poll.
     dispatch_claimed_at: datetime | None = None
     provider_output: list[str] | None = Field(default=None, sa_type=JsonType)
     checked_at: datetime | None = None
-    # Robustness bookkeeping (see services.generation): which server holds the claim,
+    # Robustness bookkeeping (see services.generation.engine): which server holds the claim,
     # when a create was sent whose answer is not recorded yet, failed tries in a row,
     # and how often the provider lost its prediction and it was submitted again.
     dispatch_claimed_by: str | None = Field(default=None, max_length=128)
@@ -294,7 +294,7 @@ class ProjectEventRow(SQLModel, table=True):
 
     No foreign keys: events are written last in a transaction, and a key check on
     `projects` would wait on the lock a writer of that project holds (see
-    `services.events`).
+    `services.realtime.events`).
     """
 
     __tablename__ = "project_events"

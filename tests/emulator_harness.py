@@ -31,7 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from services.emulator import Emulator, EmulatorConfig, create_emulator_app
+from services.replicate.emulator import Emulator, EmulatorConfig, create_emulator_app
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 15.0

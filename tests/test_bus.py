@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 import redis.asyncio as redis
 
-from services.bus import BusError, EventBus, SubscriberTooSlow, Subscription
+from services.realtime.bus import BusError, EventBus, SubscriberTooSlow, Subscription
 from tests.conftest import _unavailable
 from tests.servers import free_port
 

@@ -24,12 +24,12 @@ from api.graphql import build_context
 from resolvers.context import Resources
 from schema import ids
 from schema.app import schema
-from services.catalog import Param
 from services.database import Database
-from services.emulator import EmulatorConfig
-from services.generation import EngineSettings, GenerationEngine
-from services.replicate_api import CircuitBreaker, ReplicateGateway
-from services.storage import LocalStorage
+from services.generation.catalog import Param
+from services.generation.engine import EngineSettings, GenerationEngine
+from services.media.storage import LocalStorage
+from services.replicate.emulator import EmulatorConfig
+from services.replicate.gateway import CircuitBreaker, ReplicateGateway
 from services.tables import ShotImageRow
 from services.validation import Checks
 from tests.factories import (
@@ -195,7 +195,7 @@ async def test_a_poisoned_row_fails_alone_and_never_holds_up_another_team(
     assert took < 15.0
     await until(_status_of(db, poisoned, "FAILED"), what="the poisoned row to fail")
     failed = await row(db, poisoned)
-    # Stored parameters are checked again at submission (services.catalog.provider_input):
+    # Stored parameters are checked again at submission (services.generation.catalog.provider_input):
     # ones that are not valid now fail the row at once, no try wasted on the provider.
     assert failed.failed_tries == 0
     assert failed.prediction_id is None

@@ -14,10 +14,10 @@ from sqlmodel import col, select
 
 from schema import ids
 from schema.app import schema
-from services import events
-from services.bus import EventBus
 from services.database import Database
 from services.errors import InvalidInput
+from services.realtime import events
+from services.realtime.bus import EventBus
 from services.tables import ProjectEventCounterRow, ProjectEventRow, ProjectRow, ShotImageRow
 from tests.factories import Account, account, iteration, join, mutate, mutate_ok, project, scene
 

@@ -24,10 +24,10 @@ from api.graphql import build_context
 from resolvers.context import Resources
 from schema.app import schema
 from services.database import Database
-from services.emulator import EmulatorConfig
-from services.generation import EngineSettings, GenerationEngine
-from services.replicate_api import CircuitBreaker, ReplicateGateway
-from services.storage import LocalStorage
+from services.generation.engine import EngineSettings, GenerationEngine
+from services.media.storage import LocalStorage
+from services.replicate.emulator import EmulatorConfig
+from services.replicate.gateway import CircuitBreaker, ReplicateGateway
 from services.tables import GenerationStatus, ShotImageRow, StoryboardSelectionRow
 from tests.factories import MEDIA, Account, account, input_type, project, scene
 

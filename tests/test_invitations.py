@@ -25,7 +25,7 @@ from resolvers.context import Resources
 from schema import ids
 from schema.app import schema
 from services import maintenance
-from services.accounts import AccountSettings
+from services.accounts.accounts import AccountSettings
 from services.database import Database
 from services.tables import TeamInvitationRow, TeamMemberRow
 from tests.factories import (

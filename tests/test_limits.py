@@ -30,7 +30,7 @@ from websockets.typing import Subprotocol
 
 from services.database import scratch_postgres_database
 from services.errors import RateLimited
-from services.limits import (
+from services.request_limits.policy import (
     Backoff,
     Limits,
     LimitSettings,

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.media import usable_range
-from services.storage import MediaLinks
+from services.media.storage import MediaLinks
 from tests.servers import StudioServer, studio_env
 
 pytestmark = pytest.mark.e2e

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.database import Database
-from services.shot_images import summarize
+from services.storyboard.shot_images import summarize
 from services.tables import GenerationStatus
 from tests.factories import Account, account, gql, iteration, mutate, mutate_ok, project, scene
 

@@ -30,9 +30,9 @@ from api.graphql import build_context
 from resolvers.context import Context, Resources
 from schema import ids
 from schema.app import schema
-from services import events
-from services.bus import EventBus, Subscription
 from services.database import Database
+from services.realtime import events
+from services.realtime.bus import EventBus, Subscription
 from tests.factories import MEDIA, Account, account, project, scene
 from tests.realtime_harness import ANIMATION_STATUS, ITERATION_STATUS, PROJECT_EVENTS, Api, Socket
 from tests.servers import StudioServer

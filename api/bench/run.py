@@ -24,7 +24,7 @@ from api.graphql import build_context
 from resolvers.context import Resources
 from schema.app import schema
 from services.database import Database, scratch_postgres_database
-from services.storage import MediaLinks
+from services.media.storage import MediaLinks
 
 NESTED = """query($id: ID!) { project(id: $id) { title progress { selectionProgress }
   scenes { sceneNumber shots { shotNumber latestIterationNumber selectedImage { id }
@@ -135,7 +135,8 @@ async def _with_postgres(admin_url: str) -> list[str]:
 
 
 async def run(postgres_admin_url: str | None) -> None:
-    from api import bench_generation, bench_realtime
+    from api.bench import generation as bench_generation
+    from api.bench import realtime as bench_realtime
 
     with tempfile.TemporaryDirectory() as directory:
         lines = await bench_storyboard(f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}")

@@ -23,7 +23,7 @@ import uvicorn
 from sqlmodel import func, select
 
 import migrations
-from api.bench_processes import (
+from api.bench.processes import (
     EMULATOR_READY,
     EMULATOR_TOKEN,
     free_port,
@@ -37,9 +37,9 @@ from resolvers.context import Resources
 from schema import ids
 from schema.app import schema
 from services.database import Database
-from services.generation import EngineSettings, GenerationEngine
-from services.replicate_api import ReplicateGateway
-from services.storage import LocalStorage, MediaLinks
+from services.generation.engine import EngineSettings, GenerationEngine
+from services.media.storage import LocalStorage, MediaLinks
+from services.replicate.gateway import ReplicateGateway
 from services.tables import GenerationStatus, ShotImageRow
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"bench webhook signing key, 32 b").decode()

@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services import workflow
-from services.access import Actor
+from services.accounts.access import Actor
 from services.errors import InvalidInput, NotFound, PermissionDenied
+from services.storyboard import workflow
 from services.tables import (
     ProjectRow,
     SceneRow,

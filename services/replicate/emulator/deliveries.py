@@ -31,8 +31,8 @@ from typing import Any, Literal
 
 import httpx
 
-from services.emulator.config import EmulatorConfig, webhook_secret_key
-from services.emulator.faults import FaultDice
+from services.replicate.emulator.config import EmulatorConfig, webhook_secret_key
+from services.replicate.emulator.faults import FaultDice
 
 logger = logging.getLogger("studio.emulator.webhooks")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from services.emulator.catalog import InvalidField, problem_detail
+from services.replicate.emulator.catalog import InvalidField, problem_detail
 
 PROBLEM_TYPE_BASE = "https://replicate.com/docs/reference/http#"
 

@@ -15,10 +15,10 @@ from typing import Any
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services import workflow
-from services.access import Actor
+from services.accounts.access import Actor
 from services.errors import Conflict, InvalidInput, NotFound
-from services.storyboards import lock_project, shot_for_write
+from services.storyboard import workflow
+from services.storyboard.projects import lock_project, shot_for_write
 from services.tables import (
     GenerationStatus,
     ProjectRow,

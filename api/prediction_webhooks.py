@@ -9,8 +9,8 @@ from starlette.responses import JSONResponse
 
 from api.state import app_state
 from services import decoding
-from services.replicate_api import Prediction
-from services.webhooks import SecretUnavailable, WebhookRejected, claimed, verify
+from services.replicate.gateway import Prediction
+from services.replicate.signatures import SecretUnavailable, WebhookRejected, claimed, verify
 
 logger = logging.getLogger("studio.webhooks")
 

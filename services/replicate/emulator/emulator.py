@@ -33,23 +33,23 @@ import httpx
 from PIL import Image
 
 from services import decoding
-from services.emulator.catalog import InvalidField, ModelSpec, validate_input
-from services.emulator.config import EmulatorConfig
-from services.emulator.faults import FaultDice
-from services.emulator.inputs import InputFetchError, fetch_input
-from services.emulator.jobs import Job, OutputFile, plan_job, progress_line
-from services.emulator.media import MediaError, decode_image
-from services.emulator.predictions import (
+from services.outbound import AddressPolicy, Fetcher, FetchLimits, parse_allowed_hosts
+from services.replicate.emulator.catalog import InvalidField, ModelSpec, validate_input
+from services.replicate.emulator.config import EmulatorConfig
+from services.replicate.emulator.deliveries import Delivery, WebhookDispatcher
+from services.replicate.emulator.faults import FaultDice
+from services.replicate.emulator.inputs import InputFetchError, fetch_input
+from services.replicate.emulator.jobs import Job, OutputFile, plan_job, progress_line
+from services.replicate.emulator.media import MediaError, decode_image
+from services.replicate.emulator.predictions import (
     WEBHOOK_EVENTS,
     PredictionRecord,
     iso,
     new_prediction_id,
     utc_now,
 )
-from services.emulator.ratelimit import SlidingWindowLimiter
-from services.emulator.store import FileStore
-from services.emulator.webhooks import Delivery, WebhookDispatcher
-from services.outbound import AddressPolicy, Fetcher, FetchLimits, parse_allowed_hosts
+from services.replicate.emulator.ratelimit import SlidingWindowLimiter
+from services.replicate.emulator.store import FileStore
 
 logger = logging.getLogger("studio.emulator")
 

@@ -60,9 +60,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services import catalog, workflow
-from services.access import Actor
-from services.catalog import GenerationModel, ModelKind
+from services.accounts.access import Actor
 from services.database import Database
 from services.errors import (
     Conflict,
@@ -72,6 +70,9 @@ from services.errors import (
     ProviderUnavailable,
     StudioError,
 )
+from services.generation import catalog
+from services.generation.catalog import GenerationModel, ModelKind
+from services.media.storage import Storage
 from services.outbound import (
     AddressPolicy,
     Fetcher,
@@ -83,10 +84,11 @@ from services.outbound import (
     host_key,
     parse_allowed_hosts,
 )
-from services.replicate_api import Prediction, ReplicateGateway
-from services.shot_images import Iteration, image_of_shot, next_iteration_number
-from services.storage import Storage
-from services.storyboards import lock_project, shot_for_write
+from services.replicate.gateway import Prediction, ReplicateGateway
+from services.replicate.signatures import SigningSecret
+from services.storyboard import workflow
+from services.storyboard.projects import lock_project, shot_for_write
+from services.storyboard.shot_images import Iteration, image_of_shot, next_iteration_number
 from services.tables import (
     GenerationStatus,
     ProjectRow,
@@ -97,7 +99,6 @@ from services.tables import (
     utcnow,
 )
 from services.validation import MAX_VARIANTS, PROMPT_MAX, Checks
-from services.webhooks import SigningSecret
 
 logger = logging.getLogger("studio.generation")
 
@@ -1222,7 +1223,7 @@ class GenerationEngine:
         """The webhook signing secret: configured, or fetched from the provider.
 
         Fetches are single-flight and back off after a failure (see
-        `services.webhooks.SigningSecret`); SecretUnavailable when it cannot be had now.
+        `services.replicate.signatures.SigningSecret`); SecretUnavailable when it cannot be had now.
         """
         return await self.signing_secret.get()
 

@@ -27,11 +27,11 @@ Typical use:
     await serve_emulator("127.0.0.1", 8787, EmulatorConfig())
 """
 
-from services.emulator.app import create_emulator_app, serve_emulator
-from services.emulator.catalog import MODELS, ModelSpec, find_model, find_version
-from services.emulator.config import EmulatorConfig, generate_webhook_secret
-from services.emulator.emulator import Emulator
-from services.emulator.webhooks import sign as sign_webhook
+from services.replicate.emulator.app import create_emulator_app, serve_emulator
+from services.replicate.emulator.catalog import MODELS, ModelSpec, find_model, find_version
+from services.replicate.emulator.config import EmulatorConfig, generate_webhook_secret
+from services.replicate.emulator.deliveries import sign as sign_webhook
+from services.replicate.emulator.emulator import Emulator
 
 __all__ = [
     "MODELS",

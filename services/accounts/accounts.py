@@ -1,6 +1,6 @@
 """Accounts: users, passwords, bearer tokens, teams and their members.
 
-People join a team only by accepting an invitation (`services.invitations`);
+People join a team only by accepting an invitation (`services.accounts.invitations`);
 nothing here looks an account up by anything but its own credentials.
 """
 
@@ -16,9 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.access import MANAGERS, Actor
+from services.accounts.access import MANAGERS, Actor
+from services.accounts.passwords import Passwords
 from services.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied
-from services.passwords import Passwords
 from services.tables import (
     AccessTokenRow,
     TeamInvitationRow,
@@ -137,7 +137,7 @@ async def log_in(
     """A new token for the account with these credentials; AuthenticationFailed otherwise.
 
     An unknown email, a wrong password and a malformed one fail alike and cost
-    the same time (see `services.passwords`). A hash made with older parameters
+    the same time (see `services.accounts.passwords`). A hash made with older parameters
     or with scrypt is replaced by a current Argon2id one on success.
     """
     user = await _user_by_email(session, email)
@@ -229,7 +229,7 @@ async def remove_team_member(
 
     The invitations the member made for this team are deleted with them (an
     invitation is checked against its inviter's current role when accepted in
-    any case, see `services.invitations`). The actor's own role is read again
+    any case, see `services.accounts.invitations`). The actor's own role is read again
     under the team's lock, so a manager removed a moment ago cannot remove
     anyone. Raises NotFound, PermissionDenied, Conflict LAST_OWNER.
     """

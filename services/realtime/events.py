@@ -41,8 +41,8 @@ from sqlalchemy.orm import Session, UOWTransaction
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.bus import EventBus, SubscriberTooSlow
 from services.errors import InvalidInput, NotFound
+from services.realtime.bus import EventBus, SubscriberTooSlow
 from services.tables import (
     AccessTokenRow,
     ProjectEventCounterRow,

@@ -16,8 +16,8 @@ from typing import Any, Final
 
 from PIL import Image
 
-from services.emulator import media
-from services.emulator.catalog import ModelSpec
+from services.replicate.emulator import media
+from services.replicate.emulator.catalog import ModelSpec
 
 MAX_VIDEO_SECONDS: Final = 10
 MAX_VIDEO_FRAMES: Final = 300

@@ -36,7 +36,7 @@ import aiofiles
 import aiofiles.os
 
 from services.decoding import decimal
-from services.media_types import SNIFF_BYTES, sniff
+from services.media.sniffing import SNIFF_BYTES, sniff
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 MAX_KEY_LENGTH = 400

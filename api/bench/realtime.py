@@ -38,7 +38,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from api.bench_processes import (
+from api.bench.processes import (
     EMULATOR_READY,
     EMULATOR_TOKEN,
     STARTED,
@@ -373,7 +373,7 @@ async def _receivers(
                     await asyncio.create_subprocess_exec(
                         sys.executable,
                         "-c",
-                        "from api.bench_realtime import receive; receive()",
+                        "from api.bench.realtime import receive; receive()",
                         json.dumps(config),
                         stdin=asyncio.subprocess.PIPE,
                         stdout=asyncio.subprocess.PIPE,

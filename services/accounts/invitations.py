@@ -14,7 +14,7 @@ accepted and housekeeping removes it. A code that is unknown, used, revoked or
 expired gets one and the same answer, `INVALID_INVITATION`, which says nothing
 about any team.
 
-Who may invite follows the member rules (`services.access`): OWNER and ADMIN
+Who may invite follows the member rules (`services.accounts.access`): OWNER and ADMIN
 manage members, and only an OWNER may hand out (or revoke) the OWNER role.
 An invitation is only as good as its inviter's right to make it *now*: it is
 checked again, against the database, when the code is accepted, so the code of
@@ -32,8 +32,8 @@ from datetime import timedelta
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.access import MANAGERS, Actor
-from services.accounts import hash_token, lock_team
+from services.accounts.access import MANAGERS, Actor
+from services.accounts.accounts import hash_token, lock_team
 from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from services.tables import TeamInvitationRow, TeamMemberRow, TeamRole, TeamRow, utcnow
 from services.validation import storable

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from api.settings import Settings
-from services.webhooks import sign
+from services.replicate.signatures import sign
 
 STARTED = 30.0  # seconds a process may take to come up
 EMULATOR_READY = "/_emulator/health"  # the rest of its API needs its token

@@ -43,12 +43,18 @@ from starlette.routing import BaseRoute, Match, Route
 
 from services import decoding
 from services.decoding import decimal
-from services.emulator.catalog import MODELS, InvalidField, ModelSpec, find_model, find_version
-from services.emulator.config import EmulatorConfig
-from services.emulator.emulator import Emulator, InputInvalid
-from services.emulator.faults import FAULT_DEFAULTS, apply_settings, settings_snapshot
-from services.emulator.predictions import WEBHOOK_EVENTS
-from services.emulator.problems import (
+from services.replicate.emulator.catalog import (
+    MODELS,
+    InvalidField,
+    ModelSpec,
+    find_model,
+    find_version,
+)
+from services.replicate.emulator.config import EmulatorConfig
+from services.replicate.emulator.emulator import Emulator, InputInvalid
+from services.replicate.emulator.faults import FAULT_DEFAULTS, apply_settings, settings_snapshot
+from services.replicate.emulator.predictions import WEBHOOK_EVENTS
+from services.replicate.emulator.problems import (
     bad_request,
     not_found,
     problem,
@@ -57,7 +63,7 @@ from services.emulator.problems import (
     unavailable,
     validation_failed,
 )
-from services.emulator.store import StoredFile
+from services.replicate.emulator.store import StoredFile
 
 logger = logging.getLogger("studio.emulator")
 

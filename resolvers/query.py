@@ -15,7 +15,7 @@ from schema.node import Node
 from schema.storyboard import Project
 from services.decoding import decimal
 from services.generation import catalog
-from services.storyboard import projects as storyboards
+from services.storyboard import projects
 
 MAX_CURSOR_LENGTH = 100
 
@@ -106,10 +106,10 @@ class Query:
             _, team_pk = nodes.parse_or_reject(team_id, "Team")
             team_ids = [team_pk] if actor.can_read(team_pk) else []
         async with info.context.db.session() as session:
-            rows, has_next = await storyboards.page_of_projects(
+            rows, has_next = await projects.page_of_projects(
                 session, team_ids, first=first, before_id=before_id
             )
-            total = await storyboards.count_projects(session, team_ids)
+            total = await projects.count_projects(session, team_ids)
         edges = [ProjectEdge(cursor=_cursor(row.id), node=Project.from_row(row)) for row in rows]
         return ProjectConnection(
             edges=edges,

@@ -35,9 +35,9 @@ from services.request_limits.policy import (
     Limits,
     LimitSettings,
     LoginPolicy,
-    MemoryStore,
     address_key,
 )
+from services.request_limits.stores import MemoryStore
 from tests.conftest import ADMIN_URL, _unavailable
 from tests.factories import PASSWORD
 from tests.realtime_harness import PROJECT_EVENTS, Api, Feed, Socket

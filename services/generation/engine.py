@@ -87,8 +87,9 @@ from services.outbound import (
 from services.replicate.gateway import Prediction, ReplicateGateway
 from services.replicate.signatures import SigningSecret
 from services.storyboard import workflow
-from services.storyboard.projects import lock_project, shot_for_write
+from services.storyboard.projects import lock_project
 from services.storyboard.shot_images import Iteration, image_of_shot, next_iteration_number
+from services.storyboard.shots import shot_for_write
 from services.tables import (
     GenerationStatus,
     ProjectRow,

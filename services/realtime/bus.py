@@ -40,273 +40,34 @@ import collections
 import contextlib
 import json
 import logging
-import random
 import secrets
 from collections.abc import AsyncIterator
-from typing import Any
 from urllib.parse import urlsplit
 
-from broadcaster._backends.base import BroadcastBackend
-from broadcaster._base import Event
+from broadcaster import BroadcastBackend, Event
+
+from services.realtime.backends.base import (
+    RESYNC,
+    Backoff,
+    BusError,
+    Message,
+    SubscriberTooSlow,
+)
+from services.realtime.backends.memory import MemoryBackend
+from services.realtime.backends.postgres import PostgresBackend
+from services.realtime.backends.redis import RedisBackend
+
+__all__ = [
+    "RESYNC",
+    "BusError",
+    "EventBus",
+    "Message",
+    "SubscriberTooSlow",
+    "Subscription",
+    "backend_for",
+]
 
 logger = logging.getLogger("studio.bus")
-
-Message = dict[str, Any]
-
-# What a backend returns after it reconnects: messages may have been lost meanwhile,
-# so every subscriber gets {"resync": true} and catches up from its own records.
-RESYNC = "\x00resync"
-
-
-class BusError(Exception):
-    """The bus cannot publish or deliver right now."""
-
-
-class SubscriberTooSlow(BusError):
-    """This subscriber fell too far behind and was cut off; resume from the last cursor."""
-
-
-class _Backoff:
-    def __init__(self, base: float = 0.1, cap: float = 5.0) -> None:
-        self.base, self.cap, self.attempt = base, cap, 0
-
-    async def wait(self) -> None:
-        delay = random.uniform(0, min(self.cap, self.base * 2**self.attempt))  # noqa: S311
-        self.attempt += 1
-        await asyncio.sleep(delay)
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
-class MemoryBackend(BroadcastBackend):
-    """One process: a queue. Messages are still JSON text, as on the wire."""
-
-    def __init__(self, url: str) -> None:
-        self._channels: set[str] = set()
-        self._queue: asyncio.Queue[Event] = asyncio.Queue()
-
-    async def connect(self) -> None:
-        return None
-
-    async def disconnect(self) -> None:
-        return None
-
-    async def subscribe(self, group: str) -> None:
-        self._channels.add(group)
-
-    async def unsubscribe(self, group: str) -> None:
-        self._channels.discard(group)
-
-    async def publish(self, channel: str, message: Any) -> None:
-        if channel in self._channels:
-            self._queue.put_nowait(Event(channel, message))
-
-    async def next_published(self) -> Event:
-        return await self._queue.get()
-
-
-class RedisBackend(BroadcastBackend):
-    """Redis pub/sub: one connection publishes, another listens and is re-made when it drops."""
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._channels: set[str] = set()
-        # Subscribed at once: with redis-py 8 the first channel of an idle connection
-        # can miss its messages, and this one also carries ping round trips.
-        self.control = f"studio-bus-control-{secrets.token_hex(6)}"
-        self._backoff = _Backoff()
-        self._publisher: Any = None
-        self._listener: Any = None
-        self._pubsub: Any = None
-
-    async def connect(self) -> None:
-        import redis.asyncio as redis
-
-        self._publisher = redis.Redis.from_url(self._url, socket_connect_timeout=5)
-        await self._listen()
-
-    async def _listen(self) -> None:
-        import redis.asyncio as redis
-
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.aclose()
-        self._listener = redis.Redis.from_url(
-            self._url, socket_connect_timeout=5, health_check_interval=10
-        )
-        pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self.control, *self._channels)
-        self._pubsub = pubsub
-
-    async def disconnect(self) -> None:
-        for client in (self._pubsub, self._listener, self._publisher):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-
-    async def subscribe(self, group: str) -> None:
-        self._channels.add(group)
-        with contextlib.suppress(Exception):  # if it fails, the reconnect re-subscribes
-            await self._pubsub.subscribe(group)
-
-    async def unsubscribe(self, group: str) -> None:
-        self._channels.discard(group)
-        with contextlib.suppress(Exception):
-            await self._pubsub.unsubscribe(group)
-
-    async def publish(self, channel: str, message: Any) -> None:
-        import redis.exceptions
-
-        try:
-            await self._publisher.publish(channel, message)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as error:
-            raise BusError(f"Redis refused the publish: {error}") from error
-
-    async def next_published(self) -> Event:
-        import redis.exceptions
-
-        if self._pubsub is None:  # never connected: Redis was down at start-up
-            await self._reconnect()
-            return Event(RESYNC, "{}")
-        while True:
-            try:
-                message = await self._pubsub.get_message(timeout=1.0)
-            except (
-                redis.exceptions.ConnectionError,
-                redis.exceptions.TimeoutError,
-                OSError,
-            ) as error:
-                logger.warning("event bus: lost Redis (%s); reconnecting", error)
-                await self._reconnect()
-                return Event(RESYNC, "{}")
-            except Exception as error:  # e.g. the event loop's "handler is closed" mid-retry
-                logger.warning("event bus: Redis listener failed (%r); reconnecting", error)
-                await self._reconnect()
-                return Event(RESYNC, "{}")
-            if message is None or message.get("type") != "message":
-                continue
-            channel, data = message["channel"], message["data"]
-            return Event(
-                channel.decode() if isinstance(channel, bytes) else str(channel),
-                data.decode() if isinstance(data, bytes) else str(data),
-            )
-
-    async def _reconnect(self) -> None:
-        while True:
-            await self._backoff.wait()
-            try:
-                await self._listen()
-            except Exception as error:
-                logger.warning("event bus: Redis still unreachable (%s)", error)
-                continue
-            self._backoff.reset()
-            logger.warning(
-                "event bus: reconnected to Redis; %d channels re-subscribed", len(self._channels)
-            )
-            return
-
-
-class PostgresBackend(BroadcastBackend):
-    """LISTEN/NOTIFY on two asyncpg connections: one listens, one notifies (under a lock)."""
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self._dsn = parts._replace(scheme="postgresql").geturl()
-        self._channels: set[str] = set()
-        self.control = f"studio_bus_control_{secrets.token_hex(6)}"
-        self._queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._lost = asyncio.Event()
-        self._backoff = _Backoff()
-        self._publish_lock = asyncio.Lock()
-        self._listener: Any = None
-        self._publisher: Any = None
-
-    def _deliver(self, _connection: Any, _pid: int, channel: str, payload: str) -> None:
-        self._queue.put_nowait(Event(channel, payload))
-
-    def _on_lost(self, _connection: Any) -> None:
-        self._lost.set()
-
-    async def connect(self) -> None:
-        await self._listen()
-
-    async def _listen(self) -> None:
-        import asyncpg
-
-        if self._listener is not None and not self._listener.is_closed():
-            with contextlib.suppress(Exception):
-                await self._listener.close(timeout=1)
-        self._listener = await asyncpg.connect(self._dsn, timeout=5)
-        self._listener.add_termination_listener(self._on_lost)
-        for channel in (self.control, *self._channels):
-            await self._listener.add_listener(channel, self._deliver)
-        self._lost.clear()
-
-    async def _publisher_connection(self) -> Any:
-        import asyncpg
-
-        if self._publisher is None or self._publisher.is_closed():
-            self._publisher = await asyncpg.connect(self._dsn, timeout=5)
-        return self._publisher
-
-    async def disconnect(self) -> None:
-        for connection in (self._listener, self._publisher):
-            if connection is not None and not connection.is_closed():
-                with contextlib.suppress(Exception):
-                    await connection.close(timeout=1)
-
-    async def subscribe(self, group: str) -> None:
-        self._channels.add(group)
-        with contextlib.suppress(Exception):
-            await self._listener.add_listener(group, self._deliver)
-
-    async def unsubscribe(self, group: str) -> None:
-        self._channels.discard(group)
-        with contextlib.suppress(Exception):
-            await self._listener.remove_listener(group, self._deliver)
-
-    async def publish(self, channel: str, message: Any) -> None:
-        import asyncpg
-
-        async with self._publish_lock:  # one asyncpg connection runs one statement at a time
-            try:
-                connection = await self._publisher_connection()
-                await connection.execute("SELECT pg_notify($1, $2)", channel, message)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                self._publisher = None
-                raise BusError(f"PostgreSQL refused the notify: {error}") from error
-
-    async def next_published(self) -> Event:
-        if self._listener is None:  # never connected: PostgreSQL was down at start-up
-            await self._reconnect()
-            return Event(RESYNC, "{}")
-        while True:
-            getting = asyncio.ensure_future(self._queue.get())
-            lost = asyncio.ensure_future(self._lost.wait())
-            done, _ = await asyncio.wait({getting, lost}, return_when=asyncio.FIRST_COMPLETED)
-            if getting in done:
-                lost.cancel()
-                return getting.result()
-            getting.cancel()
-            logger.warning("event bus: lost PostgreSQL; reconnecting")
-            await self._reconnect()
-            return Event(RESYNC, "{}")
-
-    async def _reconnect(self) -> None:
-        while True:
-            await self._backoff.wait()
-            try:
-                await self._listen()
-            except Exception as error:
-                logger.warning("event bus: PostgreSQL still unreachable (%s)", error)
-                continue
-            self._backoff.reset()
-            logger.warning(
-                "event bus: reconnected to PostgreSQL; %d channels re-subscribed",
-                len(self._channels),
-            )
-            return
 
 
 def _without_credentials(url: str) -> str:
@@ -519,7 +280,7 @@ class EventBus:
         await asyncio.wait_for(self._sent.wait(), within)
 
     async def _publish_posted(self) -> None:
-        backoff = _Backoff(base=0.2, cap=5.0)
+        backoff = Backoff(base=0.2, cap=5.0)
         while True:
             if not self._outbox:
                 self._sent.set()

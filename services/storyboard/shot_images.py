@@ -18,7 +18,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.accounts.access import Actor
 from services.errors import Conflict, InvalidInput, NotFound
 from services.storyboard import workflow
-from services.storyboard.projects import lock_project, shot_for_write
+from services.storyboard.projects import lock_project
+from services.storyboard.shots import shot_for_write
 from services.tables import (
     GenerationStatus,
     ProjectRow,

@@ -25,7 +25,7 @@ from schema.events import (
 from schema.storyboard import ImageIteration, ProjectProgress, Shot, ShotImage, StoryboardSelection
 from services.accounts import accounts
 from services.errors import NotFound, StudioError
-from services.realtime import events
+from services.realtime import events, feed
 
 _AFTER = "A cursor from an earlier message: replay every event after it first, then go on live."
 
@@ -68,7 +68,7 @@ async def _feed(
         context.actor = current
         return True
 
-    stream = events.follow(
+    stream = feed.follow(
         bus,
         context.db.session,
         project_id,

@@ -29,7 +29,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services import decoding
-from services.realtime import events
+from services.realtime import recording
 from services.realtime.bus import EventBus
 
 _WRITE_OPTION = "studio_write"
@@ -79,8 +79,8 @@ class Database:
         async with AsyncSession(self.write_engine, expire_on_commit=False) as session:
             async with session.begin():
                 yield session
-                outbox = await events.record(session)
-            events.publish(self.bus, outbox)
+                outbox = await recording.record(session)
+            recording.publish(self.bus, outbox)
 
     async def ping(self) -> None:
         """Raise unless the database answers."""

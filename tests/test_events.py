@@ -16,7 +16,7 @@ from schema import ids
 from schema.app import schema
 from services.database import Database
 from services.errors import InvalidInput
-from services.realtime import events
+from services.realtime import events, feed, recording
 from services.realtime.bus import EventBus
 from services.tables import ProjectEventCounterRow, ProjectEventRow, ProjectRow, ShotImageRow
 from tests.factories import Account, account, iteration, join, mutate, mutate_ok, project, scene
@@ -40,7 +40,7 @@ async def live_db(db: Database, bus: EventBus) -> AsyncIterator[Database]:
 
 async def recorded(db: Database, project_id: str) -> list[events.ProjectEvent]:
     async with db.session() as session:
-        return await events.events_after(session, ids.decode(project_id, "Project"), 0)
+        return await feed.events_after(session, ids.decode(project_id, "Project"), 0)
 
 
 def kinds(found: list[events.ProjectEvent]) -> list[str]:
@@ -118,7 +118,7 @@ async def test_a_write_that_fails_records_nothing(db: Database) -> None:
     assert payload["userErrors"][0]["code"] == "OUT_OF_RANGE"
     assert await recorded(db, project_id) == before
     async with db.session() as session:
-        assert await events.last_sequence(session, ids.decode(project_id, "Project")) == len(before)
+        assert await feed.last_sequence(session, ids.decode(project_id, "Project")) == len(before)
 
 
 async def test_changes_within_one_transaction_are_one_event_per_object(db: Database) -> None:
@@ -172,13 +172,13 @@ async def test_bookkeeping_alone_is_not_an_event(db: Database) -> None:
 def test_every_change_is_named_as_a_field_of_its_graphql_type() -> None:
     """`changes` speaks GraphQL: no column name of ours, no field a client cannot ask for."""
     graphql_types = schema._schema.type_map
-    for table, type_name in events.TRACKED.items():
+    for table, type_name in recording.TRACKED.items():
         fields = set(graphql_types[type_name].fields)  # type: ignore[attr-defined]
         mapper: Any = sa_inspect(table)
         keys: list[str] = [column.key for column in mapper.column_attrs]
         for key in keys:
-            if key not in events._INTERNAL:
-                assert events._camel(key) in fields, (type_name, key)
+            if key not in recording._INTERNAL:
+                assert recording._camel(key) in fields, (type_name, key)
 
 
 async def test_events_are_published_after_commit_and_never_for_a_rollback(
@@ -262,13 +262,13 @@ async def allowed() -> bool:
 
 
 class Follower:
-    """`events.follow` read by a task into a queue, as a subscription reads it."""
+    """`feed.follow` read by a task into a queue, as a subscription reads it."""
 
     def __init__(
         self, db: Database, bus: EventBus, owner: Account, project_id: str, **options: Any
     ) -> None:
         self.queue: asyncio.Queue[events.ProjectEvent | BaseException] = asyncio.Queue()
-        self.stream = events.follow(
+        self.stream = feed.follow(
             bus,
             db.session,
             ids.decode(project_id, "Project"),
@@ -383,7 +383,7 @@ async def test_a_slow_follower_is_cut_off_and_reads_on_from_the_table(
     caplog.set_level("INFO", logger="studio.events")
     owner = await account(live_db)
     project_id = await project(live_db, owner)
-    stream = events.follow(
+    stream = feed.follow(
         bus,
         live_db.session,
         ids.decode(project_id, "Project"),
@@ -435,7 +435,7 @@ async def test_following_stops_when_access_is_lost(live_db: Database, bus: Event
             "team { id }",
             token=owner.token,
         )
-        with pytest.raises(events.AccessLost):
+        with pytest.raises(feed.AccessLost):
             await follower.take(1)
     finally:
         await follower.close()
@@ -451,7 +451,7 @@ async def test_access_is_checked_again_now_and_then(live_db: Database, bus: Even
         checks += 1
         return checks < 3
 
-    stream = events.follow(
+    stream = feed.follow(
         bus,
         live_db.session,
         ids.decode(project_id, "Project"),
@@ -462,7 +462,7 @@ async def test_access_is_checked_again_now_and_then(live_db: Database, bus: Even
     )
     try:
         await asyncio.wait_for(anext(stream), 10)  # the snapshot
-        with pytest.raises(events.AccessLost):
+        with pytest.raises(feed.AccessLost):
             await asyncio.wait_for(anext(stream), 10)
         assert checks == 3
     finally:
@@ -475,10 +475,10 @@ async def test_cursors_from_the_future_or_past_retention_are_refused(db: Databas
     await scene(db, owner, project_id, shots=2)
     pk = ids.decode(project_id, "Project")
     async with db.session() as session:
-        last = await events.last_sequence(session, pk)
-        await events.check_cursor(session, pk, last)
+        last = await feed.last_sequence(session, pk)
+        await feed.check_cursor(session, pk, last)
         with pytest.raises(InvalidInput) as invalid:
-            await events.check_cursor(session, pk, last + 1)
+            await feed.check_cursor(session, pk, last + 1)
         assert invalid.value.code == "INVALID_CURSOR"
     async with db.transaction() as session:
         await session.exec(  # age this project's events past the retention
@@ -486,9 +486,9 @@ async def test_cursors_from_the_future_or_past_retention_are_refused(db: Databas
             .where(col(ProjectEventRow.project_id) == pk)
             .values(at=ProjectEventRow.at - timedelta(days=30))
         )
-        assert await events.prune(session, older_than=timedelta(days=7)) >= last
+        assert await recording.prune(session, older_than=timedelta(days=7)) >= last
     async with db.session() as session:
-        with pytest.raises(events.CursorExpired):
-            await events.check_cursor(session, pk, 0)
-        await events.check_cursor(session, pk, last)  # nothing after it was lost
-        assert await events.last_sequence(session, pk) == last
+        with pytest.raises(feed.CursorExpired):
+            await feed.check_cursor(session, pk, 0)
+        await feed.check_cursor(session, pk, last)  # nothing after it was lost
+        assert await feed.last_sequence(session, pk) == last

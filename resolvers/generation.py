@@ -18,7 +18,7 @@ from schema.generation import (
 from schema.payloads import GenerateShotImagesPayload, StoryboardSelectionPayload
 from schema.storyboard import ImageIteration, ShotImage, StoryboardSelection
 from services.errors import InvalidInput
-from services.generation import engine as generation
+from services.generation import requests, statuses
 from services.tables import ShotImageRow
 from services.validation import Checks
 
@@ -46,10 +46,10 @@ async def generate_shot_images(
     )
     params = _params(checks, input.params)
     async with write(info) as (session, actor):
-        iteration = await generation.start_iteration(
+        iteration = await requests.start_iteration(
             session,
             actor,
-            engine.plan(),
+            engine.provider_availability(),
             checks=checks,
             shot_id=shot_id,
             prompt=input.prompt,
@@ -80,10 +80,10 @@ async def animate_shot(
     )
     params = _params(checks, input.params)
     async with write(info) as (session, actor):
-        selection = await generation.animate_shot(
+        selection = await requests.animate_shot(
             session,
             actor,
-            engine.plan(),
+            engine.provider_availability(),
             checks=checks,
             selection_id=selection_id,
             model=input.model,
@@ -106,10 +106,10 @@ async def animate_storyboard(
     project_id = ids.decode_into(checks, input.project_id, "Project", field=("projectId",))
     params = _params(checks, input.params)
     async with write(info) as (session, actor):
-        selections = await generation.animate_storyboard(
+        selections = await requests.animate_storyboard(
             session,
             actor,
-            engine.plan(),
+            engine.provider_availability(),
             checks=checks,
             project_id=project_id,
             model=input.model,
@@ -122,7 +122,7 @@ async def animate_storyboard(
     )
 
 
-def _generation_ref(global_id: str) -> tuple[generation.Kind, int]:
+def _generation_ref(global_id: str) -> tuple[statuses.Kind, int]:
     parsed = ids.parse(global_id)
     if parsed is not None and parsed[0] == "ShotImage":
         return "image", parsed[1]
@@ -133,7 +133,7 @@ def _generation_ref(global_id: str) -> tuple[generation.Kind, int]:
     )
 
 
-def _generation_payload(row: generation.Row) -> GenerationPayload:
+def _generation_payload(row: statuses.Row) -> GenerationPayload:
     if isinstance(row, ShotImageRow):
         return GenerationPayload(image=ShotImage.from_row(row))
     return GenerationPayload(selection=StoryboardSelection.from_row(row))
@@ -150,7 +150,7 @@ async def cancel_generation(
     engine = info.context.require_generation()
     kind, row_id = _generation_ref(input.id)
     async with write(info) as (session, actor):
-        row = await generation.cancel(session, actor, kind=kind, row_id=row_id)
+        row = await requests.cancel(session, actor, kind=kind, row_id=row_id)
         prediction_id = row.prediction_id
     engine.cancel_remote(prediction_id)
     return _generation_payload(row)
@@ -167,6 +167,8 @@ async def retry_generation(
     engine = info.context.require_generation()
     kind, row_id = _generation_ref(input.id)
     async with write(info) as (session, actor):
-        row = await generation.retry(session, actor, engine.plan(), kind=kind, row_id=row_id)
+        row = await requests.retry(
+            session, actor, engine.provider_availability(), kind=kind, row_id=row_id
+        )
     engine.kick()
     return _generation_payload(row)

@@ -27,7 +27,8 @@ from api.embedded import embedded_emulator
 from resolvers.context import Resources
 from schema import ids
 from services.database import Database
-from services.generation.engine import IMPORT_COPY_FAILED, EngineSettings, GenerationEngine
+from services.generation.engine import EngineSettings, GenerationEngine
+from services.generation.outputs import IMPORT_COPY_FAILED
 from services.media.storage import LocalStorage
 from services.outbound import AddressPolicy, Fetcher, FetchLimits, parse_allowed_hosts
 from services.replicate.gateway import CircuitBreaker, Prediction, ReplicateGateway

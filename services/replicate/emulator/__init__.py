@@ -28,10 +28,11 @@ Typical use:
 """
 
 from services.replicate.emulator.app import create_emulator_app, serve_emulator
-from services.replicate.emulator.catalog import MODELS, ModelSpec, find_model, find_version
+from services.replicate.emulator.catalog import MODELS, find_model, find_version
 from services.replicate.emulator.config import EmulatorConfig, generate_webhook_secret
 from services.replicate.emulator.deliveries import sign as sign_webhook
 from services.replicate.emulator.emulator import Emulator
+from services.replicate.emulator.specs import ModelSpec
 
 __all__ = [
     "MODELS",

@@ -24,13 +24,10 @@ create `throttle_rate` fault and the sliding rate windows (429).
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import uvicorn
 from PIL import Image
@@ -38,22 +35,14 @@ from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 
 from services import decoding
-from services.decoding import decimal
-from services.replicate.emulator.catalog import (
-    MODELS,
-    InvalidField,
-    ModelSpec,
-    find_model,
-    find_version,
-)
+from services.replicate.emulator.catalog import MODELS, find_model, find_version
 from services.replicate.emulator.config import EmulatorConfig
 from services.replicate.emulator.emulator import Emulator, InputInvalid
 from services.replicate.emulator.faults import FAULT_DEFAULTS, apply_settings, settings_snapshot
-from services.replicate.emulator.predictions import WEBHOOK_EVENTS
 from services.replicate.emulator.problems import (
     bad_request,
     not_found,
@@ -63,146 +52,24 @@ from services.replicate.emulator.problems import (
     unavailable,
     validation_failed,
 )
-from services.replicate.emulator.store import StoredFile
+from services.replicate.emulator.specs import InvalidField, ModelSpec
+from services.replicate.emulator.wire import (
+    MAX_JSON_DEPTH,
+    authenticated,
+    base_url,
+    bearer_token,
+    check_webhook_fields,
+    file_response,
+    json_body,
+    model_json,
+    parse_prefer_wait,
+    version_json,
+)
 
 logger = logging.getLogger("studio.emulator")
 
 Handler = Callable[[Request], Awaitable[Response]]
-MAX_WAIT_SECONDS: Final = 60
-MAX_JSON_DEPTH: Final = 64
-COG_VERSION: Final = "0.9.13"
 ALL_METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-
-
-def _base_url(emulator: Emulator, request: Request) -> str:
-    """`public_url`, or the URL this request came in on (including a mount's prefix)."""
-    return emulator.config.public_url or str(request.base_url).rstrip("/")
-
-
-def _bearer_token(request: Request) -> str | None:
-    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() in ("bearer", "token") and credential.strip():
-        return credential.strip()
-    return None
-
-
-def _authenticated(emulator: Emulator, request: Request) -> bool:
-    expected = emulator.config.api_token
-    if not expected:
-        return True
-    given = _bearer_token(request)
-    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _parse_prefer_wait(header: str | None) -> int | None:
-    """Seconds to hold a create for `Prefer: wait[=N]`; None without; ValueError if invalid."""
-    if not header:
-        return None
-    for preference in header.split(","):
-        name, equals, value = preference.strip().partition("=")
-        if name.strip().lower() != "wait":
-            continue
-        if not equals:
-            return MAX_WAIT_SECONDS
-        seconds = decimal(value.strip().strip('"'), low=1, high=MAX_WAIT_SECONDS)
-        if seconds is None:
-            raise ValueError(f"wait must be an integer between 1 and {MAX_WAIT_SECONDS}")
-        return seconds
-    return None
-
-
-async def _json_body(request: Request) -> tuple[Any, Response | None]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}, None
-    try:
-        # No NaN/Infinity (not JSON, and Replicate's parser refuses them), bounded nesting.
-        return decoding.loads(raw, max_depth=MAX_JSON_DEPTH), None
-    except decoding.MalformedJson:
-        return None, bad_request("The request body is not valid JSON.")
-
-
-def _check_webhook_fields(body: dict[str, Any]) -> tuple[dict[str, Any], list[InvalidField]]:
-    """`webhook`, `webhook_completed` and `webhook_events_filter`, checked."""
-    problems: list[InvalidField] = []
-    found: dict[str, Any] = {"webhook": None, "webhook_completed": None, "events": None}
-    for name in ("webhook", "webhook_completed"):
-        value = body.get(name)
-        if value is None:
-            continue
-        parts = urlsplit(value) if isinstance(value, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            problems.append(InvalidField("format", name, "Does not match format 'uri'"))
-        else:
-            found[name] = value
-    events = body.get("webhook_events_filter")
-    if events is not None:
-        if not isinstance(events, list) or not all(isinstance(event, str) for event in events):
-            problems.append(
-                InvalidField(
-                    "invalid_type",
-                    "webhook_events_filter",
-                    "Invalid type. Expected: array of strings",
-                )
-            )
-        else:
-            allowed = ", ".join(json.dumps(event) for event in WEBHOOK_EVENTS)
-            for index, event in enumerate(events):
-                if event not in WEBHOOK_EVENTS:
-                    problems.append(
-                        InvalidField(
-                            "enum",
-                            f"webhook_events_filter.{index}",
-                            f"webhook_events_filter.{index} must be one of the following: "
-                            + allowed,
-                        )
-                    )
-            found["events"] = frozenset(events)
-    return found, problems
-
-
-def _model_json(emulator: Emulator, spec: ModelSpec) -> dict[str, Any]:
-    runs = sum(1 for record in emulator.predictions.values() if record.spec is spec)
-    return {
-        "url": f"https://replicate.com/{spec.ref}",
-        "owner": spec.owner,
-        "name": spec.name,
-        "description": spec.description,
-        "visibility": "public",
-        "is_official": spec.official,
-        "github_url": None,
-        "paper_url": None,
-        "license_url": None,
-        "run_count": runs,
-        "cover_image_url": None,
-        "default_example": None,
-        "latest_version": _version_json(spec),
-    }
-
-
-def _version_json(spec: ModelSpec) -> dict[str, Any]:
-    return {
-        "id": spec.version,
-        "created_at": spec.created_at,
-        "cog_version": COG_VERSION,
-        "openapi_schema": spec.openapi_schema(),
-    }
-
-
-def _file_response(stored: StoredFile) -> Response | None:
-    """The file as Replicate's delivery network sends it: Content-Type, Content-Length,
-    ETag and Last-Modified, byte ranges (several at once as multipart/byteranges) and
-    If-Range, all by Starlette's FileResponse. None if it expired a moment ago."""
-    try:
-        stat = stored.path.stat()
-    except FileNotFoundError:
-        return None
-    return FileResponse(
-        stored.path,
-        media_type=stored.content_type,
-        stat_result=stat,
-        headers={"cache-control": "public, max-age=3600"},
-    )
 
 
 def create_emulator_app(
@@ -232,7 +99,7 @@ def create_emulator_app(
             current = state.config
             if current.down:
                 return unavailable()
-            if not _authenticated(state, request):
+            if not authenticated(state, request):
                 return unauthenticated()
             if bucket == "create" and state.dice.roll(current.throttle_rate):
                 # An injected throttle is a burst limit, not an exhausted window:
@@ -244,7 +111,7 @@ def create_emulator_app(
                 else current.other_limit_per_minute
             )
             client = request.client.host if request.client else "unknown"
-            key = (bucket, _bearer_token(request) or f"anonymous@{client}")
+            key = (bucket, bearer_token(request) or f"anonymous@{client}")
             retry_after = state.limiter.acquire(key, limit)
             if retry_after is not None:
                 return throttled(retry_after)
@@ -257,7 +124,7 @@ def create_emulator_app(
 
         async def endpoint(request: Request) -> Response:
             state.start()
-            if not _authenticated(state, request):
+            if not authenticated(state, request):
                 return unauthenticated()
             return await handler(request)
 
@@ -267,10 +134,10 @@ def create_emulator_app(
 
     async def create(request: Request, spec: ModelSpec, body: dict[str, Any]) -> Response:
         try:
-            wait = _parse_prefer_wait(request.headers.get("prefer"))
+            wait = parse_prefer_wait(request.headers.get("prefer"))
         except ValueError as error:
             return bad_request(f'Invalid "Prefer" header: {error}.')
-        webhook, problems = _check_webhook_fields(body)
+        webhook, problems = check_webhook_fields(body)
         if "input" not in body:
             problems.insert(0, InvalidField("required", "(root)", "input is required"))
             values: dict[str, Any] = {}
@@ -287,7 +154,7 @@ def create_emulator_app(
             dict(body["input"]),
             values,
             images,
-            base_url=_base_url(state, request),
+            base_url=base_url(state, request),
             webhook=webhook["webhook"],
             webhook_completed=webhook["webhook_completed"],
             events=webhook["events"],
@@ -306,7 +173,7 @@ def create_emulator_app(
         return JSONResponse(answer, status_code=201)
 
     async def create_for_model(request: Request) -> Response:
-        body, error = await _json_body(request)
+        body, error = await json_body(request)
         if error is not None:
             return error
         owner, name = request.path_params["owner"], request.path_params["name"]
@@ -323,7 +190,7 @@ def create_emulator_app(
         return await create(request, spec, body)
 
     async def create_for_version(request: Request) -> Response:
-        body, error = await _json_body(request)
+        body, error = await json_body(request)
         if error is not None:
             return error
         if not isinstance(body, dict):
@@ -360,7 +227,7 @@ def create_emulator_app(
         page = state.page(cursor)
         if page is None:
             return bad_request("Invalid cursor.")
-        base = _base_url(state, request)
+        base = base_url(state, request)
 
         def link(value: str | None) -> str | None:
             return f"{base}/v1/predictions?cursor={value}" if value else None
@@ -413,40 +280,37 @@ def create_emulator_app(
             filename=filename,
             content_type=content_type,
             metadata=metadata,
-            base_url=_base_url(state, request),
+            base_url=base_url(state, request),
         )
         return JSONResponse(upload.to_json(), status_code=201)
 
     async def list_files(request: Request) -> Response:
-        uploads = [
-            upload for file_id in list(state.uploads) if (upload := state.get_upload(file_id))
-        ]
-        uploads.sort(key=lambda upload: upload.created_at, reverse=True)
+        uploads = state.uploads.current()
         return JSONResponse(
             {"next": None, "previous": None, "results": [upload.to_json() for upload in uploads]}
         )
 
     async def get_file(request: Request) -> Response:
-        upload = state.get_upload(request.path_params["id"])
+        upload = state.uploads.get(request.path_params["id"])
         if upload is None:
             return not_found()
         return JSONResponse(upload.to_json())
 
     async def delete_file(request: Request) -> Response:
-        if not state.delete_upload(request.path_params["id"]):
+        if not state.uploads.delete(request.path_params["id"]):
             return not_found()
         return Response(status_code=204)
 
     async def download_file(request: Request) -> Response:
-        upload = state.get_upload(request.path_params["id"])
+        upload = state.uploads.get(request.path_params["id"])
         stored = state.files.get(upload.store_key) if upload is not None else None
-        response = _file_response(stored) if stored is not None else None
+        response = file_response(stored) if stored is not None else None
         return not_found() if response is None else response
 
     async def serve_output(request: Request) -> Response:
         key = request.path_params["key"]
         stored = state.files.get(key) if not key.startswith("uploads/") else None
-        response = _file_response(stored) if stored is not None else None
+        response = file_response(stored) if stored is not None else None
         if response is None:
             return not_found("The file does not exist or has expired.")
         return response
@@ -466,7 +330,7 @@ def create_emulator_app(
             {
                 "next": None,
                 "previous": None,
-                "results": [_model_json(state, spec) for spec in MODELS],
+                "results": [model_json(state, spec) for spec in MODELS],
             }
         )
 
@@ -474,19 +338,19 @@ def create_emulator_app(
         spec = find_model(request.path_params["owner"], request.path_params["name"])
         if spec is None:
             return not_found()
-        return JSONResponse(_model_json(state, spec))
+        return JSONResponse(model_json(state, spec))
 
     async def list_versions(request: Request) -> Response:
         spec = find_model(request.path_params["owner"], request.path_params["name"])
         if spec is None:
             return not_found()
-        return JSONResponse({"next": None, "previous": None, "results": [_version_json(spec)]})
+        return JSONResponse({"next": None, "previous": None, "results": [version_json(spec)]})
 
     async def get_version(request: Request) -> Response:
         spec = find_model(request.path_params["owner"], request.path_params["name"])
         if spec is None or spec.version != request.path_params["version"]:
             return not_found()
-        return JSONResponse(_version_json(spec))
+        return JSONResponse(version_json(spec))
 
     async def account(request: Request) -> Response:
         return JSONResponse(
@@ -504,7 +368,7 @@ def create_emulator_app(
         return JSONResponse(settings_snapshot(state.config))
 
     async def set_faults(request: Request) -> Response:
-        body, error = await _json_body(request)
+        body, error = await json_body(request)
         if error is not None:
             return error
         problems = apply_settings(state.config, body)

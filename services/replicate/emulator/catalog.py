@@ -1,24 +1,15 @@
-"""The models the emulator runs, their inputs, and input validation.
+"""The models the emulator runs, by reference and by version.
 
-Each `ModelSpec` lists its inputs as Replicate's OpenAPI schema would (type, default,
-bounds, choices) and says what it makes (`task`). `validate_input` checks a request's
-`input` the way Replicate does before it creates a prediction: every problem is
-reported at once, in the shape of Replicate's `invalid_fields` (the type names and
-messages follow the JSON-schema validator Replicate uses: "required",
-"invalid_type", "enum", "number_gte", "number_lte").
+Each is a `ModelSpec` (`services.replicate.emulator.specs`) listing its inputs as
+Replicate's OpenAPI schema would; `services.replicate.emulator.validation` checks
+a request's `input` against it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-FieldKind = Literal["string", "integer", "number", "boolean", "file"]
-Task = Literal["text-to-image", "image-to-video", "text"]
-Scalar = str | int | float | bool
+from services.replicate.emulator.specs import InputField, ModelSpec
 
 ASPECT_RATIOS: Final = (
     "1:1",
@@ -34,112 +25,6 @@ ASPECT_RATIOS: Final = (
     "9:21",
 )
 OUTPUT_FORMATS: Final = ("webp", "jpg", "png")
-
-
-@dataclass(frozen=True)
-class InputField:
-    """One input of a model, as its OpenAPI schema describes it."""
-
-    name: str
-    kind: FieldKind
-    description: str
-    required: bool = False
-    default: Scalar | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    choices: tuple[Scalar, ...] = ()
-
-    def schema(self, order: int) -> dict[str, Any]:
-        """The property's OpenAPI schema, as Cog writes it."""
-        prop: dict[str, Any] = {
-            "type": "string" if self.kind == "file" else self.kind,
-            "title": self.name.replace("_", " ").title(),
-            "description": self.description,
-            "x-order": order,
-        }
-        if self.kind == "file":
-            prop["format"] = "uri"
-        if self.default is not None:
-            prop["default"] = self.default
-        if self.minimum is not None:
-            prop["minimum"] = self.minimum
-        if self.maximum is not None:
-            prop["maximum"] = self.maximum
-        if self.choices:
-            prop["enum"] = list(self.choices)
-        return prop
-
-
-@dataclass(frozen=True)
-class InvalidField:
-    """One problem with one input, as an entry of Replicate's `invalid_fields`."""
-
-    type: str
-    field: str
-    description: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"type": self.type, "field": self.field, "description": self.description}
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model of the catalog: identity, inputs, and what its predictions produce."""
-
-    owner: str
-    name: str
-    description: str
-    task: Task
-    inputs: tuple[InputField, ...]
-    # Official models run at `POST /v1/models/{owner}/{name}/predictions` without a
-    # version; community models need `POST /v1/predictions` with a version.
-    official: bool = True
-    version_id: str = ""
-    # The input holding the picture to start from (img2img or image-to-video), if any.
-    image_input: str | None = None
-    # Extra file inputs that are fetched and checked like the image (not otherwise used
-    # except `end_image`, which a clip cross-fades to).
-    extra_file_inputs: tuple[str, ...] = ()
-    # Video: frames per second when the model has no fps input, and clip seconds when it
-    # has no duration input.
-    video_fps: int = 24
-    video_seconds: int = 5
-    created_at: str = "2024-08-01T00:00:00.000000Z"
-    output_schema: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def ref(self) -> str:
-        """`owner/name`."""
-        return f"{self.owner}/{self.name}"
-
-    @property
-    def version(self) -> str:
-        """The 64-hex version id: the real one where known, else a stable hash of the name."""
-        return self.version_id or hashlib.sha256(f"emulator:{self.ref}".encode()).hexdigest()
-
-    def field_named(self, name: str) -> InputField | None:
-        return next((item for item in self.inputs if item.name == name), None)
-
-    def openapi_schema(self) -> dict[str, Any]:
-        """An OpenAPI document like the one Cog publishes for a version."""
-        return {
-            "openapi": "3.0.2",
-            "info": {"title": "Cog", "version": "0.1.0"},
-            "paths": {},
-            "components": {
-                "schemas": {
-                    "Input": {
-                        "type": "object",
-                        "title": "Input",
-                        "required": [item.name for item in self.inputs if item.required],
-                        "properties": {
-                            item.name: item.schema(order) for order, item in enumerate(self.inputs)
-                        },
-                    },
-                    "Output": dict(self.output_schema),
-                }
-            },
-        }
 
 
 def _prompt(required: bool = True) -> InputField:
@@ -562,106 +447,3 @@ def find_version(reference: str) -> ModelSpec | None:
         spec = _BY_REF.get(reference)
         return spec if spec is not None and spec.official else None
     return _BY_VERSION.get(reference)
-
-
-_JSON_TYPE_NAMES: Final = {
-    bool: "boolean",
-    int: "integer",
-    float: "number",
-    str: "string",
-    list: "array",
-    dict: "object",
-    type(None): "null",
-}
-
-
-def _type_name(value: object) -> str:
-    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
-
-
-def _has_kind(value: object, kind: FieldKind) -> bool:
-    # bool is an int in Python but not in JSON; an integral float is a JSON integer.
-    if kind in ("string", "file"):
-        return isinstance(value, str)
-    if kind == "boolean":
-        return isinstance(value, bool)
-    if kind == "integer":
-        return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, float) and value.is_integer()
-        )
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _format_number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def validate_input(spec: ModelSpec, raw: object) -> tuple[dict[str, Any], list[InvalidField]]:
-    """Check `raw` against the model's inputs; return it with defaults applied, and the problems.
-
-    Inputs the model does not declare are ignored (Cog drops them), so they are
-    neither errors nor passed on.
-    """
-    if not isinstance(raw, dict):
-        return {}, [
-            InvalidField(
-                "invalid_type", "input", f"Invalid type. Expected: object, given: {_type_name(raw)}"
-            )
-        ]
-    problems: list[InvalidField] = []
-    values: dict[str, Any] = {}
-    for item in spec.inputs:
-        path = f"input.{item.name}"
-        if item.name not in raw or raw[item.name] is None:
-            if item.required:
-                problems.append(InvalidField("required", "input", f"{item.name} is required"))
-            elif item.default is not None:
-                values[item.name] = item.default
-            continue
-        value = raw[item.name]
-        if not _has_kind(value, item.kind):
-            expected = "string" if item.kind == "file" else item.kind
-            problems.append(
-                InvalidField(
-                    "invalid_type",
-                    path,
-                    f"Invalid type. Expected: {expected}, given: {_type_name(value)}",
-                )
-            )
-            continue
-        if item.kind == "integer":
-            value = int(value)
-        if item.choices and value not in item.choices:
-            allowed = ", ".join(json.dumps(choice) for choice in item.choices)
-            problems.append(
-                InvalidField("enum", path, f"{path} must be one of the following: {allowed}")
-            )
-            continue
-        if item.minimum is not None and value < item.minimum:
-            problems.append(
-                InvalidField(
-                    "number_gte",
-                    path,
-                    f"Must be greater than or equal to {_format_number(item.minimum)}",
-                )
-            )
-            continue
-        if item.maximum is not None and value > item.maximum:
-            problems.append(
-                InvalidField(
-                    "number_lte",
-                    path,
-                    f"Must be less than or equal to {_format_number(item.maximum)}",
-                )
-            )
-            continue
-        if item.kind == "file" and not value.strip():
-            problems.append(InvalidField("format", path, "Does not match format 'uri'"))
-            continue
-        values[item.name] = value
-    return values, problems
-
-
-def problem_detail(problems: list[InvalidField]) -> str:
-    """The `detail` text of a 422: one "- field: description" line per problem."""
-    return "".join(f"- {problem.field}: {problem.description}\n" for problem in problems)

@@ -11,11 +11,8 @@ serves it, and `aclose()` it to cancel everything.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import collections
 import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -24,32 +21,31 @@ import time
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
 from PIL import Image
 
-from services import decoding
 from services.outbound import AddressPolicy, Fetcher, FetchLimits, parse_allowed_hosts
-from services.replicate.emulator.catalog import InvalidField, ModelSpec, validate_input
 from services.replicate.emulator.config import EmulatorConfig
 from services.replicate.emulator.deliveries import Delivery, WebhookDispatcher
 from services.replicate.emulator.faults import FaultDice
 from services.replicate.emulator.inputs import InputFetchError, fetch_input
 from services.replicate.emulator.jobs import Job, OutputFile, plan_job, progress_line
 from services.replicate.emulator.media import MediaError, decode_image
+from services.replicate.emulator.pages import PredictionPage, decode_cursor, encode_cursor
 from services.replicate.emulator.predictions import (
     WEBHOOK_EVENTS,
     PredictionRecord,
-    iso,
     new_prediction_id,
     utc_now,
 )
 from services.replicate.emulator.ratelimit import SlidingWindowLimiter
+from services.replicate.emulator.specs import InvalidField, ModelSpec
 from services.replicate.emulator.store import FileStore
+from services.replicate.emulator.uploads import Upload, Uploads
+from services.replicate.emulator.validation import validate_input
 
 logger = logging.getLogger("studio.emulator")
 
@@ -70,70 +66,6 @@ class InputInvalid(Exception):
         self.problems = problems
 
 
-@dataclass
-class Upload:
-    """A file uploaded to `POST /v1/files`."""
-
-    id: str
-    name: str
-    content_type: str
-    size: int
-    sha256: str
-    md5: str
-    metadata: dict[str, Any]
-    created_at: datetime
-    expires_at: datetime
-    base_url: str
-
-    @property
-    def store_key(self) -> str:
-        return f"uploads/{self.id}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "content_type": self.content_type,
-            "size": self.size,
-            "etag": self.md5,
-            "checksums": {"sha256": self.sha256, "md5": self.md5},
-            "metadata": self.metadata,
-            "created_at": iso(self.created_at),
-            "expires_at": iso(self.expires_at),
-            "urls": {"get": f"{self.base_url}/v1/files/{self.id}"},
-        }
-
-
-@dataclass
-class PredictionPage:
-    """One page of `GET /v1/predictions`: newest first, with opaque cursors."""
-
-    results: list[PredictionRecord]
-    next_cursor: str | None
-    previous_cursor: str | None
-
-
-def _encode_cursor(direction: str, seq: int) -> str:
-    raw = json.dumps({direction: seq}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[str, int] | None:
-    if len(cursor) > 200:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = decoding.loads(raw)
-    except (binascii.Error, ValueError):  # MalformedJson is a ValueError
-        return None
-    if not isinstance(data, dict) or len(data) != 1:
-        return None
-    ((direction, seq),) = data.items()
-    if direction not in ("before", "after") or type(seq) is not int:
-        return None
-    return direction, seq
-
-
 class Emulator:
     """Replicate's behaviour, in memory: predictions, files, webhooks, limits and faults.
 
@@ -147,7 +79,7 @@ class Emulator:
         self.limiter = SlidingWindowLimiter()
         self.files = FileStore()
         self.predictions: dict[str, PredictionRecord] = {}
-        self.uploads: dict[str, Upload] = {}
+        self.uploads = Uploads(self.files)
         # API requests received, by "METHOD route" (route with its {placeholders}),
         # counted before any check, so a 503 or a 429 counts too.
         self.requests: collections.Counter[str] = collections.Counter()
@@ -362,7 +294,7 @@ class Emulator:
         if cursor is None:
             results = ordered[:size]
         else:
-            decoded = _decode_cursor(cursor)
+            decoded = decode_cursor(cursor)
             if decoded is None:
                 return None
             direction, seq = decoded
@@ -373,9 +305,9 @@ class Emulator:
         next_cursor = previous_cursor = None
         if results:
             if any(record.seq < results[-1].seq for record in ordered):
-                next_cursor = _encode_cursor("before", results[-1].seq)
+                next_cursor = encode_cursor("before", results[-1].seq)
             if any(record.seq > results[0].seq for record in ordered):
-                previous_cursor = _encode_cursor("after", results[0].seq)
+                previous_cursor = encode_cursor("after", results[0].seq)
         return PredictionPage(results, next_cursor, previous_cursor)
 
     def deliveries(self, prediction_id: str) -> list[Delivery]:
@@ -506,41 +438,16 @@ class Emulator:
         metadata: dict[str, Any],
         base_url: str,
     ) -> Upload:
-        """Store an upload of `POST /v1/files`."""
+        """Store an upload of `POST /v1/files` for `file_ttl_seconds`."""
         self.start()
-        now = utc_now()
-        ttl = self.config.file_ttl_seconds
-        upload = Upload(
-            id=new_prediction_id(),
-            name=filename,
+        return self.uploads.add(
+            data,
+            filename=filename,
             content_type=content_type,
-            size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-            md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
             metadata=metadata,
-            created_at=now,
-            expires_at=datetime.fromtimestamp(now.timestamp() + ttl, tz=now.tzinfo),
             base_url=base_url,
+            ttl=self.config.file_ttl_seconds,
         )
-        self.files.put(upload.store_key, data, content_type, ttl)
-        self.uploads[upload.id] = upload
-        return upload
-
-    def get_upload(self, file_id: str) -> Upload | None:
-        upload = self.uploads.get(file_id)
-        if upload is None:
-            return None
-        if self.files.get(upload.store_key) is None:  # expired
-            del self.uploads[file_id]
-            return None
-        return upload
-
-    def delete_upload(self, file_id: str) -> bool:
-        upload = self.uploads.pop(file_id, None)
-        if upload is None:
-            return False
-        self.files.delete(upload.store_key)
-        return True
 
     def local_file_bytes(self, url: str) -> bytes | None:
         """The bytes behind one of our own URLs (an output or an upload), else None.
@@ -556,7 +463,7 @@ class Emulator:
         if "/v1/files/" in path:
             rest = path.split("/v1/files/", 1)[1]
             file_id = rest.removesuffix("/download").strip("/")
-            upload = self.get_upload(file_id)
+            upload = self.uploads.get(file_id)
             if upload is not None:
                 stored = self.files.get(upload.store_key)
                 return stored.data if stored is not None else None
@@ -581,7 +488,4 @@ class Emulator:
             for record in list(self._expiring.values()):
                 self._expire_if_due(record, now)
             self.files.sweep()
-            for file_id in [
-                key for key, upload in self.uploads.items() if upload.expires_at.timestamp() <= now
-            ]:
-                del self.uploads[file_id]
+            self.uploads.sweep(now)

@@ -13,8 +13,8 @@ from collections.abc import Mapping, MutableSequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar
 
-from services.replicate.emulator.catalog import InvalidField
 from services.replicate.emulator.config import EmulatorConfig
+from services.replicate.emulator.specs import InvalidField
 
 _Item = TypeVar("_Item")
 

@@ -17,7 +17,7 @@ from typing import Any, Final
 from PIL import Image
 
 from services.replicate.emulator import media
-from services.replicate.emulator.catalog import ModelSpec
+from services.replicate.emulator.specs import ModelSpec
 
 MAX_VIDEO_SECONDS: Final = 10
 MAX_VIDEO_FRAMES: Final = 300

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from services.replicate.emulator.catalog import ModelSpec
+from services.replicate.emulator.specs import ModelSpec
 
 Status = Literal["starting", "processing", "succeeded", "failed", "canceled"]
 TERMINAL: Final[frozenset[str]] = frozenset({"succeeded", "failed", "canceled"})

@@ -11,7 +11,8 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from services.replicate.emulator.catalog import InvalidField, problem_detail
+from services.replicate.emulator.specs import InvalidField
+from services.replicate.emulator.validation import problem_detail
 
 PROBLEM_TYPE_BASE = "https://replicate.com/docs/reference/http#"
 

@@ -1,0 +1,317 @@
+"""Requests that start, cancel and retry generations (the mutations' side).
+
+Each writes its rows PENDING, with all they need to be submitted, and commits
+before anything is sent: the engine (`services.generation.engine`) submits them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.accounts.access import Actor
+from services.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    ProviderUnavailable,
+)
+from services.generation import catalog
+from services.generation.catalog import GenerationModel, ModelKind
+from services.generation.statuses import Kind, Row, reset_attempts, set_status, status_of
+from services.storyboard import workflow
+from services.storyboard.projects import lock_project
+from services.storyboard.shot_images import Iteration, image_of_shot, next_iteration_number
+from services.storyboard.shots import shot_for_write
+from services.tables import (
+    GenerationStatus,
+    ProjectRow,
+    ShotImageRow,
+    ShotRow,
+    StoryboardSelectionRow,
+    utcnow,
+)
+from services.validation import MAX_VARIANTS, PROMPT_MAX, Checks
+
+DEFAULT_VARIANTS = 6
+NOT_STORED_MESSAGE = (
+    "This image has no copy in the studio's storage yet (an imported image is copied "
+    "from its URL in the background, and that copy may have failed); only a stored "
+    "image can be refined or animated."
+)
+
+# --- starting generations (mutations) --------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProviderAvailability:
+    """Whether the provider answers now: read from the engine, passed to services as a value."""
+
+    available: bool
+
+
+def _require_provider(provider: ProviderAvailability) -> None:
+    if not provider.available:
+        raise ProviderUnavailable(
+            "The image and video provider is not answering; nothing was started. "
+            "Try again in a minute."
+        )
+
+
+async def start_iteration(
+    session: AsyncSession,
+    actor: Actor,
+    provider: ProviderAvailability,
+    *,
+    shot_id: int,
+    prompt: str | None = None,
+    parent_image_id: int | None = None,
+    variant_count: int = DEFAULT_VARIANTS,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+    checks: Checks | None = None,
+) -> Iteration:
+    """The shot's next iteration: `variant_count` PENDING images, each with its own seed.
+
+    With `parent_image_id` (a COMPLETE image of the shot) it refines that image.
+    """
+    checks = checks if checks is not None else Checks()
+    checks.number(
+        variant_count, field=("variantCount",), low=1, high=MAX_VARIANTS, label="variant count"
+    )
+    kind = ModelKind.TEXT_TO_IMAGE if parent_image_id is None else ModelKind.IMAGE_TO_IMAGE
+    chosen = catalog.choose(checks, model, kind)
+    cleaned = chosen.clean_params(checks, params)
+    given_prompt = (
+        None if prompt is None else checks.text(prompt, field=("prompt",), max_length=PROMPT_MAX)
+    )
+    checks.raise_if_unresolvable()
+    shot, project = await shot_for_write(session, actor, shot_id)
+    final_prompt = given_prompt or shot.initial_prompt
+    if final_prompt is None:
+        checks.fail(
+            "PROMPT_REQUIRED",
+            "Give a prompt, or set the shot's initial prompt first.",
+            ("prompt",),
+        )
+    if parent_image_id is not None:
+        # Another team's image is reported exactly like one that does not exist.
+        parent = await image_of_shot(
+            session,
+            actor,
+            checks,
+            parent_image_id,
+            shot_id,
+            field=("parentImageId",),
+            role="parent image",
+        )
+        if parent is not None and parent.status != GenerationStatus.COMPLETE:
+            checks.fail(
+                "IMAGE_NOT_READY",
+                "Only a COMPLETE image can be refined.",
+                ("parentImageId",),
+            )
+        elif parent is not None and not parent.storage_key:
+            checks.fail("IMAGE_NOT_STORED", NOT_STORED_MESSAGE, ("parentImageId",))
+    checks.raise_if_any()
+    _require_provider(provider)
+    assert final_prompt is not None
+
+    number = await next_iteration_number(session, shot_id)
+    rows = []
+    for variant in range(1, variant_count + 1):
+        seed = secrets.randbelow(2**31)
+        metadata = {"model": chosen.replicate_model, "seed": seed, **cleaned}
+        rows.append(
+            ShotImageRow(
+                shot_id=shot_id,
+                iteration_number=number,
+                variant_number=variant,
+                status=GenerationStatus.PENDING,
+                iteration_prompt=final_prompt,
+                parent_image_id=parent_image_id,
+                model=chosen.replicate_model,
+                generation_metadata=metadata,
+            )
+        )
+    session.add_all(rows)
+    shot.updated_at = utcnow()
+    await workflow.advance(session, project)
+    return Iteration(shot_id, number, final_prompt, parent_image_id, rows)
+
+
+async def _selection_for_write(
+    session: AsyncSession, actor: Actor, selection_id: int
+) -> tuple[StoryboardSelectionRow, ProjectRow]:
+    selection = await session.get(StoryboardSelectionRow, selection_id)
+    if selection is None:
+        raise NotFound("storyboard selection")
+    project = await lock_project(session, actor, selection.project_id, what="storyboard selection")
+    selection = await session.get(StoryboardSelectionRow, selection_id, populate_existing=True)
+    if selection is None:
+        raise NotFound("storyboard selection")
+    return selection, project
+
+
+def _queue_animation(
+    selection: StoryboardSelectionRow, chosen: GenerationModel, params: dict[str, Any]
+) -> None:
+    selection.model = chosen.replicate_model
+    selection.animation_metadata = {"model": chosen.replicate_model, **params}
+    selection.animated_video_url = None
+    selection.video_storage_key = None
+    selection.prediction_id = None
+    selection.provider_output = None
+    selection.dispatch_claimed_at = None
+    reset_attempts(selection)
+    selection.copy_attempts = 0  # a new output gets all its tries
+    set_status(selection, GenerationStatus.PENDING)
+
+
+async def animate_shot(
+    session: AsyncSession,
+    actor: Actor,
+    provider: ProviderAvailability,
+    *,
+    selection_id: int,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+    checks: Checks | None = None,
+) -> StoryboardSelectionRow:
+    """Animate a selection's master image into a clip; replaces a finished animation."""
+    checks = checks if checks is not None else Checks()
+    chosen = catalog.choose(checks, model, ModelKind.IMAGE_TO_VIDEO)
+    cleaned = chosen.clean_params(checks, params)
+    checks.raise_if_unresolvable()
+    selection, _ = await _selection_for_write(session, actor, selection_id)
+    master = await session.get(ShotImageRow, selection.selected_image_id)
+    if master is None or not master.storage_key:
+        checks.fail("IMAGE_NOT_STORED", NOT_STORED_MESSAGE, ("selectionId",))
+    checks.raise_if_any()
+    if (status := status_of(selection)) is not None and status.is_active:
+        raise Conflict(
+            "This shot is being animated already; cancel it first to start again.",
+            code="ALREADY_RUNNING",
+            field=("selectionId",),
+        )
+    _require_provider(provider)
+    _queue_animation(selection, chosen, cleaned)
+    return selection
+
+
+async def animate_storyboard(
+    session: AsyncSession,
+    actor: Actor,
+    provider: ProviderAvailability,
+    *,
+    project_id: int,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+    only_missing: bool = True,
+    checks: Checks | None = None,
+) -> list[StoryboardSelectionRow]:
+    """Animate every selection of the project: those without a finished clip, or all."""
+    checks = checks if checks is not None else Checks()
+    chosen = catalog.choose(checks, model, ModelKind.IMAGE_TO_VIDEO)
+    cleaned = chosen.clean_params(checks, params)
+    checks.raise_if_unresolvable()
+    await lock_project(session, actor, project_id)
+    checks.raise_if_any()
+    selections = (
+        await session.exec(
+            select(StoryboardSelectionRow).where(StoryboardSelectionRow.project_id == project_id)
+        )
+    ).all()
+    chosen_rows = []
+    for selection in selections:
+        status = status_of(selection)
+        if status is not None and status.is_active:
+            continue  # already on its way
+        if only_missing and status is GenerationStatus.COMPLETE:
+            continue
+        chosen_rows.append(selection)
+    masters = (
+        await session.exec(
+            select(ShotImageRow.id).where(
+                col(ShotImageRow.id).in_([s.selected_image_id for s in chosen_rows]),
+                col(ShotImageRow.storage_key).is_not(None),
+            )
+        )
+    ).all()
+    unstored = len({s.selected_image_id for s in chosen_rows} - set(masters))
+    if unstored:
+        raise InvalidInput(
+            f"{unstored} of the master images to animate have no stored copy yet. "
+            + NOT_STORED_MESSAGE,
+            code="IMAGE_NOT_STORED",
+            field=("projectId",),
+        )
+    if chosen_rows:
+        _require_provider(provider)
+    for selection in chosen_rows:
+        _queue_animation(selection, chosen, cleaned)
+    return chosen_rows
+
+
+async def _generation_for_write(
+    session: AsyncSession, actor: Actor, kind: Kind, row_id: int
+) -> Row:
+    if kind == "image":
+        image = await session.get(ShotImageRow, row_id)
+        shot = await session.get(ShotRow, image.shot_id) if image else None
+        if image is None or shot is None:
+            raise NotFound("image")
+        await lock_project(session, actor, shot.project_id, what="image")
+        refreshed = await session.get(ShotImageRow, row_id, populate_existing=True)
+        if refreshed is None:
+            raise NotFound("image")
+        return refreshed
+    selection, _ = await _selection_for_write(session, actor, row_id)
+    return selection
+
+
+async def cancel(session: AsyncSession, actor: Actor, *, kind: Kind, row_id: int) -> Row:
+    """Cancel a PENDING or PROCESSING generation; the caller then cancels it on the provider."""
+    row = await _generation_for_write(session, actor, kind, row_id)
+    status = status_of(row)
+    if status is None or not status.is_active:
+        raise Conflict(
+            f"Only a PENDING or PROCESSING generation can be canceled; this one is {status}.",
+            code="NOT_RUNNING",
+            field=("id",),
+        )
+    set_status(row, GenerationStatus.CANCELED, error=None)
+    return row
+
+
+async def retry(
+    session: AsyncSession, actor: Actor, provider: ProviderAvailability, *, kind: Kind, row_id: int
+) -> Row:
+    """Start a FAILED or CANCELED generation again, with the same parameters."""
+    row = await _generation_for_write(session, actor, kind, row_id)
+    if isinstance(row, ShotImageRow) and row.imported:
+        raise Conflict(
+            "This image was recorded by addShotImages, not generated here, so it cannot be "
+            "retried; use generateShotImages to make new images.",
+            code="IMPORTED_IMAGE",
+            field=("id",),
+        )
+    status = status_of(row)
+    if status not in (GenerationStatus.FAILED, GenerationStatus.CANCELED):
+        raise Conflict(
+            f"Only a FAILED or CANCELED generation can be retried; this one is {status}.",
+            code="NOT_RETRYABLE",
+            field=("id",),
+        )
+    _require_provider(provider)
+    row.prediction_id = None
+    row.provider_output = None
+    row.dispatch_claimed_at = None
+    reset_attempts(row)
+    row.copy_attempts = 0  # a new output gets all its tries
+    set_status(row, GenerationStatus.PENDING)
+    return row

@@ -202,7 +202,7 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
             stack.push_async_callback(limits.stop)
             storage = LocalStorage(settings.resolved_media_root)
             gateway = await stack.enter_async_context(replicate_gateway(settings))
-            engine = GenerationEngine(
+            generation_engine = GenerationEngine(
                 db,
                 gateway,
                 storage,
@@ -228,12 +228,13 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
                 name="housekeeping",
             )
             stack.push_async_callback(_cancel, housekeeping)
-            engine.start()  # its first sweep picks up whatever was in flight before a restart
-            stack.push_async_callback(engine.stop)
+            # Its first sweep picks up whatever was in flight before a restart.
+            generation_engine.start()
+            stack.push_async_callback(generation_engine.stop)
             resources = Resources(
                 db=db,
                 media=MediaLinks(secret_key, public_url),
-                generation=engine,
+                generation_engine=generation_engine,
                 bus=bus,
                 limits=limits,
                 accounts=accounts,

@@ -23,7 +23,7 @@ async def replicate_webhook(request: Request) -> JSONResponse:
     503 with `Retry-After` while the secret cannot be had; 400: a genuine delivery
     whose body is not a prediction.
     """
-    engine = app_state(request).generation
+    generation_engine = app_state(request).generation_engine
     try:
         claimed(request.headers)
     except WebhookRejected as error:
@@ -31,7 +31,7 @@ async def replicate_webhook(request: Request) -> JSONResponse:
         return JSONResponse({"error": "invalid signature"}, status_code=401)
     body = await request.body()
     try:
-        secret = await engine.secret()
+        secret = await generation_engine.secret()
     except SecretUnavailable as error:
         logger.warning("webhook refused: %s", error)
         return JSONResponse(
@@ -49,6 +49,6 @@ async def replicate_webhook(request: Request) -> JSONResponse:
         prediction = Prediction.from_json(decoding.loads(body))
     except (ValueError, KeyError, TypeError):
         return JSONResponse({"error": "not a prediction"}, status_code=400)
-    if not await engine.ingest(webhook_id, prediction):
+    if not await generation_engine.ingest(webhook_id, prediction):
         return JSONResponse({"status": "duplicate"})
     return JSONResponse({"status": "ok"})

@@ -33,9 +33,9 @@ class AppState:
         return self.resources.media
 
     @property
-    def generation(self) -> GenerationEngine:
-        assert self.resources.generation is not None, "the server always runs generation"
-        return self.resources.generation
+    def generation_engine(self) -> GenerationEngine:
+        assert self.resources.generation_engine is not None, "the server always runs generation"
+        return self.resources.generation_engine
 
 
 def app_state(connection: HTTPConnection) -> AppState:

@@ -49,7 +49,7 @@ class Resources:
 
     db: Database
     media: MediaLinks
-    generation: GenerationEngine | None = None
+    generation_engine: GenerationEngine | None = None
     bus: EventBus | None = None
     limits: Limits | None = None  # None: nothing is limited (schema tests)
     accounts: AccountSettings = field(default_factory=AccountSettings)
@@ -89,13 +89,13 @@ class Context:
     def media(self) -> MediaLinks:
         return self.resources.media
 
-    def require_generation(self) -> GenerationEngine:
-        if self.resources.generation is None:
+    def require_generation_engine(self) -> GenerationEngine:
+        if self.resources.generation_engine is None:
             raise GraphQLError(
                 "Generation is not available on this server.",
                 extensions={"code": "GENERATION_UNAVAILABLE"},
             )
-        return self.resources.generation
+        return self.resources.generation_engine
 
     def require_actor(self) -> Actor:
         if self.actor is None:

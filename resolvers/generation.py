@@ -38,7 +38,7 @@ async def generate_shot_images(
         strawberry.argument(description="Start a shot's next iteration of images on Replicate."),
     ],
 ) -> GenerateShotImagesPayload:
-    engine = info.context.require_generation()
+    generation_engine = info.context.require_generation_engine()
     checks = Checks()
     shot_id = ids.decode_into(checks, input.shot_id, "Shot", field=("shotId",))
     parent_id = ids.decode_optional_into(
@@ -49,7 +49,7 @@ async def generate_shot_images(
         iteration = await requests.start_iteration(
             session,
             actor,
-            engine.provider_availability(),
+            generation_engine.provider_availability(),
             checks=checks,
             shot_id=shot_id,
             prompt=input.prompt,
@@ -58,7 +58,7 @@ async def generate_shot_images(
             model=input.model,
             params=params,
         )
-    engine.kick()
+    generation_engine.kick()
     result = ImageIteration.from_iteration(iteration)
     return GenerateShotImagesPayload(iteration=result, images=result.images)
 
@@ -73,7 +73,7 @@ async def animate_shot(
         ),
     ],
 ) -> StoryboardSelectionPayload:
-    engine = info.context.require_generation()
+    generation_engine = info.context.require_generation_engine()
     checks = Checks()
     selection_id = ids.decode_into(
         checks, input.selection_id, "StoryboardSelection", field=("selectionId",)
@@ -83,13 +83,13 @@ async def animate_shot(
         selection = await requests.animate_shot(
             session,
             actor,
-            engine.provider_availability(),
+            generation_engine.provider_availability(),
             checks=checks,
             selection_id=selection_id,
             model=input.model,
             params=params,
         )
-    engine.kick()
+    generation_engine.kick()
     return StoryboardSelectionPayload(selection=StoryboardSelection.from_row(selection))
 
 
@@ -101,7 +101,7 @@ async def animate_storyboard(
         strawberry.argument(description="Animate every selection of a project."),
     ],
 ) -> AnimateStoryboardPayload:
-    engine = info.context.require_generation()
+    generation_engine = info.context.require_generation_engine()
     checks = Checks()
     project_id = ids.decode_into(checks, input.project_id, "Project", field=("projectId",))
     params = _params(checks, input.params)
@@ -109,14 +109,14 @@ async def animate_storyboard(
         selections = await requests.animate_storyboard(
             session,
             actor,
-            engine.provider_availability(),
+            generation_engine.provider_availability(),
             checks=checks,
             project_id=project_id,
             model=input.model,
             params=params,
             only_missing=input.only_missing,
         )
-    engine.kick()
+    generation_engine.kick()
     return AnimateStoryboardPayload(
         selections=[StoryboardSelection.from_row(row) for row in selections]
     )
@@ -147,12 +147,12 @@ async def cancel_generation(
         strawberry.argument(description="The PENDING or PROCESSING generation to cancel."),
     ],
 ) -> GenerationPayload:
-    engine = info.context.require_generation()
+    generation_engine = info.context.require_generation_engine()
     kind, row_id = _generation_ref(input.id)
     async with write(info) as (session, actor):
         row = await requests.cancel(session, actor, kind=kind, row_id=row_id)
         prediction_id = row.prediction_id
-    engine.cancel_remote(prediction_id)
+    generation_engine.cancel_remote(prediction_id)
     return _generation_payload(row)
 
 
@@ -164,11 +164,11 @@ async def retry_generation(
         strawberry.argument(description="The FAILED or CANCELED generation to start again."),
     ],
 ) -> GenerationPayload:
-    engine = info.context.require_generation()
+    generation_engine = info.context.require_generation_engine()
     kind, row_id = _generation_ref(input.id)
     async with write(info) as (session, actor):
         row = await requests.retry(
-            session, actor, engine.provider_availability(), kind=kind, row_id=row_id
+            session, actor, generation_engine.provider_availability(), kind=kind, row_id=row_id
         )
-    engine.kick()
+    generation_engine.kick()
     return _generation_payload(row)

@@ -306,9 +306,9 @@ async def add_shot_images(
             images=drafts,
             parent_image_id=parent_id,
         )
-    engine = info.context.resources.generation
-    if engine is not None:
-        engine.kick()  # copy the given URLs into storage now, in the background
+    generation_engine = info.context.resources.generation_engine
+    if generation_engine is not None:
+        generation_engine.kick()  # copy the given URLs into storage now, in the background
     result = ImageIteration.from_iteration(iteration)
     return GenerateShotImagesPayload(iteration=result, images=result.images)
 

@@ -74,24 +74,24 @@ async def _studio(
     db = Database(f"sqlite+aiosqlite:///{directory / 'bench.db'}")
     await migrations.upgrade_to_head(db)
     gateway = ReplicateGateway(api_token=EMULATOR_TOKEN, base_url=base_url)
-    engine = GenerationEngine(
+    generation_engine = GenerationEngine(
         db,
         gateway,
         LocalStorage(directory / "media"),
         EngineSettings(webhook_secret=WEBHOOK_SECRET, poll_interval=0.05),
     )
-    engine.start()
+    generation_engine.start()
     try:
         yield (
             Resources(
                 db=db,
                 media=MediaLinks(secrets.token_urlsafe(32), "http://bench"),
-                generation=engine,
+                generation_engine=generation_engine,
             ),
-            engine,
+            generation_engine,
         )
     finally:
-        await engine.stop()
+        await generation_engine.stop()
         await gateway.aclose()
         await db.dispose()
 

@@ -8,15 +8,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.state import app_state
-from services import decoding
-from services.replicate.gateway import Prediction
-from services.replicate.signatures import SecretUnavailable, WebhookRejected, claimed, verify
+from services.generation.engine import MalformedDelivery
+from services.replicate.signatures import SecretUnavailable, WebhookRejected
 
 logger = logging.getLogger("studio.webhooks")
 
 
 async def replicate_webhook(request: Request) -> JSONResponse:
-    """Verify and apply one delivery.
+    """Verify and apply one delivery (`GenerationEngine.receive_webhook`).
 
     401: headers that cannot verify (checked before the signing secret is needed,
     so they never make the server ask the provider for it) or a wrong signature;
@@ -25,13 +24,10 @@ async def replicate_webhook(request: Request) -> JSONResponse:
     """
     generation_engine = app_state(request).generation_engine
     try:
-        claimed(request.headers)
+        handled = await generation_engine.receive_webhook(request.headers, await request.body())
     except WebhookRejected as error:
         logger.warning("webhook refused: %s", error)
         return JSONResponse({"error": "invalid signature"}, status_code=401)
-    body = await request.body()
-    try:
-        secret = await generation_engine.secret()
     except SecretUnavailable as error:
         logger.warning("webhook refused: %s", error)
         return JSONResponse(
@@ -39,16 +35,6 @@ async def replicate_webhook(request: Request) -> JSONResponse:
             status_code=503,
             headers={"Retry-After": str(error.retry_after)},
         )
-    try:
-        webhook_id = verify(secret, request.headers, body)
-    except WebhookRejected as error:
-        logger.warning("webhook refused: %s", error)
-        return JSONResponse({"error": "invalid signature"}, status_code=401)
-    try:
-        # Our parser: no NaN or Infinity, and bounded nesting (no RecursionError).
-        prediction = Prediction.from_json(decoding.loads(body))
-    except (ValueError, KeyError, TypeError):
+    except MalformedDelivery:
         return JSONResponse({"error": "not a prediction"}, status_code=400)
-    if not await generation_engine.ingest(webhook_id, prediction):
-        return JSONResponse({"status": "duplicate"})
-    return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "ok" if handled else "duplicate"})

@@ -49,7 +49,7 @@ async def generate_shot_images(
         iteration = await requests.start_iteration(
             session,
             actor,
-            generation_engine.provider_availability(),
+            generation_engine,
             checks=checks,
             shot_id=shot_id,
             prompt=input.prompt,
@@ -58,7 +58,6 @@ async def generate_shot_images(
             model=input.model,
             params=params,
         )
-    generation_engine.kick()
     result = ImageIteration.from_iteration(iteration)
     return GenerateShotImagesPayload(iteration=result, images=result.images)
 
@@ -83,13 +82,12 @@ async def animate_shot(
         selection = await requests.animate_shot(
             session,
             actor,
-            generation_engine.provider_availability(),
+            generation_engine,
             checks=checks,
             selection_id=selection_id,
             model=input.model,
             params=params,
         )
-    generation_engine.kick()
     return StoryboardSelectionPayload(selection=StoryboardSelection.from_row(selection))
 
 
@@ -109,14 +107,13 @@ async def animate_storyboard(
         selections = await requests.animate_storyboard(
             session,
             actor,
-            generation_engine.provider_availability(),
+            generation_engine,
             checks=checks,
             project_id=project_id,
             model=input.model,
             params=params,
             only_missing=input.only_missing,
         )
-    generation_engine.kick()
     return AnimateStoryboardPayload(
         selections=[StoryboardSelection.from_row(row) for row in selections]
     )
@@ -150,9 +147,7 @@ async def cancel_generation(
     generation_engine = info.context.require_generation_engine()
     kind, row_id = _generation_ref(input.id)
     async with write(info) as (session, actor):
-        row = await requests.cancel(session, actor, kind=kind, row_id=row_id)
-        prediction_id = row.prediction_id
-    generation_engine.cancel_remote(prediction_id)
+        row = await requests.cancel(session, actor, generation_engine, kind=kind, row_id=row_id)
     return _generation_payload(row)
 
 
@@ -167,8 +162,5 @@ async def retry_generation(
     generation_engine = info.context.require_generation_engine()
     kind, row_id = _generation_ref(input.id)
     async with write(info) as (session, actor):
-        row = await requests.retry(
-            session, actor, generation_engine.provider_availability(), kind=kind, row_id=row_id
-        )
-    generation_engine.kick()
+        row = await requests.retry(session, actor, generation_engine, kind=kind, row_id=row_id)
     return _generation_payload(row)

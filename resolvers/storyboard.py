@@ -30,6 +30,7 @@ from schema.payloads import (
     StoryboardSelectionPayload,
 )
 from schema.storyboard import ImageIteration, Project, Scene, Shot, ShotImage, StoryboardSelection
+from services.generation import requests
 from services.storyboard import projects, scenes, shot_images, shots
 from services.storyboard.scenes import ShotDraft
 from services.storyboard.shot_images import ImageDraft
@@ -297,18 +298,16 @@ async def add_shot_images(
         for image in input.images
     ]
     async with write(info) as (session, actor):
-        iteration = await shot_images.add_shot_images(
+        iteration = await requests.add_shot_images(
             session,
             actor,
+            info.context.resources.generation_engine,
             checks=checks,
             shot_id=shot_id,
             iteration_prompt=input.iteration_prompt,
             images=drafts,
             parent_image_id=parent_id,
         )
-    generation_engine = info.context.resources.generation_engine
-    if generation_engine is not None:
-        generation_engine.kick()  # copy the given URLs into storage now, in the background
     result = ImageIteration.from_iteration(iteration)
     return GenerateShotImagesPayload(iteration=result, images=result.images)
 

@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -33,6 +33,18 @@ from services.realtime import recording
 from services.realtime.bus import EventBus
 
 _WRITE_OPTION = "studio_write"
+_AFTER_COMMIT = "studio.after_commit"
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Call `callback` once this write transaction has committed; never if it rolls back.
+
+    For work a write starts outside the database (waking the generation engine,
+    canceling a prediction): it must not start before the rows it reads are
+    visible, nor at all for a write that failed. `Database.transaction()` runs the
+    callbacks in the order given, after handing the transaction's events to the bus.
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
 class Database:
@@ -74,13 +86,17 @@ class Database:
 
         The transaction's changes are recorded as project events before it commits
         and handed to the bus after (`services.realtime.events`); the bus publishes them from
-        its own task, so leaving this block never waits for subscribers.
+        its own task, so leaving this block never waits for subscribers. Then it runs
+        what `after_commit` scheduled.
         """
         async with AsyncSession(self.write_engine, expire_on_commit=False) as session:
             async with session.begin():
                 yield session
                 outbox = await recording.record(session)
+                callbacks: list[Callable[[], None]] = session.info.pop(_AFTER_COMMIT, [])
             recording.publish(self.bus, outbox)
+            for callback in callbacks:
+                callback()
 
     async def ping(self) -> None:
         """Raise unless the database answers."""

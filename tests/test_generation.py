@@ -343,7 +343,7 @@ async def test_a_provider_that_is_down_opens_the_circuit_with_a_clear_error(stud
     first = await generate(studio, ann, shot_id, variantCount=3)
     assert first["userErrors"] == []  # accepted: nothing had failed yet
     deadline = time.monotonic() + DEADLINE
-    while studio.generation_engine.provider_availability().available:
+    while studio.generation_engine.provider_available():
         assert time.monotonic() < deadline, "the circuit never opened"
         await asyncio.sleep(0.05)
     refused = await generate(studio, ann, shot_id)
@@ -353,7 +353,7 @@ async def test_a_provider_that_is_down_opens_the_circuit_with_a_clear_error(stud
     studio.emulator.down = False  # back: after the cooldown one trial call closes the circuit
     done = await wait_for_iteration(studio, ann, shot_id, 0)
     assert [image["status"] for image in done["images"]] == ["COMPLETE"] * 3
-    assert studio.generation_engine.provider_availability().available
+    assert studio.generation_engine.provider_available()
 
 
 async def test_generation_models_lists_defaults_and_parameters(studio: Studio) -> None:

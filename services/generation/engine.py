@@ -48,7 +48,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -58,6 +58,7 @@ from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from services import decoding
 from services.database import Database
 from services.errors import (
     ProviderRejected,
@@ -66,7 +67,6 @@ from services.errors import (
 )
 from services.generation.dispatch import Dispatching
 from services.generation.outputs import OutputCopying
-from services.generation.requests import ProviderAvailability
 from services.generation.statuses import (
     Row,
     apply_prediction,
@@ -84,7 +84,7 @@ from services.outbound import (
     parse_allowed_hosts,
 )
 from services.replicate.gateway import Prediction, ReplicateGateway
-from services.replicate.signatures import SigningSecret
+from services.replicate.signatures import SigningSecret, claimed, verify
 from services.tables import (
     GenerationStatus,
     ShotImageRow,
@@ -179,9 +179,9 @@ class GenerationEngine(Dispatching, OutputCopying):
 
     # -- lifecycle
 
-    def provider_availability(self) -> ProviderAvailability:
+    def provider_available(self) -> bool:
         """Whether the provider answers now (its circuit breaker is closed)."""
-        return ProviderAvailability(available=not self.gateway.breaker.is_open)
+        return not self.gateway.breaker.is_open
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="generation-engine")
@@ -384,3 +384,28 @@ class GenerationEngine(Dispatching, OutputCopying):
             return False
         self._copy_soon(prediction, rows)
         return True
+
+    async def receive_webhook(self, headers: Mapping[str, str], body: bytes) -> bool:
+        """Verify one webhook delivery and apply it once: False if it was handled before.
+
+        `headers` are the request's (Standard Webhooks `webhook-id`,
+        `webhook-timestamp`, `webhook-signature`), `body` its raw bytes. The headers
+        are checked before the signing secret is needed, so a delivery that cannot
+        verify never makes the server ask the provider for it.
+
+        Raises WebhookRejected (headers or signature wrong: 401), SecretUnavailable
+        (the secret cannot be had now: 503 with its `retry_after`) and
+        MalformedDelivery (genuine, but its body is not a prediction: 400).
+        """
+        claimed(headers)
+        webhook_id = verify(await self.secret(), headers, body)
+        try:
+            # Our parser: no NaN or Infinity, and bounded nesting (no RecursionError).
+            prediction = Prediction.from_json(decoding.loads(body))
+        except (ValueError, KeyError, TypeError) as error:
+            raise MalformedDelivery(str(error)) from error
+        return await self.ingest(webhook_id, prediction)
+
+
+class MalformedDelivery(Exception):
+    """A genuine webhook delivery whose body is not a prediction."""

@@ -6,14 +6,16 @@ before anything is sent: the engine (`services.generation.engine`) submits them.
 
 from __future__ import annotations
 
+import functools
 import secrets
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
+from services.database import after_commit
 from services.errors import (
     Conflict,
     InvalidInput,
@@ -23,9 +25,14 @@ from services.errors import (
 from services.generation import catalog
 from services.generation.catalog import GenerationModel, ModelKind
 from services.generation.statuses import Kind, Row, reset_attempts, set_status, status_of
-from services.storyboard import workflow
+from services.storyboard import shot_images, workflow
 from services.storyboard.projects import lock_project
-from services.storyboard.shot_images import Iteration, image_of_shot, next_iteration_number
+from services.storyboard.shot_images import (
+    ImageDraft,
+    Iteration,
+    image_of_shot,
+    next_iteration_number,
+)
 from services.storyboard.shots import shot_for_write
 from services.tables import (
     GenerationStatus,
@@ -46,16 +53,12 @@ NOT_STORED_MESSAGE = (
 
 # --- starting generations (mutations) --------------------------------------------
 
-
-@dataclass(frozen=True)
-class ProviderAvailability:
-    """Whether the provider answers now: read from the engine, passed to services as a value."""
-
-    available: bool
+if TYPE_CHECKING:
+    from services.generation.engine import GenerationEngine
 
 
-def _require_provider(provider: ProviderAvailability) -> None:
-    if not provider.available:
+def _require_provider(generation_engine: GenerationEngine) -> None:
+    if not generation_engine.provider_available():
         raise ProviderUnavailable(
             "The image and video provider is not answering; nothing was started. "
             "Try again in a minute."
@@ -65,7 +68,7 @@ def _require_provider(provider: ProviderAvailability) -> None:
 async def start_iteration(
     session: AsyncSession,
     actor: Actor,
-    provider: ProviderAvailability,
+    generation_engine: GenerationEngine,
     *,
     shot_id: int,
     prompt: str | None = None,
@@ -118,7 +121,7 @@ async def start_iteration(
         elif parent is not None and not parent.storage_key:
             checks.fail("IMAGE_NOT_STORED", NOT_STORED_MESSAGE, ("parentImageId",))
     checks.raise_if_any()
-    _require_provider(provider)
+    _require_provider(generation_engine)
     assert final_prompt is not None
 
     number = await next_iteration_number(session, shot_id)
@@ -141,6 +144,7 @@ async def start_iteration(
     session.add_all(rows)
     shot.updated_at = utcnow()
     await workflow.advance(session, project)
+    after_commit(session, generation_engine.kick)
     return Iteration(shot_id, number, final_prompt, parent_image_id, rows)
 
 
@@ -175,7 +179,7 @@ def _queue_animation(
 async def animate_shot(
     session: AsyncSession,
     actor: Actor,
-    provider: ProviderAvailability,
+    generation_engine: GenerationEngine,
     *,
     selection_id: int,
     model: str | None = None,
@@ -198,15 +202,16 @@ async def animate_shot(
             code="ALREADY_RUNNING",
             field=("selectionId",),
         )
-    _require_provider(provider)
+    _require_provider(generation_engine)
     _queue_animation(selection, chosen, cleaned)
+    after_commit(session, generation_engine.kick)
     return selection
 
 
 async def animate_storyboard(
     session: AsyncSession,
     actor: Actor,
-    provider: ProviderAvailability,
+    generation_engine: GenerationEngine,
     *,
     project_id: int,
     model: str | None = None,
@@ -251,9 +256,11 @@ async def animate_storyboard(
             field=("projectId",),
         )
     if chosen_rows:
-        _require_provider(provider)
+        _require_provider(generation_engine)
     for selection in chosen_rows:
         _queue_animation(selection, chosen, cleaned)
+    if chosen_rows:
+        after_commit(session, generation_engine.kick)
     return chosen_rows
 
 
@@ -274,8 +281,19 @@ async def _generation_for_write(
     return selection
 
 
-async def cancel(session: AsyncSession, actor: Actor, *, kind: Kind, row_id: int) -> Row:
-    """Cancel a PENDING or PROCESSING generation; the caller then cancels it on the provider."""
+async def cancel(
+    session: AsyncSession,
+    actor: Actor,
+    generation_engine: GenerationEngine,
+    *,
+    kind: Kind,
+    row_id: int,
+) -> Row:
+    """Cancel a PENDING or PROCESSING generation, and its prediction once this commits.
+
+    Raises NotFound (no such generation the actor may see), PermissionDenied
+    (VIEWER), Conflict NOT_RUNNING (it already finished).
+    """
     row = await _generation_for_write(session, actor, kind, row_id)
     status = status_of(row)
     if status is None or not status.is_active:
@@ -285,11 +303,17 @@ async def cancel(session: AsyncSession, actor: Actor, *, kind: Kind, row_id: int
             field=("id",),
         )
     set_status(row, GenerationStatus.CANCELED, error=None)
+    after_commit(session, functools.partial(generation_engine.cancel_remote, row.prediction_id))
     return row
 
 
 async def retry(
-    session: AsyncSession, actor: Actor, provider: ProviderAvailability, *, kind: Kind, row_id: int
+    session: AsyncSession,
+    actor: Actor,
+    generation_engine: GenerationEngine,
+    *,
+    kind: Kind,
+    row_id: int,
 ) -> Row:
     """Start a FAILED or CANCELED generation again, with the same parameters."""
     row = await _generation_for_write(session, actor, kind, row_id)
@@ -307,11 +331,43 @@ async def retry(
             code="NOT_RETRYABLE",
             field=("id",),
         )
-    _require_provider(provider)
+    _require_provider(generation_engine)
     row.prediction_id = None
     row.provider_output = None
     row.dispatch_claimed_at = None
     reset_attempts(row)
     row.copy_attempts = 0  # a new output gets all its tries
     set_status(row, GenerationStatus.PENDING)
+    after_commit(session, generation_engine.kick)
     return row
+
+
+async def add_shot_images(
+    session: AsyncSession,
+    actor: Actor,
+    generation_engine: GenerationEngine | None,
+    *,
+    shot_id: int,
+    iteration_prompt: str,
+    images: Sequence[ImageDraft],
+    parent_image_id: int | None = None,
+    checks: Checks | None = None,
+) -> Iteration:
+    """Record images made elsewhere (`shot_images.add_shot_images`), then copy them in.
+
+    Once this commits, the engine (when this server runs one) copies the given
+    URLs into storage in the background. Raises what `shot_images.add_shot_images`
+    raises.
+    """
+    iteration = await shot_images.add_shot_images(
+        session,
+        actor,
+        shot_id=shot_id,
+        iteration_prompt=iteration_prompt,
+        images=images,
+        parent_image_id=parent_image_id,
+        checks=checks,
+    )
+    if generation_engine is not None:
+        after_commit(session, generation_engine.kick)
+    return iteration

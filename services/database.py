@@ -26,6 +26,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services import decoding
@@ -45,6 +46,19 @@ def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     callbacks in the order given, after handing the transaction's events to the bus.
     """
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+class StudioSession(Session):
+    """The sessions `Database` opens: the only ones whose writes are recorded as events.
+
+    The recording hooks (`services.realtime.recording`) are bound to this class, not
+    to SQLAlchemy's global `Session`, so a session made elsewhere (a library's, a
+    script's) never records or drops our events.
+    """
+
+
+event.listen(StudioSession, "after_flush", recording.note_flush)
+event.listen(StudioSession, "after_rollback", recording.forget_pending)
 
 
 class Database:
@@ -77,7 +91,9 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session for reading; rows stay usable after it closes."""
-        async with AsyncSession(self.engine, expire_on_commit=False) as session:
+        async with AsyncSession(
+            self.engine, expire_on_commit=False, sync_session_class=StudioSession
+        ) as session:
             yield session
 
     @asynccontextmanager
@@ -89,7 +105,9 @@ class Database:
         its own task, so leaving this block never waits for subscribers. Then it runs
         what `after_commit` scheduled.
         """
-        async with AsyncSession(self.write_engine, expire_on_commit=False) as session:
+        async with AsyncSession(
+            self.write_engine, expire_on_commit=False, sync_session_class=StudioSession
+        ) as session:
             async with session.begin():
                 yield session
                 outbox = await recording.record(session)

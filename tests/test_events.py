@@ -492,3 +492,16 @@ async def test_cursors_from_the_future_or_past_retention_are_refused(db: Databas
             await feed.check_cursor(session, pk, 0)
         await feed.check_cursor(session, pk, last)  # nothing after it was lost
         assert await feed.last_sequence(session, pk) == last
+
+
+def test_the_recording_hooks_are_bound_to_our_sessions_only() -> None:
+    """A session made outside `Database` (a library's, a script's) records nothing."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from services.database import StudioSession
+
+    assert event.contains(StudioSession, "after_flush", recording.note_flush)
+    assert event.contains(StudioSession, "after_rollback", recording.forget_pending)
+    assert not event.contains(Session, "after_flush", recording.note_flush)
+    assert not event.contains(Session, "after_rollback", recording.forget_pending)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, event, insert, inspect
+from sqlalchemy import delete, insert, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, UOWTransaction
 from sqlmodel import col, select
@@ -165,8 +165,8 @@ def send(session: Session | AsyncSession, channel: str, message: dict[str, Any])
         outbox.append((channel, message))
 
 
-@event.listens_for(Session, "after_flush")
-def _after_flush(session: Session, _context: UOWTransaction) -> None:
+def note_flush(session: Session, _context: UOWTransaction) -> None:
+    """The `after_flush` hook of our sessions (`services.database.StudioSession`)."""
     # Still the flush's own view here: `new`, `dirty`, `deleted` and attribute history.
     for row in session.new:
         _note(session, row, CREATED)
@@ -177,8 +177,8 @@ def _after_flush(session: Session, _context: UOWTransaction) -> None:
         _note(session, row, DELETED)
 
 
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
+def forget_pending(session: Session) -> None:
+    """The `after_rollback` hook of our sessions: a rolled-back write has no event."""
     session.info.pop(_PENDING, None)
     session.info.pop(_OUTBOX, None)
 

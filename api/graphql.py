@@ -30,13 +30,7 @@ from api.state import app_state
 from api.websocket import GraphQLWSHandler, TransportWSHandler
 from resolvers.context import Context, Resources, signed_in
 from schema.operations import OperationNotChosen
-
-
-def bearer_token(header: str | None) -> str | None:
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+from services.authorization import bearer_token
 
 
 async def build_context(resources: Resources, token: str | None) -> Context:

@@ -1,6 +1,5 @@
 """The root Query."""
 
-import base64
 from typing import Annotated
 
 import strawberry
@@ -13,6 +12,7 @@ from schema.generation import GenerationModel
 from schema.ids import MAX_PK
 from schema.node import Node
 from schema.storyboard import Project
+from services import cursors
 from services.decoding import decimal
 from services.generation import catalog
 from services.storyboard import projects
@@ -21,7 +21,7 @@ MAX_CURSOR_LENGTH = 100
 
 
 def _cursor(project_id: int | None) -> str:
-    return base64.urlsafe_b64encode(f"project:{project_id}".encode()).decode()
+    return cursors.encode(f"project:{project_id}")
 
 
 def _after(cursor: str | None) -> int | None:
@@ -31,14 +31,10 @@ def _after(cursor: str | None) -> int | None:
     otherwise reach the database and overflow its BIGINT)."""
     if cursor is None:
         return None
-    if len(cursor) <= MAX_CURSOR_LENGTH:
-        try:
-            kind, _, raw = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        except (ValueError, UnicodeError):  # binascii.Error is a ValueError
-            kind, raw = "", ""
-        pk = decimal(raw, low=1, high=MAX_PK)
-        if kind == "project" and pk is not None:
-            return pk
+    kind, _, raw = (cursors.decode(cursor, max_length=MAX_CURSOR_LENGTH) or "").partition(":")
+    pk = decimal(raw, low=1, high=MAX_PK)
+    if kind == "project" and pk is not None:
+        return pk
     raise BadRequest("That `after` cursor is not one this list gave out.")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Self
 
@@ -13,6 +12,7 @@ from resolvers.context import Info
 from schema import ids
 from schema.node import Node
 from schema.storyboard import ImageIteration, ProjectProgress, Shot, ShotImage, StoryboardSelection
+from services import cursors
 from services.decoding import decimal
 from services.realtime import events
 
@@ -21,18 +21,17 @@ MAX_CURSOR_LENGTH = 200
 
 
 def encode_cursor(project_id: int, sequence: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR}:{project_id}:{sequence}".encode()).decode()
+    return cursors.encode(f"{_CURSOR}:{project_id}:{sequence}")
 
 
 def decode_cursor(cursor: str, project_id: int) -> int | None:
     """The sequence number in a cursor of this project's events; None if it is not one.
 
     Never raises: the sequence is ASCII digits within a BIGINT, whatever was sent."""
-    if len(cursor) > MAX_CURSOR_LENGTH:
-        return None
+    text = cursors.decode(cursor, max_length=MAX_CURSOR_LENGTH)
     try:
-        kind, project, sequence = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
-    except (ValueError, UnicodeError):  # binascii.Error is a ValueError
+        kind, project, sequence = (text or "").split(":")
+    except ValueError:
         return None
     if kind != _CURSOR or project != str(project_id):
         return None

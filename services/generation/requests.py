@@ -51,7 +51,6 @@ NOT_STORED_MESSAGE = (
     "image can be refined or animated."
 )
 
-# --- starting generations (mutations) --------------------------------------------
 
 if TYPE_CHECKING:
     from services.generation.engine import GenerationEngine

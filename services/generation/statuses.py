@@ -32,9 +32,6 @@ _RANK = {
 }
 
 
-# --- one row, whichever table it is in --------------------------------------------
-
-
 def status_of(row: Row) -> GenerationStatus | None:
     value = row.status if isinstance(row, ShotImageRow) else row.animation_status
     return None if value is None else GenerationStatus(value)

@@ -46,9 +46,9 @@ from urllib.parse import urlsplit
 
 from broadcaster import BroadcastBackend, Event
 
+from services.backoff import Backoff
 from services.realtime.backends.base import (
     RESYNC,
-    Backoff,
     BusError,
     Message,
     SubscriberTooSlow,

@@ -17,8 +17,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.errors import InvalidInput, NotFound
 from services.realtime.bus import EventBus, SubscriberTooSlow
-
-# --- following ----------------------------------------------------------------------
 from services.realtime.events import (
     PROJECT_DELETED,
     SNAPSHOT,

@@ -19,8 +19,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.realtime.bus import EventBus
-
-# --- recording ----------------------------------------------------------------------
 from services.realtime.events import (
     CREATED,
     DELETED,

@@ -32,7 +32,6 @@ import contextvars
 import email.utils
 import io
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ import pydantic
 from replicate.client import Client
 from replicate.exceptions import ReplicateError
 
+from services.backoff import full_jitter
 from services.errors import ProviderRejected, ProviderUnavailable
 
 logger = logging.getLogger("studio.replicate")
@@ -286,7 +286,7 @@ class ReplicateGateway:
         await self._transport.aclose()  # ours: the client's connections go with it
 
     def _delay(self, attempt: int, server_hint: float | None) -> float:
-        backoff = random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))  # noqa: S311
+        backoff = full_jitter(attempt, base=self.backoff_base, cap=self.backoff_cap)
         return min(max(backoff, server_hint or 0.0), max(self.retry_after_cap, backoff))
 
     async def _call(

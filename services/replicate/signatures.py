@@ -35,18 +35,36 @@ class WebhookRejected(Exception):
     """The delivery is not provably from the provider; the reason is for our logs only."""
 
 
-def _key(secret: str) -> bytes:
-    encoded = secret.removeprefix("whsec_")
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret: the base64 after `whsec_`.
+
+    The prefix may be left off. ValueError if the rest is not base64 of at least
+    one byte.
+    """
     try:
-        return base64.b64decode(encoded, validate=True)
-    except binascii.Error as error:
-        raise WebhookRejected("the configured webhook secret is not whsec_<base64>") from error
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise ValueError("a webhook secret must look like whsec_<base64>") from error
+    if not key:
+        raise ValueError("a webhook secret must not be empty")
+    return key
 
 
 def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` value for a delivery."""
+    """The `webhook-signature` value for a delivery: `v1,<base64 of the HMAC-SHA256>`.
+
+    Signs "{webhook-id}.{webhook-timestamp}.{raw body}" (Standard Webhooks);
+    WebhookRejected if `secret` is not a webhook secret.
+    """
+    try:
+        key = secret_key(secret)
+    except ValueError as error:
+        raise WebhookRejected(f"the configured webhook secret is not usable: {error}") from error
     message = f"{webhook_id}.{timestamp}.".encode() + body
-    digest = hmac.new(_key(secret), message, hashlib.sha256).digest()
+    digest = hmac.new(key, message, hashlib.sha256).digest()
     return f"v1,{base64.b64encode(digest).decode()}"
 
 

@@ -31,8 +31,6 @@ def apply_field_changes(row: ProjectRow | SceneRow | ShotRow, changes: dict[str,
         row.updated_at = utcnow()
 
 
-# --- dense numbering --------------------------------------------------------------
-
 Numbered = TypeVar("Numbered", SceneRow, ShotRow)
 
 

@@ -15,8 +15,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
 from services.errors import NotFound, PermissionDenied
-
-# --- projects ------------------------------------------------------------------
 from services.storyboard.numbering import apply_field_changes
 from services.tables import (
     ProjectRow,

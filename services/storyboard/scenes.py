@@ -11,8 +11,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
 from services.storyboard import workflow
-
-# --- scenes ---------------------------------------------------------------------
 from services.storyboard.numbering import (
     apply_field_changes,
     check_order,

@@ -9,8 +9,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
 from services.storyboard import workflow
-
-# --- shots ----------------------------------------------------------------------
 from services.storyboard.numbering import (
     apply_field_changes,
     check_order,

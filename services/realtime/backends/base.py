@@ -1,10 +1,12 @@
-"""What every event-bus backend shares: its errors, the resync marker, reconnect backoff."""
+"""What every event-bus backend shares: its errors and the resync marker."""
 
 from __future__ import annotations
 
-import asyncio
-import random
+import logging
+from collections.abc import Awaitable, Callable, Sized
 from typing import Any
+
+from services.backoff import Backoff
 
 Message = dict[str, Any]
 
@@ -21,16 +23,28 @@ class SubscriberTooSlow(BusError):
     """This subscriber fell too far behind and was cut off; resume from the last cursor."""
 
 
-class Backoff:
-    """Full-jitter exponential backoff: waits up to `base * 2**attempt` seconds, at most `cap`."""
+async def listen_again(
+    listen: Callable[[], Awaitable[None]],
+    backoff: Backoff,
+    logger: logging.Logger,
+    *,
+    server: str,
+    channels: Sized,
+) -> None:
+    """Call `listen` until it succeeds, waiting `backoff` before each try; log each failure.
 
-    def __init__(self, base: float = 0.1, cap: float = 5.0) -> None:
-        self.base, self.cap, self.attempt = base, cap, 0
-
-    async def wait(self) -> None:
-        delay = random.uniform(0, min(self.cap, self.base * 2**self.attempt))  # noqa: S311
-        self.attempt += 1
-        await asyncio.sleep(delay)
-
-    def reset(self) -> None:
-        self.attempt = 0
+    For a backend whose listening connection dropped: `listen` opens a new one and
+    subscribes every channel again. `server` names it in the log ("Redis").
+    """
+    while True:
+        await backoff.wait()
+        try:
+            await listen()
+        except Exception as error:
+            logger.warning("event bus: %s still unreachable (%s)", server, error)
+            continue
+        backoff.reset()
+        logger.warning(
+            "event bus: reconnected to %s; %d channels re-subscribed", server, len(channels)
+        )
+        return

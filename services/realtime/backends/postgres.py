@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 
 from broadcaster import BroadcastBackend, Event
 
-from services.realtime.backends.base import RESYNC, Backoff, BusError
+from services.backoff import Backoff
+from services.realtime.backends.base import RESYNC, BusError, listen_again
 
 logger = logging.getLogger("studio.bus")
 
@@ -103,16 +104,6 @@ class PostgresBackend(BroadcastBackend):
             return Event(RESYNC, "{}")
 
     async def _reconnect(self) -> None:
-        while True:
-            await self._backoff.wait()
-            try:
-                await self._listen()
-            except Exception as error:
-                logger.warning("event bus: PostgreSQL still unreachable (%s)", error)
-                continue
-            self._backoff.reset()
-            logger.warning(
-                "event bus: reconnected to PostgreSQL; %d channels re-subscribed",
-                len(self._channels),
-            )
-            return
+        await listen_again(
+            self._listen, self._backoff, logger, server="PostgreSQL", channels=self._channels
+        )

@@ -9,7 +9,8 @@ from typing import Any
 
 from broadcaster import BroadcastBackend, Event
 
-from services.realtime.backends.base import RESYNC, Backoff, BusError
+from services.backoff import Backoff
+from services.realtime.backends.base import RESYNC, BusError, listen_again
 
 logger = logging.getLogger("studio.bus")
 
@@ -101,15 +102,6 @@ class RedisBackend(BroadcastBackend):
             )
 
     async def _reconnect(self) -> None:
-        while True:
-            await self._backoff.wait()
-            try:
-                await self._listen()
-            except Exception as error:
-                logger.warning("event bus: Redis still unreachable (%s)", error)
-                continue
-            self._backoff.reset()
-            logger.warning(
-                "event bus: reconnected to Redis; %d channels re-subscribed", len(self._channels)
-            )
-            return
+        await listen_again(
+            self._listen, self._backoff, logger, server="Redis", channels=self._channels
+        )

@@ -55,9 +55,9 @@ from services.replicate.emulator.problems import (
 from services.replicate.emulator.specs import InvalidField, ModelSpec
 from services.replicate.emulator.wire import (
     MAX_JSON_DEPTH,
+    api_token,
     authenticated,
     base_url,
-    bearer_token,
     check_webhook_fields,
     file_response,
     json_body,
@@ -111,7 +111,7 @@ def create_emulator_app(
                 else current.other_limit_per_minute
             )
             client = request.client.host if request.client else "unknown"
-            key = (bucket, bearer_token(request) or f"anonymous@{client}")
+            key = (bucket, api_token(request) or f"anonymous@{client}")
             retry_after = state.limiter.acquire(key, limit)
             if retry_after is not None:
                 return throttled(retry_after)
@@ -275,12 +275,13 @@ def create_emulator_app(
                 return validation_failed(
                     [InvalidField("invalid_type", "metadata", "Invalid type. Expected: object")]
                 )
-        upload = state.upload(
+        upload = state.uploads.add(
             data,
             filename=filename,
             content_type=content_type,
             metadata=metadata,
             base_url=base_url(state, request),
+            ttl=state.config.file_ttl_seconds,
         )
         return JSONResponse(upload.to_json(), status_code=201)
 

@@ -8,11 +8,12 @@ read at the moment each decision is made, so changing a field (in-process, or vi
 from __future__ import annotations
 
 import base64
-import binascii
 import secrets
 from dataclasses import dataclass, field
 
-WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
+from services.replicate.signatures import SECRET_PREFIX, secret_key
+
+WEBHOOK_SECRET_PREFIX = SECRET_PREFIX
 
 
 def generate_webhook_secret() -> str:
@@ -21,17 +22,13 @@ def generate_webhook_secret() -> str:
 
 
 def webhook_secret_key(secret: str) -> bytes:
-    """The HMAC key of a `whsec_<base64>` secret; `ValueError` if it is not one."""
-    prefix, separator, encoded = secret.partition("_")
-    if not separator or prefix + "_" != WEBHOOK_SECRET_PREFIX or not encoded:
+    """The HMAC key of a `whsec_<base64>` secret (prefix required); `ValueError` if not one."""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
         raise ValueError("webhook_secret must look like whsec_<base64>")
     try:
-        key = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError) as error:
-        raise ValueError("webhook_secret must look like whsec_<base64>") from error
-    if not key:
-        raise ValueError("webhook_secret must not be empty")
-    return key
+        return secret_key(secret)
+    except ValueError as error:
+        raise ValueError(f"webhook_secret: {error}") from error
 
 
 @dataclass

@@ -18,34 +18,25 @@ or no answer) is retried with doubling backoff up to `webhook_max_attempts`.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hmac
 import logging
 import secrets
 import string
 import time
 from dataclasses import dataclass, field
-from hashlib import sha256
 from typing import Any, Literal
 
 import httpx
 
-from services.replicate.emulator.config import EmulatorConfig, webhook_secret_key
+from services.replicate.emulator.config import EmulatorConfig
 from services.replicate.emulator.faults import FaultDice
+from services.replicate.signatures import sign
 
 logger = logging.getLogger("studio.emulator.webhooks")
 
 Outcome = Literal["pending", "delivered", "failed", "dropped", "abandoned"]
 _ID_ALPHABET = string.ascii_letters + string.digits
 USER_AGENT = "Replicate-Webhooks/1.0 (storyboard-studio emulator)"
-
-
-def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` header value for one attempt."""
-    signed = f"{webhook_id}.{timestamp}.".encode() + body
-    digest = hmac.new(webhook_secret_key(secret), signed, sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
 
 
 def new_webhook_id() -> str:

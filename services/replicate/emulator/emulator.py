@@ -44,7 +44,7 @@ from services.replicate.emulator.predictions import (
 from services.replicate.emulator.ratelimit import SlidingWindowLimiter
 from services.replicate.emulator.specs import InvalidField, ModelSpec
 from services.replicate.emulator.store import FileStore
-from services.replicate.emulator.uploads import Upload, Uploads
+from services.replicate.emulator.uploads import Uploads
 from services.replicate.emulator.validation import validate_input
 
 logger = logging.getLogger("studio.emulator")
@@ -428,26 +428,6 @@ class Emulator:
             self.webhooks.finish(record.id)
 
     # -- files -----------------------------------------------------------------------
-
-    def upload(
-        self,
-        data: bytes,
-        *,
-        filename: str,
-        content_type: str,
-        metadata: dict[str, Any],
-        base_url: str,
-    ) -> Upload:
-        """Store an upload of `POST /v1/files` for `file_ttl_seconds`."""
-        self.start()
-        return self.uploads.add(
-            data,
-            filename=filename,
-            content_type=content_type,
-            metadata=metadata,
-            base_url=base_url,
-            ttl=self.config.file_ttl_seconds,
-        )
 
     def local_file_bytes(self, url: str) -> bytes | None:
         """The bytes behind one of our own URLs (an output or an upload), else None.

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from dataclasses import dataclass
 
-from services import decoding
+from services import cursors, decoding
 from services.replicate.emulator.predictions import PredictionRecord
 
 
@@ -21,17 +19,14 @@ class PredictionPage:
 
 
 def encode_cursor(direction: str, seq: int) -> str:
-    raw = json.dumps({direction: seq}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.encode(json.dumps({direction: seq}, separators=(",", ":")), padded=False)
 
 
 def decode_cursor(cursor: str) -> tuple[str, int] | None:
-    if len(cursor) > 200:
-        return None
+    text = cursors.decode(cursor, max_length=200)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = decoding.loads(raw)
-    except (binascii.Error, ValueError):  # MalformedJson is a ValueError
+        data = decoding.loads(text) if text is not None else None
+    except ValueError:  # MalformedJson is a ValueError
         return None
     if not isinstance(data, dict) or len(data) != 1:
         return None

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from services import decoding
+from services.authorization import bearer_token
 from services.decoding import decimal
 from services.replicate.emulator.emulator import Emulator
 from services.replicate.emulator.predictions import WEBHOOK_EVENTS
@@ -36,18 +37,16 @@ MAX_JSON_DEPTH: Final = 64
 COG_VERSION: Final = "0.9.13"
 
 
-def bearer_token(request: Request) -> str | None:
-    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() in ("bearer", "token") and credential.strip():
-        return credential.strip()
-    return None
+def api_token(request: Request) -> str | None:
+    """The token of `Authorization: Bearer <token>` or Replicate's `Token <token>`."""
+    return bearer_token(request.headers.get("authorization"), schemes=("bearer", "token"))
 
 
 def authenticated(emulator: Emulator, request: Request) -> bool:
     expected = emulator.config.api_token
     if not expected:
         return True
-    given = bearer_token(request)
+    given = api_token(request)
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 

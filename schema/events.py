@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Self
 
@@ -17,6 +18,42 @@ from services.decoding import decimal
 from services.realtime import events
 
 _CURSOR = "ProjectEvent"
+
+# Columns whose GraphQL field has another name; every other column's field is its
+# name in camelCase.
+FIELD_NAMES = {
+    "storage_key": "imageUrl",
+    "image_url": "imageUrl",
+    "video_storage_key": "animatedVideoUrl",
+    "animated_video_url": "animatedVideoUrl",
+    "generation_metadata": "metadata",
+    "selected_image_id": "selectedImage",
+    "parent_image_id": "parentImage",
+    "shot_id": "shot",
+    "scene_id": "scene",
+    "project_id": "project",
+    "team_id": "team",
+    "owner_id": "owner",
+}
+
+
+def field_name(column: str) -> str:
+    """The GraphQL field of a table column (`scene_number` -> `sceneNumber`).
+
+    A name that is already a field (events stored before columns were recorded
+    hold field names) comes back unchanged.
+    """
+    if column in FIELD_NAMES:
+        return FIELD_NAMES[column]
+    head, *rest = column.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def field_names(columns: Iterable[str]) -> list[str]:
+    """The GraphQL fields of changed columns, each once, in order (two columns may share one)."""
+    return list(dict.fromkeys(field_name(column) for column in columns))
+
+
 MAX_CURSOR_LENGTH = 200
 
 
@@ -69,7 +106,7 @@ class ProjectEvent:
             sequence=event.sequence,
             kind=event.kind,
             node_id=ids.encode(event.node_type, event.node_id),
-            changes=list(event.changes),
+            changes=field_names(event.changes),
             at=event.at,
             project_id=ids.encode("Project", event.project_id),
             event=event,

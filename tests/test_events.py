@@ -14,6 +14,7 @@ from sqlmodel import col, select
 
 from schema import ids
 from schema.app import schema
+from schema.events import field_name, field_names
 from services.database import Database
 from services.errors import InvalidInput
 from services.realtime import events, feed, recording
@@ -81,7 +82,7 @@ async def test_every_change_is_an_event_numbered_in_order(db: Database) -> None:
     ]
     assert found[4].changes == ("status",)
     assert found[6].changes == ("title",)
-    assert found[7].changes == ("sceneNumber",)
+    assert found[7].changes == ("scene_number",)  # columns; the API names them as fields
     assert found[9].node_id == ids.decode(second["id"], "Scene")
 
 
@@ -101,7 +102,7 @@ async def test_image_events_belong_to_their_shot_and_project(db: Database) -> No
     image_events = [event for event in found if event.node_type == "ShotImage"]
     assert kinds(image_events) == [*["SHOT_IMAGE_CREATED"] * 3, "SHOT_IMAGE_UPDATED"]
     assert {event.shot_id for event in image_events} == {ids.decode(shot_id, "Shot")}
-    assert image_events[-1].changes == ("isFavorite",)
+    assert image_events[-1].changes == ("is_favorite",)
 
 
 async def test_a_write_that_fails_records_nothing(db: Database) -> None:
@@ -148,7 +149,7 @@ async def test_changes_within_one_transaction_are_one_event_per_object(db: Datab
         await session.delete(second)  # changed, then deleted: only the deletion
     found = (await recorded(db, project_id))[after_images:]
     assert [(e.kind, e.node_id, e.changes) for e in found] == [
-        ("SHOT_IMAGE_UPDATED", image_ids[0], ("error", "isFavorite")),
+        ("SHOT_IMAGE_UPDATED", image_ids[0], ("error", "is_favorite")),
         ("SHOT_IMAGE_DELETED", image_ids[1], ()),
     ]
 
@@ -170,7 +171,9 @@ async def test_bookkeeping_alone_is_not_an_event(db: Database) -> None:
 
 
 def test_every_change_is_named_as_a_field_of_its_graphql_type() -> None:
-    """`changes` speaks GraphQL: no column name of ours, no field a client cannot ask for."""
+    """`changes` speaks GraphQL: no column name of ours, no field a client cannot ask for.
+
+    Services record the columns that changed; `schema.events` names them as fields."""
     graphql_types = schema._schema.type_map
     for table, type_name in recording.TRACKED.items():
         fields = set(graphql_types[type_name].fields)  # type: ignore[attr-defined]
@@ -178,7 +181,13 @@ def test_every_change_is_named_as_a_field_of_its_graphql_type() -> None:
         keys: list[str] = [column.key for column in mapper.column_attrs]
         for key in keys:
             if key not in recording._INTERNAL:
-                assert recording._camel(key) in fields, (type_name, key)
+                assert field_name(key) in fields, (type_name, key)
+
+
+def test_changed_columns_and_stored_field_names_read_as_fields_each_once() -> None:
+    # Events stored by earlier versions hold field names: they read the same.
+    columns = ["scene_number", "sceneNumber", "storage_key", "image_url", "imageUrl", "title"]
+    assert field_names(columns) == ["sceneNumber", "imageUrl", "title"]
 
 
 async def test_events_are_published_after_commit_and_never_for_a_rollback(

@@ -80,6 +80,8 @@ class ProjectEvent:
     node_id: int
     at: datetime
     shot_id: int | None = None
+    # For *_UPDATED: the columns that changed (events stored by earlier versions hold
+    # GraphQL field names instead); `schema.events.field_names` names both as fields.
     changes: tuple[str, ...] = ()
 
     @property

@@ -69,21 +69,6 @@ _INTERNAL = frozenset(
         "created_at",
     }
 )
-# Columns whose GraphQL field has another name.
-_FIELD_NAMES = {
-    "storage_key": "imageUrl",
-    "image_url": "imageUrl",
-    "video_storage_key": "animatedVideoUrl",
-    "animated_video_url": "animatedVideoUrl",
-    "generation_metadata": "metadata",
-    "selected_image_id": "selectedImage",
-    "parent_image_id": "parentImage",
-    "shot_id": "shot",
-    "scene_id": "scene",
-    "project_id": "project",
-    "team_id": "team",
-    "owner_id": "owner",
-}
 
 
 @dataclass
@@ -105,24 +90,15 @@ class _Change:
         return self
 
 
-def _camel(name: str) -> str:
-    if name in _FIELD_NAMES:
-        return _FIELD_NAMES[name]
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 def _changed_fields(row: Any) -> list[str]:
+    """The columns of `row` this flush changed, bookkeeping left out (`schema.events`
+    names them as GraphQL fields)."""
     state = inspect(row)
-    names: list[str] = []
-    for attribute in state.mapper.column_attrs:
-        if attribute.key in _INTERNAL:
-            continue
-        if state.attrs[attribute.key].history.has_changes():
-            name = _camel(attribute.key)
-            if name not in names:
-                names.append(name)
-    return names
+    return [
+        attribute.key
+        for attribute in state.mapper.column_attrs
+        if attribute.key not in _INTERNAL and state.attrs[attribute.key].history.has_changes()
+    ]
 
 
 def _note(session: Session, row: Any, change: str) -> None:

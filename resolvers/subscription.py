@@ -1,4 +1,4 @@
-"""The root Subscription: live feeds of a project, each built on `services.realtime.events.follow`.
+"""The root Subscription: live feeds of a project, each built on `services.realtime.feed.follow`.
 
 Every feed subscribes to the bus before it reads anything, sends the current
 state first, then each change in order. Data is read fresh for every message

@@ -101,7 +101,7 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on any error.
 
         The transaction's changes are recorded as project events before it commits
-        and handed to the bus after (`services.realtime.events`); the bus publishes them from
+        and handed to the bus after (`services.realtime.recording`); the bus publishes them from
         its own task, so leaving this block never waits for subscribers. Then it runs
         what `after_commit` scheduled.
         """

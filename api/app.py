@@ -34,22 +34,23 @@ from api.limits import (
     WebSocketCap,
 )
 from api.media import MediaHeaders, media
+from api.prediction_webhooks import replicate_webhook
 from api.schema import schema
 from api.settings import Settings, SettingsError
 from api.state import AppState
 from api.static import static_mounts
-from api.webhooks import replicate_webhook
 from schema.context import Resources
-from services import events, maintenance
-from services.accounts import AccountSettings
-from services.bus import EventBus
+from services import maintenance
+from services.accounts.accounts import AccountSettings
+from services.accounts.passwords import Passwords
 from services.database import Database
-from services.generation import EngineSettings, GenerationEngine
-from services.limits import Backoff, Limits, LimitSettings, LoginPolicy
+from services.generation.engine import EngineSettings, GenerationEngine
+from services.media.storage import LocalStorage, MediaLinks
 from services.outbound import FetchLimits, parse_allowed_hosts
-from services.passwords import Passwords
-from services.replicate_api import ReplicateGateway
-from services.storage import LocalStorage, MediaLinks
+from services.realtime import events
+from services.realtime.bus import EventBus
+from services.replicate.gateway import ReplicateGateway
+from services.request_limits.policy import Backoff, Limits, LimitSettings, LoginPolicy
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -201,7 +202,7 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
             stack.push_async_callback(limits.stop)
             storage = LocalStorage(settings.resolved_media_root)
             gateway = await stack.enter_async_context(replicate_gateway(settings))
-            engine = GenerationEngine(
+            generation_engine = GenerationEngine(
                 db,
                 gateway,
                 storage,
@@ -227,12 +228,13 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
                 name="housekeeping",
             )
             stack.push_async_callback(_cancel, housekeeping)
-            engine.start()  # its first sweep picks up whatever was in flight before a restart
-            stack.push_async_callback(engine.stop)
+            # Its first sweep picks up whatever was in flight before a restart.
+            generation_engine.start()
+            stack.push_async_callback(generation_engine.stop)
             resources = Resources(
                 db=db,
                 media=MediaLinks(secret_key, public_url),
-                generation=engine,
+                generation_engine=generation_engine,
                 bus=bus,
                 limits=limits,
                 accounts=accounts,

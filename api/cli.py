@@ -276,7 +276,11 @@ def emulator(args: argparse.Namespace) -> None:
     if set, else a new one, which the server fetches with the token."""
     import secrets
 
-    from services.emulator import EmulatorConfig, create_emulator_app, generate_webhook_secret
+    from services.replicate.emulator import (
+        EmulatorConfig,
+        create_emulator_app,
+        generate_webhook_secret,
+    )
 
     settings = Settings()
     logging.basicConfig(
@@ -303,7 +307,7 @@ def emulator(args: argparse.Namespace) -> None:
 
 
 def bench(args: argparse.Namespace) -> None:
-    from api.bench import main as run_bench
+    from api.bench.run import main as run_bench
 
     run_bench(args.postgres)
 

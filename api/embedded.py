@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
 
-from services.emulator import EmulatorConfig, create_emulator_app
+from services.replicate.emulator import EmulatorConfig, create_emulator_app
 
 HOST = "127.0.0.1"
 

@@ -31,13 +31,7 @@ from api.websocket import GraphQLWSHandler, SignInRefused, TransportWSHandler
 from schema.context import Context, Resources, signed_in
 from schema.error_codes import TOKEN_INVALID, UNAUTHENTICATED
 from schema.operations import OperationNotChosen
-
-
-def bearer_token(header: str | None) -> str | None:
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+from services.authorization import bearer_token
 
 
 async def build_context(resources: Resources, token: str | None) -> Context:

@@ -24,10 +24,10 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.graphql import bearer_token
 from api.state import AppState
-from services import accounts
-from services.accounts import hash_token
+from services.accounts import accounts
+from services.accounts.accounts import hash_token
+from services.authorization import bearer_token
 from services.database import Database
 from services.errors import RateLimited
 

@@ -33,7 +33,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.state import app_state
-from services.storage import LocalFile, Redirect, StorageError
+from services.media.storage import LocalFile, Redirect, StorageError
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",

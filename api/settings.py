@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.limits import parse_rates
+from services.request_limits.policy import parse_rates
 
 PLACEHOLDER_SECRETS = frozenset(
     {"changethis", "change-me", "changeme", "secret", "dev", "test", "xxx"}
@@ -153,7 +153,7 @@ class Settings(BaseSettings):
         default=256,
         description="Events a subscriber may fall behind before it reads on from the table.",
     )
-    # --- limits (services/limits.py; the README's Security section explains each) ---
+    # --- limits (services/request_limits/; the README's Security section explains each) ---
     limits_url: SecretStr | None = Field(
         default=None,
         description="Where limit counters live: memory:// (this process) or redis://...; "
@@ -248,7 +248,8 @@ class Settings(BaseSettings):
         default=100, ge=1, description="How many unexpired invitations a team may have at once."
     )
     # Argon2id parameters: RFC 9106 section 4, second recommended option, by default
-    # (see services.passwords); a stored hash made with others is redone at its next log-in.
+    # (see services.accounts.passwords); a stored hash made with others is redone at its
+    # next log-in.
     password_hash_memory_kib: int = Field(
         default=65536, ge=8, description="Argon2id memory per password hash, in KiB."
     )

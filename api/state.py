@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from schema.context import Resources
-from services.bus import EventBus
 from services.database import Database
-from services.generation import GenerationEngine
-from services.storage import MediaLinks, Storage
+from services.generation.engine import GenerationEngine
+from services.media.storage import MediaLinks, Storage
+from services.realtime.bus import EventBus
 
 
 @dataclass
@@ -35,9 +35,9 @@ class AppState:
         return self.resources.media
 
     @property
-    def generation(self) -> GenerationEngine:
-        assert self.resources.generation is not None, "the server always runs generation"
-        return self.resources.generation
+    def generation_engine(self) -> GenerationEngine:
+        assert self.resources.generation_engine is not None, "the server always runs generation"
+        return self.resources.generation_engine
 
 
 def app_state(connection: HTTPConnection) -> AppState:

@@ -24,7 +24,7 @@ subscriptions-transport-ws) keep to three rules Strawberry's handlers alone do n
   same for graphql-ws, for which Strawberry waits forever.
 - A result that says TOKEN_INVALID means the token stopped working while the
   operation ran (an open subscription learns it from the access notices of
-  `services.events.follow`): the socket closes with 4403 instead of sending it.
+  `services.realtime.feed.follow`): the socket closes with 4403 instead of sending it.
 
 Queries and mutations run exactly as over HTTP: same schema, same extensions,
 same context.

@@ -19,7 +19,7 @@ from schema.accounts import (
     User,
 )
 from schema.context import Info
-from services import accounts
+from services.accounts import accounts
 from services.validation import Checks
 
 

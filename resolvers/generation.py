@@ -17,8 +17,8 @@ from schema.generation import (
 )
 from schema.payloads import GenerateShotImagesPayload, StoryboardSelectionPayload
 from schema.storyboard import ImageIteration, ShotImage, StoryboardSelection
-from services import generation
 from services.errors import InvalidInput
+from services.generation import requests, statuses
 from services.tables import ShotImageRow
 from services.validation import Checks
 
@@ -38,7 +38,7 @@ async def generate_shot_images(
         strawberry.argument(description="Start a shot's next iteration of images on Replicate."),
     ],
 ) -> GenerateShotImagesPayload:
-    engine = info.context.require_generation()
+    generation_engine = info.context.require_generation_engine()
     checks = Checks()
     shot_id = ids.decode_into(checks, input.shot_id, "Shot", field=("shotId",))
     parent_id = ids.decode_optional_into(
@@ -46,10 +46,10 @@ async def generate_shot_images(
     )
     params = _params(checks, input.params)
     async with write(info) as (session, actor):
-        iteration = await generation.start_iteration(
+        iteration = await requests.start_iteration(
             session,
             actor,
-            engine.plan(),
+            generation_engine,
             checks=checks,
             shot_id=shot_id,
             prompt=input.prompt,
@@ -58,7 +58,6 @@ async def generate_shot_images(
             model=input.model,
             params=params,
         )
-    engine.kick()
     result = ImageIteration.from_iteration(iteration)
     return GenerateShotImagesPayload(iteration=result, images=result.images)
 
@@ -73,23 +72,22 @@ async def animate_shot(
         ),
     ],
 ) -> StoryboardSelectionPayload:
-    engine = info.context.require_generation()
+    generation_engine = info.context.require_generation_engine()
     checks = Checks()
     selection_id = ids.decode_into(
         checks, input.selection_id, "StoryboardSelection", field=("selectionId",)
     )
     params = _params(checks, input.params)
     async with write(info) as (session, actor):
-        selection = await generation.animate_shot(
+        selection = await requests.animate_shot(
             session,
             actor,
-            engine.plan(),
+            generation_engine,
             checks=checks,
             selection_id=selection_id,
             model=input.model,
             params=params,
         )
-    engine.kick()
     return StoryboardSelectionPayload(selection=StoryboardSelection.from_row(selection))
 
 
@@ -101,28 +99,27 @@ async def animate_storyboard(
         strawberry.argument(description="Animate every selection of a project."),
     ],
 ) -> AnimateStoryboardPayload:
-    engine = info.context.require_generation()
+    generation_engine = info.context.require_generation_engine()
     checks = Checks()
     project_id = ids.decode_into(checks, input.project_id, "Project", field=("projectId",))
     params = _params(checks, input.params)
     async with write(info) as (session, actor):
-        selections = await generation.animate_storyboard(
+        selections = await requests.animate_storyboard(
             session,
             actor,
-            engine.plan(),
+            generation_engine,
             checks=checks,
             project_id=project_id,
             model=input.model,
             params=params,
             only_missing=input.only_missing,
         )
-    engine.kick()
     return AnimateStoryboardPayload(
         selections=[StoryboardSelection.from_row(row) for row in selections]
     )
 
 
-def _generation_ref(global_id: str) -> tuple[generation.Kind, int]:
+def _generation_ref(global_id: str) -> tuple[statuses.Kind, int]:
     parsed = ids.parse(global_id)
     if parsed is not None and parsed[0] == "ShotImage":
         return "image", parsed[1]
@@ -133,7 +130,7 @@ def _generation_ref(global_id: str) -> tuple[generation.Kind, int]:
     )
 
 
-def _generation_payload(row: generation.Row) -> GenerationPayload:
+def _generation_payload(row: statuses.Row) -> GenerationPayload:
     if isinstance(row, ShotImageRow):
         return GenerationPayload(image=ShotImage.from_row(row))
     return GenerationPayload(selection=StoryboardSelection.from_row(row))
@@ -147,12 +144,10 @@ async def cancel_generation(
         strawberry.argument(description="The PENDING or PROCESSING generation to cancel."),
     ],
 ) -> GenerationPayload:
-    engine = info.context.require_generation()
+    generation_engine = info.context.require_generation_engine()
     kind, row_id = _generation_ref(input.id)
     async with write(info) as (session, actor):
-        row = await generation.cancel(session, actor, kind=kind, row_id=row_id)
-        prediction_id = row.prediction_id
-    engine.cancel_remote(prediction_id)
+        row = await requests.cancel(session, actor, generation_engine, kind=kind, row_id=row_id)
     return _generation_payload(row)
 
 
@@ -164,9 +159,8 @@ async def retry_generation(
         strawberry.argument(description="The FAILED or CANCELED generation to start again."),
     ],
 ) -> GenerationPayload:
-    engine = info.context.require_generation()
+    generation_engine = info.context.require_generation_engine()
     kind, row_id = _generation_ref(input.id)
     async with write(info) as (session, actor):
-        row = await generation.retry(session, actor, engine.plan(), kind=kind, row_id=row_id)
-    engine.kick()
+        row = await requests.retry(session, actor, generation_engine, kind=kind, row_id=row_id)
     return _generation_payload(row)

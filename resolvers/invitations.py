@@ -17,7 +17,7 @@ from schema.accounts import (
 )
 from schema.context import Info
 from schema.payloads import DeletePayload
-from services import invitations
+from services.accounts import invitations
 from services.tables import TeamRole
 
 

@@ -4,20 +4,23 @@ from typing import Annotated
 
 import strawberry
 
-from schema import cursors, nodes
+from schema import nodes
 from schema.accounts import Team, User
 from schema.connections import MAX_PAGE, PageInfo, ProjectConnection, ProjectEdge
 from schema.context import BadRequest, Info
 from schema.generation import GenerationModel
+from schema.ids import MAX_PK
 from schema.node import Node
 from schema.storyboard import Project
-from services import catalog, storyboards
+from services import cursors
+from services.generation import catalog
+from services.storyboard import projects
 
 MAX_CURSOR_LENGTH = 100
 
 
 def _cursor(project_id: int | None) -> str:
-    return cursors.encode("project", project_id or 0)
+    return cursors.encode_numbers("project", project_id or 0)
 
 
 def _after(cursor: str | None) -> int | None:
@@ -27,7 +30,9 @@ def _after(cursor: str | None) -> int | None:
     otherwise reach the database and overflow its BIGINT)."""
     if cursor is None:
         return None
-    decoded = cursors.decode(cursor, "project", 1, max_length=MAX_CURSOR_LENGTH, low=1)
+    decoded = cursors.decode_numbers(
+        cursor, "project", 1, max_length=MAX_CURSOR_LENGTH, high=MAX_PK, low=1
+    )
     if decoded is None:
         raise BadRequest("That `after` cursor is not one this list gave out.")
     return decoded[0]
@@ -97,7 +102,7 @@ class Query:
             _, team_pk = nodes.parse_or_reject(team_id, "Team")
             team_ids = [team_pk] if actor.can_read(team_pk) else []
         async with info.context.db.session() as session:
-            page = await storyboards.page_of_projects(
+            page = await projects.page_of_projects(
                 session, team_ids, first=first, before_id=before_id
             )
         edges = [

@@ -30,9 +30,10 @@ from schema.payloads import (
     StoryboardSelectionPayload,
 )
 from schema.storyboard import ImageIteration, Project, Scene, Shot, ShotImage, StoryboardSelection
-from services import shot_images, storyboards
-from services.shot_images import ImageDraft
-from services.storyboards import ShotDraft
+from services.generation import requests
+from services.storyboard import projects, scenes, shot_images, shots
+from services.storyboard.scenes import ShotDraft
+from services.storyboard.shot_images import ImageDraft
 from services.tables import GenerationStatus, WorkflowVersion
 from services.validation import (
     MAX_SCENES_PER_PROJECT,
@@ -61,7 +62,7 @@ async def create_project(
     checks = Checks()
     team_id = ids.decode_optional_into(checks, input.team_id, "Team", field=("teamId",))
     async with write(info) as (session, actor):
-        project = await storyboards.create_project(
+        project = await projects.create_project(
             session,
             actor,
             checks=checks,
@@ -85,7 +86,7 @@ async def update_project(
     checks = Checks()
     project_id = ids.decode_into(checks, input.id, "Project", field=("id",))
     async with write(info) as (session, actor):
-        project = await storyboards.update_project(
+        project = await projects.update_project(
             session,
             actor,
             checks=checks,
@@ -105,7 +106,7 @@ async def delete_project(
 ) -> DeletePayload:
     project_id = ids.decode(input.id, "Project")
     async with write(info) as (session, actor):
-        await storyboards.delete_project(session, actor, project_id=project_id)
+        await projects.delete_project(session, actor, project_id=project_id)
     return DeletePayload(deleted_id=input.id)
 
 
@@ -129,7 +130,7 @@ async def create_scene(
         for s in input.shots
     ]
     async with write(info) as (session, actor):
-        scene = await storyboards.create_scene(
+        scene = await scenes.create_scene(
             session,
             actor,
             checks=checks,
@@ -153,7 +154,7 @@ async def update_scene(
     checks = Checks()
     scene_id = ids.decode_into(checks, input.id, "Scene", field=("id",))
     async with write(info) as (session, actor):
-        scene = await storyboards.update_scene(
+        scene = await scenes.update_scene(
             session,
             actor,
             checks=checks,
@@ -171,7 +172,7 @@ async def delete_scene(
 ) -> DeletePayload:
     scene_id = ids.decode(input.id, "Scene")
     async with write(info) as (session, actor):
-        await storyboards.delete_scene(session, actor, scene_id=scene_id)
+        await scenes.delete_scene(session, actor, scene_id=scene_id)
     return DeletePayload(deleted_id=input.id)
 
 
@@ -189,7 +190,7 @@ async def reorder_scenes(
     scene_ids = _decode_all(checks, input.ids, "Scene")
     checks.raise_if_any()
     async with write(info) as (session, actor):
-        project = await storyboards.reorder_scenes(
+        project = await scenes.reorder_scenes(
             session, actor, project_id=project_id, scene_ids=scene_ids
         )
     return ProjectPayload(project=Project.from_row(project))
@@ -205,7 +206,7 @@ async def create_shot(
     checks = Checks()
     scene_id = ids.decode_into(checks, input.scene_id, "Scene", field=("sceneId",))
     async with write(info) as (session, actor):
-        shot = await storyboards.create_shot(
+        shot = await shots.create_shot(
             session,
             actor,
             checks=checks,
@@ -228,7 +229,7 @@ async def update_shot(
     checks = Checks()
     shot_id = ids.decode_into(checks, input.id, "Shot", field=("id",))
     async with write(info) as (session, actor):
-        shot = await storyboards.update_shot(
+        shot = await shots.update_shot(
             session,
             actor,
             checks=checks,
@@ -246,7 +247,7 @@ async def delete_shot(
 ) -> DeletePayload:
     shot_id = ids.decode(input.id, "Shot")
     async with write(info) as (session, actor):
-        await storyboards.delete_shot(session, actor, shot_id=shot_id)
+        await shots.delete_shot(session, actor, shot_id=shot_id)
     return DeletePayload(deleted_id=input.id)
 
 
@@ -264,9 +265,7 @@ async def reorder_shots(
     shot_ids = _decode_all(checks, input.ids, "Shot")
     checks.raise_if_any()
     async with write(info) as (session, actor):
-        scene = await storyboards.reorder_shots(
-            session, actor, scene_id=scene_id, shot_ids=shot_ids
-        )
+        scene = await shots.reorder_shots(session, actor, scene_id=scene_id, shot_ids=shot_ids)
     return ScenePayload(scene=Scene.from_row(scene))
 
 
@@ -299,18 +298,16 @@ async def add_shot_images(
         for image in input.images
     ]
     async with write(info) as (session, actor):
-        iteration = await shot_images.add_shot_images(
+        iteration = await requests.add_shot_images(
             session,
             actor,
+            info.context.resources.generation_engine,
             checks=checks,
             shot_id=shot_id,
             iteration_prompt=input.iteration_prompt,
             images=drafts,
             parent_image_id=parent_id,
         )
-    engine = info.context.resources.generation
-    if engine is not None:
-        engine.kick()  # copy the given URLs into storage now, in the background
     result = ImageIteration.from_iteration(iteration)
     return GenerateShotImagesPayload(iteration=result, images=result.images)
 

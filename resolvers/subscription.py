@@ -1,4 +1,4 @@
-"""The root Subscription: live feeds of a project, each built on `services.events.follow`.
+"""The root Subscription: live feeds of a project, each built on `services.realtime.feed.follow`.
 
 Every feed subscribes to the bus before it reads anything, sends the current
 state first, then each change in order. Data is read fresh for every message
@@ -23,8 +23,9 @@ from schema.events import (
     encode_cursor,
 )
 from schema.storyboard import ImageIteration, ProjectProgress, Shot, ShotImage, StoryboardSelection
-from services import accounts, events
+from services.accounts import accounts
 from services.errors import NotFound, StudioError
+from services.realtime import events, feed
 
 _AFTER = "A cursor from an earlier message: replay every event after it first, then go on live."
 
@@ -67,7 +68,7 @@ async def _feed(
         context.actor = current
         return True
 
-    stream = events.follow(
+    stream = feed.follow(
         bus,
         context.db.session,
         project_id,

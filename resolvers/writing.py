@@ -3,7 +3,7 @@
     @returns_user_errors(ScenePayload)
     async def create_scene(info: Info, input: CreateSceneInput) -> ScenePayload:
         async with write(info) as (session, actor):
-            scene = await storyboards.create_scene(session, actor, ...)
+            scene = await scenes.create_scene(session, actor, ...)
         return ScenePayload(scene=Scene.from_row(scene))
 
 Resolver modules leave out `from __future__ import annotations`: the wrapper
@@ -20,8 +20,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from schema.context import Info
 from schema.errors import UserError, user_errors
-from services import accounts
-from services.access import Actor
+from services.accounts import accounts
+from services.accounts.access import Actor
 from services.errors import StudioError
 from services.validation import UNCHANGED, Maybe
 

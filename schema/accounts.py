@@ -12,7 +12,7 @@ from schema.context import Info
 from schema.enums import TeamRole
 from schema.errors import UserError
 from schema.node import Node
-from services.access import MANAGERS
+from services.accounts.access import MANAGERS
 from services.tables import TeamInvitationRow, TeamRow, UserRow
 
 

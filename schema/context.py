@@ -15,14 +15,14 @@ from graphql import GraphQLError
 
 from schema.error_codes import TOKEN_INVALID, UNAUTHENTICATED
 from schema.loaders import Loaders
-from services import accounts
-from services.access import Actor
-from services.accounts import AccountSettings
-from services.bus import EventBus
+from services.accounts import accounts
+from services.accounts.access import Actor
+from services.accounts.accounts import AccountSettings
 from services.database import Database
-from services.generation import GenerationEngine
-from services.limits import Limits
-from services.storage import MediaLinks
+from services.generation.engine import GenerationEngine
+from services.media.storage import MediaLinks
+from services.realtime.bus import EventBus
+from services.request_limits.policy import Limits
 
 
 class NotAuthenticated(GraphQLError):
@@ -59,7 +59,7 @@ class Resources:
 
     db: Database
     media: MediaLinks
-    generation: GenerationEngine | None = None
+    generation_engine: GenerationEngine | None = None
     bus: EventBus | None = None
     limits: Limits | None = None  # None: nothing is limited (schema tests)
     accounts: AccountSettings = field(default_factory=AccountSettings)
@@ -99,13 +99,13 @@ class Context:
     def media(self) -> MediaLinks:
         return self.resources.media
 
-    def require_generation(self) -> GenerationEngine:
-        if self.resources.generation is None:
+    def require_generation_engine(self) -> GenerationEngine:
+        if self.resources.generation_engine is None:
             raise GraphQLError(
                 "Generation is not available on this server.",
                 extensions={"code": "GENERATION_UNAVAILABLE"},
             )
-        return self.resources.generation
+        return self.resources.generation_engine
 
     def require_actor(self) -> Actor:
         if self.actor is None:

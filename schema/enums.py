@@ -24,7 +24,7 @@ strawberry.enum(
 )
 
 
-# The names `services.events` records (`kind_of` of each tracked type and change);
+# The names `services.realtime.events` records (`kind_of` of each tracked type and change);
 # tests/test_events.py checks that the two lists stay the same.
 @strawberry.enum(
     description="What happened in a project: the node's type and what happened to it "

@@ -2,31 +2,71 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Self
 
 import strawberry
 
-from schema import cursors, ids, nodes
+from schema import ids, nodes
 from schema.context import Info
 from schema.enums import ProjectEventKind
 from schema.node import Node
 from schema.storyboard import ImageIteration, ProjectProgress, Shot, ShotImage, StoryboardSelection
-from services import events
+from services import cursors
+from services.realtime import events
 
 _CURSOR = "ProjectEvent"
+
+# Columns whose GraphQL field has another name; every other column's field is its
+# name in camelCase.
+FIELD_NAMES = {
+    "storage_key": "imageUrl",
+    "image_url": "imageUrl",
+    "video_storage_key": "animatedVideoUrl",
+    "animated_video_url": "animatedVideoUrl",
+    "generation_metadata": "metadata",
+    "selected_image_id": "selectedImage",
+    "parent_image_id": "parentImage",
+    "shot_id": "shot",
+    "scene_id": "scene",
+    "project_id": "project",
+    "team_id": "team",
+    "owner_id": "owner",
+}
+
+
+def field_name(column: str) -> str:
+    """The GraphQL field of a table column (`scene_number` -> `sceneNumber`).
+
+    A name that is already a field (events stored before columns were recorded
+    hold field names) comes back unchanged.
+    """
+    if column in FIELD_NAMES:
+        return FIELD_NAMES[column]
+    head, *rest = column.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def field_names(columns: Iterable[str]) -> list[str]:
+    """The GraphQL fields of changed columns, each once, in order (two columns may share one)."""
+    return list(dict.fromkeys(field_name(column) for column in columns))
+
+
 MAX_CURSOR_LENGTH = 200
 
 
 def encode_cursor(project_id: int, sequence: int) -> str:
-    return cursors.encode(_CURSOR, project_id, sequence)
+    return cursors.encode_numbers(_CURSOR, project_id, sequence)
 
 
 def decode_cursor(cursor: str, project_id: int) -> int | None:
     """The sequence number in a cursor of this project's events; None if it is not one.
 
     Never raises: the sequence is ASCII digits within a BIGINT, whatever was sent."""
-    decoded = cursors.decode(cursor, _CURSOR, 2, max_length=MAX_CURSOR_LENGTH)
+    decoded = cursors.decode_numbers(
+        cursor, _CURSOR, 2, max_length=MAX_CURSOR_LENGTH, high=ids.MAX_PK
+    )
     if decoded is None or decoded[0] != project_id:
         return None
     return decoded[1]
@@ -63,7 +103,7 @@ class ProjectEvent:
             sequence=event.sequence,
             kind=ProjectEventKind(event.kind),
             node_id=ids.encode(event.node_type, event.node_id),
-            changes=list(event.changes),
+            changes=field_names(event.changes),
             at=event.at,
             project_id=ids.encode("Project", event.project_id),
             event=event,

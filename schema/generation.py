@@ -9,8 +9,8 @@ from strawberry.scalars import JSON
 
 from schema.errors import UserError
 from schema.storyboard import ShotImage, StoryboardSelection
-from services import catalog
-from services.catalog import ModelKind, ModelParameterType
+from services.generation import catalog
+from services.generation.catalog import ModelKind, ModelParameterType
 
 strawberry.enum(ModelKind, description="What a generation model makes from what.")
 strawberry.enum(

@@ -15,8 +15,10 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from services import invitations, lookups, shot_images, workflow
+from services.accounts import invitations
 from services.database import Database
+from services.storyboard import lookups, shot_images, workflow
+from services.storyboard.workflow import Progress
 from services.tables import (
     ProjectRow,
     SceneRow,
@@ -28,7 +30,6 @@ from services.tables import (
     TeamRow,
     UserRow,
 )
-from services.workflow import Progress
 
 K = TypeVar("K")
 V = TypeVar("V")

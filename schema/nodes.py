@@ -9,7 +9,7 @@ from schema.accounts import Invitation, Team, User
 from schema.context import BadRequest, Info
 from schema.node import Node
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
-from services.access import MANAGERS
+from services.accounts.access import MANAGERS
 
 
 async def visible_project(info: Info, project_id: int) -> Project | None:

@@ -14,9 +14,9 @@ from schema.context import Info
 from schema.enums import GenerationStatus, WorkflowStatus, WorkflowVersion
 from schema.node import Node
 from schema.scalars import stored_json
-from services import shot_images
+from services.storyboard import shot_images
+from services.storyboard.workflow import Progress
 from services.tables import ProjectRow, SceneRow, ShotImageRow, ShotRow, StoryboardSelectionRow
-from services.workflow import Progress
 
 
 @strawberry.type(description="How far a project's storyboard and animation have come.")

@@ -4,7 +4,7 @@ PostgreSQL (asyncpg) in production; an SQLite file (aiosqlite) as the embedded
 default. On SQLite, write transactions start with `BEGIN IMMEDIATE`, so two
 writers queue on the file lock instead of failing half-way with "database is
 locked", and reads run without a transaction; on PostgreSQL, writers lock the
-parent row they change (see `services.storyboards`).
+parent row they change (see `services.storyboard.projects`).
 
 Example:
 
@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,12 +26,39 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services import decoding, events
-from services.bus import EventBus
+from services import decoding
+from services.realtime import recording
+from services.realtime.bus import EventBus
 
 _WRITE_OPTION = "studio_write"
+_AFTER_COMMIT = "studio.after_commit"
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Call `callback` once this write transaction has committed; never if it rolls back.
+
+    For work a write starts outside the database (waking the generation engine,
+    canceling a prediction): it must not start before the rows it reads are
+    visible, nor at all for a write that failed. `Database.transaction()` runs the
+    callbacks in the order given, after handing the transaction's events to the bus.
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+class StudioSession(Session):
+    """The sessions `Database` opens: the only ones whose writes are recorded as events.
+
+    The recording hooks (`services.realtime.recording`) are bound to this class, not
+    to SQLAlchemy's global `Session`, so a session made elsewhere (a library's, a
+    script's) never records or drops our events.
+    """
+
+
+event.listen(StudioSession, "after_flush", recording.note_flush)
+event.listen(StudioSession, "after_rollback", recording.forget_pending)
 
 
 class Database:
@@ -52,7 +79,7 @@ class Database:
         bus: EventBus | None = None,
     ) -> None:
         self.url = make_url(url)
-        # Where committed events go (see `services.events`); None records them only.
+        # Where committed events go (see `services.realtime.events`); None records them only.
         self.bus = bus
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         # Stored JSON that cannot be decoded (nested too deep, say) must not make
@@ -70,7 +97,9 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session for reading; rows stay usable after it closes."""
-        async with AsyncSession(self.engine, expire_on_commit=False) as session:
+        async with AsyncSession(
+            self.engine, expire_on_commit=False, sync_session_class=StudioSession
+        ) as session:
             yield session
 
     @asynccontextmanager
@@ -78,14 +107,20 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on any error.
 
         The transaction's changes are recorded as project events before it commits
-        and handed to the bus after (`services.events`); the bus publishes them from
-        its own task, so leaving this block never waits for subscribers.
+        and handed to the bus after (`services.realtime.recording`); the bus publishes them from
+        its own task, so leaving this block never waits for subscribers. Then it runs
+        what `after_commit` scheduled.
         """
-        async with AsyncSession(self.write_engine, expire_on_commit=False) as session:
+        async with AsyncSession(
+            self.write_engine, expire_on_commit=False, sync_session_class=StudioSession
+        ) as session:
             async with session.begin():
                 yield session
-                outbox = await events.record(session)
-            events.publish(self.bus, outbox)
+                outbox = await recording.record(session)
+                callbacks: list[Callable[[], None]] = session.info.pop(_AFTER_COMMIT, [])
+            recording.publish(self.bus, outbox)
+            for callback in callbacks:
+                callback()
 
     async def ping(self) -> None:
         """Raise (whatever the driver or SQLAlchemy raises) unless the database answers

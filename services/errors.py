@@ -18,7 +18,7 @@
     +-- ProviderUnavailable     PROVIDER_UNAVAILABLE: Replicate is down or the circuit is open
     +-- ProviderRejected        PROVIDER_REJECTED (or PREDICTION_NOT_FOUND): Replicate
     |                           refused the request itself
-    +-- RateLimited             RATE_LIMITED: over a limit (limits); `retry_after`
+    +-- RateLimited             RATE_LIMITED: over a limit (services/request_limits/); `retry_after`
                                 says in how many seconds to try again (None: when another ends)
 
 Resolvers turn these into `userErrors`; anything else is a fault of ours, masked

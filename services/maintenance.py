@@ -12,8 +12,9 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services import accounts, events, invitations
+from services.accounts import accounts, invitations
 from services.database import Database
+from services.realtime import recording
 
 logger = logging.getLogger("studio.maintenance")
 
@@ -29,7 +30,7 @@ async def tidy(db: Database, *, event_retention: timedelta) -> Tidied:
     """One round: events older than the retention, then tokens and invitations past their
     expiry."""
     async with db.transaction() as session:
-        pruned = await events.prune(session, older_than=event_retention)
+        pruned = await recording.prune(session, older_than=event_retention)
     async with db.transaction() as session:
         purged = await accounts.purge_expired_tokens(session)
     async with db.transaction() as session:

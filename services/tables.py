@@ -35,7 +35,7 @@ def utcnow() -> datetime:
 
 
 class TeamRole(enum.StrEnum):
-    """A member's role in a team; what each may do is `services.access`'s rule."""
+    """A member's role in a team; what each may do is `services.accounts.access`'s rule."""
 
     OWNER = "OWNER"
     ADMIN = "ADMIN"
@@ -44,7 +44,7 @@ class TeamRole(enum.StrEnum):
 
 
 class WorkflowStatus(enum.StrEnum):
-    """A project's stage, in order (see `services.workflow`)."""
+    """A project's stage, in order (see `services.storyboard.workflow`)."""
 
     PROMPT_PLANNING = "PROMPT_PLANNING"
     SCENES_SETUP = "SCENES_SETUP"
@@ -108,7 +108,7 @@ def _created() -> Any:
 
 class UserRow(SQLModel, table=True):
     """An account: a unique, lower-cased email, a display name, and a password hash
-    (a PHC string, see `services.passwords`)."""
+    (a PHC string, see `services.accounts.passwords`)."""
 
     __tablename__ = "users"
 
@@ -258,12 +258,12 @@ class ShotImageRow(SQLModel, table=True):
         default=None, sa_column=Column("metadata", JsonType, nullable=True)
     )
     error: str | None = Field(default=None, sa_type=Text)
-    # Generation bookkeeping (see services.generation): who is submitting it, the
+    # Generation bookkeeping (see services.generation.engine): who is submitting it, the
     # provider's output waiting to be copied into storage, and the last poll.
     dispatch_claimed_at: datetime | None = None
     provider_output: list[str] | None = Field(default=None, sa_type=JsonType)
     checked_at: datetime | None = None
-    # Robustness bookkeeping (see services.generation): which server holds the claim,
+    # Robustness bookkeeping (see services.generation.engine): which server holds the claim,
     # when a create was sent whose answer is not recorded yet, failed tries in a row,
     # and how often the provider lost its prediction and it was submitted again.
     dispatch_claimed_by: str | None = Field(default=None, max_length=128)
@@ -329,7 +329,7 @@ class ProjectEventRow(SQLModel, table=True):
 
     No foreign keys: events are written last in a transaction, and a key check on
     `projects` would wait on the lock a writer of that project holds (see
-    `services.events`).
+    `services.realtime.events`).
     """
 
     __tablename__ = "project_events"

@@ -31,8 +31,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from services.emulator import Emulator, EmulatorConfig, create_emulator_app
-from services.replicate_api import CircuitBreaker, ReplicateGateway
+from services.replicate.emulator import Emulator, EmulatorConfig, create_emulator_app
+from services.replicate.gateway import CircuitBreaker, ReplicateGateway
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 15.0

@@ -14,10 +14,10 @@ from strawberry.types import ExecutionResult
 from api.graphql import build_context
 from api.schema import schema
 from schema.context import Resources
-from services.accounts import AccountSettings
+from services.accounts.accounts import AccountSettings
+from services.accounts.passwords import Passwords
 from services.database import Database
-from services.passwords import Passwords
-from services.storage import MediaLinks
+from services.media.storage import MediaLinks
 from services.tables import ShotImageRow, StoryboardSelectionRow
 
 _counter = itertools.count(1)

@@ -20,7 +20,7 @@ from sqlmodel import select
 from schema import ids
 from schema.events import decode_cursor, encode_cursor
 from services.database import Database
-from services.replicate_api import _retry_after_seconds
+from services.replicate.gateway import _retry_after_seconds
 from services.tables import ShotImageRow
 from tests.factories import Account, account, execute, image_drafts, mutate_ok, project, scene
 from tests.realtime_harness import PROJECT_EVENTS, Api, Socket

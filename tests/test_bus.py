@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 import redis.asyncio as redis
 
-from services.bus import BusError, EventBus, SubscriberTooSlow, Subscription
+from services.realtime.bus import BusError, EventBus, SubscriberTooSlow, Subscription
 from tests.conftest import _unavailable
 from tests.servers import free_port
 
@@ -242,3 +242,17 @@ async def test_namespaces_keep_studios_on_one_server_apart(kind: str) -> None:
     finally:
         await ours.stop()
         await theirs.stop()
+
+
+def test_broadcaster_is_used_through_its_public_names_only() -> None:
+    """broadcaster is alpha: its private modules (`broadcaster._base`, ...) may move."""
+    from pathlib import Path
+
+    sources = Path(__file__).resolve().parent.parent / "services"
+    private = [
+        str(path)
+        for path in sources.rglob("*.py")
+        if "broadcaster._" in path.read_text(encoding="utf-8")
+    ]
+    assert private == []
+    assert list(sources.rglob("*.py"))  # the scan saw the sources

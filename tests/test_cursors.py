@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from schema import cursors
 from schema.ids import MAX_PK
+from services import cursors
 
 
 def b64(text: str) -> str:
@@ -15,8 +15,11 @@ def b64(text: str) -> str:
 
 
 def test_a_cursor_decodes_to_its_numbers() -> None:
-    cursor = cursors.encode("ProjectEvent", 12, 40)
-    assert cursors.decode(cursor, "ProjectEvent", 2, max_length=200) == (12, 40)
+    cursor = cursors.encode_numbers("ProjectEvent", 12, 40)
+    assert cursors.decode_numbers(cursor, "ProjectEvent", 2, max_length=200, high=MAX_PK) == (
+        12,
+        40,
+    )
     assert base64.urlsafe_b64decode(cursor).decode() == "ProjectEvent:12:40"
 
 
@@ -30,15 +33,25 @@ def test_a_cursor_decodes_to_its_numbers() -> None:
         b64("ProjectEvent:12:" + "9" * 5000),
         b64("ProjectEvent:12:-1"),
         b64("ProjectEvent:12:\u0663"),  # a digit, but not ASCII
-        b64("ProjectEvent:0:0")[:-1],  # not base64
+        b64("ProjectEvent:0:0")[:-3] + "*",  # not base64
         "%%%",
         base64.urlsafe_b64encode(b"\xff\xfe").decode(),  # not UTF-8
     ],
 )
 def test_anything_else_is_none(cursor: str) -> None:
-    assert cursors.decode(cursor, "ProjectEvent", 2, max_length=10_000) is None
+    assert cursors.decode_numbers(cursor, "ProjectEvent", 2, max_length=10_000, high=MAX_PK) is None
 
 
 def test_a_long_cursor_is_not_read_and_low_bounds_each_number() -> None:
-    assert cursors.decode(cursors.encode("project", 7), "project", 1, max_length=4) is None
-    assert cursors.decode(cursors.encode("project", 0), "project", 1, max_length=100, low=1) is None
+    assert (
+        cursors.decode_numbers(
+            cursors.encode_numbers("project", 7), "project", 1, max_length=4, high=MAX_PK
+        )
+        is None
+    )
+    assert (
+        cursors.decode_numbers(
+            cursors.encode_numbers("project", 0), "project", 1, max_length=100, high=MAX_PK, low=1
+        )
+        is None
+    )

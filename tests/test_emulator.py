@@ -39,9 +39,14 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp
 
 from api.ports import free_port
-from services.emulator import EmulatorConfig, create_emulator_app, find_model, sign_webhook
-from services.emulator.faults import FaultDice, apply_settings, settings_snapshot
-from services.emulator.ratelimit import SlidingWindowLimiter
+from services.replicate.emulator import (
+    EmulatorConfig,
+    create_emulator_app,
+    find_model,
+    sign_webhook,
+)
+from services.replicate.emulator.faults import FaultDice, apply_settings, settings_snapshot
+from services.replicate.emulator.ratelimit import SlidingWindowLimiter
 from tests.emulator_harness import (
     EmulatorServer,
     Received,
@@ -1359,7 +1364,7 @@ async def test_runs_as_a_separate_process(tmp_path: Path, http: httpx.AsyncClien
     port = free_port()
     launcher = (
         "import asyncio\n"
-        "from services.emulator import EmulatorConfig, serve_emulator\n"
+        "from services.replicate.emulator import EmulatorConfig, serve_emulator\n"
         f"asyncio.run(serve_emulator('127.0.0.1', {port}, EmulatorConfig(latency_ms=200), log_level='warning'))\n"
     )
     log_path = tmp_path / "emulator.log"

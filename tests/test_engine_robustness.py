@@ -24,11 +24,11 @@ from api.graphql import build_context
 from api.schema import schema
 from schema import ids
 from schema.context import Resources
-from services.catalog import Param
 from services.database import Database
-from services.emulator import EmulatorConfig
-from services.generation import EngineSettings, GenerationEngine
-from services.storage import LocalStorage
+from services.generation.catalog import Param
+from services.generation.engine import EngineSettings, GenerationEngine
+from services.media.storage import LocalStorage
+from services.replicate.emulator import EmulatorConfig
 from services.tables import ShotImageRow
 from services.validation import Checks
 from tests.emulator_harness import quick_gateway
@@ -72,7 +72,9 @@ class Provider:
         return found[::-1]
 
 
-def engine_for(db: Database, provider: Provider, media: Path, **settings: Any) -> GenerationEngine:
+def generation_engine_for(
+    db: Database, provider: Provider, media: Path, **settings: Any
+) -> GenerationEngine:
     assert provider.config is not None
     # The embedded emulator, like Replicate, answers only with its token.
     gateway = quick_gateway(provider.base_url, provider.config.api_token, call_timeout=5.0)
@@ -90,14 +92,16 @@ async def stack(db: Database) -> AsyncIterator[AsyncExitStack]:
 
 
 async def mutation(
-    db: Database, engine: GenerationEngine, name: str, input: dict[str, Any], token: str
+    db: Database, generation_engine: GenerationEngine, name: str, input: dict[str, Any], token: str
 ) -> dict[str, Any]:
     """Run `name(input:)` with generation available; return its payload."""
     query = (
         f"mutation($input: {input_type(name)}!) {{ {name}(input: $input) "
         "{ userErrors { code field message } } }"
     )
-    context = await build_context(Resources(db=db, media=MEDIA, generation=engine), token)
+    context = await build_context(
+        Resources(db=db, media=MEDIA, generation_engine=generation_engine), token
+    )
     result = await schema.execute(query, variable_values={"input": input}, context_value=context)
     assert result.errors is None, [e.formatted for e in result.errors]
     assert result.data is not None
@@ -113,14 +117,19 @@ async def new_shot(db: Database, token_owner: Any) -> str:
 
 
 async def queue_images(
-    db: Database, engine: GenerationEngine, owner: Any, count: int, *, iterations: int = 1
+    db: Database,
+    generation_engine: GenerationEngine,
+    owner: Any,
+    count: int,
+    *,
+    iterations: int = 1,
 ) -> list[int]:
     """`iterations` iterations of `count` PENDING images on a new shot; their row ids."""
     shot_id = await new_shot(db, owner)
     for _ in range(iterations):
         started = await mutation(
             db,
-            engine,
+            generation_engine,
             "generateShotImages",
             {"shotId": shot_id, "variantCount": count},
             owner.token,
@@ -162,12 +171,12 @@ async def test_a_poisoned_row_fails_alone_and_never_holds_up_another_team(
 ) -> None:
     provider = Provider(stack)
     await provider.start(latency_ms=150)
-    engine = engine_for(db, provider, tmp_path / "media", max_tries=3)
-    stack.push_async_callback(engine.gateway.aclose)
+    generation_engine = generation_engine_for(db, provider, tmp_path / "media", max_tries=3)
+    stack.push_async_callback(generation_engine.gateway.aclose)
     ann = await account(db, name="Ann")
     bob = await account(db, name="Bob")
-    (poisoned,) = await queue_images(db, engine, ann, 1)
-    (healthy,) = await queue_images(db, engine, bob, 1)
+    (poisoned,) = await queue_images(db, generation_engine, ann, 1)
+    (healthy,) = await queue_images(db, generation_engine, bob, 1)
     # A row stored before parameters were checked as they are now: on SQLite the
     # reported NaN (PostgreSQL's JSONB cannot even hold one), on PostgreSQL
     # metadata that is not an object. Either makes its submission raise.
@@ -179,15 +188,15 @@ async def test_a_poisoned_row_fails_alone_and_never_holds_up_another_team(
             {**(stored.generation_metadata or {}), **poison} if db.is_sqlite else poison
         )
 
-    engine.start()
-    stack.push_async_callback(engine.stop)
+    generation_engine.start()
+    stack.push_async_callback(generation_engine.stop)
     took = await until(
         _status_of(db, healthy, "COMPLETE"), within=15.0, what="the other team's image"
     )
     assert took < 15.0
     await until(_status_of(db, poisoned, "FAILED"), what="the poisoned row to fail")
     failed = await row(db, poisoned)
-    # Stored parameters are checked again at submission (services.catalog.provider_input):
+    # Stored parameters are checked again at submission (services.generation.catalog.provider_input):
     # ones that are not valid now fail the row at once, no try wasted on the provider.
     assert failed.failed_tries == 0
     assert failed.prediction_id is None
@@ -213,14 +222,14 @@ async def test_one_teams_queue_never_delays_another_teams_image(
 ) -> None:
     provider = Provider(stack)
     await provider.start(latency_ms=60_000)  # nothing finishes: only the order matters
-    engine = engine_for(db, provider, tmp_path / "media", batch=4)
-    stack.push_async_callback(engine.gateway.aclose)
+    generation_engine = generation_engine_for(db, provider, tmp_path / "media", batch=4)
+    stack.push_async_callback(generation_engine.gateway.aclose)
     ann = await account(db, name="Ann")
     bob = await account(db, name="Bob")
-    busy = await queue_images(db, engine, ann, 12, iterations=2)  # 24 queued first
-    (single,) = await queue_images(db, engine, bob, 1)
+    busy = await queue_images(db, generation_engine, ann, 12, iterations=2)  # 24 queued first
+    (single,) = await queue_images(db, generation_engine, bob, 1)
 
-    await engine.dispatch_pending()
+    await generation_engine.dispatch_pending()
     created = [p["id"] for p in await provider.predictions()]
     assert len(created) == 25
     bob_prediction = (await row(db, single)).prediction_id
@@ -235,8 +244,8 @@ async def test_many_teams_of_one_user_share_one_fair_share(
     user with forty teams would otherwise take forty turns before anyone else's one."""
     provider = Provider(stack)
     await provider.start(latency_ms=60_000)
-    engine = engine_for(db, provider, tmp_path / "media", batch=4)
-    stack.push_async_callback(engine.gateway.aclose)
+    generation_engine = generation_engine_for(db, provider, tmp_path / "media", batch=4)
+    stack.push_async_callback(generation_engine.gateway.aclose)
     ann = await account(db, name="Ann")
     bob = await account(db, name="Bob")
     for n in range(8):  # one image in each of eight teams of Ann's, all queued first
@@ -246,12 +255,16 @@ async def test_many_teams_of_one_user_share_one_fair_share(
             0
         ]["id"]
         started = await mutation(
-            db, engine, "generateShotImages", {"shotId": shot_id, "variantCount": 1}, ann.token
+            db,
+            generation_engine,
+            "generateShotImages",
+            {"shotId": shot_id, "variantCount": 1},
+            ann.token,
         )
         assert started["userErrors"] == [], started
-    (single,) = await queue_images(db, engine, bob, 1)
+    (single,) = await queue_images(db, generation_engine, bob, 1)
 
-    await engine.dispatch_pending()
+    await generation_engine.dispatch_pending()
     created = [p["id"] for p in await provider.predictions()]
     assert len(created) == 9
     bob_prediction = (await row(db, single)).prediction_id
@@ -266,52 +279,56 @@ async def test_a_lost_prediction_is_submitted_again_once_then_failed(
 ) -> None:
     first = Provider(stack)
     await first.start(latency_ms=60_000)
-    engine = engine_for(db, first, tmp_path / "media")
+    generation_engine = generation_engine_for(db, first, tmp_path / "media")
     ann = await account(db, name="Ann")
-    images = await queue_images(db, engine, ann, 2)
-    await engine.sweep()
+    images = await queue_images(db, generation_engine, ann, 2)
+    await generation_engine.sweep()
     original = [(await row(db, image)).prediction_id for image in images]
     assert all(original)
-    await engine.gateway.aclose()
+    await generation_engine.gateway.aclose()
 
     # The provider restarts and knows nothing: the next poll submits each once more.
     second = Provider(stack)
     await second.start(latency_ms=60_000)
-    engine = engine_for(db, second, tmp_path / "media")
-    await engine.poll_running()
+    generation_engine = generation_engine_for(db, second, tmp_path / "media")
+    await generation_engine.poll_running()
     for image in images:
         lost_once = await row(db, image)
         assert lost_once.status == "PENDING"
         assert lost_once.prediction_id is None
         assert lost_once.resubmissions == 1
-    await engine.sweep()
+    await generation_engine.sweep()
     again = [(await row(db, image)).prediction_id for image in images]
     assert all(again)
     assert {p["id"] for p in await second.predictions()} == set(again)
-    await engine.gateway.aclose()
+    await generation_engine.gateway.aclose()
 
     # Lost a second time: FAILED with a clear error, and polled no more.
     third = Provider(stack)
     await third.start(latency_ms=100)
-    engine = engine_for(db, third, tmp_path / "media")
-    stack.push_async_callback(engine.gateway.aclose)
-    await engine.poll_running()
+    generation_engine = generation_engine_for(db, third, tmp_path / "media")
+    stack.push_async_callback(generation_engine.gateway.aclose)
+    await generation_engine.poll_running()
     for image in images:
         failed = await row(db, image)
         assert failed.status == "FAILED"
         assert failed.error is not None
         assert "lost this generation twice" in failed.error
-    await engine.sweep()
+    await generation_engine.sweep()
     assert await third.predictions() == []  # neither polled forever nor submitted a third time
 
     # Retryable: a retry starts afresh and completes.
     for image in images:
         retried = await mutation(
-            db, engine, "retryGeneration", {"id": ids.encode("ShotImage", image)}, ann.token
+            db,
+            generation_engine,
+            "retryGeneration",
+            {"id": ids.encode("ShotImage", image)},
+            ann.token,
         )
         assert retried["userErrors"] == [], retried
-    engine.start()
-    stack.push_async_callback(engine.stop)
+    generation_engine.start()
+    stack.push_async_callback(generation_engine.stop)
     for image in images:
         await until(_status_of(db, image, "COMPLETE"), what="the retry")
 
@@ -327,8 +344,8 @@ async def test_non_finite_params_are_refused_before_anything_is_stored(
     (test_every_float_param_refuses_non_finite_numbers)."""
     provider = Provider(stack)
     await provider.start(latency_ms=100)
-    engine = engine_for(db, provider, tmp_path / "media")
-    stack.push_async_callback(engine.gateway.aclose)
+    generation_engine = generation_engine_for(db, provider, tmp_path / "media")
+    stack.push_async_callback(generation_engine.gateway.aclose)
     ann = await account(db, name="Ann")
     shot_id = await new_shot(db, ann)
     name = "generateShotImages"
@@ -336,7 +353,9 @@ async def test_non_finite_params_are_refused_before_anything_is_stored(
         f"mutation($input: {input_type(name)}!) {{ {name}(input: $input) "
         "{ userErrors { code field message } } }"
     )
-    context = await build_context(Resources(db=db, media=MEDIA, generation=engine), ann.token)
+    context = await build_context(
+        Resources(db=db, media=MEDIA, generation_engine=generation_engine), ann.token
+    )
     input = {"shotId": shot_id, "model": "flux-dev", "params": {"prompt_strength": value}}
     result = await schema.execute(query, variable_values={"input": input}, context_value=context)
     assert result.data is None
@@ -369,15 +388,15 @@ async def test_a_create_whose_answer_was_lost_is_adopted_not_duplicated(
     provider = Provider(stack)
     await provider.start(latency_ms=300)
     assert provider.config is not None
-    engine = engine_for(db, provider, tmp_path / "media")
-    stack.push_async_callback(engine.gateway.aclose)
-    engine.gateway.call_timeout = 1.0
+    generation_engine = generation_engine_for(db, provider, tmp_path / "media")
+    stack.push_async_callback(generation_engine.gateway.aclose)
+    generation_engine.gateway.call_timeout = 1.0
     ann = await account(db, name="Ann")
-    (image,) = await queue_images(db, engine, ann, 1)
+    (image,) = await queue_images(db, generation_engine, ann, 1)
 
     # The provider makes the prediction but answers after the call's budget is spent.
     provider.config.create_response_delay_ms = 3000
-    await engine.dispatch_pending()
+    await generation_engine.dispatch_pending()
     waiting = await row(db, image)
     assert waiting.status == "PENDING"
     assert waiting.prediction_id is None
@@ -385,13 +404,13 @@ async def test_a_create_whose_answer_was_lost_is_adopted_not_duplicated(
     (orphan,) = await provider.predictions()
 
     provider.config.create_response_delay_ms = 0
-    await engine.dispatch_pending()
+    await generation_engine.dispatch_pending()
     adopted = await row(db, image)
     assert adopted.prediction_id == orphan["id"]
     assert adopted.submitted_at is None
     assert [p["id"] for p in await provider.predictions()] == [orphan["id"]]  # no second one
-    engine.start()
-    stack.push_async_callback(engine.stop)
+    generation_engine.start()
+    stack.push_async_callback(generation_engine.stop)
     await until(_status_of(db, image, "COMPLETE"), what="the adopted prediction")
 
 
@@ -401,11 +420,11 @@ async def test_a_prediction_that_cannot_be_followed_fails_after_bounded_polls(
     provider = Provider(stack)
     await provider.start(latency_ms=60_000)
     assert provider.config is not None
-    engine = engine_for(db, provider, tmp_path / "media", max_tries=3)
-    stack.push_async_callback(engine.gateway.aclose)
+    generation_engine = generation_engine_for(db, provider, tmp_path / "media", max_tries=3)
+    stack.push_async_callback(generation_engine.gateway.aclose)
     ann = await account(db, name="Ann")
-    (image,) = await queue_images(db, engine, ann, 1)
-    await engine.dispatch_pending()
+    (image,) = await queue_images(db, generation_engine, ann, 1)
+    await generation_engine.dispatch_pending()
     running = await row(db, image)
     assert running.prediction_id is not None
 
@@ -413,12 +432,12 @@ async def test_a_prediction_that_cannot_be_followed_fails_after_bounded_polls(
     provider.config.api_token = "a token we do not have"
     for _ in range(3):
         await asyncio.sleep(0.15)  # older than the poll interval: due for a poll
-        await engine.poll_running()
+        await generation_engine.poll_running()
     failed = await row(db, image)
     assert failed.status == "FAILED"
     assert failed.failed_tries == 3
     assert failed.error is not None
     assert "could not be followed after 3 tries" in failed.error, failed.error
     await asyncio.sleep(0.15)
-    await engine.poll_running()  # no longer asked about
+    await generation_engine.poll_running()  # no longer asked about
     assert (await row(db, image)).failed_tries == 3

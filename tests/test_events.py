@@ -15,10 +15,11 @@ from sqlmodel import col, select
 from api.schema import schema
 from schema import ids
 from schema.enums import ProjectEventKind
-from services import events
-from services.bus import EventBus
+from schema.events import field_name, field_names
 from services.database import Database
 from services.errors import InvalidInput
+from services.realtime import events, feed, recording
+from services.realtime.bus import EventBus
 from services.tables import ProjectEventCounterRow, ProjectEventRow, ProjectRow, ShotImageRow
 from tests.factories import Account, account, iteration, join, mutate, mutate_ok, project, scene
 
@@ -41,7 +42,7 @@ async def live_db(db: Database, bus: EventBus) -> AsyncIterator[Database]:
 
 async def recorded(db: Database, project_id: str) -> list[events.ProjectEvent]:
     async with db.session() as session:
-        return await events.events_after(session, ids.decode(project_id, "Project"), 0)
+        return await feed.events_after(session, ids.decode(project_id, "Project"), 0)
 
 
 def kinds(found: list[events.ProjectEvent]) -> list[str]:
@@ -82,7 +83,7 @@ async def test_every_change_is_an_event_numbered_in_order(db: Database) -> None:
     ]
     assert found[4].changes == ("status",)
     assert found[6].changes == ("title",)
-    assert found[7].changes == ("sceneNumber",)
+    assert found[7].changes == ("scene_number",)  # columns; the API names them as fields
     assert found[9].node_id == ids.decode(second["id"], "Scene")
 
 
@@ -102,7 +103,7 @@ async def test_image_events_belong_to_their_shot_and_project(db: Database) -> No
     image_events = [event for event in found if event.node_type == "ShotImage"]
     assert kinds(image_events) == [*["SHOT_IMAGE_CREATED"] * 3, "SHOT_IMAGE_UPDATED"]
     assert {event.shot_id for event in image_events} == {ids.decode(shot_id, "Shot")}
-    assert image_events[-1].changes == ("isFavorite",)
+    assert image_events[-1].changes == ("is_favorite",)
 
 
 async def test_a_write_that_fails_records_nothing(db: Database) -> None:
@@ -119,7 +120,7 @@ async def test_a_write_that_fails_records_nothing(db: Database) -> None:
     assert payload["userErrors"][0]["code"] == "OUT_OF_RANGE"
     assert await recorded(db, project_id) == before
     async with db.session() as session:
-        assert await events.last_sequence(session, ids.decode(project_id, "Project")) == len(before)
+        assert await feed.last_sequence(session, ids.decode(project_id, "Project")) == len(before)
 
 
 async def test_changes_within_one_transaction_are_one_event_per_object(db: Database) -> None:
@@ -149,7 +150,7 @@ async def test_changes_within_one_transaction_are_one_event_per_object(db: Datab
         await session.delete(second)  # changed, then deleted: only the deletion
     found = (await recorded(db, project_id))[after_images:]
     assert [(e.kind, e.node_id, e.changes) for e in found] == [
-        ("SHOT_IMAGE_UPDATED", image_ids[0], ("error", "isFavorite")),
+        ("SHOT_IMAGE_UPDATED", image_ids[0], ("error", "is_favorite")),
         ("SHOT_IMAGE_DELETED", image_ids[1], ()),
     ]
 
@@ -171,21 +172,29 @@ async def test_bookkeeping_alone_is_not_an_event(db: Database) -> None:
 
 
 def test_every_change_is_named_as_a_field_of_its_graphql_type() -> None:
-    """`changes` speaks GraphQL: no column name of ours, no field a client cannot ask for."""
+    """`changes` speaks GraphQL: no column name of ours, no field a client cannot ask for.
+
+    Services record the columns that changed; `schema.events` names them as fields."""
     graphql_types = schema._schema.type_map
-    for table, type_name in events.TRACKED.items():
+    for table, type_name in recording.TRACKED.items():
         fields = set(graphql_types[type_name].fields)  # type: ignore[attr-defined]
         mapper: Any = sa_inspect(table)
         keys: list[str] = [column.key for column in mapper.column_attrs]
         for key in keys:
-            if key not in events._INTERNAL:
-                assert events._camel(key) in fields, (type_name, key)
+            if key not in recording._INTERNAL:
+                assert field_name(key) in fields, (type_name, key)
+
+
+def test_changed_columns_and_stored_field_names_read_as_fields_each_once() -> None:
+    # Events stored by earlier versions hold field names: they read the same.
+    columns = ["scene_number", "sceneNumber", "storage_key", "image_url", "imageUrl", "title"]
+    assert field_names(columns) == ["sceneNumber", "imageUrl", "title"]
 
 
 def test_every_kind_recorded_is_a_value_of_the_graphql_enum_and_no_other() -> None:
     recorded_kinds = {
         events.kind_of(node_type, change)
-        for node_type in events.TRACKED.values()
+        for node_type in recording.TRACKED.values()
         for change in (events.CREATED, events.UPDATED, events.DELETED)
     } | {events.SNAPSHOT, events.PROJECT_DELETED}
     assert {kind.value for kind in ProjectEventKind} == recorded_kinds
@@ -275,13 +284,13 @@ async def allowed() -> bool:
 
 
 class Follower:
-    """`events.follow` read by a task into a queue, as a subscription reads it."""
+    """`feed.follow` read by a task into a queue, as a subscription reads it."""
 
     def __init__(
         self, db: Database, bus: EventBus, owner: Account, project_id: str, **options: Any
     ) -> None:
         self.queue: asyncio.Queue[events.ProjectEvent | BaseException] = asyncio.Queue()
-        self.stream = events.follow(
+        self.stream = feed.follow(
             bus,
             db.session,
             ids.decode(project_id, "Project"),
@@ -396,7 +405,7 @@ async def test_a_slow_follower_is_cut_off_and_reads_on_from_the_table(
     caplog.set_level("INFO", logger="studio.events")
     owner = await account(live_db)
     project_id = await project(live_db, owner)
-    stream = events.follow(
+    stream = feed.follow(
         bus,
         live_db.session,
         ids.decode(project_id, "Project"),
@@ -448,7 +457,7 @@ async def test_following_stops_when_access_is_lost(live_db: Database, bus: Event
             "team { id }",
             token=owner.token,
         )
-        with pytest.raises(events.AccessLost):
+        with pytest.raises(feed.AccessLost):
             await follower.take(1)
     finally:
         await follower.close()
@@ -464,7 +473,7 @@ async def test_access_is_checked_again_now_and_then(live_db: Database, bus: Even
         checks += 1
         return checks < 3
 
-    stream = events.follow(
+    stream = feed.follow(
         bus,
         live_db.session,
         ids.decode(project_id, "Project"),
@@ -475,7 +484,7 @@ async def test_access_is_checked_again_now_and_then(live_db: Database, bus: Even
     )
     try:
         await asyncio.wait_for(anext(stream), 10)  # the snapshot
-        with pytest.raises(events.AccessLost):
+        with pytest.raises(feed.AccessLost):
             await asyncio.wait_for(anext(stream), 10)
         assert checks == 3
     finally:
@@ -488,10 +497,10 @@ async def test_cursors_from_the_future_or_past_retention_are_refused(db: Databas
     await scene(db, owner, project_id, shots=2)
     pk = ids.decode(project_id, "Project")
     async with db.session() as session:
-        last = await events.last_sequence(session, pk)
-        await events.check_cursor(session, pk, last)
+        last = await feed.last_sequence(session, pk)
+        await feed.check_cursor(session, pk, last)
         with pytest.raises(InvalidInput) as invalid:
-            await events.check_cursor(session, pk, last + 1)
+            await feed.check_cursor(session, pk, last + 1)
         assert invalid.value.code == "INVALID_CURSOR"
     async with db.transaction() as session:
         await session.exec(  # age this project's events past the retention
@@ -499,9 +508,22 @@ async def test_cursors_from_the_future_or_past_retention_are_refused(db: Databas
             .where(col(ProjectEventRow.project_id) == pk)
             .values(at=ProjectEventRow.at - timedelta(days=30))
         )
-        assert await events.prune(session, older_than=timedelta(days=7)) >= last
+        assert await recording.prune(session, older_than=timedelta(days=7)) >= last
     async with db.session() as session:
-        with pytest.raises(events.CursorExpired):
-            await events.check_cursor(session, pk, 0)
-        await events.check_cursor(session, pk, last)  # nothing after it was lost
-        assert await events.last_sequence(session, pk) == last
+        with pytest.raises(feed.CursorExpired):
+            await feed.check_cursor(session, pk, 0)
+        await feed.check_cursor(session, pk, last)  # nothing after it was lost
+        assert await feed.last_sequence(session, pk) == last
+
+
+def test_the_recording_hooks_are_bound_to_our_sessions_only() -> None:
+    """A session made outside `Database` (a library's, a script's) records nothing."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from services.database import StudioSession
+
+    assert event.contains(StudioSession, "after_flush", recording.note_flush)
+    assert event.contains(StudioSession, "after_rollback", recording.forget_pending)
+    assert not event.contains(Session, "after_flush", recording.note_flush)
+    assert not event.contains(Session, "after_rollback", recording.forget_pending)

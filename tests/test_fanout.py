@@ -19,9 +19,9 @@ import pytest
 import redis.asyncio as redis
 
 from schema import ids
-from services import events
-from services.bus import EventBus, Subscription
 from services.database import Database
+from services.realtime import events
+from services.realtime.bus import EventBus, Subscription
 from services.tables import ProjectRow
 from tests.conftest import _unavailable
 from tests.factories import account, project

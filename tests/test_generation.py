@@ -26,9 +26,9 @@ from api.ports import free_port
 from api.schema import schema
 from schema.context import Resources
 from services.database import Database
-from services.emulator import EmulatorConfig
-from services.generation import EngineSettings, GenerationEngine
-from services.storage import LocalStorage
+from services.generation.engine import EngineSettings, GenerationEngine
+from services.media.storage import LocalStorage
+from services.replicate.emulator import EmulatorConfig
 from services.tables import GenerationStatus, ShotImageRow, StoryboardSelectionRow
 from tests.emulator_harness import quick_gateway
 from tests.factories import MEDIA, Account, account, input_type, project, scene
@@ -39,7 +39,7 @@ DEADLINE = 60.0
 @dataclass
 class Studio:
     db: Database
-    engine: GenerationEngine
+    generation_engine: GenerationEngine
     storage: LocalStorage
     emulator: EmulatorConfig
     resources: Resources
@@ -67,14 +67,20 @@ async def studio(db: Database, tmp_path: Path) -> AsyncIterator[Studio]:
     async with embedded_emulator(latency_ms=150) as (base_url, emulator):
         gateway = quick_gateway(base_url, emulator.api_token)
         storage = LocalStorage(tmp_path / "media")
-        engine = GenerationEngine(db, gateway, storage, EngineSettings(poll_interval=0.1))
-        engine.start()
+        generation_engine = GenerationEngine(
+            db, gateway, storage, EngineSettings(poll_interval=0.1)
+        )
+        generation_engine.start()
         try:
             yield Studio(
-                db, engine, storage, emulator, Resources(db=db, media=MEDIA, generation=engine)
+                db,
+                generation_engine,
+                storage,
+                emulator,
+                Resources(db=db, media=MEDIA, generation_engine=generation_engine),
             )
         finally:
-            await engine.stop()
+            await generation_engine.stop()
             await gateway.aclose()
             # Leave nothing running for the next test's engine to pick up.
             async with db.transaction() as session:
@@ -438,7 +444,8 @@ async def test_a_wan_clip_with_its_parameters(studio: Studio) -> None:
     assert data["node"] == {"animationStatus": "COMPLETE", "error": None}
     token = studio.emulator.api_token
     async with httpx.AsyncClient(
-        base_url=studio.engine.gateway.base_url, headers={"Authorization": f"Bearer {token}"}
+        base_url=studio.generation_engine.gateway.base_url,
+        headers={"Authorization": f"Bearer {token}"},
     ) as client:
         listed = (await client.get("/v1/predictions")).json()["results"]
     (sent,) = [p for p in listed if p["model"] == "wavespeedai/wan-2.1-i2v-480p"]
@@ -508,7 +515,7 @@ async def test_a_provider_that_is_down_opens_the_circuit_with_a_clear_error(stud
     first = await generate(studio, ann, shot_id, variantCount=3)
     assert first["userErrors"] == []  # accepted: nothing had failed yet
     deadline = time.monotonic() + DEADLINE
-    while studio.engine.plan().provider_available:
+    while studio.generation_engine.provider_available():
         assert time.monotonic() < deadline, "the circuit never opened"
         await asyncio.sleep(0.05)
     refused = await generate(studio, ann, shot_id)
@@ -518,7 +525,7 @@ async def test_a_provider_that_is_down_opens_the_circuit_with_a_clear_error(stud
     studio.emulator.down = False  # back: after the cooldown one trial call closes the circuit
     done = await wait_for_iteration(studio, ann, shot_id, 0)
     assert [image["status"] for image in done["images"]] == ["COMPLETE"] * 3
-    assert studio.engine.plan().provider_available
+    assert studio.generation_engine.provider_available()
 
 
 async def test_generation_models_lists_defaults_and_parameters(studio: Studio) -> None:
@@ -582,8 +589,8 @@ async def test_concurrent_iterations_never_share_a_number(studio: Studio) -> Non
 async def test_the_webhook_secret_is_fetched_from_the_provider_when_not_configured(
     studio: Studio,
 ) -> None:
-    assert studio.engine.settings.webhook_secret is None
-    assert await studio.engine.secret() == studio.emulator.webhook_secret
+    assert studio.generation_engine.settings.webhook_secret is None
+    assert await studio.generation_engine.secret() == studio.emulator.webhook_secret
 
 
 @dataclass
@@ -647,16 +654,16 @@ async def test_an_output_copy_that_fails_is_retried_until_it_succeeds(studio: St
         await asyncio.sleep(0.02)
     # The file host is allowed by name, as an emulator's would be; failed copies
     # are tried again after a short pause.
-    await studio.engine.stop()
-    studio.engine = GenerationEngine(
+    await studio.generation_engine.stop()
+    studio.generation_engine = GenerationEngine(
         studio.db,
-        studio.engine.gateway,
+        studio.generation_engine.gateway,
         studio.storage,
         EngineSettings(
             poll_interval=0.1, output_hosts=(f"127.0.0.1:{port}",), copy_retry_seconds=0.05
         ),
     )
-    studio.engine.start()
+    studio.generation_engine.start()
     try:
         ann = await account(studio.db)
         flaky = await _image_awaiting_copy(studio, ann, f"http://127.0.0.1:{port}/out.png")
@@ -674,7 +681,7 @@ async def test_an_output_copy_that_fails_is_retried_until_it_succeeds(studio: St
             assert time.monotonic() < deadline, statuses
             await asyncio.sleep(0.05)
     finally:
-        await studio.engine.stop()
+        await studio.generation_engine.stop()
         server.should_exit = True
         await task
     copied, expired = rows
@@ -690,15 +697,15 @@ async def test_an_output_copy_that_fails_is_retried_until_it_succeeds(studio: St
 
 
 async def test_one_dispatch_submits_more_than_a_batch(studio: Studio) -> None:
-    await studio.engine.stop()  # only the engine below submits
+    await studio.generation_engine.stop()  # only the engine below submits
     owner = await account(studio.db)
     shot_id = await new_shot(studio, owner)
     started = await generate(studio, owner, shot_id, variantCount=6)
     assert started["userErrors"] == []
-    engine = GenerationEngine(
-        studio.db, studio.engine.gateway, studio.storage, EngineSettings(batch=2)
+    generation_engine = GenerationEngine(
+        studio.db, studio.generation_engine.gateway, studio.storage, EngineSettings(batch=2)
     )
-    await engine.dispatch_pending()  # one call: three full batches and an empty one
+    await generation_engine.dispatch_pending()  # one call: three full batches and an empty one
     data = await studio.run(SHOT_IMAGES, {"id": shot_id}, owner.token)
     images = data["node"]["iterations"][0]["images"]
     assert len(images) == 6

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from services.webhooks import sign
+from services.replicate.signatures import sign
 from tests.factories import PASSWORD
 from tests.servers import StudioServer, free_port, studio_env
 

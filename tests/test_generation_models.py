@@ -3,7 +3,7 @@
 The listing is read through the schema, as a client reads it; what it promises
 (types, limits, choices, defaults) is then checked against the validation
 (`GenerationModel.clean_params`) and against the models' Replicate input schemas
-as the emulator reproduces them (`services.emulator.catalog`).
+as the emulator reproduces them (`services.replicate.emulator.catalog`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from services import catalog
 from services.database import Database
-from services.emulator.catalog import ModelSpec, find_model, validate_input
+from services.generation import catalog
+from services.replicate.emulator.catalog import find_model
+from services.replicate.emulator.specs import ModelSpec
+from services.replicate.emulator.validation import validate_input
 from services.validation import Checks
 from tests.factories import account, gql
 

@@ -27,10 +27,11 @@ from api.embedded import embedded_emulator
 from schema import ids
 from schema.context import Resources
 from services.database import Database
-from services.generation import IMPORT_COPY_FAILED, EngineSettings, GenerationEngine
+from services.generation.engine import EngineSettings, GenerationEngine
+from services.generation.outputs import IMPORT_COPY_FAILED
+from services.media.storage import LocalStorage
 from services.outbound import AddressPolicy, Fetcher, FetchLimits, parse_allowed_hosts
-from services.replicate_api import Prediction
-from services.storage import LocalStorage
+from services.replicate.gateway import Prediction
 from services.tables import (
     GenerationStatus,
     ShotImageRow,
@@ -65,7 +66,7 @@ async def running(
     async with embedded_emulator(latency_ms=100) as (base_url, emulator):
         gateway = quick_gateway(base_url, emulator.api_token)
         storage = LocalStorage(tmp_path / "media")
-        engine = GenerationEngine(
+        generation_engine = GenerationEngine(
             db,
             gateway,
             storage,
@@ -82,13 +83,17 @@ async def running(
         )
         await settle_generations(db)
         if start:
-            engine.start()
+            generation_engine.start()
         try:
             yield Studio(
-                db, engine, storage, emulator, Resources(db=db, media=MEDIA, generation=engine)
+                db,
+                generation_engine,
+                storage,
+                emulator,
+                Resources(db=db, media=MEDIA, generation_engine=generation_engine),
             )
         finally:
-            await engine.stop()
+            await generation_engine.stop()
             await gateway.aclose()
             if import_fetcher is not None:
                 await import_fetcher.aclose()
@@ -99,7 +104,8 @@ async def predictions(studio: Studio) -> list[dict[str, Any]]:
     """Every prediction the emulator was asked for, newest first."""
     token = studio.emulator.api_token
     async with httpx.AsyncClient(
-        base_url=studio.engine.gateway.base_url, headers={"Authorization": f"Bearer {token}"}
+        base_url=studio.generation_engine.gateway.base_url,
+        headers={"Authorization": f"Bearer {token}"},
     ) as client:
         response = await client.get("/v1/predictions")
         response.raise_for_status()
@@ -209,7 +215,7 @@ async def test_an_imported_row_left_pending_is_failed_not_submitted(
                 imported=True,
             )
             session.add(row)
-        await studio.engine.dispatch_pending()
+        await studio.generation_engine.dispatch_pending()
         async with db.session() as session:
             stored = await session.get(ShotImageRow, row.id)
         assert stored is not None
@@ -250,7 +256,7 @@ async def test_provider_input_is_validated_params_and_our_own_fields(
 
         # A stored row whose parameters are not (or no longer) valid is never sent:
         # neither unknown inputs nor ones that would override our fixed ones.
-        await studio.engine.stop()
+        await studio.generation_engine.stop()
         async with db.transaction() as session:
             row = ShotImageRow(
                 shot_id=ids.decode(shot_id, "Shot"),
@@ -262,7 +268,7 @@ async def test_provider_input_is_validated_params_and_our_own_fields(
                 model="black-forest-labs/flux-schnell",
             )
             session.add(row)
-        await studio.engine.dispatch_pending()
+        await studio.generation_engine.dispatch_pending()
         async with db.session() as session:
             stored = await session.get(ShotImageRow, row.id)
         assert stored is not None
@@ -450,7 +456,7 @@ async def test_a_client_url_is_copied_typed_by_its_bytes_and_only_our_copy_is_se
         done = await wait_for_iteration(studio, ann, shot_id, 1)
         assert done["images"][0]["status"] == "COMPLETE", done
         [made] = await predictions(studio)
-        base = studio.engine.gateway.base_url
+        base = studio.generation_engine.gateway.base_url
         assert made["input"]["image"].startswith(f"{base}/v1/files/"), made["input"]
         assert len(host.seen("/photo.html")) - before == 1, "only our copy was ever handed on"
 
@@ -513,7 +519,7 @@ async def test_provider_outputs_are_checked_like_any_download(
         rows = await awaiting_output(studio, ann, count=len(outputs))
         started = time.monotonic()
         for row_id, output in zip(rows, outputs.values(), strict=True):
-            await studio.engine.apply(
+            await studio.generation_engine.apply(
                 Prediction(id=f"output-test-{row_id}", status="succeeded", output=output)
             )
         settled = {
@@ -540,7 +546,7 @@ async def test_a_failing_output_copy_is_given_up_after_bounded_tries(
         ann = await account(db)
         [row_id] = await awaiting_output(studio, ann)
         before = len(host.seen("/status/503"))
-        await studio.engine.apply(
+        await studio.generation_engine.apply(
             Prediction(
                 id=f"output-test-{row_id}", status="succeeded", output=[host.url_for("/status/503")]
             )
@@ -574,7 +580,7 @@ async def test_a_copy_that_fails_unexpectedly_counts_its_tries_too(
     async with running(db, tmp_path, output_hosts=(host.host_port,)) as studio:
         ann = await account(db)
         [row_id] = await awaiting_output(studio, ann)
-        await studio.engine.apply(
+        await studio.generation_engine.apply(
             Prediction(
                 id=f"output-test-{row_id}", status="succeeded", output=[host.url_for("/png")]
             )
@@ -610,14 +616,14 @@ async def test_failing_copies_never_go_ahead_of_fresh_ones(
             assert row is not None
             row.provider_output = [host.url_for("/png")]
         before = len(host.seen("/status/503"))
-        await studio.engine.copy_outputs()  # one sweep's copying, a batch of two
+        await studio.generation_engine.copy_outputs()  # one sweep's copying, a batch of two
         async with db.session() as session:
             copied = await session.get(ShotImageRow, fresh)
         assert copied is not None
         assert copied.status == "COMPLETE", "the fresh row was copied first"
         assert len(host.seen("/status/503")) - before == 1
         for _ in range(3):
-            await studio.engine.copy_outputs()
+            await studio.generation_engine.copy_outputs()
         # The others took their turns; each failed once and now waits out its pause.
         assert len(host.seen("/status/503")) - before == len(failing)
 
@@ -632,7 +638,7 @@ async def test_the_emulator_fetches_no_input_from_inside(
     async with running(db, tmp_path, start=False) as studio:
         before = len(host.seen())
         async with httpx.AsyncClient(
-            base_url=studio.engine.gateway.base_url,
+            base_url=studio.generation_engine.gateway.base_url,
             headers={"Authorization": f"Bearer {studio.emulator.api_token}"},
         ) as client:
             for url in inside_urls(host)[:-1]:
@@ -671,7 +677,7 @@ async def test_slow_client_urls_never_delay_generated_work(
         await asyncio.sleep(0.3)  # the sweep has started on the slow copies
         [row_id] = await awaiting_output(studio, ann)
         started = time.monotonic()
-        await studio.engine.apply(
+        await studio.generation_engine.apply(
             Prediction(id=f"output-test-{row_id}", status="succeeded", output=host.url_for("/png"))
         )
         [row] = await finished(studio, [row_id])

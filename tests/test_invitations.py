@@ -25,7 +25,7 @@ from api.schema import schema
 from schema import ids
 from schema.context import Resources
 from services import maintenance
-from services.accounts import AccountSettings
+from services.accounts.accounts import AccountSettings
 from services.database import Database
 from services.tables import TeamInvitationRow, TeamMemberRow, utcnow
 from tests.factories import (

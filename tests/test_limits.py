@@ -30,14 +30,14 @@ from websockets.typing import Subprotocol
 
 from services.database import scratch_postgres_database
 from services.errors import RateLimited
-from services.limits import (
+from services.request_limits.policy import (
     Backoff,
     Limits,
     LimitSettings,
     LoginPolicy,
-    MemoryStore,
     address_key,
 )
+from services.request_limits.stores import MemoryStore
 from tests.conftest import ADMIN_URL, _unavailable
 from tests.factories import PASSWORD
 from tests.realtime_harness import PROJECT_EVENTS, Api, Feed, Socket

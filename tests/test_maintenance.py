@@ -8,9 +8,11 @@ from datetime import timedelta
 from sqlmodel import col, select
 
 from schema import ids
-from services import accounts, events, maintenance
-from services.bus import EventBus
+from services import maintenance
+from services.accounts import accounts
 from services.database import Database
+from services.realtime import events
+from services.realtime.bus import EventBus
 from services.tables import AccessTokenRow, ProjectEventRow, utcnow
 from tests.factories import PASSWORD, account, mutate_ok, project, scene
 

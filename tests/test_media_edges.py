@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.media import usable_range
-from services.storage import MediaLinks
+from services.media.storage import MediaLinks
 from tests.media_harness import media_server
 from tests.servers import StudioServer
 

@@ -12,7 +12,7 @@ from email.parser import BytesParser
 import httpx
 import pytest
 
-from services.storage import MediaLinks
+from services.media.storage import MediaLinks
 from tests.media_harness import media_server
 from tests.servers import StudioServer
 

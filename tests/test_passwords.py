@@ -18,9 +18,9 @@ from sqlmodel import select
 from api.graphql import build_context
 from api.schema import schema
 from schema.context import Resources
-from services.accounts import AccountSettings
+from services.accounts.accounts import AccountSettings
+from services.accounts.passwords import Passwords, legacy_scrypt_hash
 from services.database import Database
-from services.passwords import Passwords, legacy_scrypt_hash
 from services.tables import UserRow
 from tests.factories import MEDIA, PASSWORD, account, unique_email
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from services.errors import ProviderUnavailable
-from services.replicate_api import CircuitBreaker, ReplicateGateway
+from services.replicate.gateway import CircuitBreaker, ReplicateGateway
 from tests.emulator_harness import EmulatorServer
 
 GET_ROUTE = "GET /v1/predictions/{id}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from services.database import Database
-from services.shot_images import summarize
+from services.storyboard.shot_images import summarize
+from services.storyboard.workflow import Progress
 from services.tables import GenerationStatus, StoryboardSelectionRow, WorkflowStatus
-from services.workflow import Progress
 from tests.factories import Account, account, gql, iteration, mutate, mutate_ok, project, scene
 
 OUTLINE = """

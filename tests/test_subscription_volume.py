@@ -7,7 +7,7 @@ it is gone. Cleanup that awaits (a lock, an UNSUBSCRIBE to Redis or PostgreSQL)
 was cut short that way, so a subscription stayed in the bus's channel map for
 good: its queue kept filling with every later event, and the channel stayed
 subscribed on the broker. Here each kind of feed is opened and closed by the
-thousand, in-process (the bus, `events.follow`, the schema) and against real
+thousand, in-process (the bus, `feed.follow`, the schema) and against real
 `studio serve` processes, and what they made must be gone.
 """
 
@@ -30,9 +30,9 @@ from api.graphql import build_context
 from api.schema import schema
 from schema import ids
 from schema.context import Context, Resources
-from services import events
-from services.bus import EventBus, Subscription
 from services.database import Database
+from services.realtime import events, feed
+from services.realtime.bus import EventBus, Subscription
 from tests.factories import MEDIA, Account, account, project, scene
 from tests.realtime_harness import ANIMATION_STATUS, ITERATION_STATUS, PROJECT_EVENTS, Api, Socket
 from tests.servers import StudioServer
@@ -76,7 +76,7 @@ async def test_subscriptions_cancelled_by_a_cancel_scope_are_freed(bus: EventBus
     made: list[weakref.ref[Subscription]] = []
 
     async def hold(n: int, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        # As `events.follow` does: the project's channel and the user's.
+        # As `feed.follow` does: the project's channel and the user's.
         async with bus.subscribe(f"project:{n % 7}", "access:1") as subscription:
             made.append(weakref.ref(subscription))
             task_status.started()
@@ -101,7 +101,7 @@ async def test_followers_cancelled_by_a_cancel_scope_are_freed(db: Database, bus
         return True
 
     async def follow(*, task_status: anyio.abc.TaskStatus[None]) -> None:
-        stream = events.follow(
+        stream = feed.follow(
             bus,
             db.session,
             pk,

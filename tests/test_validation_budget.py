@@ -16,7 +16,7 @@ import httpx
 import pytest
 from graphql import get_introspection_query, parse
 
-from api import bench
+from api.bench import run as bench
 from api.schema import schema
 from schema.app import MAX_VALIDATION_WORK
 from schema.validation_budget import validation_work

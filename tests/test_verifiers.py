@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.storage import MediaLinks
-from services.webhooks import WebhookRejected, sign, verify
+from services.media.storage import MediaLinks
+from services.replicate.signatures import WebhookRejected, sign, verify
 from tests.media_harness import media_server
 from tests.servers import StudioServer
 

@@ -21,8 +21,8 @@ import httpx
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.emulator import EmulatorConfig, create_emulator_app
-from services.webhooks import SecretUnavailable, SigningSecret
+from services.replicate.emulator import EmulatorConfig, create_emulator_app
+from services.replicate.signatures import SecretUnavailable, SigningSecret
 from tests.emulator_harness import ThreadedServer
 from tests.servers import StudioServer, studio_env
 

@@ -29,7 +29,7 @@ from sqlmodel import col, update
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from services.accounts import hash_token
+from services.accounts.accounts import hash_token
 from services.database import Database
 from services.tables import AccessTokenRow, utcnow
 from tests.realtime_harness import PROJECT_EVENTS, WAIT, Api

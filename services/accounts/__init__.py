@@ -1,0 +1,1 @@
+"""Accounts: users and teams, who may do what, invitations into a team, password hashes."""

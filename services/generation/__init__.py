@@ -1,0 +1,1 @@
+"""Generation: requests that start work on a provider, the engine that follows it, the models."""

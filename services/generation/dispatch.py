@@ -1,0 +1,414 @@
+"""Submitting generations: claiming pending rows fairly, creating predictions, adopting lost ones.
+
+See `services.generation.engine` for the rules (claims, fair shares, no duplicate
+creates, bounded tries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.errors import (
+    InvalidInput,
+    ProviderRejected,
+    ProviderUnavailable,
+    StudioError,
+)
+from services.generation import catalog
+from services.generation.requests import NOT_STORED_MESSAGE
+from services.generation.statuses import Row, load_row, set_status, status_of
+from services.replicate.gateway import Prediction
+from services.tables import (
+    GenerationStatus,
+    ProjectRow,
+    ShotImageRow,
+    ShotRow,
+    StoryboardSelectionRow,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from services.database import Database
+    from services.generation.engine import EngineSettings
+    from services.media.storage import Storage
+    from services.replicate.gateway import ReplicateGateway
+
+logger = logging.getLogger("studio.generation")
+
+GIVE_UP_AFTER = timedelta(minutes=15)
+# Replicate keeps uploaded files for a day; reuse an upload well within that.
+UPLOAD_REUSE_SECONDS = 3600.0
+
+
+def known_dead(owner: str, me: str) -> bool:
+    """Whether the server named `owner` surely stopped: on this host, no such process.
+
+    A claim from another host cannot be checked from here: it waits out its timeout.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != me.partition(":")[0] or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return owner != me  # an earlier start of a process that got our id
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, someone else's
+    return False
+
+
+class Dispatching:
+    """The engine's submitting of pending generations (a part of `GenerationEngine`)."""
+
+    # Set by GenerationEngine.__init__.
+    db: Database
+    gateway: ReplicateGateway
+    storage: Storage
+    settings: EngineSettings
+    instance: str
+    _uploads: dict[str, tuple[str, float]]
+
+    if TYPE_CHECKING:  # defined by GenerationEngine and OutputCopying
+
+        def cancel_remote(self, prediction_id: str | None) -> None: ...
+
+        async def apply(self, prediction: Prediction) -> None: ...
+
+        async def _finish(
+            self,
+            table: type[Row],
+            row_id: int,
+            status: GenerationStatus,
+            *,
+            error: str | None = None,
+        ) -> None: ...
+
+    async def _claim(self, table: type[Row], status_column: Any) -> list[int]:
+        """Claim up to a batch of unsubmitted PENDING rows for this process, fairly.
+
+        Rows are ranked by age within the work of one user (the owner of the
+        row's project), and taken by rank: every user's oldest first, then every
+        user's second, and so on. By user, not by team: anyone can create teams,
+        so ranking by team let one user with forty teams take forty turns before
+        another team's single image. (A user's teams are one share; someone who
+        signs up many accounts gets a share per account, bounded by the signUp
+        rate per address.) A row is free when
+        unclaimed, when its claim is older than `claim_timeout`, or when the
+        server holding it is known to be dead.
+        """
+        now = utcnow()
+        stale = now - timedelta(seconds=self.settings.claim_timeout)
+        async with self.db.session() as session:
+            holders = (
+                await session.exec(
+                    select(table.dispatch_claimed_by)
+                    .where(
+                        status_column == GenerationStatus.PENDING,
+                        col(table.prediction_id).is_(None),
+                        col(table.dispatch_claimed_at) >= stale,
+                        col(table.dispatch_claimed_by).is_not(None),
+                    )
+                    .distinct()
+                )
+            ).all()
+            dead = [h for h in holders if h is not None and known_dead(h, self.instance)]
+            free = or_(
+                col(table.dispatch_claimed_at).is_(None),
+                col(table.dispatch_claimed_at) < stale,
+                col(table.dispatch_claimed_by).in_(dead),
+            )
+            project_id = (
+                col(ShotRow.project_id)
+                if table is ShotImageRow
+                else col(StoryboardSelectionRow.project_id)
+            )
+            rank = (
+                func.row_number()
+                .over(partition_by=col(ProjectRow.owner_id), order_by=col(table.id))
+                .label("rank")
+            )
+            ranked: Any = select(col(table.id).label("id"), rank).where(
+                status_column == GenerationStatus.PENDING,
+                col(table.prediction_id).is_(None),
+                free,
+                col(ProjectRow.id) == project_id,
+            )
+            if table is ShotImageRow:
+                ranked = ranked.where(col(ShotRow.id) == col(ShotImageRow.shot_id))
+            fair = ranked.subquery()
+            candidates = (
+                await session.exec(
+                    select(fair.c.id).order_by(fair.c.rank, fair.c.id).limit(self.settings.batch)
+                )
+            ).all()
+        claimed = []
+        for row_id in candidates:
+            async with self.db.transaction() as session:
+                result = await session.exec(
+                    update(table)
+                    .where(
+                        col(table.id) == row_id,
+                        col(table.prediction_id).is_(None),
+                        status_column == GenerationStatus.PENDING,
+                        free,
+                    )
+                    .values(dispatch_claimed_at=now, dispatch_claimed_by=self.instance)
+                )
+                if result.rowcount == 1:
+                    claimed.append(int(row_id))
+        return claimed
+
+    async def dispatch_pending(self) -> None:
+        for table, status_column in (
+            (ShotImageRow, col(ShotImageRow.status)),
+            (StoryboardSelectionRow, col(StoryboardSelectionRow.animation_status)),
+        ):
+            while not self.gateway.breaker.is_open:
+                claimed = await self._claim(table, status_column)
+                for row_id in claimed:
+                    await self._submit_isolated(table, row_id)
+                if len(claimed) < self.settings.batch:
+                    break  # a full batch means more may be waiting: claim again now
+
+    async def _submit_isolated(self, table: type[Row], row_id: int) -> None:
+        """Submit one row; whatever it raises is that row's failed try, not the sweep's."""
+        try:
+            await self._submit(table, row_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            logger.exception("%s %s: submitting failed", table.__tablename__, row_id)
+            await self._failed_try(table, row_id, error, doing="submitted")
+
+    async def _failed_try(
+        self, table: type[Row], row_id: int, error: Exception, *, doing: str
+    ) -> None:
+        """Count a failed try against one row; at `max_tries` in a row it is FAILED.
+
+        Short of that the row is released (its claim dropped) for the next sweep.
+        """
+        stopped: str | None = None
+        try:
+            async with self.db.transaction() as session:
+                row = await load_row(session, table, row_id)
+                if row is None or not (status := status_of(row)) or not status.is_active:
+                    return
+                row.failed_tries = (row.failed_tries or 0) + 1
+                if row.prediction_id is None:
+                    row.dispatch_claimed_at = None
+                    row.dispatch_claimed_by = None
+                if row.failed_tries >= self.settings.max_tries:
+                    reason = error.message if isinstance(error, StudioError) else "internal error"
+                    set_status(
+                        row,
+                        GenerationStatus.FAILED,
+                        error=f"This generation could not be {doing} after "
+                        f"{row.failed_tries} tries ({reason}); it was stopped. "
+                        "Check its parameters, then retry it.",
+                    )
+                    stopped = row.prediction_id
+        except Exception:
+            logger.exception("%s %s: could not record a failed try", table.__tablename__, row_id)
+        self.cancel_remote(stopped)  # a prediction we gave up following should not run on
+
+    async def _submit(self, table: type[Row], row_id: int) -> None:
+        async with self.db.session() as session:
+            row = await load_row(session, table, row_id)
+            if row is None or status_of(row) is not GenerationStatus.PENDING or row.prediction_id:
+                return
+            open_since = row.submitted_at
+            try:
+                model_name, model_input = await self._input_for(session, row)
+            except StudioError as error:
+                await self._finish(table, row_id, GenerationStatus.FAILED, error=error.message)
+                return
+        if open_since is not None:
+            # A create was sent before and its answer never recorded: it may exist.
+            try:
+                adopted = await self._adopt(
+                    table, row_id, model_name, model_input, since=open_since
+                )
+            except ProviderUnavailable:
+                await self._release_or_give_up(table, row_id)
+                return
+            if adopted is not None:
+                await self._record(table, row_id, adopted)
+                return
+        async with self.db.transaction() as session:
+            row = await load_row(session, table, row_id)
+            if row is None or status_of(row) is not GenerationStatus.PENDING or row.prediction_id:
+                return
+            # Written before the create is sent: after a crash, the next claim knows
+            # to look for the prediction instead of creating a second one.
+            row.submitted_at = utcnow()
+        try:
+            prediction = await self.gateway.create(
+                model_name,
+                model_input,
+                webhook=self.settings.webhook_url,
+                events=("start", "completed"),
+            )
+        except ProviderRejected as error:
+            await self._finish(table, row_id, GenerationStatus.FAILED, error=error.message)
+            return
+        except ProviderUnavailable:
+            await self._release_or_give_up(table, row_id)
+            return
+        await self._record(table, row_id, prediction)
+
+    async def _record(self, table: type[Row], row_id: int, prediction: Prediction) -> None:
+        """Note the row's prediction (or cancel it if the row went meanwhile), then apply it."""
+        async with self.db.transaction() as session:
+            row = await load_row(session, table, row_id)
+            if row is None:
+                self.cancel_remote(prediction.id)  # deleted while we submitted it
+                return
+            if status_of(row) is GenerationStatus.CANCELED:
+                row.prediction_id = prediction.id
+                self.cancel_remote(prediction.id)
+                return
+            row.prediction_id = prediction.id
+            row.submitted_at = None
+            row.failed_tries = 0
+            row.checked_at = utcnow()
+            row.updated_at = utcnow()
+        await self.apply(prediction)
+
+    async def _adopt(
+        self,
+        table: type[Row],
+        row_id: int,
+        model_name: str,
+        model_input: dict[str, Any],
+        *,
+        since: datetime,
+    ) -> Prediction | None:
+        """Our own earlier create for this row, if the provider has it; extra copies canceled.
+
+        A prediction is ours when it has our model and every input we send, except
+        an input image (its upload URL differs each time). Rows that send no seed
+        could match another row's prediction: those adopt only an unambiguous match.
+        Raises `ProviderUnavailable` when the provider cannot be asked (the row is
+        released and tried again later, never created twice blindly).
+        """
+        model = catalog.by_replicate_model(model_name)
+        image_key = model.image_input if model is not None else None
+        mine = {key: value for key, value in model_input.items() if key != image_key}
+        recent = await self.gateway.recent(
+            since=since - timedelta(seconds=self.settings.clock_slack)
+        )
+        matches = [
+            prediction
+            for prediction in recent
+            if prediction.model in (model_name, None)
+            and all(prediction.input.get(key) == value for key, value in mine.items())
+        ]
+        if not matches:
+            return None
+        async with self.db.session() as session:
+            owned: set[str | None] = set()
+            for other in (ShotImageRow, StoryboardSelectionRow):
+                found = await session.exec(
+                    select(col(other.prediction_id)).where(
+                        col(other.prediction_id).in_([m.id for m in matches])
+                    )
+                )
+                owned.update(found)
+        matches = [m for m in matches if m.id not in owned]
+        if not matches or ("seed" not in mine and len(matches) > 1):
+            return None
+        matches.sort(key=lambda m: m.created_at or "")
+        keep, extra = matches[0], matches[1:]
+        logger.info(
+            "%s %s: adopting prediction %s sent before a restart",
+            table.__tablename__,
+            row_id,
+            keep.id,
+        )
+        for prediction in extra:
+            if not prediction.is_finished:
+                self.cancel_remote(prediction.id)
+        return keep
+
+    async def _release_or_give_up(self, table: type[Row], row_id: int) -> None:
+        async with self.db.transaction() as session:
+            row = await load_row(session, table, row_id)
+            if row is None or status_of(row) is not GenerationStatus.PENDING:
+                return
+            if utcnow() - row.created_at > GIVE_UP_AFTER:
+                set_status(
+                    row,
+                    GenerationStatus.FAILED,
+                    error="The provider could not be reached; retry when it is back.",
+                )
+            row.dispatch_claimed_at = None
+            row.dispatch_claimed_by = None
+
+    async def _input_for(self, session: AsyncSession, row: Row) -> tuple[str, dict[str, Any]]:
+        """The Replicate model and input for a row, uploading its input image if it has one.
+
+        Built from the row's validated parameters (checked again here: a row written
+        before a rule existed gets no pass) and our own fields; nothing else a client
+        wrote reaches the provider.
+        """
+        if isinstance(row, ShotImageRow):
+            if row.imported:
+                raise InvalidInput(
+                    "Imported images record work done elsewhere; they are never generated here.",
+                    code="IMPORTED_IMAGE",
+                )
+            model, model_input = catalog.provider_input(
+                row.generation_metadata, fallback_model=row.model
+            )
+            model_input["prompt"] = row.iteration_prompt
+            if row.parent_image_id is not None and model.image_input:
+                parent = await session.get(ShotImageRow, row.parent_image_id)
+                if parent is None:
+                    raise InvalidInput("The image to refine was deleted.", code="PARENT_GONE")
+                model_input[model.image_input] = await self._image_reference(parent)
+            return model.replicate_model, model_input
+        model, model_input = catalog.provider_input(
+            row.animation_metadata, fallback_model=row.model
+        )
+        if model.image_input is None:
+            raise InvalidInput(f"Unknown model {row.model!r}.", code="UNKNOWN_MODEL")
+        master = await session.get(ShotImageRow, row.selected_image_id)
+        shot = await session.get(ShotRow, row.shot_id)
+        if master is None or shot is None:
+            raise InvalidInput("The master image was deleted.", code="MASTER_GONE")
+        model_input["prompt"] = shot.description or master.iteration_prompt
+        model_input[model.image_input] = await self._image_reference(master)
+        return model.replicate_model, model_input
+
+    async def _image_reference(self, image: ShotImageRow) -> str:
+        """A URL the provider can read the image from: always our stored copy, uploaded.
+
+        Never the URL a client gave: that one is only where our copy came from.
+        """
+        if image.storage_key:
+            cached = self._uploads.get(image.storage_key)
+            if cached is not None and time.monotonic() - cached[1] < UPLOAD_REUSE_SECONDS:
+                return cached[0]  # every variant of a refinement shares one upload
+            stored = await self.storage.stat(image.storage_key)
+            if stored is not None:
+                data = b"".join([chunk async for chunk in self.storage.read(image.storage_key)])
+                name = image.storage_key.rsplit("/", 1)[-1]
+                url = await self.gateway.upload(
+                    data, filename=name, content_type=stored.content_type
+                )
+                self._uploads[image.storage_key] = (url, time.monotonic())
+                return url
+        raise InvalidInput(NOT_STORED_MESSAGE, code="IMAGE_NOT_STORED")

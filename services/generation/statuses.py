@@ -1,0 +1,115 @@
+"""Generation statuses: one row's status, moved only forward, and a prediction's effect on its rows.
+
+A row is a shot image or a storyboard selection's animation (`Row`). Its status
+only moves forward (PENDING -> PROCESSING -> COMPLETE, FAILED or CANCELED): a late
+"processing" from the provider never undoes "succeeded".
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.replicate.gateway import Prediction
+from services.tables import (
+    GenerationStatus,
+    ShotImageRow,
+    StoryboardSelectionRow,
+    utcnow,
+)
+
+Row = ShotImageRow | StoryboardSelectionRow
+Kind = Literal["image", "animation"]
+
+_RANK = {
+    GenerationStatus.PENDING: 0,
+    GenerationStatus.PROCESSING: 1,
+    GenerationStatus.COMPLETE: 2,
+    GenerationStatus.FAILED: 2,
+    GenerationStatus.CANCELED: 2,
+}
+
+
+def status_of(row: Row) -> GenerationStatus | None:
+    value = row.status if isinstance(row, ShotImageRow) else row.animation_status
+    return None if value is None else GenerationStatus(value)
+
+
+def set_status(row: Row, status: GenerationStatus, *, error: str | None = None) -> None:
+    if isinstance(row, ShotImageRow):
+        row.status = status
+    else:
+        row.animation_status = status
+    row.error = error
+    row.updated_at = utcnow()
+
+
+def advance(row: Row, status: GenerationStatus, *, error: str | None = None) -> bool:
+    """Move the row's status forward only; False if it would move back or sideways."""
+    current = status_of(row)
+    if current is not None and _RANK[status] <= _RANK[current] and status != current:
+        return False
+    if current is not None and _RANK[current] == 2:
+        return False
+    set_status(row, status, error=error)
+    return True
+
+
+def reset_attempts(row: Row) -> None:
+    """A fresh start: no claim, no open submission, no failed tries or resubmissions."""
+    row.dispatch_claimed_by = None
+    row.submitted_at = None
+    row.failed_tries = 0
+    row.resubmissions = 0
+
+
+async def load_row(session: AsyncSession, table: type[Row], row_id: int) -> Row | None:
+    row = await session.get(table, row_id)
+    assert row is None or isinstance(row, ShotImageRow | StoryboardSelectionRow)
+    return row
+
+
+async def apply_prediction(session: AsyncSession, prediction: Prediction) -> list[Row]:
+    """Move the rows of a prediction forward to what the provider says of it."""
+    status = status_from_provider(prediction.status)
+    rows: list[Row] = [
+        *(
+            await session.exec(
+                select(ShotImageRow).where(ShotImageRow.prediction_id == prediction.id)
+            )
+        ),
+        *(
+            await session.exec(
+                select(StoryboardSelectionRow).where(
+                    StoryboardSelectionRow.prediction_id == prediction.id
+                )
+            )
+        ),
+    ]
+    for row in rows:
+        row.checked_at = utcnow()
+        row.failed_tries = 0
+        if status is GenerationStatus.COMPLETE:
+            # Succeeded at the provider; ours once the output is copied.
+            if advance(row, GenerationStatus.PROCESSING):
+                row.provider_output = prediction.output_urls or None
+                if not prediction.output_urls:
+                    advance(row, GenerationStatus.FAILED, error="The provider returned no output.")
+        elif status is GenerationStatus.FAILED:
+            advance(row, status, error=prediction.error or "The generation failed.")
+        else:
+            advance(row, status)
+    return rows
+
+
+def status_from_provider(provider_status: str) -> GenerationStatus:
+    return {
+        "starting": GenerationStatus.PENDING,
+        "processing": GenerationStatus.PROCESSING,
+        "succeeded": GenerationStatus.COMPLETE,
+        "failed": GenerationStatus.FAILED,
+        "aborted": GenerationStatus.FAILED,
+        "canceled": GenerationStatus.CANCELED,
+    }.get(provider_status, GenerationStatus.PROCESSING)

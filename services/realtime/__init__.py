@@ -1,0 +1,1 @@
+"""Realtime: project events (recorded, numbered, published, followed) and the event bus."""

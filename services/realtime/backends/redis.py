@@ -1,0 +1,107 @@
+"""The Redis backend of the event bus: pub/sub on separate connections, reconnecting."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from typing import Any
+
+from broadcaster import BroadcastBackend, Event
+
+from services.backoff import Backoff
+from services.realtime.backends.base import RESYNC, BusError, listen_again
+
+logger = logging.getLogger("studio.bus")
+
+
+class RedisBackend(BroadcastBackend):
+    """Redis pub/sub: one connection publishes, another listens and is re-made when it drops."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._channels: set[str] = set()
+        # Subscribed at once: with redis-py 8 the first channel of an idle connection
+        # can miss its messages, and this one also carries ping round trips.
+        self.control = f"studio-bus-control-{secrets.token_hex(6)}"
+        self._backoff = Backoff()
+        self._publisher: Any = None
+        self._listener: Any = None
+        self._pubsub: Any = None
+
+    async def connect(self) -> None:
+        import redis.asyncio as redis
+
+        self._publisher = redis.Redis.from_url(self._url, socket_connect_timeout=5)
+        await self._listen()
+
+    async def _listen(self) -> None:
+        import redis.asyncio as redis
+
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.aclose()
+        self._listener = redis.Redis.from_url(
+            self._url, socket_connect_timeout=5, health_check_interval=10
+        )
+        pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self.control, *self._channels)
+        self._pubsub = pubsub
+
+    async def disconnect(self) -> None:
+        for client in (self._pubsub, self._listener, self._publisher):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+    async def subscribe(self, group: str) -> None:
+        self._channels.add(group)
+        with contextlib.suppress(Exception):  # if it fails, the reconnect re-subscribes
+            await self._pubsub.subscribe(group)
+
+    async def unsubscribe(self, group: str) -> None:
+        self._channels.discard(group)
+        with contextlib.suppress(Exception):
+            await self._pubsub.unsubscribe(group)
+
+    async def publish(self, channel: str, message: Any) -> None:
+        import redis.exceptions
+
+        try:
+            await self._publisher.publish(channel, message)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as error:
+            raise BusError(f"Redis refused the publish: {error}") from error
+
+    async def next_published(self) -> Event:
+        import redis.exceptions
+
+        if self._pubsub is None:  # never connected: Redis was down at start-up
+            await self._reconnect()
+            return Event(RESYNC, "{}")
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except (
+                redis.exceptions.ConnectionError,
+                redis.exceptions.TimeoutError,
+                OSError,
+            ) as error:
+                logger.warning("event bus: lost Redis (%s); reconnecting", error)
+                await self._reconnect()
+                return Event(RESYNC, "{}")
+            except Exception as error:  # e.g. the event loop's "handler is closed" mid-retry
+                logger.warning("event bus: Redis listener failed (%r); reconnecting", error)
+                await self._reconnect()
+                return Event(RESYNC, "{}")
+            if message is None or message.get("type") != "message":
+                continue
+            channel, data = message["channel"], message["data"]
+            return Event(
+                channel.decode() if isinstance(channel, bytes) else str(channel),
+                data.decode() if isinstance(data, bytes) else str(data),
+            )
+
+    async def _reconnect(self) -> None:
+        await listen_again(
+            self._listen, self._backoff, logger, server="Redis", channels=self._channels
+        )

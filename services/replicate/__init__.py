@@ -1,0 +1,1 @@
+"""Replicate: the gateway to its HTTP API, webhook signatures, and the built-in emulator."""

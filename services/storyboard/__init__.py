@@ -1,0 +1,1 @@
+"""The storyboard: projects, scenes, shots, their image iterations, and the workflow status."""

@@ -291,6 +291,7 @@ async def test_a_lost_prediction_is_submitted_again_once_then_failed(
     second = Provider(stack)
     await second.start(latency_ms=60_000)
     generation_engine = generation_engine_for(db, second, tmp_path / "media")
+    await asyncio.sleep(0.2)  # past the poll interval (0.1 s): both predictions are due
     await generation_engine.poll_running()
     for image in images:
         lost_once = await row(db, image)
@@ -308,6 +309,7 @@ async def test_a_lost_prediction_is_submitted_again_once_then_failed(
     await third.start(latency_ms=100)
     generation_engine = generation_engine_for(db, third, tmp_path / "media")
     stack.push_async_callback(generation_engine.gateway.aclose)
+    await asyncio.sleep(0.2)  # past the poll interval, as above
     await generation_engine.poll_running()
     for image in images:
         failed = await row(db, image)

@@ -123,3 +123,16 @@ def test_the_check_sees_function_level_and_type_checking_imports(tmp_path: Path)
         ("schema.types", 5, "resolvers.query"),
     ]
     assert reaches(tmp_path, "schema", "resolvers")[-1] == "resolvers.query"
+
+
+MAX_SERVICE_MODULE_LINES = 500
+
+
+def test_no_module_in_services_is_longer_than_500_lines() -> None:
+    """One module per concept: a module that grows past this holds several."""
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in (ROOT / "services").rglob("*.py")
+        if (lines := len(path.read_text().splitlines())) > MAX_SERVICE_MODULE_LINES
+    }
+    assert long == {}

@@ -32,7 +32,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from services.replicate.emulator import Emulator, EmulatorConfig, create_emulator_app
-from services.replicate.gateway import CircuitBreaker, ReplicateGateway
+from services.replicate.gateway import ReplicateGateway
+from services.replicate.guards import CircuitBreaker
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 15.0

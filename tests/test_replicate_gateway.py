@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from services.errors import ProviderUnavailable
-from services.replicate.gateway import CircuitBreaker, ReplicateGateway
+from services.replicate.gateway import ReplicateGateway
+from services.replicate.guards import CircuitBreaker
 from tests.emulator_harness import EmulatorServer
 
 GET_ROUTE = "GET /v1/predictions/{id}"

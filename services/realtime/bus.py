@@ -77,6 +77,11 @@ def _without_credentials(url: str) -> str:
 
 
 def backend_for(url: str) -> BroadcastBackend:
+    """The backend `url` names, not yet connected: `memory://` (`MemoryBackend`),
+    `redis://` or `rediss://` (`RedisBackend`), `postgres://` or `postgresql://`
+    (`PostgresBackend`). Raises ValueError for any other scheme (the message names
+    the accepted ones, and not the rest of the URL, which may hold a password).
+    """
     scheme = urlsplit(url).scheme
     if scheme == "memory":
         return MemoryBackend(url)
@@ -360,6 +365,8 @@ class EventBus:
 
     @property
     def subscriber_count(self) -> int:
+        """Open subscriptions in this process (each `subscribe` block counts once,
+        whatever its number of channels)."""
         return len(self._all)
 
     async def ping(self, within: float = 2.0) -> None:

@@ -57,10 +57,14 @@ async def studio_id(session: AsyncSession) -> str:
 
 
 def project_channel(project_id: int) -> str:
+    """The bus channel of a project's events, `project:<id>`: every `ProjectEvent.message`
+    of the project is published on it (the bus prefixes its namespace)."""
     return f"project:{project_id}"
 
 
 def access_channel(user_id: int) -> str:
+    """The bus channel of a user's access notices, `access:<id>`: `{"access": "changed"}`
+    when one of their memberships or tokens changes, so their feeds re-check access."""
     return f"access:{user_id}"
 
 
@@ -86,9 +90,15 @@ class ProjectEvent:
 
     @property
     def change(self) -> str:
+        """The last word of `kind`: CREATED, UPDATED or DELETED (PROJECT_DELETED gives
+        DELETED; SNAPSHOT gives SNAPSHOT)."""
         return self.kind.rsplit("_", 1)[-1]
 
     def message(self) -> dict[str, Any]:
+        """The event as the bus carries it: a JSON-ready dict with keys project, sequence,
+        kind, type, id, shot (the shot of an image or selection, else None), changes (a list
+        of names) and at (ISO 8601 with its UTC offset). `from_message` reads it back.
+        """
         return {
             "project": self.project_id,
             "sequence": self.sequence,
@@ -102,6 +112,11 @@ class ProjectEvent:
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> ProjectEvent:
+        """The event a `message()` dict describes (as decoded from the bus).
+
+        Raises KeyError for a missing key, ValueError or TypeError for a value of the
+        wrong shape (an id that is no integer, a time that is no ISO 8601 string).
+        """
         return cls(
             project_id=int(message["project"]),
             sequence=int(message["sequence"]),
@@ -115,6 +130,7 @@ class ProjectEvent:
 
     @classmethod
     def from_row(cls, row: ProjectEventRow) -> ProjectEvent:
+        """The event a stored `project_events` row holds (NULL `changes` reads as ())."""
         return cls(
             project_id=row.project_id,
             sequence=row.sequence,

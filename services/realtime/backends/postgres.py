@@ -18,7 +18,16 @@ logger = logging.getLogger("studio.bus")
 
 
 class PostgresBackend(BroadcastBackend):
-    """LISTEN/NOTIFY on two asyncpg connections: one listens, one notifies (under a lock)."""
+    """LISTEN/NOTIFY on two asyncpg connections: one listens, one notifies (under a lock).
+
+    broadcaster's `BroadcastBackend` interface (`broadcaster/_backends/base.py`).
+    `url`: `postgres://` or `postgresql://` with user, password, host, port and
+    database, as asyncpg takes it. Each instance also listens on a `control` channel
+    of its own (`EventBus.ping` round trips). PostgreSQL delivers a notification only
+    to sessions listening when it is sent, and keeps nothing for later
+    (https://www.postgresql.org/docs/current/sql-notify.html), so after a lost
+    connection subscribers are told to resync (`RESYNC`).
+    """
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -39,6 +48,14 @@ class PostgresBackend(BroadcastBackend):
         self._lost.set()
 
     async def connect(self) -> None:
+        """Open the listening connection (5-second connect timeout) and LISTEN on the
+        control channel and every channel subscribed so far; the publishing connection
+        opens on the first `publish`.
+
+        Raises what asyncpg raises when PostgreSQL cannot be reached or refuses the
+        login (OSError, TimeoutError, asyncpg.PostgresError); `EventBus.start` logs it
+        and `next_published` keeps trying to connect with backoff.
+        """
         await self._listen()
 
     async def _listen(self) -> None:
@@ -61,22 +78,41 @@ class PostgresBackend(BroadcastBackend):
         return self._publisher
 
     async def disconnect(self) -> None:
+        """Close both connections (one second each at most); errors are ignored."""
         for connection in (self._listener, self._publisher):
             if connection is not None and not connection.is_closed():
                 with contextlib.suppress(Exception):
                     await connection.close(timeout=1)
 
     async def subscribe(self, group: str) -> None:
+        """LISTEN on channel `group` (asyncpg's `add_listener`, which quotes the name).
+
+        Never raises: the channel is remembered first, so if the LISTEN fails (the
+        connection is down) the reconnect LISTENs on it. PostgreSQL truncates channel
+        names, like every identifier, to 63 bytes
+        (https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS).
+        """
         self._channels.add(group)
         with contextlib.suppress(Exception):
             await self._listener.add_listener(group, self._deliver)
 
     async def unsubscribe(self, group: str) -> None:
+        """UNLISTEN channel `group` and forget it; never raises (a lost connection
+        forgets every LISTEN anyway, and the reconnect skips this channel)."""
         self._channels.discard(group)
         with contextlib.suppress(Exception):
             await self._listener.remove_listener(group, self._deliver)
 
     async def publish(self, channel: str, message: Any) -> None:
+        """`SELECT pg_notify(channel, message)` on the publishing connection, one at a
+        time under a lock; it runs in its own implicit transaction, so it is delivered
+        on completion (NOTIFY inside a transaction waits for its commit).
+
+        `message`: JSON text, shorter than 8000 bytes (PostgreSQL's payload limit in
+        the default configuration, https://www.postgresql.org/docs/current/sql-notify.html).
+        Raises BusError when PostgreSQL cannot be reached or refuses the notify (a
+        longer payload, for one); the connection is then opened afresh next time.
+        """
         import asyncpg
 
         async with self._publish_lock:  # one asyncpg connection runs one statement at a time
@@ -88,6 +124,13 @@ class PostgresBackend(BroadcastBackend):
                 raise BusError(f"PostgreSQL refused the notify: {error}") from error
 
     async def next_published(self) -> Event:
+        """The next notification on a listened channel, as `Event(channel, payload)`.
+
+        Waits for one; when the listening connection is lost (or was never made) it
+        reconnects with backoff, LISTENs again on every channel, and returns
+        `Event(RESYNC, "{}")`: notifications sent meanwhile are gone. Never raises
+        for a lost connection; waits as long as PostgreSQL stays away.
+        """
         if self._listener is None:  # never connected: PostgreSQL was down at start-up
             await self._reconnect()
             return Event(RESYNC, "{}")

@@ -16,7 +16,17 @@ logger = logging.getLogger("studio.bus")
 
 
 class RedisBackend(BroadcastBackend):
-    """Redis pub/sub: one connection publishes, another listens and is re-made when it drops."""
+    """Redis pub/sub: one connection publishes, another listens and is re-made when it drops.
+
+    broadcaster's `BroadcastBackend` interface (`broadcaster/_backends/base.py`), on
+    redis-py's asyncio client. `url`: `redis://` or `rediss://` as
+    `redis.Redis.from_url` takes it. Each instance also subscribes a `control`
+    channel of its own (`EventBus.ping` round trips). Redis pub/sub delivers at most
+    once, only to clients subscribed at the time, and keeps nothing
+    (https://redis.io/docs/latest/develop/interact/pubsub/#delivery-semantics), and
+    its channels ignore the database number; after a lost connection subscribers
+    are told to resync (`RESYNC`).
+    """
 
     def __init__(self, url: str) -> None:
         self._url = url
@@ -30,6 +40,14 @@ class RedisBackend(BroadcastBackend):
         self._pubsub: Any = None
 
     async def connect(self) -> None:
+        """Make the publishing client and the listening one (5-second connect timeout,
+        a health check every 10 s), and SUBSCRIBE the control channel and every channel
+        subscribed so far.
+
+        Raises redis.exceptions.ConnectionError (or TimeoutError) when Redis cannot be
+        reached; `EventBus.start` logs it and `next_published` keeps trying to connect
+        with backoff.
+        """
         import redis.asyncio as redis
 
         self._publisher = redis.Redis.from_url(self._url, socket_connect_timeout=5)
@@ -49,22 +67,30 @@ class RedisBackend(BroadcastBackend):
         self._pubsub = pubsub
 
     async def disconnect(self) -> None:
+        """Close the subscription and both clients; errors are ignored."""
         for client in (self._pubsub, self._listener, self._publisher):
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.aclose()
 
     async def subscribe(self, group: str) -> None:
+        """SUBSCRIBE channel `group`. Never raises: the channel is remembered first,
+        so if the SUBSCRIBE fails (the connection is down) the reconnect makes it."""
         self._channels.add(group)
         with contextlib.suppress(Exception):  # if it fails, the reconnect re-subscribes
             await self._pubsub.subscribe(group)
 
     async def unsubscribe(self, group: str) -> None:
+        """UNSUBSCRIBE channel `group` and forget it; never raises."""
         self._channels.discard(group)
         with contextlib.suppress(Exception):
             await self._pubsub.unsubscribe(group)
 
     async def publish(self, channel: str, message: Any) -> None:
+        """PUBLISH `message` (JSON text) on `channel`
+        (https://redis.io/docs/latest/commands/publish/); it reaches only the clients
+        subscribed at that moment. Raises BusError when the connection fails or times out.
+        """
         import redis.exceptions
 
         try:
@@ -73,6 +99,14 @@ class RedisBackend(BroadcastBackend):
             raise BusError(f"Redis refused the publish: {error}") from error
 
     async def next_published(self) -> Event:
+        """The next message on a subscribed channel, as `Event(channel, data)` (both
+        decoded from UTF-8 bytes); subscribe confirmations and other replies are skipped.
+
+        Waits for one (polling the connection every second); when the listening
+        connection fails (or was never made) it reconnects with backoff, subscribes
+        every channel again, and returns `Event(RESYNC, "{}")`: messages published
+        meanwhile are gone. Never raises for a lost connection.
+        """
         import redis.exceptions
 
         if self._pubsub is None:  # never connected: Redis was down at start-up

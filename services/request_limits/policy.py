@@ -169,6 +169,8 @@ class Limits:
         self._renewer = asyncio.create_task(self._renew_forever(), name="limits-leases")
 
     async def stop(self) -> None:
+        """Stop renewing leases, give back the ones this server holds (errors ignored),
+        then close the store. Raises what the store's `stop` raises."""
         if self._renewer is not None:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

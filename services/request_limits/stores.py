@@ -15,20 +15,56 @@ if TYPE_CHECKING:
 
 
 class Store(Protocol):
-    """Where the counts live: one process, or a Redis every server shares."""
+    """Where the counts live: one process, or a Redis every server shares.
+
+    Three kinds of record, each under a key the caller chooses: request rates (in
+    `rates`, kept by the `limits` package), failure records for waits that grow
+    (`attempt`, `forgive`), and leases that expire unless renewed (`lease`, `renew`,
+    `release`). Times are seconds. `MemoryStore` never raises; `RedisStore` raises
+    redis-py's errors (`redis.exceptions.RedisError`: ConnectionError, TimeoutError
+    after 2 s) when Redis is away, and `Limits` lets the request through then.
+    """
 
     @property
-    def rates(self) -> Storage: ...
+    def rates(self) -> Storage:
+        """The async storage of the `limits` package (`limits.aio.storage`) that the
+        moving-window rate limiter counts requests in."""
 
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
+    async def start(self) -> None:
+        """Reach the store once (Redis: a PING), so an outage shows at start-up."""
+
+    async def stop(self) -> None:
+        """Let go of what the store holds open (connections, timers)."""
+
     async def attempt(
         self, keys: Sequence[tuple[str, Backoff]], memory: float, *, gated: int = 0
-    ) -> float: ...
-    async def forgive(self, cleared: str, lowered: Sequence[str], memory: float) -> None: ...
-    async def lease(self, key: str, lease_id: str, limit: int, ttl: float) -> bool: ...
-    async def renew(self, leases: Sequence[tuple[str, str]], ttl: float) -> None: ...
-    async def release(self, key: str, lease_id: str) -> None: ...
+    ) -> float:
+        """Seconds to wait, or 0.0 after counting this attempt as a failure against every key.
+
+        keys: `(key, Backoff)` pairs, the caller's own record first; a key with n
+        failures holds the attempt back until `Backoff.wait_after(n)` seconds after
+        its last one. The last `gated` keys count always but hold the attempt back
+        only when the first key has failures and no success since. memory: seconds
+        a record is kept after its last failure. A refused attempt stores nothing.
+        The check and the count are one atomic step, so parallel attempts cannot
+        all pass before their failures are recorded.
+        """
+
+    async def forgive(self, cleared: str, lowered: Sequence[str], memory: float) -> None:
+        """A success: `cleared` starts again at 0 failures, marked as having succeeded
+        (kept `memory` seconds), and each key of `lowered` that has failures loses one
+        (the failure `attempt` counted in advance)."""
+
+    async def lease(self, key: str, lease_id: str, limit: int, ttl: float) -> bool:
+        """Take lease `lease_id` under `key` for `ttl` seconds if fewer than `limit`
+        unexpired leases are held there: True if taken, False (nothing stored) if full."""
+
+    async def renew(self, leases: Sequence[tuple[str, str]], ttl: float) -> None:
+        """Extend each `(key, lease_id)` to `ttl` seconds from now; a lease that was
+        released, or expired and was dropped, is not taken again."""
+
+    async def release(self, key: str, lease_id: str) -> None:
+        """Give lease `lease_id` under `key` back; nothing happens if it is not held."""
 
 
 _MEMORY_RECORDS = 100_000  # failure records one process keeps at most
@@ -42,7 +78,11 @@ class _Failures:
 
 
 class MemoryStore:
-    """This process only; the same rules as the Redis store, with a clock of its own."""
+    """This process only; the same rules as the Redis store, with a clock of its own.
+
+    The clock is `time.monotonic()`. At most 100,000 failure records are kept (beyond
+    that, records past `memory` go first, then the oldest). Nothing here raises.
+    """
 
     def __init__(self) -> None:
         self._rates = MemoryStorage()
@@ -51,12 +91,14 @@ class MemoryStore:
 
     @property
     def rates(self) -> Storage:
+        """The `limits` package's `MemoryStorage` (see `Store.rates`)."""
         return self._rates
 
     async def start(self) -> None:
-        return None
+        """Nothing to reach: returns at once."""
 
     async def stop(self) -> None:
+        """Cancel the expiry timer task `MemoryStorage` starts (if it started one)."""
         timer = getattr(self._rates, "timer", None)
         if isinstance(timer, asyncio.Task):
             timer.cancel()
@@ -83,7 +125,7 @@ class MemoryStore:
 
         The last `gated` keys count always but hold the attempt back only when
         the first key (the caller's own record) has failures and no success.
-        Nothing is stored for a refused attempt.
+        Nothing is stored for a refused attempt. See `Store.attempt`.
         """
         now = time.monotonic()
         self._forget_old(now, memory)
@@ -107,6 +149,7 @@ class MemoryStore:
         return 0.0
 
     async def forgive(self, cleared: str, lowered: Sequence[str], memory: float) -> None:
+        """See `Store.forgive`; `memory` is not needed here (records age out by `attempt`)."""
         self._failures[cleared] = _Failures(0, time.monotonic(), succeeded=True)
         for key in lowered:
             record = self._failures.get(key)
@@ -114,6 +157,7 @@ class MemoryStore:
                 record.count -= 1
 
     async def lease(self, key: str, lease_id: str, limit: int, ttl: float) -> bool:
+        """See `Store.lease`; expired leases under `key` are dropped first."""
         now = time.monotonic()
         held = {k: v for k, v in self._leases.get(key, {}).items() if v > now}
         if len(held) >= limit:
@@ -124,6 +168,7 @@ class MemoryStore:
         return True
 
     async def renew(self, leases: Sequence[tuple[str, str]], ttl: float) -> None:
+        """See `Store.renew`."""
         now = time.monotonic()
         for key, lease_id in leases:
             held = self._leases.get(key)
@@ -131,6 +176,7 @@ class MemoryStore:
                 held[lease_id] = now + ttl
 
     async def release(self, key: str, lease_id: str) -> None:
+        """See `Store.release`; a key left with no lease is forgotten."""
         held = self._leases.get(key)
         if held is not None:
             held.pop(lease_id, None)
@@ -139,13 +185,16 @@ class MemoryStore:
 
 
 # Each script reads the time from Redis, so servers with skewed clocks still agree.
+# TIME before a write is allowed in a script since Redis 5, which replicates scripts
+# by their effects: https://redis.io/docs/latest/develop/interact/programmability/eval-intro/
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
 
 # KEYS: failure records, the caller's own first; ARGV: memory (s), how many of the
 # last keys are gated (they hold back only a caller whose own record has failures
 # and no success), then free, base, cap for each key. Returns the seconds to wait
-# (as text: Lua numbers become integers), or '0' after counting this attempt
-# against every key.
+# (as text: Lua numbers become integers, fraction dropped, in a reply:
+# https://redis.io/docs/latest/develop/interact/programmability/lua-api/), or '0'
+# after counting this attempt against every key.
 _ATTEMPT = (
     _NOW
     + """
@@ -203,7 +252,8 @@ return 1
 """
 )
 
-# KEYS: lease sets; ARGV: ttl (s), then the lease id for each key.
+# KEYS: lease sets; ARGV: ttl (s), then the lease id for each key. ZADD XX only
+# updates members that exist (https://redis.io/docs/latest/commands/zadd/).
 _RENEW = (
     _NOW
     + """
@@ -218,7 +268,17 @@ return 1
 
 
 class RedisStore:
-    """A Redis every server shares; each step is one Lua script, so it is atomic."""
+    """A Redis every server shares; each step is one Lua script, so it is atomic.
+
+    Redis runs a script as a whole, with no other command in between
+    (https://redis.io/docs/latest/develop/interact/programmability/eval-intro/).
+    url: `redis://` or `rediss://`, as redis-py's `Redis.from_url` takes it; every key
+    is `<prefix>:<key>` (rates under `<prefix>:rate`). Failure records are hashes
+    (n, last, ok) that expire `memory` seconds after their last counted attempt or
+    success; leases are a
+    sorted set per key, lease id -> expiry. Every call raises redis-py's errors
+    (ConnectionError, TimeoutError after 2 s) when Redis is away.
+    """
 
     def __init__(self, url: str, *, prefix: str) -> None:
         import redis.asyncio as redis
@@ -242,20 +302,24 @@ class RedisStore:
 
     @property
     def rates(self) -> Storage:
+        """The `limits` package's `RedisStorage`, on this store's connection pool."""
         return self._rates
 
     def _key(self, key: str) -> str:
         return f"{self._prefix}:{key}"
 
     async def start(self) -> None:
+        """PING Redis; raises ConnectionError or TimeoutError if it does not answer."""
         await self._client.ping()
 
     async def stop(self) -> None:
+        """Close the client and its connection pool (shared with `rates`)."""
         await self._client.aclose()
 
     async def attempt(
         self, keys: Sequence[tuple[str, Backoff]], memory: float, *, gated: int = 0
     ) -> float:
+        """See `Store.attempt`; one script run (`_ATTEMPT`), on Redis's clock."""
         args: list[float] = [memory, gated]
         for _, backoff in keys:
             args += [backoff.free, backoff.base, backoff.cap]
@@ -263,22 +327,31 @@ class RedisStore:
         return float(wait)
 
     async def forgive(self, cleared: str, lowered: Sequence[str], memory: float) -> None:
+        """See `Store.forgive`; one script run (`_FORGIVE`)."""
         await self._forgive(keys=[self._key(cleared), *map(self._key, lowered)], args=[memory])
 
     async def lease(self, key: str, lease_id: str, limit: int, ttl: float) -> bool:
+        """See `Store.lease`; one script run (`_LEASE`): expired leases are dropped
+        first, and the set itself expires `ttl` seconds after its last lease or renewal."""
         return bool(await self._lease(keys=[self._key(key)], args=[limit, lease_id, ttl]))
 
     async def renew(self, leases: Sequence[tuple[str, str]], ttl: float) -> None:
+        """See `Store.renew`; one script run (`_RENEW`) for all of them, none for []."""
         if leases:
             keys = [self._key(key) for key, _ in leases]
             await self._renew(keys=keys, args=[ttl, *(lease_id for _, lease_id in leases)])
 
     async def release(self, key: str, lease_id: str) -> None:
+        """See `Store.release`: a ZREM of the lease id."""
         await self._client.zrem(self._key(key), lease_id)
 
 
 def open_store(url: str, *, namespace: str = "") -> Store:
-    """The store a LIMITS_URL names: `memory://`, or `redis://` / `rediss://`."""
+    """The store a LIMITS_URL names: `memory://`, or `redis://` / `rediss://`.
+
+    Not started yet (`Store.start`). `namespace` keeps studios sharing one Redis apart
+    (keys under `studio-limits:<namespace>`). Raises ValueError for any other scheme.
+    """
     if url.startswith("memory://"):
         return MemoryStore()
     if url.startswith(("redis://", "rediss://")):

@@ -21,6 +21,9 @@ logger = logging.getLogger("studio.maintenance")
 
 @dataclass(frozen=True)
 class Tidied:
+    """What one `tidy` round removed: counts of rows deleted (project events, access
+    tokens, invitations); all 0 when there was nothing to do."""
+
     events: int
     tokens: int
     invitations: int = 0
@@ -28,7 +31,11 @@ class Tidied:
 
 async def tidy(db: Database, *, event_retention: timedelta) -> Tidied:
     """One round: events older than the retention, then tokens and invitations past their
-    expiry."""
+    expiry.
+
+    Three transactions, one per step, each committed on its own; logs a line when
+    anything was removed. Database errors propagate (`run_forever` logs them).
+    """
     async with db.transaction() as session:
         pruned = await recording.prune(session, older_than=event_retention)
     async with db.transaction() as session:

@@ -52,6 +52,9 @@ Scalar = int | float | str | bool
 
 
 class ModelKind(enum.StrEnum):
+    """What a model is asked to do (prompt to image, image and prompt to image or clip,
+    prompt to text); `DEFAULTS` names the model for each kind a request leaves open."""
+
     TEXT_TO_IMAGE = "TEXT_TO_IMAGE"
     IMAGE_TO_IMAGE = "IMAGE_TO_IMAGE"
     IMAGE_TO_VIDEO = "IMAGE_TO_VIDEO"
@@ -243,6 +246,7 @@ class GenerationModel:
     output_extension: str = "webp"
 
     def param(self, name: str) -> Param | None:
+        """The client parameter `name` (its input name on Replicate), or None."""
         return next((p for p in self.params if p.name == name), None)
 
     def clean_params(
@@ -425,7 +429,11 @@ _BY_KEY = {model.key: model for model in MODELS}
 def choose(
     checks: Checks, key: str | None, kind: ModelKind, field: Sequence[str] = ("model",)
 ) -> GenerationModel:
-    """The model named `key` (or the default for `kind`), which must do `kind`."""
+    """The model named `key` (or the default for `kind`), which must do `kind`.
+
+    Raises nothing: records UNKNOWN_MODEL (returning the default, so checks go on) or
+    WRONG_MODEL_KIND on `checks`, at the field path `field`.
+    """
     model = _BY_KEY.get(key or DEFAULTS[kind])
     if model is None:
         known = ", ".join(m.key for m in MODELS if kind in m.kinds)

@@ -83,9 +83,11 @@ class Dispatching:
 
     if TYPE_CHECKING:  # defined by GenerationEngine and OutputCopying
 
-        def cancel_remote(self, prediction_id: str | None) -> None: ...
+        def cancel_remote(self, prediction_id: str | None) -> None:
+            """`GenerationEngine.cancel_remote`: stop a prediction in the background."""
 
-        async def apply(self, prediction: Prediction) -> None: ...
+        async def apply(self, prediction: Prediction) -> None:
+            """`GenerationEngine.apply`: bring our rows up to date with a prediction."""
 
         async def _finish(
             self,
@@ -172,6 +174,21 @@ class Dispatching:
         return claimed
 
     async def dispatch_pending(self) -> None:
+        """Submit every PENDING generation not yet sent: shot images, then animations.
+
+        Claims rows a batch (`settings.batch`) at a time for this process (`_claim`:
+        fair shares across users, stale or dead claims taken over) and, for each,
+        sends the create (`gateway.create`, with the webhook URL if configured) and
+        records the prediction id, each row in its own transactions. Stops while the
+        provider's circuit breaker is open. Raises nothing for one row's trouble: a
+        rejected create (or an input that cannot be built) makes the row FAILED; an
+        unreachable provider releases it for a later sweep (FAILED once the row is
+        older than `GIVE_UP_AFTER`, 15 minutes); anything else
+        counts as a failed try (`max_tries` in a row: FAILED). A database failure
+        while claiming propagates (the sweep logs it). Each row's changes commit in
+        transactions of their own, which record and publish its project events
+        (`Database.transaction`).
+        """
         for table, status_column in (
             (ShotImageRow, col(ShotImageRow.status)),
             (StoryboardSelectionRow, col(StoryboardSelectionRow.animation_status)),

@@ -184,9 +184,17 @@ class GenerationEngine(Dispatching, OutputCopying):
         return not self.gateway.breaker.is_open
 
     def start(self) -> None:
+        """Start the engine's loop as a task on the running event loop: a `sweep` at
+        once, then one every `settings.poll_interval` seconds, or sooner after `kick`.
+        A failed sweep is logged and the loop goes on. Call once; `stop` ends it.
+        """
         self._task = asyncio.create_task(self._run(), name="generation-engine")
 
     async def stop(self) -> None:
+        """Cancel the loop and the background work (copies, remote cancels) and wait for
+        them to end, then close the fetchers this engine made itself (not those passed
+        in). Rows left half-done are picked up again by later sweeps.
+        """
         tasks = [t for t in [self._task, *self._side_tasks] if t is not None]
         for task in tasks:
             task.cancel()
@@ -248,7 +256,12 @@ class GenerationEngine(Dispatching, OutputCopying):
     # -- following
 
     async def apply(self, prediction: Prediction) -> None:
-        """Bring our rows up to date with what the provider says of a prediction."""
+        """Bring our rows up to date with what the provider says of a prediction.
+
+        One transaction (`apply_prediction`: forward moves only); then, when it
+        succeeded, the copies of its outputs into storage are started in the
+        background. Database errors propagate.
+        """
         async with self.db.transaction() as session:
             rows = await apply_prediction(session, prediction)
         self._copy_soon(prediction, rows)

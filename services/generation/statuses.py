@@ -33,11 +33,18 @@ _RANK = {
 
 
 def status_of(row: Row) -> GenerationStatus | None:
+    """The row's generation status: a shot image's `status`, a selection's
+    `animation_status`; None for a selection that was never animated."""
     value = row.status if isinstance(row, ShotImageRow) else row.animation_status
     return None if value is None else GenerationStatus(value)
 
 
 def set_status(row: Row, status: GenerationStatus, *, error: str | None = None) -> None:
+    """Set the row's status as given, forward or not (see `advance` for the forward-only
+    move), replace its `error` (None clears it) and stamp `updated_at`.
+
+    Changes the row in memory only: the caller's transaction writes it.
+    """
     if isinstance(row, ShotImageRow):
         row.status = status
     else:
@@ -66,13 +73,24 @@ def reset_attempts(row: Row) -> None:
 
 
 async def load_row(session: AsyncSession, table: type[Row], row_id: int) -> Row | None:
+    """The row of `table` (ShotImageRow or StoryboardSelectionRow) with id `row_id`
+    through `session` (its identity map first, then a SELECT); None if there is none."""
     row = await session.get(table, row_id)
     assert row is None or isinstance(row, ShotImageRow | StoryboardSelectionRow)
     return row
 
 
 async def apply_prediction(session: AsyncSession, prediction: Prediction) -> list[Row]:
-    """Move the rows of a prediction forward to what the provider says of it."""
+    """Move the rows of a prediction forward to what the provider says of it.
+
+    Every row (shot images and selections) whose `prediction_id` is the prediction's
+    gets `checked_at` stamped and its `failed_tries` reset. A provider "succeeded"
+    makes a row PROCESSING with `provider_output` set to the output's URLs (ours are
+    COMPLETE only once copied; no URLs at all makes it FAILED); "failed" and
+    "aborted" make it FAILED with the provider's error; a move back is ignored
+    (`advance`). Returns the rows (possibly []); changes them in `session` only,
+    the caller commits.
+    """
     status = status_from_provider(prediction.status)
     rows: list[Row] = [
         *(
@@ -105,6 +123,12 @@ async def apply_prediction(session: AsyncSession, prediction: Prediction) -> lis
 
 
 def status_from_provider(provider_status: str) -> GenerationStatus:
+    """Our status for a Replicate prediction status (starting, processing, succeeded,
+    failed, canceled: https://replicate.com/docs/reference/http#predictions.get; also
+    `aborted`, see `Prediction`). succeeded is COMPLETE here, though a row becomes
+    COMPLETE only after its output is copied (`apply_prediction`); aborted is FAILED;
+    a status Replicate may add later reads as PROCESSING, so a row keeps being followed.
+    """
     return {
         "starting": GenerationStatus.PENDING,
         "processing": GenerationStatus.PROCESSING,

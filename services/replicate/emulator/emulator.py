@@ -97,6 +97,7 @@ class Emulator:
 
     @property
     def started(self) -> bool:
+        """Whether `start()` ran and `aclose()` has not since."""
         return self._client is not None
 
     def start(self) -> None:
@@ -171,18 +172,25 @@ class Emulator:
 
     @property
     def client(self) -> httpx.AsyncClient:
+        """The emulator's HTTP client (no proxy from the environment), starting the
+        emulator first if need be (so only inside a running event loop)."""
         self.start()
         assert self._client is not None
         return self._client
 
     @property
     def fetcher(self) -> Fetcher:
+        """The fetcher of prediction inputs: public addresses only (plus
+        `config.input_allowed_hosts`), at most `config.max_input_bytes` and
+        `config.input_fetch_timeout_seconds` each. Starts the emulator if need be."""
         self.start()
         assert self._fetcher is not None
         return self._fetcher
 
     @property
     def webhooks(self) -> WebhookDispatcher:
+        """The dispatcher that delivers (and retries) webhooks; starts the emulator if
+        need be."""
         self.start()
         assert self._webhooks is not None
         return self._webhooks
@@ -262,6 +270,13 @@ class Emulator:
         return record
 
     def get(self, prediction_id: str) -> PredictionRecord | None:
+        """The prediction with this id, or None (`GET /v1/predictions/{id}` answers 404).
+
+        A succeeded prediction whose outputs are past their expiry
+        (`config.output_ttl_seconds`, an hour as on Replicate:
+        https://replicate.com/docs/topics/predictions/data-retention) has them removed
+        first (`data_removed`, output None, files deleted).
+        """
         record = self.predictions.get(prediction_id)
         if record is not None:
             self._expire_if_due(record, time.time())

@@ -19,10 +19,16 @@ class PredictionPage:
 
 
 def encode_cursor(direction: str, seq: int) -> str:
+    """The opaque cursor of the page `direction` ("before": older, "after": newer) of
+    the prediction numbered `seq`: `{"before": 12}` as JSON in unpadded URL-safe
+    base64. Replicate's own cursors are opaque too (the `next` and `previous` URLs
+    of https://replicate.com/docs/reference/http#predictions.list)."""
     return cursors.encode(json.dumps({direction: seq}, separators=(",", ":")), padded=False)
 
 
 def decode_cursor(cursor: str) -> tuple[str, int] | None:
+    """`(direction, seq)` from a cursor `encode_cursor` made; None for anything else
+    (over 200 characters, not base64 or JSON, another shape). Never raises."""
     text = cursors.decode(cursor, max_length=200)
     try:
         data = decoding.loads(text) if text is not None else None

@@ -52,13 +52,20 @@ class InputField:
 
 @dataclass(frozen=True)
 class InvalidField:
-    """One problem with one input, as an entry of Replicate's `invalid_fields`."""
+    """One problem with one input, as an entry of Replicate's `invalid_fields`.
+
+    type: the JSON Schema check that failed (`required`, `invalid_type`, `enum`,
+    `number_range`, ...); field: the input's path (`input.prompt`, `(root)` for the
+    body itself); description: a sentence for a person.
+    """
 
     type: str
     field: str
     description: str
 
     def to_json(self) -> dict[str, str]:
+        """`{"type", "field", "description"}`, one item of a 422's `invalid_fields`
+        (see `services.replicate.emulator.problems`)."""
         return {"type": self.type, "field": self.field, "description": self.description}
 
 
@@ -99,6 +106,7 @@ class ModelSpec:
         return self.version_id or hashlib.sha256(f"emulator:{self.ref}".encode()).hexdigest()
 
     def field_named(self, name: str) -> InputField | None:
+        """The input called `name`, or None if the model has no such input."""
         return next((item for item in self.inputs if item.name == name), None)
 
     def openapi_schema(self) -> dict[str, Any]:

@@ -13,7 +13,11 @@ from services.replicate.emulator.store import FileStore
 
 @dataclass
 class Upload:
-    """A file uploaded to `POST /v1/files`."""
+    """A file uploaded to `POST /v1/files` (https://replicate.com/docs/reference/http#files.create).
+
+    size in bytes; sha256 and md5 as lowercase hex of the bytes; created_at and
+    expires_at aware UTC datetimes; base_url the emulator's origin, for the file's URL.
+    """
 
     id: str
     name: str
@@ -28,9 +32,14 @@ class Upload:
 
     @property
     def store_key(self) -> str:
+        """Where the bytes are in the emulator's `FileStore`: `uploads/<id>`."""
         return f"uploads/{self.id}"
 
     def to_json(self) -> dict[str, Any]:
+        """The file object Replicate's files API answers with: id, name, content_type,
+        size (bytes), etag (the MD5), checksums {sha256, md5}, metadata, created_at and
+        expires_at (ISO 8601 UTC, `Z`) and `urls.get`, the file's API URL
+        (https://replicate.com/docs/reference/http#files.get)."""
         return {
             "id": self.id,
             "name": self.name,

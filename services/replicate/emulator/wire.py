@@ -43,6 +43,10 @@ def api_token(request: Request) -> str | None:
 
 
 def authenticated(emulator: Emulator, request: Request) -> bool:
+    """Whether the request carries the configured API token (`config.api_token`), as
+    `Authorization: Bearer <token>` (https://replicate.com/docs/reference/http#authentication)
+    or `Token <token>`; compared in constant time. Always True when no token is set.
+    """
     expected = emulator.config.api_token
     if not expected:
         return True
@@ -51,7 +55,12 @@ def authenticated(emulator: Emulator, request: Request) -> bool:
 
 
 def parse_prefer_wait(header: str | None) -> int | None:
-    """Seconds to hold a create for `Prefer: wait[=N]`; None without; ValueError if invalid."""
+    """Seconds to hold a create for `Prefer: wait[=N]`; None without; ValueError if invalid.
+
+    `Prefer` is RFC 7240's header (comma-separated preferences); a bare `wait` means
+    `MAX_WAIT_SECONDS` (60), N must be ASCII digits from 1 to 60, as Replicate's sync
+    mode allows (https://replicate.com/docs/topics/predictions/create-a-prediction#sync-mode).
+    """
     if not header:
         return None
     for preference in header.split(","):
@@ -68,6 +77,13 @@ def parse_prefer_wait(header: str | None) -> int | None:
 
 
 async def json_body(request: Request) -> tuple[Any, Response | None]:
+    """The request's JSON body and None, or None and the 400 problem response to send.
+
+    An empty (or all-whitespace) body reads as {}. Refused with 400: anything
+    `services.decoding.loads` refuses (not JSON, NaN or Infinity, nested deeper than
+    `MAX_JSON_DEPTH`, 64). The value may be any JSON type: callers check its shape.
+    Raises nothing of its own.
+    """
     raw = await request.body()
     if not raw.strip():
         return {}, None
@@ -79,7 +95,14 @@ async def json_body(request: Request) -> tuple[Any, Response | None]:
 
 
 def check_webhook_fields(body: dict[str, Any]) -> tuple[dict[str, Any], list[InvalidField]]:
-    """`webhook`, `webhook_completed` and `webhook_events_filter`, checked."""
+    """`webhook`, `webhook_completed` and `webhook_events_filter`, checked.
+
+    Returns `({"webhook": url | None, "webhook_completed": url | None, "events":
+    frozenset of event names | None}, problems)`: a URL must be absolute http(s); each
+    event one of `WEBHOOK_EVENTS` (start, output, logs, completed:
+    https://replicate.com/docs/topics/webhooks/receive-webhook). What fails stays None
+    in the dict and is described in `problems` (for a 422), never raised.
+    """
     problems: list[InvalidField] = []
     found: dict[str, Any] = {"webhook": None, "webhook_completed": None, "events": None}
     for name in ("webhook", "webhook_completed"):
@@ -118,6 +141,11 @@ def check_webhook_fields(body: dict[str, Any]) -> tuple[dict[str, Any], list[Inv
 
 
 def model_json(emulator: Emulator, spec: ModelSpec) -> dict[str, Any]:
+    """The model object of `GET /v1/models/{owner}/{name}`
+    (https://replicate.com/docs/reference/http#models.get): url, owner, name,
+    description, visibility, is_official, run_count (this emulator's predictions of
+    it), latest_version (`version_json`) and the links Replicate may leave null.
+    """
     runs = sum(1 for record in emulator.predictions.values() if record.spec is spec)
     return {
         "url": f"https://replicate.com/{spec.ref}",
@@ -137,6 +165,10 @@ def model_json(emulator: Emulator, spec: ModelSpec) -> dict[str, Any]:
 
 
 def version_json(spec: ModelSpec) -> dict[str, Any]:
+    """The version object Replicate answers (`latest_version`, and
+    `GET /v1/models/{owner}/{name}/versions/{id}`): id (64 hex), created_at,
+    cog_version and openapi_schema (the Input and Output schemas Cog publishes).
+    """
     return {
         "id": spec.version,
         "created_at": spec.created_at,

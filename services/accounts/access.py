@@ -26,12 +26,15 @@ class Actor:
 
     @property
     def team_ids(self) -> list[int]:
+        """The ids of the actor's teams, ascending; [] for a user in no team."""
         return sorted(self.roles)
 
     def role_in(self, team_id: int) -> TeamRole | None:
+        """The actor's role in team `team_id`; None if they are not a member."""
         return self.roles.get(team_id)
 
     def can_read(self, team_id: int) -> bool:
+        """Whether the actor is a member of team `team_id` (any role reads)."""
         return team_id in self.roles
 
     def require_read(self, team_id: int, what: str) -> None:
@@ -48,6 +51,7 @@ class Actor:
             )
 
     def require_manage(self, team_id: int) -> None:
+        """Raise NotFound outside the team, PermissionDenied unless OWNER or ADMIN."""
         self.require_read(team_id, "team")
         if self.roles[team_id] not in MANAGERS:
             raise PermissionDenied("Only a team's owners and admins can manage its members.")

@@ -69,6 +69,8 @@ async def lock_parent_of(
 
 
 async def personal_team_id(session: AsyncSession, actor: Actor) -> int:
+    """The id of the actor's personal team (made with their account), where projects go
+    when no team is named. Raises NotFound (field `teamId`) if they have none."""
     team_id = (
         await session.exec(
             select(TeamRow.id)

@@ -46,6 +46,8 @@ class ShotDraft:
 
 
 async def scenes_of(session: AsyncSession, project_id: int) -> list[SceneRow]:
+    """The project's scenes in scene-number order ([] for none or no such project).
+    No access check: callers have checked or locked the project."""
     result = await session.exec(
         select(SceneRow)
         .where(SceneRow.project_id == project_id)
@@ -55,6 +57,8 @@ async def scenes_of(session: AsyncSession, project_id: int) -> list[SceneRow]:
 
 
 async def shots_of(session: AsyncSession, scene_id: int) -> list[ShotRow]:
+    """The scene's shots in shot-number order ([] for none or no such scene).
+    No access check: callers have checked or locked the project."""
     result = await session.exec(
         select(ShotRow).where(ShotRow.scene_id == scene_id).order_by(col(ShotRow.shot_number))
     )
@@ -64,6 +68,9 @@ async def shots_of(session: AsyncSession, scene_id: int) -> list[ShotRow]:
 async def scene_for_write(
     session: AsyncSession, actor: Actor, scene_id: int
 ) -> tuple[SceneRow, ProjectRow]:
+    """The scene, read again after its project is locked for this transaction, and the
+    project. Raises NotFound if the scene does not exist, was deleted meanwhile or is
+    in a team the actor is not in; PermissionDenied for a VIEWER."""
     return await lock_parent_of(session, actor, SceneRow, scene_id, "scene")
 
 
@@ -78,7 +85,17 @@ async def create_scene(
     shots: Sequence[ShotDraft] = (),
     checks: Checks | None = None,
 ) -> SceneRow:
-    """A scene (appended, or inserted at `scene_number`), with its shots."""
+    """A scene (appended, or inserted at `scene_number`), with its shots.
+
+    Later scenes move down one; `shots` become shots 1..n (numbered drafts at their
+    `shot_number`, the rest after them in the order given). Locks the project, flushes
+    (the scene has its id) and may advance the project's workflow status; the
+    caller's transaction commits. Raises InvalidInput, or ValidationFailed for several
+    problems (BLANK, TOO_LONG, OUT_OF_RANGE, DUPLICATE_NUMBER, LIMIT_REACHED: at most
+    `MAX_SCENES_PER_PROJECT` scenes and `MAX_SHOTS_PER_SCENE` shots); NotFound for a
+    project the actor cannot see; PermissionDenied for a VIEWER. `checks` may carry
+    problems found earlier (an ID that did not decode), reported with these.
+    """
     checks = checks if checks is not None else Checks()
     title = checks.text(title, field=("title",), max_length=TITLE_MAX)
     description = checks.optional_text(
@@ -177,6 +194,12 @@ async def update_scene(
     description: Maybe[str | None] = UNCHANGED,
     checks: Checks | None = None,
 ) -> SceneRow:
+    """Change the given fields (UNCHANGED: left as is; a blank description: None).
+
+    Locks the project; the caller's transaction commits. Raises InvalidInput or
+    ValidationFailed (BLANK, TOO_LONG, INVALID_CHARACTERS); NotFound for a scene the
+    actor cannot see; PermissionDenied for a VIEWER.
+    """
     checks = checks if checks is not None else Checks()
     changes: dict[str, Any] = {}
     if title is not UNCHANGED:
@@ -193,7 +216,12 @@ async def update_scene(
 
 
 async def delete_scene(session: AsyncSession, actor: Actor, *, scene_id: int) -> SceneRow:
-    """Delete a scene with its shots, images and selections; later scenes move up."""
+    """Delete a scene with its shots, images and selections; later scenes move up.
+
+    Returns the deleted row (its id, for the payload). Locks the project and may
+    advance its workflow status; the caller's transaction commits. Raises NotFound
+    for a scene the actor cannot see, PermissionDenied for a VIEWER.
+    """
     scene, project = await scene_for_write(session, actor, scene_id)
     await session.delete(scene)
     await session.flush()
@@ -207,6 +235,12 @@ async def delete_scene(session: AsyncSession, actor: Actor, *, scene_id: int) ->
 async def reorder_scenes(
     session: AsyncSession, actor: Actor, *, project_id: int, scene_ids: Sequence[int]
 ) -> ProjectRow:
+    """Renumber the project's scenes 1..n in the order of `scene_ids`; the project.
+
+    Locks the project; the caller's transaction commits. Raises InvalidInput
+    (INVALID_ORDER) unless `scene_ids` lists every scene of the project exactly once;
+    NotFound for a project the actor cannot see; PermissionDenied for a VIEWER.
+    """
     project = await lock_project(session, actor, project_id)
     scenes = await scenes_of(session, project_id)
     check_order(scene_ids, [s.id for s in scenes if s.id is not None], "scene of the project")

@@ -36,6 +36,9 @@ from services.validation import (
 async def shot_for_write(
     session: AsyncSession, actor: Actor, shot_id: int
 ) -> tuple[ShotRow, ProjectRow]:
+    """The shot, read again after its project is locked for this transaction, and the
+    project. Raises NotFound if the shot does not exist, was deleted meanwhile or is
+    in a team the actor is not in; PermissionDenied for a VIEWER."""
     return await lock_parent_of(session, actor, ShotRow, shot_id, "shot")
 
 
@@ -49,6 +52,15 @@ async def create_shot(
     initial_prompt: str | None = None,
     checks: Checks | None = None,
 ) -> ShotRow:
+    """A shot in the scene: appended, or inserted at `shot_number` (later shots move
+    down one). Blank texts become None.
+
+    Locks the project and flushes (the shot has its id); the caller's transaction
+    commits. Raises InvalidInput, or ValidationFailed for several problems (TOO_LONG,
+    INVALID_CHARACTERS, OUT_OF_RANGE for a number outside 1..n+1, LIMIT_REACHED at
+    `MAX_SHOTS_PER_SCENE` shots); NotFound for a scene the actor cannot see;
+    PermissionDenied for a VIEWER.
+    """
     checks = checks if checks is not None else Checks()
     description = checks.optional_text(
         description, field=("description",), max_length=DESCRIPTION_MAX
@@ -90,6 +102,12 @@ async def update_shot(
     initial_prompt: Maybe[str | None] = UNCHANGED,
     checks: Checks | None = None,
 ) -> ShotRow:
+    """Change the given fields (UNCHANGED: left as is; blank text: None).
+
+    Locks the project; the caller's transaction commits. Raises InvalidInput or
+    ValidationFailed (TOO_LONG, INVALID_CHARACTERS); NotFound for a shot the actor
+    cannot see; PermissionDenied for a VIEWER.
+    """
     checks = checks if checks is not None else Checks()
     changes: dict[str, Any] = {}
     if description is not UNCHANGED:
@@ -108,7 +126,12 @@ async def update_shot(
 
 
 async def delete_shot(session: AsyncSession, actor: Actor, *, shot_id: int) -> ShotRow:
-    """Delete a shot with its images and selection; later shots move up."""
+    """Delete a shot with its images and selection; later shots move up.
+
+    Returns the deleted row. Locks the project and may advance its workflow status;
+    the caller's transaction commits. Raises NotFound for a shot the actor cannot
+    see, PermissionDenied for a VIEWER.
+    """
     shot, project = await shot_for_write(session, actor, shot_id)
     await session.delete(shot)
     await session.flush()
@@ -120,6 +143,12 @@ async def delete_shot(session: AsyncSession, actor: Actor, *, shot_id: int) -> S
 async def reorder_shots(
     session: AsyncSession, actor: Actor, *, scene_id: int, shot_ids: Sequence[int]
 ) -> SceneRow:
+    """Renumber the scene's shots 1..n in the order of `shot_ids`; the scene.
+
+    Locks the project; the caller's transaction commits. Raises InvalidInput
+    (INVALID_ORDER) unless `shot_ids` lists every shot of the scene exactly once;
+    NotFound for a scene the actor cannot see; PermissionDenied for a VIEWER.
+    """
     scene, _ = await scene_for_write(session, actor, scene_id)
     shots = await shots_of(session, scene_id)
     check_order(shot_ids, [s.id for s in shots if s.id is not None], "shot of the scene")

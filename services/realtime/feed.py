@@ -35,6 +35,9 @@ logger = logging.getLogger("studio.events")
 
 
 class CursorExpired(InvalidInput):
+    """CURSOR_EXPIRED (field `after`): the events after a feed's cursor are no longer
+    kept (pruned by housekeeping); the client starts again from the current state."""
+
     def __init__(self) -> None:
         super().__init__(
             "Events after that cursor are no longer kept; subscribe again without `after` "
@@ -55,6 +58,8 @@ PAGE = 500
 
 
 async def last_sequence(session: AsyncSession, project_id: int) -> int:
+    """The number of the project's last recorded event (its `project_event_counters`
+    row); 0 for a project with no events yet, or no such project."""
     found = await session.get(ProjectEventCounterRow, project_id)
     return found.last_sequence if found is not None else 0
 
@@ -62,6 +67,8 @@ async def last_sequence(session: AsyncSession, project_id: int) -> int:
 async def events_after(
     session: AsyncSession, project_id: int, after: int, *, limit: int = PAGE
 ) -> list[ProjectEvent]:
+    """Up to `limit` stored events of the project numbered above `after`, in number
+    order ([] when there are none). No access check: callers have made it."""
     rows = await session.exec(
         select(ProjectEventRow)
         .where(ProjectEventRow.project_id == project_id, col(ProjectEventRow.sequence) > after)
@@ -72,7 +79,11 @@ async def events_after(
 
 
 async def check_cursor(session: AsyncSession, project_id: int, after: int) -> None:
-    """Raise unless every event after `after` is still in the table."""
+    """Raise unless every event after `after` is still in the table.
+
+    InvalidInput (INVALID_CURSOR, field `after`) for a number past the project's last
+    event; CursorExpired when events after it were pruned.
+    """
     last = await last_sequence(session, project_id)
     if after > last:
         raise InvalidInput(

@@ -23,6 +23,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import migrations
 from api.embedded import embedded_emulator
+from api.graphiql import graphiql_page
 from api.graphql import StudioGraphQL
 from api.health import healthz, readyz
 from api.limits import (
@@ -39,6 +40,7 @@ from api.schema import schema
 from api.settings import Settings, SettingsError
 from api.state import AppState
 from api.static import static_mounts
+from api.vendor import VENDOR_DIR
 from schema.context import Resources
 from services import maintenance
 from services.accounts.accounts import AccountSettings
@@ -157,8 +159,18 @@ def _account_settings(settings: Settings) -> AccountSettings:
     )
 
 
-def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000) -> Starlette:
-    """The whole server; resources open when the lifespan starts and close when it ends."""
+def create_app(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    vendor_dir: Path = VENDOR_DIR,
+) -> Starlette:
+    """The whole server; resources open when the lifespan starts and close when it ends.
+
+    Raises SettingsError for a bad setting, and api.vendor.VendorError when the
+    vendored browser libraries in `vendor_dir` (web/vendor/) lack a file GraphiQL loads.
+    """
     secret_key = settings.resolved_secret_key()
     database_url = settings.resolved_database_url()
     public_url = settings.resolved_public_url(host, port)
@@ -249,6 +261,7 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
 
     graphql = StudioGraphQL(
         schema,
+        ide_page=graphiql_page(vendor_dir),
         graphql_ide="graphiql",
         allowed_origins=settings.origins,
         keep_alive=True,
@@ -272,7 +285,7 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000)
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/", editor),
-            *static_mounts(),
+            *static_mounts(vendor_dir=vendor_dir),
         ],
         middleware=[
             # First, so every answer under /media has nosniff and the CSP, a 429 included.

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 import migrations
 from api.settings import Settings, SettingsError
 from api.state import AppState
+from api.vendor import VendorError
 from services.database import Database
 
 PRIVATE_DIRECTORY = 0o700
@@ -318,9 +319,10 @@ def vendor(args: argparse.Namespace) -> None:
     needed). Exits 1 with one line per problem, 2 when re-vendoring finds no npm.
     See api/vendor.py."""
     from api import vendor as vendoring
+    from api.graphiql import VENDORED_FILES
 
     if args.check:
-        problems = vendoring.check()
+        problems = vendoring.check(needed=VENDORED_FILES)
         for problem in problems:
             print(f"studio vendor: {problem}", file=sys.stderr)
         if problems:
@@ -388,3 +390,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except PortUnavailable as error:
         print(f"studio: {error}", file=sys.stderr)
         sys.exit(1)
+    except VendorError as error:
+        # Raised at start-up when GraphiQL's vendored files are missing or changed.
+        print(f"studio: {error}", file=sys.stderr)
+        sys.exit(2)

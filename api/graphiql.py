@@ -7,6 +7,11 @@ Strawberry's own page loads React and GraphiQL from a CDN and stays at
 `/static/graphiql.js` (web/static/). Each vendored file carries an `integrity`
 attribute from the manifest's SHA-256, so a browser refuses a file that differs.
 
+The page is built once, when the app is (`graphiql_page`): a file it needs that is
+not vendored, or not intact on disk, stops the server at start-up with a VendorError
+naming it, rather than answering /graphql with a 500 or a page that never loads.
+`studio vendor --check` reports a needed file packages.toml does not declare.
+
 The Content-Security-Policy allows scripts, styles and connections (HTTP and the
 WebSocket of subscriptions) to this origin only, fonts and images also as
 `data:` URLs (GraphiQL's CSS embeds its fonts so), and nothing else: no inline
@@ -16,13 +21,16 @@ script, no other origin, no frames.
 from __future__ import annotations
 
 import base64
-import functools
+import hashlib
+import os
+import stat
 from html import escape
+from pathlib import Path
 
 from starlette.responses import HTMLResponse
 
 from api.static import OWN_PREFIX
-from api.vendor import Manifest, read_manifest
+from api.vendor import DECLARATION, MANIFEST, VENDOR_DIR, Manifest, VendorError, read_manifest
 
 SCRIPTS = (
     ("react", "umd/react.production.min.js"),
@@ -35,6 +43,8 @@ STYLES = (
     ("graphiql", "graphiql.min.css"),
     ("@graphiql/plugin-explorer", "dist/style.css"),
 )
+VENDORED_FILES = (*SCRIPTS, *STYLES)
+"""Every (package, file) the page loads from web/vendor/."""
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'none'",
@@ -94,11 +104,41 @@ def page_html(manifest: Manifest) -> str:
 """
 
 
-@functools.cache
-def _page() -> bytes:
-    return page_html(read_manifest()).encode()
+def graphiql_page(vendor_dir: Path = VENDOR_DIR) -> bytes:
+    """The page as UTF-8, after verifying that every file it loads (VENDORED_FILES) is
+    listed in the manifest and on disk as a regular file with its SHA-256.
+
+    Raises VendorError naming each file that is not, and what to run.
+    """
+    manifest = read_manifest(vendor_dir)
+    problems: list[str] = []
+    for name, file in VENDORED_FILES:
+        try:
+            path = manifest.url_path(name, file, prefix="")
+        except KeyError:
+            problems.append(f"{name} {file} is not in {MANIFEST} (declare it in {DECLARATION})")
+            continue
+        if not _intact(vendor_dir / path.removeprefix("/"), manifest, name, file):
+            problems.append(f"{path.removeprefix('/')} is missing or differs from {MANIFEST}")
+    if problems:
+        raise VendorError(
+            f"GraphiQL (/graphql) cannot be served from {vendor_dir}: {'; '.join(problems)}. "
+            "Run ./dev vendor, then ./dev vendor --check."
+        )
+    return page_html(manifest).encode()
 
 
-def graphiql_response() -> HTMLResponse:
-    """The page with its security headers; the vendor manifest is read on first use."""
-    return HTMLResponse(_page(), headers=HEADERS)
+def _intact(path: Path, manifest: Manifest, name: str, file: str) -> bool:
+    listed = next(f for f in manifest.package(name).files if f.path == file)
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        data = path.read_bytes()
+    except OSError:
+        return False
+    return len(data) == listed.size and hashlib.sha256(data).hexdigest() == listed.sha256
+
+
+def graphiql_response(page: bytes) -> HTMLResponse:
+    """`page` (from graphiql_page) with its security headers."""
+    return HTMLResponse(page, headers=HEADERS)

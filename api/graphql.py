@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLRequestData, GraphQLRequestProtocol
+from strawberry.schema.base import BaseSchema
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UnsetType
@@ -77,6 +78,11 @@ def _is_subscription(request_data: GraphQLRequestData) -> bool:
 class StudioGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = GraphQLWSHandler
+
+    def __init__(self, schema: BaseSchema, *, ide_page: bytes, **options: Any) -> None:
+        """Strawberry's view; `ide_page` is our GraphiQL page (api.graphiql.graphiql_page)."""
+        super().__init__(schema, **options)
+        self.ide_page = ide_page
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Strawberry's, but a refused HTTP request gets a JSON body, not plain text."""
@@ -203,7 +209,7 @@ class StudioGraphQL(GraphQL[Context, None]):
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         """Our GraphiQL page (api.graphiql), which loads everything from this server."""
-        return graphiql_response()
+        return graphiql_response(self.ide_page)
 
     async def get_root_value(self, request: Request | WebSocket) -> Any:
         return None

@@ -3,8 +3,9 @@
 Served under `/static/`:
 
 - `/static/vendor/<name>@<version>/<file>`: a file listed in web/vendor/manifest.json
-  (see `api.vendor`), nothing else under that folder. A version's files never
-  change, so they are cached for a year as `immutable` (RFC 8246).
+  (see `api.vendor`) that is a regular file reached through no symbolic link, nothing
+  else under that folder. A version's files never change, so they are cached for a
+  year as `immutable` (RFC 8246).
 - `/static/<file>`: our own files in web/static/, revalidated on every use
   (`no-cache` with ETag and Last-Modified), so a change shows at once.
 
@@ -16,6 +17,7 @@ matching If-None-Match or If-Modified-Since; anything else is a 404.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Collection
 from pathlib import Path
 
@@ -49,7 +51,8 @@ class CachedFiles(StaticFiles):
     """Starlette's StaticFiles with our Content-Types and cache headers, and an allow-list.
 
     `only`, when given, holds the paths (relative to `directory`, with `/`) that may be
-    served; every other path is a 404 even if the file exists.
+    served; every other path is a 404 even if the file exists, and so is one of them
+    that is not a regular file or is reached through a symbolic link.
     """
 
     def __init__(
@@ -58,6 +61,21 @@ class CachedFiles(StaticFiles):
         super().__init__(directory=directory, check_dir=False)
         self.cache_control = cache_control
         self.only = frozenset(only) if only is not None else None
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        """Starlette's, but with an allow-list only a regular file at exactly that path:
+        Starlette follows a symbolic link that stays inside `directory`, and would
+        serve whatever it points at."""
+        if self.only is None:
+            return super().lookup_path(path)
+        full_path = Path(self.directory or ".").resolve() / path
+        try:
+            stat_result = full_path.lstat()
+        except OSError:  # not there, a name too long, a loop of links...
+            return "", None
+        if not stat.S_ISREG(stat_result.st_mode) or full_path.resolve() != full_path:
+            return "", None
+        return str(full_path), stat_result
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         if scope["method"] not in ("GET", "HEAD"):

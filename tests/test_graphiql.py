@@ -15,16 +15,22 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from playwright.async_api import Page, Route, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+from starlette.applications import Starlette
 
 from api import vendor
-from api.graphiql import SCRIPTS, STYLES, page_html
+from api.app import create_app
+from api.graphiql import SCRIPTS, STYLES, VENDORED_FILES, graphiql_page, page_html
+from api.settings import Settings
+from api.static import static_mounts
 from tests.conftest import IN_CI
+from tests.emulator_harness import ThreadedServer
 from tests.servers import StudioServer, studio_env
 
 pytestmark = pytest.mark.e2e
@@ -89,7 +95,110 @@ def test_graphiql_page_loads_only_vendored_files_from_this_origin() -> None:
     assert html.index("react-dom.production") < html.index("graphiql.min.js")
 
 
+def test_every_file_the_page_loads_is_declared_vendored_and_intact() -> None:
+    declared = {(p.name, f) for p in vendor.read_declaration().package for f in p.files}
+    assert set(VENDORED_FILES) <= declared
+    assert vendor.check(needed=VENDORED_FILES) == []
+    assert graphiql_page() == page_html(vendor.read_manifest()).encode()
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    """A copy of web/vendor/ to spoil."""
+    target = tmp_path / "vendor"
+    shutil.copytree(vendor.VENDOR_DIR, target)
+    return target
+
+
+def drop_the_explorer_style(copy: Path) -> None:
+    """dist/style.css gone from packages.toml, the manifest and the disk: consistent,
+    so only what the page needs can tell."""
+    declaration = copy / vendor.DECLARATION
+    declaration.write_text(
+        declaration.read_text().replace(
+            '["dist/index.umd.js", "dist/style.css"]', '["dist/index.umd.js"]'
+        )
+    )
+    manifest = json.loads((copy / vendor.MANIFEST).read_text())
+    for package in manifest["packages"]:
+        package["files"] = [f for f in package["files"] if f["path"] != "dist/style.css"]
+    (copy / vendor.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    (copy / "@graphiql" / "plugin-explorer@1.0.2" / "dist" / "style.css").unlink()
+    assert vendor.check(copy) == []
+
+
+def test_check_reports_a_file_the_page_loads_that_is_not_declared(copy: Path) -> None:
+    drop_the_explorer_style(copy)
+    assert vendor.check(copy, needed=VENDORED_FILES) == [
+        "@graphiql/plugin-explorer dist/style.css is loaded by a page but not declared in "
+        "packages.toml: declare it and run ./dev vendor"
+    ]
+
+
+def test_the_server_does_not_start_without_a_file_the_page_loads(copy: Path) -> None:
+    """Rather than answer GET /graphql with a 500: the error names the file and the fix."""
+    drop_the_explorer_style(copy)
+    message = (
+        f"GraphiQL (/graphql) cannot be served from {copy}: @graphiql/plugin-explorer "
+        "dist/style.css is not in manifest.json (declare it in packages.toml). "
+        "Run ./dev vendor, then ./dev vendor --check."
+    )
+    with pytest.raises(vendor.VendorError) as raised:
+        graphiql_page(copy)
+    assert str(raised.value) == message
+    with pytest.raises(vendor.VendorError) as raised:
+        create_app(Settings(), vendor_dir=copy)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("spoil", ["changed", "missing", "link"])
+def test_the_server_does_not_start_with_a_page_file_changed_or_missing(
+    copy: Path, spoil: str
+) -> None:
+    """A browser would refuse a changed file (its integrity attribute), and the server
+    serves no link: either way the page would never load."""
+    path = copy / "graphiql@3.8.3" / "graphiql.min.css"
+    data = path.read_bytes()
+    path.unlink()
+    if spoil == "changed":
+        path.write_bytes(data + b" ")
+    elif spoil == "link":
+        (copy.parent / "graphiql.min.css").write_bytes(data)
+        path.symlink_to(copy.parent / "graphiql.min.css")
+    with pytest.raises(
+        vendor.VendorError,
+        match=r"graphiql@3\.8\.3/graphiql\.min\.css is missing or differs from manifest\.json",
+    ):
+        create_app(Settings(), vendor_dir=copy)
+
+
 # -- the files over HTTP -------------------------------------------------------------------------
+
+
+def test_only_regular_files_listed_in_the_manifest_are_served(copy: Path) -> None:
+    """Starlette itself follows a symbolic link that stays inside the folder."""
+    licence = "react-dom@18.2.0/LICENSE"
+    (copy / licence).unlink()
+    (copy / licence).symlink_to(copy / "react@18.2.0" / "LICENSE")  # the same bytes
+    (copy / "react@18.2.0").rename(copy / "react-moved")
+    (copy / "react@18.2.0").symlink_to(copy / "react-moved")
+    explorer = copy / "@graphiql" / "plugin-explorer@1.0.2" / "dist"
+    (explorer / "style.css").unlink()
+    os.mkfifo(explorer / "style.css")
+    app = Starlette(routes=list(static_mounts(vendor_dir=copy)))
+    with (
+        ThreadedServer(lambda _: app, name="static") as server,
+        httpx.Client(base_url=f"{server.url}/static/vendor/") as client,
+    ):
+        assert client.get("graphiql@3.8.3/graphiql.min.css").status_code == 200
+        for path in (
+            licence,
+            "react@18.2.0/LICENSE",
+            "react@18.2.0/umd/react.production.min.js",
+            "@graphiql/plugin-explorer@1.0.2/dist/style.css",
+        ):
+            assert client.get(path).status_code == 404, path
+            assert client.head(path).status_code == 404, path
 
 
 def test_graphql_page_is_ours_with_a_policy_that_allows_this_origin_only(

@@ -12,16 +12,20 @@ without it; `--check` never needs it.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
@@ -105,6 +109,205 @@ def test_check_reports_a_malformed_declaration(copy: Path) -> None:
     (copy / vendor.DECLARATION).write_text('[[package]]\nname = "react"\nversion = "^18"\n')
     [problem] = vendor.check(copy)
     assert "not an exact version" in problem
+
+
+def read_json(copy: Path) -> Any:
+    return json.loads((copy / vendor.MANIFEST).read_text())
+
+
+def write_json(copy: Path, manifest: Any) -> None:
+    (copy / vendor.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def react(manifest: Any) -> Any:
+    [entry] = [p for p in manifest["packages"] if p["name"] == "react"]
+    return entry
+
+
+def test_check_finds_a_file_added_on_disk_and_to_the_manifest(copy: Path) -> None:
+    """Listed with its right SHA-256 and size, but neither declared nor a licence file."""
+    (copy / "react@18.2.0" / "evil.js").write_bytes(b"alert(1)")
+    manifest = read_json(copy)
+    sha256 = hashlib.sha256(b"alert(1)").hexdigest()
+    react(manifest)["files"].append({"path": "evil.js", "sha256": sha256, "size": 8})
+    write_json(copy, manifest)
+    assert vendor.check(copy) == [
+        "react@18.2.0/evil.js is in the manifest but is neither declared in packages.toml "
+        "nor a licence file nor package.json"
+    ]
+
+
+def test_check_finds_a_licence_the_package_json_does_not_give(copy: Path) -> None:
+    manifest = read_json(copy)
+    react(manifest)["license"] = "Proprietary"
+    write_json(copy, manifest)
+    assert vendor.check(copy) == [
+        "react@18.2.0: the manifest gives the licence 'Proprietary', its package.json 'MIT'"
+    ]
+
+
+def test_check_finds_licence_files_that_are_not_the_packages(copy: Path) -> None:
+    manifest = read_json(copy)
+    react(manifest)["licenseFiles"] = []
+    write_json(copy, manifest)
+    assert vendor.check(copy) == [
+        "react@18.2.0: the manifest names the licence files [], but its licence files are "
+        "['LICENSE']"
+    ]
+
+
+def test_check_finds_a_package_json_of_another_package(copy: Path) -> None:
+    shutil.copy(copy / "react-dom@18.2.0" / "package.json", copy / "react@18.2.0" / "package.json")
+    manifest = read_json(copy)
+    [entry] = [f for f in react(manifest)["files"] if f["path"] == "package.json"]
+    data = (copy / "react@18.2.0" / "package.json").read_bytes()
+    entry.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    write_json(copy, manifest)
+    assert vendor.check(copy) == ["react@18.2.0/package.json is for react-dom@18.2.0"]
+
+
+@pytest.mark.parametrize(
+    ("integrity", "why"),
+    [
+        ("sha512-AAAA", "is not a tarball integrity as npm writes it"),
+        ("sha1-" + base64.b64encode(b"x" * 20).decode(), "is not a tarball integrity"),
+        ("", "is not a tarball integrity"),
+    ],
+)
+def test_check_refuses_an_integrity_npm_would_not_write(
+    copy: Path, integrity: str, why: str
+) -> None:
+    """Offline, a well-formed SHA-512 cannot be told from the tarball's (that one is
+    verified against what npm gets whenever ./dev vendor runs); a malformed one can."""
+    manifest = read_json(copy)
+    react(manifest)["integrity"] = integrity
+    write_json(copy, manifest)
+    [problem] = vendor.check(copy)
+    assert f"packages.0.integrity: {integrity!r} {why}" in problem
+
+
+def test_check_refuses_a_package_listed_twice(copy: Path) -> None:
+    manifest = read_json(copy)
+    manifest["packages"].append(react(manifest))
+    write_json(copy, manifest)
+    [problem] = vendor.check(copy)
+    assert problem.endswith("manifest.json: packages: the package 'react' is there twice")
+
+
+def test_check_refuses_a_file_listed_twice(copy: Path) -> None:
+    manifest = read_json(copy)
+    react(manifest)["files"].append(react(manifest)["files"][0])
+    write_json(copy, manifest)
+    [problem] = vendor.check(copy)
+    assert problem.endswith("packages.0.files: the file 'LICENSE' is there twice")
+
+
+@pytest.mark.parametrize(
+    ("declaration", "why"),
+    [
+        (
+            '[[package]]\nname = "react"\nversion = "18.2.0"\nfiles = ["a.js"]\n' * 2,
+            "package: the package 'react' is there twice",
+        ),
+        (
+            '[[package]]\nname = "react"\nversion = "18.2.0"\nfiles = ["a.js", "a.js"]\n',
+            "package.0.files: the file 'a.js' is there twice",
+        ),
+        (
+            '[[package]]\nname = "react\\n"\nversion = "18.2.0"\nfiles = ["a.js"]\n',
+            "is not an npm package name",
+        ),
+        (
+            '[[package]]\nname = "react"\nversion = "18.2.0\\n"\nfiles = ["a.js"]\n',
+            "is not an exact version",
+        ),
+        (
+            '[[package]]\nname = "react"\nversion = "18.2.0"\nfiles = ["umd//a.js"]\n',
+            "is not a path inside the package",
+        ),
+    ],
+)
+def test_check_refuses_a_declaration_with_a_package_or_file_twice_or_a_bad_name(
+    copy: Path, declaration: str, why: str
+) -> None:
+    (copy / vendor.DECLARATION).write_text(declaration)
+    [problem] = vendor.check(copy)
+    assert why in problem
+
+
+def test_check_finds_a_manifest_not_laid_out_as_vendor_writes_it(copy: Path) -> None:
+    manifest = read_json(copy)
+    manifest["packages"].reverse()
+    write_json(copy, manifest)
+    assert vendor.check(copy) == [
+        "manifest.json is not as ./dev vendor writes it (its note, order or layout differ): "
+        "run ./dev vendor"
+    ]
+
+
+def test_check_finds_a_page_file_that_is_not_declared(copy: Path) -> None:
+    assert vendor.check(copy, needed=[("graphiql", "graphiql.min.js")]) == []
+    assert vendor.check(copy, needed=[("graphiql", "graphiql.js")]) == [
+        "graphiql graphiql.js is loaded by a page but not declared in packages.toml: "
+        "declare it and run ./dev vendor"
+    ]
+
+
+def replace_with_symlink_to_a_copy(copy: Path) -> None:
+    """The same bytes, but through a link to a file outside web/vendor/ (the server
+    does not follow it, so the page would break while the SHA-256 still matches)."""
+    path = copy / "react@18.2.0" / "umd" / "react.production.min.js"
+    outside = copy.parent / "outside.js"
+    outside.write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(outside)
+
+
+@pytest.mark.parametrize(
+    ("spoil", "problem"),
+    [
+        (
+            lambda copy: (copy / "react@18.2.0" / "etc").symlink_to("/etc"),
+            "react@18.2.0/etc is a symbolic link: vendored files are regular files",
+        ),
+        (
+            lambda copy: (copy / "dangling").symlink_to(copy / "nowhere"),
+            "dangling is a symbolic link: vendored files are regular files",
+        ),
+        (
+            replace_with_symlink_to_a_copy,
+            "react@18.2.0/umd/react.production.min.js is a symbolic link: "
+            "vendored files are regular files",
+        ),
+        (
+            lambda copy: os.mkfifo(copy / "react@18.2.0" / "fifo"),
+            "react@18.2.0/fifo is not a regular file (a FIFO, socket or device)",
+        ),
+        (
+            lambda copy: (copy / "newdir" / "deeper").mkdir(parents=True),
+            "newdir/ is a folder with no file of the manifest in it",
+        ),
+        (
+            lambda copy: (copy / "react@18.2.0" / "esm").mkdir(),
+            "react@18.2.0/esm/ is a folder with no file of the manifest in it",
+        ),
+    ],
+    ids=["link-to-etc", "dangling-link", "link-to-a-copy", "fifo", "empty-folders", "extra-folder"],
+)
+def test_check_reports_every_link_special_file_and_extra_folder(
+    copy: Path, spoil: Callable[[Path], object], problem: str
+) -> None:
+    spoil(copy)
+    assert vendor.check(copy) == [problem]
+
+
+def test_check_reports_a_whole_package_folder_that_is_a_link(copy: Path) -> None:
+    moved = copy.parent / "react-elsewhere"
+    (copy / "react@18.2.0").rename(moved)
+    (copy / "react@18.2.0").symlink_to(moved)
+    assert vendor.check(copy) == [
+        "react@18.2.0 is a symbolic link: vendored files are regular files"
+    ]
 
 
 # -- integrity --------------------------------------------------------------------------------
@@ -329,6 +532,144 @@ def test_unpack_refuses_a_tarball_that_does_not_match_its_integrity(tarball: byt
     spoiled[len(spoiled) // 2] ^= 1
     with pytest.raises(vendor.VendorError, match=r"@scope/lib@1\.2\.3: the tarball does not match"):
         vendor.unpack(wanted, bytes(spoiled), package.integrity)
+
+
+# -- tarballs npm would not make (built here, each with a valid integrity) ---------------------
+
+PACKAGE_JSON = json.dumps({"name": NAME, "version": VERSION, "license": "MIT"}).encode()
+
+
+def tarball_of(*members: tuple[str, str, bytes | str]) -> bytes:
+    """A .tgz of (name, kind, content) members: kind "file" (content: bytes), "dir",
+    "symlink" or "hardlink" (content: the link's target)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, kind, content in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                assert isinstance(content, bytes)
+                info.size = len(content)
+                archive.addfile(info, io.BytesIO(content))
+                continue
+            info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE}.get(
+                kind, tarfile.LNKTYPE
+            )
+            info.linkname = str(content)
+            archive.addfile(info)
+    return buffer.getvalue()
+
+
+def unpack(*members: tuple[str, str, bytes | str]) -> dict[str, bytes]:
+    wanted = vendor.DeclaredPackage(name=NAME, version=VERSION, files=["a.js"])
+    data = tarball_of(*members)
+    _, files = vendor.unpack(wanted, data, vendor.sha512_integrity(data))
+    return files
+
+
+GOOD = (
+    ("package", "dir", ""),
+    ("package/package.json", "file", PACKAGE_JSON),
+    ("package/LICENSE", "file", b"MIT\n"),
+    ("package/a.js", "file", b"ok"),
+)
+
+
+def test_unpack_takes_a_well_made_tarball() -> None:
+    assert unpack(*GOOD) == {"LICENSE": b"MIT\n", "a.js": b"ok", "package.json": PACKAGE_JSON}
+
+
+@pytest.mark.parametrize(
+    ("member", "why"),
+    [
+        (("/a.js", "file", b"EVIL"), r"holds '/a\.js', which is absolute"),
+        (("/package/a.js", "file", b"EVIL"), r"holds '/package/a\.js', which is absolute"),
+        (("other/a.js", "file", b"EVIL"), r"holds 'other/a\.js', outside its package/"),
+        (("a.js", "file", b"EVIL"), r"holds 'a\.js', outside its package/"),
+        (("package", "file", b"EVIL"), r"holds 'package', outside its package/"),
+        (("package/a.js", "file", b"EVIL"), r"holds 'package/a\.js' twice"),
+        (("package/./a.js", "file", b"EVIL"), r"which has an empty, `\.` or `\.\.` part"),
+        (("package//a.js", "file", b"EVIL"), r"which has an empty, `\.` or `\.\.` part"),
+        (("./package/a.js", "file", b"EVIL"), r"which has an empty, `\.` or `\.\.` part"),
+        (("package/../../a.js", "file", b"EVIL"), r"which has an empty, `\.` or `\.\.` part"),
+        (("package/LICENSE-..\\..\\x", "file", b"L"), r"which has a backslash"),
+        (("package/LICENSE\n", "file", b"L"), r"'package/LICENSE\\n', which has a control"),
+        (("package/x\x1b[2J.js", "file", b"L"), r"which has a control character"),
+        (("package/x\u202e.js", "file", b"L"), r"which has a control character"),
+        (("package/b.js", "symlink", "/etc/passwd"), r"'package/b\.js', which is a link or"),
+        (("package/b.js", "hardlink", "package/a.js"), r"'package/b\.js', which is a link or"),
+        (("package/a.js/b.js", "file", b"x"), r"holds a\.js both as a file and a folder"),
+        (("package/a.js", "dir", ""), r"holds 'package/a\.js' twice"),
+    ],
+    ids=[
+        "absolute",
+        "absolute-package",
+        "other-folder",
+        "no-folder",
+        "package-as-file",
+        "twice",
+        "dot",
+        "empty-part",
+        "leading-dot",
+        "dot-dot",
+        "backslash",
+        "newline",
+        "escape",
+        "bidi-override",
+        "symlink",
+        "hardlink",
+        "file-and-folder",
+        "folder-over-file",
+    ],
+)
+def test_unpack_refuses_an_entry_npm_would_not_write(
+    member: tuple[str, str, bytes | str], why: str
+) -> None:
+    """Each would replace or add to what the package holds, or write outside it."""
+    with pytest.raises(vendor.VendorError, match=rf"^@scope/lib@1\.2\.3: the tarball .*{why}"):
+        unpack(*GOOD, member)
+
+
+def test_unpack_refuses_a_name_that_is_not_utf8() -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.GNU_FORMAT) as archive:
+        for name, _, content in GOOD[1:]:
+            info = tarfile.TarInfo(name)
+            assert isinstance(content, bytes)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+        info = tarfile.TarInfo("package/\udcff.js")  # byte 0xff, as tarfile decodes it
+        archive.addfile(info, io.BytesIO(b""))
+    data = buffer.getvalue()
+    wanted = vendor.DeclaredPackage(name=NAME, version=VERSION, files=["a.js"])
+    with pytest.raises(vendor.VendorError, match="a name that is not UTF-8"):
+        vendor.unpack(wanted, data, vendor.sha512_integrity(data))
+
+
+@pytest.mark.parametrize(
+    ("package_json", "why"),
+    [
+        (b"[" * 100_000, "its package.json is not JSON"),
+        (b"[1]", "its package.json is not a JSON object"),
+        (
+            json.dumps({"name": "other", "version": VERSION}).encode(),
+            "its package.json is for other@1.2.3",
+        ),
+    ],
+    ids=["nested-too-deep", "not-an-object", "another-package"],
+)
+def test_unpack_turns_a_bad_package_json_into_a_vendor_error(package_json: bytes, why: str) -> None:
+    with pytest.raises(vendor.VendorError, match=rf"^@scope/lib@1\.2\.3: {why}"):
+        unpack(("package/package.json", "file", package_json), ("package/a.js", "file", b"ok"))
+
+
+def test_unpack_refuses_a_tarball_that_unpacks_too_big() -> None:
+    """A header claiming more than MAX_UNPACKED_BYTES is refused before any of it is read."""
+    info = tarfile.TarInfo("package/a.js")
+    info.size = vendor.MAX_UNPACKED_BYTES + 1
+    data = gzip.compress(info.tobuf())
+    wanted = vendor.DeclaredPackage(name=NAME, version=VERSION, files=["a.js"])
+    with pytest.raises(vendor.VendorError, match="the tarball unpacks to over 268435456 bytes"):
+        vendor.unpack(wanted, data, vendor.sha512_integrity(data))
 
 
 # -- re-vendoring through npm's own registry ---------------------------------------------------

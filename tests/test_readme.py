@@ -118,3 +118,17 @@ def test_every_file_or_folder_the_readme_points_to_exists() -> None:
     assert named
     missing = sorted(path for path in named if not (ROOT / path).exists())
     assert missing == []
+
+
+def test_every_module_the_architecture_page_names_exists() -> None:
+    """The layout block names modules by file (`feed.py`); each is a file of the project."""
+    text = README.read_text()
+    tree = text.split("## Architecture in a page", 1)[1].split("```", 2)[1]
+    named = set(re.findall(r"\b(\w+\.py)\b", tree))
+    files = {
+        path.name
+        for folder in ("api", "schema", "resolvers", "services")
+        for path in (ROOT / folder).rglob("*.py")
+    }
+    assert len(named) > 30
+    assert sorted(named - files) == []

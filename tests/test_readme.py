@@ -127,7 +127,7 @@ def test_every_module_the_architecture_page_names_exists() -> None:
     named = set(re.findall(r"\b(\w+\.py)\b", tree))
     files = {
         path.name
-        for folder in ("api", "schema", "resolvers", "services")
+        for folder in ("api", "schema", "resolvers", "services", "tests")
         for path in (ROOT / folder).rglob("*.py")
     }
     assert len(named) > 30

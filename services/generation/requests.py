@@ -252,8 +252,13 @@ async def animate_storyboard(
     unstored = len({s.selected_image_id for s in chosen_rows} - set(masters))
     if unstored:
         raise InvalidInput(
-            f"{unstored} of the master images to animate have no stored copy yet. "
-            + NOT_STORED_MESSAGE,
+            (
+                "1 master image to animate has no copy in the studio's storage yet"
+                if unstored == 1
+                else f"{unstored} master images to animate have no copy in the studio's storage yet"
+            )
+            + " (an imported image is copied from its URL in the background, and that "
+            "copy may have failed); only a stored image can be animated.",
             code="IMAGE_NOT_STORED",
             field=("projectId",),
         )

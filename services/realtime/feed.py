@@ -16,7 +16,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.errors import InvalidInput, NotFound
-from services.realtime.bus import EventBus, SubscriberTooSlow
+from services.realtime.bus import EventBus, Message, SubscriberTooSlow, Subscription
 from services.realtime.events import (
     PROJECT_DELETED,
     SNAPSHOT,
@@ -118,9 +118,12 @@ async def follow(
     bus cuts its queue off; the feed then subscribes again and carries on from
     the table, so memory stays bounded and nothing is lost.
 
-    Access is checked again when the user's access changes, when the bus resyncs,
-    and every `recheck_every` seconds without either (a notice can be lost; a
-    token expires); when it is gone, AccessLost is raised.
+    Access (`still_allowed`) is checked again when the user's access changes (a
+    notice on the bus), when the bus resyncs, and on a schedule that no event
+    moves: `recheck_every` seconds after the last check (a notice can be lost; a
+    token expires). No event is sent once a check is due and before it has run.
+    When access is gone, AccessLost is raised; `still_allowed` may raise its own
+    error instead.
     """
     async with session() as reading:
         if after is not None:
@@ -128,6 +131,8 @@ async def follow(
             last = after
         else:
             last = -1
+    clock = asyncio.get_running_loop().time
+    check_at = clock() + recheck_every
     first = True
     while True:
         async with bus.subscribe(project_channel(project_id), access_channel(user_id)) as live:
@@ -147,13 +152,11 @@ async def follow(
                             if missed.kind == PROJECT_DELETED:
                                 return
                         catch_up = False
-                    try:
-                        message = await asyncio.wait_for(live.get(), recheck_every)
-                    except TimeoutError:
-                        message = {"access": "recheck"}
-                    if "access" in message or "resync" in message:
+                    message = await _next_message(live, check_at - clock())
+                    if message is None or "access" in message or "resync" in message:
                         if not await still_allowed():
                             raise AccessLost
+                        check_at = clock() + recheck_every
                         catch_up = True
                         continue
                     live_event = ProjectEvent.from_message(message)
@@ -170,6 +173,16 @@ async def follow(
                     "a subscriber of project %s fell behind; reading on from the table",
                     project_id,
                 )
+
+
+async def _next_message(live: Subscription, within: float) -> Message | None:
+    """The next bus message, or None when `within` seconds pass first (a check is due)."""
+    if within <= 0:
+        return None  # due already: a busy feed must not put its check off
+    try:
+        return await asyncio.wait_for(live.get(), within)
+    except TimeoutError:
+        return None
 
 
 async def _read_table(session: Opener, project_id: int, after: int) -> AsyncIterator[ProjectEvent]:

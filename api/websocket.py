@@ -23,8 +23,10 @@ subscriptions-transport-ws) keep to three rules Strawberry's handlers alone do n
   closed with 4408: Strawberry does so for graphql-transport-ws, and here the
   same for graphql-ws, for which Strawberry waits forever.
 - A result that says TOKEN_INVALID means the token stopped working while the
-  operation ran (an open subscription learns it from the access notices of
-  `services.realtime.feed.follow`): the socket closes with 4403 instead of sending it.
+  operation ran: the socket closes with 4403 instead of sending it. An open
+  subscription learns it at the token's expiry instant, at once after a logout
+  (an access notice on the bus), and otherwise at its next scheduled check
+  (`services.realtime.feed.follow`), however busy its project is.
 
 Queries and mutations run exactly as over HTTP: same schema, same extensions,
 same context.

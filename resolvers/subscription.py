@@ -37,7 +37,11 @@ def _error(error: StudioError) -> GraphQLError:
 async def _feed(
     info: Info, project_id: int, team_id: int, after: str | None, *, state_first: bool = False
 ) -> AsyncGenerator[events.ProjectEvent, None]:
-    """The project's events for this subscriber, ending (with NOT_FOUND) if access goes."""
+    """The project's events for this subscriber, ending (with NOT_FOUND) if access goes.
+
+    It ends with TOKEN_INVALID (a socket closes with 4403) at the instant the token
+    expires, or as soon as a logout is heard of; see `feed.follow` for the schedule.
+    """
     context = info.context
     actor = context.require_actor()
     bus = context.resources.bus
@@ -56,7 +60,8 @@ async def _feed(
             )
     token = context.token
 
-    async def still_allowed() -> bool:
+    async def still_allowed() -> feed.Allowed:
+        """The token and the team membership as they are now; allowed until the token expires."""
         if token is None:
             return False
         async with context.db.session() as session:
@@ -66,7 +71,7 @@ async def _feed(
         if not current.can_read(team_id):
             return False
         context.actor = current
-        return True
+        return current.signed_in_until or True
 
     stream = feed.follow(
         bus,
@@ -75,6 +80,7 @@ async def _feed(
         after=start,
         user_id=actor.user_id,
         still_allowed=still_allowed,
+        allowed_until=actor.signed_in_until,  # the feed ends at the token's expiry, not later
         snapshot_on_resume=state_first,
     )
     # Closed with this generator: left to the garbage collector, a feed closed while

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,7 +21,13 @@ from services.database import Database
 from services.errors import InvalidInput
 from services.realtime import events, feed, recording
 from services.realtime.bus import EventBus
-from services.tables import ProjectEventCounterRow, ProjectEventRow, ProjectRow, ShotImageRow
+from services.tables import (
+    ProjectEventCounterRow,
+    ProjectEventRow,
+    ProjectRow,
+    ShotImageRow,
+    utcnow,
+)
 from tests.factories import Account, account, iteration, join, mutate, mutate_ok, project, scene
 
 
@@ -489,6 +496,106 @@ async def test_access_is_checked_again_now_and_then(live_db: Database, bus: Even
         assert checks == 3
     finally:
         await stream.aclose()
+
+
+async def keep_busy(db: Database, owner: Account, project_id: str) -> None:
+    """Rename the project ten times a second until cancelled."""
+    for n in itertools.count():
+        await mutate_ok(
+            db,
+            "updateProject",
+            {"id": project_id, "title": f"Take {n}"},
+            "project { id }",
+            token=owner.token,
+        )
+        await asyncio.sleep(0.1)
+
+
+async def read_until_access_lost(stream: AsyncIterator[events.ProjectEvent]) -> int:
+    """Read `stream` until it raises AccessLost (within 5 s); how many events came first."""
+    received = 0
+    try:
+        async with asyncio.timeout(5):
+            async for _ in stream:
+                received += 1
+    except feed.AccessLost:
+        return received
+    except TimeoutError:
+        raise AssertionError(f"access was not lost within 5 s ({received} events)") from None
+    raise AssertionError("the feed ended without losing access")
+
+
+async def test_a_busy_feed_checks_access_on_schedule(live_db: Database, bus: EventBus) -> None:
+    """Events every 0.1 s do not put off a check due every 0.3 s: the schedule runs from
+    the last check, not from the last event."""
+    owner = await account(live_db)
+    project_id = await project(live_db, owner)
+    clock = asyncio.get_running_loop().time
+    checks: list[float] = []
+
+    async def lost_on_the_third_check() -> bool:
+        checks.append(clock())
+        return len(checks) < 3
+
+    stream = feed.follow(
+        bus,
+        live_db.session,
+        ids.decode(project_id, "Project"),
+        after=None,
+        user_id=ids.decode(owner.user_id, "User"),
+        still_allowed=lost_on_the_third_check,
+        recheck_every=0.3,
+    )
+    busy = asyncio.create_task(keep_busy(live_db, owner, project_id))
+    try:
+        started = clock()
+        received = await read_until_access_lost(stream)
+    finally:
+        busy.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await busy
+        await stream.aclose()
+    assert received >= 6, "the project was not busy"
+    gaps = [later - earlier for earlier, later in itertools.pairwise([started, *checks])]
+    assert len(gaps) == 3, gaps
+    assert all(0.3 <= gap < 1.0 for gap in gaps), gaps
+
+
+async def test_a_feed_checks_access_again_the_moment_it_ends(
+    live_db: Database, bus: EventBus
+) -> None:
+    """Access known to end (a token's expiry) is checked at that instant, not a minute
+    later, busy or not: first at `allowed_until`, then when the check's answer says."""
+    owner = await account(live_db)
+    project_id = await project(live_db, owner)
+    ends = utcnow() + timedelta(seconds=0.5)
+    answers: list[feed.Allowed] = [ends + timedelta(seconds=0.4), False]
+    checks: list[datetime] = []
+
+    async def check() -> feed.Allowed:
+        checks.append(utcnow())
+        return answers[len(checks) - 1]
+
+    stream = feed.follow(
+        bus,
+        live_db.session,
+        ids.decode(project_id, "Project"),
+        after=None,
+        user_id=ids.decode(owner.user_id, "User"),
+        still_allowed=check,
+        allowed_until=ends,
+    )
+    busy = asyncio.create_task(keep_busy(live_db, owner, project_id))
+    try:
+        await read_until_access_lost(stream)
+    finally:
+        busy.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await busy
+        await stream.aclose()
+    due = [ends, ends + timedelta(seconds=0.4)]
+    late = [(at - instant).total_seconds() for at, instant in zip(checks, due, strict=True)]
+    assert all(0 <= lateness < 0.3 for lateness in late), late
 
 
 async def test_cursors_from_the_future_or_past_retention_are_refused(db: Database) -> None:

@@ -4,7 +4,8 @@ Real `studio serve` processes, spoken to over graphql-transport-ws, the older
 graphql-ws, server-sent events and HTTP. An EDITOR removed from the team loses
 it at once on an open socket (reads are null, writes NOT_FOUND, a new feed
 replays nothing); a token logged out or expired closes its sockets with 4403, on
-the next operation and on open subscriptions; each operation reads the
+the next operation and on open subscriptions (an expiring token's feeds, on every
+transport, the moment it expires, however busy the project); each operation reads the
 database as it is when it runs; and an operation over a socket answers exactly
 what it answers over HTTP.
 
@@ -16,11 +17,14 @@ TOKEN_INVALID ("sign in again") on every transport, apart from no token at all
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import secrets
-from collections.abc import Iterator
-from datetime import timedelta
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +36,8 @@ from websockets.exceptions import ConnectionClosed
 from services.accounts.accounts import hash_token
 from services.database import Database
 from services.tables import AccessTokenRow, utcnow
-from tests.realtime_harness import PROJECT_EVENTS, WAIT, Api
+from tests.factories import PASSWORD
+from tests.realtime_harness import ANIMATION_STATUS, ITERATION_STATUS, PROJECT_EVENTS, WAIT, Api
 from tests.servers import StudioServer
 from tests.test_subscriptions import studio_server
 
@@ -277,15 +282,15 @@ def assert_sign_in_again(code: int | None, reason: str) -> None:
     assert "sign in again" in reason, reason
 
 
-async def expire(database: Path, token: str) -> None:
-    """Make `token` expire (a second ago), straight in the module's database."""
+async def expire(database: Path, token: str, at: datetime | None = None) -> None:
+    """Make `token` expire `at` (default: a second ago), straight in the module's database."""
     db = Database(f"sqlite+aiosqlite:///{database}")
     try:
         async with db.transaction() as session:
             await session.exec(
                 update(AccessTokenRow)
                 .where(col(AccessTokenRow.token_hash) == hash_token(token))
-                .values(expires_at=utcnow() - timedelta(seconds=1))
+                .values(expires_at=at or utcnow() - timedelta(seconds=1))
             )
     finally:
         await db.dispose()
@@ -328,6 +333,185 @@ async def test_an_expired_token_closes_its_socket_on_the_next_operation(
         await expire(database, api.token)
         await client.start(PROJECT_EVENTS, {"projectId": project_id})
         assert_sign_in_again(*await closing(client.connection))
+
+
+# -- a token that expires while its feeds are busy ---------------------------------------------
+
+SSE = "server-sent events"
+EXPIRES_IN = 4.0  # seconds after the feeds are set up: time enough to open them all
+ENDED_WITHIN = 1.5  # seconds after the expiry by which every feed must have ended
+FEEDS = {
+    "projectEvents": PROJECT_EVENTS,
+    "iterationStatus": ITERATION_STATUS,
+    "animationStatus": ANIMATION_STATUS,
+}
+
+
+@dataclass
+class Ending:
+    """How a feed ended: when (`time.time()`), after how many data messages, and why
+    (a WebSocket's close code and reason; for server-sent events no code, and the
+    codes of the last message's errors)."""
+
+    at: float
+    messages: int
+    code: int | None
+    reason: str
+
+
+class SocketFeed:
+    """One subscription alone on a WebSocket of either subprotocol."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    @classmethod
+    async def open(
+        cls, studio: StudioServer, token: str, protocol: str, query: str, variables: dict[str, Any]
+    ) -> SocketFeed:
+        """Subscribed, its first message (the state it starts from) received."""
+        client = await Client.open(studio, token, protocol)
+        first = await client.result(await client.start(query, variables))
+        assert not first.get("errors"), first
+        return cls(client)
+
+    async def ending(self, by: float) -> Ending:
+        """Read until the server closes the socket, at the latest at `by` (`time.time()`)."""
+        messages = 0
+        try:
+            async with asyncio.timeout(by - time.time()):
+                while True:
+                    message = json.loads(await self.client.connection.recv())
+                    messages += message.get("type") in ("next", "data")
+        except ConnectionClosed as closed:
+            code, reason = (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (None, "")
+            return Ending(time.time(), messages, code, reason)
+        except TimeoutError:
+            raise AssertionError(f"still open after {messages} messages") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class StreamFeed:
+    """One subscription over server-sent events (a POST with `Accept: text/event-stream`)."""
+
+    def __init__(self, events: AsyncIterator[tuple[str, str]], stack: contextlib.AsyncExitStack):
+        self.events = events
+        self.stack = stack
+
+    @classmethod
+    async def open(
+        cls, studio: StudioServer, token: str, query: str, variables: dict[str, Any]
+    ) -> StreamFeed:
+        """Subscribed, its first message (the state it starts from) received."""
+        stack = contextlib.AsyncExitStack()
+        api = await stack.enter_async_context(Api(studio.base_url, token))
+        response = await stack.enter_async_context(
+            api.http.stream(
+                "POST",
+                "/graphql",
+                json={"query": query, "variables": variables},
+                headers={"Authorization": f"Bearer {token}", "Accept": "text/event-stream"},
+            )
+        )
+        assert response.status_code == 200, await response.aread()
+        feed = cls(cls._events(response.aiter_lines()), stack)
+        kind, data = await asyncio.wait_for(anext(feed.events), WAIT)
+        assert kind == "next", (kind, data)
+        assert "errors" not in json.loads(data), data
+        return feed
+
+    @staticmethod
+    async def _events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
+        """Each event as (its name, its data); comments (heartbeats) are skipped."""
+        kind = ""
+        async for line in lines:
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: ") or line == "data:":
+                yield kind, line.removeprefix("data:").strip()
+
+    async def ending(self, by: float) -> Ending:
+        """Read until the stream says `complete` (or ends), at the latest at `by`."""
+        messages, last_errors = 0, ""
+        try:
+            async with asyncio.timeout(by - time.time()):
+                async for kind, data in self.events:
+                    if kind != "next":
+                        break
+                    messages += 1
+                    errors = json.loads(data).get("errors") or []
+                    last_errors = " ".join(e.get("extensions", {}).get("code", "") for e in errors)
+        except TimeoutError:
+            raise AssertionError(f"still open after {messages} messages") from None
+        return Ending(time.time(), messages, None, last_errors)
+
+    async def close(self) -> None:
+        await self.stack.aclose()
+
+
+async def keep_busy(api: Api, project_id: str) -> None:
+    """Rename the project about five times a second until cancelled."""
+    for n in itertools.count():
+        await api.mutate(
+            "updateProject", {"id": project_id, "title": f"Take {n}"}, "project { id }"
+        )
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.parametrize("transport", [TRANSPORT_WS, GRAPHQL_WS, SSE])
+async def test_an_expiring_token_ends_busy_feeds_the_moment_it_expires(
+    studio: StudioServer, database: Path, transport: str
+) -> None:
+    """Every feed ends at its token's expiry (4403 TOKEN_INVALID on a socket, a TOKEN_INVALID
+    error over server-sent events), however busy the project is: no event that arrives
+    in the meantime puts the check off."""
+    async with Api(studio.base_url) as api:
+        await api.sign_up()
+        project_id = await api.create_project()
+        scene = await api.create_scene(project_id, "Opening", [{"description": "Wide"}])
+        again = await api.mutate("logIn", {"email": api.email, "password": PASSWORD}, "token")
+        async with Api(studio.base_url, again["token"]) as second_session:
+            variables = {"projectId": project_id, "shotId": scene["shots"][0]["id"]}
+            expiry = utcnow() + timedelta(seconds=EXPIRES_IN)
+            await expire(database, api.token, at=expiry)
+            feeds: dict[str, SocketFeed | StreamFeed] = {}
+            busy: asyncio.Task[None] | None = None
+            try:
+                for name, query in FEEDS.items():
+                    used = {k: v for k, v in variables.items() if f"${k}" in query}
+                    feeds[name] = await (
+                        StreamFeed.open(studio, api.token, query, used)
+                        if transport == SSE
+                        else SocketFeed.open(studio, api.token, transport, query, used)
+                    )
+                assert utcnow() < expiry, "setting the feeds up took longer than the token lasts"
+                busy = asyncio.create_task(keep_busy(second_session, project_id))
+                by = expiry.timestamp() + ENDED_WITHIN
+                endings = dict(
+                    zip(
+                        feeds,
+                        await asyncio.gather(*(f.ending(by) for f in feeds.values())),
+                        strict=True,
+                    )
+                )
+            finally:
+                if busy is not None:
+                    busy.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await busy
+                for feed in feeds.values():
+                    await feed.close()
+    for name, ending in endings.items():
+        if transport == SSE:
+            assert ending.reason == "TOKEN_INVALID", (name, ending)
+        else:
+            assert_sign_in_again(ending.code, ending.reason)
+        assert ending.at >= expiry.timestamp(), (name, "ended before the expiry", ending)
+    # The project was busy until the end: the project's feed carried its renames.
+    assert endings["projectEvents"].messages >= 5, endings
 
 
 # -- a token that signs no one in: TOKEN_INVALID, not "sign in first" ---------------------------

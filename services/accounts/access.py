@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from services.errors import NotFound, PermissionDenied
 from services.tables import TeamRole
@@ -19,10 +20,15 @@ MANAGERS = frozenset({TeamRole.OWNER, TeamRole.ADMIN})
 
 @dataclass(frozen=True)
 class Actor:
-    """A signed-in user and their role in each of their teams."""
+    """A signed-in user and their role in each of their teams.
+
+    `signed_in_until` is when the bearer token they signed in with expires (an aware
+    UTC datetime), or None when they were not signed in by a token.
+    """
 
     user_id: int
     roles: Mapping[int, TeamRole] = field(default_factory=dict)
+    signed_in_until: datetime | None = None
 
     @property
     def team_ids(self) -> list[int]:

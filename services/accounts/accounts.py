@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -196,21 +196,25 @@ async def authenticate(session: AsyncSession, token: str) -> Actor | None:
 
     `token` is the bare token, without "Bearer ". Text that cannot be one of ours
     (no `sbs_` prefix, over 100 characters, outside the base64url alphabet) is None
-    without a query. Never raises for any text.
+    without a query. Never raises for any text. The actor's `signed_in_until` is
+    the token's expiry: from that instant on, this returns None for it.
     """
     if not token.startswith(TOKEN_PREFIX) or len(token) > 100 or not _TOKEN_TEXT.fullmatch(token):
         return None  # never hashed: only ours can match, and a lone surrogate cannot be encoded
-    user_id = (
+    found = (
         await session.exec(
-            select(AccessTokenRow.user_id).where(
+            select(AccessTokenRow.user_id, AccessTokenRow.expires_at).where(
                 AccessTokenRow.token_hash == hash_token(token),
                 AccessTokenRow.expires_at > utcnow(),
             )
         )
     ).first()
-    if user_id is None:
+    if found is None:
         return None
-    return await load_actor(session, user_id)
+    user_id, expires_at = found
+    if expires_at.tzinfo is None:  # SQLite keeps no offset; every stored time is UTC
+        expires_at = expires_at.replace(tzinfo=UTC)
+    return replace(await load_actor(session, user_id), signed_in_until=expires_at)
 
 
 async def load_actor(session: AsyncSession, user_id: int) -> Actor:

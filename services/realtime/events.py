@@ -26,7 +26,9 @@ writes or publishes one by hand.
   that every subscription is built on; see its docstring.
 
 Access changes (a member removed, a token revoked) are published the same way,
-to the user they concern, so that user's open subscriptions re-check access.
+to the user they concern, so that user's open subscriptions re-check access. A
+token's expiry is published by no one: it is known in advance, so each feed
+re-checks at that instant (`feed.follow`).
 """
 
 from __future__ import annotations

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.errors import InvalidInput, NotFound
-from services.realtime.bus import EventBus, SubscriberTooSlow
+from services.realtime.bus import EventBus, Message, SubscriberTooSlow, Subscription
 from services.realtime.events import (
     PROJECT_DELETED,
     SNAPSHOT,
@@ -104,6 +105,10 @@ async def check_cursor(session: AsyncSession, project_id: int, after: int) -> No
 
 Opener = Callable[[], Any]  # an async context manager yielding an AsyncSession
 
+Allowed = bool | datetime
+"""What an access check answers: False (access is gone), True, or an aware datetime:
+allowed until then (the token's expiry), when access ends by itself."""
+
 
 async def follow(
     bus: EventBus,
@@ -112,7 +117,8 @@ async def follow(
     *,
     after: int | None,
     user_id: int,
-    still_allowed: Callable[[], Awaitable[bool]],
+    still_allowed: Callable[[], Awaitable[Allowed]],
+    allowed_until: datetime | None = None,
     snapshot_on_resume: bool = False,
     recheck_every: float = 60.0,
 ) -> AsyncGenerator[ProjectEvent, None]:
@@ -129,9 +135,13 @@ async def follow(
     bus cuts its queue off; the feed then subscribes again and carries on from
     the table, so memory stays bounded and nothing is lost.
 
-    Access is checked again when the user's access changes, when the bus resyncs,
-    and every `recheck_every` seconds without either (a notice can be lost; a
-    token expires); when it is gone, AccessLost is raised.
+    Access (`still_allowed`) is checked again when the user's access changes (a
+    notice on the bus), when the bus resyncs, and on a schedule that no event
+    moves: `recheck_every` seconds after the last check (a notice can be lost),
+    or sooner, at the instant access ends by itself (`allowed_until` as the
+    caller last checked it, then what each check answers: a token's expiry).
+    No event is sent once a check is due and before it has run. When access is
+    gone, AccessLost is raised; `still_allowed` may raise its own error instead.
     """
     async with session() as reading:
         if after is not None:
@@ -139,6 +149,9 @@ async def follow(
             last = after
         else:
             last = -1
+    clock = asyncio.get_running_loop().time
+    wait = _seconds_to_check(recheck_every, allowed_until)
+    check_at = clock() + wait  # the clock read after the wall clock: never before the instant
     first = True
     while True:
         async with bus.subscribe(project_channel(project_id), access_channel(user_id)) as live:
@@ -158,13 +171,14 @@ async def follow(
                             if missed.kind == PROJECT_DELETED:
                                 return
                         catch_up = False
-                    try:
-                        message = await asyncio.wait_for(live.get(), recheck_every)
-                    except TimeoutError:
-                        message = {"access": "recheck"}
-                    if "access" in message or "resync" in message:
-                        if not await still_allowed():
+                    message = await _next_message(live, check_at - clock())
+                    if message is None or "access" in message or "resync" in message:
+                        allowed = await still_allowed()
+                        if allowed is False:
                             raise AccessLost
+                        until = allowed if isinstance(allowed, datetime) else None
+                        wait = _seconds_to_check(recheck_every, until)
+                        check_at = clock() + wait
                         catch_up = True
                         continue
                     live_event = ProjectEvent.from_message(message)
@@ -181,6 +195,23 @@ async def follow(
                     "a subscriber of project %s fell behind; reading on from the table",
                     project_id,
                 )
+
+
+def _seconds_to_check(recheck_every: float, until: datetime | None) -> float:
+    """How long until access must be checked again: `recheck_every`, or less if it ends sooner."""
+    if until is None:
+        return recheck_every
+    return min(recheck_every, (until - utcnow()).total_seconds())
+
+
+async def _next_message(live: Subscription, within: float) -> Message | None:
+    """The next bus message, or None when `within` seconds pass first (a check is due)."""
+    if within <= 0:
+        return None  # due already: a busy feed must not put its check off
+    try:
+        return await asyncio.wait_for(live.get(), within)
+    except TimeoutError:
+        return None
 
 
 async def _read_table(session: Opener, project_id: int, after: int) -> AsyncIterator[ProjectEvent]:

@@ -2,7 +2,8 @@
 
 Every refusal of a request (a body that is not a JSON object of the GraphQL
 shape, an unsupported content type, a document that does not say which
-operation to run) is a 4xx with a JSON body in the GraphQL shape,
+operation to run, several `Authorization` credentials) is a 4xx with a JSON
+body in the GraphQL shape,
 `{"errors": [{"message": ..., "extensions": {"code": "BAD_REQUEST"}}]}`.
 WebSockets are handled by `api.websocket`.
 """
@@ -10,7 +11,7 @@ WebSockets are handled by `api.websocket`.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
@@ -28,11 +29,11 @@ from strawberry.types.unset import UnsetType
 
 from api.graphiql import graphiql_response
 from api.state import app_state
-from api.websocket import GraphQLWSHandler, SignInRefused, TransportWSHandler
-from schema.context import Context, Resources, signed_in
+from api.websocket import BAD_MESSAGE, GraphQLWSHandler, SignInRefused, TransportWSHandler
+from schema.context import Context, Resources, signed_in, signed_in_by
 from schema.error_codes import TOKEN_INVALID, UNAUTHENTICATED
 from schema.operations import OperationNotChosen
-from services.authorization import bearer_token
+from services.authorization import SeveralCredentials
 
 
 async def build_context(resources: Resources, token: str | None) -> Context:
@@ -149,8 +150,12 @@ class StudioGraphQL(GraphQL[Context, None]):
             # The connection's: signed in at connection_init (on_ws_connect); each
             # operation on it gets its own (api.websocket).
             return Context(resources=app_state(request).resources, address=address)
-        token = bearer_token(request.headers.get("authorization"))
-        context = await signed_in(app_state(request).resources, token)
+        # Every value sent, so that several are refused rather than one picked.
+        credentials = request.headers.getlist("authorization")
+        try:
+            context = await signed_in_by(app_state(request).resources, credentials)
+        except SeveralCredentials as error:
+            raise HTTPException(400, str(error)) from error
         context.address = address
         return context
 
@@ -187,18 +192,35 @@ class StudioGraphQL(GraphQL[Context, None]):
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Accept a WebSocket only with a valid token in the connection_init payload.
 
-        Raises SignInRefused (see api.websocket) without one, or with one that signs
-        no one in.
+        The payload's `authorization` (any case) is read as an `Authorization`
+        header is (services.authorization). Raises SignInRefused (see
+        api.websocket): 4403 UNAUTHENTICATED without a bearer token (no payload, a
+        null or empty one, a null `authorization`, another scheme); 4403
+        TOKEN_INVALID with a malformed one or one that signs no one in; 4400
+        BAD_REQUEST for a value that is not a string, or several credentials.
         """
         params = context.connection_params or {}
-        raw = params.get("authorization", params.get("Authorization"))
-        token = bearer_token(raw) if isinstance(raw, str) else None
-        if token is None:
+        values = [
+            value
+            for key, value in params.items()
+            if key.lower() == "authorization" and value is not None  # null: none sent
+        ]
+        if not all(isinstance(value, str) for value in values):
+            raise SignInRefused(
+                "BAD_REQUEST",
+                'Invalid connection init payload: "authorization" must be a string, '
+                '"Bearer <token>".',
+                close_code=BAD_MESSAGE,
+            )
+        try:
+            signed = await signed_in_by(context.resources, cast(list[str], values))
+        except SeveralCredentials as error:
+            raise SignInRefused("BAD_REQUEST", str(error), close_code=BAD_MESSAGE) from error
+        if signed.actor is None and not signed.token_refused:
             raise SignInRefused(
                 UNAUTHENTICATED,
                 'Sign in first: send {"authorization": "Bearer <token>"} in connection_init.',
             )
-        signed = await signed_in(context.resources, token)
         if signed.actor is None:
             raise SignInRefused(
                 TOKEN_INVALID,

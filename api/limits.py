@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.state import AppState
 from services.accounts import accounts
 from services.accounts.accounts import hash_token
-from services.authorization import bearer_token
+from services.authorization import AuthorizationError, bearer_token
 from services.database import Database
 from services.errors import RateLimited
 
@@ -393,7 +393,11 @@ class RateLimit:
     async def _client(self, scope: Scope, rate: str, state: AppState | None) -> str:
         if rate == "graphql" and scope["type"] == "http" and state is not None:
             headers = Headers(scope=scope)
-            token = bearer_token(headers.get("authorization"))
+            try:
+                token = bearer_token(headers.getlist("authorization"))
+            except AuthorizationError:
+                # Malformed or several: counted by address; the view refuses it.
+                token = None
             if token is not None:
                 user_id = await self._owners.owner(state.db, token)
                 if user_id is not None:

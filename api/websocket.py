@@ -14,10 +14,16 @@ subscriptions-transport-ws) keep to three rules Strawberry's handlers alone do n
   DataLoaders, and the user's teams and roles as they are now. If the token no
   longer signs anyone in (logged out, expired), the socket closes with 4403 and
   a reason that starts with TOKEN_INVALID and says to sign in again.
-- A `connection_init` without a bearer token, or with one that signs no one in,
-  closes the socket with 4403 and a reason that starts with UNAUTHENTICATED or
+- A `connection_init` without a bearer token (no payload, a null or empty one,
+  another scheme), or with one that is malformed or signs no one in, closes the
+  socket with 4403 and a reason that starts with UNAUTHENTICATED or
   TOKEN_INVALID (see `schema.error_codes`); graphql-ws first sends the same
-  code and message in a `connection_error`.
+  code and message in a `connection_error`. Both protocols allow the payload
+  to be absent or null (graphql-transport-ws: `payload?: Record<string,
+  unknown> | null`), and both treat that as no token. Several credentials, or
+  an `authorization` that is not a string, close it with 4400 (BAD_REQUEST).
+- On graphql-ws the socket's rights are checked before anything about the
+  operation: a logged-out socket closes with 4403 whatever it sends.
 - A socket not signed in (its `connection_init` acknowledged) within the
   view's `connection_init_wait_timeout` (WEBSOCKET_INIT_TIMEOUT_SECONDS) is
   closed with 4408: Strawberry does so for graphql-transport-ws, and here the
@@ -79,15 +85,16 @@ _SIGNED_OUT = f"{TOKEN_INVALID}: the token was revoked or has expired; sign in a
 
 
 class SignInRefused(Exception):
-    """`connection_init` signs no one in: the socket closes with 4403, `code: message`.
+    """`connection_init` signs no one in: the socket closes with `close_code` (4403
+    unless said otherwise) and the reason `code: message`.
 
     Raised by the view's `on_ws_connect` and handled by the handlers here (not a
     Strawberry `ConnectionRejectionError`, whose close reason is a bare "Forbidden").
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, close_code: int = FORBIDDEN) -> None:
         super().__init__(message)
-        self.code, self.message = code, message
+        self.code, self.message, self.close_code = code, message, close_code
 
     @property
     def reason(self) -> str:
@@ -219,10 +226,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().handle_message(message)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        if message.get("payload") is None:
+            # The protocol allows a null payload; Strawberry closes with 4400 for it.
+            message = {"type": "connection_init", "payload": {}}
         try:
             await super().handle_connection_init(message)
         except SignInRefused as refused:
-            await self.websocket.close(code=FORBIDDEN, reason=refused.reason)
+            await self.websocket.close(code=refused.close_code, reason=refused.reason)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """Strawberry's, with a context of the operation's own (see the module)."""
@@ -324,7 +334,7 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
         except SignInRefused as refused:
             with suppress(WebSocketDisconnected):
                 await self.send_message({"type": "connection_error", "payload": refused.payload})
-            await self.websocket.close(code=FORBIDDEN, reason=refused.reason)
+            await self.websocket.close(code=refused.close_code, reason=refused.reason)
 
     async def _refuse(self, reason: str) -> None:
         with suppress(WebSocketDisconnected):
@@ -340,6 +350,11 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
     ) -> None:
         """Strawberry's, with a context of the operation's own (see the module)."""
         try:
+            # Rights first: a socket whose token stopped working closes, whatever it sent.
+            context = await operation_context(self.context)
+            if context is None:
+                await self.websocket.close(code=FORBIDDEN, reason=_SIGNED_OUT)
+                return
             if not _is_subscription_or_unknown(query, operation_name):
                 # Strawberry runs only subscriptions over graphql-ws (as the protocol's
                 # reference server did); a query or mutation would fail as an internal error.
@@ -354,10 +369,6 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
                         },
                     )
                 )
-                return
-            context = await operation_context(self.context)
-            if context is None:
-                await self.websocket.close(code=FORBIDDEN, reason=_SIGNED_OUT)
                 return
             result_source = await self.schema.subscribe(
                 query=query,

@@ -8,6 +8,7 @@ on it gets a context of its own, signed in again as of when it starts (see
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import strawberry
@@ -18,6 +19,7 @@ from schema.loaders import Loaders
 from services.accounts import accounts
 from services.accounts.access import Actor
 from services.accounts.accounts import AccountSettings
+from services.authorization import MalformedCredentials, bearer_token
 from services.database import Database
 from services.generation.engine import GenerationEngine
 from services.media.storage import MediaLinks
@@ -28,8 +30,8 @@ from services.request_limits.policy import Limits
 class NotAuthenticated(GraphQLError):
     """A top-level error: the operation needs a valid bearer token.
 
-    UNAUTHENTICATED when none was sent; TOKEN_INVALID when the one sent signs no
-    one in (`token_refused`): see schema.error_codes.
+    UNAUTHENTICATED when none was sent; TOKEN_INVALID when the one sent is
+    malformed or signs no one in (`token_refused`): see schema.error_codes.
     """
 
     def __init__(self, *, token_refused: bool = False) -> None:
@@ -82,7 +84,8 @@ class Context:
     connection_params: dict[str, object] | None = None
     # The client's address (after trusted proxies), for limits keyed by address.
     address: str = "unknown"
-    # A token was sent but signs no one in (unknown, expired, revoked): said so in errors.
+    # A token was sent but signs no one in (malformed, unknown, expired, revoked):
+    # said so in errors.
     token_refused: bool = False
     # Shared by every operation on this context's connection; each gets its own context.
     connection: Connection = field(default_factory=Connection)
@@ -136,3 +139,19 @@ async def signed_in(resources: Resources, token: str | None) -> Context:
         token=token if actor else None,
         token_refused=token is not None and actor is None,
     )
+
+
+async def signed_in_by(resources: Resources, authorization: str | Sequence[str] | None) -> Context:
+    """A fresh context for one operation, signed in by its `Authorization` credentials.
+
+    `authorization` is the header's value, or each value it was sent with (see
+    `services.authorization.bearer_token`). No bearer credential gives a context
+    without an actor; a malformed one, or a token that signs no one in, one that
+    says so (`token_refused`, hence TOKEN_INVALID). Raises SeveralCredentials
+    for more than one credential: the caller refuses the request.
+    """
+    try:
+        token = bearer_token(authorization)
+    except MalformedCredentials:
+        return Context(resources=resources, token_refused=True)
+    return await signed_in(resources, token)

@@ -27,6 +27,7 @@ from strawberry.types.graphql import OperationType
 
 from schema.context import Context
 from services.errors import RateLimited
+from services.validation import shortened
 
 
 def rate_limited(error: RateLimited) -> GraphQLError:
@@ -42,9 +43,10 @@ def too_long_list(variables: dict[str, Any] | None, max_length: int) -> list[str
 
     Iterative, so nesting depth cannot overflow the stack; a list is measured
     before it is entered, so an over-long one is found without walking its items.
+    The path quotes the client's keys, each cut short (`services.validation.shortened`).
     """
     stack: list[tuple[list[str], Any]] = [
-        ([name], value) for name, value in (variables or {}).items()
+        ([shortened(name)], value) for name, value in (variables or {}).items()
     ]
     while stack:
         path, value = stack.pop()
@@ -53,7 +55,7 @@ def too_long_list(variables: dict[str, Any] | None, max_length: int) -> list[str
                 return path
             stack.extend(([*path, str(index)], item) for index, item in enumerate(value))
         elif isinstance(value, dict):
-            stack.extend(([*path, str(key)], item) for key, item in value.items())
+            stack.extend(([*path, shortened(str(key))], item) for key, item in value.items())
     return None
 
 

@@ -43,6 +43,7 @@ from strawberry.types.execution import ExecutionContext
 from strawberry.types.graphql import OperationType
 
 from schema.context import Context, NotAuthenticated
+from services.validation import shown
 
 PUBLIC: Mapping[str, Any] = {"public": True}
 """Field metadata of a root field that answers without signing in."""
@@ -67,7 +68,7 @@ class OperationNotChosen(RuntimeError):
                 "name the one to run in `operationName`."
             )
         else:
-            message = f"This document holds no operation named {operation_name!r}."
+            message = f"This document holds no operation named {shown(operation_name)}."
         super().__init__(message)
         self.message = message
 

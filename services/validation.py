@@ -46,6 +46,26 @@ MAX_SHOTS_PER_SCENE = 200
 MAX_SCENES_PER_PROJECT = 500
 
 
+# How much of a client's input a message or a field path quotes back, in characters.
+SHOWN_MAX = 40
+
+
+def shown(value: object, limit: int = SHOWN_MAX) -> str:
+    """`value` as JSON, cut to `limit` characters: what a message quotes back of a
+    client's value or name (`"ab…"`), however long the input was."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except ValueError:  # an integer past Python's 4300-digit limit for str()
+        return "a number too long to show"
+    return shortened(text, limit)
+
+
+def shortened(text: str, limit: int = SHOWN_MAX) -> str:
+    """`text` itself if at most `limit` characters, else its start and "…" in `limit`:
+    a client's name as a field path shows it (`params.kkk…`)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def within(items: Sized, *, field: Sequence[str], most: int, label: str) -> None:
     """Refuse a list over `most` items at once (InvalidInput, TOO_LONG), before any item
     of it is looked at: a long list must not cost work per item to be turned away."""

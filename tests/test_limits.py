@@ -340,6 +340,34 @@ def test_graphql_over_the_rate_is_429_and_a_signed_in_user_has_a_budget_of_their
 
 
 @pytest.mark.e2e
+def test_several_credentials_are_counted_by_address_not_as_the_first_ones_user(
+    edge: StudioServer,
+) -> None:
+    address = new_address()
+    _, token = sign_up(edge, address)
+    signed_in = address | {"Authorization": f"Bearer {token}"}
+    answers = [post(edge, "{ viewer { id } }", headers=signed_in).status_code for _ in range(40)]
+    assert answers == [200] * 40
+    assert_rate_limited(post(edge, "{ viewer { id } }", headers=signed_in))
+    # Sent next to another credential, the token is not taken as the client's: the
+    # request counts on the address (which has budget left) and is refused as malformed.
+    for credentials in (
+        [f"Bearer {token}", "Bearer sbs_other"],
+        [f"Bearer {token}, Bearer sbs_other"],
+    ):
+        headers = [*address.items(), *(("Authorization", value) for value in credentials)]
+        response = httpx.post(
+            f"{edge.base_url}/graphql",
+            json={"query": "{ viewer { id } }"},
+            headers=headers,
+            timeout=30,
+            trust_env=False,
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["errors"][0]["extensions"] == {"code": "BAD_REQUEST"}
+
+
+@pytest.mark.e2e
 def test_media_has_a_rate_of_its_own(edge: StudioServer) -> None:
     address = new_address()
     for _ in range(3):

@@ -513,3 +513,69 @@ async def test_a_public_field_does_not_carry_the_rest_of_an_anonymous_document(
         )
         assert codes(hidden.json()) == ["UNAUTHENTICATED"], hidden.text
     assert await project_count(owner) == before
+
+
+# -- what a refusal quotes back of the client's input is bounded --------------------------------
+
+LONG = 100_000
+# A message quotes at most 40 characters of any one name or value the client sent.
+QUOTED_MAX = 40
+
+
+def assert_quotes_little(text: str) -> None:
+    assert "k" * QUOTED_MAX not in text, text[:300]
+    assert len(text) < 1_000, text[:300]
+
+
+async def test_unknown_names_are_quoted_cut_short_in_messages_and_fields(
+    studio: StudioServer, owner: Api, project_id: str
+) -> None:
+    scene = await owner.create_scene(project_id, "Quoted", [{"description": "Wide"}])
+    shot_id = scene["shots"][0]["id"]
+    generate = (
+        "mutation($input: GenerateShotImagesInput!) { generateShotImages(input: $input) "
+        "{ iteration { iterationNumber } userErrors { code message field } } }"
+    )
+    auth = {"Authorization": f"Bearer {owner.token}"}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"params": {"k" * LONG: 1}}, "INVALID_PARAM"),
+        ({"model": "k" * LONG}, "UNKNOWN_MODEL"),
+    ]
+    for extra, code in cases:
+        variables = {"input": {"shotId": shot_id, "prompt": "a harbour", **extra}}
+        response = await owner.http.post(
+            "/graphql", json={"query": generate, "variables": variables}, headers=auth
+        )
+        assert response.status_code == 200, response.text[:300]
+        assert_quotes_little(response.text)
+        payload = response.json()["data"]["generateShotImages"]
+        assert payload["iteration"] is None
+        [error] = payload["userErrors"]
+        assert error["code"] == code, error
+        assert all(len(part) <= QUOTED_MAX for part in error["field"]), error
+        if code == "INVALID_PARAM":
+            # The unknown parameter's name is still recognisable: its start, then "…".
+            assert error["field"] == ["params", "k" * (QUOTED_MAX - 1) + "…"], error
+
+
+async def test_a_long_operation_name_or_variable_key_is_quoted_cut_short(
+    studio: StudioServer, owner: Api
+) -> None:
+    auth = {"Authorization": f"Bearer {owner.token}"}
+    unnamed = await owner.http.post(
+        "/graphql",
+        json={"query": TWO_OPERATIONS, "operationName": "k" * LONG},
+        headers=auth,
+    )
+    assert unnamed.status_code == 400, unnamed.text[:300]
+    assert_quotes_little(unnamed.text)
+    # An over-long list under a long key: the path names the key, cut short.
+    listed = await owner.http.post(
+        "/graphql",
+        json={"query": "{ __typename }", "variables": {"v": {"k" * LONG: [0] * 1_001}}},
+        headers=auth,
+    )
+    assert_quotes_little(listed.text)
+    (error,) = listed.json()["errors"]
+    assert error["extensions"]["code"] == "TOO_LONG", error
+    assert error["extensions"]["field"] == ["v", "k" * (QUOTED_MAX - 1) + "…"], error

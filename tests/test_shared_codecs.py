@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services import cursors
-from services.authorization import bearer_token
+from services.authorization import MalformedCredentials, SeveralCredentials, bearer_token
 from services.backoff import full_jitter
 from services.replicate.emulator.config import webhook_secret_key
 from services.replicate.signatures import secret_key
@@ -28,17 +28,59 @@ def test_a_cursor_too_long_or_not_base64_or_not_utf8_decodes_to_none(cursor: str
     [
         ("Bearer abc", ("bearer",), "abc"),
         ("bearer   abc  ", ("bearer",), "abc"),
+        ("BEARER a-b.c_d~e+f/g==", ("bearer",), "a-b.c_d~e+f/g=="),
+        ([" Bearer abc\t"], ("bearer",), "abc"),
         ("Token abc", ("bearer",), None),
         ("Token abc", ("bearer", "token"), "abc"),
         ("Basic YWJj", ("bearer",), None),
-        ("Bearer ", ("bearer",), None),
-        ("Bearer", ("bearer",), None),
+        ("Basic\tYWJj", ("bearer",), None),
+        ('Digest a=1, b="x, Bearer y"', ("bearer",), None),
+        ("abc", ("bearer",), None),
         ("", ("bearer",), None),
+        ([], ("bearer",), None),
         (None, ("bearer",), None),
     ],
 )
-def test_bearer_token(header: str | None, schemes: tuple[str, ...], token: str | None) -> None:
+def test_bearer_token(
+    header: str | list[str] | None, schemes: tuple[str, ...], token: str | None
+) -> None:
     assert bearer_token(header, schemes=schemes) == token
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer",
+        "Bearer ",
+        "bearer",
+        "Bearer\tabc",
+        "Bearer abc def",
+        "Bearer abc=def",
+        "Bearer a=b",
+        "Bearer abc,",
+        "Bearer sbs_\xe9",
+        "Bearer realm=x, error=y",
+    ],
+)
+def test_a_bearer_credential_without_a_token68_is_malformed(header: str) -> None:
+    with pytest.raises(MalformedCredentials):
+        bearer_token(header)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        ["Bearer abc", "Bearer def"],
+        ["Bearer abc", "Bearer abc"],
+        ["Bearer abc", ""],
+        "Bearer abc, Bearer def",
+        "Basic YWJj, Bearer abc",
+        "Bearer abc,Token def",
+    ],
+)
+def test_several_credentials_are_refused_rather_than_one_picked(header: str | list[str]) -> None:
+    with pytest.raises(SeveralCredentials):
+        bearer_token(header)
 
 
 def test_a_webhook_secret_is_base64_after_its_prefix() -> None:

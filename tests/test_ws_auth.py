@@ -11,7 +11,11 @@ what it answers over HTTP.
 
 A token that signs no one in (malformed, unknown, revoked, expired) is
 TOKEN_INVALID ("sign in again") on every transport, apart from no token at all
-(UNAUTHENTICATED); public fields such as logIn ignore it.
+(UNAUTHENTICATED); public fields such as logIn ignore it. The `Authorization`
+credentials are read alike everywhere (RFC 9110 section 11.4, RFC 6750 section
+2.1): a Bearer credential without a well-formed token is TOKEN_INVALID, another
+scheme is no token, and several credentials are refused (400, or 4400 on a
+socket) rather than one of them picked.
 """
 
 from __future__ import annotations
@@ -620,10 +624,14 @@ async def test_public_fields_ignore_a_bad_token(
     assert viewer == {"data": {"viewer": {"email": email}}}
 
 
+NO_PAYLOAD = object()  # connection_init without a `payload` key
+
+
 async def refused_at_init(
-    studio: StudioServer, protocol: str, payload: dict[str, Any] | None
+    studio: StudioServer, protocol: str, payload: Any
 ) -> tuple[int | None, str, list[dict[str, Any]]]:
-    """Open a socket and send `connection_init`: the close code, reason and messages before it."""
+    """Open a socket and send `connection_init` with `payload` (NO_PAYLOAD: none at all):
+    the close code, reason and messages before it."""
     url = studio.base_url.replace("http://", "ws://") + "/graphql"
     async with connect(
         url,
@@ -632,7 +640,7 @@ async def refused_at_init(
         ping_interval=None,
     ) as connection:
         init: dict[str, Any] = {"type": "connection_init"}
-        if payload is not None:
+        if payload is not NO_PAYLOAD:
             init["payload"] = payload
         await connection.send(json.dumps(init))
         received: list[dict[str, Any]] = []
@@ -668,11 +676,15 @@ async def test_a_bad_token_at_connection_init_is_token_invalid(
 
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, GRAPHQL_WS])
 @pytest.mark.parametrize(
-    "payload", [None, {}, {"authorization": "Basic dXNlcjpwYXNz"}], ids=["none", "empty", "basic"]
+    "payload",
+    [NO_PAYLOAD, None, {}, {"authorization": None}, {"authorization": "Basic dXNlcjpwYXNz"}],
+    ids=["none", "null", "empty", "null-authorization", "basic"],
 )
 async def test_no_token_at_connection_init_is_unauthenticated(
-    studio: StudioServer, protocol: str, payload: dict[str, Any] | None
+    studio: StudioServer, protocol: str, payload: Any
 ) -> None:
+    """Both protocols allow the payload to be left out or null (graphql-transport-ws:
+    `payload?: Record<string, unknown> | null`): no token, as over graphql-ws."""
     code, reason, received = await refused_at_init(studio, protocol, payload)
     assert code == 4403, (code, reason)
     assert reason.startswith("UNAUTHENTICATED: Sign in first"), reason
@@ -680,6 +692,167 @@ async def test_no_token_at_connection_init_is_unauthenticated(
         assert [message["payload"]["extensions"] for message in received] == [
             {"code": "UNAUTHENTICATED"}
         ], received
+
+
+# -- the credentials' syntax, alike on every transport -----------------------------------------
+
+
+async def post_headers(
+    studio: StudioServer,
+    headers: list[tuple[str, str]],
+    query: str = "{ viewer { id } }",
+    variables: dict[str, Any] | None = None,
+    accept: str = "application/json",
+) -> Any:
+    """POST one operation with exactly these headers (a name may repeat; values are sent
+    as ISO-8859-1 bytes, as a client may); the response."""
+    raw = [(name.encode(), value.encode("latin-1")) for name, value in headers]
+    async with Api(studio.base_url) as api:
+        return await api.http.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers=[(b"Accept", accept.encode()), *raw],
+        )
+
+
+def malformed_credentials(token: str) -> dict[str, str]:
+    """Authorization values of the Bearer scheme that hold no well-formed token.
+
+    A tab between scheme and token is not the 1*SP of RFC 9110 section 11.4: the
+    client meant a bearer token, so it is a malformed one, not another scheme.
+    """
+    return {
+        "bare": "Bearer",
+        "bare-lower": "bearer",
+        "tab": f"Bearer\t{token}",
+        "two-parts": f"Bearer {token} extra",
+        "not-token68": f"Bearer {token[:10]}é{token[10:]}",
+        "param": "Bearer realm=studio",
+    }
+
+
+async def test_bearer_credentials_are_read_as_rfc_9110_has_them(studio: StudioServer) -> None:
+    async with Api(studio.base_url) as api:
+        await api.sign_up()
+        token = api.token
+    # The scheme in any case, one or more spaces before the token: signed in.
+    for value in [f"Bearer {token}", f"bearer {token}", f"BEARER   {token}"]:
+        body = (await post_headers(studio, [("Authorization", value)])).json()
+        assert body == {"data": {"viewer": {"id": api.user_id}}}, (value, body)
+    for kind, value in malformed_credentials(token).items():
+        response = await post_headers(studio, [("Authorization", value)])
+        assert response.status_code == 200, (kind, response.text)
+        body = response.json()
+        assert codes(body) == ["TOKEN_INVALID"], (kind, body)
+        assert "sign in again" in body["errors"][0]["message"], (kind, body)
+    # Another scheme, or a token with no scheme at all, is no bearer token.
+    for value in ["Basic dXNlcjpwYXNz", "Basic\tdXNlcjpwYXNz", token, 'Digest a=1, b="x, y"']:
+        body = (await post_headers(studio, [("Authorization", value)])).json()
+        assert codes(body) == ["UNAUTHENTICATED"], (value, body)
+
+
+async def several_credentials(studio: StudioServer, database: Path) -> dict[str, list[str]]:
+    """Ways to send more than one credential, each holding a valid and a revoked token."""
+    async with Api(studio.base_url) as api:
+        await api.sign_up()
+        valid = api.token
+    revoked = await bad_token("revoked", studio, database)
+    return {
+        "valid-then-revoked": [f"Bearer {valid}", f"Bearer {revoked}"],
+        "revoked-then-valid": [f"Bearer {revoked}", f"Bearer {valid}"],
+        "same-twice": [f"Bearer {valid}", f"Bearer {valid}"],
+        "comma-joined": [f"Bearer {valid}, Bearer {revoked}"],
+        "basic-then-bearer": [f"Basic dXNlcjpwYXNz, Bearer {valid}"],
+    }
+
+
+def assert_several_refused(response: Any) -> None:
+    assert response.status_code == 400, response.text
+    (error,) = response.json()["errors"]
+    assert error["extensions"] == {"code": "BAD_REQUEST"}, error
+    assert "Authorization" in error["message"], error
+    assert "exactly one" in error["message"], error
+
+
+async def test_several_authorization_credentials_are_a_400_and_none_is_used(
+    studio: StudioServer, database: Path
+) -> None:
+    for values in (await several_credentials(studio, database)).values():
+        headers = [("Authorization", value) for value in values]
+        assert_several_refused(await post_headers(studio, headers))
+        # Not even a public operation runs on them: the request itself is refused.
+        assert_several_refused(await post_headers(studio, headers, "{ __typename }"))
+        streamed = await post_headers(
+            studio,
+            headers,
+            PROJECT_EVENTS,
+            {"projectId": "UHJvamVjdDox"},
+            accept="text/event-stream",
+        )
+        assert_several_refused(streamed)
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, GRAPHQL_WS])
+async def test_connection_init_reads_credentials_as_http_does(
+    studio: StudioServer, database: Path, protocol: str
+) -> None:
+    async with Api(studio.base_url) as api:
+        await api.sign_up()
+        token = api.token
+    for kind, value in malformed_credentials(token).items():
+        code, reason, received = await refused_at_init(studio, protocol, {"authorization": value})
+        assert_sign_in_again(code, reason)
+        if protocol == GRAPHQL_WS:
+            assert [m["payload"]["extensions"] for m in received] == [{"code": "TOKEN_INVALID"}], (
+                kind,
+                received,
+            )
+    # Several credentials, or a value that is not a string: a malformed message (4400).
+    several = await several_credentials(studio, database)
+    payloads: list[dict[str, Any]] = [
+        {"authorization": several["comma-joined"][0]},
+        {"authorization": f"Bearer {token}", "Authorization": f"Bearer {token}"},
+        {"authorization": ["Bearer", token]},
+    ]
+    for payload in payloads:
+        code, reason, received = await refused_at_init(studio, protocol, payload)
+        assert code == 4400, (payload, code, reason)
+        assert reason.startswith("BAD_REQUEST: "), reason
+        if protocol == GRAPHQL_WS:
+            assert [m["payload"]["extensions"] for m in received] == [{"code": "BAD_REQUEST"}], (
+                payload,
+                received,
+            )
+    # The key in any case, the scheme in any case: signed in.
+    client = await refused_or_signed_in(studio, protocol, {"AUTHORIZATION": f"bearer  {token}"})
+    assert client == "connection_ack"
+
+
+async def refused_or_signed_in(studio: StudioServer, protocol: str, payload: Any) -> str:
+    """The type of the server's answer to `connection_init` with `payload`."""
+    url = studio.base_url.replace("http://", "ws://") + "/graphql"
+    async with connect(
+        url,
+        subprotocols=[protocol],  # type: ignore[list-item]
+        open_timeout=WAIT,
+        ping_interval=None,
+    ) as connection:
+        await connection.send(json.dumps({"type": "connection_init", "payload": payload}))
+        answer: str = json.loads(await asyncio.wait_for(connection.recv(), WAIT))["type"]
+        return answer
+
+
+async def test_a_logged_out_graphql_ws_socket_closes_whatever_it_sends(
+    studio: StudioServer,
+) -> None:
+    """Rights come before the operation's type: a query, which graphql-ws does not
+    carry, closes a logged-out socket with 4403 rather than being answered BAD_REQUEST."""
+    async with Api(studio.base_url) as api:
+        await api.sign_up()
+        client = await Client.open(studio, api.token, GRAPHQL_WS)
+        await api.mutate("logOut", None, "success")
+        await client.start("{ viewer { id } }")
+        assert_sign_in_again(*await closing(client.connection))
 
 
 # -- each operation as of now, as over HTTP ----------------------------------------------------

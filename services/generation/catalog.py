@@ -36,14 +36,13 @@ parameter from before a rule existed) reaches the provider.
 from __future__ import annotations
 
 import enum
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from services.errors import InvalidInput
-from services.validation import PROMPT_MAX, Checks
+from services.validation import PROMPT_MAX, Checks, shortened, shown
 
 SEED_LIMIT = 2**31
 
@@ -86,15 +85,6 @@ def _finite_float(value: int | float) -> float | None:
     except OverflowError:
         return None
     return number if math.isfinite(number) else None
-
-
-def _shown(value: object, limit: int = 40) -> str:
-    """`value` as JSON, cut short: what a message quotes back of a client's value."""
-    try:
-        text = json.dumps(value, ensure_ascii=False, default=str)
-    except ValueError:  # an integer past Python's 4300-digit limit for str()
-        return "a number too long to show"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -216,7 +206,7 @@ class Param:
             case ModelParameterType.ENUM if not any(
                 type(value) is type(choice) and value == choice for choice in self.choices
             ):
-                listed = ", ".join(_shown(choice) for choice in self.choices)
+                listed = ", ".join(shown(choice) for choice in self.choices)
                 return self._refuse(checks, field, f"{label} must be one of {listed}", value)
         low, high = self.minimum, self.maximum
         if (low is not None and value < low) or (high is not None and value > high):
@@ -229,7 +219,7 @@ class Param:
 
     @staticmethod
     def _refuse(checks: Checks, field: Sequence[str], rule: str, value: object) -> None:
-        checks.fail("INVALID_PARAM", f"{rule}; got {_shown(value)}.", field)
+        checks.fail("INVALID_PARAM", f"{rule}; got {shown(value)}.", field)
 
 
 @dataclass(frozen=True)
@@ -255,7 +245,8 @@ class GenerationModel:
         """Every parameter of the model: the client's, checked, and the default for the rest.
 
         An unknown name or a bad value is recorded on `checks` (INVALID_PARAM, with
-        the field path `params.<name>`).
+        the field path `params.<name>`); an unknown name is shown cut short, in the
+        message and in the path (`shortened`).
         """
         cleaned: dict[str, Any] = {p.name: p.default for p in self.params}
         for name, value in (params or {}).items():
@@ -264,8 +255,8 @@ class GenerationModel:
                 allowed = ", ".join(p.name for p in self.params) or "none"
                 checks.fail(
                     "INVALID_PARAM",
-                    f"{self.key} has no parameter `{name}` (allowed: {allowed}).",
-                    (*field, name),
+                    f"{self.key} has no parameter `{shortened(name)}` (allowed: {allowed}).",
+                    (*field, shortened(name)),
                 )
                 continue
             cleaned[name] = param.check(checks, value, (*field, name))
@@ -437,7 +428,9 @@ def choose(
     model = _BY_KEY.get(key or DEFAULTS[kind])
     if model is None:
         known = ", ".join(m.key for m in MODELS if kind in m.kinds)
-        checks.fail("UNKNOWN_MODEL", f"No model {key!r}; for this, use one of: {known}.", field)
+        checks.fail(
+            "UNKNOWN_MODEL", f"No model {shown(key)}; for this, use one of: {known}.", field
+        )
         return _BY_KEY[DEFAULTS[kind]]
     if kind not in model.kinds:
         known = ", ".join(m.key for m in MODELS if kind in m.kinds)
@@ -479,7 +472,7 @@ def provider_input(
     name = given.pop("model", fallback_model)
     model = by_replicate_model(name) if isinstance(name, str) else None
     if model is None:
-        raise InvalidInput(f"Unknown model {name!r}.", code="UNKNOWN_MODEL")
+        raise InvalidInput(f"Unknown model {shown(name)}.", code="UNKNOWN_MODEL")
     seed = given.pop("seed", None)
     checks = Checks()
     params = model.clean_params(checks, given)

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from services import decoding
-from services.authorization import bearer_token
+from services.authorization import AuthorizationError, bearer_token
 from services.decoding import decimal
 from services.replicate.emulator.emulator import Emulator
 from services.replicate.emulator.predictions import WEBHOOK_EVENTS
@@ -38,8 +38,12 @@ COG_VERSION: Final = "0.9.13"
 
 
 def api_token(request: Request) -> str | None:
-    """The token of `Authorization: Bearer <token>` or Replicate's `Token <token>`."""
-    return bearer_token(request.headers.get("authorization"), schemes=("bearer", "token"))
+    """The token of `Authorization: Bearer <token>` or Replicate's `Token <token>`;
+    None without one, and for a malformed one or several (the request is refused)."""
+    try:
+        return bearer_token(request.headers.getlist("authorization"), schemes=("bearer", "token"))
+    except AuthorizationError:
+        return None
 
 
 def authenticated(emulator: Emulator, request: Request) -> bool:

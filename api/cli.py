@@ -70,18 +70,24 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached or opened; the message says which and why."""
 
 
-async def check_database(settings: Settings, *, seconds: float = DATABASE_CHECK_SECONDS) -> None:
-    """Connect to the configured database once (`SELECT 1`), within `seconds`.
+async def check_database(
+    settings: Settings, *, migrated: bool = False, seconds: float = DATABASE_CHECK_SECONDS
+) -> None:
+    """Connect to the configured database once (`SELECT 1`), within `seconds`; with
+    `migrated`, a PostgreSQL database must also be at the latest migration (the
+    server migrates only SQLite itself).
 
     Raises DatabaseUnavailable, naming the database as `shown_url` shows it (no
     password) and the driver's reason: nothing listening, no such database, a
-    refused log-in, a file that cannot be opened, or no answer in time.
+    refused log-in, a file that cannot be opened, or no answer in time; and
+    SettingsError for a database that `studio migrate` must bring up to date.
     """
     where = _describe_database(settings)
     db = Database(settings.resolved_database_url())
     try:
         async with asyncio.timeout(seconds):
             await db.ping()
+            current = None if db.is_sqlite else await migrations.current_revision(db)
     except TimeoutError:
         raise DatabaseUnavailable(
             f"cannot reach the database {where}: no answer within {seconds:g} s. "
@@ -96,6 +102,12 @@ async def check_database(settings: Settings, *, seconds: float = DATABASE_CHECK_
         ) from None
     finally:
         await db.dispose()
+    head = migrations.head_revision()
+    if migrated and not db.is_sqlite and current != head:
+        raise SettingsError(
+            f"the database {where} is at migration {current or 'none'}, not {head}: "
+            "run `studio migrate` first."
+        )
 
 
 class PortUnavailable(Exception):
@@ -286,7 +298,7 @@ def serve(args: argparse.Namespace) -> None:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        asyncio.run(check_database(settings))
+        asyncio.run(check_database(settings, migrated=True))
         app = create_app(settings, host=host, port=args.port)
     except BaseException:
         sock.close()

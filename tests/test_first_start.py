@@ -10,6 +10,7 @@ its built-in emulator is quiet unless EMULATOR_LOG_REQUESTS asks for its request
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import subprocess
@@ -23,6 +24,8 @@ import pytest
 
 from api.cli import listen_host, listen_socket, listening_address, startup_report
 from api.settings import Settings
+from services.database import scratch_postgres_database
+from tests.conftest import ADMIN_URL
 from tests.servers import HOST, StudioServer, free_port, run_studio, studio_env
 from tests.test_generation_e2e import Client, finished
 
@@ -259,6 +262,28 @@ def test_a_database_that_cannot_be_reached_is_said_plainly(tmp_path: Path) -> No
     ), result.stderr
     assert "Check DATABASE_URL and that the database server is running." in result.stderr
     assert "hunter" not in output
+    assert "Traceback" not in output
+    assert "Storyboard Studio is ready" not in output
+
+
+async def test_a_database_not_yet_migrated_is_said_plainly(tmp_path: Path) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            url = await stack.enter_async_context(
+                scratch_postgres_database(ADMIN_URL, prefix="studio_unmigrated")
+            )
+        except OSError as error:
+            pytest.skip(f"PostgreSQL is not reachable ({error!r})")
+        result = run_studio(
+            ["serve", "--host", HOST, "--port", str(free_port())],
+            env=studio_env(DATABASE_URL=url, SECRET_KEY="k" * 40),
+            cwd=tmp_path,
+            timeout=60,
+        )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "is at migration none, not " in result.stderr
+    assert result.stderr.endswith(": run `studio migrate` first.\n"), result.stderr
     assert "Traceback" not in output
     assert "Storyboard Studio is ready" not in output
 

@@ -13,11 +13,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 import uvicorn
-from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 import migrations
-from api.settings import Settings, SettingsError
+from api.settings import Settings, SettingsError, load_settings
 from api.state import AppState
+from api.urls import base_url, shown_url, url_host
 from api.vendor import VendorError
 from services.database import Database
 
@@ -27,10 +28,15 @@ PRIVATE_UMASK = 0o077
 """Files this process creates are its user's alone (the database, its journal, media)."""
 STARTUP_FAILURE = 3
 """The exit code of a server that did not start, as uvicorn's own."""
+UNAVAILABLE = 1
+"""The exit code when the port or the database cannot be had (the machine's state)."""
+BAD_SETTINGS = 2
+"""The exit code for a setting or an argument that is wrong (the configuration)."""
+DATABASE_CHECK_SECONDS = 10.0
 
 
 def _settings() -> Settings:
-    settings = Settings()
+    settings = load_settings()
     if settings.embedded:
         _make_private(settings)
     return settings
@@ -58,11 +64,51 @@ def _make_private(settings: Settings) -> None:
 def _describe_database(settings: Settings) -> str:
     if settings.embedded:
         return f"embedded SQLite file {settings.sqlite_path}"
-    return _without_password(settings.resolved_database_url())
+    return shown_url(settings.resolved_database_url())
 
 
-def _without_password(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or opened; the message says which and why."""
+
+
+async def check_database(
+    settings: Settings, *, migrated: bool = False, seconds: float = DATABASE_CHECK_SECONDS
+) -> None:
+    """Connect to the configured database once (`SELECT 1`), within `seconds`; with
+    `migrated`, a PostgreSQL database must also be at the latest migration (the
+    server migrates only SQLite itself).
+
+    Raises DatabaseUnavailable, naming the database as `shown_url` shows it (no
+    password) and the driver's reason: nothing listening, no such database, a
+    refused log-in, a file that cannot be opened, or no answer in time; and
+    SettingsError for a database that `studio migrate` must bring up to date.
+    """
+    where = _describe_database(settings)
+    db = Database(settings.resolved_database_url())
+    try:
+        async with asyncio.timeout(seconds):
+            await db.ping()
+            current = None if db.is_sqlite else await migrations.current_revision(db)
+    except TimeoutError:
+        raise DatabaseUnavailable(
+            f"cannot reach the database {where}: no answer within {seconds:g} s. "
+            "Check DATABASE_URL and that the database server is running."
+        ) from None
+    except (OSError, SQLAlchemyError) as error:
+        reason = getattr(error, "orig", None) or error
+        text = (getattr(reason, "strerror", None) or str(reason)).splitlines()[0]
+        raise DatabaseUnavailable(
+            f"cannot reach the database {where}: {text}. "
+            "Check DATABASE_URL and that the database server is running."
+        ) from None
+    finally:
+        await db.dispose()
+    head = migrations.head_revision()
+    if migrated and not db.is_sqlite and current != head:
+        raise SettingsError(
+            f"the database {where} is at migration {current or 'none'}, not {head}: "
+            "run `studio migrate` first."
+        )
 
 
 class PortUnavailable(Exception):
@@ -83,12 +129,29 @@ def _port(text: str) -> int:
 MAX_PORT = 65535
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to host:port (as uvicorn binds one), not yet listening."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+def listen_host(text: str) -> str:
+    """An argparse type: a host to listen on, a name or an address; `[::1]` is taken
+    as `::1`. An empty one is refused: it would mean every interface, unsaid."""
+    host = text.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host:
+        raise argparse.ArgumentTypeError(
+            "the host is empty: give 127.0.0.1 (this machine only), or 0.0.0.0 or :: "
+            "(every interface)"
+        )
+    return host
+
+
+def _bind(family: int, address: tuple[str, int], *, listen: int | None = None) -> socket.socket:
+    """A TCP socket of `family` bound to `address` (SO_REUSEADDR, as uvicorn binds one),
+    listening with backlog `listen` unless that is None."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
+        sock.bind(address)
+        if listen is not None:
+            sock.listen(listen)
     except BaseException:
         sock.close()
         raise
@@ -96,18 +159,30 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"{url_host(host)}:{port}"
 
 
-def listen_socket(host: str, port: int) -> socket.socket:
-    """Bind host:port before anything else starts; PortUnavailable if it cannot be had.
+def listening_address(sock: socket.socket) -> str:
+    """The address a socket from `listen_socket` is bound to, as text (`::1`, `0.0.0.0`)."""
+    return str(sock.getsockname()[0])
 
-    The bound socket is handed to uvicorn as it is, so nothing can take the port
-    between this check and the server listening on it.
+
+def listen_socket(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
+    """A socket listening on host:port, made before anything else starts; PortUnavailable
+    if it cannot be had.
+
+    `host` is a name or an address, looked up with getaddrinfo (IPv4 or IPv6,
+    whichever it gives first): `localhost`, `::1`, `0` (which is 0.0.0.0). The socket
+    listens before it is returned, and is handed to uvicorn as it is, so nothing can
+    take the port between this check and the server serving on it: of two servers
+    started at once on one port, the second is refused here (bind, or listen,
+    fails with EADDRINUSE) whichever of the two gets there first.
     """
     where = _address(host, port)
     try:
-        return _bind(host, port)
+        family, address = _resolve(host, port)
+        where = _address(address[0], port)
+        return _bind(family, address, listen=backlog)
     except socket.gaierror as error:
         raise PortUnavailable(
             f"cannot listen on {where}: {host!r} is not a known host name ({error.strerror}). "
@@ -116,7 +191,7 @@ def listen_socket(host: str, port: int) -> socket.socket:
         ) from error
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
-            free = _free_port_after(host, port)
+            free = _free_port_after(family, address)
             choice = f": --port {free} is free now" if free is not None else " with --port"
             raise PortUnavailable(
                 f"cannot listen on {where}: address already in use (another server, perhaps "
@@ -136,11 +211,21 @@ def listen_socket(host: str, port: int) -> socket.socket:
         raise PortUnavailable(f"cannot listen on {where}: {error.strerror or error}") from error
 
 
-def _free_port_after(host: str, port: int, tries: int = 20) -> int | None:
-    """The first of the next `tries` ports that can be bound now, if any."""
+def _resolve(host: str, port: int) -> tuple[int, tuple[str, int]]:
+    """The address family and (address, port) getaddrinfo gives first for a TCP
+    server on host:port; socket.gaierror for a name that does not resolve."""
+    family, _, _, _, sockaddr = socket.getaddrinfo(
+        host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+    )[0]
+    return family, (str(sockaddr[0]), int(sockaddr[1]))
+
+
+def _free_port_after(family: int, address: tuple[str, int], tries: int = 20) -> int | None:
+    """The first of the next `tries` ports that can be bound and listened on now, if any."""
+    host, port = address
     for candidate in range(port + 1, min(port + 1 + tries, MAX_PORT + 1)):
         try:
-            _bind(host, candidate).close()
+            _bind(family, (host, candidate), listen=1).close()
         except OSError:
             continue
         return candidate
@@ -152,16 +237,15 @@ def startup_report(
 ) -> str:
     """What runs where, printed once the server listens: URLs, storage, bus and Replicate.
 
-    `replicate_url` is where the server's calls to Replicate go (the built-in
-    emulator's loopback URL when it runs). No password or token is shown.
+    `host` is the address listened on; `replicate_url` is where the server's calls
+    to Replicate go (the built-in emulator's loopback URL when it runs). Every URL is
+    shown by `shown_url`: no password, token or secret-looking query value.
     """
-    public = public_url
+    public = shown_url(public_url)
     websocket = public.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
     bus = settings.event_bus_url.get_secret_value()
-    if bus.startswith("memory://"):
-        bus_text = "memory:// (this process only)"
-    else:
-        bus_text = _without_password(bus)
+    bus_text = "memory:// (this process only)" if bus.startswith("memory://") else shown_url(bus)
+    replicate_url = shown_url(replicate_url)
     if settings.uses_emulator:
         logged = (
             "its requests logged"
@@ -207,19 +291,22 @@ def serve(args: argparse.Namespace) -> None:
     from api.app import create_app
 
     settings = _settings()
-    # Before migrating or starting anything: the port must be ours.
-    sock = listen_socket(args.host, args.port)
+    # Before migrating or starting anything: the port must be ours, and the database
+    # must answer.
+    sock = listen_socket(args.host, args.port, backlog=settings.listen_backlog)
+    host = listening_address(sock)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        app = create_app(settings, host=args.host, port=args.port)
+        asyncio.run(check_database(settings, migrated=True))
+        app = create_app(settings, host=host, port=args.port)
     except BaseException:
         sock.close()
         raise
     config = uvicorn.Config(
         app,
-        host=args.host,
+        host=host,
         port=args.port,
         log_level=settings.log_level.lower(),
         # uvicorn times out neither request headers nor bodies: the body is timed in
@@ -237,7 +324,7 @@ def serve(args: argparse.Namespace) -> None:
         state: AppState = app.state.studio
         return startup_report(
             settings,
-            host=args.host,
+            host=host,
             port=args.port,
             public_url=state.public_url,
             replicate_url=state.replicate_url,
@@ -252,6 +339,7 @@ def serve(args: argparse.Namespace) -> None:
 
 def migrate(_: argparse.Namespace) -> None:
     settings = _settings()
+    asyncio.run(check_database(settings))
 
     async def run() -> None:
         db = Database(settings.resolved_database_url())
@@ -283,11 +371,12 @@ def emulator(args: argparse.Namespace) -> None:
         generate_webhook_secret,
     )
 
-    settings = Settings()
+    settings = load_settings()
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    public_url = f"http://{args.host}:{args.port}"
+    sock = listen_socket(args.host, args.port)
+    public_url = base_url(listening_address(sock), args.port)
     configured = settings.replicate_api_token
     token = configured.get_secret_value() if configured else "r8_" + secrets.token_urlsafe(32)
     webhook_secret = settings.replicate_webhook_secret
@@ -304,7 +393,19 @@ def emulator(args: argparse.Namespace) -> None:
         print("  API token: REPLICATE_API_TOKEN", flush=True)
     else:
         print(f"  API token (set REPLICATE_API_TOKEN to it): {token}", flush=True)
-    uvicorn.run(create_emulator_app(config), host=args.host, port=args.port, log_level="warning")
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_emulator_app(config),
+            host=listening_address(sock),
+            port=args.port,
+            log_level="warning",
+        )
+    )
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 def bench(args: argparse.Namespace) -> None:
@@ -348,7 +449,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="studio", description="Storyboard Studio server.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the server")
-    serve_parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    serve_parser.add_argument(
+        "--host",
+        type=listen_host,
+        default="127.0.0.1",
+        help="name or address to listen on (127.0.0.1; 0.0.0.0 or 0: every IPv4 interface)",
+    )
     serve_parser.add_argument("--port", type=_port, default=8000, help="port to bind (8000)")
     serve_parser.set_defaults(run=serve)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(run=migrate)
@@ -356,7 +462,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     emulator_parser = commands.add_parser(
         "emulator", help="run the built-in Replicate emulator on its own"
     )
-    emulator_parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    emulator_parser.add_argument(
+        "--host",
+        type=listen_host,
+        default="127.0.0.1",
+        help="name or address to listen on (127.0.0.1)",
+    )
     emulator_parser.add_argument("--port", type=_port, default=8001, help="port to bind (8001)")
     emulator_parser.set_defaults(run=emulator)
     bench_parser = commands.add_parser("bench", help="print benchmark figures")
@@ -385,12 +496,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         args.run(args)
     except SettingsError as error:
+        # One `studio: SETTING: problem` line per problem; indented lines go on one.
+        for line in str(error).splitlines():
+            print(line if line.startswith(" ") else f"studio: {line}", file=sys.stderr)
+        sys.exit(BAD_SETTINGS)
+    except (PortUnavailable, DatabaseUnavailable) as error:
         print(f"studio: {error}", file=sys.stderr)
-        sys.exit(2)
-    except PortUnavailable as error:
-        print(f"studio: {error}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(UNAVAILABLE)
     except VendorError as error:
         # Raised at start-up when GraphiQL's vendored files are missing or changed.
         print(f"studio: {error}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(BAD_SETTINGS)

@@ -16,15 +16,21 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
+from api.urls import base_url, http_url_problem
 from services.request_limits.policy import parse_rates
 
 PLACEHOLDER_SECRETS = frozenset(
     {"changethis", "change-me", "changeme", "secret", "dev", "test", "xxx"}
 )
 MIN_SECRET_LENGTH = 32
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+DATABASE_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
+EVENT_BUS_SCHEMES = ("memory", "redis", "rediss", "postgres", "postgresql")
 
 
 class SettingsError(Exception):
@@ -32,7 +38,9 @@ class SettingsError(Exception):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # hide_input_in_errors: a value that fails validation is never repeated in the
+    # error (it may be a password or a URL holding one); see `load_settings`.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     database_url: SecretStr | None = Field(
         default=None,
@@ -48,7 +56,9 @@ class Settings(BaseSettings):
     studio_data_dir: Path = Field(
         default=Path(".studio"), description="Where the embedded default keeps its files."
     )
-    log_level: str = "INFO"
+    log_level: str = Field(
+        default="INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)."
+    )
     max_request_bytes: int = Field(
         default=2 * 1024 * 1024,
         gt=0,
@@ -339,6 +349,47 @@ class Settings(BaseSettings):
             return value.strip() or None
         return value
 
+    @field_validator("public_url", "replicate_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and (problem := http_url_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        try:
+            url = make_url(value.get_secret_value())
+        except (ArgumentError, ValueError):
+            url = None
+        if url is None or url.drivername not in DATABASE_DRIVERS:
+            raise ValueError(
+                "not a database URL: write postgresql+asyncpg://user:password@host:5432/db "
+                "or sqlite+aiosqlite:///path/to/file.db"
+            )
+        return value
+
+    @field_validator("event_bus_url")
+    @classmethod
+    def _event_bus_url(cls, value: SecretStr) -> SecretStr:
+        scheme, separator, _ = value.get_secret_value().strip().partition("://")
+        if not separator or scheme.lower() not in EVENT_BUS_SCHEMES:
+            raise ValueError(
+                "must be memory://, redis://host:6379/0 (or rediss://) or postgres://user@host/db"
+            )
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
     @field_validator("limits_url")
     @classmethod
     def _limits_store(cls, value: SecretStr | None) -> SecretStr | None:
@@ -346,7 +397,7 @@ class Settings(BaseSettings):
         if not url:
             return None
         if not url.startswith(("memory://", "redis://", "rediss://")):
-            raise ValueError("LIMITS_URL must be memory:// or redis://host:6379/0")
+            raise ValueError("must be memory:// or redis://host:6379/0 (or rediss://)")
         return SecretStr(url)
 
     @field_validator("rate_limit_graphql", "rate_limit_media", "rate_limit_sign_up")
@@ -415,7 +466,8 @@ class Settings(BaseSettings):
         return [origin.strip() for origin in self.allowed_origins.split(",") if origin.strip()]
 
     def resolved_public_url(self, host: str, port: int) -> str:
-        return (self.public_url or f"http://{host}:{port}").rstrip("/")
+        """PUBLIC_URL, else `http://HOST:PORT` (an IPv6 HOST in brackets); no trailing slash."""
+        return (self.public_url or base_url(host, port)).rstrip("/")
 
     @property
     def resolved_media_root(self) -> Path:
@@ -429,3 +481,30 @@ class Settings(BaseSettings):
     def webhook_url(self) -> str | None:
         """Where Replicate should post updates: only to an address set on purpose."""
         return f"{self.public_url.rstrip('/')}/webhooks/replicate" if self.public_url else None
+
+
+def _problem(error: dict[str, Any]) -> str:
+    """One pydantic error as `SETTING: problem`, in words; never the value given."""
+    field = str(error["loc"][0]) if error["loc"] else "settings"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error.get("input") == "" and error["type"] != "value_error":
+        default = Settings.model_fields[field].default if field in Settings.model_fields else None
+        if isinstance(default, bool):
+            default = str(default).lower()
+        unset = f" ({default})" if default is not None else ""
+        message = f"is empty: give a value, or unset it for its default{unset}"
+    return f"{field.upper()}: {message}"
+
+
+def load_settings(**values: Any) -> Settings:
+    """Settings from the environment (and `.env`), with `values` over them.
+
+    Raises SettingsError whose message has one line `SETTING: problem` per setting
+    that is wrong (e.g. `MAX_CONNECTIONS: Input should be a valid integer, ...`). The
+    value given is never in it, since it may be a secret.
+    """
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        lines = [_problem(dict(detail)) for detail in error.errors(include_input=True)]
+        raise SettingsError("\n".join(lines)) from None

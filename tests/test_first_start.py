@@ -2,28 +2,35 @@
 
 `./dev` without a command prints its header and nothing else; an unknown command
 prints it to stderr and exits 2. `studio serve` on a port that is taken says so
-(and which port is free) before it migrates or starts anything. A server that
-starts prints one block saying what runs where, and its built-in emulator is
-quiet unless EMULATOR_LOG_REQUESTS asks for its requests.
+(and which port is free) before it migrates or starts anything, even when two are
+started at once; so does one whose database cannot be reached. A server that
+starts prints one block saying what runs where (an IPv6 address in brackets), and
+its built-in emulator is quiet unless EMULATOR_LOG_REQUESTS asks for its requests.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from api.cli import startup_report
+from api.cli import listen_host, listen_socket, listening_address, startup_report
 from api.settings import Settings
-from tests.servers import HOST, StudioServer, run_studio, studio_env
+from services.database import scratch_postgres_database
+from tests.conftest import ADMIN_URL
+from tests.servers import HOST, StudioServer, free_port, run_studio, studio_env
 from tests.test_generation_e2e import Client, finished
 
 REPO = Path(__file__).resolve().parent.parent
+EVERY_INTERFACE = "0.0.0.0"  # noqa: S104 (what `--host 0` means)
 
 # -- ./dev --------------------------------------------------------------------------------
 
@@ -118,6 +125,169 @@ def test_an_address_that_cannot_be_had_is_refused_clearly(
     assert "Traceback" not in result.stderr
 
 
+def test_two_servers_started_at_once_on_one_port_leave_one_serving(tmp_path: Path) -> None:
+    """Both bind (SO_REUSEADDR lets two unlistened sockets share a port); the socket
+    listens before anything else starts, so the second is refused then, not later."""
+    port = free_port()
+    servers = [
+        StudioServer(env=studio_env(), cwd=tmp_path / name, name=name, port=port)
+        for name in ("first", "second")
+    ]
+    for server in servers:
+        server.cwd.mkdir()
+    try:
+        for server in servers:
+            server.launch()
+        deadline = time.monotonic() + 30
+        while all(server.running for server in servers):
+            assert time.monotonic() < deadline, [server.output() for server in servers]
+            time.sleep(0.05)
+        [loser] = [server for server in servers if not server.running]
+        [winner] = [server for server in servers if server.running]
+        assert loser.process.returncode == 1, loser.output()
+        lost = loser.output()
+        assert f"studio: cannot listen on {HOST}:{port}: address already in use" in lost
+        assert "Storyboard Studio is ready" not in lost
+        assert "Traceback" not in lost
+        winner.wait_ready()
+        assert httpx.get(f"{winner.base_url}/readyz", trust_env=False).status_code == 200
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_an_empty_host_is_refused(tmp_path: Path) -> None:
+    result = run_studio(
+        ["serve", "--host", "", "--port", "8000"], env=studio_env(), cwd=tmp_path, timeout=30
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "argument --host: the host is empty" in result.stderr
+    assert not (tmp_path / ".studio").exists()
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("0", EVERY_INTERFACE),
+        (EVERY_INTERFACE, EVERY_INTERFACE),
+        ("localhost", None),
+        (" 127.0.0.1 ", None),
+    ],
+)
+def test_a_host_is_looked_up_and_the_address_is_what_is_shown(
+    host: str, address: str | None
+) -> None:
+    """`--host 0` is 0.0.0.0, as getaddrinfo reads it, and is shown as 0.0.0.0."""
+    with listen_socket(listen_host(host), 0) as sock:
+        shown = listening_address(sock)
+        assert shown == (address or shown)
+        assert shown in (EVERY_INTERFACE, "127.0.0.1", "::1")
+        port = sock.getsockname()[1]
+        with socket.create_connection((HOST if shown == EVERY_INTERFACE else shown, port), 2):
+            pass  # it listens already
+
+
+def has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback (::1) on this machine")
+@pytest.mark.parametrize("host", ["::1", "[::1]"])
+def test_a_server_on_ipv6_shows_and_signs_bracketed_urls(tmp_path: Path, host: str) -> None:
+    server = StudioServer(
+        env=studio_env(EMULATOR_LATENCY_MS="200"), cwd=tmp_path, extra_args=("--host", host)
+    )
+    server.launch()
+    try:
+        base = f"http://[::1]:{server.port}"
+        deadline = time.monotonic() + 30
+        while "Stop it with Ctrl+C." not in server.output():
+            assert server.running, server.output()
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.05)
+        where = block(server.output())
+        assert f"listening on [::1]:{server.port}" in server.output()
+        assert where["GraphQL"] == f"{base}/graphql (GraphiQL in a browser)"
+        assert where["WebSocket"].startswith(f"ws://[::1]:{server.port}/graphql ")
+        # Signed media links are built on the same public URL, and work.
+        client = Client(base)
+        client.sign_up()
+        shot_id, _ = client.shot_with_images(1)
+        [image] = client.wait(shot_id, finished)
+        assert image["status"] == "COMPLETE", image
+        link = urlsplit(image["imageUrl"])
+        assert (link.hostname, link.port) == ("::1", server.port), image
+        assert httpx.get(image["imageUrl"], trust_env=False, timeout=10).status_code == 200
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback (::1) on this machine")
+def test_the_emulator_on_ipv6_shows_a_bracketed_url(tmp_path: Path) -> None:
+    emulator = StudioServer(
+        env=studio_env(), cwd=tmp_path, command="emulator", extra_args=("--host", "::1")
+    )
+    emulator.launch()
+    try:
+        url = f"http://[::1]:{emulator.port}"
+        deadline = time.monotonic() + 30
+        while f"Replicate emulator at {url} " not in emulator.output():
+            assert emulator.running, emulator.output()
+            assert time.monotonic() < deadline, emulator.output()
+            time.sleep(0.05)
+        assert httpx.get(f"{url}/_emulator/health", trust_env=False).status_code == 200
+    finally:
+        emulator.stop()
+
+
+def test_a_database_that_cannot_be_reached_is_said_plainly(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    url = f"postgresql+asyncpg://studio:DBPW-hunter2@127.0.0.1:{port}/studio?password=QPW-hunter3"
+    result = run_studio(
+        ["serve", "--host", HOST, "--port", str(free_port())],
+        env=studio_env(DATABASE_URL=url, SECRET_KEY="k" * 40),
+        cwd=tmp_path,
+        timeout=60,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert result.stderr.startswith(
+        "studio: cannot reach the database "
+        f"postgresql+asyncpg://studio:***@127.0.0.1:{port}/studio?password=***: "
+    ), result.stderr
+    assert "Check DATABASE_URL and that the database server is running." in result.stderr
+    assert "hunter" not in output
+    assert "Traceback" not in output
+    assert "Storyboard Studio is ready" not in output
+
+
+async def test_a_database_not_yet_migrated_is_said_plainly(tmp_path: Path) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            url = await stack.enter_async_context(
+                scratch_postgres_database(ADMIN_URL, prefix="studio_unmigrated")
+            )
+        except OSError as error:
+            pytest.skip(f"PostgreSQL is not reachable ({error!r})")
+        result = run_studio(
+            ["serve", "--host", HOST, "--port", str(free_port())],
+            env=studio_env(DATABASE_URL=url, SECRET_KEY="k" * 40),
+            cwd=tmp_path,
+            timeout=60,
+        )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "is at migration none, not " in result.stderr
+    assert result.stderr.endswith(": run `studio migrate` first.\n"), result.stderr
+    assert "Traceback" not in output
+    assert "Storyboard Studio is ready" not in output
+
+
 def test_a_port_out_of_range_is_a_usage_error(tmp_path: Path) -> None:
     result = run_studio(["serve", "--port", "70000"], env=studio_env(), cwd=tmp_path, timeout=30)
     assert result.returncode == 2
@@ -204,6 +374,33 @@ def test_the_emulator_logs_its_requests_when_asked(tmp_path: Path) -> None:
     assert re.search(r'"GET /v1/predictions/\w+ HTTP/1.1" 200', output), output
     # Its requests, not its own start-up: still one server's.
     assert output.count("Started server process") == 1, output
+
+
+def test_the_start_up_block_shows_no_password_or_secret_query_value(tmp_path: Path) -> None:
+    settings = Settings(
+        _env_file=None,
+        database_url="postgresql+asyncpg://studio@db.internal/studio?password=QUERYPW",
+        event_bus_url="redis://cache.internal:6379/0?password=BUSQPW",
+        replicate_api_token="r8_token",
+        replicate_base_url="https://user:BASEPW@replicate.internal",
+        public_url="https://user:PUBPW@studio.example.com",
+        media_root=tmp_path / "media",
+    )
+    report = startup_report(
+        settings,
+        host="::1",
+        port=8000,
+        public_url=settings.resolved_public_url("::1", 8000),
+        replicate_url="https://user:BASEPW@replicate.internal",
+    )
+    for secret in ("QUERYPW", "BUSQPW", "BASEPW", "PUBPW"):
+        assert secret not in report, report
+    where = block(report)
+    assert where["Database"] == "postgresql+asyncpg://studio@db.internal/studio?password=***"
+    assert where["Event bus"] == "redis://cache.internal:6379/0?password=***"
+    assert where["Replicate"] == "Replicate-compatible API at https://user:***@replicate.internal"
+    assert where["GraphQL"] == "https://user:***@studio.example.com/graphql (GraphiQL in a browser)"
+    assert "listening on [::1]:8000" in report
 
 
 def test_the_start_up_block_shows_no_password_or_token(tmp_path: Path) -> None:

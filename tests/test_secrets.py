@@ -1,5 +1,9 @@
-"""Secrets stay secret: never in a repr or a log line, and the emulator's webhook
-secret only for a caller with its API token (as on Replicate).
+"""Secrets stay secret: never in a repr, a log line or a complaint about a setting,
+and the emulator's webhook secret only for a caller with its API token (as on
+Replicate).
+
+A setting that is wrong stops `studio` with one line `studio: SETTING: problem` and
+exit code 2: no traceback, and never the value given, which may be a secret.
 
 The emulator is spoken to over real HTTP: on its own port, embedded as the server
 runs it, and as the `studio emulator` process.
@@ -13,10 +17,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from replicate.client import Client
 
+from api.cli import main
 from api.embedded import embedded_emulator
-from api.settings import Settings
+from api.settings import Settings, SettingsError, load_settings
 from tests.emulator_harness import EmulatorServer
 from tests.servers import StudioServer, studio_env
 
@@ -131,3 +137,103 @@ def test_studio_emulator_makes_a_token_when_none_is_configured(tmp_path: Path) -
             assert http.get(SECRET_PATH).status_code == 401
             headers = {"authorization": f"Bearer {printed[0]}"}
             assert http.get(SECRET_PATH, headers=headers).json()["key"].startswith("whsec_")
+
+
+# -- a setting that is wrong ---------------------------------------------------------------
+
+
+@pytest.fixture
+def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No studio setting in this process's environment (nor a `.env`): only the data dir."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        ("MAX_CONNECTIONS", "", "is empty: give a value, or unset it for its default (1000)"),
+        ("MAX_CONNECTIONS", "abc", "Input should be a valid integer"),
+        ("MAX_CONNECTIONS", "0", "Input should be greater than 0"),
+        (
+            "EMULATOR_LOG_REQUESTS",
+            "",
+            "is empty: give a value, or unset it for its default (false)",
+        ),
+        ("LOG_LEVEL", "", "must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG"),
+        ("LOG_LEVEL", "loud", "must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG"),
+        ("EVENT_BUS_URL", "kafka://u:KAFKAPW1@bus:9092", "must be memory://, redis://"),
+        ("LIMITS_URL", "mongodb://u:LIMPW123@h", "must be memory:// or redis://"),
+        (
+            "REPLICATE_BASE_URL",
+            "ftp://u:FTPPW1@files.example.com",
+            "must be an http:// or https://",
+        ),
+        ("REPLICATE_BASE_URL", "https://", "has no host"),
+        ("PUBLIC_URL", "ftp://studio.example.com", "must be an http:// or https://"),
+        ("PUBLIC_URL", "https://u:PUBPW1@h:notaport", "not a valid URL"),
+        ("DATABASE_URL", "mysql://u:DBPW1@db/studio", "not a database URL"),
+        ("DATABASE_URL", "postgresql://u:DBPW2@db/studio", "not a database URL"),
+    ],
+)
+def test_a_wrong_setting_is_one_line_without_its_value(
+    environment: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    setting: str,
+    value: str,
+    says: str,
+) -> None:
+    monkeypatch.setenv(setting, value)
+    with pytest.raises(SystemExit) as stopped:
+        main(["migrate"])
+    out, err = capsys.readouterr()
+    assert stopped.value.code == 2, err
+    assert err == f"studio: {setting}: {err.split(': ', 2)[2]}", err
+    assert err.count("\n") == 1, err
+    assert says in err, err
+    assert out == ""
+    for secret in ["KAFKAPW1", "LIMPW123", "FTPPW1", "PUBPW1", "DBPW1", "DBPW2"]:
+        assert secret not in err
+    assert not (environment / "data" / "studio.db").exists()  # nothing ran
+
+
+def test_every_wrong_setting_gets_its_line(
+    environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_CONNECTIONS", "many")
+    monkeypatch.setenv("LIMITS_URL", "mongodb://u:LIMPW123@h")
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert str(refused.value).splitlines() == [
+        "MAX_CONNECTIONS: Input should be a valid integer, unable to parse string as an integer",
+        "LIMITS_URL: must be memory:// or redis://host:6379/0 (or rediss://)",
+    ]
+
+
+def test_a_validation_error_never_repeats_the_value(environment: Path) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(limits_url="mongodb://u:LIMPW123@h", database_url="mysql://u:DBPW1@h/x")
+    assert "LIMPW123" not in str(refused.value)
+    assert "DBPW1" not in str(refused.value)
+
+
+def test_a_database_that_does_not_exist_is_said_plainly(
+    environment: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = "postgresql+asyncpg://postgres@127.0.0.1:5432/studio_no_such_db?password=QUERYPW1"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("SECRET_KEY", "k" * 40)
+    with pytest.raises(SystemExit) as stopped:
+        main(["migrate"])
+    _, err = capsys.readouterr()
+    assert stopped.value.code == 1, err
+    assert err == (
+        "studio: cannot reach the database "
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/studio_no_such_db?password=***: "
+        'database "studio_no_such_db" does not exist. '
+        "Check DATABASE_URL and that the database server is running.\n"
+    )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -108,6 +110,36 @@ def _seed_images_numbered_from_one(connection: Connection) -> dict[int, tuple[in
     return numbers
 
 
+def _add_images(
+    connection: Connection, shot: int, iteration_number: int, variants: list[int]
+) -> dict[int, tuple[int, int, int]]:
+    """Images of one iteration with the given variant numbers, written as a direct
+    database write would (no API check); returns them as `_seed_images_numbered_from_one`."""
+    tables = MetaData()
+    tables.reflect(connection, only=["shot_images"])
+    now = datetime.now(UTC)
+    numbers: dict[int, tuple[int, int, int]] = {}
+    for variant in variants:
+        result = connection.execute(
+            tables.tables["shot_images"]
+            .insert()
+            .values(
+                shot_id=shot,
+                iteration_number=iteration_number,
+                variant_number=variant,
+                status="COMPLETE",
+                iteration_prompt="p",
+                is_favorite=False,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        key = result.inserted_primary_key
+        assert key is not None
+        numbers[int(key[0])] = (shot, iteration_number, variant)
+    return numbers
+
+
 def _stored_numbers(connection: Connection) -> dict[int, tuple[int, int, int]]:
     rows = connection.execute(
         text("SELECT id, shot_id, iteration_number, variant_number FROM shot_images")
@@ -152,4 +184,85 @@ async def test_0007_numbers_variants_from_zero_and_back(empty_database_url: str)
         async with db.engine.connect() as connection:
             assert await connection.run_sync(_stored_numbers) == after
     finally:
+        await db.dispose()
+
+
+def _to(revision: str, direction: str = "upgrade") -> Callable[[Connection], None]:
+    def run(connection: Connection) -> None:
+        getattr(command, direction)(migrations.alembic_config(connection), revision)
+
+    return run
+
+
+async def test_0007_keeps_gaps_and_leaves_iterations_it_cannot_read_as_1_based(
+    empty_database_url: str,
+) -> None:
+    """Rows outside 1..12 at 0006 (only a direct write could store them) never make
+    the upgrade fail nor turn a 0 into -1: an iteration holding 0 keeps its numbers,
+    an iteration of 1..13 with gaps moves down by one, gaps kept."""
+    db = Database(empty_database_url)
+    try:
+        async with db.write_engine.begin() as connection:
+            await connection.run_sync(_to("0006"))
+            before = await connection.run_sync(_seed_images_numbered_from_one)
+            shot = min(shot for shot, _, _ in before.values())
+            gaps = await connection.run_sync(lambda c: _add_images(c, shot, 7, [13, 1, 3, 4]))
+            with_zero = await connection.run_sync(lambda c: _add_images(c, shot, 8, [0, 1, 2, 13]))
+
+        async with db.write_engine.begin() as connection:
+            await connection.run_sync(_to("0007"))
+        async with db.engine.connect() as connection:
+            after = await connection.run_sync(_stored_numbers)
+        assert sorted(v for s, i, v in after.values() if (s, i) == (shot, 7)) == [0, 2, 3, 12]
+        assert {image: after[image] for image in gaps} == {
+            image: (s, i, v - 1) for image, (s, i, v) in gaps.items()
+        }
+        assert {image: after[image] for image in with_zero} == with_zero
+        assert {image: after[image] for image in before} == {
+            image: (s, i, v - 1) for image, (s, i, v) in before.items()
+        }
+
+        # Back down: every iteration the API could have written is as it was.
+        async with db.write_engine.begin() as connection:
+            await connection.run_sync(_to("0006", "downgrade"))
+        async with db.engine.connect() as connection:
+            restored = await connection.run_sync(_stored_numbers)
+        assert {image: restored[image] for image in [*before, *gaps]} == before | gaps
+    finally:
+        await db.dispose()
+
+
+async def test_0007_makes_concurrent_writers_wait_on_postgresql(empty_database_url: str) -> None:
+    """A write to shot_images from another connection waits until the renumbering
+    commits, so no row is written between its statements and comes out negative."""
+    if empty_database_url.startswith("sqlite"):
+        pytest.skip("SQLite: the migration's BEGIN IMMEDIATE holds the file's write lock")
+    db = Database(empty_database_url)
+    other = Database(empty_database_url)
+    try:
+        async with db.write_engine.begin() as connection:
+            await connection.run_sync(_to("0006"))
+            before = await connection.run_sync(_seed_images_numbered_from_one)
+        shot = min(shot for shot, _, _ in before.values())
+
+        async def write_from_another_connection() -> dict[int, tuple[int, int, int]]:
+            async with other.write_engine.begin() as connection:
+                return await connection.run_sync(lambda c: _add_images(c, shot, 9, [1, 2]))
+
+        async with db.write_engine.begin() as connection:
+            await connection.run_sync(_to("0007"))
+            writer = asyncio.create_task(write_from_another_connection())
+            await asyncio.sleep(1.0)
+            assert not writer.done(), "an insert went through while the renumbering ran"
+        written = await asyncio.wait_for(writer, timeout=10)
+
+        async with db.engine.connect() as connection:
+            after = await connection.run_sync(_stored_numbers)
+        assert {image: after[image] for image in before} == {
+            image: (s, i, v - 1) for image, (s, i, v) in before.items()
+        }
+        # Written after the migration committed: stored as given, never moved to -3, -2.
+        assert {image: after[image] for image in written} == written
+    finally:
+        await other.dispose()
         await db.dispose()

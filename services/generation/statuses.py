@@ -65,8 +65,12 @@ def reset_attempts(row: Row) -> None:
     row.resubmissions = 0
 
 
-async def load_row(session: AsyncSession, table: type[Row], row_id: int) -> Row | None:
-    row = await session.get(table, row_id)
+async def load_row(
+    session: AsyncSession, table: type[Row], row_id: int, *, fresh: bool = False
+) -> Row | None:
+    """The image or selection by its ID, or None; `fresh`: read from the database again
+    even if the session holds it (after waiting for a lock)."""
+    row = await session.get(table, row_id, populate_existing=fresh)
     assert row is None or isinstance(row, ShotImageRow | StoryboardSelectionRow)
     return row
 

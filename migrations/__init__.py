@@ -32,13 +32,22 @@ def head_revision() -> str | None:
 
 
 async def upgrade_to_head(db: Database) -> None:
-    """Apply every migration not yet applied, in one transaction."""
+    """Apply every migration not yet applied, in one transaction (`Database.schema_change`)."""
+    await migrate(db, "head")
 
-    def upgrade(connection: Connection) -> None:
-        command.upgrade(alembic_config(connection), "head")
 
-    async with db.write_engine.begin() as connection:
-        await connection.run_sync(upgrade)
+async def migrate(db: Database, revision: str, *, down: bool = False) -> None:
+    """Upgrade (or with `down`, downgrade) to `revision`, in one transaction.
+
+    Always through `Database.schema_change`: on SQLite a migration that rebuilds a
+    table needs foreign keys off (0008 refuses to run otherwise).
+    """
+
+    def run(connection: Connection) -> None:
+        (command.downgrade if down else command.upgrade)(alembic_config(connection), revision)
+
+    async with db.schema_change() as connection:
+        await connection.run_sync(run)
 
 
 async def current_revision(db: Database) -> str | None:

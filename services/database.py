@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -121,6 +121,44 @@ class Database:
             recording.publish(self.bus, outbox)
             for callback in callbacks:
                 callback()
+
+    @asynccontextmanager
+    async def schema_change(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one write transaction, for migrations; committed on
+        success, rolled back on any error.
+
+        On SQLite, foreign keys are not enforced inside it and are checked before it
+        commits, as SQLite's procedure for changing a table's definition asks
+        (https://www.sqlite.org/lang_altertable.html#otheralter): a table is changed
+        by building a new one and dropping the old, and with keys enforced that drop
+        would first delete every row of the old table, cascading into the tables
+        that refer to it. `PRAGMA foreign_keys` cannot change inside a transaction,
+        so it is set before BEGIN and set back after. A row left pointing at no row
+        raises RuntimeError and nothing is committed.
+        """
+        if not self.is_sqlite:
+            async with self.write_engine.begin() as connection:
+                yield connection
+            return
+        async with self.engine.connect() as connection:
+            # A connection of `engine` (not `write_engine`) sends no BEGIN: these run
+            # outside any transaction, where the pragma takes effect.
+            await connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+            await connection.commit()
+            try:
+                await connection.execution_options(**{_WRITE_OPTION: True})
+                async with connection.begin():
+                    yield connection
+                    broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                    if broken:
+                        raise RuntimeError(
+                            f"The schema change leaves {len(broken)} row(s) referring to no "
+                            f"row (table, rowid, parent): {[tuple(r[:3]) for r in broken[:5]]}"
+                        )
+            finally:
+                await connection.execution_options(**{_WRITE_OPTION: False})
+                await connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+                await connection.commit()
 
     async def ping(self) -> None:
         """Raise (whatever the driver or SQLAlchemy raises) unless the database answers

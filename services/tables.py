@@ -17,6 +17,11 @@ from sqlmodel import Field, SQLModel
 
 # BIGINT on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is an auto-incrementing rowid.
 IdType = BigInteger().with_variant(Integer(), "sqlite")
+# The table options of every table whose `id` the database gives out. On SQLite an
+# INTEGER PRIMARY KEY without AUTOINCREMENT gives the highest deleted id out again,
+# so a global ID a client kept would name another object; AUTOINCREMENT never does
+# (https://www.sqlite.org/autoinc.html). PostgreSQL's BIGSERIAL never reuses one.
+NEW_IDS_ONLY = {"sqlite_autoincrement": True}
 # none_as_null: a Python None is SQL NULL (not JSON null), so `IS NULL` finds it.
 JsonType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
@@ -111,6 +116,7 @@ class UserRow(SQLModel, table=True):
     (a PHC string, see `services.accounts.passwords`)."""
 
     __tablename__ = "users"
+    __table_args__ = NEW_IDS_ONLY
 
     id: int | None = _id()
     email: str = Field(max_length=254, unique=True)
@@ -124,6 +130,7 @@ class TeamRow(SQLModel, table=True):
     """A team, which owns projects; `is_personal` for the one made at sign-up."""
 
     __tablename__ = "teams"
+    __table_args__ = NEW_IDS_ONLY
 
     id: int | None = _id()
     name: str = Field(max_length=100)
@@ -151,6 +158,7 @@ class AccessTokenRow(SQLModel, table=True):
     """A bearer token; only its SHA-256 digest is stored."""
 
     __tablename__ = "access_tokens"
+    __table_args__ = NEW_IDS_ONLY
 
     id: int | None = _id()
     user_id: int = _ref("users.id", index=True)
@@ -166,6 +174,7 @@ class TeamInvitationRow(SQLModel, table=True):
     """
 
     __tablename__ = "team_invitations"
+    __table_args__ = NEW_IDS_ONLY
 
     id: int | None = _id()
     team_id: int = _ref("teams.id", index=True)
@@ -181,7 +190,7 @@ class ProjectRow(SQLModel, table=True):
     `workflow_version` a WorkflowVersion name."""
 
     __tablename__ = "projects"
-    __table_args__ = (Index("ix_projects_team_id_id", "team_id", "id"),)
+    __table_args__ = (Index("ix_projects_team_id_id", "team_id", "id"), NEW_IDS_ONLY)
 
     id: int | None = _id()
     team_id: int = _ref("teams.id")
@@ -200,7 +209,7 @@ class SceneRow(SQLModel, table=True):
 
     __tablename__ = "scenes"
     # Also the index for "the scenes of a project, in order".
-    __table_args__ = (UniqueConstraint("project_id", "scene_number"),)
+    __table_args__ = (UniqueConstraint("project_id", "scene_number"), NEW_IDS_ONLY)
 
     id: int | None = _id()
     project_id: int = _ref("projects.id")
@@ -215,7 +224,7 @@ class ShotRow(SQLModel, table=True):
     """A shot of a scene; `shot_number` is its place, unique within the scene."""
 
     __tablename__ = "shots"
-    __table_args__ = (UniqueConstraint("scene_id", "shot_number"),)
+    __table_args__ = (UniqueConstraint("scene_id", "shot_number"), NEW_IDS_ONLY)
 
     id: int | None = _id()
     scene_id: int = _ref("scenes.id")
@@ -240,6 +249,7 @@ class ShotImageRow(SQLModel, table=True):
         UniqueConstraint("shot_id", "iteration_number", "variant_number"),
         Index("ix_shot_images_prediction_id", "prediction_id"),
         Index("ix_shot_images_status", "status"),
+        NEW_IDS_ONLY,
     )
 
     id: int | None = _id()
@@ -287,6 +297,7 @@ class StoryboardSelectionRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_storyboard_selections_prediction_id", "prediction_id"),
         Index("ix_storyboard_selections_animation_status", "animation_status"),
+        NEW_IDS_ONLY,
     )
 
     id: int | None = _id()
@@ -336,6 +347,7 @@ class ProjectEventRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("project_id", "sequence"),
         Index("ix_project_events_at", "at"),
+        NEW_IDS_ONLY,
     )
 
     id: int | None = _id()

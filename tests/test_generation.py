@@ -710,3 +710,96 @@ async def test_one_dispatch_submits_more_than_a_batch(studio: Studio) -> None:
     images = data["node"]["iterations"][0]["images"]
     assert len(images) == 6
     assert all(image["predictionId"] for image in images), images
+
+
+async def test_a_finished_animation_never_overwrites_a_concurrent_status_change(
+    studio: Studio,
+) -> None:
+    """The engine advances a project's status under the project's lock, as every writer does.
+
+    A person sets the status to ANIMATION_COMPLETE in a transaction that holds the
+    project while one of two animations finishes. Unlocked, the engine read the old
+    status (SHOT_ITERATION), waited only to write, and put back STORYBOARD_FINAL over
+    the person's change; locked, it reads the status after the change, and leaves it.
+    """
+    from sqlalchemy import text
+
+    from schema import ids
+    from services.accounts.access import Actor
+    from services.storyboard.projects import update_project
+    from services.tables import TeamRole, WorkflowStatus
+
+    if studio.db.is_sqlite:
+        pytest.skip("SQLite runs one writer at a time: nothing can interleave")
+    ann = await account(studio.db)
+    pid = await project(studio.db, ann)
+    made = await scene(studio.db, ann, pid, shots=2)
+    selections = []
+    for shot in made["shots"]:
+        await generate(studio, ann, shot["id"], variantCount=1)
+        first = await wait_for_iteration(studio, ann, shot["id"], 0)
+        chosen = await studio.mutate(
+            "selectMasterShot",
+            {"shotId": shot["id"], "imageId": first["images"][0]["id"]},
+            "selection { id }",
+            ann.token,
+        )
+        selections.append(chosen["selection"]["id"])
+    moved = await studio.mutate(
+        "updateProject", {"id": pid, "status": "SHOT_ITERATION"}, "project { status }", ann.token
+    )
+    assert moved["project"] == {"status": "SHOT_ITERATION"}
+
+    # No engine runs while the animation is asked for and the project is locked.
+    await studio.generation_engine.stop()
+    started = await studio.mutate(
+        "animateShot",
+        {"selectionId": selections[0], "params": {"duration": 5}},
+        "selection { animationStatus }",
+        ann.token,
+    )
+    assert started["userErrors"] == []
+    actor = Actor(
+        ids.decode(ann.user_id, "User"), {ids.decode(ann.team_id, "Team"): TeamRole.OWNER}
+    )
+
+    async def waiting_for_a_lock() -> int:
+        async with studio.db.engine.connect() as connection:
+            found = await connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        return int(found or 0)
+
+    async with studio.db.transaction() as session:
+        await update_project(
+            session,
+            actor,
+            project_id=ids.decode(pid, "Project"),
+            status=WorkflowStatus.ANIMATION_COMPLETE,
+        )
+        await session.flush()
+        studio.generation_engine = GenerationEngine(
+            studio.db,
+            studio.generation_engine.gateway,
+            studio.storage,
+            EngineSettings(poll_interval=0.1),
+        )
+        studio.generation_engine.start()
+        # The engine finishes the animation and stops at the project's lock.
+        deadline = time.monotonic() + DEADLINE
+        while await waiting_for_a_lock() == 0:
+            assert time.monotonic() < deadline, "the engine never reached the project"
+            await asyncio.sleep(0.05)
+
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        state = (await studio.run(PROJECT_STATE, {"id": pid}, ann.token))["project"]
+        if state["storyboard"][0]["animationStatus"] not in ("PENDING", "PROCESSING"):
+            break
+        assert time.monotonic() < deadline, state
+        await asyncio.sleep(0.1)
+    assert state["storyboard"][0]["animationStatus"] == "COMPLETE"
+    assert state["status"] == "ANIMATION_COMPLETE", "the person's change was overwritten"

@@ -481,3 +481,38 @@ async def test_updates_change_only_what_is_given(db: Database) -> None:
         token=ann.token,
     )
     assert cleared["project"] == {"title": "Renamed", "prompt": None}
+
+
+async def test_an_id_is_never_given_out_again_after_a_delete(db: Database) -> None:
+    """A global ID a client kept never comes to name another object: the newest
+    project, scene, shot or image deleted, the next one gets a new id (SQLite
+    without AUTOINCREMENT gave the deleted one out again)."""
+    from schema import ids
+
+    ann = await account(db)
+
+    async def delete(name: str, global_id: str) -> None:
+        await mutate_ok(db, name, {"id": global_id}, "deletedId", token=ann.token)
+
+    gone_project = await project(db, ann)
+    await delete("deleteProject", gone_project)
+    kept_project = await project(db, ann)
+    assert ids.decode(kept_project, "Project") > ids.decode(gone_project, "Project")
+
+    gone_scene = await scene(db, ann, kept_project, shots=1)
+    gone_shot = gone_scene["shots"][0]["id"]
+    await delete("deleteScene", gone_scene["id"])  # and its shot with it
+    kept_scene = await scene(db, ann, kept_project, shots=2)
+    assert ids.decode(kept_scene["id"], "Scene") > ids.decode(gone_scene["id"], "Scene")
+    assert ids.decode(kept_scene["shots"][0]["id"], "Shot") > ids.decode(gone_shot, "Shot")
+
+    newest_shot = kept_scene["shots"][1]["id"]
+    await delete("deleteShot", newest_shot)
+    later = await scene(db, ann, kept_project, title="Later", shots=1)
+    shot = later["shots"][0]["id"]
+    assert ids.decode(shot, "Shot") > ids.decode(newest_shot, "Shot")
+
+    gone_image = (await iteration(db, ann, shot, count=1))["images"][0]["id"]
+    await delete("deleteShotImage", gone_image)
+    kept_image = (await iteration(db, ann, shot, count=1))["images"][0]["id"]
+    assert ids.decode(kept_image, "ShotImage") > ids.decode(gone_image, "ShotImage")

@@ -27,6 +27,7 @@ from services.outbound import (
     MediaKind,
 )
 from services.storyboard import workflow
+from services.storyboard.projects import lock_project_row
 from services.tables import (
     GenerationStatus,
     ProjectRow,
@@ -180,6 +181,13 @@ class OutputCopying:
         await self.storage.put(key, fetched.data, content_type=fetched.content_type)
         async with self.db.transaction() as session:
             row = await load_row(session, table, row_id)
+            project: ProjectRow | None = None
+            if isinstance(row, StoryboardSelectionRow):
+                # A finished animation may advance the project's status: lock the project
+                # first, as every writer of a project does (the same order, so no
+                # deadlock), and read the row again under the lock.
+                project = await lock_project_row(session, row.project_id)
+                row = await load_row(session, table, row_id, fresh=True)
             if row is None:
                 await self.storage.delete(key)
                 return
@@ -201,11 +209,8 @@ class OutputCopying:
                 row.animated_video_url = None
             row.provider_output = None
             set_status(row, GenerationStatus.COMPLETE)
-            project_id = row.project_id if isinstance(row, StoryboardSelectionRow) else None
-            if project_id is not None:
-                project = await session.get(ProjectRow, project_id)
-                if project is not None:
-                    await workflow.advance(session, project)
+            if project is not None:
+                await workflow.advance(session, project)
 
     async def _copy_failed(self, table: type[Row], row_id: int, error: FetchError) -> None:
         """Count a failed copy; give up at once if it cannot work, or after the last try."""

@@ -72,10 +72,14 @@ def reset_attempts(row: Row) -> None:
     row.resubmissions = 0
 
 
-async def load_row(session: AsyncSession, table: type[Row], row_id: int) -> Row | None:
+async def load_row(
+    session: AsyncSession, table: type[Row], row_id: int, *, fresh: bool = False
+) -> Row | None:
     """The row of `table` (ShotImageRow or StoryboardSelectionRow) with id `row_id`
-    through `session` (its identity map first, then a SELECT); None if there is none."""
-    row = await session.get(table, row_id)
+    through `session` (its identity map first, then a SELECT); None if there is none.
+    `fresh`: read it from the database again even if the session holds it (after
+    waiting for a lock)."""
+    row = await session.get(table, row_id, populate_existing=fresh)
     assert row is None or isinstance(row, ShotImageRow | StoryboardSelectionRow)
     return row
 

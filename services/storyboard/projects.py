@@ -37,13 +37,23 @@ from services.validation import (
 )
 
 
+async def lock_project_row(session: AsyncSession, project_id: int) -> ProjectRow | None:
+    """The project, locked for this transaction (FOR UPDATE on PostgreSQL), or None if it
+    does not exist; no access check.
+
+    For work done for no user (the generation engine); everything a user asks for
+    goes through `lock_project`. The row is read again under the lock, so a change
+    another transaction committed while this one waited is seen, never overwritten.
+    """
+    statement = select(ProjectRow).where(ProjectRow.id == project_id).with_for_update()
+    return (await session.exec(statement.execution_options(populate_existing=True))).first()
+
+
 async def lock_project(
     session: AsyncSession, actor: Actor, project_id: int, *, what: str = "project"
 ) -> ProjectRow:
     """The project, locked for this transaction, if the actor may change (the `what` in) it."""
-    project = (
-        await session.exec(select(ProjectRow).where(ProjectRow.id == project_id).with_for_update())
-    ).first()
+    project = await lock_project_row(session, project_id)
     if project is None:
         raise NotFound(what)
     actor.require_write(project.team_id, what)

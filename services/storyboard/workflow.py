@@ -170,9 +170,11 @@ async def progress_for_projects(
 async def advance(session: AsyncSession, project: ProjectRow) -> None:
     """Move the project's status forward to the stage its work has reached.
 
-    Flushes the session first, so pending changes count; never moves the status
-    back. Changes `project` in the session (status and `updated_at`) for the
-    caller's transaction to commit.
+    The caller holds the project's lock (`services.storyboard.projects.lock_project`,
+    or `lock_project_row` for the engine), so a concurrent change of the status is
+    read here, never overwritten. Flushes the session first, so pending changes
+    count; never moves the status back. Changes `project` in the session (status
+    and `updated_at`) for the caller's transaction to commit.
     """
     assert project.id is not None
     await session.flush()

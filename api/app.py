@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -54,13 +55,26 @@ from services.realtime.bus import EventBus
 from services.replicate.gateway import ReplicateGateway
 from services.request_limits.policy import Backoff, Limits, LimitSettings, LoginPolicy
 
+logger = logging.getLogger("studio")
+
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
 async def prepare_database(db: Database, *, migrate: bool) -> None:
     """Bring the schema to the latest migration, or refuse to run on an outdated one."""
     if migrate:
-        await migrations.upgrade_to_head(db)
+        # Alembic logs a line per migration; one line says it all at start-up.
+        alembic_log = logging.getLogger("alembic")
+        level = alembic_log.level
+        alembic_log.setLevel(max(logging.WARNING, level))
+        try:
+            before = await migrations.current_revision(db)
+            await migrations.upgrade_to_head(db)
+        finally:
+            alembic_log.setLevel(level)
+        after = migrations.head_revision()
+        if before != after:
+            logger.info("database migrated from %s to %s", before or "empty", after)
         return
     current, head = await migrations.current_revision(db), migrations.head_revision()
     if current != head:

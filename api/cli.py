@@ -287,6 +287,30 @@ class _Server(uvicorn.Server):
             print(self._report(), flush=True)
 
 
+class _UvicornStartLines(logging.Filter):
+    """Drops uvicorn's own start-up lines: the start-up report says what runs where."""
+
+    START_LINES = (
+        "Started server process",
+        "Waiting for application startup",
+        "Application startup complete",
+        "Uvicorn running on",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.START_LINES)
+
+
+_START_LINES = _UvicornStartLines()
+
+
+def _quiet_uvicorn_start() -> None:
+    """Install the filter once on uvicorn's server logger."""
+    logger = logging.getLogger("uvicorn.error")
+    if _START_LINES not in logger.filters:
+        logger.addFilter(_START_LINES)
+
+
 def serve(args: argparse.Namespace) -> None:
     from api.app import create_app
 
@@ -304,10 +328,13 @@ def serve(args: argparse.Namespace) -> None:
     except BaseException:
         sock.close()
         raise
+    _quiet_uvicorn_start()
     config = uvicorn.Config(
         app,
         host=host,
         port=args.port,
+        # No logging set-up of uvicorn's own: its records go through ours, in one format.
+        log_config=None,
         log_level=settings.log_level.lower(),
         # uvicorn times out neither request headers nor bodies: the body is timed in
         # api/limits.py; headers by the reverse proxy in front (see deploy/nginx.conf).

@@ -4,7 +4,8 @@ Strawberry's own page loads React and GraphiQL from a CDN and stays at
 "Loading..." on a machine without internet. This page loads the same UMD builds
 (GraphiQL 3, React 18, the explorer plugin) from `/static/vendor/` (see
 `api.vendor` and `api.static`), and its start-up script from
-`/static/graphiql.js` (web/static/). Each vendored file carries an `integrity`
+`/static/graphiql.js` (web/static/), which uses graphql-ws's client (vendored too)
+for subscriptions. Each vendored file carries an `integrity`
 attribute from the manifest's SHA-256, so a browser refuses a file that differs.
 
 The page is built once, when the app is (`graphiql_page`): a file it needs that is
@@ -37,6 +38,7 @@ SCRIPTS = (
     ("react-dom", "umd/react-dom.production.min.js"),
     ("graphiql", "graphiql.min.js"),
     ("@graphiql/plugin-explorer", "dist/index.umd.js"),
+    ("graphql-ws", "umd/graphql-ws.min.js"),
 )
 """Vendored scripts in the order they run: each UMD build reads the globals of those before."""
 STYLES = (

@@ -13,14 +13,16 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Page, Route, async_playwright
+from playwright.async_api import BrowserContext, Page, Route, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from starlette.applications import Starlette
 
@@ -302,6 +304,16 @@ def update_title(base_url: str, token: str, project_id: str, title: str) -> None
     assert response.json() == {"data": {"updateProject": {"userErrors": []}}}
 
 
+def log_out(base_url: str, token: str) -> None:
+    """Revoke `token`, as signing out in another window would."""
+    response = httpx.post(
+        f"{base_url}/graphql",
+        json={"query": "mutation { logOut { success } }"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.json() == {"data": {"logOut": {"success": True}}}
+
+
 async def type_into(page: Page, editor: str, text: str) -> None:
     """Replace an editor's text as a person pasting would (no auto-closed brackets)."""
     await page.locator(editor).click()
@@ -334,57 +346,163 @@ async def wait_for_response(page: Page, *fragments: str) -> str:
     return text
 
 
-async def test_graphiql_runs_a_query_and_a_subscription_with_no_network(
-    server: StudioServer,
-) -> None:
+class Browsing:
+    """A Chromium context that may reach `base` and nothing else, and what it reported.
+
+    `outside`: every request to another origin (each aborted); `problems`: every
+    console error and uncaught exception of its pages; `sockets`: the URL of every
+    WebSocket its pages opened; `violations`: every Content-Security-Policy
+    violation in them (a `securitypolicyviolation` event), as "directive: blocked".
+    """
+
+    def __init__(self, context: BrowserContext, base: str) -> None:
+        self.context, self.base = context, base
+        self.outside: list[str] = []
+        self.problems: list[str] = []
+        self.sockets: list[str] = []
+        self.violations: list[str] = []
+
+    async def open(self) -> Page:
+        """A new page (a browser tab) on /graphql, once GraphiQL's editor is there."""
+        page = await self.context.new_page()
+        page.on("console", lambda m: self.problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda error: self.problems.append(str(error)))
+        page.on("websocket", lambda socket: self.sockets.append(socket.url))
+        await page.goto(f"{self.base}/graphql")
+        await self.started(page)
+        return page
+
+    async def started(self, page: Page) -> None:
+        try:
+            await page.locator(QUERY_EDITOR).wait_for(timeout=20_000)
+        except PlaywrightTimeoutError:
+            pytest.fail(f"GraphiQL never started; it tried {self.outside}; errors: {self.problems}")
+
+
+RECORD_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.recordViolation(`${event.effectiveDirective}: ${event.blockedURI}`);
+});
+"""
+"""Run before the page's own scripts (Playwright's init script, which no policy blocks)."""
+
+
+@asynccontextmanager
+async def browsing(base: str, **context_options: Any) -> AsyncIterator[Browsing]:
+    """Chromium with a fresh context (its own localStorage) that may reach `base` only.
+
+    On leaving, fails the test if a page reached another origin, reported an error
+    or had its policy violated.
+    """
     executable = chromium()
-    base = server.base_url
-    token, project_id = sign_up(base)
-    outside: list[str] = []
-    problems: list[str] = []
-
-    async def this_origin_only(route: Route) -> None:
-        if route.request.url.startswith(f"{base}/"):
-            await route.continue_()
-        else:
-            outside.append(route.request.url)
-            await route.abort("internetdisconnected")
-
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            context = await browser.new_context()
+            context = await browser.new_context(**context_options)
+            browsing = Browsing(context, base)
+
+            async def this_origin_only(route: Route) -> None:
+                if route.request.url.startswith(f"{base}/"):
+                    await route.continue_()
+                else:
+                    browsing.outside.append(route.request.url)
+                    await route.abort("internetdisconnected")
+
             await context.route("**/*", this_origin_only)
-            page = await context.new_page()
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            await page.goto(f"{base}/graphql")
-            try:
-                await page.locator(QUERY_EDITOR).wait_for(timeout=20_000)
-            except PlaywrightTimeoutError:
-                pytest.fail(f"GraphiQL never started; it tried {outside}; errors: {problems}")
-
-            await page.get_by_role("button", name="Headers").click()
-            await type_into(page, HEADERS_EDITOR, json.dumps({"Authorization": f"Bearer {token}"}))
-
-            # A query over HTTP, signed in by the header.
-            await run(
-                page,
-                "query Mine { viewer { email } projects { edges { node { title } } } }",
-                "Mine",
+            await context.expose_function(
+                "recordViolation", lambda v: browsing.violations.append(v)
             )
-            shown = await wait_for_response(page, '"email": "ann-', '"title": "Seen in GraphiQL"')
-            assert '"errors"' not in shown
-
-            # A subscription over the WebSocket, signed in by the same header in its
-            # connection_init: first its snapshot, then a change made elsewhere.
-            feed = f'subscription Feed {{ projectEvents(projectId: "{project_id}") {{ kind sequence }} }}'
-            await run(page, feed, "Feed")
-            await wait_for_response(page, '"kind": "SNAPSHOT"')
-            update_title(base, token, project_id, "Renamed")
-            await wait_for_response(page, '"kind": "PROJECT_UPDATED"')
-            await page.locator(".graphiql-execute-button").click()  # stop it
+            await context.add_init_script(RECORD_VIOLATIONS)
+            yield browsing
         finally:
             await browser.close()
-    assert outside == [], f"the page tried to reach other origins: {outside}"
-    assert problems == [], f"the browser reported errors: {problems}"
+    assert browsing.outside == [], f"the page tried to reach other origins: {browsing.outside}"
+    assert browsing.violations == [], f"the page's policy was violated: {browsing.violations}"
+    assert browsing.problems == [], f"the browser reported errors: {browsing.problems}"
+
+
+async def editor_text(page: Page, editor: str, index: int = 0) -> str:
+    text: str = await page.evaluate(
+        "([editor, index]) => document.querySelectorAll(editor)[index].CodeMirror.getValue()",
+        [editor, index],
+    )
+    return text
+
+
+async def test_graphiql_runs_a_query_and_a_subscription_with_no_network(
+    server: StudioServer,
+) -> None:
+    base = server.base_url
+    token, project_id = sign_up(base)
+    async with browsing(base) as browser:
+        page = await browser.open()
+        await page.get_by_role("button", name="Headers").click()
+        await type_into(page, HEADERS_EDITOR, json.dumps({"Authorization": f"Bearer {token}"}))
+
+        # A query over HTTP, signed in by the header.
+        await run(
+            page,
+            "query Mine { viewer { email } projects { edges { node { title } } } }",
+            "Mine",
+        )
+        shown = await wait_for_response(page, '"email": "ann-', '"title": "Seen in GraphiQL"')
+        assert '"errors"' not in shown
+
+        # A subscription over the WebSocket, signed in by the same header in its
+        # connection_init: first its snapshot, then a change made elsewhere.
+        feed = (
+            f'subscription Feed {{ projectEvents(projectId: "{project_id}") {{ kind sequence }} }}'
+        )
+        await run(page, feed, "Feed")
+        await wait_for_response(page, '"kind": "SNAPSHOT"')
+        update_title(base, token, project_id, "Renamed")
+        await wait_for_response(page, '"kind": "PROJECT_UPDATED"')
+
+        # Signed out elsewhere: the server closes the socket (4403), and GraphiQL
+        # shows why at once rather than opening it again.
+        log_out(base, token)
+        shown = await wait_for_response(page, '"code": "TOKEN_INVALID"')
+        assert json.loads(shown)["errors"][0]["extensions"] == {"code": "TOKEN_INVALID"}
+        await page.locator(".graphiql-execute-button[aria-label^='Execute']").wait_for()
+        assert len(browser.sockets) == 1, browser.sockets
+
+
+@pytest.mark.parametrize(
+    ("headers", "code", "message"),
+    [
+        (
+            "",
+            "UNAUTHENTICATED",
+            'Sign in first: send {"authorization": "Bearer <token>"} in connection_init.',
+        ),
+        (
+            '{"Authorization": "Bearer sbs_not-a-token"}',
+            "TOKEN_INVALID",
+            "That token is malformed, unknown, expired or revoked: sign in again.",
+        ),
+    ],
+    ids=["no token", "bad token"],
+)
+async def test_a_subscription_not_signed_in_fails_at_once(
+    server: StudioServer, headers: str, code: str, message: str
+) -> None:
+    """The server closes the socket with 4403 and `CODE: message`; GraphiQL shows it at
+    once as a GraphQL error, without opening the socket again."""
+    async with browsing(server.base_url) as browser:
+        page = await browser.open()
+        await type_into(page, HEADERS_EDITOR, headers)
+        started = time.monotonic()
+        await run(page, 'subscription Feed { projectEvents(projectId: "1") { kind } }', "Feed")
+        await page.wait_for_function(
+            "([editor, code]) => document.querySelector(editor)?.CodeMirror.getValue()"
+            ".includes(code)",
+            arg=[RESPONSE, code],
+            timeout=5_000,
+        )
+        assert time.monotonic() - started < 2.0
+        shown = json.loads(await editor_text(page, RESPONSE))
+        assert shown == {"errors": [{"message": message, "extensions": {"code": code}}]}
+        # Ended: the button runs again, and no socket is opened after the first.
+        await page.locator(".graphiql-execute-button[aria-label^='Execute']").wait_for()
+        await page.wait_for_timeout(1_500)
+        assert len(browser.sockets) == 1, browser.sockets

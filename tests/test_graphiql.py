@@ -429,6 +429,17 @@ async def editor_text(page: Page, editor: str, index: int = 0) -> str:
     return text
 
 
+async def headers_text(page: Page) -> str:
+    """The Headers pane's text, shown or not (the second editor of the tools pane)."""
+    return await editor_text(page, ".graphiql-editor-tool .graphiql-editor .CodeMirror", 1)
+
+
+async def tab_titles(page: Page) -> list[str]:
+    """GraphiQL's tabs; it shows none while there is only one."""
+    titles: list[str] = await page.locator(".graphiql-tab-button").all_inner_texts()
+    return titles
+
+
 async def test_graphiql_runs_a_query_and_a_subscription_with_no_network(
     server: StudioServer,
 ) -> None:
@@ -465,6 +476,67 @@ async def test_graphiql_runs_a_query_and_a_subscription_with_no_network(
         assert json.loads(shown)["errors"][0]["extensions"] == {"code": "TOKEN_INVALID"}
         await page.locator(".graphiql-execute-button[aria-label^='Execute']").wait_for()
         assert len(browser.sockets) == 1, browser.sockets
+
+
+async def saved(page: Page, query: str) -> None:
+    """Until GraphiQL has stored its tabs with `query` in one (it waits 500 ms after an edit)."""
+    await page.wait_for_function(
+        "(query) => (localStorage.getItem('graphiql:tabState') ?? '').includes(query)",
+        arg=json.dumps(query)[1:-1],
+    )
+
+
+async def test_graphiql_keeps_the_headers_across_reloads_edits_and_tabs(
+    server: StudioServer,
+) -> None:
+    """The Headers pane is kept in the browser: after a reload, an edited query, in a
+    new GraphiQL tab and in a second browser tab, and a reload opens no second tab."""
+    base = server.base_url
+    token, _ = sign_up(base)
+    headers = json.dumps({"Authorization": f"Bearer {token}"})
+    me = "query Me { viewer { email } }"
+    mine = "query Mine { viewer { name } }"
+    async with browsing(base) as browser:
+        page = await browser.open()
+        await type_into(page, HEADERS_EDITOR, headers)
+        await run(page, me, "Me")
+        await wait_for_response(page, '"email": "ann-')
+        await saved(page, me)
+
+        await page.reload()
+        await browser.started(page)
+        assert await editor_text(page, QUERY_EDITOR) == me
+        assert await headers_text(page) == headers
+
+        # The newcomer's case: an edited query, run, then a reload.
+        await run(page, mine, "Mine")
+        await wait_for_response(page, '"name": "Ann"')
+        await saved(page, mine)
+        await page.reload()
+        await browser.started(page)
+        assert await tab_titles(page) == []  # one tab, not a second "Mine"
+        assert await editor_text(page, QUERY_EDITOR) == mine
+        assert await headers_text(page) == headers
+        await page.locator(".graphiql-execute-button").click()
+        shown = await wait_for_response(page, '"name": "Ann"')
+        assert '"errors"' not in shown
+
+        # A second browser tab shows the same tab, signed in.
+        second = await browser.open()
+        assert await tab_titles(second) == []
+        assert await headers_text(second) == headers
+        await run(second, me, "Me")
+        await wait_for_response(second, '"email": "ann-')
+
+        # A new GraphiQL tab starts with the headers too.
+        await page.get_by_role("button", name="Add tab").click()
+        await page.wait_for_function(
+            "() => document.querySelectorAll('.graphiql-tab-button').length === 2"
+        )
+        assert await headers_text(page) == headers
+        await run(page, me, "Me")
+        shown = await wait_for_response(page, '"email": "ann-')
+        assert '"errors"' not in shown
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,40 @@
   var socket = new URL(endpoint);
   socket.protocol = socket.protocol === "https:" ? "wss:" : "ws:";
 
+  // -- the Headers pane, kept in this browser ---------------------------------------
+  //
+  // GraphiQL 3.8.3 keeps each tab's headers (shouldPersistHeaders), but on every
+  // load, before its Headers editor exists, it also stores that editor's text as
+  // empty ("graphiql:headers"). On the next load it looks for the stored tab
+  // whose query, variables and headers equal the last ones stored, finds none
+  // with empty headers, and opens a duplicate tab with empty headers; a second
+  // browser tab starts with none. So the page keeps the pane's text itself, on
+  // every change (typing, switching tabs), and gives it back to GraphiQL as
+  // `headers` on load (the stored tab matches again) and as `defaultHeaders` (a
+  // new tab starts with the headers of the one you were in). The key is in
+  // GraphiQL's namespace, so its "Clear storage" setting clears it too.
+  var HEADERS_KEY = "graphiql:studio:headers";
+
+  function savedHeaders() {
+    try {
+      return window.localStorage.getItem(HEADERS_KEY);
+    } catch (blocked) {
+      return null; // storage disabled: nothing is kept
+    }
+  }
+
+  function saveHeaders(text) {
+    try {
+      if (text) {
+        window.localStorage.setItem(HEADERS_KEY, text);
+      } else {
+        window.localStorage.removeItem(HEADERS_KEY);
+      }
+    } catch (blocked) {
+      // storage disabled or full: the headers live until the page closes
+    }
+  }
+
   // -- the fetcher ------------------------------------------------------------------
   //
   // Queries and mutations go over HTTP; subscriptions over a WebSocket to the same
@@ -138,6 +172,8 @@
     return overHttp(params, Object.assign({}, options, { headers: headers }));
   }
 
+  // -- the page ---------------------------------------------------------------------
+
   var welcome = [
     "# Storyboard Studio's GraphQL API. Run an operation with",
     "# Ctrl-Enter or the ▶ button; Docs and Explorer on the left",
@@ -180,17 +216,39 @@
     "",
   ].join("\n");
 
-  var explorer = GraphiQLPluginExplorer.explorerPlugin();
+  // The same objects on every render, so re-rendering (below) changes nothing else.
+  var plugins = [GraphiQLPluginExplorer.explorerPlugin()];
   var root = ReactDOM.createRoot(document.getElementById("graphiql"));
-  root.render(
-    React.createElement(GraphiQL, {
-      fetcher: fetcher,
-      plugins: [explorer],
-      defaultQuery: welcome,
-      defaultEditorToolsVisibility: "headers",
-      isHeadersEditorEnabled: true,
-      shouldPersistHeaders: true,
-      inputValueDeprecation: true,
-    })
-  );
+  var shown = savedHeaders();
+
+  function render(defaultHeaders) {
+    root.render(
+      React.createElement(GraphiQL, {
+        fetcher: fetcher,
+        plugins: plugins,
+        defaultQuery: welcome,
+        // Set once, on load (GraphiQL replaces the pane's text when it changes).
+        headers: shown === null ? undefined : shown,
+        defaultHeaders: defaultHeaders === null ? undefined : defaultHeaders,
+        onEditHeaders: keep,
+        defaultEditorToolsVisibility: "headers",
+        isHeadersEditorEnabled: true,
+        shouldPersistHeaders: true,
+        inputValueDeprecation: true,
+      })
+    );
+  }
+
+  // Each change of the pane is saved, and GraphiQL rendered again with it as
+  // defaultHeaders (React changes only what differs).
+  var kept = shown;
+  function keep(text) {
+    if (text !== kept) {
+      kept = text;
+      saveHeaders(text);
+      render(text || null);
+    }
+  }
+
+  render(kept);
 })();

@@ -14,9 +14,10 @@ naming it, rather than answering /graphql with a 500 or a page that never loads.
 `studio vendor --check` reports a needed file packages.toml does not declare.
 
 The Content-Security-Policy allows scripts, styles and connections (HTTP and the
-WebSocket of subscriptions) to this origin only, fonts and images also as
-`data:` URLs (GraphiQL's CSS embeds its fonts so), and nothing else: no inline
-script, no other origin, no frames.
+WebSocket of subscriptions) to this origin only, inline styles (GraphiQL's menus
+and dialogs add them), fonts and images also as `data:` URLs (GraphiQL's CSS
+embeds its fonts so), and nothing else: no inline script, no other origin, no
+frames.
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'none'",
         "script-src 'self'",
-        "style-src 'self'",
+        # Inline styles too: GraphiQL's menus and dialogs (Radix) add a <style>
+        # element when they open (react-remove-scroll-bar), with values measured
+        # then, so no hash can list it. Scripts stay 'self' only.
+        "style-src 'self' 'unsafe-inline'",
         "font-src 'self' data:",
         "img-src 'self' data:",
         # 'self' covers ws: and wss: of this host too (CSP Level 3, §6.7.2.9).

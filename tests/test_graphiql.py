@@ -4,7 +4,7 @@ The browser may reach the server's own origin and nothing else: every other
 request is aborted and recorded, so the page is shown to work with no network.
 The browser is Debian's `chromium` driven by Playwright (whose own browser
 download cannot work here); `./dev test` installs it as root. Without it the
-browser test is skipped, and fails under CI=true.
+browser tests are skipped, and fail under CI=true.
 """
 
 from __future__ import annotations

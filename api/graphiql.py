@@ -4,7 +4,8 @@ Strawberry's own page loads React and GraphiQL from a CDN and stays at
 "Loading..." on a machine without internet. This page loads the same UMD builds
 (GraphiQL 3, React 18, the explorer plugin) from `/static/vendor/` (see
 `api.vendor` and `api.static`), and its start-up script from
-`/static/graphiql.js` (web/static/). Each vendored file carries an `integrity`
+`/static/graphiql.js` (web/static/), which uses graphql-ws's client (vendored too)
+for subscriptions. Each vendored file carries an `integrity`
 attribute from the manifest's SHA-256, so a browser refuses a file that differs.
 
 The page is built once, when the app is (`graphiql_page`): a file it needs that is
@@ -13,9 +14,10 @@ naming it, rather than answering /graphql with a 500 or a page that never loads.
 `studio vendor --check` reports a needed file packages.toml does not declare.
 
 The Content-Security-Policy allows scripts, styles and connections (HTTP and the
-WebSocket of subscriptions) to this origin only, fonts and images also as
-`data:` URLs (GraphiQL's CSS embeds its fonts so), and nothing else: no inline
-script, no other origin, no frames.
+WebSocket of subscriptions) to this origin only, inline styles (GraphiQL's menus
+and dialogs add them), fonts and images also as `data:` URLs (GraphiQL's CSS
+embeds its fonts so), and nothing else: no inline script, no other origin, no
+frames.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ SCRIPTS = (
     ("react-dom", "umd/react-dom.production.min.js"),
     ("graphiql", "graphiql.min.js"),
     ("@graphiql/plugin-explorer", "dist/index.umd.js"),
+    ("graphql-ws", "umd/graphql-ws.min.js"),
 )
 """Vendored scripts in the order they run: each UMD build reads the globals of those before."""
 STYLES = (
@@ -49,7 +52,10 @@ CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'none'",
         "script-src 'self'",
-        "style-src 'self'",
+        # Inline styles too: GraphiQL's menus and dialogs (Radix) add a <style>
+        # element when they open (react-remove-scroll-bar), with values measured
+        # then, so no hash can list it. Scripts stay 'self' only.
+        "style-src 'self' 'unsafe-inline'",
         "font-src 'self' data:",
         "img-src 'self' data:",
         # 'self' covers ws: and wss: of this host too (CSP Level 3, §6.7.2.9).

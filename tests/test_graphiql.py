@@ -4,7 +4,7 @@ The browser may reach the server's own origin and nothing else: every other
 request is aborted and recorded, so the page is shown to work with no network.
 The browser is Debian's `chromium` driven by Playwright (whose own browser
 download cannot work here); `./dev test` installs it as root. Without it the
-browser test is skipped, and fails under CI=true.
+browser tests are skipped, and fail under CI=true.
 """
 
 from __future__ import annotations
@@ -13,14 +13,16 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Page, Route, async_playwright
+from playwright.async_api import BrowserContext, Page, Route, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from starlette.applications import Starlette
 
@@ -212,8 +214,10 @@ def test_graphql_page_is_ours_with_a_policy_that_allows_this_origin_only(
         for directive in response.headers["content-security-policy"].split(";")
     )
     assert policy["default-src"] == "'none'"
-    # Scripts, styles and connections (HTTP and WebSocket) to this origin only.
-    assert policy["script-src"] == policy["style-src"] == policy["connect-src"] == "'self'"
+    # Scripts, styles and connections (HTTP and WebSocket) to this origin only; no
+    # inline script, but inline styles (GraphiQL's menus and dialogs add them).
+    assert policy["script-src"] == policy["connect-src"] == "'self'"
+    assert policy["style-src"] == "'self' 'unsafe-inline'"
     assert policy["font-src"] == policy["img-src"] == "'self' data:"
     assert "http" not in response.text
     assert '<script src="/static/vendor/graphiql@' in response.text
@@ -302,6 +306,16 @@ def update_title(base_url: str, token: str, project_id: str, title: str) -> None
     assert response.json() == {"data": {"updateProject": {"userErrors": []}}}
 
 
+def log_out(base_url: str, token: str) -> None:
+    """Revoke `token`, as signing out in another window would."""
+    response = httpx.post(
+        f"{base_url}/graphql",
+        json={"query": "mutation { logOut { success } }"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.json() == {"data": {"logOut": {"success": True}}}
+
+
 async def type_into(page: Page, editor: str, text: str) -> None:
     """Replace an editor's text as a person pasting would (no auto-closed brackets)."""
     await page.locator(editor).click()
@@ -334,57 +348,271 @@ async def wait_for_response(page: Page, *fragments: str) -> str:
     return text
 
 
-async def test_graphiql_runs_a_query_and_a_subscription_with_no_network(
-    server: StudioServer,
-) -> None:
+class Browsing:
+    """A Chromium context that may reach `base` and nothing else, and what it reported.
+
+    `outside`: every request to another origin (each aborted); `problems`: every
+    console error and uncaught exception of its pages; `sockets`: the URL of every
+    WebSocket its pages opened; `violations`: every Content-Security-Policy
+    violation in them (a `securitypolicyviolation` event), as "directive: blocked".
+    """
+
+    def __init__(self, context: BrowserContext, base: str) -> None:
+        self.context, self.base = context, base
+        self.outside: list[str] = []
+        self.problems: list[str] = []
+        self.sockets: list[str] = []
+        self.violations: list[str] = []
+
+    async def open(self) -> Page:
+        """A new page (a browser tab) on /graphql, once GraphiQL's editor is there."""
+        page = await self.context.new_page()
+        page.on("console", lambda m: self.problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda error: self.problems.append(str(error)))
+        page.on("websocket", lambda socket: self.sockets.append(socket.url))
+        await page.goto(f"{self.base}/graphql")
+        await self.started(page)
+        return page
+
+    async def started(self, page: Page) -> None:
+        try:
+            await page.locator(QUERY_EDITOR).wait_for(timeout=20_000)
+        except PlaywrightTimeoutError:
+            pytest.fail(f"GraphiQL never started; it tried {self.outside}; errors: {self.problems}")
+
+
+RECORD_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.recordViolation(`${event.effectiveDirective}: ${event.blockedURI}`);
+});
+"""
+"""Run before the page's own scripts (Playwright's init script, which no policy blocks)."""
+
+
+@asynccontextmanager
+async def browsing(base: str, **context_options: Any) -> AsyncIterator[Browsing]:
+    """Chromium with a fresh context (its own localStorage) that may reach `base` only.
+
+    On leaving, fails the test if a page reached another origin, reported an error
+    or had its policy violated.
+    """
     executable = chromium()
-    base = server.base_url
-    token, project_id = sign_up(base)
-    outside: list[str] = []
-    problems: list[str] = []
-
-    async def this_origin_only(route: Route) -> None:
-        if route.request.url.startswith(f"{base}/"):
-            await route.continue_()
-        else:
-            outside.append(route.request.url)
-            await route.abort("internetdisconnected")
-
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            context = await browser.new_context()
+            context = await browser.new_context(**context_options)
+            browsing = Browsing(context, base)
+
+            async def this_origin_only(route: Route) -> None:
+                if route.request.url.startswith(f"{base}/"):
+                    await route.continue_()
+                else:
+                    browsing.outside.append(route.request.url)
+                    await route.abort("internetdisconnected")
+
             await context.route("**/*", this_origin_only)
-            page = await context.new_page()
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            await page.goto(f"{base}/graphql")
-            try:
-                await page.locator(QUERY_EDITOR).wait_for(timeout=20_000)
-            except PlaywrightTimeoutError:
-                pytest.fail(f"GraphiQL never started; it tried {outside}; errors: {problems}")
-
-            await page.get_by_role("button", name="Headers").click()
-            await type_into(page, HEADERS_EDITOR, json.dumps({"Authorization": f"Bearer {token}"}))
-
-            # A query over HTTP, signed in by the header.
-            await run(
-                page,
-                "query Mine { viewer { email } projects { edges { node { title } } } }",
-                "Mine",
+            await context.expose_function(
+                "recordViolation", lambda v: browsing.violations.append(v)
             )
-            shown = await wait_for_response(page, '"email": "ann-', '"title": "Seen in GraphiQL"')
-            assert '"errors"' not in shown
-
-            # A subscription over the WebSocket, signed in by the same header in its
-            # connection_init: first its snapshot, then a change made elsewhere.
-            feed = f'subscription Feed {{ projectEvents(projectId: "{project_id}") {{ kind sequence }} }}'
-            await run(page, feed, "Feed")
-            await wait_for_response(page, '"kind": "SNAPSHOT"')
-            update_title(base, token, project_id, "Renamed")
-            await wait_for_response(page, '"kind": "PROJECT_UPDATED"')
-            await page.locator(".graphiql-execute-button").click()  # stop it
+            await context.add_init_script(RECORD_VIOLATIONS)
+            yield browsing
         finally:
             await browser.close()
-    assert outside == [], f"the page tried to reach other origins: {outside}"
-    assert problems == [], f"the browser reported errors: {problems}"
+    assert browsing.outside == [], f"the page tried to reach other origins: {browsing.outside}"
+    assert browsing.violations == [], f"the page's policy was violated: {browsing.violations}"
+    assert browsing.problems == [], f"the browser reported errors: {browsing.problems}"
+
+
+async def editor_text(page: Page, editor: str, index: int = 0) -> str:
+    text: str = await page.evaluate(
+        "([editor, index]) => document.querySelectorAll(editor)[index].CodeMirror.getValue()",
+        [editor, index],
+    )
+    return text
+
+
+async def headers_text(page: Page) -> str:
+    """The Headers pane's text, shown or not (the second editor of the tools pane)."""
+    return await editor_text(page, ".graphiql-editor-tool .graphiql-editor .CodeMirror", 1)
+
+
+async def tab_titles(page: Page) -> list[str]:
+    """GraphiQL's tabs; it shows none while there is only one."""
+    titles: list[str] = await page.locator(".graphiql-tab-button").all_inner_texts()
+    return titles
+
+
+async def test_graphiql_runs_a_query_and_a_subscription_with_no_network(
+    server: StudioServer,
+) -> None:
+    base = server.base_url
+    token, project_id = sign_up(base)
+    async with browsing(base) as browser:
+        page = await browser.open()
+        await page.get_by_role("button", name="Headers").click()
+        await type_into(page, HEADERS_EDITOR, json.dumps({"Authorization": f"Bearer {token}"}))
+
+        # A query over HTTP, signed in by the header.
+        await run(
+            page,
+            "query Mine { viewer { email } projects { edges { node { title } } } }",
+            "Mine",
+        )
+        shown = await wait_for_response(page, '"email": "ann-', '"title": "Seen in GraphiQL"')
+        assert '"errors"' not in shown
+
+        # A subscription over the WebSocket, signed in by the same header in its
+        # connection_init: first its snapshot, then a change made elsewhere.
+        feed = (
+            f'subscription Feed {{ projectEvents(projectId: "{project_id}") {{ kind sequence }} }}'
+        )
+        await run(page, feed, "Feed")
+        await wait_for_response(page, '"kind": "SNAPSHOT"')
+        update_title(base, token, project_id, "Renamed")
+        await wait_for_response(page, '"kind": "PROJECT_UPDATED"')
+
+        # Signed out elsewhere: the server closes the socket (4403), and GraphiQL
+        # shows why at once rather than opening it again.
+        log_out(base, token)
+        shown = await wait_for_response(page, '"code": "TOKEN_INVALID"')
+        assert json.loads(shown)["errors"][0]["extensions"] == {"code": "TOKEN_INVALID"}
+        await page.locator(".graphiql-execute-button[aria-label^='Execute']").wait_for()
+        assert len(browser.sockets) == 1, browser.sockets
+
+
+async def saved(page: Page, query: str) -> None:
+    """Until GraphiQL has stored its tabs with `query` in one (it waits 500 ms after an edit)."""
+    await page.wait_for_function(
+        "(query) => (localStorage.getItem('graphiql:tabState') ?? '').includes(query)",
+        arg=json.dumps(query)[1:-1],
+    )
+
+
+async def test_graphiql_keeps_the_headers_across_reloads_edits_and_tabs(
+    server: StudioServer,
+) -> None:
+    """The Headers pane is kept in the browser: after a reload, an edited query, in a
+    new GraphiQL tab and in a second browser tab, and a reload opens no second tab."""
+    base = server.base_url
+    token, _ = sign_up(base)
+    headers = json.dumps({"Authorization": f"Bearer {token}"})
+    me = "query Me { viewer { email } }"
+    mine = "query Mine { viewer { name } }"
+    async with browsing(base) as browser:
+        page = await browser.open()
+        await type_into(page, HEADERS_EDITOR, headers)
+        await run(page, me, "Me")
+        await wait_for_response(page, '"email": "ann-')
+        await saved(page, me)
+
+        await page.reload()
+        await browser.started(page)
+        assert await editor_text(page, QUERY_EDITOR) == me
+        assert await headers_text(page) == headers
+
+        # The newcomer's case: an edited query, run, then a reload.
+        await run(page, mine, "Mine")
+        await wait_for_response(page, '"name": "Ann"')
+        await saved(page, mine)
+        await page.reload()
+        await browser.started(page)
+        assert await tab_titles(page) == []  # one tab, not a second "Mine"
+        assert await editor_text(page, QUERY_EDITOR) == mine
+        assert await headers_text(page) == headers
+        await page.locator(".graphiql-execute-button").click()
+        shown = await wait_for_response(page, '"name": "Ann"')
+        assert '"errors"' not in shown
+
+        # A second browser tab shows the same tab, signed in.
+        second = await browser.open()
+        assert await tab_titles(second) == []
+        assert await headers_text(second) == headers
+        await run(second, me, "Me")
+        await wait_for_response(second, '"email": "ann-')
+
+        # A new GraphiQL tab starts with the headers too.
+        await page.get_by_role("button", name="Add tab").click()
+        await page.wait_for_function(
+            "() => document.querySelectorAll('.graphiql-tab-button').length === 2"
+        )
+        assert await headers_text(page) == headers
+        await run(page, me, "Me")
+        shown = await wait_for_response(page, '"email": "ann-')
+        assert '"errors"' not in shown
+
+
+@pytest.mark.parametrize(
+    ("headers", "code", "message"),
+    [
+        (
+            "",
+            "UNAUTHENTICATED",
+            'Sign in first: send {"authorization": "Bearer <token>"} in connection_init.',
+        ),
+        (
+            '{"Authorization": "Bearer sbs_not-a-token"}',
+            "TOKEN_INVALID",
+            "That token is malformed, unknown, expired or revoked: sign in again.",
+        ),
+    ],
+    ids=["no token", "bad token"],
+)
+async def test_a_subscription_not_signed_in_fails_at_once(
+    server: StudioServer, headers: str, code: str, message: str
+) -> None:
+    """The server closes the socket with 4403 and `CODE: message`; GraphiQL shows it at
+    once as a GraphQL error, without opening the socket again."""
+    async with browsing(server.base_url) as browser:
+        page = await browser.open()
+        await type_into(page, HEADERS_EDITOR, headers)
+        started = time.monotonic()
+        await run(page, 'subscription Feed { projectEvents(projectId: "1") { kind } }', "Feed")
+        await page.wait_for_function(
+            "([editor, code]) => document.querySelector(editor)?.CodeMirror.getValue()"
+            ".includes(code)",
+            arg=[RESPONSE, code],
+            timeout=5_000,
+        )
+        assert time.monotonic() - started < 2.0
+        shown = json.loads(await editor_text(page, RESPONSE))
+        assert shown == {"errors": [{"message": message, "extensions": {"code": code}}]}
+        # Ended: the button runs again, and no socket is opened after the first.
+        await page.locator(".graphiql-execute-button[aria-label^='Execute']").wait_for()
+        await page.wait_for_timeout(1_500)
+        assert len(browser.sockets) == 1, browser.sockets
+
+
+async def test_graphiql_fits_and_its_menus_and_panes_keep_to_the_policy(
+    server: StudioServer,
+) -> None:
+    """At 1400 px the welcome text fits its editor; opening the operation menu, the
+    docs, the explorer and the settings violates no Content-Security-Policy."""
+    async with browsing(server.base_url, viewport={"width": 1400, "height": 900}) as browser:
+        page = await browser.open()
+        welcome = await editor_text(page, QUERY_EDITOR)
+        assert max(len(line) for line in welcome.splitlines()) <= 60
+        scroller = f"{QUERY_EDITOR} .CodeMirror-scroll"
+        overflow = await page.evaluate(
+            "(s) => { const e = document.querySelector(s); return e.scrollWidth - e.clientWidth; }",
+            scroller,
+        )
+        assert overflow <= 0
+
+        # Two operations: the run button opens a menu to choose one.
+        await type_into(page, QUERY_EDITOR, "query One { __typename }\nquery Two { __typename }")
+        await page.locator(".graphiql-execute-button[aria-haspopup='menu']").click()
+        await page.get_by_role("menuitem", name="Two").click()
+        await wait_for_response(page, '"__typename": "Query"')
+        await page.get_by_label("Show Documentation Explorer").click()
+        await page.locator(".graphiql-doc-explorer").wait_for()
+        await page.get_by_label("Show GraphiQL Explorer").click()
+        await page.locator(".docExplorerWrap").wait_for()
+        await page.get_by_label("Show History").click()
+        await page.locator(".graphiql-history").wait_for()
+        await page.get_by_label("Open settings dialog").click()
+        await page.get_by_role("dialog").wait_for()
+        await page.keyboard.press("Escape")
+        await page.get_by_label("Open short keys dialog").click()
+        await page.get_by_role("dialog").wait_for()
+        await page.keyboard.press("Escape")
+        await page.wait_for_timeout(500)  # a violation is reported as an event, later

@@ -37,15 +37,21 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def embedded_emulator(*, latency_ms: int) -> AsyncIterator[tuple[str, EmulatorConfig]]:
+async def embedded_emulator(
+    *, latency_ms: int, seed: int | None = None
+) -> AsyncIterator[tuple[str, EmulatorConfig]]:
     """Run the emulator; yield its base URL and its (live, changeable) configuration.
 
-    Its `config.api_token` is the token every API call must carry.
+    Its `config.api_token` is the token every API call must carry. `seed` makes its
+    random choices (injected faults, webhook order) the same on every run.
     """
     port = _free_port()
     base_url = f"http://{HOST}:{port}"
     config = EmulatorConfig(
-        latency_ms=latency_ms, public_url=base_url, api_token="r8_" + secrets.token_urlsafe(32)
+        latency_ms=latency_ms,
+        public_url=base_url,
+        api_token="r8_" + secrets.token_urlsafe(32),
+        seed=seed,
     )
     server = _QuietServer(
         # No logging config of its own: uvicorn's loggers are process-wide, and the

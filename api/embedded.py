@@ -115,18 +115,22 @@ def _loopback_socket() -> socket.socket:
 
 @contextlib.asynccontextmanager
 async def embedded_emulator(
-    *, latency_ms: int, log_requests: bool = False
+    *, latency_ms: int, log_requests: bool = False, seed: int | None = None
 ) -> AsyncIterator[tuple[str, EmulatorConfig]]:
     """Run the emulator; yield its base URL and its (live, changeable) configuration.
 
     Its `config.api_token` is the token every API call must carry. Without
-    `log_requests` only its warnings and errors are logged.
+    `log_requests` only its warnings and errors are logged. `seed` makes its random
+    choices (injected faults, webhook order) the same on every run.
     """
     sock = _loopback_socket()
     port: int = sock.getsockname()[1]
     base_url = f"http://{HOST}:{port}"
     config = EmulatorConfig(
-        latency_ms=latency_ms, public_url=base_url, api_token="r8_" + secrets.token_urlsafe(32)
+        latency_ms=latency_ms,
+        public_url=base_url,
+        api_token="r8_" + secrets.token_urlsafe(32),
+        seed=seed,
     )
     server = _QuietServer(
         # No logging config of its own: uvicorn's loggers are process-wide, and the

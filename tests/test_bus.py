@@ -124,19 +124,35 @@ async def test_two_processes_share_one_bus(kind: str) -> None:
         await there.stop()
 
 
-async def _kill_listener(kind: str) -> None:
-    """Drop the bus's listening connection from the server side, as a failover would."""
+def _tagged(kind: str, tag: str) -> str:
+    """The bus URL of `kind` whose connections carry `tag` as their client name, so a
+    test can find them among everyone else's on the shared server."""
+    parameter = "client_name" if kind == "redis" else "application_name"
+    url = URLS[kind]
+    return f"{url}{'&' if '?' in url else '?'}{parameter}={tag}"
+
+
+async def _kill_listener(kind: str, tag: str) -> None:
+    """Drop the listening connection of the bus made with `_tagged(kind, tag)` from the
+    server side, as a failover would; other buses on the server are left alone."""
     if kind == "redis":
         admin = redis.Redis.from_url(REDIS_URL)
-        await admin.client_kill_filter(_type="pubsub")
-        await admin.aclose()
+        try:
+            for client in await admin.client_list(_type="pubsub"):
+                if client["name"] == tag:
+                    await admin.client_kill_filter(_id=client["id"])
+        finally:
+            await admin.aclose()
     else:
         admin = await asyncpg.connect(POSTGRES_URL.replace("postgres://", "postgresql://"))
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE pid <> pg_backend_pid() AND query ILIKE 'LISTEN%'"
-        )
-        await admin.close()
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = $1 AND query ILIKE 'LISTEN%'",
+                tag,
+            )
+        finally:
+            await admin.close()
 
 
 @pytest.mark.parametrize("kind", ["redis", "postgres"])
@@ -144,14 +160,15 @@ async def test_a_dropped_connection_is_remade_and_the_stream_carries_on_after_a_
     kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     await _reachable(kind)
-    bus = EventBus(URLS[kind])
+    tag = channel()
+    bus = EventBus(_tagged(kind, tag))
     await bus.start()
     try:
         name = channel()
         async with bus.subscribe(name) as subscription:
             await bus.publish(name, {"n": "before"})
             assert await receive(subscription, 1) == [{"n": "before"}]
-            await _kill_listener(kind)
+            await _kill_listener(kind, tag)
             # Publish until the re-made listener hears it: messages sent while it was away
             # are lost at this level, which is why clients resume from the events table.
             deadline = asyncio.get_running_loop().time() + 20

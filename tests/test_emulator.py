@@ -973,6 +973,31 @@ async def test_rate_limit_window_answers_429_with_retry_after(
     ).status_code == 201
 
 
+async def test_a_seeded_emulator_makes_the_same_random_choices_every_run(
+    http: httpx.AsyncClient,
+) -> None:
+    """Which creates are throttled and the seeds models pick follow `seed` alone."""
+
+    async def one_run(seed: int) -> list[tuple[int, str]]:
+        with EmulatorServer(latency_ms=0, throttle_rate=0.5, seed=seed) as emulator:
+            answers = []
+            for _ in range(16):
+                response = await http.post(
+                    f"{emulator.url}/v1/models/black-forest-labs/flux-schnell/predictions",
+                    json={"input": {"prompt": "a kite"}},
+                    headers={"prefer": "wait"},
+                )
+                picked = re.search(r"Using seed: (\d+)", response.json().get("logs") or "")
+                answers.append((response.status_code, picked[1] if picked else ""))
+            return answers
+
+    first = await one_run(seed=7)
+    assert {status for status, _ in first} == {201, 429}, first
+    assert all(seed for status, seed in first if status == 201), first
+    assert await one_run(seed=7) == first
+    assert await one_run(seed=8) != first
+
+
 async def test_throttle_rate_injects_429s_on_creates(
     server: EmulatorServer, client: Client, http: httpx.AsyncClient
 ) -> None:

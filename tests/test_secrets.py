@@ -20,6 +20,7 @@ import pytest
 from pydantic import ValidationError
 from replicate.client import Client
 
+from api.app import create_app
 from api.cli import main
 from api.embedded import embedded_emulator
 from api.settings import Settings, SettingsError, load_settings
@@ -60,6 +61,25 @@ def test_settings_never_show_their_secrets(caplog: pytest.LogCaptureFixture) -> 
     assert blank.replicate_api_token is None
     assert blank.embedded
     assert blank.uses_emulator
+
+
+@pytest.mark.parametrize(
+    "secret_key",
+    [None, "", "changethis", "CHANGEME", "too-short-but-not-a-placeholder"],
+    ids=["unset", "blank", "changethis", "changeme", "short"],
+)
+def test_configured_servers_need_a_real_secret_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret_key: str | None
+) -> None:
+    """`studio serve` builds its app with `create_app`, which refuses such a key before
+    anything opens; tests/test_e2e.py checks the CLI reports it cleanly."""
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'studio.db'}"
+    settings = Settings(_env_file=None, database_url=database_url, secret_key=secret_key)
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        create_app(settings)
+    # A real one is taken.
+    create_app(Settings(_env_file=None, database_url=database_url, secret_key="k" * 32))
 
 
 async def test_the_webhook_secret_goes_only_to_a_caller_with_the_emulators_token() -> None:

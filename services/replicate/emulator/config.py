@@ -63,6 +63,10 @@ class EmulatorConfig:
         create_response_delay_ms: a create makes its prediction at once but answers
             this much later, like a slow network on the way back: a client that
             dies meanwhile never learns the prediction's id.
+
+    Reproducibility:
+        seed: seeds one `random.Random` behind every random choice (faults, webhook
+            order, a model's seed when the input gives none). None: unpredictable.
     """
 
     latency_ms: int = 1500
@@ -96,8 +100,10 @@ class EmulatorConfig:
     # Input URLs must be public, as for Replicate; these `host[:port]`s may be
     # fetched anyway (tests serving inputs on a loopback port).
     input_allowed_hosts: tuple[str, ...] = ()
-    # Seed for fault-injection dice, to make a run reproducible; None: unpredictable.
-    fault_seed: int | None = None
+    # Seed of every random choice the emulator makes (which requests fault, webhook
+    # order, the seed a model picks when the input names none), to make a run
+    # reproducible; None: unpredictable. Ids and secrets stay unpredictable.
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         webhook_secret_key(self.webhook_secret)

@@ -75,7 +75,7 @@ class Emulator:
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config if config is not None else EmulatorConfig()
-        self.dice = FaultDice(self.config.fault_seed)
+        self.dice = FaultDice(self.config.seed)
         self.limiter = SlidingWindowLimiter()
         self.files = FileStore()
         self.predictions: dict[str, PredictionRecord] = {}
@@ -250,7 +250,7 @@ class Emulator:
     ) -> PredictionRecord:
         """Create a prediction from validated input and start playing its timeline."""
         self.start()
-        job = plan_job(spec, values, images)
+        job = plan_job(spec, values, images, pick_seed=self.dice.model_seed)
         self._seq += 1
         record = PredictionRecord(
             id=new_prediction_id(),

@@ -2,7 +2,8 @@
 
 `apply_settings` is what `POST /_emulator/faults` calls: it checks a JSON object of
 settings and applies all of them or none. `FaultDice` decides, one roll at a time,
-whether a fault happens; it can be seeded for a reproducible run.
+whether a fault happens (and picks the seeds models choose for themselves); seeded
+from `EmulatorConfig.seed`, a run is reproducible.
 """
 
 from __future__ import annotations
@@ -127,8 +128,15 @@ def apply_settings(config: EmulatorConfig, payload: object) -> list[InvalidField
     return problems
 
 
+MODEL_SEEDS: Final = 2**16
+"""A model given no seed picks one below this (two random bytes)."""
+
+
 class FaultDice:
-    """Rolls for injected faults; seeded from `EmulatorConfig.fault_seed` when given."""
+    """The emulator's one source of chance, seeded from `EmulatorConfig.seed` when given.
+
+    Example: `FaultDice(seed=7).roll(0.5)` gives the same answer on every run.
+    """
 
     def __init__(self, seed: int | None = None) -> None:
         self._random = random.Random(seed)  # noqa: S311 - simulation, not security
@@ -140,6 +148,10 @@ class FaultDice:
         if rate >= 1.0:
             return True
         return self._random.random() < rate
+
+    def model_seed(self) -> int:
+        """A seed in 0..MODEL_SEEDS-1, for a prediction whose input names none."""
+        return self._random.randrange(MODEL_SEEDS)
 
     def derange(self, items: MutableSequence[_Item]) -> None:
         """Shuffle `items` in place into an order that differs from the given one (if it can)."""

@@ -8,7 +8,6 @@ progress, streamed tokens) and runs its `render` in a worker thread.
 from __future__ import annotations
 
 import math
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -47,11 +46,6 @@ class Job:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def random_seed() -> int:
-    """A seed as the models pick one when none is given."""
-    return secrets.randbelow(2**16)
-
-
 def progress_line(step: int, total: int, elapsed: float) -> str:
     """A tqdm-style progress line, which the `replicate` client's `Prediction.progress` parses.
 
@@ -69,10 +63,20 @@ def progress_line(step: int, total: int, elapsed: float) -> str:
     )
 
 
-def plan_job(spec: ModelSpec, values: Mapping[str, Any], images: Mapping[str, Image.Image]) -> Job:
-    """The job for one prediction; `images` holds the decoded file inputs by input name."""
+def plan_job(
+    spec: ModelSpec,
+    values: Mapping[str, Any],
+    images: Mapping[str, Image.Image],
+    *,
+    pick_seed: Callable[[], int],
+) -> Job:
+    """The job for one prediction; `images` holds the decoded file inputs by input name.
+
+    `pick_seed` gives the seed when the input names none (the emulator's dice, so a
+    seeded emulator picks the same seeds on every run).
+    """
     given_seed = values.get("seed")
-    seed = int(given_seed) if given_seed is not None else random_seed()
+    seed = int(given_seed) if given_seed is not None else pick_seed()
     if spec.task == "text":
         return _text_job(values, seed)
     if spec.task == "image-to-video":

@@ -73,9 +73,18 @@ async def build(db: Database, owner: Account, scenes: int, shots: int, images: i
 async def statements_for(
     db: Database, owner: Account, project_id: str
 ) -> tuple[int, dict[str, Any]]:
-    context = await build_context(resources(db), owner.token)
-    with count_statements(db) as statements:
-        result = await schema.execute(NESTED, {"id": project_id}, context_value=context)
+    """The statements the query sends, counted on an engine of its own: the shared
+    `db` may be running other tests' background work (copies, the engine's sweeps)."""
+    reader = Database(db.url.render_as_string(hide_password=False))
+    try:
+        # Once uncounted: a new engine's first connection asks the server about itself.
+        async with reader.session() as session:
+            await session.connection()
+        context = await build_context(resources(reader), owner.token)
+        with count_statements(reader) as statements:
+            result = await schema.execute(NESTED, {"id": project_id}, context_value=context)
+    finally:
+        await reader.dispose()
     assert result.errors is None, result.errors
     assert result.data is not None
     return len(statements), result.data

@@ -7,6 +7,8 @@ be reached the PostgreSQL half fails under CI=true and is skipped elsewhere.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -73,3 +75,27 @@ async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> 
             yield url
     except (OSError, asyncpg.PostgresError) as error:
         _unavailable("PostgreSQL", error)
+
+
+# No generation engine outlives its test: one left sweeping the shared database would
+# claim, copy or poll the next tests' rows with its own settings (its own allowed
+# hosts, its own provider), and make them fail by chance.
+ENGINE_TASK = "generation-engine"  # the name GenerationEngine.start gives its task
+
+
+@pytest.fixture
+async def no_generation_engine_left_running() -> AsyncIterator[None]:
+    yield
+    left = [
+        task for task in asyncio.all_tasks() if task.get_name() == ENGINE_TASK and not task.done()
+    ]
+    for task in left:
+        task.cancel()
+    assert left == [], "a generation engine was left running: stop it in the test"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+            # First in, so torn down last: after the fixtures that stop their own engines.
+            item.fixturenames.insert(0, "no_generation_engine_left_running")

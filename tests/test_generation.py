@@ -75,15 +75,18 @@ async def studio(db: Database, tmp_path: Path) -> AsyncIterator[Studio]:
             db, gateway, storage, EngineSettings(poll_interval=0.1)
         )
         generation_engine.start()
+        made = Studio(
+            db,
+            generation_engine,
+            storage,
+            emulator,
+            Resources(db=db, media=MEDIA, generation_engine=generation_engine),
+        )
         try:
-            yield Studio(
-                db,
-                generation_engine,
-                storage,
-                emulator,
-                Resources(db=db, media=MEDIA, generation_engine=generation_engine),
-            )
+            yield made
         finally:
+            # A test may have put an engine of its own in place of the first.
+            await made.generation_engine.stop()
             await generation_engine.stop()
             await gateway.aclose()
             # Leave nothing running for the next test's engine to pick up.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -290,22 +290,36 @@ async def allowed() -> bool:
     return True
 
 
+def follow(
+    db: Database, bus: EventBus, owner: Account, project_id: str, **options: Any
+) -> AsyncGenerator[events.ProjectEvent, None]:
+    """`feed.follow` of the project (its encoded ID) as `owner` sees it, from the
+    snapshot and always allowed unless `options` (`feed.follow`'s keywords) say else."""
+    return feed.follow(
+        bus,
+        db.session,
+        ids.decode(project_id, "Project"),
+        user_id=ids.decode(owner.user_id, "User"),
+        **{"after": None, "still_allowed": allowed, **options},
+    )
+
+
 class Follower:
-    """`feed.follow` read by a task into a queue, as a subscription reads it."""
+    """`follow` read by a task into a queue, as a subscription reads it; an async
+    context manager that stops the task on the way out."""
 
     def __init__(
         self, db: Database, bus: EventBus, owner: Account, project_id: str, **options: Any
     ) -> None:
         self.queue: asyncio.Queue[events.ProjectEvent | BaseException] = asyncio.Queue()
-        self.stream = feed.follow(
-            bus,
-            db.session,
-            ids.decode(project_id, "Project"),
-            user_id=ids.decode(owner.user_id, "User"),
-            after=options.pop("after", None),
-            still_allowed=options.pop("still_allowed", allowed),
-        )
+        self.stream = follow(db, bus, owner, project_id, **options)
         self.task = asyncio.create_task(self._read())
+
+    async def __aenter__(self) -> Follower:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     async def _read(self) -> None:
         try:
@@ -334,16 +348,13 @@ async def test_follow_starts_with_a_snapshot_then_every_change(
 ) -> None:
     owner = await account(live_db)
     project_id = await project(live_db, owner)
-    follower = Follower(live_db, bus, owner, project_id)
-    try:
+    async with Follower(live_db, bus, owner, project_id) as follower:
         (snapshot,) = await follower.take(1)
         assert (snapshot.kind, snapshot.sequence) == ("SNAPSHOT", 1)
         await scene(live_db, owner, project_id, shots=1)
         got = await follower.take(3)
         assert [e.sequence for e in got] == [2, 3, 4]
         assert kinds(got) == ["SCENE_CREATED", "SHOT_CREATED", "PROJECT_UPDATED"]
-    finally:
-        await follower.close()
 
 
 async def test_follow_after_replays_then_goes_live_without_duplicates(
@@ -354,8 +365,7 @@ async def test_follow_after_replays_then_goes_live_without_duplicates(
     await scene(live_db, owner, project_id, title="A")
     await scene(live_db, owner, project_id, title="B")
     last = len(await recorded(live_db, project_id))
-    follower = Follower(live_db, bus, owner, project_id, after=1)
-    try:
+    async with Follower(live_db, bus, owner, project_id, after=1) as follower:
         replayed = await follower.take(last - 1)
         assert [e.sequence for e in replayed] == list(range(2, last + 1))
         # A late copy of an old message on the bus is dropped, not sent twice.
@@ -365,8 +375,6 @@ async def test_follow_after_replays_then_goes_live_without_duplicates(
         assert live.sequence == last + 1
         await asyncio.sleep(0.1)
         assert follower.queue.empty()
-    finally:
-        await follower.close()
 
 
 async def test_a_lost_publish_is_filled_from_the_table(
@@ -375,16 +383,13 @@ async def test_a_lost_publish_is_filled_from_the_table(
     owner = await account(live_db)
     project_id = await project(live_db, owner)
     await scene(live_db, owner, project_id, title="First")
-    follower = Follower(live_db, bus, owner, project_id)
-    try:
+    async with Follower(live_db, bus, owner, project_id) as follower:
         (snapshot,) = await follower.take(1)
         await scene(db, owner, project_id, title="Unpublished")  # `db` has no bus
         await scene(live_db, owner, project_id, title="Published")
         got = await follower.take(2)
         assert [e.sequence for e in got] == [snapshot.sequence + 1, snapshot.sequence + 2]
         assert [e.kind for e in got] == ["SCENE_CREATED", "SCENE_CREATED"]
-    finally:
-        await follower.close()
 
 
 async def test_a_resync_reads_what_the_bus_lost(
@@ -393,8 +398,7 @@ async def test_a_resync_reads_what_the_bus_lost(
     owner = await account(live_db)
     project_id = await project(live_db, owner)
     await scene(live_db, owner, project_id, title="First")
-    follower = Follower(live_db, bus, owner, project_id)
-    try:
+    async with Follower(live_db, bus, owner, project_id) as follower:
         (snapshot,) = await follower.take(1)
         await scene(db, owner, project_id, title="While the bus was away")
         await bus.publish(
@@ -402,8 +406,6 @@ async def test_a_resync_reads_what_the_bus_lost(
         )
         (caught_up,) = await follower.take(1)
         assert (caught_up.sequence, caught_up.kind) == (snapshot.sequence + 1, "SCENE_CREATED")
-    finally:
-        await follower.close()
 
 
 async def test_a_slow_follower_is_cut_off_and_reads_on_from_the_table(
@@ -412,14 +414,7 @@ async def test_a_slow_follower_is_cut_off_and_reads_on_from_the_table(
     caplog.set_level("INFO", logger="studio.events")
     owner = await account(live_db)
     project_id = await project(live_db, owner)
-    stream = feed.follow(
-        bus,
-        live_db.session,
-        ids.decode(project_id, "Project"),
-        after=None,
-        user_id=ids.decode(owner.user_id, "User"),
-        still_allowed=allowed,
-    )
+    stream = follow(live_db, bus, owner, project_id)
     try:
         snapshot = await asyncio.wait_for(anext(stream), 10)  # subscribed; now it stops reading
         for n in range(30):  # far more than the bus queue (8) holds
@@ -453,8 +448,7 @@ async def test_following_stops_when_access_is_lost(live_db: Database, bus: Event
     async def check() -> bool:
         return still_member
 
-    follower = Follower(live_db, bus, member, project_id, still_allowed=check)
-    try:
+    async with Follower(live_db, bus, member, project_id, still_allowed=check) as follower:
         await follower.take(1)
         still_member = False
         await mutate_ok(
@@ -466,8 +460,6 @@ async def test_following_stops_when_access_is_lost(live_db: Database, bus: Event
         )
         with pytest.raises(feed.AccessLost):
             await follower.take(1)
-    finally:
-        await follower.close()
 
 
 async def test_access_is_checked_again_now_and_then(live_db: Database, bus: EventBus) -> None:
@@ -480,12 +472,11 @@ async def test_access_is_checked_again_now_and_then(live_db: Database, bus: Even
         checks += 1
         return checks < 3
 
-    stream = feed.follow(
+    stream = follow(
+        live_db,
         bus,
-        live_db.session,
-        ids.decode(project_id, "Project"),
-        after=None,
-        user_id=ids.decode(owner.user_id, "User"),
+        owner,
+        project_id,
         still_allowed=expires_on_the_third_check,
         recheck_every=0.05,
     )
@@ -498,17 +489,29 @@ async def test_access_is_checked_again_now_and_then(live_db: Database, bus: Even
         await stream.aclose()
 
 
-async def keep_busy(db: Database, owner: Account, project_id: str) -> None:
-    """Rename the project ten times a second until cancelled."""
-    for n in itertools.count():
-        await mutate_ok(
-            db,
-            "updateProject",
-            {"id": project_id, "title": f"Take {n}"},
-            "project { id }",
-            token=owner.token,
-        )
-        await asyncio.sleep(0.1)
+@contextlib.asynccontextmanager
+async def kept_busy(db: Database, owner: Account, project_id: str) -> AsyncIterator[None]:
+    """While inside: the project renamed ten times a second by a task, stopped on the
+    way out."""
+
+    async def rename() -> None:
+        for n in itertools.count():
+            await mutate_ok(
+                db,
+                "updateProject",
+                {"id": project_id, "title": f"Take {n}"},
+                "project { id }",
+                token=owner.token,
+            )
+            await asyncio.sleep(0.1)
+
+    task = asyncio.create_task(rename())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def read_until_access_lost(stream: AsyncIterator[events.ProjectEvent]) -> int:
@@ -537,23 +540,19 @@ async def test_a_busy_feed_checks_access_on_schedule(live_db: Database, bus: Eve
         checks.append(clock())
         return len(checks) < 3
 
-    stream = feed.follow(
+    stream = follow(
+        live_db,
         bus,
-        live_db.session,
-        ids.decode(project_id, "Project"),
-        after=None,
-        user_id=ids.decode(owner.user_id, "User"),
+        owner,
+        project_id,
         still_allowed=lost_on_the_third_check,
         recheck_every=0.3,
     )
-    busy = asyncio.create_task(keep_busy(live_db, owner, project_id))
     try:
-        started = clock()
-        received = await read_until_access_lost(stream)
+        async with kept_busy(live_db, owner, project_id):
+            started = clock()
+            received = await read_until_access_lost(stream)
     finally:
-        busy.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await busy
         await stream.aclose()
     assert received >= 6, "the project was not busy"
     gaps = [later - earlier for earlier, later in itertools.pairwise([started, *checks])]
@@ -576,22 +575,18 @@ async def test_a_feed_checks_access_again_the_moment_it_ends(
         checks.append(utcnow())
         return answers[len(checks) - 1]
 
-    stream = feed.follow(
+    stream = follow(
+        live_db,
         bus,
-        live_db.session,
-        ids.decode(project_id, "Project"),
-        after=None,
-        user_id=ids.decode(owner.user_id, "User"),
+        owner,
+        project_id,
         still_allowed=check,
         allowed_until=ends,
     )
-    busy = asyncio.create_task(keep_busy(live_db, owner, project_id))
     try:
-        await read_until_access_lost(stream)
+        async with kept_busy(live_db, owner, project_id):
+            await read_until_access_lost(stream)
     finally:
-        busy.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await busy
         await stream.aclose()
     due = [ends, ends + timedelta(seconds=0.4)]
     late = [(at - instant).total_seconds() for at, instant in zip(checks, due, strict=True)]

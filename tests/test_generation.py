@@ -7,6 +7,7 @@ emulator on a loopback port, and drives everything through the GraphQL schema.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import time
@@ -19,7 +20,6 @@ import httpx
 import imageio_ffmpeg
 import pytest
 from PIL import Image
-from sqlalchemy import update
 
 from api.embedded import embedded_emulator
 from api.graphql import build_context
@@ -29,10 +29,19 @@ from schema.context import Resources
 from services.database import Database
 from services.generation.engine import EngineSettings, GenerationEngine
 from services.media.storage import LocalStorage
+from services.outbound import Fetcher
 from services.replicate.emulator import EmulatorConfig
 from services.tables import GenerationStatus, ShotImageRow, StoryboardSelectionRow
 from tests.emulator_harness import quick_gateway
-from tests.factories import MEDIA, Account, account, input_type, project, scene
+from tests.factories import (
+    MEDIA,
+    Account,
+    account,
+    input_type,
+    project,
+    scene,
+    settle_generations,
+)
 
 DEADLINE = 60.0
 EMULATOR_SEED = 9  # the emulator's faults fall the same way on every run
@@ -64,17 +73,46 @@ class Studio:
         return payload
 
 
-@pytest.fixture
-async def studio(db: Database, tmp_path: Path) -> AsyncIterator[Studio]:
-    async with embedded_emulator(latency_ms=150, seed=EMULATOR_SEED) as (base_url, emulator):
-        # The emulator's throttle asks for a second; waiting that out is the gateway's
-        # test, and would make a storm here take ten seconds.
-        gateway = quick_gateway(base_url, emulator.api_token, retry_after_cap=0.05)
+@contextlib.asynccontextmanager
+async def running_studio(
+    db: Database,
+    tmp_path: Path,
+    *,
+    latency_ms: int,
+    seed: int | None = None,
+    retry_after_cap: float | None = None,
+    start: bool = True,
+    import_fetcher: Fetcher | None = None,
+    **settings: Any,
+) -> AsyncIterator[Studio]:
+    """A studio whose GenerationEngine runs against the built-in emulator over real HTTP.
+
+    The emulator answers after `latency_ms` (its faults seeded by `seed`); the gateway
+    is `quick_gateway`'s, waiting at most `retry_after_cap` seconds on a throttle when
+    given; media go under `tmp_path`; `settings` are `EngineSettings` (polling every
+    0.1 s unless they say else); `start=False` leaves the engine stopped. Work left on
+    the shared database (`settle_generations`) is settled before the engine is built
+    and again after it (and one a test put in its place) has stopped, so no other
+    test's engine picks it up; `import_fetcher`, given, is the engine's and is closed
+    on the way out.
+    """
+    async with embedded_emulator(latency_ms=latency_ms, seed=seed) as (base_url, emulator):
+        gateway = quick_gateway(
+            base_url,
+            emulator.api_token,
+            **({} if retry_after_cap is None else {"retry_after_cap": retry_after_cap}),
+        )
         storage = LocalStorage(tmp_path / "media")
         generation_engine = GenerationEngine(
-            db, gateway, storage, EngineSettings(poll_interval=0.1)
+            db,
+            gateway,
+            storage,
+            EngineSettings(**{"poll_interval": 0.1, **settings}),
+            import_fetcher=import_fetcher,
         )
-        generation_engine.start()
+        await settle_generations(db)
+        if start:
+            generation_engine.start()
         made = Studio(
             db,
             generation_engine,
@@ -89,17 +127,19 @@ async def studio(db: Database, tmp_path: Path) -> AsyncIterator[Studio]:
             await made.generation_engine.stop()
             await generation_engine.stop()
             await gateway.aclose()
-            # Leave nothing running for the next test's engine to pick up.
-            async with db.transaction() as session:
-                for table, column in (
-                    (ShotImageRow, ShotImageRow.status),
-                    (StoryboardSelectionRow, StoryboardSelectionRow.animation_status),
-                ):
-                    await session.exec(
-                        update(table)
-                        .where(column.in_(["PENDING", "PROCESSING"]))  # type: ignore[union-attr]
-                        .values({column.key: "CANCELED"})  # type: ignore[union-attr]
-                    )
+            if import_fetcher is not None:
+                await import_fetcher.aclose()
+            await settle_generations(db)
+
+
+@pytest.fixture
+async def studio(db: Database, tmp_path: Path) -> AsyncIterator[Studio]:
+    # The emulator's throttle asks for a second; waiting that out is the gateway's
+    # test, and would make a storm here take ten seconds.
+    async with running_studio(
+        db, tmp_path, latency_ms=150, seed=EMULATOR_SEED, retry_after_cap=0.05
+    ) as made:
+        yield made
 
 
 SHOT_IMAGES = """query($id: ID!) { node(id: $id) { ... on Shot {
@@ -151,6 +191,21 @@ async def generate(studio: Studio, owner: Account, shot_id: str, **extra: Any) -
         "iteration { iterationNumber status } images { id status variantNumber metadata }",
         owner.token,
     )
+
+
+async def master_selection(studio: Studio, owner: Account, shot_id: str) -> str:
+    """The ID of the shot's master selection: a one-image iteration generated, waited
+    for, and its image selected as the master shot."""
+    await generate(studio, owner, shot_id, variantCount=1)
+    first = await wait_for_iteration(studio, owner, shot_id, 0)
+    chosen = await studio.mutate(
+        "selectMasterShot",
+        {"shotId": shot_id, "imageId": first["images"][0]["id"]},
+        "selection { id }",
+        owner.token,
+    )
+    selection_id: str = chosen["selection"]["id"]
+    return selection_id
 
 
 async def test_an_iteration_of_six_completes_with_real_images_in_storage(studio: Studio) -> None:
@@ -210,15 +265,7 @@ async def test_img2img_refines_a_parent_and_records_it(studio: Studio) -> None:
 async def test_a_master_image_animates_into_a_playable_clip(studio: Studio) -> None:
     ann = await account(studio.db)
     shot_id = await new_shot(studio, ann)
-    await generate(studio, ann, shot_id, variantCount=1)
-    first = await wait_for_iteration(studio, ann, shot_id, 0)
-    chosen = await studio.mutate(
-        "selectMasterShot",
-        {"shotId": shot_id, "imageId": first["images"][0]["id"]},
-        "selection { id }",
-        ann.token,
-    )
-    selection_id = chosen["selection"]["id"]
+    selection_id = await master_selection(studio, ann, shot_id)
     started = await studio.mutate(
         "animateShot",
         {"selectionId": selection_id, "params": {"duration": 5}},
@@ -272,14 +319,7 @@ async def test_an_empty_scene_keeps_a_project_from_animation_complete(studio: St
     pid = await project(studio.db, ann)
     made = await scene(studio.db, ann, pid, shots=[{"initialPrompt": "a lighthouse"}])
     shot_id = made["shots"][0]["id"]
-    await generate(studio, ann, shot_id, variantCount=1)
-    first = await wait_for_iteration(studio, ann, shot_id, 0)
-    chosen = await studio.mutate(
-        "selectMasterShot",
-        {"shotId": shot_id, "imageId": first["images"][0]["id"]},
-        "selection { id }",
-        ann.token,
-    )
+    selection_id = await master_selection(studio, ann, shot_id)
     assert (await studio.run(PROJECT_STATE, {"id": pid}, ann.token))["project"][
         "status"
     ] == "STORYBOARD_FINAL"
@@ -288,7 +328,7 @@ async def test_an_empty_scene_keeps_a_project_from_animation_complete(studio: St
 
     started = await studio.mutate(
         "animateShot",
-        {"selectionId": chosen["selection"]["id"], "params": {"duration": 5}},
+        {"selectionId": selection_id, "params": {"duration": 5}},
         "selection { animationStatus }",
         ann.token,
     )
@@ -345,12 +385,7 @@ async def test_params_are_refused_as_generation_models_lists_them(studio: Studio
     INVALID_PARAM user error at `params.<name>`, and nothing starts."""
     ann = await account(studio.db)
     shot_id = await new_shot(studio, ann)
-    await generate(studio, ann, shot_id, variantCount=1)
-    image_id = (await wait_for_iteration(studio, ann, shot_id, 0))["images"][0]["id"]
-    chosen = await studio.mutate(
-        "selectMasterShot", {"shotId": shot_id, "imageId": image_id}, "selection { id }", ann.token
-    )
-    selection_id = chosen["selection"]["id"]
+    selection_id = await master_selection(studio, ann, shot_id)
     listed = await studio.run(
         "{ generationModels { key kinds parameters { name type default minimum maximum choices "
         "maxLength } } }",
@@ -421,12 +456,7 @@ def bad(param: dict[str, Any]) -> list[Any]:
 async def test_a_wan_clip_with_its_parameters(studio: Studio) -> None:
     ann = await account(studio.db)
     shot_id = await new_shot(studio, ann)
-    await generate(studio, ann, shot_id, variantCount=1)
-    image_id = (await wait_for_iteration(studio, ann, shot_id, 0))["images"][0]["id"]
-    chosen = await studio.mutate(
-        "selectMasterShot", {"shotId": shot_id, "imageId": image_id}, "selection { id }", ann.token
-    )
-    selection_id = chosen["selection"]["id"]
+    selection_id = await master_selection(studio, ann, shot_id)
     params = {"aspect_ratio": "9:16", "fast_mode": "Fast", "sample_steps": 12}
     started = await studio.mutate(
         "animateShot",
@@ -748,15 +778,7 @@ async def test_a_finished_animation_never_overwrites_a_concurrent_status_change(
     made = await scene(studio.db, ann, pid, shots=2)
     selections = []
     for shot in made["shots"]:
-        await generate(studio, ann, shot["id"], variantCount=1)
-        first = await wait_for_iteration(studio, ann, shot["id"], 0)
-        chosen = await studio.mutate(
-            "selectMasterShot",
-            {"shotId": shot["id"], "imageId": first["images"][0]["id"]},
-            "selection { id }",
-            ann.token,
-        )
-        selections.append(chosen["selection"]["id"])
+        selections.append(await master_selection(studio, ann, shot["id"]))
     moved = await studio.mutate(
         "updateProject", {"id": pid, "status": "SHOT_ITERATION"}, "project { status }", ann.token
     )

@@ -23,13 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
-from api.embedded import embedded_emulator
 from schema import ids
-from schema.context import Resources
 from services.database import Database
-from services.generation.engine import EngineSettings, GenerationEngine
 from services.generation.outputs import IMPORT_COPY_FAILED
-from services.media.storage import LocalStorage
 from services.outbound import AddressPolicy, Fetcher, FetchLimits, parse_allowed_hosts
 from services.replicate.gateway import Prediction
 from services.tables import (
@@ -38,10 +34,16 @@ from services.tables import (
     StoryboardSelectionRow,
     utcnow,
 )
-from tests.emulator_harness import eventually, quick_gateway
-from tests.factories import MEDIA, Account, account, settle_generations
+from tests.emulator_harness import eventually
+from tests.factories import Account, account
 from tests.outbound_harness import FileHost
-from tests.test_generation import SHOT_IMAGES, Studio, new_shot, wait_for_iteration
+from tests.test_generation import (
+    SHOT_IMAGES,
+    Studio,
+    new_shot,
+    running_studio,
+    wait_for_iteration,
+)
 
 TRIES = 3
 QUICK = FetchLimits(connect_timeout=1.0, read_timeout=1.0, total_timeout=3.0)
@@ -63,41 +65,20 @@ async def running(
     **settings: Any,
 ) -> AsyncIterator[Studio]:
     """A studio's engine on the built-in emulator; retries quick, tries bounded."""
-    async with embedded_emulator(latency_ms=100) as (base_url, emulator):
-        gateway = quick_gateway(base_url, emulator.api_token)
-        storage = LocalStorage(tmp_path / "media")
-        generation_engine = GenerationEngine(
-            db,
-            gateway,
-            storage,
-            EngineSettings(
-                **{
-                    "poll_interval": 0.1,
-                    "copy_max_tries": TRIES,
-                    "copy_retry_seconds": 0.05,
-                    "fetch_limits": QUICK,
-                    **settings,
-                }
-            ),
-            import_fetcher=import_fetcher,
-        )
-        await settle_generations(db)
-        if start:
-            generation_engine.start()
-        try:
-            yield Studio(
-                db,
-                generation_engine,
-                storage,
-                emulator,
-                Resources(db=db, media=MEDIA, generation_engine=generation_engine),
-            )
-        finally:
-            await generation_engine.stop()
-            await gateway.aclose()
-            if import_fetcher is not None:
-                await import_fetcher.aclose()
-            await settle_generations(db)
+    async with running_studio(
+        db,
+        tmp_path,
+        latency_ms=100,
+        start=start,
+        import_fetcher=import_fetcher,
+        **{
+            "copy_max_tries": TRIES,
+            "copy_retry_seconds": 0.05,
+            "fetch_limits": QUICK,
+            **settings,
+        },
+    ) as studio:
+        yield studio
 
 
 async def predictions(studio: Studio) -> list[dict[str, Any]]:

@@ -78,6 +78,13 @@ class Client:
         data: dict[str, Any] = body["data"]
         return data
 
+    @classmethod
+    def signed_up(cls, base_url: str) -> Client:
+        """A client of the studio at `base_url`, signed up as a new user of its own."""
+        client = cls(base_url)
+        client.sign_up()
+        return client
+
     def sign_up(self) -> None:
         data = self.run(
             "mutation($i: SignUpInput!) { signUp(input: $i) { token } }",
@@ -131,6 +138,14 @@ def finished(images: list[dict[str, Any]]) -> bool:
     return all(image["status"] not in ("PENDING", "PROCESSING") for image in images)
 
 
+def assert_served_as_images(images: list[dict[str, Any]]) -> None:
+    """Each image's `imageUrl` answers 200 with bytes PIL decodes as a whole image."""
+    for image in images:
+        response = httpx.get(image["imageUrl"], timeout=10, trust_env=False)
+        assert response.status_code == 200, image
+        Image.open(io.BytesIO(response.content)).load()
+
+
 @pytest.fixture
 def replicate(tmp_path: Path) -> Iterator[StudioServer]:
     # Slow enough that a kill always lands while predictions are still running.
@@ -143,8 +158,7 @@ def test_a_server_killed_mid_flight_finishes_everything_after_a_restart(
 ) -> None:
     studio = server(tmp_path, replicate, webhooks=False)
     with studio:
-        client = Client(studio.base_url)
-        client.sign_up()
+        client = Client.signed_up(studio.base_url)
         shot_id, _ = client.shot_with_images(6)
         # Wait until the predictions exist at the provider, then kill without warning.
         client.wait(shot_id, lambda images: all(image["predictionId"] for image in images))
@@ -155,10 +169,7 @@ def test_a_server_killed_mid_flight_finishes_everything_after_a_restart(
         studio.start()  # same database, same token
         done = client.wait(shot_id, finished)
         assert [image["status"] for image in done] == ["COMPLETE"] * 6, done
-        for image in done:  # our stored copies, served by signed URL
-            response = httpx.get(image["imageUrl"], timeout=10, trust_env=False)
-            assert response.status_code == 200
-            Image.open(io.BytesIO(response.content)).load()
+        assert_served_as_images(done)  # our stored copies, served by signed URL
 
 
 def deliver(
@@ -192,8 +203,7 @@ def test_webhooks_are_verified_idempotent_and_safe_in_any_order(
 ) -> None:
     studio = server(tmp_path, replicate, webhooks=True)
     with studio:
-        client = Client(studio.base_url)
-        client.sign_up()
+        client = Client.signed_up(studio.base_url)
         shot_id, _ = client.shot_with_images(2)
         done = client.wait(shot_id, finished)  # the emulator's own, signed webhooks did this
         assert [image["status"] for image in done] == ["COMPLETE"] * 2, done
@@ -244,8 +254,7 @@ def test_duplicated_and_shuffled_webhooks_still_end_complete(
     assert response.status_code == 200, response.text
     studio = server(tmp_path, replicate, webhooks=True)
     with studio:
-        client = Client(studio.base_url)
-        client.sign_up()
+        client = Client.signed_up(studio.base_url)
         shot_id, _ = client.shot_with_images(4)
         done = client.wait(shot_id, finished)
     assert [image["status"] for image in done] == ["COMPLETE"] * 4, done
@@ -258,8 +267,7 @@ def test_media_urls_are_signed_expiring_and_stream_video_by_range(
 ) -> None:
     studio = server(tmp_path, replicate, webhooks=False)
     with studio:
-        client = Client(studio.base_url)
-        client.sign_up()
+        client = Client.signed_up(studio.base_url)
         shot_id, images = client.shot_with_images(1)
         done = client.wait(shot_id, finished)
         selection = client.run(
@@ -324,14 +332,10 @@ def test_the_embedded_default_generates_offline_with_its_own_emulator(tmp_path: 
         env=studio_env(EMULATOR_LATENCY_MS="200"), cwd=tmp_path, name="embedded-generation"
     )
     with studio:
-        client = Client(studio.base_url)
-        client.sign_up()
+        client = Client.signed_up(studio.base_url)
         shot_id, _ = client.shot_with_images(2)
         done = client.wait(shot_id, finished)
         assert [image["status"] for image in done] == ["COMPLETE"] * 2, done
-        for image in done:
-            response = httpx.get(image["imageUrl"], timeout=10, trust_env=False)
-            assert response.status_code == 200
-            Image.open(io.BytesIO(response.content)).load()
+        assert_served_as_images(done)
         assert (tmp_path / ".studio" / "media").is_dir()
     assert "built-in Replicate emulator" in studio.output()

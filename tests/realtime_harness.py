@@ -146,6 +146,12 @@ class Api:
         )
         await self.mutate("acceptInvitation", {"code": invited["code"]}, "team { id }")
 
+    async def remove(self, member: Api, team_id: str) -> None:
+        """Take `member` out of `team_id` (this user manages it)."""
+        await self.mutate(
+            "removeTeamMember", {"teamId": team_id, "userId": member.user_id}, "team { id }"
+        )
+
     async def create_project(self, title: str = "Harbour", team_id: str | None = None) -> str:
         project_input: dict[str, Any] = {"title": title}
         if team_id is not None:

@@ -631,9 +631,7 @@ async def test_a_member_removed_from_the_team_loses_the_feed(studio: StudioServe
             (event,) = events(await shared.take(1))
             assert (event["kind"], event["sequence"]) == ("PROJECT_UPDATED", start["sequence"] + 1)
 
-            await owner.mutate(
-                "removeTeamMember", {"teamId": team_id, "userId": member.user_id}, "team { id }"
-            )
+            await owner.remove(member, team_id)
             assert await shared.error_codes() == ["NOT_FOUND"]
             # Their own project's feed is untouched.
             await member.mutate(

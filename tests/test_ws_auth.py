@@ -182,7 +182,10 @@ def codes(result: dict[str, Any]) -> list[str | None]:
 
 
 async def shared_project(owner: Api, member: Api) -> tuple[str, str, str]:
-    """A team of owner with member as EDITOR; its project and a scene: (team, project, scene)."""
+    """`owner` and `member` signed up (as "Owner" and "Editor"); a team of owner's with
+    member as EDITOR, its project and a scene in it: (team, project, scene) IDs."""
+    await owner.sign_up("Owner")
+    await member.sign_up("Editor")
     team = await owner.mutate("createTeam", {"name": "Crew"}, "team { id }")
     team_id: str = team["team"]["id"]
     await member.join(owner, team_id, "EDITOR")
@@ -198,8 +201,6 @@ async def test_a_removed_member_loses_the_team_at_once_on_an_open_socket(
     studio: StudioServer,
 ) -> None:
     async with Api(studio.base_url) as owner, Api(studio.base_url) as member:
-        await owner.sign_up("Owner")
-        await member.sign_up("Editor")
         team_id, project_id, scene_id = await shared_project(owner, member)
         client = await Client.open(studio, member.token, TRANSPORT_WS)
         try:
@@ -209,9 +210,7 @@ async def test_a_removed_member_loses_the_team_at_once_on_an_open_socket(
             first = (await client.result(feed))["data"]["projectEvents"]
             await client.send({"type": "complete", "id": feed})
 
-            await owner.mutate(
-                "removeTeamMember", {"teamId": team_id, "userId": member.user_id}, "team { id }"
-            )
+            await owner.remove(member, team_id)
 
             assert (await client.ask(PROJECT, {"id": project_id}))["data"] == {"project": None}
             renamed = await client.ask(
@@ -241,17 +240,13 @@ async def test_a_removed_member_gets_no_feed_on_graphql_ws_or_server_sent_events
     studio: StudioServer,
 ) -> None:
     async with Api(studio.base_url) as owner, Api(studio.base_url) as member:
-        await owner.sign_up("Owner")
-        await member.sign_up("Editor")
         team_id, project_id, _ = await shared_project(owner, member)
         following = await Client.open(studio, member.token, GRAPHQL_WS)
         idle = await Client.open(studio, member.token, GRAPHQL_WS)  # no feed: hears no notice
         try:
             feed = await following.start(PROJECT_EVENTS, {"projectId": project_id})
             first = (await following.result(feed))["data"]["projectEvents"]
-            await owner.mutate(
-                "removeTeamMember", {"teamId": team_id, "userId": member.user_id}, "team { id }"
-            )
+            await owner.remove(member, team_id)
             ended = await following.result(feed)
             assert codes(ended) == ["NOT_FOUND"], ended
             assert await following.message(feed) == {"type": "complete", "id": feed}
@@ -893,14 +888,10 @@ async def test_operations_answer_the_same_over_a_socket_as_over_http(
     studio: StudioServer,
 ) -> None:
     async with Api(studio.base_url) as owner, Api(studio.base_url) as member:
-        await owner.sign_up("Owner")
-        await member.sign_up("Editor")
         team_id, project_id, scene_id = await shared_project(owner, member)
         own_project = await member.create_project("Mine")
         client = await Client.open(studio, member.token, TRANSPORT_WS)
-        await owner.mutate(
-            "removeTeamMember", {"teamId": team_id, "userId": member.user_id}, "team { id }"
-        )
+        await owner.remove(member, team_id)
         two = "query A { viewer { id } } query B { viewer { name } }"
         operations: list[tuple[str, dict[str, Any], str | None]] = [
             ("{ viewer { id name teams { id } } }", {}, None),

@@ -22,7 +22,16 @@ from schema.events import decode_cursor, encode_cursor
 from services.database import Database
 from services.replicate.gateway import _retry_after_seconds
 from services.tables import ShotImageRow
-from tests.factories import Account, account, execute, image_drafts, mutate_ok, project, scene
+from tests.factories import (
+    Account,
+    account,
+    execute,
+    image_drafts,
+    iteration,
+    mutate_ok,
+    project,
+    scene,
+)
 from tests.realtime_harness import PROJECT_EVENTS, Api, Socket
 from tests.servers import StudioServer, studio_env
 
@@ -209,13 +218,7 @@ async def test_a_stored_nan_is_sent_as_null(db: Database, owner: Account) -> Non
     if not db.is_sqlite:
         pytest.skip("PostgreSQL's JSONB cannot hold NaN, so no such row can exist there")
     shot_id = await shot_of(db, owner)
-    payload = await mutate_ok(
-        db,
-        "addShotImages",
-        {"shotId": shot_id, "iterationPrompt": "p", "images": image_drafts(1)},
-        "images { id }",
-        token=owner.token,
-    )
+    payload = await iteration(db, owner, shot_id, count=1, prompt="p")
     pk = ids.decode(payload["images"][0]["id"], "ShotImage")
     async with db.transaction() as session:  # a row from before NaN was refused
         row = (await session.exec(select(ShotImageRow).where(ShotImageRow.id == pk))).one()

@@ -18,7 +18,15 @@ from sqlalchemy import text
 from schema import ids
 from services.database import Database
 from services.decoding import MAX_JSON_DEPTH, TOO_DEEP, UNREADABLE, finite_json
-from tests.factories import Account, account, execute, image_drafts, mutate_ok, project, scene
+from tests.factories import (
+    Account,
+    account,
+    execute,
+    iteration,
+    mutate_ok,
+    project,
+    scene,
+)
 
 IMAGES = """
 query($id: ID!) {
@@ -37,13 +45,7 @@ async def stored_image(db: Database, owner: Account, raw_metadata: str) -> tuple
     project_id = await project(db, owner)
     made = await scene(db, owner, project_id, shots=1)
     shot_id: str = made["shots"][0]["id"]
-    payload = await mutate_ok(
-        db,
-        "addShotImages",
-        {"shotId": shot_id, "iterationPrompt": "p", "images": image_drafts(1)},
-        "images { id }",
-        token=owner.token,
-    )
+    payload = await iteration(db, owner, shot_id, count=1, prompt="p")
     image_id: str = payload["images"][0]["id"]
     value = "CAST(:m AS jsonb)" if not db.is_sqlite else ":m"
     async with db.transaction() as session:  # as a row from before the bounds

@@ -96,17 +96,7 @@ def _seed_images_numbered_from_one(connection: Connection) -> dict[int, tuple[in
     numbers: dict[int, tuple[int, int, int]] = {}
     for shot, iteration_number, count in batches:
         # Highest first, so the rows' physical order is not the order of their numbers.
-        for variant in range(count, 0, -1):
-            image = insert(
-                "shot_images",
-                shot_id=shot,
-                iteration_number=iteration_number,
-                variant_number=variant,
-                status="COMPLETE",
-                iteration_prompt="p",
-                is_favorite=False,
-            )
-            numbers[image] = (shot, iteration_number, variant)
+        numbers.update(_add_images(connection, shot, iteration_number, list(range(count, 0, -1))))
     return numbers
 
 

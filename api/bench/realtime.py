@@ -100,6 +100,9 @@ def _server(directory: Path, name: str, emulator_url: str, bus_url: str) -> Iter
         EVENT_BUS_URL=bus_url,
         STUDIO_DATA_DIR=str(directory / name),
         LOG_LEVEL="WARNING",
+        # 1,000 WebSockets plus the bench's own HTTP connection: past MAX_CONNECTIONS
+        # (default 1000) uvicorn answers the webhook POST with 503.
+        MAX_CONNECTIONS=str(FILE_LIMIT - 200),
     )
     with studio_process("serve", env, directory, "/readyz") as (url, pid):
         yield _Server(url, pid)
@@ -250,13 +253,15 @@ async def _open(config: dict[str, Any], gate: asyncio.Semaphore) -> tuple[Client
         await websocket.send(json.dumps({"type": "connection_init", "payload": init}))
         if json.loads(await websocket.recv()).get("type") != "connection_ack":
             raise RuntimeError("the server did not acknowledge connection_init")
+        snapshot = 0
+        # One subscription at a time per socket, each after the previous one's SNAPSHOT:
+        # 20 sockets each sending 50 subscribes at once waited over 30 s for one of
+        # SQLite's 15 pooled connections, and the server completed them with an error.
         for n in range(config["per_connection"]):
             payload = {"query": SUBSCRIBE, "variables": {"p": config["project"]}}
             await websocket.send(
                 json.dumps({"id": str(n), "type": "subscribe", "payload": payload})
             )
-        snapshot = 0
-        for _ in range(config["per_connection"]):
             message = json.loads(await websocket.recv())
             if message.get("type") != "next":
                 raise RuntimeError(f"expected a SNAPSHOT, got {message}")

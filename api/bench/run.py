@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -134,10 +135,12 @@ async def _with_postgres(admin_url: str) -> list[str]:
         return await bench_storyboard(url)
 
 
-async def run(postgres_admin_url: str | None) -> None:
+async def run(postgres_admin_url: str | None) -> int:
+    """Print every figure; the number of figures that could not be measured."""
     from api.bench import generation as bench_generation
     from api.bench import realtime as bench_realtime
 
+    unmeasured = 0
     with tempfile.TemporaryDirectory() as directory:
         lines = await bench_storyboard(f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}")
     print("Storyboard API on SQLite (embedded default):")
@@ -150,12 +153,20 @@ async def run(postgres_admin_url: str | None) -> None:
             lines = await _with_postgres(postgres_admin_url)
         except (OSError, asyncpg.PostgresError) as error:
             print(f"PostgreSQL: not measured ({error})")
+            unmeasured += 1
         else:
             print("Storyboard API on PostgreSQL:")
             print("\n".join(lines))
     print("Realtime (subscriptions over WebSocket):")
-    print("\n".join(await bench_realtime.run_all()), flush=True)
+    realtime = await bench_realtime.run_all()
+    print("\n".join(realtime), flush=True)
+    return unmeasured + sum("not measured" in line for line in realtime)
 
 
 def main(postgres_admin_url: str | None) -> None:
-    asyncio.run(run(postgres_admin_url))
+    """Run the benches; exit 1 when a figure could not be measured, so a broken run
+    never passes for a complete one."""
+    unmeasured = asyncio.run(run(postgres_admin_url))
+    if unmeasured:
+        print(f"{unmeasured} figure(s) not measured: see above.", file=sys.stderr)
+        sys.exit(1)

@@ -36,6 +36,7 @@ from api.limits import (
     WebSocketCap,
 )
 from api.media import MediaHeaders, media
+from api.page_headers import page_headers
 from api.prediction_webhooks import replicate_webhook
 from api.schema import schema
 from api.settings import Settings, SettingsError
@@ -90,8 +91,13 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
+EDITOR_HEADERS = page_headers()
+"""The editor's headers: every HTML page's (`api.page_headers`), with nothing added."""
+
+
 async def editor(_: Request) -> FileResponse:
-    return FileResponse(WEB_DIR / "index.html")
+    """GET / (and HEAD): the editor, web/index.html, with EDITOR_HEADERS."""
+    return FileResponse(WEB_DIR / "index.html", headers=EDITOR_HEADERS)
 
 
 @contextlib.asynccontextmanager

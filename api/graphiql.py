@@ -13,11 +13,11 @@ not vendored, or not intact on disk, stops the server at start-up with a VendorE
 naming it, rather than answering /graphql with a 500 or a page that never loads.
 `studio vendor --check` reports a needed file packages.toml does not declare.
 
-The Content-Security-Policy allows scripts, styles and connections (HTTP and the
-WebSocket of subscriptions) to this origin only, inline styles (GraphiQL's menus
-and dialogs add them), fonts and images also as `data:` URLs (GraphiQL's CSS
-embeds its fonts so), and nothing else: no inline script, no other origin, no
-frames.
+Its security headers are every HTML page's (`api.page_headers`: scripts, styles
+and connections, HTTP and the WebSocket of subscriptions, to this origin only; no
+inline script, no other origin, no frames, not framed by any page) with two
+additions: inline styles (GraphiQL's menus and dialogs add them) and fonts as
+`data:` URLs (GraphiQL's CSS embeds its fonts so).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pathlib import Path
 
 from starlette.responses import HTMLResponse
 
+from api.page_headers import page_headers
 from api.static import OWN_PREFIX
 from api.vendor import DECLARATION, MANIFEST, VENDOR_DIR, Manifest, VendorError, read_manifest
 
@@ -48,29 +49,17 @@ STYLES = (
 )
 VENDORED_FILES = (*SCRIPTS, *STYLES)
 """Every (package, file) the page loads from web/vendor/."""
-CONTENT_SECURITY_POLICY = "; ".join(
-    (
-        "default-src 'none'",
-        "script-src 'self'",
+HEADERS = page_headers(
+    {
         # Inline styles too: GraphiQL's menus and dialogs (Radix) add a <style>
         # element when they open (react-remove-scroll-bar), with values measured
         # then, so no hash can list it. Scripts stay 'self' only.
-        "style-src 'self' 'unsafe-inline'",
-        "font-src 'self' data:",
-        "img-src 'self' data:",
-        # 'self' covers ws: and wss: of this host too (CSP Level 3, §6.7.2.9).
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-    )
+        "style-src": ("'unsafe-inline'",),
+        # GraphiQL's CSS embeds its fonts as data: URLs.
+        "font-src": ("data:",),
+    }
 )
-HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
+"""The page's headers: every page's (`api.page_headers`), with the two allowances above."""
 
 
 def _integrity(manifest: Manifest, name: str, file: str) -> str:

@@ -1,5 +1,5 @@
-"""Housekeeping every server process runs now and then: old events, expired tokens
-and expired invitations.
+"""Housekeeping every server process runs now and then: old events, expired tokens,
+expired invitations and webhook deliveries too old to be needed.
 
 Several processes may run it at once; each step is a plain delete, so they never
 conflict beyond one of them finding nothing left to do.
@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from services.accounts import accounts, invitations
 from services.database import Database
+from services.generation.engine import DELIVERY_RETENTION, prune_deliveries
 from services.realtime import recording
 
 logger = logging.getLogger("studio.maintenance")
@@ -22,19 +23,27 @@ logger = logging.getLogger("studio.maintenance")
 @dataclass(frozen=True)
 class Tidied:
     """What one `tidy` round removed: counts of rows deleted (project events, access
-    tokens, invitations); all 0 when there was nothing to do."""
+    tokens, invitations, webhook deliveries); all 0 when there was nothing to do."""
 
     events: int
     tokens: int
     invitations: int = 0
+    deliveries: int = 0
 
 
-async def tidy(db: Database, *, event_retention: timedelta) -> Tidied:
+DELIVERY_BATCH = 1000
+"""Webhook deliveries deleted per transaction (`prune_deliveries`)."""
+
+
+async def tidy(
+    db: Database, *, event_retention: timedelta, delivery_batch: int = DELIVERY_BATCH
+) -> Tidied:
     """One round: events older than the retention, then tokens and invitations past their
-    expiry.
+    expiry, then webhook deliveries recorded over DELIVERY_RETENTION ago.
 
-    Three transactions, one per step, each committed on its own; logs a line when
-    anything was removed. Database errors propagate (`run_forever` logs them).
+    A transaction per step, each committed on its own; deliveries go in batches of
+    `delivery_batch` rows, a transaction each, until a batch comes back short. Logs
+    a line when anything was removed. Database errors propagate (`run_forever` logs them).
     """
     async with db.transaction() as session:
         pruned = await recording.prune(session, older_than=event_retention)
@@ -42,14 +51,25 @@ async def tidy(db: Database, *, event_retention: timedelta) -> Tidied:
         purged = await accounts.purge_expired_tokens(session)
     async with db.transaction() as session:
         lapsed = await invitations.purge_expired(session)
-    if pruned or purged or lapsed:
+    delivered = 0
+    while True:
+        async with db.transaction() as session:
+            batch = await prune_deliveries(
+                session, older_than=DELIVERY_RETENTION, limit=delivery_batch
+            )
+        delivered += batch
+        if batch < delivery_batch:
+            break
+    if pruned or purged or lapsed or delivered:
         logger.info(
-            "removed %d old project events, %d expired tokens and %d expired invitations",
+            "removed %d old project events, %d expired tokens, %d expired invitations "
+            "and %d old webhook deliveries",
             pruned,
             purged,
             lapsed,
+            delivered,
         )
-    return Tidied(events=pruned, tokens=purged, invitations=lapsed)
+    return Tidied(events=pruned, tokens=purged, invitations=lapsed, deliveries=delivered)
 
 
 async def run_forever(db: Database, *, event_retention: timedelta, every: float = 600.0) -> None:

@@ -209,18 +209,60 @@ def test_graphql_page_is_ours_with_a_policy_that_allows_this_origin_only(
     response = httpx.get(f"{server.base_url}/graphql", headers={"Accept": "text/html"})
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/html; charset=utf-8"
-    policy = dict(
-        directive.strip().partition(" ")[::2]
-        for directive in response.headers["content-security-policy"].split(";")
-    )
+    policy = directives(response.headers["content-security-policy"])
     assert policy["default-src"] == "'none'"
     # Scripts, styles and connections (HTTP and WebSocket) to this origin only; no
     # inline script, but inline styles (GraphiQL's menus and dialogs add them).
     assert policy["script-src"] == policy["connect-src"] == "'self'"
     assert policy["style-src"] == "'self' 'unsafe-inline'"
-    assert policy["font-src"] == policy["img-src"] == "'self' data:"
+    assert policy["font-src"] == "'self' data:"
+    assert policy["img-src"] == "'self' data: blob:"
+    assert policy["frame-ancestors"] == "'none'"
     assert "http" not in response.text
     assert '<script src="/static/vendor/graphiql@' in response.text
+
+
+def directives(header: str) -> dict[str, str]:
+    """A Content-Security-Policy header as {directive: its sources}."""
+    return dict(directive.strip().partition(" ")[::2] for directive in header.split(";"))
+
+
+def test_every_html_page_sends_the_same_security_headers(server: StudioServer) -> None:
+    """The editor (/) and GraphiQL (/graphql) share one origin, so one policy: nothing
+    by default, scripts from this origin only, not framed by any page; GraphiQL may
+    only add sources to it."""
+    with httpx.Client(base_url=server.base_url, headers={"Accept": "text/html"}) as client:
+        pages = {path: client.get(path) for path in ("/", "/graphql")}
+        pages["HEAD /"] = client.head("/")
+    for name, response in pages.items():
+        assert response.status_code == 200, name
+        assert response.headers["content-type"] == "text/html; charset=utf-8", name
+        assert response.headers["x-content-type-options"] == "nosniff", name
+        assert response.headers["referrer-policy"] == "no-referrer", name
+        assert response.headers["x-frame-options"] == "DENY", name
+        assert response.headers["cache-control"] == "no-cache", name
+    editor = directives(pages["/"].headers["content-security-policy"])
+    assert editor == {
+        "default-src": "'none'",
+        "script-src": "'self'",
+        "style-src": "'self'",  # no inline style: the editor's is /static/index.css
+        "font-src": "'self'",
+        "img-src": "'self' data: blob:",
+        "media-src": "'self'",
+        "connect-src": "'self'",
+        "base-uri": "'none'",
+        "form-action": "'self'",
+        "frame-ancestors": "'none'",
+    }
+    assert (
+        pages["HEAD /"].headers["content-security-policy"]
+        == (pages["/"].headers["content-security-policy"])
+    )
+    graphiql = directives(pages["/graphql"].headers["content-security-policy"])
+    assert graphiql.keys() == editor.keys()
+    for directive, sources in editor.items():
+        assert graphiql[directive].startswith(sources), directive
+    assert {d for d in editor if graphiql[d] != editor[d]} == {"style-src", "font-src"}
 
 
 def test_vendored_files_are_served_with_their_type_and_cached_for_good(
@@ -580,6 +622,22 @@ async def test_a_subscription_not_signed_in_fails_at_once(
         await page.locator(".graphiql-execute-button[aria-label^='Execute']").wait_for()
         await page.wait_for_timeout(1_500)
         assert len(browser.sockets) == 1, browser.sockets
+
+
+async def test_the_editor_page_loads_within_its_policy(server: StudioServer) -> None:
+    """/ loads its stylesheet from this origin, and nothing on it violates the policy."""
+    async with browsing(server.base_url) as browser:
+        page = await browser.context.new_page()
+        page.on("console", lambda m: browser.problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda error: browser.problems.append(str(error)))
+        response = await page.goto(f"{server.base_url}/")
+        assert response is not None
+        assert response.status == 200
+        await page.wait_for_load_state("load")
+        assert await page.title() == "Storyboard Studio"
+        width = await page.evaluate("getComputedStyle(document.body).maxWidth")
+        assert width == "640px"  # 40rem: /static/index.css was applied
+        await page.wait_for_timeout(300)  # a violation is reported as an event, later
 
 
 async def test_graphiql_fits_and_its_menus_and_panes_keep_to_the_policy(

@@ -54,9 +54,10 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import or_
+from sqlalchemy import delete, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services import decoding
 from services.database import Database
@@ -96,6 +97,20 @@ from services.tables import (
 logger = logging.getLogger("studio.generation")
 
 CLAIM_TIMEOUT = timedelta(minutes=2)
+DELIVERY_RETENTION = timedelta(days=2)
+"""How long a handled webhook delivery's id is kept (`prune_deliveries`).
+
+A replay of a recorded delivery as it was sent is refused by its timestamp
+within ten minutes of its arrival (the Standard Webhooks tolerance, five minutes
+either way: `services.replicate.signatures.TOLERANCE_SECONDS`), whether its id
+is kept or not. A sender's own retry is signed afresh with a new timestamp and
+the same id, so only the kept id stops it; a sender retries a delivery we
+recorded only when our 2xx answer was lost. Svix, the reference sender of
+Standard Webhooks, retries for 27 h 35 min after the first attempt
+(https://docs.svix.com/retries); two days outlasts that with room for clocks
+that disagree. A retry later still would be applied again, which is harmless:
+`apply_prediction` ignores a move back.
+"""
 
 
 @dataclass(frozen=True)
@@ -422,3 +437,21 @@ class GenerationEngine(Dispatching, OutputCopying):
 
 class MalformedDelivery(Exception):
     """A genuine webhook delivery whose body is not a prediction."""
+
+
+async def prune_deliveries(session: AsyncSession, *, older_than: timedelta, limit: int) -> int:
+    """Delete at most `limit` handled webhook deliveries recorded over `older_than` ago
+    (see DELIVERY_RETENTION); how many went.
+
+    A bounded batch, so one transaction never holds many row locks: call again
+    while it returns `limit`. `limit` is a count of rows, at least 1.
+    """
+    stale = (
+        select(WebhookDeliveryRow.id)
+        .where(col(WebhookDeliveryRow.received_at) < utcnow() - older_than)
+        .limit(limit)
+    )
+    result = await session.exec(
+        delete(WebhookDeliveryRow).where(col(WebhookDeliveryRow.id).in_(stale))
+    )
+    return int(result.rowcount or 0)

@@ -91,6 +91,28 @@ async def test_one_subscription_can_follow_several_channels(bus: EventBus) -> No
     assert bus.subscriber_count == 0
 
 
+async def test_notices_are_counted_as_they_arrive_and_left_in_the_queue(bus: EventBus) -> None:
+    project, access = channel(), channel()
+    async with (
+        bus.subscribe(project, access, notices=("access",)) as subscription,
+        bus.subscribe(project, access) as witness,  # given each message with `subscription`
+    ):
+        await bus.publish(project, {"n": 1})
+        await bus.publish(access, {"access": "changed"})
+        await bus.publish(project, {"n": 2, "accessed": True})
+        await bus.publish(access, {"access": "changed"})
+        await receive(witness, 4)
+        assert subscription.notices_received == 2  # counted before anything is read
+        assert witness.notices_received == 0
+        assert await receive(subscription, 4) == [
+            {"n": 1},
+            {"access": "changed"},
+            {"n": 2, "accessed": True},
+            {"access": "changed"},
+        ]
+        assert subscription.notices_received == 2
+
+
 async def test_ping_is_a_round_trip(bus: EventBus) -> None:
     await bus.ping()
 

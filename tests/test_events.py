@@ -28,7 +28,17 @@ from services.tables import (
     ShotImageRow,
     utcnow,
 )
-from tests.factories import Account, account, iteration, join, mutate, mutate_ok, project, scene
+from tests.factories import (
+    Account,
+    account,
+    backlog,
+    iteration,
+    join,
+    mutate,
+    mutate_ok,
+    project,
+    scene,
+)
 
 
 @pytest.fixture
@@ -434,6 +444,47 @@ async def test_a_slow_follower_is_cut_off_and_reads_on_from_the_table(
         await stream.aclose()
 
 
+async def test_a_follower_cut_off_checks_access_before_reading_on(
+    live_db: Database, bus: EventBus
+) -> None:
+    """A queue cut off may have dropped an access notice with it: once subscribed
+    again, the feed checks access before the next event it sends."""
+    owner = await account(live_db)
+    project_id = await project(live_db, owner)
+    checks = 0
+
+    async def check() -> bool:
+        nonlocal checks
+        checks += 1
+        return True
+
+    stream = follow(live_db, bus, owner, project_id, still_allowed=check)
+    try:
+        await asyncio.wait_for(anext(stream), 10)  # subscribed; now it stops reading
+        for n in range(30):  # far more than the bus queue (8) holds
+            await mutate_ok(
+                live_db,
+                "updateProject",
+                {"id": project_id, "title": f"Take {n}"},
+                "project { id }",
+                token=owner.token,
+            )
+        got = [await asyncio.wait_for(anext(stream), 10) for _ in range(30)]
+        assert checks == 0  # read from the table: the queue was not cut off yet
+        await mutate_ok(
+            live_db,
+            "updateProject",
+            {"id": project_id, "title": "After"},
+            "project { id }",
+            token=owner.token,
+        )
+        got.append(await asyncio.wait_for(anext(stream), 10))
+    finally:
+        await stream.aclose()
+    assert [e.sequence for e in got] == list(range(got[0].sequence, got[0].sequence + 31))
+    assert checks == 1
+
+
 async def test_following_stops_when_access_is_lost(live_db: Database, bus: EventBus) -> None:
     owner = await account(live_db, name="Owner")
     member = await account(live_db, name="Member")
@@ -591,6 +642,122 @@ async def test_a_feed_checks_access_again_the_moment_it_ends(
     due = [ends, ends + timedelta(seconds=0.4)]
     late = [(at - instant).total_seconds() for at, instant in zip(checks, due, strict=True)]
     assert all(0 <= lateness < 0.3 for lateness in late), late
+
+
+# --- a long replay passes the same access gate as live events -------------------------
+
+LONG = 2 * feed.PAGE + 60  # a replay of three table pages
+
+
+async def test_a_replay_sends_nothing_once_access_has_ended(
+    live_db: Database, bus: EventBus
+) -> None:
+    """A token already expired when the feed starts: the check runs before the first
+    replayed event, and none is sent."""
+    owner = await account(live_db)
+    project_id = await project(live_db, owner)
+    await backlog(live_db, project_id, LONG)
+    checks: list[datetime] = []
+
+    async def expired() -> bool:
+        checks.append(utcnow())
+        return False
+
+    ended = utcnow() - timedelta(milliseconds=5)
+    stream = follow(
+        live_db, bus, owner, project_id, after=1, still_allowed=expired, allowed_until=ended
+    )
+    try:
+        with pytest.raises(feed.AccessLost):
+            await asyncio.wait_for(anext(stream), 10)
+    finally:
+        await stream.aclose()
+    assert len(checks) == 1
+
+
+async def test_a_replay_stops_at_the_instant_access_ends(live_db: Database, bus: EventBus) -> None:
+    """Access ending in the middle of a replay of several pages: nothing replayed after
+    the instant, the check runs first; allowed further, the replay goes on where it
+    stopped, each event once and in order."""
+    owner = await account(live_db)
+    project_id = await project(live_db, owner)
+    last = await backlog(live_db, project_id, LONG)
+    ends = utcnow() + timedelta(seconds=0.3)
+    answers: list[feed.Allowed] = [ends + timedelta(seconds=0.3), False]
+    checks: list[datetime] = []
+    sent: list[tuple[int, datetime]] = []
+
+    async def check() -> feed.Allowed:
+        checks.append(utcnow())
+        return answers[len(checks) - 1]
+
+    stream = follow(
+        live_db, bus, owner, project_id, after=1, still_allowed=check, allowed_until=ends
+    )
+    try:
+        for _ in range(10):
+            sent.append(((await asyncio.wait_for(anext(stream), 10)).sequence, utcnow()))
+        assert utcnow() < ends, "the first events took longer than access lasts"
+        assert not checks
+        while True:  # read slowly: past both instants before the replay could end
+            try:
+                event = await asyncio.wait_for(anext(stream), 10)
+            except feed.AccessLost:
+                break
+            sent.append((event.sequence, utcnow()))
+            await asyncio.sleep(0.002)
+    finally:
+        await stream.aclose()
+    assert len(checks) == 2
+    late = [sequence for sequence, at in sent if ends + timedelta(seconds=0.05) < at < checks[0]]
+    assert not late, f"{len(late)} events replayed after the instant, before its check"
+    assert checks[0] >= ends, (checks, ends)
+    assert checks[1] >= ends + timedelta(seconds=0.3), (checks, ends)
+    assert all(at < checks[1] for _, at in sent), "a replayed event came after access ended"
+    assert any(at > checks[0] for _, at in sent), "no event was replayed after the first check"
+    sequences = [sequence for sequence, _ in sent]
+    assert sequences == list(range(2, 2 + len(sequences)))
+    assert sequences[-1] < last, "the whole replay went out before its check"
+
+
+async def test_a_removal_heard_of_during_a_replay_ends_it(live_db: Database, bus: EventBus) -> None:
+    """A member removed while their feed replays pages of events: the notice waiting
+    behind the replay is looked at before the next event, not after the last page."""
+    owner = await account(live_db, name="Owner")
+    member = await account(live_db, name="Member")
+    team = await mutate_ok(
+        live_db, "createTeam", {"name": "Crew"}, "team { id }", token=owner.token
+    )
+    team_id = team["team"]["id"]
+    await join(live_db, team_id, member, role="VIEWER", inviter=owner)
+    project_id = await project(live_db, owner, team_id=team_id)
+    last = await backlog(live_db, project_id, LONG)
+    still_member = True
+    checks = 0
+
+    async def check() -> bool:
+        nonlocal checks
+        checks += 1
+        return still_member
+
+    stream = follow(live_db, bus, member, project_id, after=1, still_allowed=check)
+    try:
+        replayed = [await asyncio.wait_for(anext(stream), 10) for _ in range(10)]
+        still_member = False
+        await mutate_ok(
+            live_db,
+            "removeTeamMember",
+            {"teamId": team_id, "userId": member.user_id},
+            "team { id }",
+            token=owner.token,
+        )
+        await bus.flushed()
+        more = await read_until_access_lost(stream)
+    finally:
+        await stream.aclose()
+    assert checks == 1
+    assert [e.sequence for e in replayed] == list(range(2, 12))
+    assert 11 + more < last, f"{more} more events replayed before the removal ended the feed"
 
 
 async def test_cursors_from_the_future_or_past_retention_are_refused(db: Database) -> None:

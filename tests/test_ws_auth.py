@@ -37,10 +37,13 @@ from sqlmodel import col, update
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from schema import ids
+from schema.events import encode_cursor
 from services.accounts.accounts import hash_token
 from services.database import Database
+from services.realtime.feed import PAGE
 from services.tables import AccessTokenRow, utcnow
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, backlog
 from tests.realtime_harness import ANIMATION_STATUS, ITERATION_STATUS, PROJECT_EVENTS, WAIT, Api
 from tests.servers import StudioServer
 from tests.test_subscriptions import studio_server
@@ -511,6 +514,46 @@ async def test_an_expiring_token_ends_busy_feeds_the_moment_it_expires(
         assert ending.at >= expiry.timestamp(), (name, "ended before the expiry", ending)
     # The project was busy until the end: the project's feed carried its renames.
     assert endings["projectEvents"].messages >= 5, endings
+
+
+async def test_an_expiring_token_ends_a_long_replay_at_the_instant(
+    studio: StudioServer, database: Path
+) -> None:
+    """A feed replaying pages of events after its cursor (graphql-transport-ws) sends
+    none of them once its token has expired: it closes with 4403 at the instant, not
+    after the last page."""
+    async with Api(studio.base_url) as api:
+        await api.sign_up()
+        project_id = await api.create_project()
+        db = Database(f"sqlite+aiosqlite:///{database}")
+        try:
+            last = await backlog(db, project_id, 6 * PAGE)
+        finally:
+            await db.dispose()
+        after = encode_cursor(ids.decode(project_id, "Project"), 1)
+        client = await Client.open(studio, api.token, TRANSPORT_WS)
+        expiry = utcnow() + timedelta(seconds=0.5)
+        await expire(database, api.token, at=expiry)
+        await client.start(PROJECT_EVENTS, {"projectId": project_id, "after": after})
+        received: list[tuple[int, float]] = []
+        try:
+            async with asyncio.timeout(WAIT):
+                while True:
+                    message = json.loads(await client.connection.recv())
+                    if message.get("type") == "next":
+                        event = message["payload"]["data"]["projectEvents"]
+                        received.append((event["sequence"], time.time()))
+        except ConnectionClosed as closed:
+            code, reason = (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (None, "")
+        closed_at = time.time()
+    assert_sign_in_again(code, reason)
+    assert received, "nothing was replayed"
+    assert received[0][1] < expiry.timestamp(), "the replay began after the expiry"
+    late = [sequence for sequence, at in received if at > expiry.timestamp() + 0.1]
+    assert not late, f"{len(late)} events replayed after the expiry (up to {late[-1]})"
+    assert received[-1][0] < last, "the whole replay went out before the expiry"
+    assert [sequence for sequence, _ in received] == list(range(2, 2 + len(received)))
+    assert closed_at - expiry.timestamp() < ENDED_WITHIN
 
 
 # -- a token that signs no one in: TOKEN_INVALID, not "sign in first" ---------------------------

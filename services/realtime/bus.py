@@ -123,9 +123,20 @@ class Subscription:
 
     `get()` waits for a delivery slot before it returns a message (see the
     module); the slot goes back at the next `get()` or when the subscription ends.
+
+    `notices_received` counts the messages queued so far that carry one of the
+    `notices` keys (given at `EventBus.subscribe`), read or not: a subscriber busy
+    elsewhere compares it with the count it last saw to learn, without taking
+    anything from the queue, that a notice is waiting.
     """
 
-    def __init__(self, channels: tuple[str, ...], size: int, slots: _Slots) -> None:
+    def __init__(
+        self,
+        channels: tuple[str, ...],
+        size: int,
+        slots: _Slots,
+        notices: frozenset[str] = frozenset(),
+    ) -> None:
         self.channels = channels
         self.channel = channels[0]
         self._size = size
@@ -133,6 +144,8 @@ class Subscription:
         self._arrived = asyncio.Event()
         self._slots = slots
         self._slot: _Slot | None = None
+        self._notices = notices
+        self.notices_received = 0
         self.overflowed = False
 
     def _offer(self, message: Message) -> bool:
@@ -140,6 +153,8 @@ class Subscription:
             self.overflowed = True
             return False
         self._buffer.append(message)
+        if self._notices and any(key in message for key in self._notices):
+            self.notices_received += 1
         self._arrived.set()
         return True
 
@@ -323,12 +338,16 @@ class EventBus:
         return True
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, *channels: str) -> AsyncIterator[Subscription]:
+    async def subscribe(
+        self, *channels: str, notices: tuple[str, ...] = ()
+    ) -> AsyncIterator[Subscription]:
         """One queue for the messages of these channels, in the order they arrive.
 
         Subscribe before reading current state, so nothing falls in between.
+        A queued message carrying one of the `notices` keys (such as "resync")
+        adds one to the subscription's `notices_received`.
         """
-        subscription = Subscription(channels, self.queue_size, self._slots)
+        subscription = Subscription(channels, self.queue_size, self._slots, frozenset(notices))
         channels = tuple(self._wire(channel) for channel in channels)
         async with self._lock:
             for channel in channels:

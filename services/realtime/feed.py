@@ -136,12 +136,15 @@ async def follow(
     the table, so memory stays bounded and nothing is lost.
 
     Access (`still_allowed`) is checked again when the user's access changes (a
-    notice on the bus), when the bus resyncs, and on a schedule that no event
+    notice on the bus), when the bus resyncs, after the bus cut the queue off
+    (a notice may have been dropped with it), and on a schedule that no event
     moves: `recheck_every` seconds after the last check (a notice can be lost),
     or sooner, at the instant access ends by itself (`allowed_until` as the
     caller last checked it, then what each check answers: a token's expiry).
-    No event is sent once a check is due and before it has run. When access is
-    gone, AccessLost is raised; `still_allowed` may raise its own error instead.
+    No event is sent once a check is due and before it has run: every event,
+    whether replayed from the table or live, first passes that gate, which also
+    sees a notice still waiting in the queue behind a long replay. When access
+    is gone, AccessLost is raised; `still_allowed` may raise its own error instead.
     """
     async with session() as reading:
         if after is not None:
@@ -149,16 +152,19 @@ async def follow(
             last = after
         else:
             last = -1
-    clock = asyncio.get_running_loop().time
-    wait = _seconds_to_check(recheck_every, allowed_until)
-    check_at = clock() + wait  # the clock read after the wall clock: never before the instant
+    checks = _Checks(still_allowed, recheck_every, allowed_until)
     first = True
+    notices_lost = False
     while True:
-        async with bus.subscribe(project_channel(project_id), access_channel(user_id)) as live:
+        async with bus.subscribe(
+            project_channel(project_id), access_channel(user_id), notices=_NOTICES
+        ) as live:
+            checks.watch(live, notices_lost=notices_lost)
             if first and (last == -1 or snapshot_on_resume):
                 if last == -1:
                     async with session() as reading:
                         last = await last_sequence(reading, project_id)
+                await checks.before_sending()
                 yield ProjectEvent(project_id, last, SNAPSHOT, "Project", project_id, utcnow())
             first = False
             catch_up = True  # after (re)subscribing, the table first
@@ -166,26 +172,24 @@ async def follow(
                 while True:
                     if catch_up:
                         async for missed in _read_table(session, project_id, last):
+                            await checks.before_sending()
                             last = missed.sequence
                             yield missed
                             if missed.kind == PROJECT_DELETED:
                                 return
                         catch_up = False
-                    message = await _next_message(live, check_at - clock())
-                    if message is None or "access" in message or "resync" in message:
-                        allowed = await still_allowed()
-                        if allowed is False:
-                            raise AccessLost
-                        until = allowed if isinstance(allowed, datetime) else None
-                        wait = _seconds_to_check(recheck_every, until)
-                        check_at = clock() + wait
+                    message = await _next_message(live, checks.seconds_left())
+                    if message is None or any(key in message for key in _NOTICES):
+                        await checks.run()
                         catch_up = True
                         continue
                     live_event = ProjectEvent.from_message(message)
                     if live_event.kind == PROJECT_DELETED:
+                        await checks.before_sending()
                         yield live_event
                         return
                     if live_event.sequence == last + 1:
+                        await checks.before_sending()
                         last = live_event.sequence
                         yield live_event
                     elif live_event.sequence > last + 1:
@@ -195,6 +199,66 @@ async def follow(
                     "a subscriber of project %s fell behind; reading on from the table",
                     project_id,
                 )
+                notices_lost = True
+
+
+_NOTICES = ("access", "resync")
+"""Keys of the bus messages that make a feed check access: an access notice
+(`events.access_channel`) and the bus's own resync."""
+
+
+class _Checks:
+    """When `follow` must check access next, and the check: `still_allowed`, then the
+    next instant due (`recheck_every` seconds on, or sooner at the end its answer gives).
+
+    The instant is kept on the event loop's clock, read after the wall clock, so a
+    check is never due before the wall-clock instant it stands for.
+    """
+
+    def __init__(
+        self,
+        still_allowed: Callable[[], Awaitable[Allowed]],
+        recheck_every: float,
+        allowed_until: datetime | None,
+    ) -> None:
+        self._still_allowed = still_allowed
+        self._recheck_every = recheck_every
+        self._clock = asyncio.get_running_loop().time
+        self._check_at = self._due_after(allowed_until)
+        self._live: Subscription | None = None
+        self._notices_seen = 0
+
+    def _due_after(self, until: datetime | None) -> float:
+        wait = _seconds_to_check(self._recheck_every, until)
+        return self._clock() + wait  # the clock read after the wall clock: never before the instant
+
+    def watch(self, live: Subscription, *, notices_lost: bool) -> None:
+        """Look for notices on `live` from now on; `notices_lost`: an earlier queue was
+        cut off, so a notice may never arrive, and the next event waits for a check."""
+        self._live = live
+        self._notices_seen = -1 if notices_lost else live.notices_received
+
+    def seconds_left(self) -> float:
+        """Seconds until the next check is due (0 or less: due now)."""
+        return self._check_at - self._clock()
+
+    async def run(self) -> None:
+        """Check access now; raises AccessLost (or what `still_allowed` raises) if it is gone."""
+        if self._live is not None:  # every notice queued so far is answered by this check
+            self._notices_seen = self._live.notices_received
+        allowed = await self._still_allowed()
+        if allowed is False:
+            raise AccessLost
+        self._check_at = self._due_after(allowed if isinstance(allowed, datetime) else None)
+
+    async def before_sending(self) -> None:
+        """The gate before each event: check first if a check is due, or a notice came
+        into the queue since the last check (it stays queued, and is read in its turn)."""
+        live = self._live
+        if self.seconds_left() <= 0 or (
+            live is not None and live.notices_received != self._notices_seen
+        ):
+            await self.run()
 
 
 def _seconds_to_check(recheck_every: float, until: datetime | None) -> float:

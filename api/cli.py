@@ -9,8 +9,11 @@ import errno
 import logging
 import os
 import socket
+import sqlite3
+import stat
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,7 +26,7 @@ from api.vendor import VendorError
 from services.database import Database
 
 PRIVATE_DIRECTORY = 0o700
-PRIVATE_FILE = 0o600
+GROUP_AND_OTHER = 0o077
 PRIVATE_UMASK = 0o077
 """Files this process creates are its user's alone (the database, its journal, media)."""
 STARTUP_FAILURE = 3
@@ -46,25 +49,55 @@ def _make_private(settings: Settings) -> None:
     """Keep the embedded data directory to this user: it holds the database (password
     and token hashes, every project), the generated SECRET_KEY and the media.
 
-    The directory is made (or narrowed to) 0700; the database file and SQLite's
-    `-wal`/`-shm` files beside it are made 0600 if they exist already; and the
-    process umask becomes 0077, so whatever it creates later (those files, media,
-    temporary files) is private too, whatever umask it was started with.
+    The directory is made 0700 if it does not exist. An existing directory, and the
+    database file and SQLite's `-wal`/`-shm` files beside it, lose their group and
+    other permission bits, and keep their owner's as they are: a directory or a
+    database made read-only stays read-only. The process umask becomes 0077, so
+    whatever it creates later (those files, media, temporary files) is private too,
+    whatever umask it was started with.
+
+    Raises DataDirectoryUnavailable, naming the path and the system's reason, when
+    the directory cannot be made or a permission cannot be narrowed (a file of
+    another user, an immutable one).
     """
     os.umask(PRIVATE_UMASK)
     directory = settings.studio_data_dir
-    directory.mkdir(mode=PRIVATE_DIRECTORY, parents=True, exist_ok=True)
-    directory.chmod(PRIVATE_DIRECTORY)
     database = settings.sqlite_path
-    for path in (database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))):
-        if path.exists():
-            path.chmod(PRIVATE_FILE)
+    sidecars = (database.with_name(database.name + suffix) for suffix in ("-wal", "-shm"))
+    path = directory
+    try:
+        directory.mkdir(mode=PRIVATE_DIRECTORY, parents=True, exist_ok=True)
+        for path in (directory, database, *sidecars):
+            if path.exists():
+                _narrow(path)
+    except OSError as error:
+        raise DataDirectoryUnavailable(
+            f"cannot keep the data directory private: {path}: {error.strerror or error}. "
+            "It must be this user's own: check STUDIO_DATA_DIR and its permissions."
+        ) from None
+
+
+def _narrow(path: Path) -> None:
+    """Take group and other permission bits off `path`; never add any."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & GROUP_AND_OTHER:
+        path.chmod(mode & ~GROUP_AND_OTHER)
+
+
+class DataDirectoryUnavailable(Exception):
+    """The embedded data directory cannot be made or kept private; the message says why."""
 
 
 def _describe_database(settings: Settings) -> str:
     if settings.embedded:
         return f"embedded SQLite file {settings.sqlite_path}"
     return shown_url(settings.resolved_database_url())
+
+
+_REFUSED_URL = (
+    "DATABASE_URL: the database driver refuses it: a query parameter it does not take, "
+    "or a value of the wrong kind"
+)
 
 
 class DatabaseUnavailable(Exception):
@@ -80,27 +113,38 @@ async def check_database(
 
     Raises DatabaseUnavailable, naming the database as `shown_url` shows it (no
     password) and the driver's reason: nothing listening, no such database, a
-    refused log-in, a file that cannot be opened, or no answer in time; and
-    SettingsError for a database that `studio migrate` must bring up to date.
+    refused log-in, no answer in time; for SQLite, a file that cannot be opened or
+    written (no such directory, permission denied, read-only, not a database).
+    Raises SettingsError for a URL the driver refuses (an argument it does not take,
+    a value of the wrong kind) and for a database that `studio migrate` must bring
+    up to date. Neither message holds a password.
     """
     where = _describe_database(settings)
-    db = Database(settings.resolved_database_url())
+    try:
+        db = Database(settings.resolved_database_url())
+    except (TypeError, ValueError, SQLAlchemyError):
+        raise SettingsError(_REFUSED_URL) from None
+    if db.is_sqlite:
+        advice = "Check that the file is an SQLite database this user can read and write."
+    else:
+        advice = "Check DATABASE_URL and that the database server is running."
     try:
         async with asyncio.timeout(seconds):
+            await db.check_writable()
             await db.ping()
             current = None if db.is_sqlite else await migrations.current_revision(db)
     except TimeoutError:
         raise DatabaseUnavailable(
-            f"cannot reach the database {where}: no answer within {seconds:g} s. "
-            "Check DATABASE_URL and that the database server is running."
+            f"cannot reach the database {where}: no answer within {seconds:g} s. {advice}"
         ) from None
-    except (OSError, SQLAlchemyError) as error:
+    except (OSError, SQLAlchemyError, sqlite3.Error) as error:
         reason = getattr(error, "orig", None) or error
         text = (getattr(reason, "strerror", None) or str(reason)).splitlines()[0]
-        raise DatabaseUnavailable(
-            f"cannot reach the database {where}: {text}. "
-            "Check DATABASE_URL and that the database server is running."
-        ) from None
+        verb = "use" if db.is_sqlite else "reach"
+        raise DatabaseUnavailable(f"cannot {verb} the database {where}: {text}. {advice}") from None
+    except (TypeError, ValueError):
+        # asyncpg.connect refusing an argument SQLAlchemy passed on from the URL's query.
+        raise SettingsError(_REFUSED_URL) from None
     finally:
         await db.dispose()
     head = migrations.head_revision()
@@ -527,7 +571,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for line in str(error).splitlines():
             print(line if line.startswith(" ") else f"studio: {line}", file=sys.stderr)
         sys.exit(BAD_SETTINGS)
-    except (PortUnavailable, DatabaseUnavailable) as error:
+    except (PortUnavailable, DatabaseUnavailable, DataDirectoryUnavailable) as error:
         print(f"studio: {error}", file=sys.stderr)
         sys.exit(UNAVAILABLE)
     except VendorError as error:

@@ -12,16 +12,22 @@ Secrets (and URLs that may hold a password) are `SecretStr`: they print as
 
 from __future__ import annotations
 
+import inspect
+import ipaddress
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+import asyncpg
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+from strawberry.http.websocket_origin import normalize_allowed_origins
 
 from api.urls import base_url, http_url_problem
+from services.outbound import parse_allowed_hosts
 from services.request_limits.policy import parse_rates
 
 PLACEHOLDER_SECRETS = frozenset(
@@ -31,6 +37,45 @@ MIN_SECRET_LENGTH = 32
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 DATABASE_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
 EVENT_BUS_SCHEMES = ("memory", "redis", "rediss", "postgres", "postgresql")
+REDIS_SCHEMES = ("redis", "rediss")
+HTTP_SCHEMES = ("http", "https")
+MAX_PORT = 65535
+
+# Upper bounds: past them a value is a mistake, or breaks something (a timer past what
+# the event loop can schedule, a count past what fits the open-file limit or memory).
+HOUR = 3600.0
+DAY = 24 * HOUR
+WEEK = 7 * DAY
+YEAR = 365 * DAY
+HOUR_MS = 3_600_000
+MAX_DAYS = 36_500.0
+"""A hundred years; `timedelta(days=...)` overflows past 999,999,999."""
+MAX_COUNT = 1_000_000
+MAX_QUEUE = 10_000_000
+MAX_PARALLEL = 1024
+MAX_TRIES = 1000
+MAX_REDIRECTS = 100
+MAX_REQUEST_BYTES = 1024**3
+"""A request body is read into memory whole: 1 GiB."""
+MAX_DOWNLOAD_BYTES = 1024**4
+MAX_HASH_MEMORY_KIB = 4 * 1024 * 1024
+"""4 GiB per hash; RFC 9106's first recommended option uses 2 GiB."""
+MAX_HASH_ITERATIONS = 100
+ARGON2_MIN_KIB_PER_LANE = 8
+"""Argon2 needs at least 8 KiB of memory per lane (RFC 9106 section 3.1)."""
+
+SQLITE_QUERY = frozenset(
+    {"timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements", "uri"}
+)
+"""What SQLAlchemy's pysqlite dialect takes from a URL's query (its `create_connect_args`)."""
+ASYNCPG_NOT_FROM_URL = frozenset({"dsn", "loop", "connection_class", "record_class"})
+ASYNCPG_QUERY = frozenset(
+    (set(inspect.signature(asyncpg.connect).parameters) - ASYNCPG_NOT_FROM_URL)
+    | {"prepared_statement_cache_size"}  # SQLAlchemy's asyncpg dialect's own
+)
+"""The query parameters a postgresql+asyncpg URL may have: the installed asyncpg's
+`connect()` keyword arguments and SQLAlchemy's own. SQLAlchemy passes every other
+one on to asyncpg.connect, which refuses it (TypeError) at the first connection."""
 
 
 class SettingsError(Exception):
@@ -40,7 +85,11 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     # hide_input_in_errors: a value that fails validation is never repeated in the
     # error (it may be a password or a URL holding one); see `load_settings`.
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
+    # allow_inf_nan=False: no setting means anything as inf or nan (an infinite timeout
+    # is no timeout).
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", hide_input_in_errors=True, allow_inf_nan=False
+    )
 
     database_url: SecretStr | None = Field(
         default=None,
@@ -61,17 +110,20 @@ class Settings(BaseSettings):
     )
     max_request_bytes: int = Field(
         default=2 * 1024 * 1024,
+        le=MAX_REQUEST_BYTES,
         gt=0,
         description="The largest request body accepted (413 past it).",
     )
     body_read_timeout_seconds: float = Field(
         default=30.0,
+        le=DAY,
         gt=0,
         description="A request body must arrive whole within this long after its headers; "
         "else 408 and the connection is closed.",
     )
     max_connections: int = Field(
         default=1000,
+        le=MAX_COUNT,
         gt=0,
         description="Open connections past which HTTP requests get 503, and open WebSockets past "
         "which handshakes get 503; keep it below the open-file limit (ulimit -n) less about 100 "
@@ -79,21 +131,29 @@ class Settings(BaseSettings):
     )
     websocket_init_timeout_seconds: float = Field(
         default=5.0,
+        le=HOUR,
         gt=0,
         description="A WebSocket must be signed in (its connection_init acknowledged) within "
         "this long after it opens; else it is closed with 4408.",
     )
     max_unsigned_websockets_per_address: int = Field(
         default=10,
+        le=MAX_COUNT,
         gt=0,
         description="WebSockets one address may have open, per server process, before their "
         "connection_init is acknowledged; past it handshakes get 429.",
     )
     listen_backlog: int = Field(
-        default=2048, gt=0, description="Connections the kernel queues before they are accepted."
+        default=2048,
+        le=65535,
+        gt=0,
+        description="Connections the kernel queues before they are accepted.",
     )
     keep_alive_seconds: int = Field(
-        default=5, gt=0, description="How long an idle HTTP keep-alive connection stays open."
+        default=5,
+        le=DAY,
+        gt=0,
+        description="How long an idle HTTP keep-alive connection stays open.",
     )
     media_root: Path | None = Field(
         default=None, description="Where generated media is kept; default STUDIO_DATA_DIR/media."
@@ -110,7 +170,10 @@ class Settings(BaseSettings):
         default=None, description="whsec_... secret; fetched from the API when unset."
     )
     emulator_latency_ms: int = Field(
-        default=1500, description="How long the built-in emulator takes per prediction."
+        default=1500,
+        ge=0,
+        le=HOUR_MS,
+        description="How long the built-in emulator takes per prediction.",
     )
     emulator_log_requests: bool = Field(
         default=False,
@@ -118,30 +181,35 @@ class Settings(BaseSettings):
         "only its warnings and errors.",
     )
     generation_poll_seconds: float = Field(
-        default=2.0, description="How often running predictions are checked on."
+        default=2.0, gt=0, le=HOUR, description="How often running predictions are checked on."
     )
     replicate_call_timeout_seconds: float = Field(
         default=20.0,
+        le=HOUR,
         gt=0,
         description="The time budget of one call to Replicate, all its tries included.",
     )
     replicate_retry_after_cap_seconds: float = Field(
         default=10.0,
+        le=HOUR,
         ge=0,
         description="The longest Retry-After honoured; a longer one is shortened to this.",
     )
     replicate_post_attempts: int = Field(
         default=4,
+        le=MAX_TRIES,
         ge=1,
         description="Tries of a create, cancel or upload on 429/503 (reads: the client's own).",
     )
     generation_max_tries: int = Field(
         default=5,
+        le=MAX_TRIES,
         ge=1,
         description="Failed tries (submit or poll) after which a generation is FAILED.",
     )
     generation_claim_seconds: float = Field(
         default=120.0,
+        le=DAY,
         gt=0,
         description="How long a server's claim on an unsubmitted generation holds "
         "if that server stops without releasing it.",
@@ -157,10 +225,15 @@ class Settings(BaseSettings):
         "(same-origin pages and non-browser clients always may); * for any.",
     )
     event_retention_days: float = Field(
-        default=7.0, description="How long project events stay replayable with `after`."
+        default=7.0,
+        gt=0,
+        le=MAX_DAYS,
+        description="How long project events stay replayable with `after`.",
     )
     subscription_queue_size: int = Field(
         default=256,
+        ge=1,
+        le=MAX_COUNT,
         description="Events a subscriber may fall behind before it reads on from the table.",
     )
     # --- limits (services/request_limits/; the README's Security section explains each) ---
@@ -198,37 +271,46 @@ class Settings(BaseSettings):
     )
     max_input_list_length: int = Field(
         default=1000,
+        le=MAX_COUNT,
         ge=1,
         description="The longest list any GraphQL variable may hold, refused before the "
         "variables are read into inputs; each list argument also has its own smaller limit.",
     )
     max_subscriptions_per_connection: int = Field(
         default=100,
+        le=MAX_COUNT,
         ge=1,
         description="Subscriptions open at once on one WebSocket (or SSE request).",
     )
     max_subscriptions_per_user: int = Field(
-        default=500, ge=1, description="Subscriptions one user has open at once, on every server."
+        default=500,
+        le=MAX_COUNT,
+        ge=1,
+        description="Subscriptions one user has open at once, on every server.",
     )
     subscription_lease_seconds: float = Field(
         default=60.0,
+        le=DAY,
         ge=1,
         description="How long a server's count of a subscription outlives the server if it "
         "dies without closing it; renewed every third of it.",
     )
     login_free_failures: int = Field(
         default=5,
+        le=MAX_COUNT,
         ge=0,
         description="Failed logIns of one account from one address before each further "
         "attempt must wait (1 s, then doubling up to LOGIN_MAX_DELAY_SECONDS).",
     )
     login_address_free_failures: int = Field(
         default=30,
+        le=MAX_COUNT,
         ge=0,
         description="Failed logIns from one address, to any account, before waits.",
     )
     login_account_free_failures: int = Field(
         default=100,
+        le=MAX_COUNT,
         ge=0,
         description="Failed logIns of one account from every address before waits "
         "(capped at LOGIN_ACCOUNT_MAX_DELAY_SECONDS). These waits hold back only an address "
@@ -237,38 +319,58 @@ class Settings(BaseSettings):
     )
     login_base_delay_seconds: float = Field(
         default=1.0,
+        le=DAY,
         gt=0,
         description="The first wait after the free failures; it doubles each time.",
     )
     login_max_delay_seconds: float = Field(
-        default=900.0, gt=0, description="The longest wait per account and address, or per address."
+        default=900.0,
+        le=WEEK,
+        gt=0,
+        description="The longest wait per account and address, or per address.",
     )
     login_account_max_delay_seconds: float = Field(
         default=30.0,
+        le=WEEK,
         gt=0,
         description="The longest wait for an account, counted over every address.",
     )
     login_failure_memory_seconds: float = Field(
-        default=3600.0, gt=0, description="How long failures are remembered after the last one."
+        default=3600.0,
+        le=YEAR,
+        gt=0,
+        description="How long failures are remembered after the last one.",
     )
     invitation_lifetime_days: float = Field(
-        default=7.0, gt=0, description="How long a team invitation code can be accepted."
+        default=7.0,
+        le=MAX_DAYS,
+        gt=0,
+        description="How long a team invitation code can be accepted.",
     )
     max_pending_invitations: int = Field(
-        default=100, ge=1, description="How many unexpired invitations a team may have at once."
+        default=100,
+        le=MAX_COUNT,
+        ge=1,
+        description="How many unexpired invitations a team may have at once.",
     )
     # Argon2id parameters: RFC 9106 section 4, second recommended option, by default
     # (see services.accounts.passwords); a stored hash made with others is redone at its
     # next log-in.
     password_hash_memory_kib: int = Field(
-        default=65536, ge=8, description="Argon2id memory per password hash, in KiB."
+        default=65536,
+        le=MAX_HASH_MEMORY_KIB,
+        ge=8,
+        description="Argon2id memory per password hash, in KiB.",
     )
     password_hash_iterations: int = Field(
-        default=3, ge=1, description="Argon2id passes over that memory."
+        default=3, le=MAX_HASH_ITERATIONS, ge=1, description="Argon2id passes over that memory."
     )
-    password_hash_lanes: int = Field(default=4, ge=1, description="Argon2id parallel lanes.")
+    password_hash_lanes: int = Field(
+        default=4, le=MAX_PARALLEL, ge=1, description="Argon2id parallel lanes."
+    )
     password_hash_concurrency: int = Field(
         default=4,
+        le=MAX_PARALLEL,
         ge=1,
         description="How many password hashes may run at once (each needs its memory).",
     )
@@ -279,43 +381,58 @@ class Settings(BaseSettings):
         "to URLs clients give.",
     )
     outbound_max_image_bytes: int = Field(
-        default=25 * 1024 * 1024, ge=1, description="The largest image the server downloads."
+        default=25 * 1024 * 1024,
+        le=MAX_DOWNLOAD_BYTES,
+        ge=1,
+        description="The largest image the server downloads.",
     )
     outbound_max_video_bytes: int = Field(
-        default=200 * 1024 * 1024, ge=1, description="The largest video the server downloads."
+        default=200 * 1024 * 1024,
+        le=MAX_DOWNLOAD_BYTES,
+        ge=1,
+        description="The largest video the server downloads.",
     )
     outbound_connect_timeout_seconds: float = Field(
-        default=5.0, gt=0, description="How long a download may take to connect."
+        default=5.0, le=HOUR, gt=0, description="How long a download may take to connect."
     )
     outbound_read_timeout_seconds: float = Field(
-        default=20.0, gt=0, description="How long a download may wait for the next bytes."
+        default=20.0, le=HOUR, gt=0, description="How long a download may wait for the next bytes."
     )
     outbound_total_timeout_seconds: float = Field(
-        default=120.0, gt=0, description="How long one download may take in all."
+        default=120.0, le=DAY, gt=0, description="How long one download may take in all."
     )
     outbound_max_redirects: int = Field(
-        default=5, ge=0, description="Redirects a download follows (each one checked)."
+        default=5,
+        le=MAX_REDIRECTS,
+        ge=0,
+        description="Redirects a download follows (each one checked).",
     )
     copy_max_tries: int = Field(
         default=5,
+        le=MAX_TRIES,
         ge=1,
         description="Tries to copy an output or an imported image into storage before "
         "giving up on it.",
     )
     copy_retry_seconds: float = Field(
-        default=10.0, ge=0, description="How long a failed copy waits before its next try."
+        default=10.0, le=DAY, ge=0, description="How long a failed copy waits before its next try."
     )
     copy_concurrency: int = Field(
-        default=4, ge=1, description="Copies into storage running at once, per server."
+        default=4,
+        le=MAX_PARALLEL,
+        ge=1,
+        description="Copies into storage running at once, per server.",
     )
     event_outbox_size: int = Field(
         default=10_000,
+        le=MAX_QUEUE,
         gt=0,
         description="Events a server may hold for the bus while it is slow or down; beyond "
         "that its subscribers are told to resync from the events table.",
     )
     subscription_fanout_concurrency: int = Field(
         default=32,
+        le=MAX_PARALLEL,
         gt=0,
         description="Subscribers of one server that work on events at once; the rest wait "
         "their turn, so requests never queue behind thousands of them.",
@@ -327,6 +444,7 @@ class Settings(BaseSettings):
     )
     subscription_fanout_lease_seconds: float = Field(
         default=1.0,
+        le=HOUR,
         gt=0,
         description="How long one subscriber may keep its turn (a client that stopped "
         "reading cannot keep it).",
@@ -356,31 +474,41 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return value
 
+    @field_validator("secret_key", "replicate_api_token", "replicate_webhook_secret")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _is_token(value.get_secret_value()):
+            raise ValueError("must be printable characters without spaces")
+        return value
+
+    @field_validator("studio_data_dir", "media_root", mode="before")
+    @classmethod
+    def _directory(cls, value: Any) -> Any:
+        if isinstance(value, str) and (not value.strip() or "\0" in value):
+            raise ValueError("must be a directory path")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return None
-        try:
-            url = make_url(value.get_secret_value())
-        except (ArgumentError, ValueError):
-            url = None
-        if url is None or url.drivername not in DATABASE_DRIVERS:
-            raise ValueError(
-                "not a database URL: write postgresql+asyncpg://user:password@host:5432/db "
-                "or sqlite+aiosqlite:///path/to/file.db"
-            )
+        if (problem := database_url_problem(value.get_secret_value())) is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("event_bus_url")
     @classmethod
     def _event_bus_url(cls, value: SecretStr) -> SecretStr:
-        scheme, separator, _ = value.get_secret_value().strip().partition("://")
+        url = value.get_secret_value().strip()
+        scheme, separator, _ = url.partition("://")
         if not separator or scheme.lower() not in EVENT_BUS_SCHEMES:
             raise ValueError(
                 "must be memory://, redis://host:6379/0 (or rediss://) or postgres://user@host/db"
             )
-        return value
+        if (problem := _service_url_problem(url)) is not None:
+            raise ValueError(problem)
+        return SecretStr(url)
 
     @field_validator("log_level")
     @classmethod
@@ -398,6 +526,8 @@ class Settings(BaseSettings):
             return None
         if not url.startswith(("memory://", "redis://", "rediss://")):
             raise ValueError("must be memory:// or redis://host:6379/0 (or rediss://)")
+        if (problem := _service_url_problem(url)) is not None:
+            raise ValueError(problem)
         return SecretStr(url)
 
     @field_validator("rate_limit_graphql", "rate_limit_media", "rate_limit_sign_up")
@@ -407,10 +537,64 @@ class Settings(BaseSettings):
             parse_rates(value)
         except ValueError:
             raise ValueError(
-                f"{value!r} is not a rate: write e.g. `600/minute` or `20/second;600/minute`, "
+                "is not a rate: write e.g. `600/minute` or `20/second;600/minute`, "
                 "or leave it empty for no limit"
             ) from None
         return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        entries = _entries(value)
+        if "*" in entries and len(entries) > 1:
+            raise ValueError("* (any origin) must stand alone")
+        for number, entry in enumerate(entries, 1):
+            if entry != "*" and (problem := origin_problem(entry)) is not None:
+                raise ValueError(f"entry {number}: {problem}")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        entries = _entries(value)
+        if "*" in entries and len(entries) > 1:
+            raise ValueError("* (any proxy) must stand alone")
+        for number, entry in enumerate(entries, 1):
+            if entry == "*":
+                continue
+            try:
+                # As uvicorn's ProxyHeadersMiddleware reads an entry: a network (strict,
+                # no host bits set) if it has a /, else an address. It takes anything
+                # else as a literal host name that no client address ever equals.
+                if "/" in entry:
+                    ipaddress.ip_network(entry)
+                else:
+                    ipaddress.ip_address(entry)
+            except ValueError:
+                raise ValueError(
+                    f"entry {number} is not an IP address or network: write e.g. "
+                    "10.0.0.5, 10.0.0.0/8 or fd00::/8 (no host bits set past the prefix)"
+                ) from None
+        return value
+
+    @field_validator("outbound_allowed_hosts")
+    @classmethod
+    def _outbound_hosts(cls, value: str) -> str:
+        for number, entry in enumerate(_entries(value), 1):
+            if (problem := host_port_problem(entry)) is not None:
+                raise ValueError(f"entry {number}: {problem}")
+        return value
+
+    @field_validator("password_hash_lanes")
+    @classmethod
+    def _argon2_memory(cls, lanes: int, info: ValidationInfo) -> int:
+        memory = info.data.get("password_hash_memory_kib")
+        if memory is not None and memory < ARGON2_MIN_KIB_PER_LANE * lanes:
+            raise ValueError(
+                f"each lane needs {ARGON2_MIN_KIB_PER_LANE} KiB of PASSWORD_HASH_MEMORY_KIB: "
+                "give fewer lanes or more memory"
+            )
+        return lanes
 
     @property
     def embedded(self) -> bool:
@@ -427,15 +611,26 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{self.sqlite_path}"
 
     def resolved_secret_key(self) -> str:
-        """The configured key; on the embedded default, one generated once and kept on disk."""
+        """The configured key; on the embedded default, one generated once and kept on disk.
+
+        Raises SettingsError for a key that is missing, a placeholder or too short, and
+        for a generated one that cannot be written or read in STUDIO_DATA_DIR.
+        """
         key = self.secret_key.get_secret_value() if self.secret_key is not None else None
         if key is None and self.embedded:
             path = self.studio_data_dir / "secret_key"
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(secrets.token_urlsafe(48))
-                path.chmod(0o600)
-            key = path.read_text().strip()
+            try:
+                if not path.exists():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(secrets.token_urlsafe(48))
+                    path.chmod(0o600)
+                key = path.read_text().strip()
+            except (OSError, UnicodeDecodeError) as error:
+                reason = getattr(error, "strerror", None) or "not a text file"
+                raise SettingsError(
+                    f"STUDIO_DATA_DIR: cannot keep the generated SECRET_KEY in {path}: "
+                    f"{reason}; give the directory to this user, or set SECRET_KEY"
+                ) from None
         if key is None:
             raise SettingsError(
                 "SECRET_KEY is not set. Set it to a random string of 32 or more characters, "
@@ -481,6 +676,105 @@ class Settings(BaseSettings):
     def webhook_url(self) -> str | None:
         """Where Replicate should post updates: only to an address set on purpose."""
         return f"{self.public_url.rstrip('/')}/webhooks/replicate" if self.public_url else None
+
+
+def _entries(value: str) -> list[str]:
+    """The non-empty entries of a comma-separated setting, stripped."""
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
+
+
+def _is_token(value: str) -> bool:
+    return value.isprintable() and not any(character.isspace() for character in value)
+
+
+def _port_problem(url: str) -> str | None:
+    """Why the port of `url` is wrong (None if it has none, or a good one)."""
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        return f"not a valid URL (is its port a number 1-{MAX_PORT}? an IPv6 host in [brackets]?)"
+    if port is not None and not 1 <= port <= MAX_PORT:
+        return f"its port must be 1-{MAX_PORT}"
+    return None
+
+
+def _service_url_problem(url: str) -> str | None:
+    """Why an EVENT_BUS_URL or LIMITS_URL cannot be used (None if it can): memory://
+    alone; redis(s)://[user:password@]host[:port][/db] with db a number; or
+    postgres(ql)://... with a port 1-65535 if it has one."""
+    scheme = url.partition("://")[0].lower()
+    if scheme == "memory":
+        return None if url.lower() == "memory://" else "memory:// takes nothing after it"
+    if (problem := _port_problem(url)) is not None:
+        return problem
+    parts = urlsplit(url)
+    if scheme in REDIS_SCHEMES:
+        if not parts.hostname:
+            return "has no host: write e.g. redis://127.0.0.1:6379/0"
+        database = parts.path.removeprefix("/")
+        if database and not database.isdigit():
+            return "its path must be a database number: write e.g. redis://127.0.0.1:6379/0"
+    return None
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why `url` cannot be DATABASE_URL (None if it can), never quoting it: the driver
+    must be postgresql+asyncpg (a port 1-65535, query parameters asyncpg takes) or
+    sqlite+aiosqlite (a file path, no host)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        parsed = None
+    if parsed is None or parsed.drivername not in DATABASE_DRIVERS:
+        return (
+            "not a database URL: write postgresql+asyncpg://user:password@host:5432/db "
+            "or sqlite+aiosqlite:///path/to/file.db"
+        )
+    if parsed.port is not None and not 1 <= parsed.port <= MAX_PORT:
+        return f"its port must be 1-{MAX_PORT}"
+    if parsed.drivername == "sqlite+aiosqlite":
+        if parsed.host or not parsed.database:
+            return "an SQLite URL names a file: sqlite+aiosqlite:///path/to/file.db"
+        known = SQLITE_QUERY
+    else:
+        known = ASYNCPG_QUERY
+    unknown = sorted(set(parsed.query) - known)
+    if unknown:
+        # The parameter's name only: its value may be a password.
+        names = ", ".join(name for name in unknown if name.isidentifier()) or "one"
+        return f"the driver takes no query parameter {names} (see its connect() arguments)"
+    return None
+
+
+def origin_problem(origin: str) -> str | None:
+    """Why `origin` is not an origin a browser sends (None if it is), never quoting it:
+    http(s)://host[:port], with no user, path, query or fragment (RFC 6454 section 6.2),
+    as Strawberry's `normalize_allowed_origins` takes it."""
+    if (problem := _port_problem(origin)) is not None:
+        return problem
+    parts = urlsplit(origin)
+    if parts.scheme.lower() not in HTTP_SCHEMES or not parts.hostname:
+        return "not an origin: write e.g. https://app.example.com or http://localhost:3000"
+    if "@" in parts.netloc or parts.path not in ("", "/") or parts.query or parts.fragment:
+        return (
+            "an origin is scheme, host and port only (no user, password, path or query): "
+            "write e.g. https://app.example.com"
+        )
+    try:
+        normalize_allowed_origins([origin])
+    except ValueError:
+        return "not an origin: write e.g. https://app.example.com or http://localhost:3000"
+    return None
+
+
+def host_port_problem(entry: str) -> str | None:
+    """Why `entry` is not a `host` or `host:port` (port 1-65535) for
+    OUTBOUND_ALLOWED_HOSTS (None if it is), never quoting it."""
+    try:
+        parse_allowed_hosts([entry])
+    except ValueError:
+        return "not a host or host:port: write e.g. files.example.com or 127.0.0.1:8001"
+    return None
 
 
 def _problem(error: dict[str, Any]) -> str:

@@ -93,7 +93,9 @@ def http_url_problem(url: str) -> str | None:
         parts = urlsplit(url)
         parts.port  # noqa: B018
     except ValueError:
-        return "not a valid URL (is its port a number 0-65535? an IPv6 host in [brackets]?)"
+        return "not a valid URL (is its port a number 1-65535? an IPv6 host in [brackets]?)"
+    if parts.port == 0:
+        return "its port must be 1-65535"
     if parts.scheme.lower() not in ("http", "https"):
         return "must be an http:// or https:// URL"
     if not parts.hostname:

@@ -17,7 +17,9 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -166,9 +168,40 @@ class Database:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
+    async def check_writable(self) -> None:
+        """On SQLite, raise sqlite3.Error unless this process can open and write the
+        file: it is a database (or is not there yet, and is made empty), its directory
+        exists, and neither is read-only. It takes the write lock and writes
+        `PRAGMA user_version` back unchanged in a transaction that is rolled back, so
+        nothing changes. On PostgreSQL it does nothing (a role's rights show when it
+        writes).
+
+        It uses the standard library's sqlite3 in a worker thread rather than the
+        engine: aiosqlite leaves a failed connection's thread to finish after the
+        event loop may have closed, which then prints a traceback of its own.
+        """
+        if not self.is_sqlite:
+            return
+        uri = str(self.url.query.get("uri", "")).lower() in ("1", "true")
+        await asyncio.to_thread(_check_sqlite_writable, self.url.database or "", uri=uri)
+
     async def dispose(self) -> None:
         """Close every pooled connection; for shutdown."""
         await self.engine.dispose()
+
+
+def _check_sqlite_writable(path: str, *, uri: bool) -> None:
+    connection = sqlite3.connect(path, timeout=30, isolation_level=None, uri=uri)
+    try:
+        version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.execute(f"PRAGMA user_version = {version}")
+        finally:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+    finally:
+        connection.close()
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -64,6 +64,8 @@ logger = logging.getLogger("studio.outbound")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 
+MAX_PORT = 65535
+
 # Addresses clouds serve instance metadata on, refused even where a network
 # would call them routable (most are also link-local, private or shared space).
 METADATA_ADDRESSES = frozenset(
@@ -172,21 +174,25 @@ def host_key(host: str, port: int) -> str:
 
 
 def parse_allowed_hosts(entries: Iterable[str]) -> frozenset[str]:
-    """`host` or `host:port` entries as a set of keys; a bare host allows 80 and 443.
+    """`host` or `host:port` entries (port 1-65535) as a set of keys; a bare host
+    allows 80 and 443.
 
-    `ValueError` for an entry that is not a host name.
+    `ValueError` for an entry that is not one; its message does not quote the entry.
     """
     keys: set[str] = set()
-    for raw in entries:
+    for number, raw in enumerate(entries, 1):
         entry = raw.strip().lower()
         if not entry:
             continue
+        problem = ValueError(f"entry {number} is not a host or host:port (port 1-65535)")
         try:
             url = httpx.URL(f"http://{entry}")
-        except httpx.InvalidURL as error:
-            raise ValueError(f"not a host or host:port: {raw!r}") from error
-        if url.path not in ("", "/") or url.query or not url.host:
-            raise ValueError(f"not a host or host:port: {raw!r}")
+        except httpx.InvalidURL:
+            raise problem from None
+        if url.path not in ("", "/") or url.query or url.fragment or url.userinfo:
+            raise problem
+        if not url.host or (url.port is not None and not 1 <= url.port <= MAX_PORT):
+            raise problem
         if url.port is None:
             keys.update({host_key(url.host, 80), host_key(url.host, 443)})
         else:

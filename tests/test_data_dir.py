@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,3 +62,39 @@ def test_an_older_readable_install_is_narrowed(tmp_path: Path) -> None:
     assert migrated.returncode == 0, migrated.stderr
     assert mode(data) == 0o700
     assert mode(data / "studio.db") == 0o600
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_a_read_only_install_stays_read_only(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = studio_env(STUDIO_DATA_DIR=str(data))
+    assert run_studio(["migrate"], env=env, cwd=tmp_path).returncode == 0
+    (data / "studio.db").chmod(0o444)
+    data.chmod(0o555)
+    try:
+        run_studio(["migrate"], env=env, cwd=tmp_path)
+        # Group and other bits go; the owner's write bits are not added back.
+        assert mode(data) == 0o500
+        assert mode(data / "studio.db") == 0o400
+    finally:
+        data.chmod(0o700)
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_a_database_that_cannot_be_narrowed_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = studio_env(STUDIO_DATA_DIR=str(data))
+    assert run_studio(["migrate"], env=env, cwd=tmp_path).returncode == 0
+    database = data / "studio.db"
+    database.chmod(0o644)
+    if subprocess.run(["chattr", "+i", str(database)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not permitted here")
+    try:
+        migrated = run_studio(["migrate"], env=env, cwd=tmp_path)
+    finally:
+        subprocess.run(["chattr", "-i", str(database)], check=True)
+    assert migrated.returncode == 1, migrated.stderr
+    assert migrated.stderr == (
+        f"studio: cannot keep the data directory private: {database}: Operation not "
+        "permitted. It must be this user's own: check STUDIO_DATA_DIR and its permissions.\n"
+    )

@@ -13,6 +13,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+import socket
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -256,4 +261,216 @@ def test_a_database_that_does_not_exist_is_said_plainly(
         "postgresql+asyncpg://postgres@127.0.0.1:5432/studio_no_such_db?password=***: "
         'database "studio_no_such_db" does not exist. '
         "Check DATABASE_URL and that the database server is running.\n"
+    )
+
+
+# -- every setting states what it accepts -------------------------------------------
+
+BAD_VALUES: list[tuple[str, str]] = [
+    ("database_url", "postgresql+asyncpg://u:PWDB7@db/studio?bogus=1"),
+    ("database_url", "postgresql+asyncpg://u:PWDB8@db:99999/studio"),
+    ("database_url", "sqlite+aiosqlite://PWHOST/file.db"),
+    ("secret_key", "PWKEY with spaces in it, long enough to be a key"),
+    ("public_url", "https://u:PWPUB@studio.example.com:0"),
+    ("studio_data_dir", "data\0PWDIR"),
+    ("log_level", "LOUDEST"),
+    ("max_request_bytes", str(2**40)),
+    ("body_read_timeout_seconds", "inf"),
+    ("max_connections", str(10**29)),
+    ("websocket_init_timeout_seconds", "nan"),
+    ("max_unsigned_websockets_per_address", "-7"),
+    ("listen_backlog", "99999999"),
+    ("keep_alive_seconds", "999999999"),
+    ("media_root", "media\0PWDIR"),
+    ("replicate_api_token", "r8_PWTOKEN with a space"),
+    ("replicate_base_url", "https://u:PWRB@api.example.com:99999"),
+    ("replicate_webhook_secret", "whsec_PWHOOK\nsecond line"),
+    ("emulator_latency_ms", "-7"),
+    ("emulator_log_requests", "sometimes"),
+    ("generation_poll_seconds", "-7"),
+    ("replicate_call_timeout_seconds", "1e308"),
+    ("replicate_retry_after_cap_seconds", "-7"),
+    ("replicate_post_attempts", "1000000"),
+    ("generation_max_tries", "-7"),
+    ("generation_claim_seconds", "inf"),
+    ("event_bus_url", "redis://:PWBUS@bus.example.com:6379/notanint"),
+    ("event_bus_url", "postgres://u:PWBUS2@db.example.com:99999/studio"),
+    ("allowed_origins", "https://u:SuperSecretPW@x.com/path"),
+    ("allowed_origins", "https://app.example.com,ftp://PWORIGIN.example.com"),
+    ("event_retention_days", "1e12"),
+    ("subscription_queue_size", "-7"),
+    ("limits_url", "redis://:PWLIM@limits.example.com:99999/0"),
+    ("trusted_proxies", "10.0.0.0/33,PWjunk"),
+    ("trusted_proxies", "10.0.0.1/8"),
+    ("rate_limit_graphql", "PWRATE/fortnight"),
+    ("rate_limit_media", "PWMEDIA"),
+    ("rate_limit_sign_up", "5/PWSIGN"),
+    ("rate_limit_ipv6_prefix", "129"),
+    ("max_input_list_length", str(10**12)),
+    ("max_subscriptions_per_connection", "-7"),
+    ("max_subscriptions_per_user", str(10**12)),
+    ("subscription_lease_seconds", "inf"),
+    ("login_free_failures", "-7"),
+    ("login_address_free_failures", str(10**12)),
+    ("login_account_free_failures", "-7"),
+    ("login_base_delay_seconds", "nan"),
+    ("login_max_delay_seconds", "1e300"),
+    ("login_account_max_delay_seconds", "-7"),
+    ("login_failure_memory_seconds", "inf"),
+    ("invitation_lifetime_days", "1e12"),
+    ("max_pending_invitations", "-7"),
+    ("password_hash_memory_kib", str(2**40)),
+    ("password_hash_iterations", "1000000"),
+    ("password_hash_lanes", "2000"),
+    ("password_hash_concurrency", "-7"),
+    ("outbound_allowed_hosts", "files.example.com:99999"),
+    ("outbound_allowed_hosts", "u:PWOUT@files.example.com"),
+    ("outbound_max_image_bytes", "-7"),
+    ("outbound_max_video_bytes", str(2**50)),
+    ("outbound_connect_timeout_seconds", "inf"),
+    ("outbound_read_timeout_seconds", "-7"),
+    ("outbound_total_timeout_seconds", "1e100"),
+    ("outbound_max_redirects", "1000"),
+    ("copy_max_tries", "-7"),
+    ("copy_retry_seconds", "inf"),
+    ("copy_concurrency", "100000"),
+    ("event_outbox_size", str(10**29)),
+    ("subscription_fanout_concurrency", "-7"),
+    ("websocket_compression", "perhaps"),
+    ("subscription_fanout_lease_seconds", "nan"),
+]
+
+
+def test_every_setting_has_a_bad_value_below() -> None:
+    assert {name for name, _ in BAD_VALUES} == set(Settings.model_fields)
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_VALUES)
+def test_each_setting_refuses_a_bad_value_in_one_line_without_it(
+    environment: Path, name: str, value: str
+) -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings(**{name: value})
+    message = str(refused.value)
+    assert "\n" not in message, message
+    assert message.startswith(f"{name.upper()}: "), message
+    assert value not in message, message
+    assert "PW" not in message, message
+
+
+def test_argon2_lanes_need_their_memory(environment: Path) -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings(password_hash_memory_kib=16, password_hash_lanes=4)
+    assert str(refused.value) == (
+        "PASSWORD_HASH_LANES: each lane needs 8 KiB of PASSWORD_HASH_MEMORY_KIB: "
+        "give fewer lanes or more memory"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("allowed_origins", "https://app.example.com, http://localhost:3000"),
+        ("allowed_origins", "*"),
+        ("trusted_proxies", "10.0.0.0/8, 127.0.0.1, fd00::/8"),
+        ("trusted_proxies", "*"),
+        ("outbound_allowed_hosts", "files.example.com, 127.0.0.1:8001, [::1]:9000"),
+        ("event_bus_url", "redis://:pw@127.0.0.1:6379/0"),
+        ("event_bus_url", "postgres://studio@db.example.com:5432/studio"),
+        ("limits_url", "rediss://limits.example.com"),
+        ("database_url", "postgresql+asyncpg://u:pw@db:5432/studio?ssl=require&timeout=10"),
+        ("database_url", "sqlite+aiosqlite:///var/lib/studio/studio.db"),
+    ],
+)
+def test_good_values_are_taken(environment: Path, name: str, value: str) -> None:
+    load_settings(**{name: value})
+
+
+# -- a database that cannot be used ---------------------------------------------------
+
+KEY = "k" * 40
+
+
+def studio_fails(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    url: str,
+    command: Sequence[str] = ("migrate",),
+) -> tuple[object, str]:
+    """`studio COMMAND` with DATABASE_URL=url, which must stop with one line on stderr
+    and nothing on stdout: its exit code and that line."""
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("SECRET_KEY", KEY)
+    with pytest.raises(SystemExit) as stopped:
+        main(list(command))
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return stopped.value.code, err
+
+
+@pytest.fixture
+def immutable(tmp_path: Path) -> Iterator[Path]:
+    """An SQLite database file no one may write, root included (chattr +i)."""
+    path = tmp_path / "frozen.db"
+    sqlite3.connect(path).close()
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not permitted here")
+    try:
+        yield path
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_a_read_only_database_file_is_one_line(
+    environment: Path,
+    immutable: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = f"sqlite+aiosqlite:///{immutable}"
+    code, err = studio_fails(monkeypatch, capsys, url)
+    assert code == 1
+    assert err == (
+        f"studio: cannot use the database {url}: attempt to write a readonly database. "
+        "Check that the file is an SQLite database this user can read and write.\n"
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, served = studio_fails(monkeypatch, capsys, url, ["serve", "--port", str(port)])
+    assert (code, served) == (1, err)
+
+
+@pytest.mark.parametrize(
+    ("file", "reason"),
+    [("not-a-database.db", "file is not a database"), ("no/such/dir.db", "unable to open")],
+)
+def test_a_file_that_is_no_database_is_one_line(
+    environment: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    file: str,
+    reason: str,
+) -> None:
+    (environment / "not-a-database.db").write_text("a letter, not a database\n" * 100)
+    code, err = studio_fails(monkeypatch, capsys, f"sqlite+aiosqlite:///{environment / file}")
+    assert code == 1
+    assert err.startswith("studio: cannot use the database "), err
+    assert reason in err
+    time.sleep(0.5)  # no driver thread left behind to print a traceback later
+    assert capsys.readouterr().err == ""
+
+
+def test_a_url_the_driver_refuses_is_a_setting_error(
+    environment: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Settings take `timeout` (asyncpg.connect has it); asyncpg refuses a word for it.
+    url = "postgresql+asyncpg://postgres:PWDRIVER@127.0.0.1:5432/postgres?timeout=PWsoon"
+    code, err = studio_fails(monkeypatch, capsys, url)
+    assert code == 2
+    assert err == (
+        "studio: DATABASE_URL: the database driver refuses it: a query parameter it does "
+        "not take, or a value of the wrong kind\n"
     )

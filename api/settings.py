@@ -474,9 +474,18 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return value
 
-    @field_validator("secret_key", "replicate_api_token", "replicate_webhook_secret")
+    @field_validator("secret_key")
+    @classmethod
+    def _key(cls, value: SecretStr | None) -> SecretStr | None:
+        # A passphrase with spaces is a good key; a control character is a paste gone wrong.
+        if value is not None and not value.get_secret_value().isprintable():
+            raise ValueError("must be printable characters (no tabs, newlines or controls)")
+        return value
+
+    @field_validator("replicate_api_token", "replicate_webhook_secret")
     @classmethod
     def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        # Sent in an HTTP header, or decoded as base64: no room for spaces.
         if value is not None and not _is_token(value.get_secret_value()):
             raise ValueError("must be printable characters without spaces")
         return value

@@ -270,7 +270,7 @@ BAD_VALUES: list[tuple[str, str]] = [
     ("database_url", "postgresql+asyncpg://u:PWDB7@db/studio?bogus=1"),
     ("database_url", "postgresql+asyncpg://u:PWDB8@db:99999/studio"),
     ("database_url", "sqlite+aiosqlite://PWHOST/file.db"),
-    ("secret_key", "PWKEY with spaces in it, long enough to be a key"),
+    ("secret_key", "PWKEY\twith a tab in it, long enough to be a key"),
     ("public_url", "https://u:PWPUB@studio.example.com:0"),
     ("studio_data_dir", "data\0PWDIR"),
     ("log_level", "LOUDEST"),

@@ -319,3 +319,32 @@ async def test_deleting_cancels_the_running_predictions_of_what_it_deletes(
     await canceled_at_provider(studio, {kept_prediction, w_prediction})
     assert await cancels_sent(studio) == 5
     assert await predictions_in(studio, "canceled") == everything
+
+
+async def test_a_retry_while_the_canceled_create_is_on_its_way_runs_as_a_new_attempt(
+    studio: Studio,
+) -> None:
+    ann = await account(studio.db)
+    shot_id = await new_shot(studio, ann)
+    studio.emulator.latency_ms = RUNNING_FOR_A_MINUTE
+    studio.emulator.create_response_delay_ms = 3000
+    started = await generate(studio, ann, shot_id, variantCount=1)
+    image_id = started["images"][0]["id"]
+
+    async def held() -> str | None:
+        sent = list(await provider_predictions(studio))
+        return sent[0] if sent else None
+
+    stale = await eventually(held, what="the image's create to reach the provider")
+    studio.emulator.create_response_delay_ms = 0
+    studio.emulator.latency_ms = QUICK
+    for name, status in (("cancelGeneration", "CANCELED"), ("retryGeneration", "PENDING")):
+        payload = await studio.mutate(name, {"id": image_id}, "image { status }", ann.token)
+        assert payload["userErrors"] == [], payload
+        assert payload["image"] == {"status": status}
+
+    done = (await wait_for_iteration(studio, ann, shot_id, 0))["images"][0]
+    assert done["status"] == "COMPLETE", done
+    assert done["predictionId"] not in (None, stale)
+    await canceled_at_provider(studio, {stale})
+    assert await cancels_sent(studio) == 1

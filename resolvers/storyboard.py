@@ -30,7 +30,7 @@ from schema.payloads import (
     StoryboardSelectionPayload,
 )
 from schema.storyboard import ImageIteration, Project, Scene, Shot, ShotImage, StoryboardSelection
-from services.generation import requests
+from services.generation import discards, requests
 from services.storyboard import projects, scenes, shot_images, shots
 from services.storyboard.scenes import ShotDraft
 from services.storyboard.shot_images import ImageDraft
@@ -106,7 +106,9 @@ async def delete_project(
 ) -> DeletePayload:
     project_id = ids.decode(input.id, "Project")
     async with write(info) as (session, actor):
-        await projects.delete_project(session, actor, project_id=project_id)
+        await discards.delete_project(
+            session, actor, info.context.resources.generation_engine, project_id=project_id
+        )
     return DeletePayload(deleted_id=input.id)
 
 
@@ -172,7 +174,9 @@ async def delete_scene(
 ) -> DeletePayload:
     scene_id = ids.decode(input.id, "Scene")
     async with write(info) as (session, actor):
-        await scenes.delete_scene(session, actor, scene_id=scene_id)
+        await discards.delete_scene(
+            session, actor, info.context.resources.generation_engine, scene_id=scene_id
+        )
     return DeletePayload(deleted_id=input.id)
 
 
@@ -247,7 +251,9 @@ async def delete_shot(
 ) -> DeletePayload:
     shot_id = ids.decode(input.id, "Shot")
     async with write(info) as (session, actor):
-        await shots.delete_shot(session, actor, shot_id=shot_id)
+        await discards.delete_shot(
+            session, actor, info.context.resources.generation_engine, shot_id=shot_id
+        )
     return DeletePayload(deleted_id=input.id)
 
 
@@ -335,7 +341,9 @@ async def delete_shot_image(
 ) -> DeletePayload:
     image_id = ids.decode(input.id, "ShotImage")
     async with write(info) as (session, actor):
-        await shot_images.delete_shot_image(session, actor, image_id=image_id)
+        await discards.delete_shot_image(
+            session, actor, info.context.resources.generation_engine, image_id=image_id
+        )
     return DeletePayload(deleted_id=input.id)
 
 
@@ -351,7 +359,11 @@ async def select_master_shot(
     image_id = ids.decode_into(checks, input.image_id, "ShotImage", field=("imageId",))
     checks.raise_if_any()
     async with write(info) as (session, actor):
-        selection = await shot_images.select_master_shot(
-            session, actor, shot_id=shot_id, image_id=image_id
+        selection = await discards.select_master_shot(
+            session,
+            actor,
+            info.context.resources.generation_engine,
+            shot_id=shot_id,
+            image_id=image_id,
         )
     return StoryboardSelectionPayload(selection=StoryboardSelection.from_row(selection))

@@ -280,6 +280,10 @@ class ShotImageRow(SQLModel, table=True):
     submitted_at: datetime | None = None
     failed_tries: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     resubmissions: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # The generation's current attempt: a new token each time it is started (generated,
+    # animated, retried), None once it is discarded. A create carries the token it was
+    # sent for, and its prediction is recorded only on a row still in that attempt.
+    attempt_id: str | None = Field(default=None, max_length=32)
     # Recorded by addShotImages: made elsewhere, never generated here; its
     # `image_url` is the client's, copied into storage in the background.
     imported: bool = False
@@ -320,6 +324,7 @@ class StoryboardSelectionRow(SQLModel, table=True):
     submitted_at: datetime | None = None
     failed_tries: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     resubmissions: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    attempt_id: str | None = Field(default=None, max_length=32)  # as on ShotImageRow
     copy_attempts: int = 0  # as on ShotImageRow
     created_at: datetime = _created()
     updated_at: datetime = _created()

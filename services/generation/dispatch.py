@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +96,7 @@ class Dispatching:
             row_id: int,
             status: GenerationStatus,
             *,
+            attempt: str | None,
             error: str | None = None,
         ) -> None: ...
 
@@ -201,27 +203,47 @@ class Dispatching:
                     break  # a full batch means more may be waiting: claim again now
 
     async def _submit_isolated(self, table: type[Row], row_id: int) -> None:
-        """Submit one row; whatever it raises is that row's failed try, not the sweep's."""
+        """Submit one row; whatever it raises is that row's failed try, not the sweep's.
+
+        Counted only while the row is still this server's claim: a row started again
+        or discarded meanwhile (which drops the claim) is left alone.
+        """
         try:
             await self._submit(table, row_id)
         except asyncio.CancelledError:
             raise
         except Exception as error:
             logger.exception("%s %s: submitting failed", table.__tablename__, row_id)
-            await self._failed_try(table, row_id, error, doing="submitted")
+            await self._failed_try(
+                table,
+                row_id,
+                error,
+                doing="submitted",
+                belongs=lambda row: row.dispatch_claimed_by == self.instance,
+            )
 
     async def _failed_try(
-        self, table: type[Row], row_id: int, error: Exception, *, doing: str
+        self,
+        table: type[Row],
+        row_id: int,
+        error: Exception,
+        *,
+        doing: str,
+        belongs: Callable[[Row], bool] | None = None,
     ) -> None:
         """Count a failed try against one row; at `max_tries` in a row it is FAILED.
 
         Short of that the row is released (its claim dropped) for the next sweep.
+        `belongs`, given, tells whether the row is still in the generation that
+        failed (its attempt, its prediction); a row it says no to is left alone.
         """
         stopped: str | None = None
         try:
             async with self.db.transaction() as session:
-                row = await load_row(session, table, row_id)
+                row = await load_row(session, table, row_id, lock=True)
                 if row is None or not (status := status_of(row)) or not status.is_active:
+                    return
+                if belongs is not None and not belongs(row):
                     return
                 row.failed_tries = (row.failed_tries or 0) + 1
                 if row.prediction_id is None:
@@ -242,15 +264,23 @@ class Dispatching:
         self.cancel_remote(stopped)  # a prediction we gave up following should not run on
 
     async def _submit(self, table: type[Row], row_id: int) -> None:
+        """Send the create for the row's current attempt and record its answer.
+
+        The attempt (`attempt_id`) is read first; every later step acts on the row
+        only while it is still in that attempt.
+        """
         async with self.db.session() as session:
             row = await load_row(session, table, row_id)
             if row is None or status_of(row) is not GenerationStatus.PENDING or row.prediction_id:
                 return
+            attempt = row.attempt_id
             open_since = row.submitted_at
             try:
                 model_name, model_input = await self._input_for(session, row)
             except StudioError as error:
-                await self._finish(table, row_id, GenerationStatus.FAILED, error=error.message)
+                await self._finish(
+                    table, row_id, GenerationStatus.FAILED, error=error.message, attempt=attempt
+                )
                 return
         if open_since is not None:
             # A create was sent before and its answer never recorded: it may exist.
@@ -259,15 +289,20 @@ class Dispatching:
                     table, row_id, model_name, model_input, since=open_since
                 )
             except ProviderUnavailable:
-                await self._release_or_give_up(table, row_id)
+                await self._release_or_give_up(table, row_id, attempt)
                 return
             if adopted is not None:
-                await self._record(table, row_id, adopted)
+                await self._record(table, row_id, attempt, adopted)
                 return
         async with self.db.transaction() as session:
-            row = await load_row(session, table, row_id)
-            if row is None or status_of(row) is not GenerationStatus.PENDING or row.prediction_id:
-                return
+            row = await load_row(session, table, row_id, lock=True)
+            if (
+                row is None
+                or row.attempt_id != attempt
+                or status_of(row) is not GenerationStatus.PENDING
+                or row.prediction_id
+            ):
+                return  # discarded or started again since it was read: nothing sent
             # Written before the create is sent: after a crash, the next claim knows
             # to look for the prediction instead of creating a second one.
             row.submitted_at = utcnow()
@@ -279,22 +314,43 @@ class Dispatching:
                 events=("start", "completed"),
             )
         except ProviderRejected as error:
-            await self._finish(table, row_id, GenerationStatus.FAILED, error=error.message)
+            await self._finish(
+                table, row_id, GenerationStatus.FAILED, error=error.message, attempt=attempt
+            )
             return
         except ProviderUnavailable:
-            await self._release_or_give_up(table, row_id)
+            await self._release_or_give_up(table, row_id, attempt)
             return
-        await self._record(table, row_id, prediction)
+        await self._record(table, row_id, attempt, prediction)
 
-    async def _record(self, table: type[Row], row_id: int, prediction: Prediction) -> None:
-        """Note the row's prediction (or cancel it if the row went meanwhile), then apply it."""
+    async def _record(
+        self, table: type[Row], row_id: int, attempt: str | None, prediction: Prediction
+    ) -> None:
+        """Note the prediction on the row it was created for, then apply it; or cancel it.
+
+        Recorded only while the row is still in `attempt`, the attempt the create was
+        sent for, PENDING, and following no other prediction. A row deleted, canceled,
+        whose master image changed, or started again meanwhile (another attempt, or
+        none) does not get it: the prediction was made from what the row no longer
+        is (an old master, old parameters), so it is canceled at the provider.
+        """
         async with self.db.transaction() as session:
-            row = await load_row(session, table, row_id)
-            if row is None:
-                self.cancel_remote(prediction.id)  # deleted while we submitted it
-                return
-            if status_of(row) is GenerationStatus.CANCELED:
-                row.prediction_id = prediction.id
+            # Locked: a write discarding the row's generation either came first (and is
+            # seen here) or waits, and then sees this prediction's id to cancel.
+            row = await load_row(session, table, row_id, lock=True)
+            if (
+                row is None
+                or row.attempt_id != attempt
+                or status_of(row) is not GenerationStatus.PENDING
+                or row.prediction_id not in (None, prediction.id)
+            ):
+                logger.info(
+                    "%s %s: prediction %s answers a generation that was discarded or "
+                    "started again meanwhile; canceling it",
+                    table.__tablename__,
+                    row_id,
+                    prediction.id,
+                )
                 self.cancel_remote(prediction.id)
                 return
             row.prediction_id = prediction.id
@@ -331,6 +387,9 @@ class Dispatching:
             prediction
             for prediction in recent
             if prediction.model in (model_name, None)
+            # Canceled ones are never adopted: we cancel the creates of discarded
+            # attempts, whose inputs may match this one's but for the image.
+            and prediction.status != "canceled"
             and all(prediction.input.get(key) == value for key, value in mine.items())
         ]
         if not matches:
@@ -360,10 +419,14 @@ class Dispatching:
                 self.cancel_remote(prediction.id)
         return keep
 
-    async def _release_or_give_up(self, table: type[Row], row_id: int) -> None:
+    async def _release_or_give_up(self, table: type[Row], row_id: int, attempt: str | None) -> None:
         async with self.db.transaction() as session:
-            row = await load_row(session, table, row_id)
-            if row is None or status_of(row) is not GenerationStatus.PENDING:
+            row = await load_row(session, table, row_id, lock=True)
+            if (
+                row is None
+                or row.attempt_id != attempt
+                or status_of(row) is not GenerationStatus.PENDING
+            ):
                 return
             if utcnow() - row.created_at > GIVE_UP_AFTER:
                 set_status(

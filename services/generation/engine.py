@@ -344,7 +344,13 @@ class GenerationEngine(Dispatching, OutputCopying):
 
     async def _failed_poll(self, prediction_id: str, error: Exception) -> None:
         for table, row_id in await self._rows_of(prediction_id):
-            await self._failed_try(table, row_id, error, doing="followed")
+            await self._failed_try(
+                table,
+                row_id,
+                error,
+                doing="followed",
+                belongs=lambda row: row.prediction_id == prediction_id,
+            )
 
     async def _lost(self, prediction_id: str) -> None:
         """The provider no longer knows this prediction: submit it again once, then fail.

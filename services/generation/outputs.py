@@ -174,13 +174,14 @@ class OutputCopying:
             logger.warning(
                 "copy of %s %d from %r failed: %s", table.__tablename__, row_id, url, error.reason
             )
-            await self._copy_failed(table, row_id, error)
+            await self._copy_failed(table, row_id, error, source=None if imported else url)
             return
         # The key's extension is the sniffed type's: storage derives the served type from it.
         key = f"{key_base}-{secrets.token_hex(4)}{fetched.extension}"
         await self.storage.put(key, fetched.data, content_type=fetched.content_type)
         async with self.db.transaction() as session:
-            row = await load_row(session, table, row_id)
+            # An image is locked at once; a selection after its project, below.
+            row = await load_row(session, table, row_id, lock=table is ShotImageRow)
             project: ProjectRow | None = None
             if isinstance(row, StoryboardSelectionRow):
                 # A finished animation may advance the project's status: lock the project
@@ -198,7 +199,8 @@ class OutputCopying:
                 row.storage_key = key  # `image_url` stays: where it came from
                 row.updated_at = utcnow()
                 return
-            if status_of(row) is not GenerationStatus.PROCESSING:
+            if not _waits_for(row, url):
+                # Discarded or started again while it downloaded: not this row's output.
                 await self.storage.delete(key)
                 return
             if isinstance(row, ShotImageRow):
@@ -212,11 +214,17 @@ class OutputCopying:
             if project is not None:
                 await workflow.advance(session, project)
 
-    async def _copy_failed(self, table: type[Row], row_id: int, error: FetchError) -> None:
-        """Count a failed copy; give up at once if it cannot work, or after the last try."""
+    async def _copy_failed(
+        self, table: type[Row], row_id: int, error: FetchError, *, source: str | None = None
+    ) -> None:
+        """Count a failed copy; give up at once if it cannot work, or after the last try.
+
+        `source`: the provider output that failed to copy; a row no longer waiting
+        for it (its generation discarded or started again) is left alone.
+        """
         async with self.db.transaction() as session:
             row = await load_row(session, table, row_id)
-            if row is None:
+            if row is None or (source is not None and not _waits_for(row, source)):
                 return
             row.copy_attempts += 1
             row.checked_at = utcnow()
@@ -232,12 +240,32 @@ class OutputCopying:
                 advance(row, GenerationStatus.FAILED, error=_copy_error(error, row.copy_attempts))
 
     async def _finish(
-        self, table: type[Row], row_id: int, status: GenerationStatus, *, error: str | None = None
+        self,
+        table: type[Row],
+        row_id: int,
+        status: GenerationStatus,
+        *,
+        attempt: str | None,
+        error: str | None = None,
     ) -> None:
+        """Move the row forward to `status` if it is still in `attempt` (see `advance`)."""
         async with self.db.transaction() as session:
-            row = await load_row(session, table, row_id)
-            if row is not None:
+            row = await load_row(session, table, row_id, lock=True)
+            if row is not None and row.attempt_id == attempt:
                 advance(row, status, error=error)
+
+
+def _waits_for(row: Row, url: str) -> bool:
+    """Whether the row is PROCESSING with the provider output at `url` still to copy.
+
+    Each prediction's outputs have URLs of their own, so this holds only for the
+    attempt whose prediction made them.
+    """
+    return (
+        status_of(row) is GenerationStatus.PROCESSING
+        and row.provider_output is not None
+        and row.provider_output[:1] == [url]
+    )
 
 
 def _copy_error(error: FetchError, tries: int) -> str:

@@ -6,7 +6,6 @@ before anything is sent: the engine (`services.generation.engine`) submits them.
 
 from __future__ import annotations
 
-import functools
 import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,15 @@ from services.errors import (
 )
 from services.generation import catalog
 from services.generation.catalog import GenerationModel, ModelKind
-from services.generation.statuses import Kind, Row, reset_attempts, set_status, status_of
+from services.generation.discards import stop_predictions
+from services.generation.statuses import (
+    Kind,
+    Row,
+    new_attempt_id,
+    set_status,
+    start_attempt,
+    status_of,
+)
 from services.storyboard import shot_images, workflow
 from services.storyboard.projects import lock_project
 from services.storyboard.shot_images import (
@@ -141,6 +148,7 @@ async def start_iteration(
                 parent_image_id=parent_image_id,
                 model=chosen.replicate_model,
                 generation_metadata=metadata,
+                attempt_id=new_attempt_id(),
             )
         )
     session.add_all(rows)
@@ -170,12 +178,7 @@ def _queue_animation(
     selection.animation_metadata = {"model": chosen.replicate_model, **params}
     selection.animated_video_url = None
     selection.video_storage_key = None
-    selection.prediction_id = None
-    selection.provider_output = None
-    selection.dispatch_claimed_at = None
-    reset_attempts(selection)
-    selection.copy_attempts = 0  # a new output gets all its tries
-    set_status(selection, GenerationStatus.PENDING)
+    start_attempt(selection)
 
 
 async def animate_shot(
@@ -298,8 +301,10 @@ async def cancel(
 ) -> Row:
     """Cancel a PENDING or PROCESSING generation, and its prediction once this commits.
 
-    Raises NotFound (no such generation the actor may see), PermissionDenied
-    (VIEWER), Conflict NOT_RUNNING (it already finished).
+    A create still on its way has no prediction id yet: its prediction is canceled
+    when the answer comes (the row is no longer PENDING). Raises NotFound (no such
+    generation the actor may see), PermissionDenied (VIEWER), Conflict NOT_RUNNING
+    (it already finished).
     """
     row = await _generation_for_write(session, actor, kind, row_id)
     status = status_of(row)
@@ -310,7 +315,7 @@ async def cancel(
             field=("id",),
         )
     set_status(row, GenerationStatus.CANCELED, error=None)
-    after_commit(session, functools.partial(generation_engine.cancel_remote, row.prediction_id))
+    stop_predictions(session, generation_engine, [row.prediction_id])
     return row
 
 
@@ -322,7 +327,8 @@ async def retry(
     kind: Kind,
     row_id: int,
 ) -> Row:
-    """Start a FAILED or CANCELED generation again, with the same parameters."""
+    """Start a FAILED or CANCELED generation again, with the same parameters, as a new
+    attempt (`start_attempt`): an answer still on its way for the old one is canceled."""
     row = await _generation_for_write(session, actor, kind, row_id)
     if isinstance(row, ShotImageRow) and row.imported:
         raise Conflict(
@@ -339,12 +345,7 @@ async def retry(
             field=("id",),
         )
     _require_provider(generation_engine)
-    row.prediction_id = None
-    row.provider_output = None
-    row.dispatch_claimed_at = None
-    reset_attempts(row)
-    row.copy_attempts = 0  # a new output gets all its tries
-    set_status(row, GenerationStatus.PENDING)
+    start_attempt(row)
     after_commit(session, generation_engine.kick)
     return row
 

@@ -3,10 +3,17 @@
 A row is a shot image or a storyboard selection's animation (`Row`). Its status
 only moves forward (PENDING -> PROCESSING -> COMPLETE, FAILED or CANCELED): a late
 "processing" from the provider never undoes "succeeded".
+
+Each start of a generation is an attempt with its own `attempt_id` (`start_attempt`);
+a row whose generation was discarded has none. Whatever the provider says is for
+one attempt only: a create's answer is recorded on a row still in the attempt it
+was sent for, and a prediction applies to the rows that recorded it (starting
+again or discarding clears `prediction_id`).
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Literal
 
 from sqlmodel import select
@@ -54,11 +61,15 @@ def set_status(row: Row, status: GenerationStatus, *, error: str | None = None) 
 
 
 def advance(row: Row, status: GenerationStatus, *, error: str | None = None) -> bool:
-    """Move the row's status forward only; False if it would move back or sideways."""
+    """Move the row's status forward only; False if it would move back or sideways,
+    or if the row has no generation (a selection never animated, or whose animation
+    was discarded with its master image): there is nothing to move forward."""
     current = status_of(row)
-    if current is not None and _RANK[status] <= _RANK[current] and status != current:
+    if current is None:
         return False
-    if current is not None and _RANK[current] == 2:
+    if _RANK[status] <= _RANK[current] and status != current:
+        return False
+    if _RANK[current] == 2:
         return False
     set_status(row, status, error=error)
     return True
@@ -72,14 +83,45 @@ def reset_attempts(row: Row) -> None:
     row.resubmissions = 0
 
 
+def new_attempt_id() -> str:
+    """A token for a new attempt of a generation: 16 random hex digits."""
+    return secrets.token_hex(8)
+
+
+def start_attempt(row: Row) -> None:
+    """Start the row's generation again as a new attempt: PENDING, with a new
+    `attempt_id`, and nothing of an earlier attempt (no prediction, output waiting to
+    be copied, claim, open submission, or counted tries). An answer still on its way
+    for an earlier attempt is then canceled, not recorded (see `Dispatching._record`).
+
+    Changes the row in memory only: the caller's transaction writes it.
+    """
+    row.attempt_id = new_attempt_id()
+    row.prediction_id = None
+    row.provider_output = None
+    row.dispatch_claimed_at = None
+    reset_attempts(row)
+    row.copy_attempts = 0  # a new output gets all its tries
+    set_status(row, GenerationStatus.PENDING)
+
+
 async def load_row(
-    session: AsyncSession, table: type[Row], row_id: int, *, fresh: bool = False
+    session: AsyncSession,
+    table: type[Row],
+    row_id: int,
+    *,
+    fresh: bool = False,
+    lock: bool = False,
 ) -> Row | None:
     """The row of `table` (ShotImageRow or StoryboardSelectionRow) with id `row_id`
     through `session` (its identity map first, then a SELECT); None if there is none.
     `fresh`: read it from the database again even if the session holds it (after
-    waiting for a lock)."""
-    row = await session.get(table, row_id, populate_existing=fresh)
+    waiting for a lock). `lock`: read it fresh and lock it for the transaction
+    (FOR UPDATE on PostgreSQL; SQLite's writers hold the whole file already), so a
+    write that changes or deletes it meanwhile is either seen or waits."""
+    row = await session.get(
+        table, row_id, populate_existing=fresh or lock, with_for_update=lock or None
+    )
     assert row is None or isinstance(row, ShotImageRow | StoryboardSelectionRow)
     return row
 
@@ -88,7 +130,9 @@ async def apply_prediction(session: AsyncSession, prediction: Prediction) -> lis
     """Move the rows of a prediction forward to what the provider says of it.
 
     Every row (shot images and selections) whose `prediction_id` is the prediction's
-    gets `checked_at` stamped and its `failed_tries` reset. A provider "succeeded"
+    gets `checked_at` stamped and its `failed_tries` reset: only the attempt that
+    recorded the prediction has its id (a new attempt or a discard clears it), and a
+    row without a generation is never moved (`advance`). A provider "succeeded"
     makes a row PROCESSING with `provider_output` set to the output's URLs (ours are
     COMPLETE only once copied; no URLs at all makes it FAILED); "failed" and
     "aborted" make it FAILED with the provider's error; a move back is ignored

@@ -60,6 +60,7 @@ _INTERNAL = frozenset(
         "submitted_at",
         "failed_tries",
         "resubmissions",
+        "attempt_id",  # which attempt a create's answer belongs to (services.generation)
         "copy_attempts",
         "animation_metadata",  # the provider input of an animation: not a GraphQL field
         "imported",  # set once, when an image is recorded

@@ -337,8 +337,11 @@ async def select_master_shot(
 ) -> StoryboardSelectionRow:
     """Make a COMPLETE image of the shot its master; choosing again replaces the choice.
 
-    A new master discards the animation made from the old one (status, video,
-    prediction and error are cleared). Raises NotFound or PermissionDenied for
+    A new master discards the animation made from the old one: its status, video,
+    prediction, error and attempt are cleared, with the dispatcher's claim and open
+    submission, so an answer still on its way for it is canceled, never recorded
+    (stopping a prediction it had is the caller's: `services.generation.discards`).
+    Raises NotFound or PermissionDenied for
     the shot, NotFound or MASTER_IMAGE_NOT_IN_SHOT (InvalidInput) for the image,
     InvalidInput IMAGE_NOT_READY for an image that is not COMPLETE. Advances the
     project's workflow status.
@@ -356,11 +359,7 @@ async def select_master_shot(
             code="IMAGE_NOT_READY",
             field=("imageId",),
         )
-    selection = (
-        await session.exec(
-            select(StoryboardSelectionRow).where(StoryboardSelectionRow.shot_id == shot_id)
-        )
-    ).first()
+    selection = await selection_for_write(session, shot_id)
     if selection is None:
         assert project.id is not None
         selection = StoryboardSelectionRow(
@@ -374,10 +373,29 @@ async def select_master_shot(
         selection.video_storage_key = None
         selection.prediction_id = None
         selection.error = None
+        selection.attempt_id = None
+        selection.provider_output = None
+        selection.dispatch_claimed_at = None
+        selection.dispatch_claimed_by = None
+        selection.submitted_at = None
         selection.updated_at = utcnow()
     await session.flush()
     await workflow.advance(session, project)
     return selection
+
+
+async def selection_for_write(session: AsyncSession, shot_id: int) -> StoryboardSelectionRow | None:
+    """The shot's master selection (None if it has none), read fresh and locked for
+    this transaction (FOR UPDATE on PostgreSQL), so the generation engine's writes to
+    it (a prediction recorded) either came first and are seen here, or wait for this
+    transaction. No access check: the caller has locked the shot's project."""
+    statement = (
+        select(StoryboardSelectionRow)
+        .where(StoryboardSelectionRow.shot_id == shot_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.exec(statement)).first()
 
 
 # --- reads ------------------------------------------------------------------------

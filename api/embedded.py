@@ -18,11 +18,11 @@ import contextlib
 import contextvars
 import logging
 import secrets
-import socket
 from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
 
+from api.ports import bound_socket
 from services.replicate.emulator import EmulatorConfig, create_emulator_app
 
 HOST = "127.0.0.1"
@@ -102,17 +102,6 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def _loopback_socket() -> socket.socket:
-    """A socket bound to a free loopback port, handed to uvicorn as it is (no race for it)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind((HOST, 0))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 @contextlib.asynccontextmanager
 async def embedded_emulator(
     *, latency_ms: int, log_requests: bool = False, seed: int | None = None
@@ -123,7 +112,7 @@ async def embedded_emulator(
     `log_requests` only its warnings and errors are logged. `seed` makes its random
     choices (injected faults, webhook order) the same on every run.
     """
-    sock = _loopback_socket()
+    sock = bound_socket(HOST)
     port: int = sock.getsockname()[1]
     base_url = f"http://{HOST}:{port}"
     config = EmulatorConfig(

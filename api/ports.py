@@ -18,3 +18,16 @@ def free_port(host: str = LOOPBACK) -> int:
         probe.bind((host, 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def bound_socket(host: str = LOOPBACK) -> socket.socket:
+    """A TCP socket already bound to a free port at `host`, for a server to take as it
+    is: unlike `free_port`, nothing can take the port in between. The caller closes it.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((host, 0))
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -16,7 +16,6 @@ of a name with 500, to exercise retries.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -31,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from api.ports import bound_socket
 from services.replicate.emulator import Emulator, EmulatorConfig, create_emulator_app
 from services.replicate.gateway import ReplicateGateway
 from services.replicate.guards import CircuitBreaker
@@ -59,19 +59,12 @@ def quick_gateway(base_url: str, api_token: str | None, **options: Any) -> Repli
     )
 
 
-def bind_free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((HOST, 0))
-    return sock
-
-
 class ThreadedServer:
     """uvicorn serving `app_factory(base_url)` on a free port, in a thread of its own."""
 
     def __init__(self, app_factory: Callable[[str], ASGIApp], name: str = "server") -> None:
         self.name = name
-        self._socket = bind_free_socket()
+        self._socket = bound_socket(HOST)
         self.port: int = self._socket.getsockname()[1]
         self.url = f"http://{HOST}:{self.port}"
         self.app = app_factory(self.url)

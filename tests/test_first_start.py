@@ -26,7 +26,7 @@ import migrations
 from api.cli import listen_host, listen_socket, listening_address, startup_report
 from api.settings import Settings
 from services.database import scratch_postgres_database
-from tests.conftest import ADMIN_URL
+from tests.conftest import ADMIN_URL, _unavailable
 from tests.servers import HOST, StudioServer, free_port, run_studio, studio_env
 from tests.test_generation_e2e import Client, finished
 
@@ -274,7 +274,7 @@ async def test_a_database_not_yet_migrated_is_said_plainly(tmp_path: Path) -> No
                 scratch_postgres_database(ADMIN_URL, prefix="studio_unmigrated")
             )
         except OSError as error:
-            pytest.skip(f"PostgreSQL is not reachable ({error!r})")
+            _unavailable("PostgreSQL", error)  # fails under CI=true, as everywhere
         result = run_studio(
             ["serve", "--host", HOST, "--port", str(free_port())],
             env=studio_env(DATABASE_URL=url, SECRET_KEY="k" * 40),

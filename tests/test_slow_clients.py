@@ -27,6 +27,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
+from tests.conftest import IN_CI
 from tests.realtime_harness import PROJECT_EVENTS, Api, Socket
 from tests.servers import HOST, StudioServer, free_port, studio_env
 
@@ -284,7 +285,7 @@ def nginx_binary() -> str:
     found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
     if found is None:
         message = "nginx is not installed (./dev test installs it as root with apt-get)"
-        if os.environ.get("CI", "").lower() == "true":
+        if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
     return found

@@ -57,6 +57,13 @@ async def live_db(db: Database, bus: EventBus) -> AsyncIterator[Database]:
     await database.dispose()
 
 
+async def rename(db: Database, owner: Account, project_id: str, title: str) -> None:
+    """One project event: the project gets a new title."""
+    await mutate_ok(
+        db, "updateProject", {"id": project_id, "title": title}, "project { id }", token=owner.token
+    )
+
+
 async def recorded(db: Database, project_id: str) -> list[events.ProjectEvent]:
     async with db.session() as session:
         return await feed.events_after(session, ids.decode(project_id, "Project"), 0)
@@ -428,13 +435,7 @@ async def test_a_slow_follower_is_cut_off_and_reads_on_from_the_table(
     try:
         snapshot = await asyncio.wait_for(anext(stream), 10)  # subscribed; now it stops reading
         for n in range(30):  # far more than the bus queue (8) holds
-            await mutate_ok(
-                live_db,
-                "updateProject",
-                {"id": project_id, "title": f"Take {n}"},
-                "project { id }",
-                token=owner.token,
-            )
+            await rename(live_db, owner, project_id, f"Take {n}")
         got = [await asyncio.wait_for(anext(stream), 10) for _ in range(30)]
         first = snapshot.sequence + 1
         assert [e.sequence for e in got] == list(range(first, first + 30))
@@ -462,13 +463,7 @@ async def test_a_follower_cut_off_checks_access_before_reading_on(
     try:
         await asyncio.wait_for(anext(stream), 10)  # subscribed; now it stops reading
         for n in range(30):  # far more than the bus queue (8) holds
-            await mutate_ok(
-                live_db,
-                "updateProject",
-                {"id": project_id, "title": f"Take {n}"},
-                "project { id }",
-                token=owner.token,
-            )
+            await rename(live_db, owner, project_id, f"Take {n}")
         got = [await asyncio.wait_for(anext(stream), 10) for _ in range(30)]
         assert checks == 0  # read from the table: the queue was not cut off yet
         await mutate_ok(
@@ -545,18 +540,12 @@ async def kept_busy(db: Database, owner: Account, project_id: str) -> AsyncItera
     """While inside: the project renamed ten times a second by a task, stopped on the
     way out."""
 
-    async def rename() -> None:
+    async def keep_renaming() -> None:
         for n in itertools.count():
-            await mutate_ok(
-                db,
-                "updateProject",
-                {"id": project_id, "title": f"Take {n}"},
-                "project { id }",
-                token=owner.token,
-            )
+            await rename(db, owner, project_id, f"Take {n}")
             await asyncio.sleep(0.1)
 
-    task = asyncio.create_task(rename())
+    task = asyncio.create_task(keep_renaming())
     try:
         yield
     finally:

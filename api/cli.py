@@ -389,6 +389,9 @@ def serve(args: argparse.Namespace) -> None:
         # uvicorn's own handling would believe 127.0.0.1 (or FORWARDED_ALLOW_IPS) too.
         proxy_headers=False,
         ws_per_message_deflate=settings.websocket_compression,
+        # A WebSocket message is held to the request-body cap, after decompression
+        # (uvicorn's own default is 16 MiB).
+        ws_max_size=settings.max_request_bytes,
     )
 
     def report() -> str:

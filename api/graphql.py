@@ -33,7 +33,9 @@ from api.websocket import BAD_MESSAGE, GraphQLWSHandler, SignInRefused, Transpor
 from schema.context import Context, Resources, signed_in, signed_in_by
 from schema.error_codes import TOKEN_INVALID, UNAUTHENTICATED
 from schema.operations import OperationNotChosen
+from services import decoding
 from services.authorization import SeveralCredentials
+from services.decoding import MAX_JSON_DEPTH
 
 
 async def build_context(resources: Resources, token: str | None) -> Context:
@@ -50,10 +52,6 @@ class RequestBody(BaseModel):
     variables: dict[str, object] | None = None
     operation_name: str | None = Field(default=None, alias="operationName")
     extensions: dict[str, object] | None = None
-
-
-def _refuse_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
 
 
 def error_response(status_code: int, message: str) -> JSONResponse:
@@ -97,16 +95,17 @@ class StudioGraphQL(GraphQL[Context, None]):
         await response(scope, receive, send)
 
     def decode_json(self, data: str | bytes) -> object:
-        """JSON as RFC 8259 has it: no NaN or Infinity; anything undecodable is malformed.
+        """JSON as RFC 8259 has it (`services.decoding.loads`): finite numbers only,
+        bounded nesting; anything undecodable is malformed.
 
         Raises json.JSONDecodeError, which the view answers with 400 over HTTP and
         the WebSocket handlers with a 4400 close.
         """
         try:
-            return json.loads(data, parse_constant=_refuse_constant)
-        except json.JSONDecodeError:
-            raise
-        except (ValueError, RecursionError) as error:  # bad UTF-8, NaN, nesting too deep
+            # The body's envelope and `variables` stand around a variable's value,
+            # which may itself nest MAX_JSON_DEPTH deep.
+            return decoding.loads(data, max_depth=MAX_JSON_DEPTH + 2)
+        except decoding.MalformedJson as error:  # bad UTF-8, NaN, 1e999, nesting too deep
             document = data if isinstance(data, str) else ""
             raise json.JSONDecodeError(str(error), document, 0) from error
 

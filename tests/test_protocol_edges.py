@@ -579,3 +579,44 @@ async def test_a_long_operation_name_or_variable_key_is_quoted_cut_short(
     (error,) = listed.json()["errors"]
     assert error["extensions"]["code"] == "TOO_LONG", error
     assert error["extensions"]["field"] == ["v", "k" * (QUOTED_MAX - 1) + "…"], error
+
+
+# -- bounded like any body: numbers, nesting, size ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"query": "{ __typename }", "variables": {"a": 1e99999}}',
+        '{"query": "{ __typename }", "variables": {"a": -1e99999}}',
+        '{"query": "{ __typename }", "variables": {"a": ' + "[" * 40 + "]" * 40 + "}}",
+    ],
+    ids=["infinite", "minus-infinite", "nested-40-deep"],
+)
+async def test_a_body_with_a_number_json_cannot_hold_or_too_deep_is_a_json_400(
+    studio: StudioServer, owner: Api, body: str
+) -> None:
+    response = await owner.http.post(
+        "/graphql", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert_json_refusal(response)
+
+
+async def test_a_variable_nested_as_deep_as_json_may_is_accepted_in_a_body(
+    studio: StudioServer, owner: Api
+) -> None:
+    body = '{"query": "{ __typename }", "variables": {"a": ' + "[" * 32 + "]" * 32 + "}}"
+    response = await owner.http.post(
+        "/graphql", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_a_websocket_message_over_the_body_cap_closes_the_socket(
+    studio: StudioServer, owner: Api, project_id: str
+) -> None:
+    """Held to MAX_REQUEST_BYTES (2 MiB here) after decompression, like an HTTP body."""
+    connection, _ = await open_socket(studio, owner, project_id, TRANSPORT_WS)
+    huge = {"id": "x" * (2 * 1024 * 1024 + 1), "type": "subscribe", "payload": {}}
+    await connection.send(json.dumps(huge))
+    assert await everything_until_closed(connection) == ([], 1009)

@@ -6,7 +6,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-import services.tables  # noqa: F401  (registers every table on the metadata)
+import services.library.tables
+import services.tables  # noqa: F401  (registers every other table on the metadata)
 
 target_metadata = SQLModel.metadata
 

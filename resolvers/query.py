@@ -4,6 +4,7 @@ from typing import Annotated
 
 import strawberry
 
+from resolvers import library
 from schema import nodes
 from schema.accounts import Team, User
 from schema.connections import MAX_PAGE, PageInfo, ProjectConnection, ProjectEdge
@@ -67,6 +68,12 @@ class Query:
         info.context.require_actor()
         _, pk = nodes.parse_or_reject(id, "Project")
         return await nodes.visible_project(info, pk)
+
+    asset = strawberry.field(
+        resolver=library.asset,
+        description="A library asset you may see (yours, your team's, shared with you, or "
+        "PUBLIC); null otherwise. Opening it counts a view, once per viewer per hour.",
+    )
 
     @strawberry.field(description="A team you are in.")
     async def team(

@@ -17,6 +17,8 @@ from strawberry.dataloader import DataLoader
 
 from services.accounts import invitations
 from services.database import Database
+from services.library import access as library_access
+from services.library.tables import AssetRow, AssetShareRow, CollectionRow
 from services.storyboard import lookups, shot_images, workflow
 from services.storyboard.workflow import Progress
 from services.tables import (
@@ -114,6 +116,19 @@ class Loaders:
     @cached_property
     def progress_of_project(self) -> DataLoader[int, Progress]:
         return self._grouped(workflow.progress_for_projects, Progress)
+
+    @cached_property
+    def asset(self) -> DataLoader[int, AssetRow | None]:
+        return self._rows(AssetRow)
+
+    @cached_property
+    def collection(self) -> DataLoader[int, CollectionRow | None]:
+        return self._rows(CollectionRow)
+
+    @cached_property
+    def asset_share(self) -> DataLoader[tuple[int, int], AssetShareRow | None]:
+        """The share of (asset id, user id), expired or not; None if there is none."""
+        return self._batch(library_access.shares_for, lambda: None)
 
     def _batch(
         self,

@@ -7,6 +7,7 @@ is in `schema.node`.
 from schema import ids
 from schema.accounts import Invitation, Team, User
 from schema.context import BadRequest, Info
+from schema.library import load_asset
 from schema.node import Node
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
 from services.accounts.access import MANAGERS
@@ -47,6 +48,8 @@ async def resolve(info: Info, type_name: str, pk: int) -> Node | None:
         selection = await loaders.selection.load(pk)
         if selection and await _project_visible(info, selection.project_id):
             return StoryboardSelection.from_row(selection)
+    elif type_name == "Asset":
+        return await load_asset(info, pk)
     elif type_name == "Team":
         team = await loaders.team.load(pk)
         if team and actor.can_read(pk):

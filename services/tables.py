@@ -290,6 +290,10 @@ class ShotImageRow(SQLModel, table=True):
     # Failed tries to copy the output (or the imported URL) into storage; the
     # last one's time is `checked_at`.
     copy_attempts: int = 0
+    # The library asset it was added from (addShotImages with `assetId`), if any. No
+    # foreign key (assets already refer to shot_images; a cycle cannot be created on
+    # SQLite): deleting an asset clears it (services.library.assets.delete_asset).
+    source_asset_id: int | None = Field(default=None, sa_type=IdType, index=True)
     created_at: datetime = _created()
     updated_at: datetime = _created()
 

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import migrations
+import services.library.tables  # noqa: F401  (the metadata compared holds every table)
 from services.database import Database
 
 TABLES = {

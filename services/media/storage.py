@@ -46,6 +46,9 @@ CHUNK = 64 * 1024
 MAX_EXPIRES = 10**12
 """Far beyond any link we sign (year 33658); only bounds what `decimal` will parse."""
 _SIGNATURE = re.compile(r"[0-9a-f]{32}")
+SHORT_TTL, SHORT_BUCKET = 540, 60
+"""Seconds a short link (`MediaLinks.short_url_for`) lives at least, and its rounding:
+at most 600 in all."""
 
 
 class StorageError(Exception):
@@ -229,6 +232,15 @@ class MediaLinks:
         (unix seconds; default: the clock). Does not check that the object exists."""
         moment = time.time() if now is None else now
         expires = math.ceil((moment + self.ttl) / self.bucket) * self.bucket
+        signature = self._signature(key, expires)
+        return f"{self.public_url}/media/{quote(key)}?expires={expires}&signature={signature}"
+
+    def short_url_for(self, key: str, *, now: float | None = None) -> str:
+        """A signed URL of `key` that expires within 10 minutes (9 to 10 minutes from
+        `now`): for media reached through a share or a PUBLIC level rather than team
+        membership, so a revoked or expired share ends with its links."""
+        moment = time.time() if now is None else now
+        expires = math.ceil((moment + SHORT_TTL) / SHORT_BUCKET) * SHORT_BUCKET
         signature = self._signature(key, expires)
         return f"{self.public_url}/media/{quote(key)}?expires={expires}&signature={signature}"
 

@@ -1,0 +1,1 @@
+"""The media library: assets, collections, search, sharing, lineage and the constellation map."""

@@ -18,6 +18,7 @@ from schema.context import Resources
 from services.accounts.accounts import AccountSettings
 from services.accounts.passwords import Passwords
 from services.database import Database
+from services.library.tables import AssetRow
 from services.media.storage import MediaLinks
 from services.tables import (
     ProjectEventCounterRow,
@@ -312,3 +313,30 @@ async def settle_generations(db: Database) -> None:
             )
             .values(error="left over by another test")
         )
+
+
+async def library_asset(
+    db: Database, creator: Account, *, team_id: str | None = None, **fields: Any
+) -> str:
+    """A library asset of `creator` in `team_id` (default: their personal team), as stored
+    rows are (an IMAGE, READY, TEAM level, named "Asset <n>" unless `fields` say otherwise);
+    its global ID. Goes through one write transaction, so it is recorded like any write.
+
+    For set-up only: how a generation or an import makes an asset is tested through the API.
+    """
+    values: dict[str, Any] = {
+        "kind": "IMAGE",
+        "name": f"Asset {next(_counter)}",
+        "status": "READY",
+        "share_level": "TEAM",
+        "tags": [],
+        **fields,
+    }
+    values["team_id"] = ids.decode(team_id or creator.team_id, "Team")
+    values["creator_id"] = ids.decode(creator.user_id, "User")
+    async with db.transaction() as session:
+        row = AssetRow(**values)
+        session.add(row)
+        await session.flush()
+        asset_id = row.id
+    return ids.encode("Asset", asset_id)

@@ -3,6 +3,7 @@
 import strawberry
 
 from resolvers import accounts, generation, invitations, storyboard
+from resolvers import collections as collection_resolvers
 from schema.operations import PUBLIC
 
 
@@ -125,4 +126,33 @@ class Mutation:
     retry_generation = strawberry.mutation(
         resolver=generation.retry_generation,
         description="Start a FAILED or CANCELED image or animation again.",
+    )
+
+    # --- collections ---
+    create_collection = strawberry.mutation(
+        resolver=collection_resolvers.create_collection,
+        description="Create a collection in a team where you are an EDITOR or more.",
+    )
+    update_collection = strawberry.mutation(
+        resolver=collection_resolvers.update_collection,
+        description="Change a collection's name, description, type, tags, category, cover or "
+        "share level (the level: only its creator and the team's owners and admins).",
+    )
+    delete_collection = strawberry.mutation(
+        resolver=collection_resolvers.delete_collection,
+        description="Delete a collection (its creator, or the team's owners and admins); its "
+        "assets stay in the library.",
+    )
+    add_to_collection = strawberry.mutation(
+        resolver=collection_resolvers.add_to_collection,
+        description="Put an asset of the collection's team into it, at a position or appended; "
+        "an asset already in it is ALREADY_IN_COLLECTION.",
+    )
+    remove_from_collection = strawberry.mutation(
+        resolver=collection_resolvers.remove_from_collection,
+        description="Take an asset out of a collection; later items move up one.",
+    )
+    reorder_collection = strawberry.mutation(
+        resolver=collection_resolvers.reorder_collection,
+        description="Put a collection's items in a new order.",
     )

@@ -4,6 +4,7 @@ from typing import Annotated
 
 import strawberry
 
+from resolvers import collections as collection_resolvers
 from resolvers import library
 from schema import nodes
 from schema.accounts import Team, User
@@ -130,3 +131,14 @@ class Query:
     def generation_models(self, info: Info) -> list[GenerationModel]:
         info.context.require_actor()
         return [GenerationModel.from_model(model) for model in catalog.MODELS]
+
+    # --- collections ---
+    collection = strawberry.field(
+        resolver=collection_resolvers.collection,
+        description="A collection you may see (yours, your team's, or PUBLIC); null otherwise.",
+    )
+    collections = strawberry.field(
+        resolver=collection_resolvers.collections_of_team,
+        description="A team's collections that you may see, newest first (of a team you are "
+        "not in: its PUBLIC ones).",
+    )

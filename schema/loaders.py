@@ -18,7 +18,9 @@ from strawberry.dataloader import DataLoader
 from services.accounts import invitations
 from services.database import Database
 from services.library import access as library_access
-from services.library.tables import AssetRow, AssetShareRow, CollectionRow
+from services.library import collection_pages
+from services.library.collection_pages import CollectionStats, ItemsKey, ViewerKey
+from services.library.tables import AssetRow, AssetShareRow, CollectionItemRow, CollectionRow
 from services.storyboard import lookups, shot_images, workflow
 from services.storyboard.workflow import Progress
 from services.tables import (
@@ -129,6 +131,21 @@ class Loaders:
     def asset_share(self) -> DataLoader[tuple[int, int], AssetShareRow | None]:
         """The share of (asset id, user id), expired or not; None if there is none."""
         return self._batch(library_access.shares_for, lambda: None)
+
+    # --- collections ---
+    @cached_property
+    def collection_item(self) -> DataLoader[int, CollectionItemRow | None]:
+        return self._rows(CollectionItemRow)
+
+    @cached_property
+    def collection_stats(self) -> DataLoader[tuple[int, ViewerKey], CollectionStats]:
+        """A collection's item count and duration as one viewer sees them."""
+        return self._batch(collection_pages.stats_for, CollectionStats)
+
+    @cached_property
+    def collection_items(self) -> DataLoader[ItemsKey, list[CollectionItemRow]]:
+        """A page of a collection's items, as one viewer sees them."""
+        return self._batch(collection_pages.items_for, list)
 
     def _batch(
         self,

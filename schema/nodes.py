@@ -6,6 +6,7 @@ is in `schema.node`.
 
 from schema import ids
 from schema.accounts import Invitation, Team, User
+from schema.collections import load_collection, load_collection_item
 from schema.context import BadRequest, Info
 from schema.library import load_asset
 from schema.node import Node
@@ -50,6 +51,10 @@ async def resolve(info: Info, type_name: str, pk: int) -> Node | None:
             return StoryboardSelection.from_row(selection)
     elif type_name == "Asset":
         return await load_asset(info, pk)
+    elif type_name == "Collection":
+        return await load_collection(info, pk)
+    elif type_name == "CollectionItem":
+        return await load_collection_item(info, pk)
     elif type_name == "Team":
         team = await loaders.team.load(pk)
         if team and actor.can_read(pk):

@@ -1,0 +1,252 @@
+"""Queries and mutations of collections (`services.library.collections`)."""
+
+from typing import Annotated
+
+import strawberry
+
+from resolvers.writing import given, given_required, returns_user_errors, write
+from schema import ids, nodes
+from schema.collections import (
+    AddToCollectionInput,
+    AddToCollectionPayload,
+    Collection,
+    CollectionConnection,
+    CollectionEdge,
+    CollectionPayload,
+    CreateCollectionInput,
+    RemoveFromCollectionInput,
+    RemoveFromCollectionPayload,
+    ReorderCollectionInput,
+    UpdateCollectionInput,
+    load_collection,
+    load_collection_item,
+)
+from schema.connections import MAX_PAGE, PageInfo
+from schema.context import BadRequest, Info
+from schema.ids import MAX_PK
+from schema.inputs import DeleteInput
+from schema.payloads import DeletePayload
+from services import cursors
+from services.accounts.access import Actor
+from services.library import collection_pages, collection_rules, collections
+from services.library.collection_rules import MAX_ITEMS
+from services.library.tables import CollectionRow
+from services.validation import Checks, within
+
+MAX_CURSOR_LENGTH = 100
+
+
+def _shown(actor: Actor, row: CollectionRow) -> Collection | None:
+    """The collection as the actor sees it after a write (None if they no longer may)."""
+    held = collection_rules.permission(actor, row)
+    return Collection.from_row(row, held) if held is not None else None
+
+
+# --- queries ------------------------------------------------------------------------
+
+
+async def collection(
+    info: Info,
+    id: Annotated[strawberry.ID, strawberry.argument(description="The collection's ID.")],
+) -> Collection | None:
+    """The collection, if it exists and you may see it."""
+    info.context.require_actor()
+    _, pk = nodes.parse_or_reject(id, "Collection")
+    return await load_collection(info, pk)
+
+
+def _after(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    decoded = cursors.decode_numbers(
+        cursor, "collection", 1, max_length=MAX_CURSOR_LENGTH, high=MAX_PK, low=1
+    )
+    if decoded is None:
+        raise BadRequest("That `after` cursor is not one this list gave out.")
+    return decoded[0]
+
+
+async def collections_of_team(
+    info: Info,
+    team_id: Annotated[strawberry.ID, strawberry.argument(description="The team.")],
+    first: Annotated[
+        int, strawberry.argument(description=f"How many to return, 0..{MAX_PAGE}.")
+    ] = 20,
+    after: Annotated[
+        str | None, strawberry.argument(description="The `endCursor` of the previous page.")
+    ] = None,
+) -> CollectionConnection:
+    """The team's collections you may see, newest first."""
+    actor = info.context.require_actor()
+    if not 0 <= first <= MAX_PAGE:
+        raise BadRequest(f"`first` must be between 0 and {MAX_PAGE}.")
+    before_id = _after(after)
+    _, team_pk = nodes.parse_or_reject(team_id, "Team")
+    async with info.context.db.session() as session:
+        page = await collection_pages.page_of_collections(
+            session, actor, team_id=team_pk, first=first, before_id=before_id
+        )
+    edges = []
+    for row in page.rows:
+        shown = _shown(actor, row)
+        if shown is not None:
+            edges.append(
+                CollectionEdge(cursor=cursors.encode_numbers("collection", row.id or 0), node=shown)
+            )
+    return CollectionConnection(
+        edges=edges,
+        total_count=page.total_count,
+        page_info=PageInfo(
+            has_next_page=page.has_next,
+            has_previous_page=before_id is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+    )
+
+
+# --- mutations ----------------------------------------------------------------------
+
+
+@returns_user_errors(CollectionPayload)
+async def create_collection(
+    info: Info,
+    input: Annotated[CreateCollectionInput, strawberry.argument(description="A new collection.")],
+) -> CollectionPayload:
+    checks = Checks()
+    team_id = ids.decode_into(checks, input.team_id, "Team", field=("teamId",))
+    cover = ids.decode_optional_into(checks, input.cover_asset_id, "Asset", field=("coverAssetId",))
+    async with write(info) as (session, actor):
+        row = await collections.create_collection(
+            session,
+            actor,
+            checks=checks,
+            team_id=team_id,
+            name=input.name,
+            description=input.description,
+            collection_type=input.type,
+            tags=input.tags,
+            category=input.category,
+            share_level=input.share_level,
+            cover_asset_id=cover,
+        )
+    return CollectionPayload(collection=_shown(actor, row))
+
+
+@returns_user_errors(CollectionPayload)
+async def update_collection(
+    info: Info,
+    input: Annotated[
+        UpdateCollectionInput,
+        strawberry.argument(
+            description="Changes to a collection; omitted fields stay as they are."
+        ),
+    ],
+) -> CollectionPayload:
+    checks = Checks()
+    collection_id = ids.decode_into(checks, input.id, "Collection", field=("id",))
+    cover = given(input.cover_asset_id)
+    if isinstance(cover, str):
+        cover = ids.decode_into(checks, cover, "Asset", field=("coverAssetId",))
+    async with write(info) as (session, actor):
+        row = await collections.update_collection(
+            session,
+            actor,
+            checks=checks,
+            collection_id=collection_id,
+            name=given_required(input.name),
+            description=given(input.description),
+            collection_type=given_required(input.type),
+            tags=given(input.tags),
+            category=given(input.category),
+            share_level=given_required(input.share_level),
+            cover_asset_id=cover,
+        )
+    return CollectionPayload(collection=_shown(actor, row))
+
+
+@returns_user_errors(DeletePayload)
+async def delete_collection(
+    info: Info,
+    input: Annotated[DeleteInput, strawberry.argument(description="The collection to delete.")],
+) -> DeletePayload:
+    collection_id = ids.decode(input.id, "Collection")
+    async with write(info) as (session, actor):
+        await collections.delete_collection(session, actor, collection_id=collection_id)
+    return DeletePayload(deleted_id=input.id)
+
+
+@returns_user_errors(AddToCollectionPayload)
+async def add_to_collection(
+    info: Info,
+    input: Annotated[
+        AddToCollectionInput, strawberry.argument(description="An asset to put into a collection.")
+    ],
+) -> AddToCollectionPayload:
+    checks = Checks()
+    collection_id = ids.decode_into(
+        checks, input.collection_id, "Collection", field=("collectionId",)
+    )
+    asset_id = ids.decode_into(checks, input.asset_id, "Asset", field=("assetId",))
+    async with write(info) as (session, actor):
+        item = await collections.add_to_collection(
+            session,
+            actor,
+            checks=checks,
+            collection_id=collection_id,
+            asset_id=asset_id,
+            position=input.position,
+            notes=input.notes,
+        )
+    return AddToCollectionPayload(
+        item=await load_collection_item(info, item.id or 0),
+        collection=await load_collection(info, collection_id),
+    )
+
+
+@returns_user_errors(RemoveFromCollectionPayload)
+async def remove_from_collection(
+    info: Info,
+    input: Annotated[
+        RemoveFromCollectionInput,
+        strawberry.argument(description="An asset to take out of a collection."),
+    ],
+) -> RemoveFromCollectionPayload:
+    checks = Checks()
+    collection_id = ids.decode_into(
+        checks, input.collection_id, "Collection", field=("collectionId",)
+    )
+    asset_id = ids.decode_into(checks, input.asset_id, "Asset", field=("assetId",))
+    checks.raise_if_any()
+    async with write(info) as (session, actor):
+        row, removed = await collections.remove_from_collection(
+            session, actor, collection_id=collection_id, asset_id=asset_id
+        )
+    return RemoveFromCollectionPayload(
+        removed_item_id=ids.encode("CollectionItem", removed.id), collection=_shown(actor, row)
+    )
+
+
+@returns_user_errors(CollectionPayload)
+async def reorder_collection(
+    info: Info,
+    input: Annotated[
+        ReorderCollectionInput,
+        strawberry.argument(description="A new order for a collection's items."),
+    ],
+) -> CollectionPayload:
+    within(input.item_ids, field=("itemIds",), most=MAX_ITEMS, label="item IDs")
+    checks = Checks()
+    collection_id = ids.decode_into(
+        checks, input.collection_id, "Collection", field=("collectionId",)
+    )
+    item_ids = [
+        ids.decode_into(checks, item_id, "CollectionItem", field=("itemIds", str(index)))
+        for index, item_id in enumerate(input.item_ids)
+    ]
+    checks.raise_if_any()
+    async with write(info) as (session, actor):
+        row = await collections.reorder_collection(
+            session, actor, collection_id=collection_id, item_ids=item_ids
+        )
+    return CollectionPayload(collection=_shown(actor, row))

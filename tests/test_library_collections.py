@@ -186,6 +186,15 @@ async def test_update_changes_only_what_is_given(db: Database, crew: Crew) -> No
         token=crew.ed.token,
     )
     assert cleared["collection"] == {"category": None, "description": None, "coverImage": None}
+    # Giving the level it has already is no change of level: an EDITOR may send it.
+    same = await factories.mutate_ok(
+        db,
+        "updateCollection",
+        {"id": made["id"], "shareLevel": "TEAM", "name": "Brand kit 2"},
+        "collection { name shareLevel }",
+        token=crew.ed.token,
+    )
+    assert same["collection"] == {"name": "Brand kit 2", "shareLevel": "TEAM"}
     # The owner changes its level.
     level = await factories.mutate_ok(
         db,

@@ -79,7 +79,7 @@ def visible(actor: Actor) -> ColumnElement[bool]:
     return or_(*conditions) if conditions else false()
 
 
-_DENIED = {
+DENIED = {
     VIEW: "You cannot see this collection.",
     EDIT: "You may view this collection but not change it: that needs the EDITOR role in "
     "its team, or being its creator.",
@@ -113,7 +113,7 @@ async def require_collection(
     if row is None or held is None:
         raise NotFound("collection", field=field)
     if not allows(held, needed):
-        raise PermissionDenied(_DENIED[needed])
+        raise PermissionDenied(DENIED[needed])
     return row, held
 
 

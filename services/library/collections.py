@@ -20,12 +20,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
-from services.errors import Conflict, InvalidInput
+from services.errors import Conflict, InvalidInput, PermissionDenied
 from services.library import access
 from services.library.collection_rules import (
     ADMIN,
     CATEGORY_MAX,
     DEFAULT_NAME,
+    DENIED,
     EDIT,
     MAX_ITEMS,
     check_tags,
@@ -67,18 +68,28 @@ def _check_fields(
     return changes
 
 
-async def _cover(
-    session: AsyncSession, actor: Actor, checks: Checks, asset_id: int, team_id: int
-) -> int:
-    """The cover's id, if the actor may see that asset and it is of the team (else recorded)."""
-    asset, _ = await access.require_asset(session, actor, asset_id, field=("coverAssetId",))
+async def _lock_asset(
+    session: AsyncSession, actor: Actor, asset_id: int, field: tuple[str, ...]
+) -> AssetRow:
+    """The asset, locked, if the actor may see it (NotFound at `field` otherwise).
+
+    Locked so that a concurrent delete either waits for this transaction or is seen
+    (NotFound), never turning the reference written here into a foreign-key failure;
+    always before the collection's lock, the order a delete takes them in too.
+    """
+    asset, _ = await access.require_asset(session, actor, asset_id, lock=True, field=field)
+    return asset
+
+
+def _same_team(checks: Checks, asset: AssetRow, team_id: int, field: tuple[str, ...]) -> None:
+    """Record ASSET_OF_ANOTHER_TEAM unless the asset is of the collection's team."""
     if asset.team_id != team_id:
         checks.fail(
             "ASSET_OF_ANOTHER_TEAM",
-            "A collection's cover must be an asset of the collection's own team.",
-            ("coverAssetId",),
+            "A collection holds assets of its own team only (its cover too); this asset is "
+            "another team's.",
+            field,
         )
-    return asset_id
 
 
 async def create_collection(
@@ -108,7 +119,8 @@ async def create_collection(
     checks.raise_if_unresolvable()
     actor.require_write(team_id, "team")
     if cover_asset_id is not None:
-        await _cover(session, actor, checks, cover_asset_id, team_id)
+        cover = await _lock_asset(session, actor, cover_asset_id, ("coverAssetId",))
+        _same_team(checks, cover, team_id, ("coverAssetId",))
     checks.raise_if_any()
     row = CollectionRow(
         team_id=team_id,
@@ -143,23 +155,28 @@ async def update_collection(
     """Change the given fields (UNCHANGED: left as is; a None cover or blank text clears it).
 
     Needs EDIT on the collection, and ADMIN (its creator, or a team OWNER or ADMIN)
-    to change its share level. Locks the collection; the caller's transaction
-    commits. Raises as `create_collection`, plus NotFound for a collection the actor
-    cannot see and PermissionDenied (FORBIDDEN) for too little permission.
+    to change its share level (giving the level it has already needs only EDIT).
+    Locks the cover asset, if one is given, then the collection; the caller's
+    transaction commits. Raises as `create_collection`, plus NotFound for a collection
+    the actor cannot see and PermissionDenied (FORBIDDEN) for too little permission.
     """
     checks = checks if checks is not None else Checks()
     changes = _check_fields(
         checks, name=name, description=description, tags=tags, category=category
     )
     checks.raise_if_unresolvable()
-    needed = ADMIN if share_level is not UNCHANGED else EDIT
-    row, _ = await require_collection(
-        session, actor, collection_id, needed, lock=True, field=("id",)
+    cover = None
+    if cover_asset_id is not UNCHANGED and cover_asset_id is not None:
+        cover = await _lock_asset(session, actor, cover_asset_id, ("coverAssetId",))
+    row, held = await require_collection(
+        session, actor, collection_id, EDIT, lock=True, field=("id",)
     )
+    if share_level is not UNCHANGED and share_level != row.share_level and held != ADMIN:
+        raise PermissionDenied(DENIED[ADMIN])
     if cover_asset_id is not UNCHANGED:
         changes["cover_asset_id"] = cover_asset_id
-        if cover_asset_id is not None:
-            await _cover(session, actor, checks, cover_asset_id, row.team_id)
+    if cover is not None:
+        _same_team(checks, cover, row.team_id, ("coverAssetId",))
     checks.raise_if_any()
     if collection_type is not UNCHANGED:
         changes["collection_type"] = collection_type.value
@@ -252,15 +269,10 @@ async def add_to_collection(
             "OUT_OF_RANGE", f"The position must be 0 or more; got {position}.", ("position",)
         )
     checks.raise_if_unresolvable()
+    asset = await _lock_asset(session, actor, asset_id, ("assetId",))
     collection, _ = await require_collection(session, actor, collection_id, EDIT, lock=True)
-    asset, _ = await access.require_asset(session, actor, asset_id)
     items = await items_of(session, collection_id)
-    if asset.team_id != collection.team_id:
-        checks.fail(
-            "ASSET_OF_ANOTHER_TEAM",
-            "A collection holds assets of its own team only; this asset is another team's.",
-            ("assetId",),
-        )
+    _same_team(checks, asset, collection.team_id, ("assetId",))
     if len(items) >= MAX_ITEMS:
         checks.fail(
             "LIMIT_REACHED", f"A collection holds at most {MAX_ITEMS} assets.", ("collectionId",)
@@ -365,10 +377,11 @@ async def reorder_collection(
 async def forget_asset(session: AsyncSession, asset_id: int) -> None:
     """Take an asset out of every collection holding it, closing the gaps it leaves.
 
-    For whoever deletes an asset, before the delete: the foreign key would remove its
-    items by cascade but leave holes in the positions (the next write to each
-    collection closes those anyway). Locks each collection concerned, in id order
-    so two deletes never deadlock. No access check.
+    For whoever deletes an asset, after locking it and before the delete: the foreign
+    key would remove its items by cascade but leave holes in the positions (the next
+    write to each collection closes those anyway). Locks each collection concerned,
+    in id order, after the asset as every write here does, so writers never deadlock.
+    No access check.
     """
     holding = await session.exec(
         select(CollectionItemRow.collection_id)

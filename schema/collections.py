@@ -8,6 +8,7 @@ shown nor counted.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Self
 
@@ -214,15 +215,15 @@ class Collection(Node):
         viewer = viewer_key(info.context.require_actor())
         loaders = info.context.loaders
         rows = await loaders.collection_items.load((self.row.id or 0, viewer, position, first + 1))
-        edges = []
-        for row in rows[:first]:
-            asset = await load_asset(info, row.asset_id)
-            if asset is not None:
-                edges.append(
-                    CollectionItemEdge(
-                        cursor=item_cursor(row.position), node=CollectionItem.from_row(row, asset)
-                    )
-                )
+        # Every asset of the page at once, so the loaders batch them into one statement.
+        assets = await asyncio.gather(*(load_asset(info, row.asset_id) for row in rows[:first]))
+        edges = [
+            CollectionItemEdge(
+                cursor=item_cursor(row.position), node=CollectionItem.from_row(row, asset)
+            )
+            for row, asset in zip(rows[:first], assets, strict=True)
+            if asset is not None
+        ]
         stats = await loaders.collection_stats.load((self.row.id or 0, viewer))
         return CollectionItemConnection(
             edges=edges,

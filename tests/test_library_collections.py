@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import delete, event, update
 from sqlmodel import col, select
 
+from api.graphql import build_context
+from api.schema import schema
 from schema import ids
 from services.database import Database
 from services.library import collections as collection_service
@@ -467,6 +469,60 @@ async def test_node_resolves_collections_and_items(db: Database, crew: Crew) -> 
     assert (await node(crew.ed, second))["position"] == 1
     assert await node(crew.bob, coll) is None
     assert await node(crew.bob, first) is None
+
+
+NESTED = """query($team: ID!) { collections(teamId: $team, first: 50) { totalCount edges { node {
+    name itemCount totalDuration coverImage { id } creator { name } team { name }
+    items(first: 10) { totalCount nodes { position asset { id name fileUrl } addedBy { name } } }
+} } } }"""
+
+
+async def _statements_for_list(db: Database, who: Account, team: str) -> tuple[int, Any]:
+    """The statements one list of a team's collections costs, counted on an engine of its own."""
+    reader = Database(db.url.render_as_string(hide_password=False))
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])
+
+    try:
+        async with reader.session() as session:
+            await session.connection()  # a new engine's first connection asks about the server
+        context = await build_context(factories.resources(reader), who.token)
+        event.listen(reader.engine.sync_engine, "before_cursor_execute", record)
+        result = await schema.execute(NESTED, {"team": team}, context_value=context)
+        event.remove(reader.engine.sync_engine, "before_cursor_execute", record)
+    finally:
+        await reader.dispose()
+    assert result.errors is None, result.errors
+    return len(statements), result.data
+
+
+async def test_a_list_of_collections_costs_the_same_statements_at_any_size(
+    db: Database, crew: Crew
+) -> None:
+    # The same shape at two sizes: Ann's collections with her cover, items Ed added.
+    small_team = await factories.team_with(db, crew.ann, {"EDITOR": crew.ed}, name="Small")
+    small_cover = await factories.library_asset(db, crew.ann, team_id=small_team)
+    coll = (await create(db, crew.ann, small_team, coverAssetId=small_cover))["id"]
+    await add(db, crew.ed, coll, await factories.library_asset(db, crew.ann, team_id=small_team))
+    for n in range(6):
+        cover = await factories.library_asset(db, crew.ann, team_id=crew.team)
+        big = (await create(db, crew.ann, crew.team, name=f"Big {n}", coverAssetId=cover))["id"]
+        for _ in range(5):
+            asset = await factories.library_asset(
+                db, crew.ann, team_id=crew.team, kind="VIDEO", duration=2
+            )
+            await add(db, crew.ed, big, asset)
+    small_count, small = await _statements_for_list(db, crew.ed, small_team)
+    large_count, large = await _statements_for_list(db, crew.ed, crew.team)
+    assert small["collections"]["totalCount"] == 1
+    assert large["collections"]["totalCount"] == 6
+    assert all(
+        edge["node"]["itemCount"] == 5 and len(edge["node"]["items"]["nodes"]) == 5
+        for edge in large["collections"]["edges"]
+    )
+    assert small_count == large_count
 
 
 # --- concurrency and deleted assets ---------------------------------------------------------

@@ -56,6 +56,7 @@ async def collection(
 
 
 def _after(cursor: str | None) -> int | None:
+    """The collection id in a cursor this list gave out (None: from the newest)."""
     if cursor is None:
         return None
     decoded = cursors.decode_numbers(
@@ -113,6 +114,7 @@ async def create_collection(
     info: Info,
     input: Annotated[CreateCollectionInput, strawberry.argument(description="A new collection.")],
 ) -> CollectionPayload:
+    """createCollection: a new collection in a team where the actor is an EDITOR or more."""
     checks = Checks()
     team_id = ids.decode_into(checks, input.team_id, "Team", field=("teamId",))
     cover = ids.decode_optional_into(checks, input.cover_asset_id, "Asset", field=("coverAssetId",))
@@ -143,6 +145,7 @@ async def update_collection(
         ),
     ],
 ) -> CollectionPayload:
+    """updateCollection: change the given fields; omitted ones stay."""
     checks = Checks()
     collection_id = ids.decode_into(checks, input.id, "Collection", field=("id",))
     cover = given(input.cover_asset_id)
@@ -170,6 +173,7 @@ async def delete_collection(
     info: Info,
     input: Annotated[DeleteInput, strawberry.argument(description="The collection to delete.")],
 ) -> DeletePayload:
+    """deleteCollection: the collection and its items go; the assets stay."""
     collection_id = ids.decode(input.id, "Collection")
     async with write(info) as (session, actor):
         await collections.delete_collection(session, actor, collection_id=collection_id)
@@ -183,6 +187,7 @@ async def add_to_collection(
         AddToCollectionInput, strawberry.argument(description="An asset to put into a collection.")
     ],
 ) -> AddToCollectionPayload:
+    """addToCollection: an asset of the collection's team, inserted or appended."""
     checks = Checks()
     collection_id = ids.decode_into(
         checks, input.collection_id, "Collection", field=("collectionId",)
@@ -212,6 +217,7 @@ async def remove_from_collection(
         strawberry.argument(description="An asset to take out of a collection."),
     ],
 ) -> RemoveFromCollectionPayload:
+    """removeFromCollection: an asset out; later items move up one."""
     checks = Checks()
     collection_id = ids.decode_into(
         checks, input.collection_id, "Collection", field=("collectionId",)
@@ -235,6 +241,7 @@ async def reorder_collection(
         strawberry.argument(description="A new order for a collection's items."),
     ],
 ) -> CollectionPayload:
+    """reorderCollection: every item the actor sees, in a new order."""
     within(input.item_ids, field=("itemIds",), most=MAX_ITEMS, label="item IDs")
     checks = Checks()
     collection_id = ids.decode_into(

@@ -5,7 +5,8 @@ each copy (`services.library.assets`). This revision makes the assets of what wa
 stored before, as that code would have, in set-based SQL on both engines:
 
 1. one IMAGE asset per COMPLETE shot image with a stored copy (generated or
-   imported) and no asset yet; one VIDEO asset per COMPLETE animation with a stored
+   imported) and no asset yet (an image added from the library has the asset it
+   came from, and gets none); one VIDEO asset per COMPLETE animation with a stored
    clip and no asset of that clip yet. Team, creator (the project's owner), source
    links, name ("<title, cut at 120> · Scene n · Shot n · Iteration i · Variant v",
    or "... · Animation"), prompt, model, params (none for imports: client
@@ -76,7 +77,7 @@ FROM shot_images i
 JOIN shots s ON s.id = i.shot_id
 JOIN scenes sc ON sc.id = s.scene_id
 JOIN projects p ON p.id = s.project_id
-WHERE i.status = 'COMPLETE' AND i.storage_key IS NOT NULL
+WHERE i.status = 'COMPLETE' AND i.storage_key IS NOT NULL AND i.source_asset_id IS NULL
     AND NOT EXISTS (SELECT 1 FROM assets a WHERE a.shot_image_id = i.id)
 ORDER BY i.id
 """  # noqa: S608 - fixed text, no input

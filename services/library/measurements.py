@@ -112,7 +112,8 @@ def measure_video(data: bytes) -> Measurements:
         try:
             meta = _video_header(path)
         except Exception as error:  # ffmpeg could not read it
-            logger.warning("a video could not be measured: %r", error)
+            # ffmpeg's own banner fills most of its message: its last lines say why.
+            logger.warning("a video could not be measured: %s", str(error)[-300:])
             return Measurements()
         size = meta.get("size") or meta.get("source_size")
         width, height = (int(size[0]), int(size[1])) if size else (None, None)

@@ -382,3 +382,41 @@ async def test_an_asset_outlives_its_shot_and_project(studio: Studio) -> None:
     assert view["sourceProject"] is None
     assert view["name"] == asset.name
     assert (await read_url(studio, view["thumbnailUrl"])).status_code == 200
+
+
+async def test_an_image_whose_thumbnail_cannot_be_stored_is_an_asset_without_one(
+    studio: Studio, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A file where the thumbnails' directory should be: storing any thumbnail fails.
+    studio.storage.root.mkdir(parents=True, exist_ok=True)
+    (studio.storage.root / "thumbnails").write_bytes(b"in the way")
+    ann = await account(studio.db)
+    shot_id = await new_shot(studio, ann)
+    with caplog.at_level("WARNING", logger="studio.library"):
+        await generate(studio, ann, shot_id, variantCount=1)
+        done = await wait_for_iteration(studio, ann, shot_id, 0)
+    assert done["status"] == "COMPLETE"
+    (asset,) = await assets_of_images(studio.db, [done["images"][0]["id"]])
+    assert asset.thumbnail_key is None
+    assert asset.width is not None  # measured all the same
+    assert asset.status == "READY"
+    assert any("could not be stored" in r.getMessage() for r in caplog.records)
+    view = await shown(studio, ann, asset)
+    assert view["thumbnailUrl"] is None
+    assert view["fileUrl"] is not None
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "added", "removed"),
+    [
+        ("A lighthouse at dusk", "a LIGHTHOUSE, at dusk!", [], []),
+        ("a red door", "a blue door, a blue sky", ["blue", "sky"], ["red"]),
+        (None, "It's a close-up", ["it's", "a", "close-up"], []),
+        ("the old pier", "", [], ["the", "old", "pier"]),
+        ("café au lait", "café noir", ["noir"], ["au", "lait"]),
+    ],
+)
+def test_prompt_delta_counts_words_once_in_order(
+    old: str | None, new: str, added: list[str], removed: list[str]
+) -> None:
+    assert prompt_delta(old, new) == {"added": added, "removed": removed}

@@ -63,7 +63,11 @@ async def prepare(
     without a thumbnail is better than none (the failure is logged, and
     `fill_missing` tries again later).
     """
-    facts = await measure(data, kind)
+    try:
+        facts = await measure(data, kind)
+    except Exception:  # a scratch file that cannot be written, a thread that died
+        logger.exception("%s could not be measured", storage_key)
+        facts = Measurements()
     thumbnail_key = await _store_thumbnail(storage, storage_key, facts.thumbnail)
     return StoredMedia(storage_key, mime_type, len(data), facts, thumbnail_key)
 

@@ -382,6 +382,9 @@ async def test_an_asset_outlives_its_shot_and_project(studio: Studio) -> None:
     assert view["sourceProject"] is None
     assert view["name"] == asset.name
     assert (await read_url(studio, view["thumbnailUrl"])).status_code == 200
+    kept_file = await read_url(studio, view["fileUrl"])
+    assert kept_file.status_code == 200
+    assert Image.open(io.BytesIO(kept_file.content)).size == (kept.width, kept.height)
 
 
 async def test_an_image_whose_thumbnail_cannot_be_stored_is_an_asset_without_one(

@@ -7,6 +7,7 @@ over real HTTP, driven by the GraphQL schema; thumbnails are read back through t
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -14,25 +15,33 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from PIL import Image
 from sqlmodel import col, select
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from api.embedded import _QuietServer
 from api.media import media
+from api.ports import free_port
 from api.state import AppState
 from schema import ids
 from services.database import Database
+from services.generation.engine import EngineSettings, GenerationEngine
 from services.library.lineage_words import prompt_delta
 from services.library.tables import AssetRow
 from services.outbound import AddressPolicy, Fetcher, FetchLimits, parse_allowed_hosts
-from services.tables import ProjectRow, ShotImageRow, StoryboardSelectionRow
+from services.storyboard.projects import lock_project_row
+from services.tables import ProjectRow, ShotImageRow, ShotRow, StoryboardSelectionRow
 from tests.emulator_harness import eventually
 from tests.factories import Account, account, library_asset, mutate_ok
 from tests.outbound_harness import FileHost
 from tests.test_generation import (
+    DEADLINE,
     EMULATOR_SEED,
+    FlakyFiles,
     Studio,
+    _image_awaiting_copy,
     generate,
     master_selection,
     new_shot,
@@ -423,3 +432,56 @@ def test_prompt_delta_counts_words_once_in_order(
     old: str | None, new: str, added: list[str], removed: list[str]
 ) -> None:
     assert prompt_delta(old, new) == {"added": added, "removed": removed}
+
+
+async def test_a_copy_waits_for_a_writer_holding_the_project_without_deadlock(
+    studio: Studio,
+) -> None:
+    """The copy locks the project before the image, as every writer does: a writer that
+    holds the project and then changes the image never deadlocks with it (PostgreSQL;
+    SQLite runs one writer at a time)."""
+    if studio.db.is_sqlite:
+        pytest.skip("SQLite runs one writer at a time: nothing can interleave")
+    await studio.generation_engine.stop()
+    picture = io.BytesIO()
+    Image.new("RGB", (48, 32), (20, 120, 200)).save(picture, format="PNG")
+    files = FlakyFiles(failures=0, body=picture.getvalue())
+    port = free_port()
+    server = _QuietServer(uvicorn.Config(files, host="127.0.0.1", port=port, log_config=None))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
+        await asyncio.sleep(0.02)
+    engine = GenerationEngine(
+        studio.db,
+        studio.generation_engine.gateway,
+        studio.storage,
+        EngineSettings(output_hosts=(f"127.0.0.1:{port}",)),
+    )
+    try:
+        ann = await account(studio.db)
+        image_id = await _image_awaiting_copy(studio, ann, f"http://127.0.0.1:{port}/out.png")
+        async with studio.db.session() as session:
+            image = await session.get(ShotImageRow, image_id)
+            assert image is not None
+            shot = await session.get(ShotRow, image.shot_id)
+            assert shot is not None
+        async with studio.db.transaction() as writer:
+            await lock_project_row(writer, shot.project_id)
+            copying = asyncio.create_task(engine.copy_outputs([image_id]))
+            await asyncio.sleep(1.0)  # fetched and measured: now it waits for the project
+            assert not copying.done()
+            held = await writer.get(ShotImageRow, image_id, with_for_update=True)
+            assert held is not None
+            held.is_favorite = True
+        await asyncio.wait_for(copying, DEADLINE)
+    finally:
+        server.should_exit = True
+        await serving
+    async with studio.db.session() as session:
+        done = await session.get(ShotImageRow, image_id)
+        asset = (
+            await session.exec(select(AssetRow).where(AssetRow.shot_image_id == image_id))
+        ).one()
+    assert done is not None
+    assert (done.status, done.is_favorite, done.copy_attempts) == ("COMPLETE", True, 0)
+    assert (asset.storage_key, asset.width, asset.height) == (done.storage_key, 48, 32)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from services.library.tables import AssetRow
 from services.outbound import AddressPolicy, Fetcher, FetchLimits, parse_allowed_hosts
 from services.storyboard.projects import lock_project_row
 from services.tables import ProjectRow, ShotImageRow, ShotRow, StoryboardSelectionRow
+from tests import test_generation_e2e as e2e
 from tests.emulator_harness import eventually
 from tests.factories import Account, account, library_asset, mutate_ok
 from tests.outbound_harness import FileHost
@@ -485,3 +487,43 @@ async def test_a_copy_waits_for_a_writer_holding_the_project_without_deadlock(
     assert done is not None
     assert (done.status, done.is_favorite, done.copy_attempts) == ("COMPLETE", True, 0)
     assert (asset.storage_key, asset.width, asset.height) == (done.storage_key, 48, 32)
+
+
+@pytest.mark.e2e
+def test_over_http_a_generation_and_its_refinement_become_assets_with_lineage(
+    tmp_path: Path,
+) -> None:
+    """`studio serve` and `studio emulator` as real processes: the assets are read by
+    `asset(id)` over HTTP and their thumbnails fetched by the URLs it gives."""
+    with (
+        e2e.emulator(tmp_path, latency_ms=100) as replicate,
+        e2e.server(tmp_path, replicate, webhooks=False) as served,
+    ):
+        client = e2e.Client.signed_up(served.base_url)
+        shot_id, first = client.shot_with_images(2)
+        client.wait(shot_id, e2e.finished)
+        refined = client.run(
+            "mutation($s: ID!, $p: ID!) { generateShotImages(input: {shotId: $s, "
+            'parentImageId: $p, prompt: "harbour at night in fog", variantCount: 1}) '
+            "{ images { id } userErrors { code } } }",
+            {"s": shot_id, "p": first[0]},
+        )["generateShotImages"]
+        assert refined["userErrors"] == []
+        (child_image,) = (image["id"] for image in refined["images"])
+        done = client.wait(shot_id, lambda images: len(images) == 3 and e2e.finished(images))
+        assert [image["status"] for image in done] == ["COMPLETE"] * 3
+        with sqlite3.connect(tmp_path / "studio.db") as connection:
+            by_image = dict(connection.execute("SELECT shot_image_id, id FROM assets").fetchall())
+        parent_asset = ids.encode("Asset", by_image[ids.decode(first[0], "ShotImage")])
+        child_asset = ids.encode("Asset", by_image[ids.decode(child_image, "ShotImage")])
+        view = client.run(ASSET, {"id": child_asset})["asset"]
+        assert view["evolutionType"] == "EVOLVE"
+        assert view["parent"] == {"id": parent_asset}
+        assert view["version"] == 2
+        assert view["promptDelta"] == {"added": ["in", "fog"], "removed": []}
+        assert view["name"] == "Restart · Scene 1 · Shot 1 · Iteration 1 · Variant 0"
+        thumbnail = httpx.get(view["thumbnailUrl"], timeout=10, trust_env=False)
+        assert thumbnail.status_code == 200
+        assert Image.open(io.BytesIO(thumbnail.content)).format == "WEBP"
+        parent = client.run(ASSET, {"id": parent_asset})["asset"]
+        assert (parent["evolutionType"], parent["version"]) == ("ORIGINAL", 1)

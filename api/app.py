@@ -49,6 +49,7 @@ from services.accounts.accounts import AccountSettings
 from services.accounts.passwords import Passwords
 from services.database import Database
 from services.generation.engine import EngineSettings, GenerationEngine
+from services.library import thumbnails
 from services.media.storage import LocalStorage, MediaLinks
 from services.outbound import FetchLimits, parse_allowed_hosts
 from services.realtime import events
@@ -59,6 +60,8 @@ from services.request_limits.policy import Backoff, Limits, LimitSettings, Login
 logger = logging.getLogger("studio")
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+THUMBNAIL_FILL_LIMIT = 2000
+"""At most this many assets get their missing thumbnails made at each start-up."""
 
 
 async def prepare_database(db: Database, *, migrate: bool) -> None:
@@ -263,6 +266,13 @@ def create_app(
             # Its first sweep picks up whatever was in flight before a restart.
             generation_engine.start()
             stack.push_async_callback(generation_engine.stop)
+            # Assets back-filled without storage (migration 0011) get their thumbnails
+            # and measurements in the background, a bounded number per start-up.
+            library_media = asyncio.create_task(
+                thumbnails.fill_in_background(db, storage, limit=THUMBNAIL_FILL_LIMIT),
+                name="library-thumbnails",
+            )
+            stack.push_async_callback(_cancel, library_media)
             resources = Resources(
                 db=db,
                 media=MediaLinks(secret_key, public_url),

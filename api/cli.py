@@ -426,6 +426,35 @@ def migrate(_: argparse.Namespace) -> None:
     print(f"{_describe_database(settings)} is at migration {migrations.head_revision()}.")
 
 
+def thumbnails(args: argparse.Namespace) -> None:
+    """Make the missing thumbnails and measurements of library assets (those
+    back-filled by migration 0011, or whose thumbnail failed), and print a summary.
+    Idempotent: a second run finds nothing to do. See services/library/thumbnails.py."""
+    from services.library.thumbnails import fill_missing
+    from services.media.storage import LocalStorage
+
+    settings = _settings()
+    asyncio.run(check_database(settings, migrated=True))
+
+    async def run() -> str:
+        db = Database(settings.resolved_database_url())
+        try:
+            if await migrations.current_revision(db) != migrations.head_revision():
+                raise SettingsError(
+                    "The database is not at the latest migration: run `studio migrate` first."
+                )
+            storage = LocalStorage(settings.resolved_media_root)
+            report = await fill_missing(db, storage, limit=args.limit)
+        finally:
+            await db.dispose()
+        return (
+            f"{report.completed} assets completed, {report.incomplete} still incomplete, "
+            f"{report.missing} without their file ({report.seen} looked at)."
+        )
+
+    print(asyncio.run(run()))
+
+
 def schema(_: argparse.Namespace) -> None:
     from api.schema import schema as graphql_schema
 
@@ -533,6 +562,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     serve_parser.set_defaults(run=serve)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(run=migrate)
     commands.add_parser("schema", help="print the GraphQL schema (SDL)").set_defaults(run=schema)
+    thumbnails_parser = commands.add_parser(
+        "thumbnails",
+        help="make the library assets' missing thumbnails and measurements",
+    )
+    thumbnails_parser.add_argument(
+        "--limit", type=int, default=None, help="look at most at this many assets (all)"
+    )
+    thumbnails_parser.set_defaults(run=thumbnails)
     emulator_parser = commands.add_parser(
         "emulator", help="run the built-in Replicate emulator on its own"
     )

@@ -20,6 +20,9 @@ from sqlalchemy import or_
 from sqlmodel import col, select
 
 from services.generation.statuses import Row, advance, load_row, set_status, status_of
+from services.library import assets as library_assets
+from services.library import thumbnails
+from services.library.tables import AssetKind
 from services.outbound import (
     FetchError,
     FetchGone,
@@ -30,8 +33,8 @@ from services.storyboard import workflow
 from services.storyboard.projects import lock_project_row
 from services.tables import (
     GenerationStatus,
-    ProjectRow,
     ShotImageRow,
+    ShotRow,
     StoryboardSelectionRow,
     utcnow,
 )
@@ -165,8 +168,11 @@ class OutputCopying:
                 return
             if isinstance(row, ShotImageRow):
                 key_base, expect = f"images/{row.shot_id}/{row_id}", MediaKind.IMAGE
+                shot = await session.get(ShotRow, row.shot_id)
+                project_id = shot.project_id if shot is not None else None
             else:
                 key_base, expect = f"videos/{row.project_id}/{row_id}", MediaKind.VIDEO
+                project_id = row.project_id
         fetcher = self.import_fetcher if imported else self.output_fetcher
         try:
             fetched = await fetcher.fetch(url, expect=expect)
@@ -179,29 +185,36 @@ class OutputCopying:
         # The key's extension is the sniffed type's: storage derives the served type from it.
         key = f"{key_base}-{secrets.token_hex(4)}{fetched.extension}"
         await self.storage.put(key, fetched.data, content_type=fetched.content_type)
+        # Measured and thumbnailed from the bytes in hand, before the transaction that
+        # records the copy and its library asset together.
+        media = await thumbnails.prepare(
+            self.storage,
+            key,
+            fetched.data,
+            mime_type=fetched.content_type,
+            kind=AssetKind.IMAGE if expect is MediaKind.IMAGE else AssetKind.VIDEO,
+        )
         async with self.db.transaction() as session:
-            # An image is locked at once; a selection after its project, below.
-            row = await load_row(session, table, row_id, lock=table is ShotImageRow)
-            project: ProjectRow | None = None
-            if isinstance(row, StoryboardSelectionRow):
-                # A finished animation may advance the project's status: lock the project
-                # first, as every writer of a project does (the same order, so no
-                # deadlock), and read the row again under the lock.
-                project = await lock_project_row(session, row.project_id)
-                row = await load_row(session, table, row_id, fresh=True)
+            # The project first, as every writer of a project does (the same order, so
+            # no deadlock): a finished animation may advance its status, and the new
+            # asset's key check on it would otherwise wait on a writer holding it while
+            # that writer waits for this row. Then the row, read again under the lock.
+            project = None if project_id is None else await lock_project_row(session, project_id)
+            row = await load_row(session, table, row_id, lock=True)
             if row is None:
-                await self.storage.delete(key)
+                await thumbnails.discard(self.storage, media)
                 return
             if isinstance(row, ShotImageRow) and row.imported:
                 if row.storage_key or status_of(row) is not GenerationStatus.COMPLETE:
-                    await self.storage.delete(key)
+                    await thumbnails.discard(self.storage, media)
                     return
                 row.storage_key = key  # `image_url` stays: where it came from
                 row.updated_at = utcnow()
+                await library_assets.record_copy(session, row, media)
                 return
             if not _waits_for(row, url):
                 # Discarded or started again while it downloaded: not this row's output.
-                await self.storage.delete(key)
+                await thumbnails.discard(self.storage, media)
                 return
             if isinstance(row, ShotImageRow):
                 row.storage_key = key
@@ -211,7 +224,8 @@ class OutputCopying:
                 row.animated_video_url = None
             row.provider_output = None
             set_status(row, GenerationStatus.COMPLETE)
-            if project is not None:
+            await library_assets.record_copy(session, row, media)
+            if project is not None and isinstance(row, StoryboardSelectionRow):
                 await workflow.advance(session, project)
 
     async def _copy_failed(

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers import library
+from resolvers import library, sharing
 from schema import nodes
 from schema.accounts import Team, User
 from schema.connections import MAX_PAGE, PageInfo, ProjectConnection, ProjectEdge
@@ -130,3 +130,9 @@ class Query:
     def generation_models(self, info: Info) -> list[GenerationModel]:
         info.context.require_actor()
         return [GenerationModel.from_model(model) for model in catalog.MODELS]
+
+    # --- sharing ---
+    shared_with_me = strawberry.field(
+        resolver=sharing.shared_with_me,
+        description="The assets shared with you by shares in force, newest share first.",
+    )

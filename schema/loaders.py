@@ -18,6 +18,7 @@ from strawberry.dataloader import DataLoader
 from services.accounts import invitations
 from services.database import Database
 from services.library import access as library_access
+from services.library import sharing
 from services.library.tables import AssetRow, AssetShareRow, CollectionRow
 from services.storyboard import lookups, shot_images, workflow
 from services.storyboard.workflow import Progress
@@ -129,6 +130,17 @@ class Loaders:
     def asset_share(self) -> DataLoader[tuple[int, int], AssetShareRow | None]:
         """The share of (asset id, user id), expired or not; None if there is none."""
         return self._batch(library_access.shares_for, lambda: None)
+
+    # --- sharing ---
+    @cached_property
+    def share(self) -> DataLoader[int, AssetShareRow | None]:
+        """A share by id, expired or not."""
+        return self._rows(AssetShareRow)
+
+    @cached_property
+    def shares_of_asset(self) -> DataLoader[int, list[AssetShareRow]]:
+        """Every share of an asset, expired or not, oldest first."""
+        return self._grouped(sharing.shares_of_assets, list)
 
     def _batch(
         self,

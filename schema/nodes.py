@@ -9,6 +9,7 @@ from schema.accounts import Invitation, Team, User
 from schema.context import BadRequest, Info
 from schema.library import load_asset
 from schema.node import Node
+from schema.sharing import load_share
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
 from services.accounts.access import MANAGERS
 
@@ -50,6 +51,8 @@ async def resolve(info: Info, type_name: str, pk: int) -> Node | None:
             return StoryboardSelection.from_row(selection)
     elif type_name == "Asset":
         return await load_asset(info, pk)
+    elif type_name == "AssetShare":
+        return await load_share(info, pk)
     elif type_name == "Team":
         team = await loaders.team.load(pk)
         if team and actor.can_read(pk):

@@ -153,7 +153,10 @@ class Asset(Node):
             return None
         if self.access.through_team:
             return info.context.media.url_for(key)
-        return info.context.media.short_url_for(key)  # a share or PUBLIC: minutes, not hours
+        ends = self.access.ends_at  # an expiring share: its links end with it
+        return info.context.media.short_url_for(  # a share or PUBLIC: minutes, not hours
+            key, not_after=ends.timestamp() if ends else None
+        )
 
     @strawberry.field(
         description="Its stored file, by a signed URL that expires (ask again for a fresh one): "

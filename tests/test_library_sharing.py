@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 from sqlalchemy import func
@@ -77,6 +77,14 @@ def link_lifetime(url: str) -> float:
     """Seconds from now until a signed media link expires."""
     expires = parse_qs(urlsplit(url).query)["expires"][0]
     return int(expires) - time.time()
+
+
+def link_works(url: str) -> bool:
+    """Whether the media route would serve this signed link now."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    key = unquote(parts.path.removeprefix("/media/"))
+    return factories.MEDIA.verify(key, query["expires"][0], query["signature"][0])
 
 
 # --- the rule: Python and SQL agree, and both say what the issue says ------------------
@@ -205,6 +213,16 @@ async def test_the_rule_agrees_in_python_and_sql_over_roles_levels_shares_and_ex
             for asset_id, case in by_id.items():
                 if python[asset_id] != expected(case, name, roles):
                     mismatches.append(f"python {name} {case}: {python[asset_id]}")
+                # Access ends by itself only when it rests on an expiring share alone.
+                ends = permission(actor, assets[asset_id], own.get(asset_id), now=now).ends_at
+                alone = (
+                    case.target == name
+                    and case.expiry == "future"
+                    and case.level != ShareLevel.PUBLIC
+                    and not (roles[name] and (case.creator == name or case.level == "TEAM"))
+                )
+                if ends != (at["future"] if alone else None):
+                    mismatches.append(f"ends_at {name} {case}: {ends}")
             for needed in SharePermission:
                 for when in (now, None):
                     sql = set(
@@ -524,7 +542,9 @@ async def test_a_share_that_expires_mid_test_stops_working_at_its_expiry(db: Dat
     assert seen["node"] == {"id": asset_id}
     assert seen["shared"] == [asset_id]
     assert seen["total"] == 1
-    assert 0 < link_lifetime(seen["asset"]["fileUrl"]) <= 600  # through a share: short
+    shared_link = seen["asset"]["fileUrl"]
+    assert 0 < link_lifetime(shared_link) <= 4  # through a share: short, and ends with it
+    assert link_works(shared_link)
     team_link = (await gql(db, ASSET, {"id": asset_id}, token=ann.token))["asset"]["fileUrl"]
     assert link_lifetime(team_link) > 3600  # her own team's access keeps the long link
     node = "query($id: ID!) { node(id: $id) { id } }"
@@ -534,6 +554,8 @@ async def test_a_share_that_expires_mid_test_stops_working_at_its_expiry(db: Dat
 
     gone = await _sees(db, bob, asset_id)
     assert gone == {"asset": None, "node": None, "shared": [], "total": 0}  # no fileUrl at all
+    assert not link_works(shared_link)  # and the link handed out before no longer opens
+    assert link_works(team_link)
     assert (await gql(db, node, {"id": share_id}, token=bob.token))["node"] is None
     # Ann still sees the share, no longer active, and may renew or revoke it.
     listed = await gql(db, SHARES, {"id": asset_id}, token=ann.token)

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
-from sqlalchemy import func
+from sqlalchemy import event, func
 from sqlmodel import col, select
 
 from schema import ids
@@ -348,13 +349,32 @@ async def test_sharing_by_id_and_by_a_teammates_email_then_again_updates_the_sha
     assert (await gql(db, node, {"id": made["id"]}, token=mate.token))["node"] is None
 
 
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    """The SQL text of every statement sent to the database inside the block."""
+    sent: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    engine = db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
 async def test_an_unknown_email_and_an_outsiders_email_are_refused_alike(db: Database) -> None:
     ann = await account(db, name="Ann")
     outsider = await account(db, name="Outsider")  # an account, in no team of Ann's
     asset_id = await library_asset(db, ann)
-    unknown = await share(db, ann, asset_id, email=factories.unique_email("nobody"))
-    known = await share(db, ann, asset_id, email=outsider.email)
+    with statements(db) as for_unknown:
+        unknown = await share(db, ann, asset_id, email=factories.unique_email("nobody"))
+    with statements(db) as for_known:
+        known = await share(db, ann, asset_id, email=outsider.email)
     assert unknown == known
+    assert for_unknown == for_known  # the same work, statement for statement
     assert known["share"] is None
     assert known["userErrors"] == [
         {"code": "RECIPIENT_NOT_FOUND", "field": ["email"], "message": sharing.NO_SUCH_RECIPIENT}
@@ -566,6 +586,9 @@ async def test_a_share_that_expires_mid_test_stops_working_at_its_expiry(db: Dat
         bob_actor = await load_actor(session, pk(bob.user_id, "User"))
         found = await session.exec(select(AssetRow.id).where(visible(bob_actor)))
         assert pk(asset_id, "Asset") not in set(found)
+    # Its recipient may still clear the expired share away.
+    await mutate_ok(db, "revokeShare", {"id": share_id}, "deletedId", token=bob.token)
+    assert await share_rows(db, asset_id) == []
 
 
 async def test_revoking_ends_access_at_once_for_admin_and_recipient_alike(db: Database) -> None:

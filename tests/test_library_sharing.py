@@ -6,14 +6,17 @@ access notices sent when access may have gone."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import httpx
 import pytest
 from sqlalchemy import event, func
 from sqlmodel import col, select
@@ -30,6 +33,7 @@ from services.realtime.bus import EventBus
 from services.tables import TeamRole, utcnow
 from tests import factories
 from tests.factories import Account, account, gql, join, library_asset, mutate, mutate_ok
+from tests.media_harness import media_server
 
 SHARE = "share { id permission message expiresAt active userId user { id } sharedBy { id } }"
 ASSET = "query($id: ID!) { asset(id: $id) { id viewerPermission fileUrl } node(id: $id) { id } }"
@@ -900,3 +904,96 @@ async def test_the_next_expiry_of_a_users_shares_is_known_in_advance(db: Databas
             select(func.count()).select_from(AssetShareRow).where(AssetShareRow.user_id == bob_pk)
         )
         assert count.one() == 3
+
+
+# --- end to end: a real server, a share that expires, its media link over HTTP ------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
+@pytest.mark.e2e
+async def test_over_http_a_shared_file_opens_until_the_share_expires(
+    tmp_path: Path,
+) -> None:
+    secret = secrets.token_urlsafe(48)
+    server = media_server(tmp_path, "sharing", {"library/e2e.png": PNG}, secret_key=secret)
+    with server:
+        async with httpx.AsyncClient(
+            base_url=server.base_url, timeout=10.0, trust_env=False
+        ) as http:
+
+            async def post(query: str, variables: dict[str, Any], token: str | None = None) -> Any:
+                headers = {"authorization": f"Bearer {token}"} if token else {}
+                answer = await http.post(
+                    "/graphql", json={"query": query, "variables": variables}, headers=headers
+                )
+                body = answer.json()
+                assert "errors" not in body, body
+                return body["data"]
+
+            async def fetch(url: str) -> int:
+                parts = urlsplit(url)
+                return (await http.get(f"{parts.path}?{parts.query}")).status_code
+
+            sign_up = (
+                "mutation($input: SignUpInput!) { signUp(input: $input) "
+                "{ token user { id teams { id } } userErrors { code } } }"
+            )
+            people = {}
+            for name in ("Ann", "Bob"):
+                made = await post(
+                    sign_up,
+                    {
+                        "input": {
+                            "email": factories.unique_email(name.lower()),
+                            "password": factories.PASSWORD,
+                            "name": name,
+                        }
+                    },
+                )
+                people[name] = made["signUp"]
+            ann, bob = people["Ann"], people["Bob"]
+            stored = Database(f"sqlite+aiosqlite:///{tmp_path / 'studio.db'}")
+            try:
+                async with stored.transaction() as session:
+                    row = AssetRow(
+                        team_id=pk(ann["user"]["teams"][0]["id"], "Team"),
+                        creator_id=pk(ann["user"]["id"], "User"),
+                        kind="IMAGE",
+                        name="Harbour at dusk",
+                        share_level="PRIVATE",
+                        storage_key="library/e2e.png",
+                    )
+                    session.add(row)
+                    await session.flush()
+                    asset_id = ids.encode("Asset", row.id)
+            finally:
+                await stored.dispose()
+
+            expiry = utcnow() + timedelta(seconds=3)
+            shared = await post(
+                "mutation($input: ShareAssetInput!) { shareAsset(input: $input) "
+                "{ share { id } userErrors { code } } }",
+                {
+                    "input": {
+                        "assetId": asset_id,
+                        "userId": bob["user"]["id"],
+                        "expiresAt": iso(expiry),
+                    }
+                },
+                ann["token"],
+            )
+            assert shared["shareAsset"]["userErrors"] == []
+            seen = await post(ASSET, {"id": asset_id}, bob["token"])
+            link = seen["asset"]["fileUrl"]
+            assert await fetch(link) == 200
+            owned = (await post(ASSET, {"id": asset_id}, ann["token"]))["asset"]["fileUrl"]
+
+            await asyncio.sleep(max(0.0, (expiry - utcnow()).total_seconds()) + 0.5)
+
+            assert await post(ASSET, {"id": asset_id}, bob["token"]) == {
+                "asset": None,
+                "node": None,
+            }
+            assert await fetch(link) in (403, 404)  # the link handed out before ends with it
+            assert await fetch(owned) == 200  # the team's own link goes on

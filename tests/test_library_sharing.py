@@ -997,3 +997,53 @@ async def test_over_http_a_shared_file_opens_until_the_share_expires(
             }
             assert await fetch(link) in (403, 404)  # the link handed out before ends with it
             assert await fetch(owned) == 200  # the team's own link goes on
+
+
+async def test_concurrent_shares_and_revokes_of_one_share_never_fail_unexpectedly(
+    db: Database,
+) -> None:
+    ann = await account(db, name="Ann")
+    bob = await account(db, name="Bob")
+    asset_id = await library_asset(db, ann, share_level="PRIVATE")
+    revoke = f"mutation($input: {factories.input_type('revokeShare')}!) {{ revokeShare(input: $input) {{ deletedId userErrors {{ code }} }} }}"
+    again = f"mutation($input: {factories.input_type('shareAsset')}!) {{ shareAsset(input: $input) {{ share {{ id }} userErrors {{ code }} }} }}"
+    for permission_name in ("VIEW", "EDIT", "VIEW", "ADMIN", "VIEW"):
+        made = await mutate_ok(
+            db,
+            "shareAsset",
+            {"assetId": asset_id, "userId": bob.user_id},
+            "share { id }",
+            token=ann.token,
+        )
+        share_id = made["share"]["id"]
+        results = await asyncio.gather(
+            factories.execute(db, revoke, {"input": {"id": share_id}}, token=bob.token),
+            factories.execute(db, revoke, {"input": {"id": share_id}}, token=ann.token),
+            factories.execute(
+                db,
+                again,
+                {
+                    "input": {
+                        "assetId": asset_id,
+                        "userId": bob.user_id,
+                        "permission": permission_name,
+                    }
+                },
+                token=ann.token,
+            ),
+        )
+        assert [r.errors for r in results] == [None, None, None]
+        codes = [
+            [e["code"] for e in (r.data or {}).get(name, {}).get("userErrors", [])]
+            for r, name in zip(results, ("revokeShare", "revokeShare", "shareAsset"), strict=True)
+        ]
+        assert codes[2] == []  # sharing again always succeeds: updated, or made anew
+        assert sorted(codes[:2]) == [[], ["NOT_FOUND"]]  # one row is deleted once
+        for row in await share_rows(db, asset_id):
+            await mutate_ok(
+                db,
+                "revokeShare",
+                {"id": ids.encode("AssetShare", row[0])},
+                "deletedId",
+                token=ann.token,
+            )

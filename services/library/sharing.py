@@ -39,7 +39,6 @@ from services.library.access import (
     access_to,
     require_asset,
     share_in_force,
-    share_of,
 )
 from services.library.tables import AssetRow, AssetShareRow, ShareLevel, SharePermission
 from services.realtime.events import access_channel
@@ -169,7 +168,7 @@ async def share_asset(
         checks.fail("SHARE_WITH_SELF", "You cannot share an asset with yourself.", recipient_field)
     checks.raise_if_any()
     assert recipient is not None
-    share = await share_of(session, asset_id, recipient) or AssetShareRow(
+    share = (await _locked_shares(session, asset_id=asset_id, user_id=recipient)) or AssetShareRow(
         asset_id=asset_id, user_id=recipient, permission=permission.value, created_at=moment
     )
     share.permission = permission.value
@@ -182,24 +181,42 @@ async def share_asset(
     return share
 
 
+async def _locked_shares(
+    session: AsyncSession, *, share_id: int | None = None, asset_id: int = 0, user_id: int = 0
+) -> AssetShareRow | None:
+    """The share by id, or of (asset, user), read again and locked (FOR UPDATE on
+    PostgreSQL) until the transaction ends; None if there is none (any more).
+
+    Locks are taken asset first, then share, by every writer here, so a share and a
+    revoke of the same share cannot deadlock; a share revoked meanwhile is simply gone."""
+    query = select(AssetShareRow)
+    if share_id is not None:
+        query = query.where(col(AssetShareRow.id) == share_id)
+    else:
+        query = query.where(
+            col(AssetShareRow.asset_id) == asset_id, col(AssetShareRow.user_id) == user_id
+        )
+    found = await session.exec(query.with_for_update().execution_options(populate_existing=True))
+    return found.first()
+
+
 async def revoke_share(session: AsyncSession, actor: Actor, *, share_id: int) -> AssetShareRow:
     """Delete a share: ADMIN on its asset, or its recipient (expired or not) may.
 
     The recipient is sent an access notice after the commit (the flush hook). Raises
     NotFound (`id`) for no such share or one the actor may not see or revoke.
     """
-    share = (
-        await session.exec(
-            select(AssetShareRow).where(col(AssetShareRow.id) == share_id).with_for_update()
-        )
-    ).first()
-    if share is None:
+    found = await session.get(AssetShareRow, share_id)
+    if found is None:
         raise NotFound("share", field=("id",))
-    if share.user_id != actor.user_id:
+    if found.user_id != actor.user_id:
         try:
-            await require_asset(session, actor, share.asset_id, ADMIN, lock=True)
+            await require_asset(session, actor, found.asset_id, ADMIN, lock=True)
         except (NotFound, PermissionDenied):
             raise NotFound("share", field=("id",)) from None
+    share = await _locked_shares(session, share_id=share_id)
+    if share is None:  # revoked by someone else meanwhile
+        raise NotFound("share", field=("id",))
     await session.delete(share)
     await session.flush()
     return share

@@ -37,6 +37,7 @@ async def share_asset(
         ShareAssetInput, strawberry.argument(description="The asset, the recipient and the terms.")
     ],
 ) -> ShareAssetPayload:
+    """Share an asset with one user (`sharing.share_asset`); bad IDs join the other errors."""
     checks = Checks()
     asset_id = ids.decode_into(checks, input.asset_id, "Asset", field=("assetId",))
     user_id = ids.decode_optional_into(checks, input.user_id, "User", field=("userId",))
@@ -60,6 +61,7 @@ async def revoke_share(
     info: Info,
     input: Annotated[RevokeShareInput, strawberry.argument(description="The share to revoke.")],
 ) -> DeletePayload:
+    """Revoke a share (`sharing.revoke_share`); `deletedId` is the share's ID."""
     share_id = ids.decode(input.id, "AssetShare", field=("id",))
     async with write(info) as (session, actor):
         await sharing.revoke_share(session, actor, share_id=share_id)
@@ -73,6 +75,7 @@ async def set_share_level(
         SetShareLevelInput, strawberry.argument(description="The asset and its new level.")
     ],
 ) -> SetShareLevelPayload:
+    """Change an asset's level (`sharing.set_share_level`); `asset` null if it is now hidden."""
     asset_id = ids.decode(input.asset_id, "Asset", field=("assetId",))
     async with write(info) as (session, actor):
         row, granted = await sharing.set_share_level(

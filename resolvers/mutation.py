@@ -2,7 +2,7 @@
 
 import strawberry
 
-from resolvers import accounts, generation, invitations, storyboard
+from resolvers import accounts, generation, invitations, sharing, storyboard
 from resolvers import collections as collection_resolvers
 from schema.operations import PUBLIC
 
@@ -155,4 +155,19 @@ class Mutation:
     reorder_collection = strawberry.mutation(
         resolver=collection_resolvers.reorder_collection,
         description="Put a collection's items in a new order.",
+    )
+    # --- sharing ---
+    share_asset = strawberry.mutation(
+        resolver=sharing.share_asset,
+        description="Share an asset you hold ADMIN on with one user, by ID or by the email of "
+        "a teammate, until an expiry or until revoked; sharing again updates the share.",
+    )
+    revoke_share = strawberry.mutation(
+        resolver=sharing.revoke_share,
+        description="Revoke a share: as an ADMIN of its asset, or as its recipient.",
+    )
+    set_share_level = strawberry.mutation(
+        resolver=sharing.set_share_level,
+        description="Set who sees an asset you hold ADMIN on besides its shares: PRIVATE, TEAM "
+        "or PUBLIC.",
     )

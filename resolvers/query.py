@@ -5,7 +5,7 @@ from typing import Annotated
 import strawberry
 
 from resolvers import collections as collection_resolvers
-from resolvers import library
+from resolvers import library, sharing
 from schema import nodes
 from schema.accounts import Team, User
 from schema.connections import MAX_PAGE, PageInfo, ProjectConnection, ProjectEdge
@@ -141,4 +141,9 @@ class Query:
         resolver=collection_resolvers.collections_of_team,
         description="A team's collections that you may see, newest first (of a team you are "
         "not in: its PUBLIC ones).",
+    )
+    # --- sharing ---
+    shared_with_me = strawberry.field(
+        resolver=sharing.shared_with_me,
+        description="The assets shared with you by shares in force, newest share first.",
     )

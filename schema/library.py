@@ -8,7 +8,7 @@ project, lineage parent) show what the viewer may see, or null.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Self, cast
+from typing import TYPE_CHECKING, Annotated, Self, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -30,6 +30,9 @@ from services.library.tables import (
     ShareLevel,
     SharePermission,
 )
+
+if TYPE_CHECKING:
+    from schema.sharing import AssetShare
 
 strawberry.enum(AssetKind, description="What an asset's file holds.")
 strawberry.enum(
@@ -150,7 +153,10 @@ class Asset(Node):
             return None
         if self.access.through_team:
             return info.context.media.url_for(key)
-        return info.context.media.short_url_for(key)  # a share or PUBLIC: minutes, not hours
+        ends = self.access.ends_at  # an expiring share: its links end with it
+        return info.context.media.short_url_for(  # a share or PUBLIC: minutes, not hours
+            key, not_after=ends.timestamp() if ends else None
+        )
 
     @strawberry.field(
         description="Its stored file, by a signed URL that expires (ask again for a fresh one): "
@@ -222,6 +228,18 @@ class Asset(Node):
     @strawberry.field(description="The first ancestor of its lineage, if you may see it.")
     async def root(self, info: Info) -> Asset | None:
         return await load_asset(info, self.row.root_id)
+
+    # --- sharing ---
+    @strawberry.field(
+        description="Who it is shared with: every share (expired ones too) if you hold ADMIN "
+        "on it, otherwise only your own share while it is in force."
+    )
+    async def shares(
+        self, info: Info
+    ) -> list[Annotated[AssetShare, strawberry.lazy("schema.sharing")]]:
+        from schema.sharing import shares_of  # schema.sharing builds on this module
+
+        return await shares_of(info, self)
 
 
 async def load_asset(info: Info, asset_id: int | None) -> Asset | None:

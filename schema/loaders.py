@@ -18,7 +18,7 @@ from strawberry.dataloader import DataLoader
 from services.accounts import invitations
 from services.database import Database
 from services.library import access as library_access
-from services.library import collection_pages
+from services.library import collection_pages, sharing
 from services.library.collection_pages import CollectionStats, ItemsKey, ViewerKey
 from services.library.tables import AssetRow, AssetShareRow, CollectionItemRow, CollectionRow
 from services.storyboard import lookups, shot_images, workflow
@@ -146,6 +146,17 @@ class Loaders:
     def collection_items(self) -> DataLoader[ItemsKey, list[CollectionItemRow]]:
         """A page of a collection's items, as one viewer sees them."""
         return self._batch(collection_pages.items_for, list)
+
+    # --- sharing ---
+    @cached_property
+    def share(self) -> DataLoader[int, AssetShareRow | None]:
+        """A share by id, expired or not."""
+        return self._rows(AssetShareRow)
+
+    @cached_property
+    def shares_of_asset(self) -> DataLoader[int, list[AssetShareRow]]:
+        """Every share of an asset, expired or not, oldest first."""
+        return self._grouped(sharing.shares_of_assets, list)
 
     def _batch(
         self,

@@ -10,6 +10,7 @@ from schema.collections import load_collection, load_collection_item
 from schema.context import BadRequest, Info
 from schema.library import load_asset
 from schema.node import Node
+from schema.sharing import load_share
 from schema.storyboard import Project, Scene, Shot, ShotImage, StoryboardSelection
 from services.accounts.access import MANAGERS
 
@@ -55,6 +56,8 @@ async def resolve(info: Info, type_name: str, pk: int) -> Node | None:
         return await load_collection(info, pk)
     elif type_name == "CollectionItem":
         return await load_collection_item(info, pk)
+    elif type_name == "AssetShare":
+        return await load_share(info, pk)
     elif type_name == "Team":
         team = await loaders.team.load(pk)
         if team and actor.can_read(pk):

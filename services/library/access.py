@@ -43,11 +43,15 @@ class Access:
     `permission`: the highest right (None: they may not see it). `through_team`: it
     comes from their membership of the asset's team (role or authorship), so media
     links may be the long, cacheable ones; otherwise (a share, or PUBLIC) links must
-    be short-lived, so that revoking ends access within minutes.
+    be short-lived, so that revoking ends access within minutes (and an expiring
+    share's links end with it: `ends_at`).
     """
 
     permission: SharePermission | None
     through_team: bool
+    # When this access ends by itself: the expiry of the share it rests on alone (no
+    # team right, not PUBLIC); None when nothing known in advance ends it.
+    ends_at: datetime | None = None
 
     def allows(self, needed: SharePermission) -> bool:
         """Whether the permission is at least `needed`."""
@@ -87,7 +91,8 @@ def permission(
     through_team = team_permission(actor, asset)
     shared = SharePermission(share.permission) if share_in_force(share, now) and share else None
     public = VIEW if asset.share_level == ShareLevel.PUBLIC else None
-    return Access(_highest((through_team, shared, public)), through_team is not None)
+    ends_at = share.expires_at if share and shared and not (through_team or public) else None
+    return Access(_highest((through_team, shared, public)), through_team is not None, ends_at)
 
 
 def share_in_force_condition(user_id: int, now: datetime) -> ColumnElement[bool]:

@@ -235,12 +235,18 @@ class MediaLinks:
         signature = self._signature(key, expires)
         return f"{self.public_url}/media/{quote(key)}?expires={expires}&signature={signature}"
 
-    def short_url_for(self, key: str, *, now: float | None = None) -> str:
+    def short_url_for(
+        self, key: str, *, now: float | None = None, not_after: float | None = None
+    ) -> str:
         """A signed URL of `key` that expires within 10 minutes (9 to 10 minutes from
         `now`): for media reached through a share or a PUBLIC level rather than team
-        membership, so a revoked or expired share ends with its links."""
+        membership, so a revoked or expired share ends with its links. `not_after`
+        (unix seconds): the access ends by itself then (a share's expiry), so the link
+        expires no later than that second."""
         moment = time.time() if now is None else now
         expires = math.ceil((moment + SHORT_TTL) / SHORT_BUCKET) * SHORT_BUCKET
+        if not_after is not None:
+            expires = min(expires, math.floor(not_after))
         signature = self._signature(key, expires)
         return f"{self.public_url}/media/{quote(key)}?expires={expires}&signature={signature}"
 

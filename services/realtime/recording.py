@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, UOWTransaction
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.library.tables import AssetShareRow
 from services.realtime.bus import EventBus
 from services.realtime.events import (
     CREATED,
@@ -129,7 +130,8 @@ def _note(session: Session, row: Any, change: str) -> None:
 
 
 def _note_access(session: Session, row: Any) -> None:
-    if isinstance(row, TeamMemberRow | AccessTokenRow):
+    # A share changed (its permission or expiry) or revoked may take its recipient's access.
+    if isinstance(row, TeamMemberRow | AccessTokenRow | AssetShareRow):
         send(session, access_channel(row.user_id), {"access": "changed"})
 
 

@@ -1,0 +1,140 @@
+"""Mutations and queries of asset sharing (`services.library.sharing`)."""
+
+from typing import Annotated
+
+import strawberry
+
+from resolvers.writing import returns_user_errors, write
+from schema import ids
+from schema.connections import MAX_PAGE, PageInfo
+from schema.context import BadRequest, Info
+from schema.ids import MAX_PK
+from schema.library import Asset
+from schema.payloads import DeletePayload
+from schema.sharing import (
+    AssetShare,
+    RevokeShareInput,
+    SetShareLevelInput,
+    SetShareLevelPayload,
+    ShareAssetInput,
+    ShareAssetPayload,
+    SharedAssetConnection,
+    SharedAssetEdge,
+)
+from services import cursors
+from services.library import sharing
+from services.library.access import permission
+from services.tables import utcnow
+from services.validation import Checks
+
+MAX_CURSOR_LENGTH = 100
+
+
+@returns_user_errors(ShareAssetPayload)
+async def share_asset(
+    info: Info,
+    input: Annotated[
+        ShareAssetInput, strawberry.argument(description="The asset, the recipient and the terms.")
+    ],
+) -> ShareAssetPayload:
+    """Share an asset with one user (`sharing.share_asset`); bad IDs join the other errors."""
+    checks = Checks()
+    asset_id = ids.decode_into(checks, input.asset_id, "Asset", field=("assetId",))
+    user_id = ids.decode_optional_into(checks, input.user_id, "User", field=("userId",))
+    async with write(info) as (session, actor):
+        share = await sharing.share_asset(
+            session,
+            actor,
+            asset_id=asset_id,
+            user_id=user_id,
+            email=input.email,
+            permission=input.permission,
+            message=input.message,
+            expires_at=input.expires_at,
+            checks=checks,
+        )
+    return ShareAssetPayload(share=AssetShare.from_row(share))
+
+
+@returns_user_errors(DeletePayload)
+async def revoke_share(
+    info: Info,
+    input: Annotated[RevokeShareInput, strawberry.argument(description="The share to revoke.")],
+) -> DeletePayload:
+    """Revoke a share (`sharing.revoke_share`); `deletedId` is the share's ID."""
+    share_id = ids.decode(input.id, "AssetShare", field=("id",))
+    async with write(info) as (session, actor):
+        await sharing.revoke_share(session, actor, share_id=share_id)
+    return DeletePayload(deleted_id=input.id)
+
+
+@returns_user_errors(SetShareLevelPayload)
+async def set_share_level(
+    info: Info,
+    input: Annotated[
+        SetShareLevelInput, strawberry.argument(description="The asset and its new level.")
+    ],
+) -> SetShareLevelPayload:
+    """Change an asset's level (`sharing.set_share_level`); `asset` null if it is now hidden."""
+    asset_id = ids.decode(input.asset_id, "Asset", field=("assetId",))
+    async with write(info) as (session, actor):
+        row, granted = await sharing.set_share_level(
+            session, actor, asset_id=asset_id, level=input.share_level
+        )
+    asset = Asset.from_row(row, granted) if granted.permission is not None else None
+    return SetShareLevelPayload(asset=asset)
+
+
+def _cursor(share_id: int | None) -> str:
+    return cursors.encode_numbers("shared", share_id or 0)
+
+
+def _after(cursor: str | None) -> int | None:
+    """The share id in a cursor this list gave out; BadRequest for anything else."""
+    if cursor is None:
+        return None
+    decoded = cursors.decode_numbers(
+        cursor, "shared", 1, max_length=MAX_CURSOR_LENGTH, high=MAX_PK, low=1
+    )
+    if decoded is None:
+        raise BadRequest("That `after` cursor is not one this list gave out.")
+    return decoded[0]
+
+
+async def shared_with_me(
+    info: Info,
+    first: Annotated[
+        int, strawberry.argument(description=f"How many to return, 0..{MAX_PAGE}.")
+    ] = 20,
+    after: Annotated[
+        str | None, strawberry.argument(description="The `endCursor` of the previous page.")
+    ] = None,
+) -> SharedAssetConnection:
+    """The assets shared with you by shares in force, newest share first."""
+    actor = info.context.require_actor()
+    if not 0 <= first <= MAX_PAGE:
+        raise BadRequest(f"`first` must be between 0 and {MAX_PAGE}.")
+    before = _after(after)
+    now = utcnow()  # one instant for the list and each asset's access: they agree
+    async with info.context.db.session() as session:
+        page = await sharing.page_shared_with(
+            session, actor.user_id, first=first, before_share_id=before, now=now
+        )
+    edges = [
+        SharedAssetEdge(
+            cursor=_cursor(share.id),
+            node=Asset.from_row(asset, permission(actor, asset, share, now=now)),
+            share=AssetShare.from_row(share),
+        )
+        for share, asset in page.items
+    ]
+    return SharedAssetConnection(
+        edges=edges,
+        total_count=page.total_count,
+        page_info=PageInfo(
+            has_next_page=page.has_next,
+            has_previous_page=before is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+    )

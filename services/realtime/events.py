@@ -46,6 +46,26 @@ from services.tables import (
 )
 
 CREATED, UPDATED, DELETED = "CREATED", "UPDATED", "DELETED"
+
+BOOKKEEPING = frozenset(
+    {
+        "dispatch_claimed_at",
+        "dispatch_claimed_by",
+        "submitted_at",
+        "failed_tries",
+        "resubmissions",
+        "attempt_id",  # which attempt a create's answer belongs to (services.generation)
+        "copy_attempts",
+        "animation_metadata",  # the provider input of an animation: not a GraphQL field
+        "imported",  # set once, when an image is recorded
+        "checked_at",
+        "provider_output",
+        "updated_at",
+        "created_at",
+    }
+)
+"""Columns no client sees (generation bookkeeping, timestamps): changing only these is
+not an event, in a project or a library."""
 SNAPSHOT = "SNAPSHOT"
 PROJECT_DELETED = "PROJECT_DELETED"
 

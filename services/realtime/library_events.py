@@ -200,9 +200,10 @@ def reaches(
     of it (None if none). The rule, with `permission` at `now` (default: the clock):
 
     - SNAPSHOT: always (the feed checked membership already);
-    - ASSET_CREATED / ASSET_UPDATED: if they may see the asset now. Also an update that
-      changed the share level to PRIVATE reaches every member of the team (all could
-      see it until then: its level was TEAM or PUBLIC), so their grids drop it; the
+    - ASSET_CREATED / ASSET_UPDATED: if they may see the asset now (not once it is
+      deleted: its ASSET_DELETED follows). Also an update that changed the share level
+      to PRIVATE reaches every member of the team (all could see it until then: its
+      level was TEAM or PUBLIC), so their grids drop it, even when read late; the
       asset itself stays hidden from them;
     - ASSET_DELETED: by the level stored with it: TEAM or PUBLIC, every member;
       PRIVATE, its creator only;
@@ -222,7 +223,7 @@ def reaches(
     if granted is not None and granted.permission is not None:
         return True
     went_private = "share_level" in event.changes and event.share_level == ShareLevel.PRIVATE
-    return event.kind == ASSET_UPDATED and asset is not None and went_private
+    return event.kind == ASSET_UPDATED and went_private
 
 
 async def prune(session: AsyncSession, *, older_than: timedelta) -> int:

@@ -8,9 +8,11 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -26,6 +28,7 @@ from services.library.tables import AssetRow, AssetShareRow, LibraryEventRow
 from services.realtime import events, library_events, library_recording
 from services.realtime.bus import EventBus
 from services.tables import utcnow
+from tests.conftest import _unavailable
 from tests.factories import (
     MEDIA,
     Account,
@@ -35,6 +38,9 @@ from tests.factories import (
     mutate_ok,
     team_with,
 )
+from tests.realtime_harness import Api, Socket
+from tests.test_bus import REDIS_URL
+from tests.test_subscriptions import studio_server
 
 LIBRARY_EVENTS = """
 subscription($teamId: ID!, $after: String) {
@@ -595,3 +601,90 @@ async def test_a_cursor_past_the_retention_is_refused(live_db: Database, bus: Ev
 def test_library_channels_are_per_team() -> None:
     assert library_events.library_channel(7) == "library:7"
     assert events.project_channel(7) != library_events.library_channel(7)
+
+
+# --- over a real WebSocket ---------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The machine's Redis: the bus a server and this test's writer share."""
+    url = REDIS_URL
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3)
+        client.ping()
+        client.close()
+    except (OSError, redis.ConnectionError) as error:
+        _unavailable("Redis", error)
+    return url
+
+
+@pytest.mark.e2e
+async def test_library_events_over_a_websocket(tmp_path: Path, redis_url: str) -> None:
+    """A running server follows a team's library for Bob, a VIEWER, over graphql-transport-ws:
+    the assets this process writes (publishing on the same Redis, as a second instance
+    would) reach him in order, filtered for him, until he is removed from the team."""
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'studio.db'}"
+    server = studio_server(tmp_path, "library", DATABASE_URL=database_url, EVENT_BUS_URL=redis_url)
+    with server:
+        async with Api(server.base_url) as ann_api, Api(server.base_url) as bob_api:
+            await ann_api.sign_up("Ann")
+            await bob_api.sign_up("Bob")
+            created = await ann_api.mutate("createTeam", {"name": "Crew"}, "team { id }")
+            team = created["team"]["id"]
+            await bob_api.join(ann_api, team, "VIEWER")
+            ann = Account(ann_api.token, ann_api.user_id, team, ann_api.email)
+            bob = Account(bob_api.token, bob_api.user_id, team, bob_api.email)
+            writer = Database(database_url)
+            async with writer.session() as session:
+                namespace = await events.studio_id(session)
+            writer.bus = EventBus(redis_url, namespace=namespace)
+            await writer.bus.start()
+            try:
+                async with await Socket.open(server, bob.token) as socket:
+                    feed = await socket.subscribe(LIBRARY_EVENTS, {"teamId": team})
+                    snapshot = (await feed.next())["libraryEvents"]
+                    assert snapshot["kind"] == "SNAPSHOT"
+
+                    private = await library_asset(writer, ann, team_id=team, share_level="PRIVATE")
+                    shown = await library_asset(writer, ann, team_id=team, name="Harbour")
+                    got = (await feed.next())["libraryEvents"]
+                    assert (got["kind"], got["assetId"], got["asset"]["name"]) == (
+                        "ASSET_CREATED",
+                        shown,
+                        "Harbour",
+                    )
+                    assert got["sequence"] == snapshot["sequence"] + 2  # the private one skipped
+
+                    expires = utcnow() + timedelta(seconds=2)
+                    await share(writer, private, bob, expires_at=expires)
+                    got = (await feed.next())["libraryEvents"]
+                    assert (got["kind"], got["assetId"], got["recipientId"]) == (
+                        "ASSET_SHARED",
+                        private,
+                        bob.user_id,
+                    )
+                    await edit(writer, private, name="Until it expires")
+                    got = (await feed.next())["libraryEvents"]
+                    assert (got["kind"], got["asset"]["name"]) == (
+                        "ASSET_UPDATED",
+                        "Until it expires",
+                    )
+                    await asyncio.sleep(max((expires - utcnow()).total_seconds(), 0) + 0.2)
+                    await edit(writer, private, name="Expired for Bob")
+                    await edit(writer, shown, name="Harbour at night")
+                    got = (await feed.next())["libraryEvents"]
+                    assert (got["kind"], got["assetId"], got["changes"]) == (
+                        "ASSET_UPDATED",
+                        shown,
+                        ["name"],
+                    )
+
+                    await ann_api.remove(bob_api, team)
+                    assert await feed.error_codes() == ["NOT_FOUND"]
+
+                    again = await socket.subscribe(LIBRARY_EVENTS, {"teamId": team})
+                    assert await again.error_codes() == ["NOT_FOUND"]
+            finally:
+                await writer.bus.stop()
+                await writer.dispose()

@@ -73,10 +73,7 @@ class _Change:
     def merge(self, later: _Change) -> _Change | None:
         """This change followed by a later one to the same row, as one change (or none)."""
         if later.change == DELETED:
-            if self.change == CREATED:
-                return None
-            later.fields = self.fields + [n for n in later.fields if n not in self.fields]
-            return later
+            return None if self.change == CREATED else later
         if self.change != CREATED:
             self.fields.extend(name for name in later.fields if name not in self.fields)
         # The asset as it is at the end counts: its level and creator then.

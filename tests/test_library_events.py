@@ -554,6 +554,16 @@ async def test_removal_from_the_team_ends_the_feed(live_db: Database, bus: Event
         assert await feed.error_codes() == ["NOT_FOUND"]
 
 
+async def test_signing_out_ends_the_feed(live_db: Database, bus: EventBus) -> None:
+    ann = await account(live_db)
+    async with following(live_db, bus, ann, ann.team_id) as feed:
+        await feed.next()
+        out = await gql(live_db, "mutation { logOut { success } }", token=ann.token)
+        assert out["logOut"]["success"] is True
+        await library_asset(live_db, ann)
+        assert await feed.error_codes() == ["TOKEN_INVALID"]
+
+
 async def test_events_of_a_shared_asset_stop_at_the_shares_expiry(
     live_db: Database, bus: EventBus
 ) -> None:

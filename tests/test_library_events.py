@@ -571,13 +571,18 @@ async def test_events_of_a_shared_asset_stop_at_the_shares_expiry(
     bob = await account(live_db, name="Bob")
     team = await team_with(live_db, ann, {"VIEWER": bob})
     private = await library_asset(live_db, ann, team_id=team, share_level="PRIVATE")
-    expires = utcnow() + timedelta(seconds=2)
-    await share(live_db, private, bob, expires_at=expires)
+    await share(live_db, private, bob)
     async with following(live_db, bus, bob, team) as feed:
         await feed.next()
         await edit(live_db, private, name="Before expiry")
         before = await feed.next()
         assert (before["kind"], before["asset"]["name"]) == ("ASSET_UPDATED", "Before expiry")
+        # The share gets an expiry a second away, while Bob follows (as he is its
+        # recipient, he is told, whenever he reads it).
+        expires = utcnow() + timedelta(seconds=1)
+        await share(live_db, private, bob, expires_at=expires)
+        changed = await feed.next()
+        assert (changed["kind"], changed["changes"]) == ("ASSET_SHARED", ["expiresAt"])
         await asyncio.sleep(max((expires - utcnow()).total_seconds(), 0) + 0.2)
         await edit(live_db, private, name="After expiry")
         sentinel = await library_asset(live_db, ann, team_id=team)
@@ -666,8 +671,7 @@ async def test_library_events_over_a_websocket(tmp_path: Path, redis_url: str) -
                     )
                     assert got["sequence"] == snapshot["sequence"] + 2  # the private one skipped
 
-                    expires = utcnow() + timedelta(seconds=2)
-                    await share(writer, private, bob, expires_at=expires)
+                    await share(writer, private, bob)
                     got = (await feed.next())["libraryEvents"]
                     assert (got["kind"], got["assetId"], got["recipientId"]) == (
                         "ASSET_SHARED",
@@ -680,6 +684,10 @@ async def test_library_events_over_a_websocket(tmp_path: Path, redis_url: str) -
                         "ASSET_UPDATED",
                         "Until it expires",
                     )
+                    expires = utcnow() + timedelta(seconds=1)
+                    await share(writer, private, bob, expires_at=expires)
+                    got = (await feed.next())["libraryEvents"]
+                    assert (got["kind"], got["changes"]) == ("ASSET_SHARED", ["expiresAt"])
                     await asyncio.sleep(max((expires - utcnow()).total_seconds(), 0) + 0.2)
                     await edit(writer, private, name="Expired for Bob")
                     await edit(writer, shown, name="Harbour at night")

@@ -23,7 +23,8 @@ writes or publishes one by hand.
   that fails loses nothing: followers notice the gap, or are told to resync, and
   read the table.
 - Following. `feed.follow` is the ordered, gapless stream of one project's events
-  that every subscription is built on; see its docstring.
+  that every subscription is built on (`feed.follow_stream` of a `ProjectStream`; a
+  team's library events are followed the same way); see its docstring.
 
 Access changes (a member removed, a token revoked) are published the same way,
 to the user they concern, so that user's open subscriptions re-check access. A

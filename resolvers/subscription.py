@@ -1,4 +1,5 @@
-"""The root Subscription: live feeds of a project, each built on `services.realtime.feed.follow`.
+"""The root Subscription: live feeds of a project or a team's library, each built on
+`services.realtime.feed.follow_stream`.
 
 Every feed subscribes to the bus before it reads anything, sends the current
 state first, then each change in order. Data is read fresh for every message
@@ -8,7 +9,7 @@ on the connection.
 
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -22,10 +23,13 @@ from schema.events import (
     decode_cursor,
     encode_cursor,
 )
+from schema.library_events import LibraryEvent
+from schema.library_events import decode_cursor as decode_library_cursor
 from schema.storyboard import ImageIteration, ProjectProgress, Shot, ShotImage, StoryboardSelection
 from services.accounts import accounts
 from services.errors import NotFound, StudioError
-from services.realtime import events, feed
+from services.library.tables import AssetRow, AssetShareRow
+from services.realtime import events, feed, library_events
 
 _AFTER = "A cursor from an earlier message: replay every event after it first, then go on live."
 
@@ -34,13 +38,45 @@ def _error(error: StudioError) -> GraphQLError:
     return GraphQLError(error.message, extensions={"code": error.code})
 
 
+E = TypeVar("E", bound=feed.Event)
+
+
 async def _feed(
     info: Info, project_id: int, team_id: int, after: str | None, *, state_first: bool = False
 ) -> AsyncGenerator[events.ProjectEvent, None]:
-    """The project's events for this subscriber, ending (with NOT_FOUND) if access goes.
+    """The project's events for this subscriber, ending (with NOT_FOUND) if access goes
+    (`_follow` of its `ProjectStream`)."""
+    start: int | None = None
+    if after is not None:
+        start = decode_cursor(after, project_id)
+        if start is None:
+            raise _bad_cursor("project's events")
+    async with aclosing(
+        _follow(info, feed.ProjectStream(project_id), team_id, start, state_first=state_first)
+    ) as stream:
+        async for event in stream:
+            yield event
+
+
+def _bad_cursor(of: str) -> GraphQLError:
+    return GraphQLError(
+        f"That `after` cursor is not one of this {of}.", extensions={"code": "INVALID_CURSOR"}
+    )
+
+
+async def _follow(
+    info: Info,
+    followed: feed.Stream[E],
+    team_id: int,
+    start: int | None,
+    *,
+    state_first: bool = False,
+) -> AsyncGenerator[E, None]:
+    """A stream's events for this subscriber, a member of `team_id`, ending (with NOT_FOUND)
+    if access goes.
 
     It ends with TOKEN_INVALID (a socket closes with 4403) at the instant the token
-    expires, or as soon as a logout is heard of; see `feed.follow` for the schedule.
+    expires, or as soon as a logout is heard of; see `feed.follow_stream` for the schedule.
     """
     context = info.context
     actor = context.require_actor()
@@ -50,14 +86,6 @@ async def _feed(
             "Subscriptions are not available on this server.",
             extensions={"code": "SUBSCRIPTIONS_UNAVAILABLE"},
         )
-    start: int | None = None
-    if after is not None:
-        start = decode_cursor(after, project_id)
-        if start is None:
-            raise GraphQLError(
-                "That `after` cursor is not one of this project's events.",
-                extensions={"code": "INVALID_CURSOR"},
-            )
     token = context.token
 
     async def still_allowed() -> feed.Allowed:
@@ -73,10 +101,10 @@ async def _feed(
         context.actor = current
         return current.signed_in_until or True
 
-    stream = feed.follow(
+    stream = feed.follow_stream(
         bus,
         context.db.session,
-        project_id,
+        followed,
         after=start,
         user_id=actor.user_id,
         still_allowed=still_allowed,
@@ -91,7 +119,7 @@ async def _feed(
             async for event in stream:
                 context.refresh()  # fresh loaders: this message reads the database as it is now
                 yield event
-        except StudioError as error:  # AccessLost is a NotFound: the project is gone for them
+        except StudioError as error:  # AccessLost is a NotFound: it is gone for them
             raise _error(error) from error
 
 
@@ -206,6 +234,49 @@ class Subscription:
                     selection=selection,
                     progress=progress,
                 )
+
+    # --- library events ---
+    @strawberry.subscription(
+        description="Every change in a team's library the viewer may see, in order, each with "
+        "a cursor: assets created, updated, deleted and shared, so a library grid stays "
+        "current. Without `after` the first message is a SNAPSHOT marking where the feed "
+        "starts; with it, the events after that cursor are replayed first. Only for members "
+        "of the team (assets of other teams shared with the viewer are not on it); it ends "
+        "with NOT_FOUND when they leave the team."
+    )
+    async def library_events(
+        self,
+        info: Info,
+        team_id: Annotated[strawberry.ID, strawberry.argument(description="The team.")],
+        after: Annotated[str | None, strawberry.argument(description=_AFTER)] = None,
+    ) -> AsyncGenerator[LibraryEvent, None]:
+        actor = info.context.require_actor()
+        _, pk = nodes.parse_or_reject(team_id, "Team")
+        if not actor.can_read(pk):
+            raise _error(NotFound("team"))
+        start: int | None = None
+        if after is not None:
+            start = decode_library_cursor(after, pk)
+            if start is None:
+                raise _bad_cursor("team's library events")
+        stream = library_events.LibraryStream(pk)
+        async with aclosing(_follow(info, stream, pk, start)) as followed:
+            async for event in followed:
+                if await _reaches(info, event):
+                    yield LibraryEvent.from_event(event)
+
+
+async def _reaches(info: Info, event: library_events.LibraryEvent) -> bool:
+    """Whether the viewer (as last checked) receives `event`, with the rows as they are now."""
+    actor = info.context.require_actor()
+    loaders = info.context.loaders
+    asset: AssetRow | None = None
+    share: AssetShareRow | None = None
+    if event.kind != events.SNAPSHOT:
+        asset = await loaders.asset.load(event.asset_id)
+        if asset is not None:
+            share = await loaders.asset_share.load((event.asset_id, actor.user_id))
+    return library_events.reaches(actor, event, asset, share)
 
 
 def _ends_shot(event: events.ProjectEvent, shot_id: int, scene_id: int) -> bool:

@@ -15,7 +15,7 @@ from datetime import timedelta
 from services.accounts import accounts, invitations
 from services.database import Database
 from services.generation.engine import DELIVERY_RETENTION, prune_deliveries
-from services.realtime import recording
+from services.realtime import library_events, recording
 
 logger = logging.getLogger("studio.maintenance")
 
@@ -23,12 +23,14 @@ logger = logging.getLogger("studio.maintenance")
 @dataclass(frozen=True)
 class Tidied:
     """What one `tidy` round removed: counts of rows deleted (project events, access
-    tokens, invitations, webhook deliveries); all 0 when there was nothing to do."""
+    tokens, invitations, webhook deliveries, library events); all 0 when there was
+    nothing to do."""
 
     events: int
     tokens: int
     invitations: int = 0
     deliveries: int = 0
+    library_events: int = 0
 
 
 DELIVERY_BATCH = 1000
@@ -38,8 +40,9 @@ DELIVERY_BATCH = 1000
 async def tidy(
     db: Database, *, event_retention: timedelta, delivery_batch: int = DELIVERY_BATCH
 ) -> Tidied:
-    """One round: events older than the retention, then tokens and invitations past their
-    expiry, then webhook deliveries recorded over DELIVERY_RETENTION ago.
+    """One round: project and library events older than the retention, then tokens and
+    invitations past their expiry, then webhook deliveries recorded over
+    DELIVERY_RETENTION ago.
 
     A transaction per step, each committed on its own; deliveries go in batches of
     `delivery_batch` rows, a transaction each, until a batch comes back short. Logs
@@ -47,6 +50,8 @@ async def tidy(
     """
     async with db.transaction() as session:
         pruned = await recording.prune(session, older_than=event_retention)
+    async with db.transaction() as session:
+        library = await library_events.prune(session, older_than=event_retention)
     async with db.transaction() as session:
         purged = await accounts.purge_expired_tokens(session)
     async with db.transaction() as session:
@@ -60,16 +65,23 @@ async def tidy(
         delivered += batch
         if batch < delivery_batch:
             break
-    if pruned or purged or lapsed or delivered:
+    if pruned or purged or lapsed or delivered or library:
         logger.info(
-            "removed %d old project events, %d expired tokens, %d expired invitations "
-            "and %d old webhook deliveries",
+            "removed %d old project events, %d old library events, %d expired tokens, "
+            "%d expired invitations and %d old webhook deliveries",
             pruned,
+            library,
             purged,
             lapsed,
             delivered,
         )
-    return Tidied(events=pruned, tokens=purged, invitations=lapsed, deliveries=delivered)
+    return Tidied(
+        events=pruned,
+        tokens=purged,
+        invitations=lapsed,
+        deliveries=delivered,
+        library_events=library,
+    )
 
 
 async def run_forever(db: Database, *, event_retention: timedelta, every: float = 600.0) -> None:

@@ -308,6 +308,10 @@ class LibraryEventRow(SQLModel, table=True):
     share_level: str | None = Field(default=None, max_length=16)
     creator_id: int | None = Field(default=None, sa_type=IdType)
     at: datetime = _created()
+    # --- library events ---
+    # Of an ASSET_SHARED event: the user the share is to (it reaches them even once
+    # the share is revoked). Migration 0012.
+    recipient_id: int | None = Field(default=None, sa_type=IdType)
 
 
 class LibraryEventCounterRow(SQLModel, table=True):

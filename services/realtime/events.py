@@ -23,7 +23,8 @@ writes or publishes one by hand.
   that fails loses nothing: followers notice the gap, or are told to resync, and
   read the table.
 - Following. `feed.follow` is the ordered, gapless stream of one project's events
-  that every subscription is built on; see its docstring.
+  that every subscription is built on (`feed.follow_stream` of a `ProjectStream`; a
+  team's library events are followed the same way); see its docstring.
 
 Access changes (a member removed, a token revoked) are published the same way,
 to the user they concern, so that user's open subscriptions re-check access. A
@@ -46,6 +47,26 @@ from services.tables import (
 )
 
 CREATED, UPDATED, DELETED = "CREATED", "UPDATED", "DELETED"
+
+BOOKKEEPING = frozenset(
+    {
+        "dispatch_claimed_at",
+        "dispatch_claimed_by",
+        "submitted_at",
+        "failed_tries",
+        "resubmissions",
+        "attempt_id",  # which attempt a create's answer belongs to (services.generation)
+        "copy_attempts",
+        "animation_metadata",  # the provider input of an animation: not a GraphQL field
+        "imported",  # set once, when an image is recorded
+        "checked_at",
+        "provider_output",
+        "updated_at",
+        "created_at",
+    }
+)
+"""Columns no client sees (generation bookkeeping, timestamps): changing only these is
+not an event, in a project or a library."""
 SNAPSHOT = "SNAPSHOT"
 PROJECT_DELETED = "PROJECT_DELETED"
 

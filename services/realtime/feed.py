@@ -1,17 +1,20 @@
-"""Following a project's events: the ordered, gapless stream every subscription is built on.
+"""Following numbered events: the ordered, gapless stream every subscription is built on.
 
-`follow` subscribes to the bus first, then sends the current state (or replays from
-the events table after a cursor), then the live events; an event already sent is
-dropped, and a gap (a lost publish, a bus outage) is read from the table first.
+`follow_stream` subscribes to the bus first, then sends the current state (or replays
+from the events table after a cursor), then the live events; an event already sent is
+dropped, and a gap (a lost publish, a bus outage) is read from the table first. What
+it follows is a `Stream`: one project's events (`ProjectStream`, and `follow` for
+short) or one team's library events (`services.realtime.library_events`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -49,10 +52,11 @@ class CursorExpired(InvalidInput):
 
 
 class AccessLost(NotFound):
-    """The subscriber may no longer see the project (removed from its team, signed out)."""
+    """The subscriber may no longer see what they follow (removed from its team, signed
+    out): NOT_FOUND for `what` ("project", or "team" for a library feed)."""
 
-    def __init__(self) -> None:
-        super().__init__("project")
+    def __init__(self, what: str = "project") -> None:
+        super().__init__(what)
 
 
 PAGE = 500
@@ -80,25 +84,131 @@ async def events_after(
 
 
 async def check_cursor(session: AsyncSession, project_id: int, after: int) -> None:
-    """Raise unless every event after `after` is still in the table.
+    """Raise unless every event of the project after `after` is still in the table
+    (`check_stream_cursor` of its `ProjectStream`)."""
+    await check_stream_cursor(session, ProjectStream(project_id), after)
 
-    InvalidInput (INVALID_CURSOR, field `after`) for a number past the project's last
+
+class Event(Protocol):
+    """What a followed stream carries: events numbered 1, 2, 3... with a kind."""
+
+    @property
+    def sequence(self) -> int: ...
+
+    @property
+    def kind(self) -> str: ...
+
+
+E = TypeVar("E", bound=Event)
+
+
+class Stream(ABC, Generic[E]):
+    """One numbered sequence of events in a table, published live on one bus channel:
+    what `follow_stream` follows. Subclasses say where the events are kept and how
+    they read; `follow_stream` does the ordering, gaps, replays and access checks.
+    """
+
+    what: str = "project"
+    """What the stream is of, as NotFound names it when access is lost."""
+
+    @property
+    @abstractmethod
+    def channel(self) -> str:
+        """The bus channel its events are published on."""
+
+    @abstractmethod
+    async def last_sequence(self, session: AsyncSession) -> int:
+        """The number of its last recorded event (0 before the first)."""
+
+    @abstractmethod
+    async def first_kept(self, session: AsyncSession) -> int | None:
+        """The number of its first event still in the table (None: none is kept)."""
+
+    @abstractmethod
+    async def events_after(self, session: AsyncSession, after: int, limit: int) -> list[E]:
+        """Up to `limit` stored events numbered above `after`, in number order."""
+
+    @abstractmethod
+    def snapshot(self, sequence: int) -> E:
+        """The SNAPSHOT event marking `sequence` as the point a feed starts from."""
+
+    @abstractmethod
+    def from_message(self, message: Message) -> E:
+        """The event a bus message carries (KeyError, ValueError, TypeError if malformed)."""
+
+    def is_end(self, event: E) -> bool:
+        """Whether `event` ends the stream (sent, then the feed stops); none does by default."""
+        return False
+
+    async def end_after(self, session: AsyncSession, last: int) -> E | None:
+        """The event ending the stream if its subject is gone (read after the table's
+        last page, numbered after `last`); None while it lasts (the default)."""
+        return None
+
+
+class ProjectStream(Stream[ProjectEvent]):
+    """One project's events (`project_events`), ended by PROJECT_DELETED."""
+
+    def __init__(self, project_id: int) -> None:
+        self.project_id = project_id
+
+    @property
+    def channel(self) -> str:
+        return project_channel(self.project_id)
+
+    async def last_sequence(self, session: AsyncSession) -> int:
+        return await last_sequence(session, self.project_id)
+
+    async def first_kept(self, session: AsyncSession) -> int | None:
+        query = select(func.min(ProjectEventRow.sequence)).where(
+            ProjectEventRow.project_id == self.project_id
+        )
+        first: int | None = (await session.exec(query)).one()
+        return first
+
+    async def events_after(
+        self, session: AsyncSession, after: int, limit: int
+    ) -> list[ProjectEvent]:
+        return await events_after(session, self.project_id, after, limit=limit)
+
+    def snapshot(self, sequence: int) -> ProjectEvent:
+        return ProjectEvent(
+            self.project_id, sequence, SNAPSHOT, "Project", self.project_id, utcnow()
+        )
+
+    def from_message(self, message: Message) -> ProjectEvent:
+        return ProjectEvent.from_message(message)
+
+    def is_end(self, event: ProjectEvent) -> bool:
+        return event.kind == PROJECT_DELETED
+
+    async def end_after(self, session: AsyncSession, last: int) -> ProjectEvent | None:
+        # A deleted project keeps no events, and its last one may never have reached
+        # this process (published while the bus was down, or to a queue cut off), so
+        # the table read also notices the deletion itself.
+        if await session.get(ProjectRow, self.project_id) is not None:
+            return None
+        return ProjectEvent(
+            self.project_id, last + 1, PROJECT_DELETED, "Project", self.project_id, utcnow()
+        )
+
+
+async def check_stream_cursor(session: AsyncSession, stream: Stream[Any], after: int) -> None:
+    """Raise unless every event of `stream` after `after` is still in the table.
+
+    InvalidInput (INVALID_CURSOR, field `after`) for a number past the stream's last
     event; CursorExpired when events after it were pruned.
     """
-    last = await last_sequence(session, project_id)
+    last = await stream.last_sequence(session)
     if after > last:
         raise InvalidInput(
-            "That cursor is not one of this project's.", code="INVALID_CURSOR", field=("after",)
+            f"That cursor is not one of this {stream.what}'s.",
+            code="INVALID_CURSOR",
+            field=("after",),
         )
     if after == last:
         return
-    first = (
-        await session.exec(
-            select(func.min(ProjectEventRow.sequence)).where(
-                ProjectEventRow.project_id == project_id
-            )
-        )
-    ).one()
+    first = await stream.first_kept(session)
     if first is None or first > after + 1:
         raise CursorExpired
 
@@ -110,7 +220,7 @@ Allowed = bool | datetime
 allowed until then (the token's expiry), when access ends by itself."""
 
 
-async def follow(
+def follow(
     bus: EventBus,
     session: Opener,
     project_id: int,
@@ -122,14 +232,41 @@ async def follow(
     snapshot_on_resume: bool = False,
     recheck_every: float = 60.0,
 ) -> AsyncGenerator[ProjectEvent, None]:
-    """Every event of a project, in order, each once, for as long as the caller reads.
+    """Every event of a project, in order, each once: `follow_stream` of its `ProjectStream`."""
+    return follow_stream(
+        bus,
+        session,
+        ProjectStream(project_id),
+        after=after,
+        user_id=user_id,
+        still_allowed=still_allowed,
+        allowed_until=allowed_until,
+        snapshot_on_resume=snapshot_on_resume,
+        recheck_every=recheck_every,
+    )
+
+
+async def follow_stream(
+    bus: EventBus,
+    session: Opener,
+    stream: Stream[E],
+    *,
+    after: int | None,
+    user_id: int,
+    still_allowed: Callable[[], Awaitable[Allowed]],
+    allowed_until: datetime | None = None,
+    snapshot_on_resume: bool = False,
+    recheck_every: float = 60.0,
+) -> AsyncGenerator[E, None]:
+    """Every event of a stream, in order, each once, for as long as the caller reads.
 
     Subscribes to the bus first, then starts: with `after`, from the events table
     after that number (first a SNAPSHOT marking it, if `snapshot_on_resume`);
     without it, with a SNAPSHOT marking the current number.
     Live events then follow; one already seen is dropped, and one that leaves a
     gap (a lost publish, a bus outage) makes the table fill the gap first. A
-    reconnected bus says "resync", which also reads the table.
+    reconnected bus says "resync", which also reads the table. An event the
+    stream calls its end (`Stream.is_end`, PROJECT_DELETED) is sent last.
 
     Slow readers: when this reader falls `bus.queue_size` messages behind, the
     bus cuts its queue off; the feed then subscribes again and carries on from
@@ -148,34 +285,32 @@ async def follow(
     """
     async with session() as reading:
         if after is not None:
-            await check_cursor(reading, project_id, after)
+            await check_stream_cursor(reading, stream, after)
             last = after
         else:
             last = -1
-    checks = _Checks(still_allowed, recheck_every, allowed_until)
+    checks = _Checks(still_allowed, recheck_every, allowed_until, stream.what)
     first = True
     notices_lost = False
     while True:
-        async with bus.subscribe(
-            project_channel(project_id), access_channel(user_id), notices=_NOTICES
-        ) as live:
+        async with bus.subscribe(stream.channel, access_channel(user_id), notices=_NOTICES) as live:
             checks.watch(live, notices_lost=notices_lost)
             if first and (last == -1 or snapshot_on_resume):
                 if last == -1:
                     async with session() as reading:
-                        last = await last_sequence(reading, project_id)
+                        last = await stream.last_sequence(reading)
                 await checks.before_sending()
-                yield ProjectEvent(project_id, last, SNAPSHOT, "Project", project_id, utcnow())
+                yield stream.snapshot(last)
             first = False
             catch_up = True  # after (re)subscribing, the table first
             try:
                 while True:
                     if catch_up:
-                        async for missed in _read_table(session, project_id, last):
+                        async for missed in _read_table(session, stream, last):
                             await checks.before_sending()
                             last = missed.sequence
                             yield missed
-                            if missed.kind == PROJECT_DELETED:
+                            if stream.is_end(missed):
                                 return
                         catch_up = False
                     message = await _next_message(live, checks.seconds_left())
@@ -183,8 +318,8 @@ async def follow(
                         await checks.run()
                         catch_up = True
                         continue
-                    live_event = ProjectEvent.from_message(message)
-                    if live_event.kind == PROJECT_DELETED:
+                    live_event = stream.from_message(message)
+                    if stream.is_end(live_event):
                         await checks.before_sending()
                         yield live_event
                         return
@@ -196,8 +331,7 @@ async def follow(
                         catch_up = True  # a gap: a publish was lost; the table has it
             except SubscriberTooSlow:
                 logger.info(
-                    "a subscriber of project %s fell behind; reading on from the table",
-                    project_id,
+                    "a subscriber of %s fell behind; reading on from the table", stream.channel
                 )
                 notices_lost = True
 
@@ -220,8 +354,10 @@ class _Checks:
         still_allowed: Callable[[], Awaitable[Allowed]],
         recheck_every: float,
         allowed_until: datetime | None,
+        what: str = "project",
     ) -> None:
         self._still_allowed = still_allowed
+        self._what = what
         self._recheck_every = recheck_every
         self._clock = asyncio.get_running_loop().time
         self._check_at = self._due_after(allowed_until)
@@ -248,7 +384,7 @@ class _Checks:
             self._notices_seen = self._live.notices_received
         allowed = await self._still_allowed()
         if allowed is False:
-            raise AccessLost
+            raise AccessLost(self._what)
         self._check_at = self._due_after(allowed if isinstance(allowed, datetime) else None)
 
     async def before_sending(self) -> None:
@@ -278,24 +414,18 @@ async def _next_message(live: Subscription, within: float) -> Message | None:
         return None
 
 
-async def _read_table(session: Opener, project_id: int, after: int) -> AsyncIterator[ProjectEvent]:
-    """The stored events after `after`; then, if the project is gone, its PROJECT_DELETED.
-
-    A deleted project keeps no events, and its last one may never have reached
-    this process (published while the bus was down, or to a queue cut off), so
-    the table read that follows also notices the deletion itself.
-    """
+async def _read_table(session: Opener, stream: Stream[E], after: int) -> AsyncIterator[E]:
+    """The stored events after `after`; then, if the stream's subject is gone, its end."""
     while True:
         async with session() as reading:
-            page = await events_after(reading, project_id, after)
-            gone = len(page) < PAGE and await reading.get(ProjectRow, project_id) is None
+            page = await stream.events_after(reading, after, PAGE)
+            end = None
+            if len(page) < PAGE:
+                end = await stream.end_after(reading, page[-1].sequence if page else after)
         for item in page:
             yield item
-        if gone:
-            last = page[-1].sequence if page else after
-            yield ProjectEvent(
-                project_id, last + 1, PROJECT_DELETED, "Project", project_id, utcnow()
-            )
+        if end is not None:
+            yield end
             return
         if len(page) < PAGE:
             return

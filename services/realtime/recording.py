@@ -19,8 +19,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.library.tables import AssetShareRow
+from services.realtime import library_recording
 from services.realtime.bus import EventBus
 from services.realtime.events import (
+    BOOKKEEPING,
     CREATED,
     DELETED,
     PROJECT_DELETED,
@@ -54,23 +56,7 @@ TRACKED: dict[type, str] = {
     StoryboardSelectionRow: "StoryboardSelection",
 }
 # Bookkeeping no client sees: changing only these is not an event.
-_INTERNAL = frozenset(
-    {
-        "dispatch_claimed_at",
-        "dispatch_claimed_by",
-        "submitted_at",
-        "failed_tries",
-        "resubmissions",
-        "attempt_id",  # which attempt a create's answer belongs to (services.generation)
-        "copy_attempts",
-        "animation_metadata",  # the provider input of an animation: not a GraphQL field
-        "imported",  # set once, when an image is recorded
-        "checked_at",
-        "provider_output",
-        "updated_at",
-        "created_at",
-    }
-)
+_INTERNAL = BOOKKEEPING
 
 
 @dataclass
@@ -104,10 +90,12 @@ def _changed_fields(row: Any) -> list[str]:
 
 
 def _note(session: Session, row: Any, change: str) -> None:
+    if change != CREATED:  # gaining access needs no notice; losing it does
+        _note_access(session, row)
+    if library_recording.note(session, row, change):
+        return
     node_type = TRACKED.get(type(row))
     if node_type is None:
-        if change != CREATED:  # gaining access needs no notice; losing it does
-            _note_access(session, row)
         return
     fields = _changed_fields(row) if change == UPDATED else []
     if change == UPDATED and not fields:
@@ -158,6 +146,7 @@ def forget_pending(session: Session) -> None:
     """The `after_rollback` hook of our sessions: a rolled-back write has no event."""
     session.info.pop(_PENDING, None)
     session.info.pop(_OUTBOX, None)
+    library_recording.forget(session)
 
 
 Outbox = list[tuple[str, dict[str, Any]]]
@@ -166,13 +155,23 @@ Outbox = list[tuple[str, dict[str, Any]]]
 async def record(session: AsyncSession) -> Outbox:
     """Number and store the changes of this transaction; what to publish once it commits.
 
-    Call last in a write transaction (`Database.transaction()` does).
+    Call last in a write transaction (`Database.transaction()` does). Project events
+    first, then library events (`library_recording`): every writer takes its counter
+    rows in that one order.
     """
     await session.flush()
     pending: dict[tuple[str, int], _Change] = session.info.pop(_PENDING, {})
     outbox: Outbox = session.info.pop(_OUTBOX, [])
-    if not pending:
-        return outbox
+    if pending:
+        await _record_projects(session, pending, outbox)
+    outbox.extend(await library_recording.record(session))
+    return outbox
+
+
+async def _record_projects(
+    session: AsyncSession, pending: dict[tuple[str, int], _Change], outbox: Outbox
+) -> None:
+    """Number and store the noted project changes, adding their messages to `outbox`."""
     changes = list(pending.values())
     shots = {c.shot_id for c in changes if c.project_id is None and c.shot_id is not None}
     project_of_shot: dict[int, int] = {}
@@ -227,7 +226,6 @@ async def record(session: AsyncSession) -> Outbox:
             ],
         )
         outbox.extend((project_channel(project_id), e.message()) for e in events)
-    return outbox
 
 
 async def _take_numbers(session: AsyncSession, project_id: int, count: int) -> int:

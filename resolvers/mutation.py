@@ -2,7 +2,7 @@
 
 import strawberry
 
-from resolvers import accounts, generation, invitations, storyboard
+from resolvers import accounts, constellation, generation, invitations, storyboard
 from schema.operations import PUBLIC
 
 
@@ -125,4 +125,11 @@ class Mutation:
     retry_generation = strawberry.mutation(
         resolver=generation.retry_generation,
         description="Start a FAILED or CANCELED image or animation again.",
+    )
+
+    # --- constellation ---
+    set_constellation_position = strawberry.mutation(
+        resolver=constellation.set_constellation_position,
+        description="Pin an asset (EDIT on it), or a cluster's centre (a writer's role in its "
+        "team), at a position of the constellation map; layouts never move it again.",
     )

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers import library
+from resolvers import constellation, library
 from schema import nodes
 from schema.accounts import Team, User
 from schema.connections import MAX_PAGE, PageInfo, ProjectConnection, ProjectEdge
@@ -130,3 +130,11 @@ class Query:
     def generation_models(self, info: Info) -> list[GenerationModel]:
         info.context.require_actor()
         return [GenerationModel.from_model(model) for model in catalog.MODELS]
+
+    # --- constellation ---
+    constellation = strawberry.field(
+        resolver=constellation.constellation_map,
+        description="A team's library as a map: the assets you may see, placed by shared "
+        "tags in regions by category, their lineage and their clusters; null unless you are "
+        "a member of the team. Assets without a position are placed when it is read.",
+    )

@@ -78,22 +78,19 @@ class ConstellationNode:
     @classmethod
     def from_node(cls, node: MapNode) -> ConstellationNode:
         """The GraphQL node of a visible map node."""
-        row = node.row
         return cls(
-            id=ids.encode("Asset", row.id),
-            name=row.name,
-            kind=AssetKind(row.kind),
-            tags=list(row.tags or []),
-            category=row.category,
-            mood=row.mood,
-            scene_type=SceneType(row.scene_type) if row.scene_type else None,
-            x=row.constellation_x,
-            y=row.constellation_y,
-            cluster_id=encode_cluster(row.team_id, row.constellation_cluster)
-            if row.constellation_cluster
-            else None,
+            id=ids.encode("Asset", node.id),
+            name=node.name,
+            kind=AssetKind(node.kind),
+            tags=list(node.tags),
+            category=node.category,
+            mood=node.mood,
+            scene_type=SceneType(node.scene_type) if node.scene_type else None,
+            x=node.x,
+            y=node.y,
+            cluster_id=encode_cluster(node.team_id, node.cluster) if node.cluster else None,
             has_lineage=node.has_lineage,
-            pinned=row.position_pinned,
+            pinned=node.pinned,
             node=node,
         )
 
@@ -102,7 +99,7 @@ class ConstellationNode:
         "null until it is made."
     )
     def thumbnail_url(self, info: Info) -> str | None:
-        key = self.node.row.thumbnail_key
+        key = self.node.thumbnail_key
         if key is None:
             return None
         if self.node.through_team:
@@ -111,7 +108,7 @@ class ConstellationNode:
 
     @strawberry.field(description="The asset itself, for everything else about it.")
     async def asset(self, info: Info) -> Asset | None:
-        return await load_asset(info, self.node.row.id)
+        return await load_asset(info, self.node.id)
 
 
 @strawberry.type(description="A lineage step on the map: from a parent asset to its child.")

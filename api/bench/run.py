@@ -159,7 +159,7 @@ async def run(postgres_admin_url: str | None) -> int:
             print("Storyboard API on PostgreSQL:")
             print("\n".join(lines))
     print("Constellation map (layout only, CPU):")
-    constellation = bench_constellation.layout_figures()
+    constellation = bench_constellation.layout_figures() + await bench_constellation.map_figures()
     print("\n".join(constellation), flush=True)
     unmeasured += sum("not measured" in line for line in constellation)
     print("Realtime (subscriptions over WebSocket):")

@@ -124,7 +124,10 @@ class Layout:
 
 def basis_of(tags: Iterable[str], category: str | None) -> str:
     """A 16-hex-digit digest of an asset's tags (as a set) and category."""
-    text = json.dumps([sorted(set(tags)), category], ensure_ascii=False)
+    # NUL cannot occur in stored text (services.validation.storable); at worst a collision
+    # would leave a changed asset where it was.
+    marked = "N" if category is None else "C" + category
+    text = "\x00".join(sorted(set(tags))) + "\x00\x00" + marked
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

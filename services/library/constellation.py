@@ -212,17 +212,23 @@ async def _store(session: AsyncSession, team_id: int, layout: layouts.Layout) ->
     if layout.new_clusters:
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         rows = [
-            {"team_id": team_id, "key": key, "label": "", "x": x, "y": y, "pinned": False}
+            {
+                "team_id": team_id,
+                "key": key,
+                "label": layout.labels.get(key, "")[:200],
+                "x": x,
+                "y": y,
+                "pinned": False,
+                "updated_at": now,
+            }
             for key, (x, y) in sorted(layout.new_clusters.items())
         ]
-        for row in rows:
-            row["label"] = layout.labels.get(str(row["key"]), "")
-            row["updated_at"] = now
         # Another process may have stored the same (deterministic) cluster meanwhile.
         await connection.execute(
             dialect.insert(ConstellationClusterRow).on_conflict_do_nothing(), rows
         )
-    if layout.labels:
+    existing = {k: v for k, v in layout.labels.items() if k not in layout.new_clusters}
+    if existing:
         await connection.execute(
             update(ConstellationClusterRow)
             .where(
@@ -231,7 +237,7 @@ async def _store(session: AsyncSession, team_id: int, layout: layouts.Layout) ->
                 col(ConstellationClusterRow.pinned).is_(False),
             )
             .values(label=bindparam("pl"), updated_at=now),
-            [{"pk": key, "pl": label[:200]} for key, label in sorted(layout.labels.items())],
+            [{"pk": key, "pl": label[:200]} for key, label in sorted(existing.items())],
         )
     if layout.empty:
         await connection.execute(

@@ -113,8 +113,9 @@ class Placement:
 @dataclass
 class Layout:
     """What to store: `placements` by asset id; `new_clusters` (key -> centre) to create;
-    `labels` (key -> team-wide label, for stored clusters not pinned); `empty` the keys of
-    unpinned stored clusters with no assets left."""
+    `labels` (key -> label from the dominant tags of all the team's assets in it, for the
+    clusters not pinned: bookkeeping, never shown, since a viewer's label comes from what
+    they may see); `empty` the keys of unpinned stored clusters with no assets left."""
 
     placements: dict[int, Placement] = field(default_factory=dict)
     new_clusters: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -231,7 +232,7 @@ def _place(
     centres = {key: (c.x, c.y) for key, c in stored.items()}
     _new_centres(members, category_of_key, stored, centres, layout)
     for key, group in sorted(members.items()):
-        if key in stored and not stored[key].pinned:
+        if key not in stored or not stored[key].pinned:
             layout.labels[key] = label_of(dominant_tags(a.tags for a in group))
         moving = [a for a in group if a.needs_layout]
         if not moving:

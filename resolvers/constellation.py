@@ -6,13 +6,13 @@ import strawberry
 
 from resolvers.writing import returns_user_errors, write
 from schema import ids, nodes
+from schema.cluster_ids import decode_cluster
 from schema.constellation import (
     Constellation,
     ConstellationCluster,
     ConstellationNode,
     SetConstellationPositionInput,
     SetConstellationPositionPayload,
-    decode_cluster,
 )
 from schema.context import Info
 from services.errors import InvalidInput

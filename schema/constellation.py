@@ -1,50 +1,21 @@
 """The constellation map as GraphQL types: nodes, lineage edges and tag clusters of a team's
 library, as one viewer sees them (`services.library.constellation`).
 
-A cluster is not a Node: its ID is opaque like one ("ConstellationCluster:<team>:<key>"
-in base64) and is accepted by `setConstellationPosition` only.
+A cluster is not a Node: its ID is opaque like one (`schema.cluster_ids`) and is
+accepted by `setConstellationPosition` only.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 import strawberry
 
 from schema import ids
+from schema.cluster_ids import encode_cluster
 from schema.context import Info
 from schema.errors import UserError
 from schema.library import Asset, load_asset
-from services.errors import InvalidInput
 from services.library.constellation import ConstellationMap, MapCluster, MapEdge, MapNode
 from services.library.tables import AssetKind, EvolutionType, SceneType
-
-CLUSTER = "ConstellationCluster"
-
-
-def encode_cluster(team_id: int, key: str) -> strawberry.ID:
-    """The opaque ID of a team's cluster."""
-    return strawberry.ID(base64.b64encode(f"{CLUSTER}:{team_id}:{key}".encode()).decode())
-
-
-def decode_cluster(global_id: str, *, field: tuple[str, ...] = ("clusterId",)) -> tuple[int, str]:
-    """The (team id, key) of a cluster ID; InvalidInput (INVALID_ID) for anything else."""
-    invalid = InvalidInput("That is not a valid cluster ID.", code="INVALID_ID", field=field)
-    if len(global_id) > 200:
-        raise invalid
-    try:
-        text = base64.b64decode(global_id, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise invalid from None
-    kind, _, rest = text.partition(":")
-    team, _, key = rest.partition(":")
-    if kind != CLUSTER or not team.isdecimal() or not 0 < len(team) <= 19 or not key:
-        raise invalid
-    team_id = int(team)
-    if not 1 <= team_id <= ids.MAX_PK or len(key) > 64:
-        raise invalid
-    return team_id, key
 
 
 @strawberry.type(

@@ -12,13 +12,13 @@ from sqlmodel import col, select
 
 import migrations
 from schema import ids
-from schema.constellation import encode_cluster
+from schema.cluster_ids import decode_cluster, encode_cluster
 from services.accounts import accounts
 from services.database import Database
 from services.errors import InvalidInput
 from services.library import constellation
 from services.library.constellation_layout import LayoutAsset, compute
-from services.library.tables import AssetRow
+from services.library.tables import AssetRow, ConstellationClusterRow
 from tests import factories
 
 MAP = """query($t: ID!) { constellation(teamId: $t) {
@@ -209,6 +209,18 @@ async def test_new_assets_are_placed_without_moving_placed_or_pinned_ones(db: Da
     }
     assert pinned["cluster"] is None
     before[assets[0]] = (500.5, -250.0)
+    seen = await factories.gql(
+        db,
+        "query($id: ID!) { asset(id: $id) { constellationPosition { x y clusterId pinned } } }",
+        {"id": assets[0]},
+        token=ann.token,
+    )
+    assert seen["asset"]["constellationPosition"] == {
+        "x": 500.5,
+        "y": -250.0,
+        "clusterId": pinned["node"]["clusterId"],
+        "pinned": True,
+    }
     # New assets: some of known themes, some of a new one in a new category.
     added = [
         await factories.library_asset(db, ann, tags=["neon", "rain"], category="environments"),
@@ -296,9 +308,6 @@ async def test_a_pinned_cluster_moves_its_unpinned_nodes_and_keeps_its_centre(
 
 
 async def _stored_centre(db: Database, cluster_id: str) -> tuple[float, float]:
-    from schema.constellation import decode_cluster
-    from services.library.tables import ConstellationClusterRow
-
     team_id, key = decode_cluster(cluster_id)
     async with db.session() as session:
         row = await session.get(ConstellationClusterRow, (team_id, key))

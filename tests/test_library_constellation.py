@@ -241,6 +241,33 @@ async def test_new_assets_are_placed_without_moving_placed_or_pinned_ones(db: Da
     assert node[added[2]]["clusterId"] == node[assets[4]]["clusterId"]  # joins the desert
 
 
+async def test_a_layout_stored_after_a_pin_leaves_the_pinned_asset_where_it_was_put(
+    db: Database,
+) -> None:
+    ann = await factories.account(db)
+    assets = await _library(db, ann)
+    team = ids.decode(ann.team_id, "Team")
+    async with db.session() as session:
+        stored = await constellation._layout_input(session, team)
+    layout = compute(*stored)  # computed before the pin below, stored after it
+    await factories.mutate_ok(
+        db,
+        "setConstellationPosition",
+        {"assetId": assets[2], "x": 7, "y": 8},
+        PIN,
+        token=ann.token,
+    )
+    async with db.transaction() as session:
+        await constellation._store(session, team, layout)
+    found = {n["id"]: n for n in (await _map(db, ann, ann.team_id))["nodes"]}
+    assert (found[assets[2]]["x"], found[assets[2]]["y"], found[assets[2]]["pinned"]) == (
+        7.0,
+        8.0,
+        True,
+    )
+    assert found[assets[3]]["x"] == layout.placements[ids.decode(assets[3], "Asset")].x
+
+
 async def test_an_asset_whose_tags_change_is_placed_again(db: Database) -> None:
     ann = await factories.account(db)
     assets = await _library(db, ann)

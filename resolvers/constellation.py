@@ -43,6 +43,9 @@ async def set_constellation_position(
         strawberry.argument(description="What to pin (an asset or a cluster), and where."),
     ],
 ) -> SetConstellationPositionPayload:
+    """Pin an asset, or a cluster's centre, at (x, y): one of `assetId` and `clusterId`,
+    else INVALID_INPUT; every other failure is the service's (see `services.library.
+    constellation.pin_asset` and `pin_cluster`), as `userErrors`, changing nothing."""
     if (input.asset_id is None) == (input.cluster_id is None):
         raise InvalidInput(
             "Give exactly one of assetId and clusterId.", code="INVALID_INPUT", field=()

@@ -103,6 +103,24 @@ def test_the_layout_is_a_function_of_the_data_not_of_the_run_or_input_order() ->
     )
 
 
+def test_cluster_keys_carry_nothing_of_the_tags() -> None:
+    """A cluster's ID must not let a viewer confirm a guess at a tag they may not see."""
+    rng = random.Random(5)  # noqa: S311 - sample data
+    words = ["neon", "rain", "night", "desert", "dunes", "forest", "moss"]
+    assets = [
+        LayoutAsset(id=n, tags=tuple(rng.sample(words, 2)), category="c") for n in range(1, 80)
+    ]
+    renamed = [
+        LayoutAsset(id=a.id, tags=tuple("secret-" + t for t in a.tags), category="c")
+        for a in assets
+    ]
+    first, second = compute(assets, []), compute(renamed, [])
+    assert {k: p.cluster for k, p in first.placements.items()} == {
+        k: p.cluster for k, p in second.placements.items()
+    }
+    assert first.new_clusters == second.new_clusters
+
+
 async def test_the_same_data_gives_the_same_map_across_teams_runs_and_a_fresh_database(
     db: Database, empty_database_url: str
 ) -> None:

@@ -10,7 +10,9 @@ gives the same output (bit for bit, on one machine):
    increments). Leiden community detection (modularity, igraph's RNG seeded) groups
    the tags; a community is named by its most frequent tag, its *anchor*. An asset
    belongs to the community holding most of its tags, and its cluster is that
-   community within its category: `cluster_key(category, anchor)`.
+   community within its category: the stored cluster it continues (the one holding
+   most placed assets of that community and category), or a new one keyed by
+   `founded_key` (never by tags, which some viewers may not see).
 2. Regions. Each category is a horizontal band of the plane. Categories are taken
    in name order; a band already on the map keeps its place, a new one goes below
    everything drawn so far. A new cluster is placed in its category's band, to the
@@ -33,7 +35,6 @@ new position; a pinned asset without a cluster gets one. Coordinates are map uni
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import random
 import threading
@@ -132,11 +133,17 @@ def basis_of(tags: Iterable[str], category: str | None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def cluster_key(category: str | None, anchor: str) -> str:
-    """The stable key of the cluster of `anchor`'s community within `category` (16 hex
-    digits: a key names a cluster, it does not spell out its tags)."""
-    text = json.dumps([category, anchor], ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def founded_key(first_asset_id: int, taken: Iterable[str] = ()) -> str:
+    """The key of a new cluster whose first asset (smallest id) is `first_asset_id`: 16 hex
+    digits of a digest, not in `taken`. Never made from tags, which some viewers of the
+    map may not be allowed to see; a stored cluster keeps its key for good."""
+    used = set(taken)
+    attempt = 0
+    while True:
+        key = hashlib.sha256(f"cluster:{first_asset_id}:{attempt}".encode()).hexdigest()[:16]
+        if key not in used:
+            return key
+        attempt += 1
 
 
 def cluster_radius(size: int) -> float:
@@ -209,29 +216,41 @@ def _place(
     # Which stored cluster each (category, community) continues: the one holding most of
     # its placed assets. A new asset joins it, so a community whose anchor changed (new
     # tags tipped the count) does not split into a second cluster.
+    # Ties and orders go by asset ids (their order, the same in any database holding the
+    # same data), never by keys, which differ between databases.
     votes: Counter[tuple[str | None, str, str]] = Counter()
+    first: dict[str, int] = {}
     for a in assets:
         if not a.needs_layout and a.cluster is not None:
             key_of[a.id] = a.cluster
             category_of_key.setdefault(a.cluster, a.category)
+            first.setdefault(a.cluster, a.id)
             votes[(a.category, community[a.id], a.cluster)] += 1
     continued: dict[tuple[str | None, str], str] = {}
     for (category, anchor, key), _ in sorted(
-        votes.items(), key=lambda kv: (-kv[1], kv[0][0] or "", kv[0][1], kv[0][2])
+        votes.items(), key=lambda kv: (-kv[1], first[kv[0][2]])
     ):
         continued.setdefault((category, anchor), key)
+    founding: dict[tuple[str | None, str], list[LayoutAsset]] = defaultdict(list)
     for a in assets:
         if a.id not in key_of:
             place = (a.category, community[a.id])
-            key = continued.get(place) or cluster_key(*place)
-            key_of[a.id] = key
-            category_of_key.setdefault(key, a.category)
+            if place in continued:
+                key_of[a.id] = continued[place]
+            else:
+                founding[place].append(a)
+    taken = set(stored) | set(key_of.values())
+    for group in sorted(founding.values(), key=lambda g: g[0].id):
+        key = founded_key(group[0].id, taken)
+        taken.add(key)
+        category_of_key[key] = group[0].category
+        key_of.update((a.id, key) for a in group)
     members: dict[str, list[LayoutAsset]] = defaultdict(list)
     for a in assets:
         members[key_of[a.id]].append(a)
     centres = {key: (c.x, c.y) for key, c in stored.items()}
     _new_centres(members, category_of_key, stored, centres, layout)
-    for key, group in sorted(members.items()):
+    for key, group in sorted(members.items(), key=lambda kv: kv[1][0].id):
         if key not in stored or not stored[key].pinned:
             layout.labels[key] = label_of(dominant_tags(a.tags for a in group))
         moving = [a for a in group if a.needs_layout]
@@ -261,7 +280,7 @@ def _new_centres(
     band: dict[str | None, float] = {}
     right: dict[str | None, float] = {}
     bottom = -GAP
-    for key in sorted(k for k in members if k in stored):
+    for key in sorted((k for k in members if k in stored), key=lambda k: members[k][0].id):
         x, y = stored[key].x, stored[key].y
         radius = cluster_radius(len(members[key]))
         category = category_of_key[key]
@@ -272,7 +291,7 @@ def _new_centres(
     for key in new:
         by_category[category_of_key[key]].append(key)
     for category in sorted(by_category, key=lambda c: (c is not None, c or "")):
-        keys = sorted(by_category[category], key=lambda k: (-len(members[k]), k))
+        keys = sorted(by_category[category], key=lambda k: (-len(members[k]), members[k][0].id))
         tallest = max(cluster_radius(len(members[k])) for k in keys)
         if category not in band:
             band[category] = bottom + GAP + tallest
@@ -294,6 +313,8 @@ def _positions(
 ) -> dict[int, tuple[float, float]]:
     """Positions (map units) for the `free` assets of one cluster `group`, by
     Fruchterman-Reingold on assets and tags, its placed assets fixed."""
+    # Each cluster from the same seed: its layout depends on its own assets alone.
+    igraph.set_random_number_generator(random.Random(SEED))  # noqa: S311 - a layout
     radius = cluster_radius(len(group))
     moving = {a.id for a in free}
     fixed = [a for a in group if a.id not in moving and a.x is not None and a.y is not None]

@@ -158,7 +158,7 @@ async def run(postgres_admin_url: str | None) -> int:
         else:
             print("Storyboard API on PostgreSQL:")
             print("\n".join(lines))
-    print("Constellation map (layout only, CPU):")
+    print("Constellation map (10,000 assets with realistic tags):")
     constellation = bench_constellation.layout_figures() + await bench_constellation.map_figures()
     print("\n".join(constellation), flush=True)
     unmeasured += sum("not measured" in line for line in constellation)

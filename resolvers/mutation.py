@@ -2,7 +2,7 @@
 
 import strawberry
 
-from resolvers import accounts, generation, invitations, sharing, storyboard
+from resolvers import accounts, constellation, generation, invitations, sharing, storyboard
 from resolvers import collections as collection_resolvers
 from schema.operations import PUBLIC
 
@@ -170,4 +170,10 @@ class Mutation:
         resolver=sharing.set_share_level,
         description="Set who sees an asset you hold ADMIN on besides its shares: PRIVATE, TEAM "
         "or PUBLIC.",
+    )
+    # --- constellation ---
+    set_constellation_position = strawberry.mutation(
+        resolver=constellation.set_constellation_position,
+        description="Pin an asset (EDIT on it), or a cluster's centre (a writer's role in its "
+        "team), at a position of the constellation map; layouts never move it again.",
     )

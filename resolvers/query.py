@@ -5,7 +5,7 @@ from typing import Annotated
 import strawberry
 
 from resolvers import collections as collection_resolvers
-from resolvers import library, sharing
+from resolvers import constellation, library, sharing
 from schema import nodes
 from schema.accounts import Team, User
 from schema.connections import MAX_PAGE, PageInfo, ProjectConnection, ProjectEdge
@@ -146,4 +146,11 @@ class Query:
     shared_with_me = strawberry.field(
         resolver=sharing.shared_with_me,
         description="The assets shared with you by shares in force, newest share first.",
+    )
+    # --- constellation ---
+    constellation = strawberry.field(
+        resolver=constellation.constellation_map,
+        description="A team's library as a map: the assets you may see, placed by shared "
+        "tags in regions by category, their lineage and their clusters; null unless you are "
+        "a member of the team. Assets without a position are placed when it is read.",
     )

@@ -15,6 +15,7 @@ from strawberry.scalars import JSON
 
 from schema import ids
 from schema.accounts import Team, User
+from schema.cluster_ids import encode_cluster
 from schema.context import Info
 from schema.node import Node
 from schema.scalars import stored_json
@@ -240,6 +241,35 @@ class Asset(Node):
         from schema.sharing import shares_of  # schema.sharing builds on this module
 
         return await shares_of(info, self)
+
+    # --- constellation ---
+    @strawberry.field(
+        description="Its place on its team's constellation map; null until the map has "
+        "placed it (reading `constellation(teamId)` does)."
+    )
+    def constellation_position(self) -> ConstellationPosition | None:
+        row = self.row
+        if row.constellation_x is None or row.constellation_y is None:
+            return None
+        cluster = row.constellation_cluster
+        return ConstellationPosition(
+            x=row.constellation_x,
+            y=row.constellation_y,
+            cluster_id=encode_cluster(row.team_id, cluster) if cluster else None,
+            pinned=row.position_pinned,
+        )
+
+
+@strawberry.type(description="Where an asset sits on its team's constellation map.")
+class ConstellationPosition:
+    x: float = strawberry.field(description="Horizontal position, in map units.")
+    y: float = strawberry.field(description="Vertical position, in map units.")
+    cluster_id: strawberry.ID | None = strawberry.field(
+        description="The ID of its cluster (as in `constellation(teamId).clusters`)."
+    )
+    pinned: bool = strawberry.field(
+        description="Whether it was put there by hand; a layout never moves it."
+    )
 
 
 async def load_asset(info: Info, asset_id: int | None) -> Asset | None:

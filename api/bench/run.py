@@ -137,6 +137,7 @@ async def _with_postgres(admin_url: str) -> list[str]:
 
 async def run(postgres_admin_url: str | None) -> int:
     """Print every figure; the number of figures that could not be measured."""
+    from api.bench import constellation as bench_constellation
     from api.bench import generation as bench_generation
     from api.bench import realtime as bench_realtime
 
@@ -157,6 +158,10 @@ async def run(postgres_admin_url: str | None) -> int:
         else:
             print("Storyboard API on PostgreSQL:")
             print("\n".join(lines))
+    print("Constellation map (10,000 assets with realistic tags):")
+    constellation = bench_constellation.layout_figures() + await bench_constellation.map_figures()
+    print("\n".join(constellation), flush=True)
+    unmeasured += sum("not measured" in line for line in constellation)
     print("Realtime (subscriptions over WebSocket):")
     realtime = await bench_realtime.run_all()
     print("\n".join(realtime), flush=True)

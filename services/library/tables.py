@@ -175,6 +175,10 @@ class AssetRow(SQLModel, table=True):
     constellation_y: float | None = None
     constellation_cluster: str | None = Field(default=None, max_length=64)
     position_pinned: bool = False
+    # --- constellation (migration 0013) ---
+    # A digest of the tags and category the stored position was computed from: when it
+    # no longer matches, the next layout places the asset again (unless it is pinned).
+    constellation_basis: str | None = Field(default=None, max_length=32)
     # Generation bookkeeping of regenerateAsset, as on ShotImageRow (services.generation):
     # `generation_status` a GenerationStatus name while or after one runs, else NULL.
     generation_status: str | None = Field(default=None, max_length=16)

@@ -47,6 +47,7 @@ QUIET = BOOKKEEPING | {
     "constellation_x",
     "constellation_y",
     "constellation_cluster",
+    "constellation_basis",
     "position_pinned",
     "shot_image_id",
     "selection_id",

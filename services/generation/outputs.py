@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_
 from sqlmodel import col, select
 
+from services.generation.kinds import keep_asset_file, output_destination
 from services.generation.statuses import Row, advance, load_row, set_status, status_of
+from services.library.tables import AssetRow
 from services.outbound import (
     FetchError,
     FetchGone,
     FetchUnavailable,
-    MediaKind,
 )
 from services.storyboard import workflow
 from services.storyboard.projects import lock_project_row
@@ -73,10 +74,12 @@ class OutputCopying:
         self,
         image_ids: Sequence[int | None] | None = None,
         selection_ids: Sequence[int | None] | None = None,
+        asset_ids: Sequence[int | None] | None = None,
         *,
         wait: bool = True,
     ) -> None:
-        """Copy finished outputs and imported images into storage: the given rows, or a batch.
+        """Copy finished outputs and imported images into storage: the given rows, or a batch
+        (of each table whose ids are None).
 
         Rows never tried come first, then those whose last failed try is at least
         `copy_retry_seconds` old, oldest first: a copy that keeps failing waits its
@@ -98,11 +101,15 @@ class OutputCopying:
         selection_outputs = col(StoryboardSelectionRow.provider_output).is_not(None) & (
             StoryboardSelectionRow.animation_status == GenerationStatus.PROCESSING
         )
+        asset_outputs = col(AssetRow.provider_output).is_not(None) & (
+            AssetRow.generation_status == GenerationStatus.PROCESSING
+        )
         found: list[tuple[type[Row], int, bool]] = []
         async with self.db.session() as session:
             for table, waiting, imported, wanted in (
                 (ShotImageRow, image_outputs, False, image_ids),
                 (StoryboardSelectionRow, selection_outputs, False, selection_ids),
+                (AssetRow, asset_outputs, False, asset_ids),
                 (ShotImageRow, imports, True, image_ids),
             ):
                 query = (
@@ -163,10 +170,7 @@ class OutputCopying:
                 url = row.provider_output[0]
             else:
                 return
-            if isinstance(row, ShotImageRow):
-                key_base, expect = f"images/{row.shot_id}/{row_id}", MediaKind.IMAGE
-            else:
-                key_base, expect = f"videos/{row.project_id}/{row_id}", MediaKind.VIDEO
+            key_base, expect = output_destination(row, row_id)
         fetcher = self.import_fetcher if imported else self.output_fetcher
         try:
             fetched = await fetcher.fetch(url, expect=expect)
@@ -180,8 +184,8 @@ class OutputCopying:
         key = f"{key_base}-{secrets.token_hex(4)}{fetched.extension}"
         await self.storage.put(key, fetched.data, content_type=fetched.content_type)
         async with self.db.transaction() as session:
-            # An image is locked at once; a selection after its project, below.
-            row = await load_row(session, table, row_id, lock=table is ShotImageRow)
+            # An image or asset is locked at once; a selection after its project, below.
+            row = await load_row(session, table, row_id, lock=table is not StoryboardSelectionRow)
             project: ProjectRow | None = None
             if isinstance(row, StoryboardSelectionRow):
                 # A finished animation may advance the project's status: lock the project
@@ -206,6 +210,8 @@ class OutputCopying:
             if isinstance(row, ShotImageRow):
                 row.storage_key = key
                 row.image_url = None
+            elif isinstance(row, AssetRow):
+                keep_asset_file(row, key, fetched)
             else:
                 row.video_storage_key = key
                 row.animated_video_url = None

@@ -2,7 +2,7 @@
 
 import strawberry
 
-from resolvers import accounts, generation, invitations, storyboard
+from resolvers import accounts, evolution, generation, invitations, storyboard
 from schema.operations import PUBLIC
 
 
@@ -125,4 +125,21 @@ class Mutation:
     retry_generation = strawberry.mutation(
         resolver=generation.retry_generation,
         description="Start a FAILED or CANCELED image or animation again.",
+    )
+
+    # --- evolution: duplicate, remix, regenerate ---
+    duplicate_asset = strawberry.mutation(
+        resolver=evolution.duplicate_asset,
+        description="Copy an asset exactly (a READY DUPLICATE sharing its file) as its next "
+        "lineage version; counts a duplicate on the original. Needs EDIT and `canDuplicate`.",
+    )
+    remix_asset = strawberry.mutation(
+        resolver=evolution.remix_asset,
+        description="Make a DRAFT REMIX of an asset with a new prompt, recording the words "
+        "added and removed; counts a remix on the original. Needs EDIT and `canRemix`.",
+    )
+    regenerate_asset = strawberry.mutation(
+        resolver=evolution.regenerate_asset,
+        description="Generate an asset on Replicate: a DRAFT or FAILED one in place, a READY "
+        "one as a new REGENERATE version. GENERATING, then READY or FAILED.",
     )

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers import library
+from resolvers import evolution, library
 from schema import nodes
 from schema.accounts import Team, User
 from schema.connections import MAX_PAGE, PageInfo, ProjectConnection, ProjectEdge
@@ -130,3 +130,10 @@ class Query:
     def generation_models(self, info: Info) -> list[GenerationModel]:
         info.context.require_actor()
         return [GenerationModel.from_model(model) for model in catalog.MODELS]
+
+    # --- evolution: lineage ---
+    lineage = strawberry.field(
+        resolver=evolution.lineage,
+        description="An asset's family tree (its ancestors and descendants) as you may see "
+        "it; null if the asset does not exist or you may not see it.",
+    )

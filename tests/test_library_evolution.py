@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
+import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +27,7 @@ from schema import ids
 from services.database import Database
 from services.library.evolution import prompt_delta
 from services.library.tables import AssetRow, AssetShareRow
+from services.replicate.signatures import sign
 from tests import factories
 from tests.factories import Account
 from tests.test_generation import EMULATOR_SEED, Studio, running_studio
@@ -562,3 +565,48 @@ async def test_a_clip_is_regenerated_from_its_parent_images_stored_file(studio: 
     assert sent["duration"] == 5
     assert sent["mode"] == "standard"
     assert sent["start_image"], "the parent image's stored file went as the start image"
+
+
+async def test_a_signed_webhook_finishes_a_regeneration_once(db: Database, tmp_path: Path) -> None:
+    """With polling out of the way, only the webhook can move the asset on: the engine finds
+    it by its prediction id, copies its output, and ignores the same delivery again."""
+    async with (
+        settled_assets(db),
+        running_studio(
+            db, tmp_path, latency_ms=100, seed=EMULATOR_SEED, poll_interval=3600
+        ) as studio,
+    ):
+        ann = await factories.account(db)
+        original = await factories.library_asset(
+            db, ann, prompt="a paper boat", model=FLUX, storage_key="images/1/boat.png"
+        )
+        started = await regenerate(studio, ann, original)
+        asset_id = started["asset"]["id"]
+        deadline = time.monotonic() + DEADLINE
+        while not (prediction_id := (await row_of(db, asset_id)).prediction_id):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        async with httpx.AsyncClient(
+            base_url=studio.generation_engine.gateway.base_url,
+            headers={"Authorization": f"Bearer {studio.emulator.api_token}"},
+        ) as client:
+            while (prediction := (await client.get(f"/v1/predictions/{prediction_id}")).json())[
+                "status"
+            ] != "succeeded":
+                assert time.monotonic() < deadline, prediction
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        assert (await row_of(db, asset_id)).status == "GENERATING", "nothing polled it"
+
+        body = json.dumps(prediction).encode()
+        webhook_id, timestamp = f"msg_{secrets.token_hex(8)}", int(time.time())
+        headers = {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(studio.emulator.webhook_secret, webhook_id, timestamp, body),
+        }
+        assert await studio.generation_engine.receive_webhook(headers, body) is True
+        done = await finished(studio, ann, asset_id)
+        assert done["status"] == "READY", done
+        assert done["fileSize"] > 0
+        assert await studio.generation_engine.receive_webhook(headers, body) is False

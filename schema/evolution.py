@@ -7,6 +7,7 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
+from schema import ids
 from schema.accounts import User
 from schema.context import Info
 from schema.errors import UserError
@@ -96,17 +97,28 @@ class RegenerateAssetPayload:
 @strawberry.type(description="One asset of a lineage tree, with its children that you may see.")
 class LineageNode:
     asset: Asset = strawberry.field(description="The asset.")
+    parent_id: strawberry.ID | None = strawberry.field(
+        description="Its lineage parent's ID when that parent appears in this lineage too; "
+        "null otherwise."
+    )
     children: list[LineageNode] = strawberry.field(
         description="Its lineage children you may see, oldest first; one you may not see is "
         "left out with everything below it."
     )
 
     @classmethod
-    def from_node(cls, node: LineageNodeData) -> LineageNode:
-        """The node and its subtree (every access already decided by the service)."""
+    def from_node(
+        cls, node: LineageNodeData, shown: set[int | None], *, deep: bool = True
+    ) -> LineageNode:
+        """The node, and its subtree if `deep` (else no children); every access was decided
+        by the service. `shown` holds the ids of every asset of the lineage, so no hidden
+        parent's ID is given."""
         return cls(
             asset=Asset.from_row(node.row, node.access),
-            children=[cls.from_node(child) for child in node.children],
+            parent_id=ids.encode("Asset", node.row.parent_id)
+            if node.row.parent_id in shown
+            else None,
+            children=[cls.from_node(child, shown) for child in node.children] if deep else [],
         )
 
     @strawberry.field(description="How it came from its parent.")
@@ -147,7 +159,12 @@ class Lineage:
         "only the stretch above it up to the first one you may not see."
     )
     tree: LineageNode = strawberry.field(
-        description="The asset with its descendants that you may see."
+        description="The asset with its descendants that you may see, as nested `children`."
+    )
+    descendants: list[LineageNode] = strawberry.field(
+        description="The same descendants as a flat list, level by level (oldest first "
+        "within a parent), each with its `parentId` and without `children`: for trees deeper "
+        "than a query may nest."
     )
     truncated: bool = strawberry.field(
         description="Whether a bound (50 levels each way, 500 descendants) cut the tree short."
@@ -156,13 +173,17 @@ class Lineage:
     @classmethod
     def from_data(cls, data: LineageData) -> Lineage:
         """The lineage the service read (`services.library.lineage`)."""
-        tree = LineageNode.from_node(data.tree)
+        shown = {node.row.id for node in data.ancestors}
+        level, flat = [data.tree], []
+        while level:
+            shown.update(node.row.id for node in level)
+            level = [child for node in level for child in node.children]
+            flat.extend(level)
+        tree = LineageNode.from_node(data.tree, shown)
         return cls(
             asset=tree.asset,
-            ancestors=[
-                LineageNode(asset=Asset.from_row(node.row, node.access), children=[])
-                for node in data.ancestors
-            ],
+            ancestors=[LineageNode.from_node(node, shown, deep=False) for node in data.ancestors],
             tree=tree,
+            descendants=[LineageNode.from_node(node, shown, deep=False) for node in flat],
             truncated=data.truncated,
         )

@@ -11,13 +11,14 @@ from services.library.tables import AssetRow
 from tests import factories
 from tests.factories import Account
 
-NODE = """asset { id name } evolutionType branchName version promptDelta { added removed }
+NODE = """asset { id name } parentId evolutionType branchName version promptDelta { added removed }
   creator { id } createdAt"""
 LINEAGE = f"""query($id: ID!) {{ lineage(assetId: $id) {{
   asset {{ id name }}
   ancestors {{ {NODE} children {{ asset {{ id }} }} }}
   tree {{ {NODE} children {{ {NODE} children {{ {NODE} children {{ {NODE}
     children {{ asset {{ id }} }} }} }} }} }}
+  descendants {{ asset {{ name }} parentId children {{ asset {{ id }} }} }}
   truncated }} }}"""
 
 
@@ -103,6 +104,16 @@ async def test_a_hidden_branch_is_cut_with_its_subtree(db: Database) -> None:
     tree = seen_by_bob["tree"]
     assert shape(tree) == {"copy": {}, "remix": {"open": {}}, "other": {}}
     assert names(tree["children"]) == ["copy", "remix", "other"], "oldest first"
+    assert tree["parentId"] is None
+    # The same, flat and level by level, for trees deeper than a query may nest.
+    assert [
+        (n["asset"]["name"], n["parentId"], n["children"]) for n in seen_by_bob["descendants"]
+    ] == [
+        ("copy", made["root"], []),
+        ("remix", made["root"], []),
+        ("other", made["root"], []),
+        ("open", made["remix"], []),
+    ]
     assert (tree["evolutionType"], tree["version"], tree["branchName"]) == ("ORIGINAL", 1, "main")
     assert tree["creator"] == {"id": ann.user_id}
     remix = next(node for node in tree["children"] if node["asset"]["name"] == "remix")
@@ -132,6 +143,8 @@ async def test_ancestors_run_from_the_root_and_stop_below_a_hidden_one(db: Datab
     # Cai sees the whole way up, root first.
     up = (await factories.gql(db, LINEAGE, {"id": made["below"]}, token=cai.token))["lineage"]
     assert names(up["ancestors"]) == ["root", "remix", "secret"]
+    assert [n["parentId"] for n in up["ancestors"]] == [None, made["root"], made["remix"]]
+    assert up["tree"]["parentId"] == made["secret"]
     assert [n["version"] for n in up["ancestors"]] == [1, 2, 3]
     assert all(n["children"] == [] for n in up["ancestors"])
     assert up["tree"]["version"] == 4
@@ -139,6 +152,7 @@ async def test_ancestors_run_from_the_root_and_stop_below_a_hidden_one(db: Datab
     up = (await factories.gql(db, LINEAGE, {"id": made["below"]}, token=bob.token))["lineage"]
     assert up["asset"]["name"] == "below"
     assert up["ancestors"] == []
+    assert up["tree"]["parentId"] is None, "not even the hidden parent's ID"
     up = (await factories.gql(db, LINEAGE, {"id": made["open"]}, token=bob.token))["lineage"]
     assert names(up["ancestors"]) == ["root", "remix"]
 

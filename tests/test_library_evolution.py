@@ -78,6 +78,10 @@ def test_prompt_delta_lists_lower_case_words_in_order_of_first_appearance() -> N
     assert prompt_delta(None, "Don't stop") == {"added": ["don't", "stop"], "removed": []}
     assert prompt_delta("same words", "Words SAME") == {"added": [], "removed": []}
     assert prompt_delta("gone", None) == {"added": [], "removed": ["gone"]}
+    assert prompt_delta("wide shot_of a café", "A close-up of a CAFÉ!") == {
+        "added": ["close-up"],
+        "removed": ["wide", "shot"],
+    }
 
 
 async def test_a_duplicate_shares_the_file_and_counts_on_its_original(db: Database) -> None:

@@ -54,16 +54,17 @@ if TYPE_CHECKING:
     from services.generation.engine import GenerationEngine
 
 BRANCH_MAX = 100
-_WORD = re.compile(r"\w+(?:['\u2019]\w+)*")
+_WORD = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*")  # it's, close-up
 _KINDS = {AssetKind.IMAGE: ModelKind.TEXT_TO_IMAGE, AssetKind.VIDEO: ModelKind.IMAGE_TO_VIDEO}
 
 
 def prompt_delta(old: str | None, new: str | None) -> dict[str, list[str]]:
     """The words `new` has that `old` lacks, and those of `old` it dropped.
 
-    Words are runs of letters and digits (an apostrophe inside one stays: "don't"),
-    lower-cased, each listed once in the order it first appears in its prompt; None
-    is an empty prompt.
+    Words are runs of letters and digits, Unicode-aware, with an apostrophe or hyphen
+    inside one kept ("don't", "close-up"); punctuation, underscores and spacing never
+    count as a change. Compared lower-cased, each listed once, in the order it first
+    appears in its prompt; None is an empty prompt.
 
         prompt_delta("A red fox at dusk", "a fox at night, red sky")
         # {"added": ["night", "sky"], "removed": ["dusk"]}

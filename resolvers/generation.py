@@ -19,7 +19,7 @@ from schema.payloads import GenerateShotImagesPayload, StoryboardSelectionPayloa
 from schema.storyboard import ImageIteration, ShotImage, StoryboardSelection
 from services.errors import InvalidInput
 from services.generation import requests, statuses
-from services.tables import ShotImageRow
+from services.tables import ShotImageRow, StoryboardSelectionRow
 from services.validation import Checks
 
 
@@ -133,6 +133,7 @@ def _generation_ref(global_id: str) -> tuple[statuses.Kind, int]:
 def _generation_payload(row: statuses.Row) -> GenerationPayload:
     if isinstance(row, ShotImageRow):
         return GenerationPayload(image=ShotImage.from_row(row))
+    assert isinstance(row, StoryboardSelectionRow)  # cancel and retry take no asset
     return GenerationPayload(selection=StoryboardSelection.from_row(row))
 
 

@@ -2,7 +2,15 @@
 
 import strawberry
 
-from resolvers import accounts, constellation, generation, invitations, sharing, storyboard
+from resolvers import (
+    accounts,
+    constellation,
+    evolution,
+    generation,
+    invitations,
+    sharing,
+    storyboard,
+)
 from resolvers import collections as collection_resolvers
 from schema.operations import PUBLIC
 
@@ -176,4 +184,20 @@ class Mutation:
         resolver=constellation.set_constellation_position,
         description="Pin an asset (EDIT on it), or a cluster's centre (a writer's role in its "
         "team), at a position of the constellation map; layouts never move it again.",
+    )
+    # --- evolution: duplicate, remix, regenerate ---
+    duplicate_asset = strawberry.mutation(
+        resolver=evolution.duplicate_asset,
+        description="Copy an asset exactly (a READY DUPLICATE sharing its file) as its next "
+        "lineage version; counts a duplicate on the original. Needs EDIT and `canDuplicate`.",
+    )
+    remix_asset = strawberry.mutation(
+        resolver=evolution.remix_asset,
+        description="Make a DRAFT REMIX of an asset with a new prompt, recording the words "
+        "added and removed; counts a remix on the original. Needs EDIT and `canRemix`.",
+    )
+    regenerate_asset = strawberry.mutation(
+        resolver=evolution.regenerate_asset,
+        description="Generate an asset on Replicate: a DRAFT or FAILED one in place, a READY "
+        "one as a new REGENERATE version. GENERATING, then READY or FAILED.",
     )

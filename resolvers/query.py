@@ -5,7 +5,7 @@ from typing import Annotated
 import strawberry
 
 from resolvers import collections as collection_resolvers
-from resolvers import constellation, library, sharing
+from resolvers import constellation, evolution, library, sharing
 from schema import nodes
 from schema.accounts import Team, User
 from schema.connections import MAX_PAGE, PageInfo, ProjectConnection, ProjectEdge
@@ -153,4 +153,10 @@ class Query:
         description="A team's library as a map: the assets you may see, placed by shared "
         "tags in regions by category, their lineage and their clusters; null unless you are "
         "a member of the team. Assets without a position are placed when it is read.",
+    )
+    # --- evolution: lineage ---
+    lineage = strawberry.field(
+        resolver=evolution.lineage,
+        description="An asset's family tree (its ancestors and descendants) as you may see "
+        "it; null if the asset does not exist or you may not see it.",
     )

@@ -9,33 +9,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, update
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.errors import (
-    InvalidInput,
     ProviderRejected,
     ProviderUnavailable,
     StudioError,
 )
 from services.generation import catalog
-from services.generation.requests import NOT_STORED_MESSAGE
+from services.generation.kinds import GENERATION_TABLES, status_column, work_owner
+from services.generation.provider_inputs import ProviderInputs
 from services.generation.statuses import Row, load_row, set_status, status_of
 from services.replicate.gateway import Prediction
-from services.tables import (
-    GenerationStatus,
-    ProjectRow,
-    ShotImageRow,
-    ShotRow,
-    StoryboardSelectionRow,
-    utcnow,
-)
+from services.tables import GenerationStatus, utcnow
 
 if TYPE_CHECKING:
     from services.database import Database
@@ -46,8 +37,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("studio.generation")
 
 GIVE_UP_AFTER = timedelta(minutes=15)
-# Replicate keeps uploaded files for a day; reuse an upload well within that.
-UPLOAD_REUSE_SECONDS = 3600.0
 
 
 def known_dead(owner: str, me: str) -> bool:
@@ -71,7 +60,7 @@ def known_dead(owner: str, me: str) -> bool:
     return False
 
 
-class Dispatching:
+class Dispatching(ProviderInputs):
     """The engine's submitting of pending generations (a part of `GenerationEngine`)."""
 
     # Set by GenerationEngine.__init__.
@@ -104,10 +93,11 @@ class Dispatching:
         """Claim up to a batch of unsubmitted PENDING rows for this process, fairly.
 
         Rows are ranked by age within the work of one user (the owner of the
-        row's project), and taken by rank: every user's oldest first, then every
-        user's second, and so on. By user, not by team: anyone can create teams,
-        so ranking by team let one user with forty teams take forty turns before
-        another team's single image. (A user's teams are one share; someone who
+        row's project; an asset's creator: `kinds.work_owner`), and taken by
+        rank: every user's oldest first, then every user's second, and so on.
+        By user, not by team: anyone can create teams, so ranking by team let
+        one user with forty teams take forty turns before another team's single
+        image. (A user's teams are one share; someone who
         signs up many accounts gets a share per account, bounded by the signUp
         rate per address.) A row is free when
         unclaimed, when its claim is older than `claim_timeout`, or when the
@@ -134,24 +124,14 @@ class Dispatching:
                 col(table.dispatch_claimed_at) < stale,
                 col(table.dispatch_claimed_by).in_(dead),
             )
-            project_id = (
-                col(ShotRow.project_id)
-                if table is ShotImageRow
-                else col(StoryboardSelectionRow.project_id)
-            )
-            rank = (
-                func.row_number()
-                .over(partition_by=col(ProjectRow.owner_id), order_by=col(table.id))
-                .label("rank")
-            )
+            owner, joins = work_owner(table)
+            rank = func.row_number().over(partition_by=owner, order_by=col(table.id)).label("rank")
             ranked: Any = select(col(table.id).label("id"), rank).where(
                 status_column == GenerationStatus.PENDING,
                 col(table.prediction_id).is_(None),
                 free,
-                col(ProjectRow.id) == project_id,
+                *joins,
             )
-            if table is ShotImageRow:
-                ranked = ranked.where(col(ShotRow.id) == col(ShotImageRow.shot_id))
             fair = ranked.subquery()
             candidates = (
                 await session.exec(
@@ -176,7 +156,8 @@ class Dispatching:
         return claimed
 
     async def dispatch_pending(self) -> None:
-        """Submit every PENDING generation not yet sent: shot images, then animations.
+        """Submit every PENDING generation not yet sent: shot images, animations, then
+        assets (`kinds.GENERATION_TABLES`).
 
         Claims rows a batch (`settings.batch`) at a time for this process (`_claim`:
         fair shares across users, stale or dead claims taken over) and, for each,
@@ -191,12 +172,9 @@ class Dispatching:
         transactions of their own, which record and publish its project events
         (`Database.transaction`).
         """
-        for table, status_column in (
-            (ShotImageRow, col(ShotImageRow.status)),
-            (StoryboardSelectionRow, col(StoryboardSelectionRow.animation_status)),
-        ):
+        for table in GENERATION_TABLES:
             while not self.gateway.breaker.is_open:
-                claimed = await self._claim(table, status_column)
+                claimed = await self._claim(table, status_column(table))
                 for row_id in claimed:
                     await self._submit_isolated(table, row_id)
                 if len(claimed) < self.settings.batch:
@@ -396,7 +374,7 @@ class Dispatching:
             return None
         async with self.db.session() as session:
             owned: set[str | None] = set()
-            for other in (ShotImageRow, StoryboardSelectionRow):
+            for other in GENERATION_TABLES:
                 found = await session.exec(
                     select(col(other.prediction_id)).where(
                         col(other.prediction_id).in_([m.id for m in matches])
@@ -436,59 +414,3 @@ class Dispatching:
                 )
             row.dispatch_claimed_at = None
             row.dispatch_claimed_by = None
-
-    async def _input_for(self, session: AsyncSession, row: Row) -> tuple[str, dict[str, Any]]:
-        """The Replicate model and input for a row, uploading its input image if it has one.
-
-        Built from the row's validated parameters (checked again here: a row written
-        before a rule existed gets no pass) and our own fields; nothing else a client
-        wrote reaches the provider.
-        """
-        if isinstance(row, ShotImageRow):
-            if row.imported:
-                raise InvalidInput(
-                    "Imported images record work done elsewhere; they are never generated here.",
-                    code="IMPORTED_IMAGE",
-                )
-            model, model_input = catalog.provider_input(
-                row.generation_metadata, fallback_model=row.model
-            )
-            model_input["prompt"] = row.iteration_prompt
-            if row.parent_image_id is not None and model.image_input:
-                parent = await session.get(ShotImageRow, row.parent_image_id)
-                if parent is None:
-                    raise InvalidInput("The image to refine was deleted.", code="PARENT_GONE")
-                model_input[model.image_input] = await self._image_reference(parent)
-            return model.replicate_model, model_input
-        model, model_input = catalog.provider_input(
-            row.animation_metadata, fallback_model=row.model
-        )
-        if model.image_input is None:
-            raise InvalidInput(f"Unknown model {row.model!r}.", code="UNKNOWN_MODEL")
-        master = await session.get(ShotImageRow, row.selected_image_id)
-        shot = await session.get(ShotRow, row.shot_id)
-        if master is None or shot is None:
-            raise InvalidInput("The master image was deleted.", code="MASTER_GONE")
-        model_input["prompt"] = shot.description or master.iteration_prompt
-        model_input[model.image_input] = await self._image_reference(master)
-        return model.replicate_model, model_input
-
-    async def _image_reference(self, image: ShotImageRow) -> str:
-        """A URL the provider can read the image from: always our stored copy, uploaded.
-
-        Never the URL a client gave: that one is only where our copy came from.
-        """
-        if image.storage_key:
-            cached = self._uploads.get(image.storage_key)
-            if cached is not None and time.monotonic() - cached[1] < UPLOAD_REUSE_SECONDS:
-                return cached[0]  # every variant of a refinement shares one upload
-            stored = await self.storage.stat(image.storage_key)
-            if stored is not None:
-                data = b"".join([chunk async for chunk in self.storage.read(image.storage_key)])
-                name = image.storage_key.rsplit("/", 1)[-1]
-                url = await self.gateway.upload(
-                    data, filename=name, content_type=stored.content_type
-                )
-                self._uploads[image.storage_key] = (url, time.monotonic())
-                return url
-        raise InvalidInput(NOT_STORED_MESSAGE, code="IMAGE_NOT_STORED")

@@ -1,6 +1,8 @@
-"""Image iterations and animations on Replicate, from request to stored output.
+"""Image iterations, animations and regenerated assets on Replicate, from request to
+stored output.
 
-The life of one generation (a shot image, or a selection's animation):
+The life of one generation (a shot image, a selection's animation, or a library
+asset from `regenerateAsset`; `services.generation.kinds`):
 
 1. A mutation writes it PENDING, with all it needs to be submitted, and commits
    before anything is sent, so clients see it at once and a crash loses nothing.
@@ -67,6 +69,7 @@ from services.errors import (
     StudioError,
 )
 from services.generation.dispatch import Dispatching
+from services.generation.kinds import GENERATION_TABLES, status_column
 from services.generation.outputs import OutputCopying
 from services.generation.statuses import (
     Row,
@@ -76,6 +79,7 @@ from services.generation.statuses import (
     status_from_provider,
     status_of,
 )
+from services.library.tables import AssetRow
 from services.media.storage import Storage
 from services.outbound import (
     AddressPolicy,
@@ -288,6 +292,7 @@ class GenerationEngine(Dispatching, OutputCopying):
                 self.copy_outputs(
                     [row.id for row in rows if isinstance(row, ShotImageRow)],
                     [row.id for row in rows if isinstance(row, StoryboardSelectionRow)],
+                    [row.id for row in rows if isinstance(row, AssetRow)],
                 )
             )
 
@@ -296,15 +301,14 @@ class GenerationEngine(Dispatching, OutputCopying):
         stale = utcnow() - timedelta(seconds=self.settings.poll_interval)
         async with self.db.session() as session:
             ids: list[str] = []
-            for table, status_column in (
-                (ShotImageRow, col(ShotImageRow.status)),
-                (StoryboardSelectionRow, col(StoryboardSelectionRow.animation_status)),
-            ):
+            for table in GENERATION_TABLES:
                 found = await session.exec(
                     select(table.prediction_id)
                     .where(
                         col(table.prediction_id).is_not(None),
-                        status_column.in_([GenerationStatus.PENDING, GenerationStatus.PROCESSING]),
+                        status_column(table).in_(
+                            [GenerationStatus.PENDING, GenerationStatus.PROCESSING]
+                        ),
                         col(table.provider_output).is_(None),
                         or_(col(table.checked_at).is_(None), col(table.checked_at) < stale),
                     )
@@ -335,7 +339,7 @@ class GenerationEngine(Dispatching, OutputCopying):
     async def _rows_of(self, prediction_id: str) -> list[tuple[type[Row], int]]:
         async with self.db.session() as session:
             found: list[tuple[type[Row], int]] = []
-            for table in (ShotImageRow, StoryboardSelectionRow):
+            for table in GENERATION_TABLES:
                 ids = await session.exec(
                     select(table.id).where(table.prediction_id == prediction_id)
                 )

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_
 from sqlmodel import col, select
 
+from services.generation.kinds import output_destination
 from services.generation.statuses import Row, advance, load_row, set_status, status_of
 from services.library import assets as library_assets
 from services.library import thumbnails
-from services.library.tables import AssetKind
+from services.library.tables import AssetKind, AssetRow
 from services.outbound import (
     FetchError,
     FetchGone,
@@ -76,10 +77,12 @@ class OutputCopying:
         self,
         image_ids: Sequence[int | None] | None = None,
         selection_ids: Sequence[int | None] | None = None,
+        asset_ids: Sequence[int | None] | None = None,
         *,
         wait: bool = True,
     ) -> None:
-        """Copy finished outputs and imported images into storage: the given rows, or a batch.
+        """Copy finished outputs and imported images into storage: the given rows, or a batch
+        (of each table whose ids are None).
 
         Rows never tried come first, then those whose last failed try is at least
         `copy_retry_seconds` old, oldest first: a copy that keeps failing waits its
@@ -101,11 +104,15 @@ class OutputCopying:
         selection_outputs = col(StoryboardSelectionRow.provider_output).is_not(None) & (
             StoryboardSelectionRow.animation_status == GenerationStatus.PROCESSING
         )
+        asset_outputs = col(AssetRow.provider_output).is_not(None) & (
+            AssetRow.generation_status == GenerationStatus.PROCESSING
+        )
         found: list[tuple[type[Row], int, bool]] = []
         async with self.db.session() as session:
             for table, waiting, imported, wanted in (
                 (ShotImageRow, image_outputs, False, image_ids),
                 (StoryboardSelectionRow, selection_outputs, False, selection_ids),
+                (AssetRow, asset_outputs, False, asset_ids),
                 (ShotImageRow, imports, True, image_ids),
             ):
                 query = (
@@ -166,13 +173,14 @@ class OutputCopying:
                 url = row.provider_output[0]
             else:
                 return
+            key_base, expect = output_destination(row, row_id)
             if isinstance(row, ShotImageRow):
-                key_base, expect = f"images/{row.shot_id}/{row_id}", MediaKind.IMAGE
                 shot = await session.get(ShotRow, row.shot_id)
                 project_id = shot.project_id if shot is not None else None
-            else:
-                key_base, expect = f"videos/{row.project_id}/{row_id}", MediaKind.VIDEO
+            elif isinstance(row, StoryboardSelectionRow):
                 project_id = row.project_id
+            else:
+                project_id = None  # an asset's regeneration writes no project row
         fetcher = self.import_fetcher if imported else self.output_fetcher
         try:
             fetched = await fetcher.fetch(url, expect=expect)
@@ -219,12 +227,12 @@ class OutputCopying:
             if isinstance(row, ShotImageRow):
                 row.storage_key = key
                 row.image_url = None
-            else:
+            elif isinstance(row, StoryboardSelectionRow):
                 row.video_storage_key = key
                 row.animated_video_url = None
             row.provider_output = None
             set_status(row, GenerationStatus.COMPLETE)
-            await library_assets.record_copy(session, row, media)
+            await library_assets.record_copy(session, row, media)  # an asset takes the file
             if project is not None and isinstance(row, StoryboardSelectionRow):
                 await workflow.advance(session, project)
 

@@ -1,6 +1,7 @@
 """Generation statuses: one row's status, moved only forward, and a prediction's effect on its rows.
 
-A row is a shot image or a storyboard selection's animation (`Row`). Its status
+A row is a shot image, a storyboard selection's animation or a library asset being
+(re)generated (`Row`; `services.generation.kinds` describes each table). Its status
 only moves forward (PENDING -> PROCESSING -> COMPLETE, FAILED or CANCELED): a late
 "processing" from the provider never undoes "succeeded".
 
@@ -19,6 +20,7 @@ from typing import Literal
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.library.tables import AssetRow, AssetStatus
 from services.replicate.gateway import Prediction
 from services.tables import (
     GenerationStatus,
@@ -27,7 +29,7 @@ from services.tables import (
     utcnow,
 )
 
-Row = ShotImageRow | StoryboardSelectionRow
+Row = ShotImageRow | StoryboardSelectionRow | AssetRow
 Kind = Literal["image", "animation"]
 
 _RANK = {
@@ -39,10 +41,26 @@ _RANK = {
 }
 
 
+# An asset's own status while and after a generation runs (`AssetStatus`).
+_ASSET_STATUS = {
+    GenerationStatus.PENDING: AssetStatus.GENERATING,
+    GenerationStatus.PROCESSING: AssetStatus.GENERATING,
+    GenerationStatus.COMPLETE: AssetStatus.READY,
+    GenerationStatus.FAILED: AssetStatus.FAILED,
+    GenerationStatus.CANCELED: AssetStatus.FAILED,
+}
+
+
 def status_of(row: Row) -> GenerationStatus | None:
     """The row's generation status: a shot image's `status`, a selection's
-    `animation_status`; None for a selection that was never animated."""
-    value = row.status if isinstance(row, ShotImageRow) else row.animation_status
+    `animation_status`, an asset's `generation_status`; None for a selection that was
+    never animated or an asset never generated here."""
+    if isinstance(row, ShotImageRow):
+        value: str | None = row.status
+    elif isinstance(row, AssetRow):
+        value = row.generation_status
+    else:
+        value = row.animation_status
     return None if value is None else GenerationStatus(value)
 
 
@@ -50,10 +68,16 @@ def set_status(row: Row, status: GenerationStatus, *, error: str | None = None) 
     """Set the row's status as given, forward or not (see `advance` for the forward-only
     move), replace its `error` (None clears it) and stamp `updated_at`.
 
+    An asset's own `status` follows: GENERATING while it runs, READY once COMPLETE
+    (its file stored), FAILED when it failed or was canceled.
+
     Changes the row in memory only: the caller's transaction writes it.
     """
     if isinstance(row, ShotImageRow):
         row.status = status
+    elif isinstance(row, AssetRow):
+        row.generation_status = status
+        row.status = _ASSET_STATUS[status]
     else:
         row.animation_status = status
     row.error = error
@@ -113,7 +137,7 @@ async def load_row(
     fresh: bool = False,
     lock: bool = False,
 ) -> Row | None:
-    """The row of `table` (ShotImageRow or StoryboardSelectionRow) with id `row_id`
+    """The row of `table` (ShotImageRow, StoryboardSelectionRow or AssetRow) with id `row_id`
     through `session` (its identity map first, then a SELECT); None if there is none.
     `fresh`: read it from the database again even if the session holds it (after
     waiting for a lock). `lock`: read it fresh and lock it for the transaction
@@ -122,14 +146,14 @@ async def load_row(
     row = await session.get(
         table, row_id, populate_existing=fresh or lock, with_for_update=lock or None
     )
-    assert row is None or isinstance(row, ShotImageRow | StoryboardSelectionRow)
+    assert row is None or isinstance(row, ShotImageRow | StoryboardSelectionRow | AssetRow)
     return row
 
 
 async def apply_prediction(session: AsyncSession, prediction: Prediction) -> list[Row]:
     """Move the rows of a prediction forward to what the provider says of it.
 
-    Every row (shot images and selections) whose `prediction_id` is the prediction's
+    Every row (shot images, selections and assets) whose `prediction_id` is the prediction's
     gets `checked_at` stamped and its `failed_tries` reset: only the attempt that
     recorded the prediction has its id (a new attempt or a discard clears it), and a
     row without a generation is never moved (`advance`). A provider "succeeded"
@@ -153,6 +177,7 @@ async def apply_prediction(session: AsyncSession, prediction: Prediction) -> lis
                 )
             )
         ),
+        *(await session.exec(select(AssetRow).where(AssetRow.prediction_id == prediction.id))),
     ]
     for row in rows:
         row.checked_at = utcnow()

@@ -87,14 +87,33 @@ def asset_name(
 
 
 async def record_copy(
-    session: AsyncSession, row: ShotImageRow | StoryboardSelectionRow, media: StoredMedia
+    session: AsyncSession,
+    row: ShotImageRow | StoryboardSelectionRow | AssetRow,
+    media: StoredMedia,
 ) -> AssetRow | None:
     """Make the asset of a shot image or a selection's clip whose copy `media` this
     transaction stores; None if the row's source is gone or its asset exists already
-    (an image has one asset; a clip, one per stored animation)."""
+    (an image has one asset; a clip, one per stored animation). A regenerated asset
+    (`regenerateAsset`) is that asset: it takes the stored file and its facts."""
+    if isinstance(row, AssetRow):
+        keep_file(row, media)
+        return row
     if isinstance(row, ShotImageRow):
         return await asset_for_image(session, row, media)
     return await asset_for_animation(session, row, media)
+
+
+def keep_file(asset: AssetRow, media: StoredMedia) -> None:
+    """Record `media` as the asset's stored file: its key, thumbnail, MIME type, size in
+    bytes and measurements (pixels; seconds and frames per second for a video)."""
+    facts = media.measurements
+    asset.storage_key = media.storage_key
+    asset.thumbnail_key = media.thumbnail_key
+    asset.mime_type = media.mime_type
+    asset.file_size = media.file_size
+    asset.width, asset.height = facts.width, facts.height
+    if asset.kind == AssetKind.VIDEO:
+        asset.duration, asset.fps = facts.duration, facts.fps
 
 
 async def asset_for_image(

@@ -1,0 +1,360 @@
+"""Evolving an asset: duplicate it, remix it with a new prompt, or regenerate it.
+
+Each makes (or, for a DRAFT or FAILED asset regenerated, reuses) a lineage child of
+the asset: parent the asset, root the asset's root (or the asset itself), version
+the asset's + 1, in the asset's team, made by the caller, on the branch given or
+the asset's own. A child keeps the asset's metadata (kind, name, description, tags,
+category, mood, scene type, level, prompt, model and parameters) and its
+`can_duplicate`/`can_remix`, so a copy never frees what its original forbids.
+
+- `duplicate_asset`: an exact copy, READY at once, sharing the stored file and
+  thumbnail (nothing is uploaded again); the original's `duplicate_count` + 1.
+- `remix_asset`: a DRAFT with a new prompt and the words it gained and lost
+  (`prompt_delta`); no file yet (`regenerate_asset` makes it); `remix_count` + 1.
+- `regenerate_asset`: a DRAFT or FAILED asset is generated in place; a READY one
+  gets a REGENERATE child that is. It runs through the generation engine
+  (`services.generation`): text-to-image for an IMAGE, image-to-video for a VIDEO
+  from its source image's stored file, with catalog-checked parameters only.
+
+All need EDIT on the asset (`services.library.access`); someone who may not see it
+gets NotFound, a VIEWER FORBIDDEN. Counters move under the asset's row lock (FOR
+UPDATE on PostgreSQL; SQLite's writers take the whole file), so concurrent copies
+each count.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.accounts.access import Actor
+from services.database import after_commit
+from services.errors import Conflict, PermissionDenied, ProviderUnavailable
+from services.generation import catalog
+from services.generation.catalog import GenerationModel, ModelKind
+from services.generation.kinds import source_image
+from services.generation.statuses import start_attempt
+from services.library.access import EDIT, access_to, require_asset
+from services.library.tables import (
+    AssetKind,
+    AssetRow,
+    AssetShareRow,
+    AssetStatus,
+    EvolutionType,
+    SharePermission,
+)
+from services.tables import ShotImageRow, utcnow
+from services.validation import DESCRIPTION_MAX, PROMPT_MAX, Checks
+
+if TYPE_CHECKING:
+    from services.generation.engine import GenerationEngine
+
+BRANCH_MAX = 100
+_WORD = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*")  # it's, close-up
+_KINDS = {AssetKind.IMAGE: ModelKind.TEXT_TO_IMAGE, AssetKind.VIDEO: ModelKind.IMAGE_TO_VIDEO}
+
+
+def prompt_delta(old: str | None, new: str | None) -> dict[str, list[str]]:
+    """The words `new` has that `old` lacks, and those of `old` it dropped.
+
+    Words are runs of letters and digits, Unicode-aware, with an apostrophe or hyphen
+    inside one kept ("don't", "close-up"); punctuation, underscores and spacing never
+    count as a change. Compared lower-cased, each listed once, in the order it first
+    appears in its prompt; None is an empty prompt.
+
+        prompt_delta("A red fox at dusk", "a fox at night, red sky")
+        # {"added": ["night", "sky"], "removed": ["dusk"]}
+    """
+    before = _words(old)
+    after = _words(new)
+    return {
+        "added": [w for w in after if w not in before],
+        "removed": [w for w in before if w not in after],
+    }
+
+
+def _words(text: str | None) -> dict[str, None]:
+    return dict.fromkeys(match.lower() for match in _WORD.findall(text or ""))
+
+
+def _branch(checks: Checks, branch_name: str | None) -> str | None:
+    if branch_name is None:
+        return None
+    return checks.text(branch_name, field=("branchName",), max_length=BRANCH_MAX)
+
+
+def _child_of(source: AssetRow, actor: Actor, branch: str | None, **fields: Any) -> AssetRow:
+    """A lineage child of `source` keeping its metadata, made by the actor (`fields` last)."""
+    assert source.id is not None
+    values: dict[str, Any] = {
+        "team_id": source.team_id,
+        "creator_id": actor.user_id,
+        "project_id": source.project_id,
+        "kind": source.kind,
+        "name": source.name,
+        "description": source.description,
+        "prompt": source.prompt,
+        "model": source.model,
+        "generation_params": source.generation_params,
+        "tags": list(source.tags or []),
+        "category": source.category,
+        "mood": source.mood,
+        "scene_type": source.scene_type,
+        "share_level": source.share_level,
+        "can_duplicate": source.can_duplicate,
+        "can_remix": source.can_remix,
+        "root_id": source.root_id or source.id,
+        "parent_id": source.id,
+        "version": source.version + 1,
+        "branch_name": branch or source.branch_name,
+        **fields,
+    }
+    return AssetRow(**values)
+
+
+async def _add_child(session: AsyncSession, actor: Actor, child: AssetRow) -> AssetRow:
+    """Insert the child; one made by someone outside its team (through a share of its
+    original) is shared with them as ADMIN, which a creator in the team holds anyway,
+    or they could not see what they made."""
+    session.add(child)
+    await session.flush()
+    assert child.id is not None
+    if actor.role_in(child.team_id) is None:
+        session.add(
+            AssetShareRow(
+                asset_id=child.id,
+                user_id=actor.user_id,
+                permission=SharePermission.ADMIN,
+                shared_by_id=actor.user_id,
+            )
+        )
+    return child
+
+
+async def duplicate_asset(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    asset_id: int,
+    branch_name: str | None = None,
+    checks: Checks | None = None,
+) -> AssetRow:
+    """An exact copy of a READY asset (DUPLICATE, READY, the same stored file and
+    thumbnail); the original's `duplicate_count` + 1.
+
+    Raises InvalidInput (branchName: BLANK, TOO_LONG, ...), NotFound, PermissionDenied
+    (FORBIDDEN without EDIT; CANNOT_DUPLICATE when its creator forbids copies) and
+    Conflict ASSET_NOT_READY (it has no stored file to copy).
+    """
+    checks = checks if checks is not None else Checks()
+    branch = _branch(checks, branch_name)
+    checks.raise_if_unresolvable()
+    source, _ = await require_asset(session, actor, asset_id, EDIT, lock=True)
+    checks.raise_if_any()
+    if not source.can_duplicate:
+        raise PermissionDenied(
+            "Its creator does not allow this asset to be duplicated.",
+            code="CANNOT_DUPLICATE",
+            field=("assetId",),
+        )
+    if source.status != AssetStatus.READY or not source.storage_key:
+        raise Conflict(
+            f"Only a READY asset, with its file stored, can be duplicated; this one is "
+            f"{source.status}.",
+            code="ASSET_NOT_READY",
+            field=("assetId",),
+        )
+    copy = _child_of(
+        source,
+        actor,
+        branch,
+        evolution_type=EvolutionType.DUPLICATE,
+        status=AssetStatus.READY,
+        storage_key=source.storage_key,
+        thumbnail_key=source.thumbnail_key,
+        mime_type=source.mime_type,
+        file_size=source.file_size,
+        width=source.width,
+        height=source.height,
+        duration=source.duration,
+        fps=source.fps,
+        prompt_delta={"added": [], "removed": []},
+    )
+    source.duplicate_count += 1
+    source.updated_at = utcnow()
+    return await _add_child(session, actor, copy)
+
+
+async def remix_asset(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    asset_id: int,
+    prompt: str,
+    evolution_note: str | None = None,
+    branch_name: str | None = None,
+    checks: Checks | None = None,
+) -> AssetRow:
+    """A DRAFT REMIX child with a new prompt and its `prompt_delta` against the asset's;
+    no file yet (`regenerate_asset` generates it). The asset's `remix_count` + 1.
+
+    Raises InvalidInput (prompt, evolutionNote, branchName), NotFound and
+    PermissionDenied (FORBIDDEN without EDIT; CANNOT_REMIX when its creator forbids it).
+    """
+    checks = checks if checks is not None else Checks()
+    new_prompt = checks.text(prompt, field=("prompt",), max_length=PROMPT_MAX)
+    note = checks.optional_text(
+        evolution_note, field=("evolutionNote",), max_length=DESCRIPTION_MAX, label="note"
+    )
+    branch = _branch(checks, branch_name)
+    checks.raise_if_unresolvable()
+    source, _ = await require_asset(session, actor, asset_id, EDIT, lock=True)
+    checks.raise_if_any()
+    if not source.can_remix:
+        raise PermissionDenied(
+            "Its creator does not allow this asset to be remixed.",
+            code="CANNOT_REMIX",
+            field=("assetId",),
+        )
+    remix = _child_of(
+        source,
+        actor,
+        branch,
+        evolution_type=EvolutionType.REMIX,
+        evolution_note=note,
+        status=AssetStatus.DRAFT,
+        prompt=new_prompt,
+        prompt_delta=prompt_delta(source.prompt, new_prompt),
+    )
+    source.remix_count += 1
+    source.updated_at = utcnow()
+    return await _add_child(session, actor, remix)
+
+
+def _model_for(
+    checks: Checks, source: AssetRow, model: str | None, kind: ModelKind
+) -> GenerationModel:
+    """The caller's model (checked as generateShotImages checks it); else the asset's own
+    when the catalog has it for this kind; else the catalog's default for the kind."""
+    if model is not None:
+        return catalog.choose(checks, model, kind)
+    own = catalog.by_replicate_model(source.model or "")
+    if own is None and source.model in {m.key for m in catalog.MODELS}:
+        own = catalog.by_key(source.model or "")
+    if own is not None and kind in own.kinds:
+        return own
+    return catalog.by_key(catalog.DEFAULTS[kind])
+
+
+async def _stored_params(
+    session: AsyncSession, source: AssetRow, chosen: GenerationModel
+) -> dict[str, Any]:
+    """The asset's own parameters that `chosen` takes and that pass its checks; none when
+    the asset records an import (its metadata is what a client wrote, never provider
+    input). The rest (the model, a seed, another model's parameters) is left behind."""
+    stored = source.generation_params
+    if not isinstance(stored, Mapping):
+        return {}
+    if source.shot_image_id is not None:
+        image = await session.get(ShotImageRow, source.shot_image_id)
+        if image is not None and image.imported:
+            return {}
+    kept: dict[str, Any] = {}
+    for name, value in stored.items():
+        param = chosen.param(name)
+        if param is None:
+            continue
+        trial = Checks()
+        cleaned = param.check(trial, value, ("params", name))
+        if not trial.errors:
+            kept[name] = cleaned
+    return kept
+
+
+async def regenerate_asset(
+    session: AsyncSession,
+    actor: Actor,
+    generation_engine: GenerationEngine,
+    *,
+    asset_id: int,
+    model: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    checks: Checks | None = None,
+) -> AssetRow:
+    """Generate an asset again: a DRAFT or FAILED one in place, a READY one as a new
+    REGENERATE child. Returns the asset being generated (GENERATING; READY with its
+    file stored once the engine is done, or FAILED with an error).
+
+    The model is the caller's, else the asset's own (if the catalog has it), else the
+    default; the parameters are the asset's stored ones that the model takes, then the
+    caller's on top, all checked as generateShotImages checks them (INVALID_PARAM,
+    UNKNOWN_MODEL, WRONG_MODEL_KIND). Raises those, NotFound, PermissionDenied (EDIT
+    needed), Conflict CANNOT_REGENERATE (not an IMAGE or VIDEO), ALREADY_RUNNING
+    (GENERATING now), InvalidInput PROMPT_REQUIRED (an image without a prompt),
+    SOURCE_IMAGE_GONE (a clip without a stored source image you may see) and
+    ProviderUnavailable. Nothing is written when it raises.
+    """
+    checks = checks if checks is not None else Checks()
+    checks.raise_if_unresolvable()
+    source, _ = await require_asset(session, actor, asset_id, EDIT, lock=True)
+    kind = _KINDS.get(AssetKind(source.kind))
+    if kind is None:
+        raise Conflict(
+            f"Only IMAGE and VIDEO assets can be generated; this one is {source.kind}.",
+            code="CANNOT_REGENERATE",
+            field=("assetId",),
+        )
+    chosen = _model_for(checks, source, model, kind)
+    stored = await _stored_params(session, source, chosen)
+    cleaned = chosen.clean_params(checks, {**stored, **(params or {})})
+    if source.status == AssetStatus.GENERATING:
+        raise Conflict(
+            "This asset is being generated already.", code="ALREADY_RUNNING", field=("assetId",)
+        )
+    if kind is ModelKind.TEXT_TO_IMAGE and not (source.prompt or "").strip():
+        checks.fail(
+            "PROMPT_REQUIRED",
+            "This asset has no prompt to generate from; remix it with one.",
+            ("assetId",),
+        )
+    if kind is ModelKind.IMAGE_TO_VIDEO:
+        image = await source_image(session, source)
+        if image is None or (await access_to(session, actor, image)).permission is None:
+            checks.fail(
+                "SOURCE_IMAGE_GONE",
+                "A clip is generated from the image it came from; this one has no stored "
+                "source image that you may see.",
+                ("assetId",),
+            )
+    checks.raise_if_any()
+    if not generation_engine.provider_available():
+        raise ProviderUnavailable(
+            "The image and video provider is not answering; nothing was started. "
+            "Try again in a minute."
+        )
+    target = source
+    if source.status == AssetStatus.READY:
+        target = await _add_child(
+            session,
+            actor,
+            _child_of(
+                source,
+                actor,
+                None,
+                evolution_type=EvolutionType.REGENERATE,
+                status=AssetStatus.DRAFT,
+                prompt_delta={"added": [], "removed": []},
+            ),
+        )
+    ours: dict[str, Any] = {"model": chosen.replicate_model}
+    if kind is ModelKind.TEXT_TO_IMAGE:
+        ours["seed"] = secrets.randbelow(catalog.SEED_LIMIT)  # a new image, not the old one
+    target.model = chosen.replicate_model
+    target.generation_params = {**ours, **cleaned}
+    start_attempt(target)
+    after_commit(session, generation_engine.kick)
+    return target

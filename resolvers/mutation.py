@@ -2,7 +2,7 @@
 
 import strawberry
 
-from resolvers import accounts, generation, invitations, storyboard
+from resolvers import accounts, generation, invitations, library, storyboard
 from schema.operations import PUBLIC
 
 
@@ -125,4 +125,17 @@ class Mutation:
     retry_generation = strawberry.mutation(
         resolver=generation.retry_generation,
         description="Start a FAILED or CANCELED image or animation again.",
+    )
+
+    # --- edits ---
+    update_asset = strawberry.mutation(
+        resolver=library.update_asset,
+        description="Change an asset's name, description, tags, category, mood or scene type "
+        "(needs EDIT on it).",
+    )
+    delete_asset = strawberry.mutation(
+        resolver=library.delete_asset,
+        description="Delete an asset (needs ADMIN on it): its shares, views and places in "
+        "collections go with it, its stored file once nothing else uses that file. The "
+        "project it came from is not touched.",
     )

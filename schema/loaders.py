@@ -18,6 +18,7 @@ from strawberry.dataloader import DataLoader
 from services.accounts import invitations
 from services.database import Database
 from services.library import access as library_access
+from services.library import usage as library_usage
 from services.library.tables import AssetRow, AssetShareRow, CollectionRow
 from services.storyboard import lookups, shot_images, workflow
 from services.storyboard.workflow import Progress
@@ -129,6 +130,12 @@ class Loaders:
     def asset_share(self) -> DataLoader[tuple[int, int], AssetShareRow | None]:
         """The share of (asset id, user id), expired or not; None if there is none."""
         return self._batch(library_access.shares_for, lambda: None)
+
+    # --- edits ---
+    @cached_property
+    def projects_using_asset(self) -> DataLoader[int, int]:
+        """How many distinct projects' storyboards use each asset's image."""
+        return self._batch(library_usage.projects_using, int)
 
     def _batch(
         self,

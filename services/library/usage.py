@@ -160,10 +160,22 @@ async def count_view(
     update applies only to a row older than that, so of concurrent opens by one user
     exactly one inserts or updates the row (the others wait for it on PostgreSQL and
     then find it fresh; SQLite runs writers one at a time) and only that one adds to
-    `AssetRow.views`. The caller has checked that the user may see the asset; an
+    `AssetRow.views`. A repeat within the window is found by a read first and costs
+    no write. The caller has checked that the user may see the asset; an
     asset deleted meanwhile counts nothing (None). Access is not checked here.
     """
     moment = now or utcnow()
+    async with db.session() as reading:
+        # Most opens are repeats within the hour: they cost a read, not a write lock.
+        last = (
+            await reading.exec(
+                select(col(AssetViewRow.viewed_at)).where(
+                    col(AssetViewRow.asset_id) == asset_id, col(AssetViewRow.user_id) == user_id
+                )
+            )
+        ).first()
+    if last is not None and last > moment - VIEW_WINDOW:
+        return None
     insert = sqlite_insert if db.is_sqlite else postgresql_insert
     upsert = (
         insert(AssetViewRow)

@@ -43,6 +43,7 @@ from tests.test_generation import running_studio, stored_image, wait_for_iterati
 UPDATE = "asset { id name description tags category mood sceneType updatedAt }"
 ASSET = """query($id: ID!) { asset(id: $id) {
   name description tags category mood sceneType views updatedAt } }"""
+SOURCE_ASSET = "query($id: ID!) { node(id: $id) { ... on ShotImage { sourceAsset { id } } } }"
 USAGE = """query($id: ID!) { node(id: $id) { ... on Asset {
   usedInProjects isFavorite sourceImage { id } views } } }"""
 
@@ -371,6 +372,8 @@ async def test_deleting_an_asset_takes_its_rows_and_leaves_the_storyboard(db: Da
     assert shot["node"]["selectedImage"] == {"id": source_image}
     image = await image_row(db, added_image)
     assert image.source_asset_id is None
+    unlinked = await gql(db, SOURCE_ASSET, {"id": added_image}, token=ann.token)
+    assert unlinked["node"]["sourceAsset"] is None
     assert image.storage_key is not None
     assert image.status == "COMPLETE"
     gone = await gql(db, ASSET, {"id": asset_id}, token=ann.token)
@@ -517,6 +520,29 @@ async def test_an_asset_becomes_a_shots_image_sharing_its_file(db: Database) -> 
     assert by_variant[0]["imageUrl"] == "https://images.example.com/kite.png"
     # It can be the shot's master.
     await select_master(db, ann, shot_id, mine["id"])
+    linked = await gql(db, SOURCE_ASSET, {"id": mine["id"]}, token=ann.token)
+    assert linked["node"]["sourceAsset"] == {"id": asset_id}
+    other = await gql(db, SOURCE_ASSET, {"id": by_variant[0]["id"]}, token=ann.token)
+    assert other["node"]["sourceAsset"] is None
+
+
+async def test_an_image_shows_its_source_asset_only_to_those_who_see_it(db: Database) -> None:
+    ann = await factories.account(db)
+    bob = await factories.account(db, name="Bob")
+    team = await factories.team_with(db, ann, {"EDITOR": bob})
+    key = f"library/{secrets.token_hex(4)}.png"
+    private = await factories.library_asset(
+        db, ann, team_id=team, share_level="PRIVATE", storage_key=key
+    )
+    shot_id = await new_shot(db, ann, team_id=team)
+    image_id = (await add_from_asset(db, ann, shot_id, private))["images"][0]["id"]
+    assert (await gql(db, SOURCE_ASSET, {"id": image_id}, token=ann.token))["node"] == {
+        "sourceAsset": {"id": private}
+    }
+    # Bob sees the team's shot image, not Ann's private asset.
+    assert (await gql(db, SOURCE_ASSET, {"id": image_id}, token=bob.token))["node"] == {
+        "sourceAsset": None
+    }
 
 
 async def test_using_an_asset_refuses_what_cannot_be_a_shots_image(db: Database) -> None:

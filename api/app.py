@@ -49,6 +49,7 @@ from services.accounts.accounts import AccountSettings
 from services.accounts.passwords import Passwords
 from services.database import Database
 from services.generation.engine import EngineSettings, GenerationEngine
+from services.library import edits as library_edits
 from services.library import thumbnails
 from services.media.storage import LocalStorage, MediaLinks
 from services.outbound import FetchLimits, parse_allowed_hosts
@@ -236,6 +237,8 @@ def create_app(
             await limits.start()
             stack.push_async_callback(limits.stop)
             storage = LocalStorage(settings.resolved_media_root)
+            # Files of deleted assets still being removed are finished before shutdown.
+            stack.push_async_callback(library_edits.removals_done)
             gateway = await stack.enter_async_context(replicate_gateway(settings))
             generation_engine = GenerationEngine(
                 db,
@@ -280,6 +283,7 @@ def create_app(
                 bus=bus,
                 limits=limits,
                 accounts=accounts,
+                storage=storage,
             )
             app.state.studio = AppState(
                 resources=resources,

@@ -8,6 +8,7 @@ from resolvers import (
     evolution,
     generation,
     invitations,
+    library,
     sharing,
     storyboard,
 )
@@ -200,4 +201,16 @@ class Mutation:
         resolver=evolution.regenerate_asset,
         description="Generate an asset on Replicate: a DRAFT or FAILED one in place, a READY "
         "one as a new REGENERATE version. GENERATING, then READY or FAILED.",
+    )
+    # --- edits ---
+    update_asset = strawberry.mutation(
+        resolver=library.update_asset,
+        description="Change an asset's name, description, tags, category, mood or scene type "
+        "(needs EDIT on it).",
+    )
+    delete_asset = strawberry.mutation(
+        resolver=library.delete_asset,
+        description="Delete an asset (needs ADMIN on it): its shares, views and places in "
+        "collections go with it, its stored file once nothing else uses that file. The "
+        "project it came from is not touched.",
     )

@@ -300,8 +300,11 @@ async def add_shot_images(
             status=GenerationStatus(image.status),
             image_url=image.image_url,
             metadata=cast(dict[str, Any] | None, image.metadata),
+            asset_id=ids.decode_optional_into(
+                checks, image.asset_id, "Asset", field=("images", str(index), "assetId")
+            ),
         )
-        for image in input.images
+        for index, image in enumerate(input.images)
     ]
     async with write(info) as (session, actor):
         iteration = await requests.add_shot_images(

@@ -22,7 +22,7 @@ from services.accounts.accounts import AccountSettings
 from services.authorization import MalformedCredentials, bearer_token
 from services.database import Database
 from services.generation.engine import GenerationEngine
-from services.media.storage import MediaLinks
+from services.media.storage import MediaLinks, Storage
 from services.realtime.bus import EventBus
 from services.request_limits.policy import Limits
 
@@ -65,6 +65,9 @@ class Resources:
     bus: EventBus | None = None
     limits: Limits | None = None  # None: nothing is limited (schema tests)
     accounts: AccountSettings = field(default_factory=AccountSettings)
+    # Where media files are kept, for writes that remove them (deleteAsset); None: a
+    # server (or a schema test) without media, where nothing is deleted from storage.
+    storage: Storage | None = None
 
 
 @dataclass

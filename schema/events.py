@@ -28,6 +28,7 @@ FIELD_NAMES = {
     "generation_metadata": "metadata",
     "selected_image_id": "selectedImage",
     "parent_image_id": "parentImage",
+    "source_asset_id": "sourceAsset",
     "shot_id": "shot",
     "scene_id": "scene",
     "project_id": "project",

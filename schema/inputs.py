@@ -128,12 +128,19 @@ class ShotImageDraftInput:
     image_url: str | None = strawberry.field(
         default=None,
         description="An absolute, public http(s) URL. It is shown at once and copied into the "
-        "studio's storage in the background; only then can the image be refined or animated.",
+        "studio's storage in the background; only then can the image be refined or animated. "
+        "Or give assetId instead.",
     )
     metadata: JSON | None = strawberry.field(
         default=None,
         description="Generation parameters, a JSON object of at most 16 KiB; kept for clients, "
         "never sent to a provider.",
+    )
+    asset_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="Instead of an imageUrl: a READY IMAGE asset of the library that you may "
+        "see. The image shares the asset's stored file (status COMPLETE), so it can be refined "
+        "and animated at once. Give exactly one of imageUrl and assetId for a COMPLETE image.",
     )
 
 

@@ -19,7 +19,7 @@ from schema.cluster_ids import encode_cluster
 from schema.context import Info
 from schema.node import Node
 from schema.scalars import stored_json
-from schema.storyboard import Project
+from schema.storyboard import Project, ShotImage
 from services.library.access import Access, permission
 from services.library.tables import (
     AssetKind,
@@ -258,6 +258,43 @@ class Asset(Node):
             cluster_id=encode_cluster(row.team_id, cluster) if cluster else None,
             pinned=row.position_pinned,
         )
+
+    # --- edits ---
+    @strawberry.field(
+        description="How many projects' storyboards use it: distinct projects with a master "
+        "image that is its source shot image or an image added from it (addShotImages with "
+        "assetId). Projects you cannot see count too."
+    )
+    async def used_in_projects(self, info: Info) -> int:
+        assert self.row.id is not None
+        return await info.context.loaders.projects_using_asset.load(self.row.id)
+
+    @strawberry.field(
+        description="Whether its source shot image is starred (setImageFavorite); false when "
+        "it has none."
+    )
+    async def is_favorite(self, info: Info) -> bool:
+        if self.row.shot_image_id is None:
+            return False
+        image = await info.context.loaders.image.load(self.row.shot_image_id)
+        return image is not None and image.is_favorite
+
+    @strawberry.field(
+        description="The shot image it was made from; null once that is deleted, or if you "
+        "cannot see its project."
+    )
+    async def source_image(self, info: Info) -> ShotImage | None:
+        if self.row.shot_image_id is None:
+            return None
+        loaders = info.context.loaders
+        image = await loaders.image.load(self.row.shot_image_id)
+        shot = await loaders.shot.load(image.shot_id) if image else None
+        project = await loaders.project.load(shot.project_id) if shot else None
+        if image is None or project is None:
+            return None
+        if not info.context.require_actor().can_read(project.team_id):
+            return None
+        return ShotImage.from_row(image)
 
 
 @strawberry.type(description="Where an asset sits on its team's constellation map.")

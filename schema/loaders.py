@@ -19,6 +19,7 @@ from services.accounts import invitations
 from services.database import Database
 from services.library import access as library_access
 from services.library import collection_pages, sharing
+from services.library import usage as library_usage
 from services.library.collection_pages import CollectionStats, ItemsKey, ViewerKey
 from services.library.tables import AssetRow, AssetShareRow, CollectionItemRow, CollectionRow
 from services.storyboard import lookups, shot_images, workflow
@@ -157,6 +158,12 @@ class Loaders:
     def shares_of_asset(self) -> DataLoader[int, list[AssetShareRow]]:
         """Every share of an asset, expired or not, oldest first."""
         return self._grouped(sharing.shares_of_assets, list)
+
+    # --- edits ---
+    @cached_property
+    def projects_using_asset(self) -> DataLoader[int, int]:
+        """How many distinct projects' storyboards use each asset's image."""
+        return self._batch(library_usage.projects_using, int)
 
     def _batch(
         self,

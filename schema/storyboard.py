@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Self, cast
+from typing import TYPE_CHECKING, Annotated, Self, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -17,6 +17,9 @@ from schema.scalars import stored_json
 from services.storyboard import shot_images
 from services.storyboard.workflow import Progress
 from services.tables import ProjectRow, SceneRow, ShotImageRow, ShotRow, StoryboardSelectionRow
+
+if TYPE_CHECKING:
+    from schema.library import Asset
 
 
 @strawberry.type(description="How far a project's storyboard and animation have come.")
@@ -331,6 +334,19 @@ class ShotImage(Node):
     @strawberry.field(description="The image this one refines, if any.")
     async def parent_image(self, info: Info) -> ShotImage | None:
         return await ShotImage.load(info, self.row.parent_image_id)
+
+    # --- edits ---
+    @strawberry.field(
+        description="The library asset it was added from (addShotImages with assetId), whose "
+        "stored file it shares; null for other images, once that asset is deleted, or if you "
+        "cannot see it."
+    )
+    async def source_asset(
+        self, info: Info
+    ) -> Annotated[Asset, strawberry.lazy("schema.library")] | None:
+        from schema.library import load_asset  # it imports this module
+
+        return await load_asset(info, self.row.source_asset_id)
 
 
 @strawberry.type(description="The master image chosen for a shot, and its animation.")

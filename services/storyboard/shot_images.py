@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
 from services.errors import Conflict, InvalidInput, NotFound
+from services.library import usage
 from services.storyboard import workflow
 from services.storyboard.projects import lock_project
 from services.storyboard.shots import shot_for_write
@@ -42,14 +43,17 @@ class ImageDraft:
     """An image made elsewhere, to record as part of a new iteration (COMPLETE or FAILED).
 
     variant_number: its place in the iteration (the range is `add_shot_images`'s
-    to check); image_url: where it is, required when COMPLETE; metadata: a JSON
-    object kept for clients (at most 16 KiB as compact JSON).
+    to check); image_url: where it is; asset_id: or the library asset it is (its
+    stored file shared, see `services.library.usage`): a COMPLETE image needs
+    exactly one of the two; metadata: a JSON object kept for clients (at most
+    16 KiB as compact JSON).
     """
 
     variant_number: int
     status: GenerationStatus
     image_url: str | None = None
     metadata: dict[str, Any] | None = field(default=None)
+    asset_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -179,8 +183,13 @@ async def add_shot_images(
     INVALID_STATUS, IMAGE_URL_REQUIRED, INVALID_URL, TOO_LONG, BLANK, ...;
     Conflict DUPLICATE_VARIANT); the shot's access fails alone (NotFound,
     PermissionDenied); then everything collected, with NotFound or
-    PARENT_IMAGE_NOT_IN_SHOT for `parent_image_id`, is raised at once
-    (ValidationFailed when several). `checks` carries problems the caller
+    PARENT_IMAGE_NOT_IN_SHOT for `parent_image_id` and NotFound, ASSET_NOT_IMAGE,
+    ASSET_NOT_READY or ASSET_NOT_STORED for an image's `asset_id`
+    (`services.library.usage.checked_library_image`), is raised at once
+    (ValidationFailed when several). A draft with `asset_id` becomes a COMPLETE
+    image sharing the asset's stored file (`usage.shot_image_fields`): nothing to
+    copy, so it can be refined and animated at once; with an `image_url` as well it
+    is IMAGE_SOURCE_CONFLICT. `checks` carries problems the caller
     already found (malformed IDs). Advances the project's workflow status
     (`services.storyboard.workflow.advance`).
     """
@@ -229,12 +238,18 @@ async def add_shot_images(
             if draft.image_url is None
             else checks.url(draft.image_url, field=(*where, "imageUrl"))
         )
-        if url is None and draft.status is GenerationStatus.COMPLETE:
+        if draft.asset_id is not None:
+            _check_asset_draft(checks, draft, where)
+        elif url is None and draft.status is GenerationStatus.COMPLETE:
             checks.fail(
-                "IMAGE_URL_REQUIRED", "A COMPLETE image needs its imageUrl.", (*where, "imageUrl")
+                "IMAGE_URL_REQUIRED",
+                "A COMPLETE image needs its imageUrl, or the assetId of a library image.",
+                (*where, "imageUrl"),
             )
         metadata = checks.json_object(draft.metadata, field=(*where, "metadata"))
-        cleaned.append(ImageDraft(draft.variant_number, draft.status, url, metadata))
+        cleaned.append(
+            ImageDraft(draft.variant_number, draft.status, url, metadata, draft.asset_id)
+        )
     checks.raise_if_unresolvable()
     shot, project = await shot_for_write(session, actor, shot_id)
     if parent_image_id is not None:
@@ -247,28 +262,56 @@ async def add_shot_images(
             field=("parentImageId",),
             role="parent image",
         )
+    assets = {
+        index: await usage.checked_library_image(
+            session, actor, checks, draft.asset_id, field=("images", str(index), "assetId")
+        )
+        for index, draft in enumerate(cleaned)
+        if draft.asset_id is not None
+    }
     checks.raise_if_any()
 
     number = await next_iteration_number(session, shot_id)
-    rows = [
-        ShotImageRow(
-            shot_id=shot_id,
-            iteration_number=number,
-            variant_number=draft.variant_number,
-            status=draft.status,
-            image_url=draft.image_url,
-            iteration_prompt=prompt,
-            parent_image_id=parent_image_id,
-            generation_metadata=draft.metadata,
-            model=_model_of(draft.metadata),
-            imported=True,
+    rows = []
+    for index, draft in sorted(enumerate(cleaned), key=lambda pair: pair[1].variant_number):
+        fields: dict[str, Any] = {
+            "status": draft.status,
+            "image_url": draft.image_url,
+            "generation_metadata": draft.metadata,
+            "model": _model_of(draft.metadata),
+        }
+        if (asset := assets.get(index)) is not None:
+            fields = usage.shot_image_fields(asset, draft.metadata)
+        rows.append(
+            ShotImageRow(
+                shot_id=shot_id,
+                iteration_number=number,
+                variant_number=draft.variant_number,
+                iteration_prompt=prompt,
+                parent_image_id=parent_image_id,
+                imported=True,
+                **fields,
+            )
         )
-        for draft in sorted(cleaned, key=lambda d: d.variant_number)
-    ]
     session.add_all(rows)
     shot.updated_at = utcnow()
     await workflow.advance(session, project)
     return Iteration(shot_id, number, prompt, parent_image_id, rows)
+
+
+def _check_asset_draft(checks: Checks, draft: ImageDraft, where: tuple[str, ...]) -> None:
+    if draft.image_url is not None:
+        checks.fail(
+            "IMAGE_SOURCE_CONFLICT",
+            "Give an image either an imageUrl or an assetId, not both.",
+            (*where, "assetId"),
+        )
+    if draft.status is not GenerationStatus.COMPLETE:
+        checks.fail(
+            "INVALID_STATUS",
+            "An image taken from the library is COMPLETE: it exists already.",
+            (*where, "status"),
+        )
 
 
 def _model_of(metadata: dict[str, Any] | None) -> str | None:

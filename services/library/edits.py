@@ -1,0 +1,222 @@
+"""Changing and deleting library assets: `updateAsset` and `deleteAsset`.
+
+Both run in the caller's write transaction and follow `services.validation`'s
+order: the input's own problems are collected first; access to the asset fails
+alone (NotFound when the actor cannot see it, PermissionDenied when they see it
+but hold too little: EDIT to change metadata, ADMIN to delete); then everything
+collected is raised at once, so nothing is written on any error.
+
+A stored file can be shared: a duplicate keeps its parent's file, and a shot image
+added from an asset (`addShotImages` with `assetId`) keeps the asset's. So
+deleting an asset removes its file and thumbnail from storage only once no other
+asset, shot image or storyboard selection refers to that key, and only after the
+deleting transaction has committed (`services.database.after_commit`): a rolled-back
+delete never loses a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.accounts.access import Actor
+from services.database import after_commit
+from services.library.access import ADMIN, EDIT, require_asset
+from services.library.tables import AssetRow, SceneType
+from services.media.storage import Storage
+from services.tables import ShotImageRow, StoryboardSelectionRow, utcnow
+from services.validation import (
+    DESCRIPTION_MAX,
+    NAME_MAX,
+    TITLE_MAX,
+    UNCHANGED,
+    Checks,
+    Maybe,
+)
+
+logger = logging.getLogger(__name__)
+
+ASSET_NAME_MAX = TITLE_MAX
+"""Characters in an asset's name (200), as in a project's title."""
+MAX_TAGS = 30
+"""Tags an asset may have, and may be given at once."""
+TAG_MAX = 50
+"""Characters in one tag, after trimming."""
+LABEL_MAX = NAME_MAX
+"""Characters in an asset's category or mood (100)."""
+
+
+@dataclass(frozen=True)
+class AssetChanges:
+    """What `update_asset` should change; UNCHANGED (the default) leaves a field as it is.
+
+    name: the new name (never None); description, category, mood: new text, None or
+    blank to clear; tags: the new list (None clears it); scene_type: a SceneType, or
+    None to clear.
+    """
+
+    name: Maybe[str] = UNCHANGED
+    description: Maybe[str | None] = UNCHANGED
+    tags: Maybe[Sequence[str] | None] = UNCHANGED
+    category: Maybe[str | None] = UNCHANGED
+    mood: Maybe[str | None] = UNCHANGED
+    scene_type: Maybe[SceneType | None] = UNCHANGED
+
+
+def clean_tags(checks: Checks, tags: Sequence[str] | None, *, field: Sequence[str]) -> list[str]:
+    """The tags as stored: each trimmed and lower-cased, duplicates dropped (the first
+    kept, in the given order). None is no tags.
+
+    Records TOO_LONG at `field` for more than MAX_TAGS (30) given (and then looks at
+    none of them), and for each bad tag BLANK, TOO_LONG (over TAG_MAX, 50, characters)
+    or INVALID_CHARACTERS at `field` + its index.
+    """
+    if tags is None:
+        return []
+    if len(tags) > MAX_TAGS:
+        checks.fail(
+            "TOO_LONG", f"An asset has at most {MAX_TAGS} tags; got {len(tags)}.", tuple(field)
+        )
+        return []
+    cleaned: list[str] = []
+    for index, tag in enumerate(tags):
+        text = checks.text(tag, field=(*field, str(index)), max_length=TAG_MAX, label="tag")
+        lowered = text.lower()
+        if lowered and lowered not in cleaned:
+            cleaned.append(lowered)
+    return cleaned
+
+
+def _changes_checked(checks: Checks, changes: AssetChanges) -> dict[str, Any]:
+    """The row attributes to set, each value cleaned; problems recorded on `checks`."""
+    values: dict[str, Any] = {}
+    if changes.name is not UNCHANGED:
+        values["name"] = checks.text(changes.name, field=("name",), max_length=ASSET_NAME_MAX)
+    if changes.description is not UNCHANGED:
+        values["description"] = checks.optional_text(
+            changes.description, field=("description",), max_length=DESCRIPTION_MAX
+        )
+    if changes.tags is not UNCHANGED:
+        values["tags"] = clean_tags(checks, changes.tags, field=("tags",))
+    if changes.category is not UNCHANGED:
+        values["category"] = checks.optional_text(
+            changes.category, field=("category",), max_length=LABEL_MAX
+        )
+    if changes.mood is not UNCHANGED:
+        values["mood"] = checks.optional_text(changes.mood, field=("mood",), max_length=LABEL_MAX)
+    if changes.scene_type is not UNCHANGED:
+        values["scene_type"] = None if changes.scene_type is None else changes.scene_type.value
+    return values
+
+
+async def update_asset(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    asset_id: int,
+    changes: AssetChanges,
+    checks: Checks | None = None,
+) -> AssetRow:
+    """Change an asset's name, description, tags, category, mood or scene type; the row.
+
+    Needs EDIT on the asset (`services.library.access`). The name is 1..200
+    characters after trimming (BLANK, TOO_LONG); the description at most 10,000
+    (blank clears it); tags as `clean_tags`; category and mood at most 100 (blank
+    clears them). Raises NotFound (field `id`) for an asset the actor cannot see,
+    PermissionDenied below EDIT, else every input problem at once (InvalidInput, or
+    ValidationFailed for several); `checks` carries what the caller found already
+    (a malformed ID). `updated_at` moves only when something was given.
+    """
+    checks = checks if checks is not None else Checks()
+    values = _changes_checked(checks, changes)
+    checks.raise_if_unresolvable()
+    row, _ = await require_asset(session, actor, asset_id, EDIT, lock=True, field=("id",))
+    checks.raise_if_any()
+    for name, value in values.items():
+        setattr(row, name, value)
+    if values:
+        row.updated_at = utcnow()
+    session.add(row)
+    return row
+
+
+async def delete_asset(
+    session: AsyncSession, actor: Actor, *, asset_id: int, storage: Storage | None
+) -> list[str]:
+    """Delete an asset; the storage keys whose files go once this transaction commits.
+
+    Needs ADMIN on the asset (NotFound at `id` if the actor cannot see it,
+    PermissionDenied if they can but hold less). Its shares, views and places in
+    collections go with it (ON DELETE CASCADE); its lineage children, collections
+    using it as a cover and assets made from it keep theirs, without the link (SET
+    NULL); shot images added from it keep their image (the shared file) and lose
+    `source_asset_id`. The storyboard it came from is never touched.
+
+    Its file and thumbnail are deleted from `storage` after commit, each only if no
+    other asset, shot image or selection refers to the key (see the module); with no
+    `storage` (a server without media) the keys are returned and nothing is deleted.
+    """
+    row, _ = await require_asset(session, actor, asset_id, ADMIN, lock=True, field=("id",))
+    keys = {key for key in (row.storage_key, row.thumbnail_key) if key}
+    await session.exec(
+        update(ShotImageRow)
+        .where(col(ShotImageRow.source_asset_id) == asset_id)
+        .values(source_asset_id=None)
+    )
+    await session.delete(row)
+    await session.flush()
+    orphans = sorted(keys - await keys_in_use(session, keys))
+    if orphans and storage is not None:
+        after_commit(session, lambda: _remove_later(storage, orphans))
+    return orphans
+
+
+async def keys_in_use(session: AsyncSession, keys: Iterable[str]) -> set[str]:
+    """Those of `keys` that some asset (file or thumbnail), shot image or selection's
+    video refers to, as this transaction sees it."""
+    wanted = list(keys)
+    if not wanted:
+        return set()
+    used: set[str] = set()
+    for key_column in (
+        col(AssetRow.storage_key),
+        col(AssetRow.thumbnail_key),
+        col(ShotImageRow.storage_key),
+        col(StoryboardSelectionRow.video_storage_key),
+    ):
+        found = await session.exec(select(key_column).where(key_column.in_(wanted)).distinct())
+        used.update(key for key in found if key is not None)
+    return used
+
+
+# Background removals still running, kept so that they are not garbage-collected.
+_removals: set[asyncio.Task[None]] = set()
+
+
+def _remove_later(storage: Storage, keys: Sequence[str]) -> None:
+    task = asyncio.get_running_loop().create_task(remove_files(storage, keys))
+    _removals.add(task)
+    task.add_done_callback(_removals.discard)
+
+
+async def remove_files(storage: Storage, keys: Sequence[str]) -> None:
+    """Delete each key's object; a failure is logged and the others still go (a file
+    left behind costs space, never correctness: nothing refers to it)."""
+    for key in keys:
+        try:
+            await storage.delete(key)
+        except Exception:
+            logger.exception("could not delete stored file %r of a deleted asset", key)
+
+
+async def removals_done() -> None:
+    """Wait for the file removals started so far (for an orderly shutdown, and tests)."""
+    while _removals:
+        await asyncio.gather(*list(_removals), return_exceptions=True)

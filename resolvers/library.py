@@ -52,6 +52,8 @@ async def update_asset(
         category=given(input.category),
         mood=given(input.mood),
         scene_type=given(input.scene_type),
+        can_duplicate=given_required(input.can_duplicate),
+        can_remix=given_required(input.can_remix),
     )
     async with write(info) as (session, actor):
         await edits.update_asset(session, actor, asset_id=asset_id, changes=changes, checks=checks)
@@ -66,6 +68,10 @@ async def delete_asset(
     asset_id = ids.decode(input.id, "Asset")
     async with write(info) as (session, actor):
         await edits.delete_asset(
-            session, actor, asset_id=asset_id, storage=info.context.resources.storage
+            session,
+            actor,
+            asset_id=asset_id,
+            storage=info.context.resources.storage,
+            generation_engine=info.context.resources.generation_engine,
         )
     return DeletePayload(deleted_id=input.id)

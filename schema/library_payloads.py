@@ -48,3 +48,11 @@ class UpdateAssetInput:
     scene_type: SceneType | None = strawberry.field(
         default=strawberry.UNSET, description="The kind of shot it shows; null clears it."
     )
+    can_duplicate: bool | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Whether it may be duplicated (null: unchanged). Needs ADMIN on it.",
+    )
+    can_remix: bool | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Whether it may be remixed (null: unchanged). Needs ADMIN on it.",
+    )

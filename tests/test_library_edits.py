@@ -218,7 +218,7 @@ async def test_update_asset_reports_every_problem_at_once_and_changes_nothing(
         UPDATE,
         token=ann.token,
     )
-    assert codes(too_many) == [("TOO_LONG", ["tags"])]
+    assert codes(too_many) == [("TOO_MANY_TAGS", ["tags"])]
     assert await snapshot(db, asset_id) == before
     thirty = await mutate_ok(
         db,

@@ -26,14 +26,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.accounts.access import MANAGERS, WRITERS, Actor
 from services.errors import NotFound, PermissionDenied
 from services.library.tables import CollectionRow, ShareLevel, SharePermission
-from services.validation import Checks
 
 VIEW, EDIT, ADMIN = SharePermission.VIEW, SharePermission.EDIT, SharePermission.ADMIN
 _SHARED_LEVELS = (ShareLevel.TEAM.value, ShareLevel.PUBLIC.value)
 
 DEFAULT_NAME = "Untitled Collection"
-TAGS_MAX = 30
-TAG_MAX = 50
 CATEGORY_MAX = 100
 # Bounds the work of one write (every item is renumbered under the lock) and a reorder list.
 MAX_ITEMS = 1000
@@ -115,26 +112,3 @@ async def require_collection(
     if not allows(held, needed):
         raise PermissionDenied(DENIED[needed])
     return row, held
-
-
-def check_tags(
-    checks: Checks, tags: Sequence[str], *, field: Sequence[str] = ("tags",)
-) -> list[str]:
-    """Tags cleaned: stripped, lower-cased, duplicates dropped (first kept), in order.
-
-    Records TOO_MANY_TAGS for more than TAGS_MAX (30) given, and per tag (at
-    `(*field, index)`) BLANK, TOO_LONG over TAG_MAX (50) characters, or
-    INVALID_CHARACTERS. Raises nothing.
-    """
-    if len(tags) > TAGS_MAX:
-        checks.fail(
-            "TOO_MANY_TAGS", f"At most {TAGS_MAX} tags are allowed; got {len(tags)}.", field
-        )
-        return []
-    cleaned: list[str] = []
-    for index, tag in enumerate(tags):
-        value = checks.text(tag, field=(*field, str(index)), max_length=TAG_MAX, label="tag")
-        value = value.lower()
-        if value and value not in cleaned:
-            cleaned.append(value)
-    return cleaned

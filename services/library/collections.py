@@ -29,7 +29,6 @@ from services.library.collection_rules import (
     DENIED,
     EDIT,
     MAX_ITEMS,
-    check_tags,
     require_collection,
 )
 from services.library.tables import (
@@ -39,6 +38,7 @@ from services.library.tables import (
     CollectionType,
     ShareLevel,
 )
+from services.library.tags import clean_tags
 from services.tables import utcnow
 from services.validation import DESCRIPTION_MAX, TITLE_MAX, UNCHANGED, Checks, Maybe
 
@@ -60,7 +60,7 @@ def _check_fields(
             description, field=("description",), max_length=DESCRIPTION_MAX
         )
     if tags is not UNCHANGED:
-        changes["tags"] = check_tags(checks, tags or ())
+        changes["tags"] = clean_tags(checks, tags or ())
     if category is not UNCHANGED:
         changes["category"] = checks.optional_text(
             category, field=("category",), max_length=CATEGORY_MAX

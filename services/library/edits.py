@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -28,10 +28,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
 from services.database import after_commit
+from services.generation.discards import RUNNING, stop_predictions
+from services.library import collections
 from services.library.access import ADMIN, EDIT, require_asset
-from services.library.tables import AssetRow, SceneType
+from services.library.tables import AssetRow, AssetShareRow, SceneType
+from services.library.tags import clean_tags
 from services.media.storage import Storage
 from services.tables import ShotImageRow, StoryboardSelectionRow, utcnow
+
+if TYPE_CHECKING:
+    from services.generation.engine import GenerationEngine
+
 from services.validation import (
     DESCRIPTION_MAX,
     NAME_MAX,
@@ -45,10 +52,6 @@ logger = logging.getLogger(__name__)
 
 ASSET_NAME_MAX = TITLE_MAX
 """Characters in an asset's name (200), as in a project's title."""
-MAX_TAGS = 30
-"""Tags an asset may have, and may be given at once."""
-TAG_MAX = 50
-"""Characters in one tag, after trimming."""
 LABEL_MAX = NAME_MAX
 """Characters in an asset's category or mood (100)."""
 
@@ -68,30 +71,13 @@ class AssetChanges:
     category: Maybe[str | None] = UNCHANGED
     mood: Maybe[str | None] = UNCHANGED
     scene_type: Maybe[SceneType | None] = UNCHANGED
+    can_duplicate: Maybe[bool] = UNCHANGED
+    can_remix: Maybe[bool] = UNCHANGED
 
-
-def clean_tags(checks: Checks, tags: Sequence[str] | None, *, field: Sequence[str]) -> list[str]:
-    """The tags as stored: each trimmed and lower-cased, duplicates dropped (the first
-    kept, in the given order). None is no tags.
-
-    Records TOO_LONG at `field` for more than MAX_TAGS (30) given (and then looks at
-    none of them), and for each bad tag BLANK, TOO_LONG (over TAG_MAX, 50, characters)
-    or INVALID_CHARACTERS at `field` + its index.
-    """
-    if tags is None:
-        return []
-    if len(tags) > MAX_TAGS:
-        checks.fail(
-            "TOO_LONG", f"An asset has at most {MAX_TAGS} tags; got {len(tags)}.", tuple(field)
-        )
-        return []
-    cleaned: list[str] = []
-    for index, tag in enumerate(tags):
-        text = checks.text(tag, field=(*field, str(index)), max_length=TAG_MAX, label="tag")
-        lowered = text.lower()
-        if lowered and lowered not in cleaned:
-            cleaned.append(lowered)
-    return cleaned
+    @property
+    def needs_admin(self) -> bool:
+        """Whether it changes what others may do with the asset (duplicate, remix): ADMIN's."""
+        return self.can_duplicate is not UNCHANGED or self.can_remix is not UNCHANGED
 
 
 def _changes_checked(checks: Checks, changes: AssetChanges) -> dict[str, Any]:
@@ -113,6 +99,10 @@ def _changes_checked(checks: Checks, changes: AssetChanges) -> dict[str, Any]:
         values["mood"] = checks.optional_text(changes.mood, field=("mood",), max_length=LABEL_MAX)
     if changes.scene_type is not UNCHANGED:
         values["scene_type"] = None if changes.scene_type is None else changes.scene_type.value
+    if changes.can_duplicate is not UNCHANGED:
+        values["can_duplicate"] = bool(changes.can_duplicate)
+    if changes.can_remix is not UNCHANGED:
+        values["can_remix"] = bool(changes.can_remix)
     return values
 
 
@@ -124,9 +114,11 @@ async def update_asset(
     changes: AssetChanges,
     checks: Checks | None = None,
 ) -> AssetRow:
-    """Change an asset's name, description, tags, category, mood or scene type; the row.
+    """Change an asset's name, description, tags, category, mood, scene type, or whether
+    it may be duplicated and remixed; the row.
 
-    Needs EDIT on the asset (`services.library.access`). The name is 1..200
+    Needs EDIT on the asset (`services.library.access`), ADMIN to change
+    `can_duplicate` or `can_remix`. The name is 1..200
     characters after trimming (BLANK, TOO_LONG); the description at most 10,000
     (blank clears it); tags as `clean_tags`; category and mood at most 100 (blank
     clears them). Raises NotFound (field `id`) for an asset the actor cannot see,
@@ -137,7 +129,8 @@ async def update_asset(
     checks = checks if checks is not None else Checks()
     values = _changes_checked(checks, changes)
     checks.raise_if_unresolvable()
-    row, _ = await require_asset(session, actor, asset_id, EDIT, lock=True, field=("id",))
+    needed = ADMIN if changes.needs_admin else EDIT
+    row, _ = await require_asset(session, actor, asset_id, needed, lock=True, field=("id",))
     checks.raise_if_any()
     for name, value in values.items():
         setattr(row, name, value)
@@ -148,7 +141,12 @@ async def update_asset(
 
 
 async def delete_asset(
-    session: AsyncSession, actor: Actor, *, asset_id: int, storage: Storage | None
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    asset_id: int,
+    storage: Storage | None,
+    generation_engine: GenerationEngine | None = None,
 ) -> list[str]:
     """Delete an asset; the storage keys whose files go once this transaction commits.
 
@@ -162,9 +160,19 @@ async def delete_asset(
     Its file and thumbnail are deleted from `storage` after commit, each only if no
     other asset, shot image or selection refers to the key (see the module); with no
     `storage` (a server without media) the keys are returned and nothing is deleted.
+    A regeneration still running is canceled at the provider after commit. Its shares
+    are deleted one by one (so each recipient's feed hears of it, which a cascade
+    would not tell), and its collections close the gap it leaves.
     """
     row, _ = await require_asset(session, actor, asset_id, ADMIN, lock=True, field=("id",))
     keys = {key for key in (row.storage_key, row.thumbnail_key) if key}
+    if row.generation_status in RUNNING:
+        stop_predictions(session, generation_engine, [row.prediction_id])
+    await collections.forget_asset(session, asset_id)
+    for share in await session.exec(
+        select(AssetShareRow).where(col(AssetShareRow.asset_id) == asset_id)
+    ):
+        await session.delete(share)
     await session.exec(
         update(ShotImageRow)
         .where(col(ShotImageRow.source_asset_id) == asset_id)

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers import library
+from resolvers import library, library_search
 from schema import nodes
 from schema.accounts import Team, User
 from schema.connections import MAX_PAGE, PageInfo, ProjectConnection, ProjectEdge
@@ -130,3 +130,16 @@ class Query:
     def generation_models(self, info: Info) -> list[GenerationModel]:
         info.context.require_actor()
         return [GenerationModel.from_model(model) for model in catalog.MODELS]
+
+    # --- search ---
+    library = strawberry.field(
+        resolver=library_search.library,
+        description="Search the library: the assets you may see (your teams', those shared "
+        "with you, and with `includePublic` other teams' PUBLIC ones) that match the filter, "
+        "sorted, a page at a time, with `totalCount`.",
+    )
+    library_filters = strawberry.field(
+        resolver=library_search.library_filters,
+        description="Every value each library filter can take among a team's assets you may "
+        "see (facets), with counts, and the ranges of durations and dates.",
+    )

@@ -274,13 +274,14 @@ async def test_sorting_pages_through_ties_without_duplicates_or_gaps(
     made: list[tuple[str, Any]] = []
     for n in range(9):
         value = n % 3
-        fields: dict[str, Any] = {
+        by_field: dict[str, dict[str, Any]] = {
             "CREATED": {"created_at": T0 + timedelta(hours=value)},
-            "NAME": {"name": f"Shot {value}"},
+            "NAME": {},
             "DURATION": {"duration": None if value == 0 else float(value)},
             "VIEWS": {"views": value},
-        }[field]
-        fields.setdefault("name", f"Shot {value}")
+        }
+        # Every asset of one value has the same name (NAME ties), creation time otherwise now.
+        fields = {"name": f"Shot {value}", **by_field[field]}
         asset_id = await factories.library_asset(db, ann, **fields)
         made.append((asset_id, value))
     for direction in ("ASC", "DESC"):

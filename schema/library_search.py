@@ -357,9 +357,6 @@ class LibraryFilters:
     creators: list[NodeFacetValue] = strawberry.field(description="Creators.")
     projects: list[NodeFacetValue] = strawberry.field(description="Source projects.")
     share_levels: list[ShareLevelFacetValue] = strawberry.field(description="Share levels.")
-    with_lineage_count: int = strawberry.field(
-        description="How many have a lineage parent or child you may see (`hasLineage: true`)."
-    )
     duration_range: DurationRange | None = strawberry.field(
         description="The range of durations; null when none has one."
     )
@@ -373,18 +370,19 @@ def _plain(values: list[FacetCount]) -> list[FacetValue]:
 
 
 async def _creators(info: Info, values: list[FacetCount]) -> list[NodeFacetValue]:
+    # Named only for the viewer or someone sharing a team with them, as Asset.creator.
     actor = info.context.require_actor()
     loaders = info.context.loaders
+    keys = [int(facet.value) for facet in values]
+    memberships = await loaders.memberships_of_user.load_many(keys)
+    users = await loaders.user.load_many(keys)
     found = []
-    for facet in values:
-        user_id = int(facet.value)
-        memberships = await loaders.memberships_of_user.load(user_id)
-        seen = user_id == actor.user_id or any(actor.can_read(m.team_id) for m in memberships)
-        row = await loaders.user.load(user_id) if seen else None
+    for facet, user_id, held, row in zip(values, keys, memberships, users, strict=True):
+        seen = user_id == actor.user_id or any(actor.can_read(m.team_id) for m in held)
         found.append(
             NodeFacetValue(
                 value=ids.encode("User", user_id),
-                label=row.name if row else None,
+                label=row.name if row is not None and seen else None,
                 count=facet.count,
             )
         )
@@ -392,20 +390,18 @@ async def _creators(info: Info, values: list[FacetCount]) -> list[NodeFacetValue
 
 
 async def _projects(info: Info, values: list[FacetCount]) -> list[NodeFacetValue]:
+    # Titled only for members of the project's team, as Asset.sourceProject.
     actor = info.context.require_actor()
-    found = []
-    for facet in values:
-        project_id = int(facet.value)
-        row = await info.context.loaders.project.load(project_id)
-        seen = row is not None and actor.can_read(row.team_id)
-        found.append(
-            NodeFacetValue(
-                value=ids.encode("Project", project_id),
-                label=row.title if row is not None and seen else None,
-                count=facet.count,
-            )
+    keys = [int(facet.value) for facet in values]
+    rows = await info.context.loaders.project.load_many(keys)
+    return [
+        NodeFacetValue(
+            value=ids.encode("Project", project_id),
+            label=row.title if row is not None and actor.can_read(row.team_id) else None,
+            count=facet.count,
         )
-    return found
+        for facet, project_id, row in zip(values, keys, rows, strict=True)
+    ]
 
 
 async def library_filters_of(info: Info, found: Facets) -> LibraryFilters:
@@ -443,7 +439,6 @@ async def library_filters_of(info: Info, found: Facets) -> LibraryFilters:
             for f in found.share_level
             if f.value in ShareLevel.__members__
         ],
-        with_lineage_count=found.with_lineage,
         duration_range=durations,
         created_range=created,
     )

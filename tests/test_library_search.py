@@ -22,7 +22,7 @@ SEARCH = """query($f: LibraryFilter, $s: LibrarySort, $first: Int, $after: Strin
   } }"""
 
 FACETS = """query($t: ID!, $p: Boolean) { libraryFilters(teamId: $t, includePublic: $p) {
-  totalCount withLineageCount
+  totalCount
   tags { value count } categories { value count } moods { value count }
   sceneTypes { value count } kinds { value count } models { value count }
   creators { value label count } projects { value label count } shareLevels { value count }
@@ -410,7 +410,6 @@ async def test_facets_count_every_value_as_a_search_would(db: Database) -> None:
         {"value": "TEAM", "count": 2},
         {"value": "PUBLIC", "count": 1},
     ]
-    assert data["withLineageCount"] == 2
     assert data["durationRange"] == {"min": 4.0, "max": 9.5}
     assert data["createdRange"]["earliest"].startswith("2026-01-01T12:00:00")
     assert data["createdRange"]["latest"].startswith("2026-01-03T12:00:00")

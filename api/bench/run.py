@@ -138,6 +138,7 @@ async def _with_postgres(admin_url: str) -> list[str]:
 async def run(postgres_admin_url: str | None) -> int:
     """Print every figure; the number of figures that could not be measured."""
     from api.bench import generation as bench_generation
+    from api.bench import library as bench_library
     from api.bench import realtime as bench_realtime
 
     unmeasured = 0
@@ -157,6 +158,10 @@ async def run(postgres_admin_url: str | None) -> int:
         else:
             print("Storyboard API on PostgreSQL:")
             print("\n".join(lines))
+    print("Library search on PostgreSQL (1,000,000 assets, 100 teams):")
+    library = await bench_library.run_all(postgres_admin_url)
+    print("\n".join(library), flush=True)
+    unmeasured += sum("not measured" in line for line in library)
     print("Realtime (subscriptions over WebSocket):")
     realtime = await bench_realtime.run_all()
     print("\n".join(realtime), flush=True)

@@ -7,7 +7,7 @@ share, or, with `include_public`, a PUBLIC level), by the one rule
 search on that one value.
 
 Two statements: the grouped counts of every facet from one materialized scan of the
-visible rows (a CTE), and the ranges and totals.
+visible rows (a CTE), and the total and ranges.
 
 Example:
 
@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Text, case, cast, func, literal, select, union_all
+from sqlalchemy import String, Text, cast, func, literal, select, union_all
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
-from services.library.search import LibraryFilter, conditions, has_lineage
+from services.library.search import LibraryFilter, conditions
 from services.library.tables import AssetRow
 from services.tables import utcnow
 
@@ -54,11 +54,12 @@ class FacetCount:
 @dataclass
 class Facets:
     """The facets of a team's visible assets, each ordered by count (highest first), then
-    value. `total`: the assets counted; `with_lineage`: those with a visible lineage
-    parent or child; durations in seconds (None: no asset has one)."""
+    value. `total`: the assets counted; durations in seconds (None: no asset has one).
+
+    (`hasLineage` has no count here: whether a relative is visible is a per-row
+    lookup of the access rule, which would double the cost of the facets.)"""
 
     total: int = 0
-    with_lineage: int = 0
     tags: list[FacetCount] = field(default_factory=list)
     category: list[FacetCount] = field(default_factory=list)
     mood: list[FacetCount] = field(default_factory=list)
@@ -118,17 +119,15 @@ async def facets(
         getattr(found, facet).append(FacetCount(str(value), int(count)))
     for values in (getattr(found, name) for name in ("tags", *_GROUPED)):
         values.sort(key=lambda f: (-f.count, f.value))
-    lineage = has_lineage(actor, moment)
     stats = select(
         func.count(),
-        func.coalesce(func.sum(case((lineage, 1), else_=0)), 0),
         func.min(col(AssetRow.duration)),
         func.max(col(AssetRow.duration)),
         func.min(col(AssetRow.created_at)),
         func.max(col(AssetRow.created_at)),
     ).where(*where)
-    total, with_lineage, shortest, longest, earliest, latest = (await session.exec(stats)).one()  # type: ignore[call-overload]
-    found.total, found.with_lineage = int(total), int(with_lineage)
+    total, shortest, longest, earliest, latest = (await session.exec(stats)).one()  # type: ignore[call-overload]
+    found.total = int(total)
     found.min_duration, found.max_duration = shortest, longest
     found.earliest, found.latest = earliest, latest
     return found

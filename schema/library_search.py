@@ -442,15 +442,3 @@ async def library_filters_of(info: Info, found: Facets) -> LibraryFilters:
         duration_range=durations,
         created_range=created,
     )
-
-
-__all__ = [
-    "AssetConnection",
-    "LibraryFilterInput",
-    "LibraryFilters",
-    "LibrarySortInput",
-    "connection_of",
-    "decode_cursor",
-    "fingerprint",
-    "library_filters_of",
-]

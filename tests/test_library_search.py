@@ -489,6 +489,10 @@ async def test_visibility_other_teams_public_and_shares(db: Database) -> None:
     assert public["totalCount"] == 2
     page = await search(db, ann, {"text": tag})
     assert {e["node"]["viewerPermission"] for e in page["edges"]} == {"ADMIN", "VIEW"}
+    # Another team's collection holds nothing for you, even of what you may see in it.
+    theirs = await _collection(db, bob.team_id, [shared])
+    assert await names(db, ann, {"collectionId": theirs}) == set()
+    assert await names(db, bob, {"collectionId": theirs}) == {"Bob shared"}
 
 
 async def test_bad_input_is_a_clean_error(db: Database) -> None:

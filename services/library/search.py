@@ -452,20 +452,3 @@ async def search(
         assert row.id is not None
         hits.append(SearchHit(row=row, position=Position(_value(row, sort, score), row.id)))
     return SearchPage(hits=hits, has_next=len(rows) > first, total_count=total)
-
-
-__all__ = [
-    "MAX_TEXT",
-    "LibraryFilter",
-    "LibrarySort",
-    "Position",
-    "SearchHit",
-    "SearchPage",
-    "SortField",
-    "check",
-    "conditions",
-    "has_lineage",
-    "search",
-    "text_match",
-    "words",
-]

@@ -4,7 +4,8 @@ PostgreSQL: `assets.search_vector`, a tsvector the database computes from the na
 (weight A), tags (B), prompt (C) and description (D) with the `english`
 configuration (a STORED generated column, so no code and no trigger can forget it);
 a GIN index over (team_id, search_vector) (btree_gin), so a team's matches come from
-one index; a GIN index over tags (jsonb_path_ops, for `@>`).
+one index; a GIN index over tags (jsonb_path_ops, for `@>`); a covering btree index of the
+columns the facets group, so `libraryFilters` is an index-only scan.
 
 SQLite: `asset_search`, an FTS5 external-content table over the same four columns of
 `assets` (porter stemming, so "running" finds "run"), kept in step by three triggers.
@@ -77,6 +78,16 @@ def upgrade() -> None:
             "CREATE INDEX ix_assets_library_text ON assets USING gin (team_id, search_vector)"
         )
         op.execute("CREATE INDEX ix_assets_library_tags ON assets USING gin (tags jsonb_path_ops)")
+        # libraryFilters reads every visible asset of a team: with what it groups (and
+        # what the access rule reads) in the index, that is an index-only scan of the
+        # team's entries instead of one heap page per asset (teams' rows interleave).
+        # Tags are bounded (a few dozen short words), so an entry stays far below
+        # btree's limit of about 2.7 kB.
+        op.execute(
+            "CREATE INDEX ix_assets_library_facets ON assets (team_id) INCLUDE (id, creator_id, "
+            "share_level, category, mood, scene_type, kind, model, project_id, duration, "
+            "created_at, tags)"
+        )
         # DESC NULLS LAST is not the reverse of the ASC index (whose NULLs also come last).
         op.execute(
             "CREATE INDEX ix_assets_library_duration_desc "
@@ -99,6 +110,7 @@ def downgrade() -> None:
         op.execute(f"DROP INDEX {name}")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP INDEX ix_assets_library_duration_desc")
+        op.execute("DROP INDEX ix_assets_library_facets")
         op.execute("DROP INDEX ix_assets_library_tags")
         op.execute("DROP INDEX ix_assets_library_text")
         op.execute("ALTER TABLE assets DROP COLUMN search_vector")

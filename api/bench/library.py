@@ -11,7 +11,8 @@ not):
 
 - `library` with text and 4 more filters (tags, moods, categories, a date range),
   first page of 24 with `totalCount` (goal: p95 <= 50 ms);
-- the same sorted by RELEVANCE, and a browse without text (CREATED, no filter);
+- the same sorted by RELEVANCE, a browse of a team without text (CREATED), and one
+  of every team the viewer sees (no filter at all);
 - `libraryFilters(teamId)` (goal: p95 <= 100 ms);
 
 and prints EXPLAIN (ANALYZE) of the SQL each one sent, to show the indexes used.
@@ -476,6 +477,7 @@ async def bench_library(url: str, assets: int = ASSETS) -> list[str]:
         searched = await _timed(RUNS, search)
         relevance = await _timed(RUNS, lambda n: search(n, "RELEVANCE"))
         browsed = await _timed(RUNS, lambda n: run(SEARCH, {"f": {"teamId": "VGVhbTox"}}))
+        everywhere = await _timed(RUNS // 4, lambda n: run(SEARCH, {"f": {}}))
         teams = ["VGVhbTox", "VGVhbToy", "VGVhbToz"]
         faceted = await _timed(RUNS, lambda n: run(FACETS, {"t": teams[n % 3]}))
         actor = (await build_context(resources, token)).require_actor()
@@ -502,6 +504,7 @@ async def bench_library(url: str, assets: int = ASSETS) -> list[str]:
             f"  {'  (first variant matched':<46} {count} assets)",
             _line("library: the same by RELEVANCE", relevance, SEARCH_GOAL_MS),
             _line("library: a team, no filter, CREATED", browsed),
+            _line("library: no filter at all (every team), CREATED", everywhere),
             _line("libraryFilters(teamId), ~10,000 assets", faceted, FACETS_GOAL_MS),
             _line("  the search's service call alone (SQL)", searched_sql),
             _line("  libraryFilters' service call alone (SQL)", faceted_sql),
@@ -512,6 +515,7 @@ async def bench_library(url: str, assets: int = ASSETS) -> list[str]:
         lines += await _explain(db, lambda: search(0), "the search (text + 4 filters)")
         lines += await _explain(db, lambda: search(0, "RELEVANCE"), "the search by RELEVANCE")
         lines += await _explain(db, lambda: run(FACETS, {"t": "VGVhbTox"}), "libraryFilters")
+        lines += await _explain(db, lambda: run(SEARCH, {"f": {}}), "the search of every team")
         return lines
     finally:
         await db.dispose()

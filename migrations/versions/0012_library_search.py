@@ -4,7 +4,7 @@ PostgreSQL: `assets.search_vector`, a tsvector the database computes from the na
 (weight A), tags (B), prompt (C) and description (D) with the `english`
 configuration (a STORED generated column, so no code and no trigger can forget it);
 a GIN index over (team_id, search_vector) (btree_gin), so a team's matches come from
-one index; a GIN index over tags (jsonb_path_ops, for `@>`); a covering btree index of the
+one index; a GIN index over (team_id, tags) (jsonb_ops, for `?|` and `@>`); a covering btree index of the
 columns the facets group, so `libraryFilters` is an index-only scan.
 
 SQLite: `asset_search`, an FTS5 external-content table over the same four columns of
@@ -77,7 +77,9 @@ def upgrade() -> None:
         op.execute(
             "CREATE INDEX ix_assets_library_text ON assets USING gin (team_id, search_vector)"
         )
-        op.execute("CREATE INDEX ix_assets_library_tags ON assets USING gin (tags jsonb_path_ops)")
+        # With the team, like the text index: a global tags index hands a team's search
+        # tens of thousands of other teams' rows to AND away (measured: 35 ms of 36).
+        op.execute("CREATE INDEX ix_assets_library_tags ON assets USING gin (team_id, tags)")
         # libraryFilters reads every visible asset of a team: with what it groups (and
         # what the access rule reads) in the index, that is an index-only scan of the
         # team's entries instead of one heap page per asset (teams' rows interleave).

@@ -34,6 +34,7 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     Float,
+    Text,
     and_,
     column,
     exists,
@@ -46,6 +47,8 @@ from sqlalchemy import (
     table,
     tuple_,
 )
+from sqlalchemy import cast as cast_
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.util import ClauseAdapter
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -303,11 +306,12 @@ def conditions(
 
 def _tags(dialect: str, tags: list[str], all_tags: bool) -> ColumnElement[bool]:
     if dialect == "postgresql":
-        # `@>` on the jsonb array: served by the GIN index over tags (jsonb_path_ops).
+        # One operator either way (`?|` any, `@>` all), so the GIN index over
+        # (team_id, tags) serves it together with the team.
         column = col(AssetRow.tags)
         if all_tags:
             return column.op("@>")(func.jsonb_build_array(*tags))
-        return or_(*(column.op("@>")(func.jsonb_build_array(tag)) for tag in tags))
+        return column.op("?|")(cast_(postgresql.array(tags), postgresql.ARRAY(Text)))
     each = func.json_each(col(AssetRow.tags)).table_valued("value")
     matched = select(func.count(func.distinct(each.c.value))).where(each.c.value.in_(tags))
     needed = len(tags) if all_tags else 1

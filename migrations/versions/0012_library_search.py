@@ -37,7 +37,12 @@ BTREE = [
     ("ix_assets_library_duration", "team_id, duration, id"),
     ("ix_assets_library_views", "team_id, views, id"),
     ("ix_assets_library_parent", "parent_id"),
+    # PUBLIC assets of every team (a search with includePublic and no team).
 ]
+# PUBLIC assets of every team (a search with includePublic and no team), partial.
+PUBLIC = (
+    "CREATE INDEX ix_assets_library_public ON assets (created_at, id) WHERE share_level = 'PUBLIC'"
+)
 
 VECTOR = """
     setweight(to_tsvector('english'::regconfig, coalesce(name, '')), 'A')
@@ -105,9 +110,11 @@ def upgrade() -> None:
         op.execute("INSERT INTO asset_search(asset_search) VALUES ('rebuild')")
     for name, columns in BTREE:
         op.execute(f"CREATE INDEX {name} ON assets ({columns})")
+    op.execute(PUBLIC)
 
 
 def downgrade() -> None:
+    op.execute("DROP INDEX ix_assets_library_public")
     for name, _ in reversed(BTREE):
         op.execute(f"DROP INDEX {name}")
     if op.get_bind().dialect.name == "postgresql":

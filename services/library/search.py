@@ -7,7 +7,8 @@ expiry). Filters combine with AND; the values of one filter with OR (tags with A
 or ALL). Text is matched by the database's full-text search (migration 0012): on
 PostgreSQL `assets.search_vector @@ plainto_tsquery('english', ...)`, ranked by
 `ts_rank`; on SQLite the FTS5 table `asset_search` (porter stemming), ranked by
-`bm25`. Both stem, so "running" finds "run"; ranks differ between the engines.
+`bm25` (`services.library.text_search`). Both stem, so "running" finds "run"; ranks
+differ between the engines.
 
 Pages are keyset pages: a `Position` (the last row's sort value and id) says where
 the next one starts, never an OFFSET, so a page costs the same however deep it is
@@ -26,25 +27,20 @@ Example:
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
-    Float,
     Text,
     and_,
-    column,
     exists,
-    false,
     func,
     literal,
     literal_column,
     not_,
     or_,
-    table,
     tuple_,
 )
 from sqlalchemy import cast as cast_
@@ -63,15 +59,11 @@ from services.library.tables import (
     CollectionRow,
     ShareLevel,
 )
+from services.library.text_search import text_match, words
 from services.tables import ShotImageRow, utcnow
 
 MAX_TEXT = 200  # characters of search text
-MAX_WORDS = 16  # words of search text used
 MAX_VALUES = 100  # values of one list filter
-_WORD = re.compile(r"\w+")
-# bm25 weights of asset_search's columns (name, description, prompt, tags), like the
-# PostgreSQL weights A (name), D (description), C (prompt), B (tags).
-_BM25_WEIGHTS = (10.0, 1.0, 2.0, 5.0)
 
 
 class SortField(enum.StrEnum):
@@ -152,11 +144,6 @@ class SearchPage:
     total_count: int
 
 
-def words(text: str | None) -> list[str]:
-    """The words of search text, lower-cased, at most MAX_WORDS of them."""
-    return _WORD.findall((text or "").lower())[:MAX_WORDS]
-
-
 def check(search: LibraryFilter, sort: LibrarySort) -> None:
     """Raise InvalidInput (its `field` a path under `filter` or `sort`) unless the filter
     and sort make a search: RELEVANCE needs text, ranges must not be inverted, text and
@@ -210,41 +197,6 @@ def check(search: LibraryFilter, sort: LibrarySort) -> None:
             code="OUT_OF_RANGE",
             field=("filter", "maxDuration"),
         )
-
-
-# --- the text match, per engine --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TextMatch:
-    """The condition that an asset matches search text, and its rank (higher: better)."""
-
-    condition: ColumnElement[bool]
-    rank: ColumnElement[float]
-
-
-def text_match(dialect: str, found: list[str]) -> TextMatch:
-    """The full-text match of the words `found` (all of them, stemmed) on `assets`."""
-    if not found:
-        return TextMatch(false(), literal_column("0.0", Float))
-    if dialect == "postgresql":
-        vector: ColumnElement[Any] = literal_column("assets.search_vector")
-        query = func.plainto_tsquery(literal_column("'english'::regconfig"), " ".join(found))
-        return TextMatch(vector.op("@@")(query), func.ts_rank(vector, query, type_=Float))
-    # FTS5: each word a quoted string, so no word is read as query syntax; all must match.
-    expression = " ".join(f'"{word}"' for word in found)
-    fts = table("asset_search", column("rowid"))
-    matches = literal_column("asset_search").op("MATCH")(expression)
-    hits = select(fts.c.rowid).where(matches)
-    # bm25 is only defined inside a query on the FTS table: the rank is a correlated
-    # subquery on it, the condition an IN over its matches.
-    rank = (
-        select(-func.bm25(literal_column("asset_search"), *_BM25_WEIGHTS, type_=Float))
-        .select_from(fts)
-        .where(matches, fts.c.rowid == col(AssetRow.id))
-        .scalar_subquery()
-    )
-    return TextMatch(col(AssetRow.id).in_(hits), rank)
 
 
 # --- the filter ----------------------------------------------------------------------

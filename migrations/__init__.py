@@ -20,6 +20,29 @@ from services.database import Database
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 
 
+# Objects the database maintains for library search (0012) that the models cannot
+# describe: a generated tsvector column, GIN and btree indexes, an FTS5 table and its
+# shadow tables. Left out of autogenerate's comparison by `include_object`.
+SEARCH_COLUMNS = frozenset({"search_vector"})
+SEARCH_INDEX_PREFIX = "ix_assets_library_"
+SEARCH_TABLE_PREFIX = "asset_search"
+
+
+def include_object(
+    object: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Alembic's `include_object` hook: False for the library-search objects above."""
+    if name is None:
+        return True
+    if type_ == "table":
+        return not name.startswith(SEARCH_TABLE_PREFIX)
+    if type_ == "column":
+        return name not in SEARCH_COLUMNS
+    if type_ == "index":
+        return not name.startswith(SEARCH_INDEX_PREFIX)
+    return True
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))

@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 
 import services.library.tables
 import services.tables  # noqa: F401  (registers every other table on the metadata)
+from migrations import include_object
 
 target_metadata = SQLModel.metadata
 
@@ -18,6 +19,7 @@ def run_migrations(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -6,6 +6,7 @@ import strawberry
 
 from resolvers import collections as collection_resolvers
 from resolvers import constellation, evolution, library, sharing
+from resolvers import library, library_search
 from schema import nodes
 from schema.accounts import Team, User
 from schema.connections import MAX_PAGE, PageInfo, ProjectConnection, ProjectEdge
@@ -159,4 +160,16 @@ class Query:
         resolver=evolution.lineage,
         description="An asset's family tree (its ancestors and descendants) as you may see "
         "it; null if the asset does not exist or you may not see it.",
+    )
+    # --- search ---
+    library = strawberry.field(
+        resolver=library_search.library,
+        description="Search the library: the assets you may see (your teams', those shared "
+        "with you, and with `includePublic` other teams' PUBLIC ones) that match the filter, "
+        "sorted, a page at a time, with `totalCount`.",
+    )
+    library_filters = strawberry.field(
+        resolver=library_search.library_filters,
+        description="Every value each library filter can take among a team's assets you may "
+        "see (facets), with counts, and the ranges of durations and dates.",
     )

@@ -42,7 +42,10 @@ async def test_upgrade_downgrade_upgrade_and_models_match(empty_database_url: st
 
         def state(connection: Connection) -> tuple[set[str], list[Any]]:
             tables = set(inspect(connection).get_table_names())
-            diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+            context = MigrationContext.configure(
+                connection, opts={"include_object": migrations.include_object}
+            )
+            diff = compare_metadata(context, SQLModel.metadata)
             return tables, diff
 
         async with db.engine.connect() as connection:

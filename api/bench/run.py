@@ -139,6 +139,7 @@ async def run(postgres_admin_url: str | None) -> int:
     """Print every figure; the number of figures that could not be measured."""
     from api.bench import constellation as bench_constellation
     from api.bench import generation as bench_generation
+    from api.bench import library as bench_library
     from api.bench import realtime as bench_realtime
 
     unmeasured = 0
@@ -162,6 +163,10 @@ async def run(postgres_admin_url: str | None) -> int:
     constellation = bench_constellation.layout_figures() + await bench_constellation.map_figures()
     print("\n".join(constellation), flush=True)
     unmeasured += sum("not measured" in line for line in constellation)
+    print("Library search on PostgreSQL (1,000,000 assets, 100 teams):")
+    library = await bench_library.run_all(postgres_admin_url)
+    print("\n".join(library), flush=True)
+    unmeasured += sum("not measured" in line for line in library)
     print("Realtime (subscriptions over WebSocket):")
     realtime = await bench_realtime.run_all()
     print("\n".join(realtime), flush=True)

@@ -5,8 +5,7 @@ from typing import Annotated
 import strawberry
 
 from resolvers import collections as collection_resolvers
-from resolvers import constellation, evolution, library, sharing
-from resolvers import library, library_search
+from resolvers import constellation, evolution, library, library_search, sharing
 from schema import nodes
 from schema.accounts import Team, User
 from schema.connections import MAX_PAGE, PageInfo, ProjectConnection, ProjectEdge

@@ -249,6 +249,7 @@ class ShotImageRow(SQLModel, table=True):
         UniqueConstraint("shot_id", "iteration_number", "variant_number"),
         Index("ix_shot_images_prediction_id", "prediction_id"),
         Index("ix_shot_images_status", "status"),
+        Index("ix_shot_images_storage_key", "storage_key"),  # 0015: is a file in use?
         NEW_IDS_ONLY,
     )
 
@@ -305,6 +306,7 @@ class StoryboardSelectionRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_storyboard_selections_prediction_id", "prediction_id"),
         Index("ix_storyboard_selections_animation_status", "animation_status"),
+        Index("ix_storyboard_selections_video_storage_key", "video_storage_key"),  # 0015
         NEW_IDS_ONLY,
     )
 

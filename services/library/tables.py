@@ -118,6 +118,14 @@ class AssetRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_assets_team_id_id", "team_id", "id"),
         Index("ix_assets_prediction_id", "prediction_id"),
+        # Lookups by what refers to a row (0015): whether a file is still in use before
+        # it is deleted, and the SET NULL of a deleted project, selection or root.
+        Index("ix_assets_storage_key", "storage_key"),
+        Index("ix_assets_thumbnail_key", "thumbnail_key"),
+        Index("ix_assets_root_id", "root_id"),
+        Index("ix_assets_project_id", "project_id"),
+        Index("ix_assets_selection_id", "selection_id"),
+        Index("ix_assets_creator_id", "creator_id"),
         NEW_IDS_ONLY,
     )
 
@@ -235,7 +243,11 @@ class CollectionRow(SQLModel, table=True):
     derived from its items, never stored."""
 
     __tablename__ = "collections"
-    __table_args__ = (Index("ix_collections_team_id_id", "team_id", "id"), NEW_IDS_ONLY)
+    __table_args__ = (
+        Index("ix_collections_team_id_id", "team_id", "id"),
+        Index("ix_collections_cover_asset_id", "cover_asset_id"),  # 0015
+        NEW_IDS_ONLY,
+    )
 
     id: int | None = _id()
     team_id: int = _ref("teams.id")

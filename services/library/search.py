@@ -51,6 +51,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
 from services.errors import InvalidInput
+from services.library import collection_rules
 from services.library.access import visible
 from services.library.tables import (
     AssetRow,
@@ -300,18 +301,9 @@ def _tags(dialect: str, tags: list[str], all_tags: bool) -> ColumnElement[bool]:
 
 
 def _in_collection(actor: Actor, collection_id: int) -> ColumnElement[bool]:
-    # Only a collection the viewer could open counts: one of their teams' (PRIVATE ones
-    # their own), or a PUBLIC one; another collection holds nothing for them.
-    seen = or_(
-        and_(
-            col(CollectionRow.team_id).in_(actor.team_ids),
-            or_(
-                col(CollectionRow.share_level) != ShareLevel.PRIVATE.value,
-                col(CollectionRow.creator_id) == actor.user_id,
-            ),
-        ),
-        col(CollectionRow.share_level) == ShareLevel.PUBLIC.value,
-    )
+    # Only a collection the viewer could open counts (the collections' one rule):
+    # another collection holds nothing for them.
+    seen = collection_rules.visible(actor)
     return exists(
         select(CollectionItemRow.id)
         .join(CollectionRow, col(CollectionRow.id) == col(CollectionItemRow.collection_id))

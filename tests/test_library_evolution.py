@@ -25,7 +25,7 @@ from sqlmodel import col, select
 
 from schema import ids
 from services.database import Database
-from services.library.evolution import prompt_delta
+from services.library.lineage_words import prompt_delta
 from services.library.tables import AssetRow, AssetShareRow
 from services.replicate.signatures import sign
 from tests import factories

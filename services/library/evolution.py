@@ -24,7 +24,6 @@ each count.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -39,6 +38,7 @@ from services.generation.catalog import GenerationModel, ModelKind
 from services.generation.kinds import source_image
 from services.generation.statuses import start_attempt
 from services.library.access import EDIT, access_to, require_asset
+from services.library.lineage_words import prompt_delta
 from services.library.tables import (
     AssetKind,
     AssetRow,
@@ -54,31 +54,7 @@ if TYPE_CHECKING:
     from services.generation.engine import GenerationEngine
 
 BRANCH_MAX = 100
-_WORD = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*")  # it's, close-up
 _KINDS = {AssetKind.IMAGE: ModelKind.TEXT_TO_IMAGE, AssetKind.VIDEO: ModelKind.IMAGE_TO_VIDEO}
-
-
-def prompt_delta(old: str | None, new: str | None) -> dict[str, list[str]]:
-    """The words `new` has that `old` lacks, and those of `old` it dropped.
-
-    Words are runs of letters and digits, Unicode-aware, with an apostrophe or hyphen
-    inside one kept ("don't", "close-up"); punctuation, underscores and spacing never
-    count as a change. Compared lower-cased, each listed once, in the order it first
-    appears in its prompt; None is an empty prompt.
-
-        prompt_delta("A red fox at dusk", "a fox at night, red sky")
-        # {"added": ["night", "sky"], "removed": ["dusk"]}
-    """
-    before = _words(old)
-    after = _words(new)
-    return {
-        "added": [w for w in after if w not in before],
-        "removed": [w for w in before if w not in after],
-    }
-
-
-def _words(text: str | None) -> dict[str, None]:
-    return dict.fromkeys(match.lower() for match in _WORD.findall(text or ""))
 
 
 def _branch(checks: Checks, branch_name: str | None) -> str | None:

@@ -484,7 +484,9 @@ async def test_no_operation_takes_someone_elses_email(
         for name, field in mutation.fields.items()
         if "input" in field.args and "email" in field.args["input"].type.of_type.fields
     )
-    assert takes_email == ["logIn", "signUp"]  # one's own address only
+    # logIn and signUp take one's own address; shareAsset takes a teammate's only (any
+    # other address is refused alike: tests/test_library_sharing.py).
+    assert takes_email == ["logIn", "shareAsset", "signUp"]
 
 
 async def test_owners_invite_owners_admins_do_not(db: Database, people: dict[str, Account]) -> None:

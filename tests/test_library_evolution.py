@@ -286,11 +286,11 @@ async def test_who_may_duplicate_and_remix(db: Database) -> None:
     assert (await row_of(db, asset)).remix_count == 0
 
 
-async def test_someone_it_is_shared_with_sees_the_copy_they_make(db: Database) -> None:
+async def test_a_share_never_lets_an_outsider_make_copies_in_the_team(db: Database) -> None:
     ann = await factories.account(db)
     sam = await factories.account(db, name="Sam")
     asset = await factories.library_asset(
-        db, ann, share_level="PRIVATE", storage_key="images/1/e.png"
+        db, ann, share_level="PRIVATE", storage_key="images/1/e.png", prompt="a fox"
     )
     async with db.transaction() as session:
         session.add(
@@ -300,17 +300,58 @@ async def test_someone_it_is_shared_with_sees_the_copy_they_make(db: Database) -
                 permission="EDIT",
             )
         )
+    before = await assets_in(db, ann.team_id)
+    for name, extra in (
+        ("duplicateAsset", {}),
+        ("remixAsset", {"prompt": "a fox at night"}),
+    ):
+        payload = await factories.mutate(
+            db, name, {"assetId": asset, **extra}, "asset { id }", token=sam.token
+        )
+        assert payload["asset"] is None
+        assert [e["code"] for e in payload["userErrors"]] == ["TEAM_MEMBERS_ONLY"], name
+    assert await assets_in(db, ann.team_id) == before
+
+
+async def test_a_copy_gives_its_maker_edit_not_the_right_to_share_or_publish_it(
+    db: Database,
+) -> None:
+    ann = await factories.account(db)
+    ed = await factories.account(db, name="Ed")
+    team = await factories.team_with(db, ann, {"EDITOR": ed})
+    asset = await factories.library_asset(
+        db, ann, team_id=team, share_level="TEAM", storage_key="images/1/f.png"
+    )
     payload = await factories.mutate_ok(
-        db, "duplicateAsset", {"assetId": asset}, "asset { id viewerPermission }", token=sam.token
+        db, "duplicateAsset", {"assetId": asset}, "asset { id viewerPermission }", token=ed.token
     )
     copy = payload["asset"]
-    assert copy["viewerPermission"] == "ADMIN"
-    row = await row_of(db, copy["id"])
-    assert row.team_id == ids.decode(ann.team_id, "Team")
-    assert row.share_level == "PRIVATE"
-    # Ann's team holds it, but a PRIVATE asset of Sam's is not Ann's to see.
-    seen = await factories.gql(db, ASSET, {"id": copy["id"]}, token=ann.token)
-    assert seen["asset"] is None
+    assert copy["viewerPermission"] == "EDIT"
+    published = await factories.mutate(
+        db,
+        "setShareLevel",
+        {"assetId": copy["id"], "shareLevel": "PUBLIC"},
+        "asset { id }",
+        token=ed.token,
+    )
+    assert [e["code"] for e in published["userErrors"]] == ["FORBIDDEN"]
+    shared = await factories.mutate(
+        db,
+        "shareAsset",
+        {"assetId": copy["id"], "userId": ann.user_id, "permission": "VIEW"},
+        "share { id }",
+        token=ed.token,
+    )
+    assert [e["code"] for e in shared["userErrors"]] == ["FORBIDDEN"]
+    # The team's owner may; and the copy's maker may still delete what they made.
+    owner_view = await factories.gql(
+        db,
+        "query($id: ID!) { asset(id: $id) { viewerPermission } }",
+        {"id": copy["id"]},
+        token=ann.token,
+    )
+    assert owner_view["asset"]["viewerPermission"] == "ADMIN"
+    await factories.mutate_ok(db, "deleteAsset", {"id": copy["id"]}, "deletedId", token=ed.token)
 
 
 # --- regenerating, through the emulator

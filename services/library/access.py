@@ -6,13 +6,17 @@ An actor's permission on an asset is the highest of:
   VIEWER reads it (VIEW), EDITOR also edits its metadata, duplicates and remixes it
   (EDIT), OWNER and ADMIN also share it, change its level and delete it (ADMIN);
 - its creator, while still in its team: ADMIN, whatever its level (PRIVATE assets
-  are seen by their creator and those they are shared with only);
+  are seen by their creator and those they are shared with only); EDIT only on a
+  copy, remix or new version they made of another asset (`authorship`);
 - a share to them that has not expired (`expires_at` in the future): its permission;
 - any signed-in user on a PUBLIC asset: VIEW.
 
 `permission` evaluates that for one asset; `visible` is the same rule as an SQL
 condition on `assets`, so searches, counts, facets, collections, lineage and the
-constellation filter in the database and never disagree with `asset(id)`. An expired
+constellation filter in the database and never disagree with `asset(id)`.
+Duplicating, remixing and regenerating also need membership of the asset's team
+(`require_derivable`): what is made lives in that team, so a share never lets an
+outsider make copies there. An expired
 share stops counting at its expiry because both compare with the current time; no
 job has to run. What an actor may not see is NotFound, never PermissionDenied.
 """
@@ -29,11 +33,21 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import MANAGERS, WRITERS, Actor
 from services.errors import NotFound, PermissionDenied
-from services.library.tables import AssetRow, AssetShareRow, ShareLevel, SharePermission
+from services.library.tables import (
+    AssetRow,
+    AssetShareRow,
+    EvolutionType,
+    ShareLevel,
+    SharePermission,
+)
 from services.tables import utcnow
 
 VIEW, EDIT, ADMIN = SharePermission.VIEW, SharePermission.EDIT, SharePermission.ADMIN
 _SHARED_LEVELS = (ShareLevel.TEAM.value, ShareLevel.PUBLIC.value)
+DERIVED = frozenset(
+    {EvolutionType.DUPLICATE.value, EvolutionType.REMIX.value, EvolutionType.REGENERATE.value}
+)
+"""Evolution types of assets made from another by someone: see `authorship`."""
 
 
 @dataclass(frozen=True)
@@ -68,13 +82,20 @@ def team_permission(actor: Actor, asset: AssetRow) -> SharePermission | None:
     role = actor.role_in(asset.team_id)
     if role is None:
         return None
-    if asset.creator_id == actor.user_id:
-        return ADMIN
+    authored = authorship(asset) if asset.creator_id == actor.user_id else None
     if asset.share_level not in _SHARED_LEVELS:
-        return None
-    if role in MANAGERS:
-        return ADMIN
-    return EDIT if role in WRITERS else VIEW
+        return authored
+    by_role = ADMIN if role in MANAGERS else EDIT if role in WRITERS else VIEW
+    return _highest((authored, by_role))
+
+
+def authorship(asset: AssetRow) -> SharePermission:
+    """What its creator (while in its team) may do: ADMIN, except on a copy, remix or
+    new version of another asset (DUPLICATE, REMIX, REGENERATE), where it is EDIT: a
+    copy must not let its maker share or publish what the original keeps (sharing,
+    changing the level of such an asset is for its team's owners and admins, or an
+    ADMIN share). Its maker may still delete it (`services.library.edits`)."""
+    return EDIT if asset.evolution_type in DERIVED else ADMIN
 
 
 def share_in_force(share: AssetShareRow | None, now: datetime | None = None) -> bool:
@@ -131,12 +152,12 @@ def visible(
     role_teams = [t for t in by_rank[needed] if t in member_of]
     conditions: list[ColumnElement[bool]] = []
     if member_of:
-        conditions.append(
-            and_(
-                col(AssetRow.team_id).in_(member_of),
-                col(AssetRow.creator_id) == actor.user_id,
-            )
+        authored = and_(
+            col(AssetRow.team_id).in_(member_of), col(AssetRow.creator_id) == actor.user_id
         )
+        if needed is ADMIN:  # see `authorship`
+            authored = and_(authored, col(AssetRow.evolution_type).not_in(DERIVED))
+        conditions.append(authored)
     if role_teams:
         conditions.append(
             and_(
@@ -205,11 +226,11 @@ async def require_asset(
     if access.permission is None:
         raise NotFound("asset", field=field)
     if not access.allows(needed):
-        raise PermissionDenied(_DENIED[needed])
+        raise PermissionDenied(DENIED[needed])
     return row, access
 
 
-_DENIED = {
+DENIED = {
     VIEW: "You cannot see this asset.",
     EDIT: "You may view this asset but not change it: that needs EDIT permission.",
     ADMIN: "Only the asset's creator, its team's owners and admins, or those it is shared "
@@ -234,3 +255,17 @@ async def shares_for(
     return {
         (row.asset_id, row.user_id): row for row in found if (row.asset_id, row.user_id) in wanted
     }
+
+
+def require_derivable(actor: Actor, asset: AssetRow) -> None:
+    """Raise PermissionDenied (TEAM_MEMBERS_ONLY, field `assetId`) unless the actor is a
+    member of the asset's team: copies, remixes and new versions are made in that team,
+    so a share (which may expire or be revoked) never turns into assets of one's own.
+    Call after `require_asset(..., EDIT)`."""
+    if actor.role_in(asset.team_id) is None:
+        raise PermissionDenied(
+            "Copies, remixes and new versions are made in the asset's own team; only its "
+            "members can make them.",
+            code="TEAM_MEMBERS_ONLY",
+            field=("assetId",),
+        )

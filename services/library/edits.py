@@ -28,9 +28,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
 from services.database import after_commit
+from services.errors import PermissionDenied
 from services.generation.discards import RUNNING, stop_predictions
 from services.library import collections
-from services.library.access import ADMIN, EDIT, require_asset
+from services.library.access import ADMIN, DENIED, EDIT, require_asset
 from services.library.tables import AssetRow, AssetShareRow, SceneType
 from services.library.tags import clean_tags
 from services.media.storage import Storage
@@ -150,8 +151,9 @@ async def delete_asset(
 ) -> list[str]:
     """Delete an asset; the storage keys whose files go once this transaction commits.
 
-    Needs ADMIN on the asset (NotFound at `id` if the actor cannot see it,
-    PermissionDenied if they can but hold less). Its shares, views and places in
+    Needs ADMIN on the asset, or to be its maker in its team (a copy or remix one
+    made holds EDIT only: `access.authorship`); NotFound at `id` if the actor cannot see
+    it, PermissionDenied if they can but may not delete it. Its shares, views and places in
     collections go with it (ON DELETE CASCADE); its lineage children, collections
     using it as a cover and assets made from it keep theirs, without the link (SET
     NULL); shot images added from it keep their image (the shared file) and lose
@@ -164,7 +166,10 @@ async def delete_asset(
     are deleted one by one (so each recipient's feed hears of it, which a cascade
     would not tell), and its collections close the gap it leaves.
     """
-    row, _ = await require_asset(session, actor, asset_id, ADMIN, lock=True, field=("id",))
+    row, granted = await require_asset(session, actor, asset_id, EDIT, lock=True, field=("id",))
+    made_it = row.creator_id == actor.user_id and actor.role_in(row.team_id) is not None
+    if not granted.allows(ADMIN) and not made_it:  # its maker may delete a copy they made
+        raise PermissionDenied(DENIED[ADMIN])
     keys = {key for key in (row.storage_key, row.thumbnail_key) if key}
     if row.generation_status in RUNNING:
         stop_predictions(session, generation_engine, [row.prediction_id])

@@ -37,15 +37,13 @@ from services.generation import catalog
 from services.generation.catalog import GenerationModel, ModelKind
 from services.generation.kinds import source_image
 from services.generation.statuses import start_attempt
-from services.library.access import EDIT, access_to, require_asset
+from services.library.access import EDIT, access_to, require_asset, require_derivable
 from services.library.lineage_words import prompt_delta
 from services.library.tables import (
     AssetKind,
     AssetRow,
-    AssetShareRow,
     AssetStatus,
     EvolutionType,
-    SharePermission,
 )
 from services.tables import ShotImageRow, utcnow
 from services.validation import DESCRIPTION_MAX, PROMPT_MAX, Checks
@@ -92,22 +90,10 @@ def _child_of(source: AssetRow, actor: Actor, branch: str | None, **fields: Any)
     return AssetRow(**values)
 
 
-async def _add_child(session: AsyncSession, actor: Actor, child: AssetRow) -> AssetRow:
-    """Insert the child; one made by someone outside its team (through a share of its
-    original) is shared with them as ADMIN, which a creator in the team holds anyway,
-    or they could not see what they made."""
+async def _add_child(session: AsyncSession, child: AssetRow) -> AssetRow:
+    """Insert the child (made by a member of its team: `access.require_derivable`)."""
     session.add(child)
     await session.flush()
-    assert child.id is not None
-    if actor.role_in(child.team_id) is None:
-        session.add(
-            AssetShareRow(
-                asset_id=child.id,
-                user_id=actor.user_id,
-                permission=SharePermission.ADMIN,
-                shared_by_id=actor.user_id,
-            )
-        )
     return child
 
 
@@ -123,13 +109,15 @@ async def duplicate_asset(
     thumbnail); the original's `duplicate_count` + 1.
 
     Raises InvalidInput (branchName: BLANK, TOO_LONG, ...), NotFound, PermissionDenied
-    (FORBIDDEN without EDIT; CANNOT_DUPLICATE when its creator forbids copies) and
+    (FORBIDDEN without EDIT; TEAM_MEMBERS_ONLY outside its team; CANNOT_DUPLICATE when
+    its creator forbids copies) and
     Conflict ASSET_NOT_READY (it has no stored file to copy).
     """
     checks = checks if checks is not None else Checks()
     branch = _branch(checks, branch_name)
     checks.raise_if_unresolvable()
     source, _ = await require_asset(session, actor, asset_id, EDIT, lock=True)
+    require_derivable(actor, source)
     checks.raise_if_any()
     if not source.can_duplicate:
         raise PermissionDenied(
@@ -162,7 +150,7 @@ async def duplicate_asset(
     )
     source.duplicate_count += 1
     source.updated_at = utcnow()
-    return await _add_child(session, actor, copy)
+    return await _add_child(session, copy)
 
 
 async def remix_asset(
@@ -179,7 +167,8 @@ async def remix_asset(
     no file yet (`regenerate_asset` generates it). The asset's `remix_count` + 1.
 
     Raises InvalidInput (prompt, evolutionNote, branchName), NotFound and
-    PermissionDenied (FORBIDDEN without EDIT; CANNOT_REMIX when its creator forbids it).
+    PermissionDenied (FORBIDDEN without EDIT; TEAM_MEMBERS_ONLY outside its team;
+    CANNOT_REMIX when its creator forbids it).
     """
     checks = checks if checks is not None else Checks()
     new_prompt = checks.text(prompt, field=("prompt",), max_length=PROMPT_MAX)
@@ -189,6 +178,7 @@ async def remix_asset(
     branch = _branch(checks, branch_name)
     checks.raise_if_unresolvable()
     source, _ = await require_asset(session, actor, asset_id, EDIT, lock=True)
+    require_derivable(actor, source)
     checks.raise_if_any()
     if not source.can_remix:
         raise PermissionDenied(
@@ -208,7 +198,7 @@ async def remix_asset(
     )
     source.remix_count += 1
     source.updated_at = utcnow()
-    return await _add_child(session, actor, remix)
+    return await _add_child(session, remix)
 
 
 def _model_for(
@@ -269,7 +259,9 @@ async def regenerate_asset(
     default; the parameters are the asset's stored ones that the model takes, then the
     caller's on top, all checked as generateShotImages checks them (INVALID_PARAM,
     UNKNOWN_MODEL, WRONG_MODEL_KIND). Raises those, NotFound, PermissionDenied (EDIT
-    needed), Conflict CANNOT_REGENERATE (not an IMAGE or VIDEO), ALREADY_RUNNING
+    needed; TEAM_MEMBERS_ONLY for someone outside its team; CANNOT_REMIX for a new
+    version of a READY asset that may not be remixed), Conflict CANNOT_REGENERATE (not an
+    IMAGE or VIDEO), ALREADY_RUNNING
     (GENERATING now), InvalidInput PROMPT_REQUIRED (an image without a prompt),
     SOURCE_IMAGE_GONE (a clip without a stored source image you may see) and
     ProviderUnavailable. Nothing is written when it raises.
@@ -277,6 +269,7 @@ async def regenerate_asset(
     checks = checks if checks is not None else Checks()
     checks.raise_if_unresolvable()
     source, _ = await require_asset(session, actor, asset_id, EDIT, lock=True)
+    require_derivable(actor, source)
     kind = _KINDS.get(AssetKind(source.kind))
     if kind is None:
         raise Conflict(
@@ -314,9 +307,14 @@ async def regenerate_asset(
         )
     target = source
     if source.status == AssetStatus.READY:
+        if not source.can_remix:  # a new version is a remix with the same prompt
+            raise PermissionDenied(
+                "Its creator does not allow new versions of this asset (it may not be remixed).",
+                code="CANNOT_REMIX",
+                field=("assetId",),
+            )
         target = await _add_child(
             session,
-            actor,
             _child_of(
                 source,
                 actor,

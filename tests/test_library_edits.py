@@ -599,9 +599,10 @@ async def test_using_an_asset_refuses_what_cannot_be_a_shots_image(db: Database)
         token=ann.token,
     )
     assert shot["node"]["latestIterationNumber"] is None  # nothing was recorded
-    # A PUBLIC asset of another team may be used: its viewer sees it.
+    # Another team's asset is not a shot's to keep, even PUBLIC or shared with you.
     public = await factories.library_asset(db, bob, share_level="PUBLIC", **stored)
-    assert (await add_from_asset(db, ann, shot_id, public))["userErrors"] == []
+    refused = await add_from_asset(db, ann, shot_id, public)
+    assert codes(refused) == [("ASSET_OF_ANOTHER_TEAM", ["images", "0", "assetId"])]
 
 
 async def test_an_asset_used_in_a_shot_is_refined_through_the_emulator(

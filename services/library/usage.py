@@ -28,7 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.accounts.access import Actor
 from services.database import Database
 from services.errors import NotFound
-from services.library.access import VIEW, require_asset
+from services.library.access import VIEW, require_asset, team_permission
 from services.library.tables import AssetKind, AssetRow, AssetStatus, AssetViewRow
 from services.tables import GenerationStatus, ShotImageRow, StoryboardSelectionRow, utcnow
 from services.validation import Checks
@@ -43,16 +43,26 @@ VIEW_WINDOW = timedelta(hours=1)
 
 
 async def checked_library_image(
-    session: AsyncSession, actor: Actor, checks: Checks, asset_id: int, *, field: Sequence[str]
+    session: AsyncSession,
+    actor: Actor,
+    checks: Checks,
+    asset_id: int,
+    *,
+    team_id: int,
+    field: Sequence[str],
 ) -> AssetRow | None:
-    """The asset, if it can become a shot's image; else the problem is recorded on `checks`.
+    """The asset, if it can become a shot's image in a project of team `team_id`; else the
+    problem is recorded on `checks`.
 
     It must be one the actor may see (else NotFound at `field`, exactly as if it did
-    not exist), an IMAGE (ASSET_NOT_IMAGE), READY (ASSET_NOT_READY) and stored
-    (ASSET_NOT_STORED). The row is locked (FOR UPDATE on PostgreSQL) until the
-    transaction ends, so a concurrent `deleteAsset` either comes first (and this
-    finds nothing) or sees the shot image that now shares the file, and keeps it.
-    Returns None when anything is wrong; raises nothing itself.
+    not exist), of the project's own team and seen through that team, not through a
+    share or a PUBLIC level (ASSET_OF_ANOTHER_TEAM: a shot's image is the team's to
+    keep, which a share that may expire or be revoked must not become), an IMAGE
+    (ASSET_NOT_IMAGE), READY (ASSET_NOT_READY) and stored (ASSET_NOT_STORED). The row
+    is locked (FOR UPDATE on PostgreSQL) until the transaction ends, so a concurrent
+    `deleteAsset` either comes first (and this finds nothing) or sees the shot image
+    that now shares the file, and keeps it. Returns None when anything is wrong;
+    raises nothing itself.
     """
     try:
         asset, _ = await require_asset(
@@ -60,6 +70,14 @@ async def checked_library_image(
         )
     except NotFound as error:
         checks.add(error)
+        return None
+    if asset.team_id != team_id or team_permission(actor, asset) is None:
+        checks.fail(
+            "ASSET_OF_ANOTHER_TEAM",
+            "A shot can take images from its own team's library only; this asset is "
+            "another team's, or shared with you.",
+            field,
+        )
         return None
     problems = 0
     if asset.kind != AssetKind.IMAGE:

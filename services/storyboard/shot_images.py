@@ -183,7 +183,8 @@ async def add_shot_images(
     INVALID_STATUS, IMAGE_URL_REQUIRED, INVALID_URL, TOO_LONG, BLANK, ...;
     Conflict DUPLICATE_VARIANT); the shot's access fails alone (NotFound,
     PermissionDenied); then everything collected, with NotFound or
-    PARENT_IMAGE_NOT_IN_SHOT for `parent_image_id` and NotFound, ASSET_NOT_IMAGE,
+    PARENT_IMAGE_NOT_IN_SHOT for `parent_image_id` and NotFound, ASSET_OF_ANOTHER_TEAM,
+    ASSET_NOT_IMAGE,
     ASSET_NOT_READY or ASSET_NOT_STORED for an image's `asset_id`
     (`services.library.usage.checked_library_image`), is raised at once
     (ValidationFailed when several). A draft with `asset_id` becomes a COMPLETE
@@ -264,7 +265,12 @@ async def add_shot_images(
         )
     assets = {
         index: await usage.checked_library_image(
-            session, actor, checks, draft.asset_id, field=("images", str(index), "assetId")
+            session,
+            actor,
+            checks,
+            draft.asset_id,
+            team_id=project.team_id,
+            field=("images", str(index), "assetId"),
         )
         for index, draft in enumerate(cleaned)
         if draft.asset_id is not None

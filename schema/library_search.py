@@ -28,6 +28,7 @@ from services.library.access import permission
 from services.library.facets import FacetCount, Facets
 from services.library.search import LibraryFilter, LibrarySort, Position, SearchPage, SortField
 from services.library.tables import AssetKind, AssetRow, SceneType, ShareLevel
+from services.validation import storable
 
 MAX_CURSOR_LENGTH = 600
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -227,7 +228,12 @@ def _cursor_value(field: SortField, value: Any) -> Any:
             return _EPOCH + timedelta(microseconds=value)
         except OverflowError:
             _bad_cursor()
-    if field is SortField.NAME and isinstance(value, str) and len(value) <= _NAME_MAX:
+    if (
+        field is SortField.NAME
+        and isinstance(value, str)
+        and len(value) <= _NAME_MAX
+        and storable(value)
+    ):
         return value
     if field is SortField.VIEWS and type(value) is int and 0 <= value <= MAX_PK:
         return value

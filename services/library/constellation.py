@@ -35,7 +35,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
 from services.database import Database
-from services.errors import NotFound
+from services.errors import NotFound, PermissionDenied
 from services.library import constellation_layout as layouts
 from services.library.access import EDIT, require_asset, team_permission, visible
 from services.library.tables import AssetRow, ConstellationClusterRow
@@ -392,14 +392,21 @@ async def pin_asset(
 ) -> MapNode:
     """Put an asset at (x, y) and pin it there: no layout moves it again.
 
-    Needs EDIT on the asset. Raises InvalidInput (OUT_OF_RANGE) for a coordinate out
-    of bounds, NotFound (`assetId`) for an asset the actor cannot see, PermissionDenied
-    without EDIT. Returns the node as the actor sees it.
+    Needs EDIT on the asset and membership of its team. Raises InvalidInput
+    (OUT_OF_RANGE) for a coordinate out of bounds, NotFound (`assetId`) for an asset the
+    actor cannot see, PermissionDenied without EDIT or (TEAM_MEMBERS_ONLY) outside its
+    team. Returns the node as the actor sees it.
     """
     checks = Checks()
     check_coordinates(checks, x, y)
     checks.raise_if_any()
     row, access = await require_asset(session, actor, asset_id, EDIT, lock=True)
+    if actor.role_in(row.team_id) is None:  # the map is its members'; a share is not one
+        raise PermissionDenied(
+            "Only members of the asset's team can place it on their map.",
+            code="TEAM_MEMBERS_ONLY",
+            field=("assetId",),
+        )
     row.constellation_x, row.constellation_y = round(x, 3), round(y, 3)
     row.position_pinned = True
     session.add(row)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -62,6 +62,7 @@ from services.library.tables import (
 )
 from services.library.text_search import text_match, words
 from services.tables import ShotImageRow, utcnow
+from services.validation import storable
 
 MAX_TEXT = 200  # characters of search text
 MAX_VALUES = 100  # values of one list filter
@@ -148,7 +149,8 @@ class SearchPage:
 def check(search: LibraryFilter, sort: LibrarySort) -> None:
     """Raise InvalidInput (its `field` a path under `filter` or `sort`) unless the filter
     and sort make a search: RELEVANCE needs text, ranges must not be inverted, text and
-    lists are bounded."""
+    lists are bounded, texts storable (INVALID_CHARACTERS: no NUL, no broken Unicode),
+    dates within UTC's range (OUT_OF_RANGE)."""
     if search.text is not None and len(search.text) > MAX_TEXT:
         raise InvalidInput(
             f"Search text is at most {MAX_TEXT} characters.",
@@ -161,7 +163,34 @@ def check(search: LibraryFilter, sort: LibrarySort) -> None:
             code="RELEVANCE_WITHOUT_TEXT",
             field=("sort", "field"),
         )
-    lists = {
+    text_values = {
+        "text": (search.text,) if search.text is not None else (),
+        "tags": search.tags,
+        "categories": search.categories,
+        "moods": search.moods,
+        "models": search.models,
+    }
+    for name, texts in text_values.items():
+        if not all(storable(value) for value in texts):
+            raise InvalidInput(
+                "A filter value contains a NUL character or broken Unicode.",
+                code="INVALID_CHARACTERS",
+                field=("filter", name),
+            )
+    for name, moment in (
+        ("createdAfter", search.created_after),
+        ("createdBefore", search.created_before),
+    ):
+        try:
+            if moment is not None and moment.tzinfo is not None:
+                moment.astimezone(UTC)  # year 1 at +14:00 is before any UTC time there is
+        except OverflowError:
+            raise InvalidInput(
+                "That date is outside the range of dates in UTC.",
+                code="OUT_OF_RANGE",
+                field=("filter", name),
+            ) from None
+    lists: dict[str, tuple[object, ...]] = {
         "tags": search.tags,
         "categories": search.categories,
         "moods": search.moods,

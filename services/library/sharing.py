@@ -32,7 +32,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
-from services.errors import NotFound, PermissionDenied
+from services.errors import Conflict, NotFound, PermissionDenied
 from services.library.access import (
     ADMIN,
     Access,
@@ -43,7 +43,13 @@ from services.library.access import (
 from services.library.tables import AssetRow, AssetShareRow, ShareLevel, SharePermission
 from services.realtime.events import access_channel
 from services.realtime.recording import send
-from services.tables import TeamMemberRow, UserRow, utcnow
+from services.tables import (
+    ShotImageRow,
+    StoryboardSelectionRow,
+    TeamMemberRow,
+    UserRow,
+    utcnow,
+)
 from services.validation import EMAIL_MAX, Checks
 
 MESSAGE_MAX = 2000
@@ -230,12 +236,20 @@ async def set_share_level(
     as a team admin making a teammate's asset PRIVATE is).
 
     Lowering it to PRIVATE sends every member of its team an access notice after the
-    commit. Raises NotFound (`assetId`), PermissionDenied without ADMIN.
+    commit. Raises NotFound (`assetId`), PermissionDenied without ADMIN, Conflict
+    IN_A_PROJECT for PRIVATE while a project shows its file to the team (`in_a_project`).
     """
     row, _ = await require_asset(session, actor, asset_id, ADMIN, lock=True)
     before = ShareLevel(row.share_level)
     if before == level:
         return row, await access_to(session, actor, row)
+    if level == ShareLevel.PRIVATE and await in_a_project(session, row):
+        raise Conflict(
+            "Its image is in a project, where its whole team sees it; it cannot be PRIVATE "
+            "while a storyboard holds it. Duplicate it and make the copy PRIVATE instead.",
+            code="IN_A_PROJECT",
+            field=("shareLevel",),
+        )
     row.share_level = level.value
     row.updated_at = utcnow()
     session.add(row)
@@ -243,6 +257,21 @@ async def set_share_level(
     if _LEVEL_RANK[level] < _LEVEL_RANK[before]:
         await _tell_losers(session, row, before)
     return row, await access_to(session, actor, row)
+
+
+async def in_a_project(session: AsyncSession, asset: AssetRow) -> bool:
+    """Whether a project shows the asset's file to its team: the shot image or clip it was
+    made from still exists, or a shot image was added from it (`addShotImages`)."""
+    if asset.shot_image_id is not None:
+        return True
+    if asset.selection_id is not None:
+        clip = await session.get(StoryboardSelectionRow, asset.selection_id)
+        if clip is not None and clip.video_storage_key == asset.storage_key:
+            return True  # (an earlier clip of that shot, replaced since, is not shown)
+    used = await session.exec(
+        select(ShotImageRow.id).where(col(ShotImageRow.source_asset_id) == asset.id).limit(1)
+    )
+    return used.first() is not None
 
 
 async def _tell_losers(session: AsyncSession, asset: AssetRow, before: ShareLevel) -> None:

@@ -1,11 +1,13 @@
 """Tags of assets and collections: one rule for both.
 
 A list holds at most MAX_TAGS (30) tags; each is 1..TAG_MAX (50) characters after
-trimming, stored lower-cased, without repeats (the first kept, in the order given).
+trimming, stored lower-cased in Unicode normal form C (so "café" typed either way is
+one tag), without repeats (the first kept, in the order given).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 
 from services.validation import Checks
@@ -19,8 +21,8 @@ TAG_MAX = 50
 def clean_tags(
     checks: Checks, tags: Sequence[str] | None, *, field: Sequence[str] = ("tags",)
 ) -> list[str]:
-    """The tags as stored: each trimmed and lower-cased, duplicates dropped (the first
-    kept, in the given order). None is no tags.
+    """The tags as stored: each trimmed, in normal form C and lower-cased, duplicates
+    dropped (the first kept, in the given order). None is no tags.
 
     Records TOO_MANY_TAGS at `field` for more than MAX_TAGS (30) given (and then looks at
     none of them), and for each bad tag BLANK, TOO_LONG (over TAG_MAX, 50, characters)
@@ -36,7 +38,7 @@ def clean_tags(
     cleaned: list[str] = []
     for index, tag in enumerate(tags):
         text = checks.text(tag, field=(*field, str(index)), max_length=TAG_MAX, label="tag")
-        lowered = text.lower()
+        lowered = unicodedata.normalize("NFC", text).lower()
         if lowered and lowered not in cleaned:
             cleaned.append(lowered)
     return cleaned

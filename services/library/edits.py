@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
 from services.database import after_commit
+from services.errors import PermissionDenied
 from services.generation.discards import RUNNING, stop_predictions
 from services.library import collections
 from services.library.access import ADMIN, EDIT, require_asset
@@ -122,15 +123,21 @@ async def update_asset(
     characters after trimming (BLANK, TOO_LONG); the description at most 10,000
     (blank clears it); tags as `clean_tags`; category and mood at most 100 (blank
     clears them). Raises NotFound (field `id`) for an asset the actor cannot see,
-    PermissionDenied below EDIT, else every input problem at once (InvalidInput, or
+    PermissionDenied below EDIT (field `canDuplicate` or `canRemix` when only those
+    needed ADMIN), else every input problem at once (InvalidInput, or
     ValidationFailed for several); `checks` carries what the caller found already
     (a malformed ID). `updated_at` moves only when something was given.
     """
     checks = checks if checks is not None else Checks()
     values = _changes_checked(checks, changes)
     checks.raise_if_unresolvable()
-    needed = ADMIN if changes.needs_admin else EDIT
-    row, _ = await require_asset(session, actor, asset_id, needed, lock=True, field=("id",))
+    row, granted = await require_asset(session, actor, asset_id, EDIT, lock=True, field=("id",))
+    if changes.needs_admin and not granted.allows(ADMIN):
+        raise PermissionDenied(
+            "Only the asset's creator, its team's owners and admins, or those it is shared "
+            "with as ADMIN may allow or forbid duplicating and remixing it.",
+            field=("canDuplicate",) if changes.can_duplicate is not UNCHANGED else ("canRemix",),
+        )
     checks.raise_if_any()
     for name, value in values.items():
         setattr(row, name, value)

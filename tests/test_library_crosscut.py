@@ -4,18 +4,22 @@ remixing off, and the statement count of the library's nested reads at any size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
 from api.graphql import build_context
 from api.schema import schema
 from schema import ids
 from services.database import Database
-from services.library.tables import AssetShareRow
+from services.library.tables import AssetRow, AssetShareRow
+from services.realtime.bus import EventBus
 from tests import factories
+from tests.emulator_harness import eventually
 from tests.factories import (
     Account,
     account,
@@ -25,6 +29,15 @@ from tests.factories import (
     resources,
     team_with,
 )
+from tests.test_discarded_generations import (
+    RUNNING_FOR_A_MINUTE,
+    canceled_at_provider,
+    cancels_sent,
+    predictions_in,
+)
+from tests.test_generation import EMULATOR_SEED, Studio, running_studio
+from tests.test_library_events import Feed, following
+from tests.test_library_evolution import FLUX, settled_assets
 
 
 def pk(global_id: str, type_name: str) -> int:
@@ -339,3 +352,253 @@ async def test_only_an_admin_turns_duplication_and_remixing_off_and_then_both_ar
     )
     assert (on["asset"]["canDuplicate"], on["asset"]["canRemix"]) == (True, True)
     await mutate_ok(db, "duplicateAsset", {"assetId": asset}, "asset { id }", token=eve.token)
+
+
+# --- deleteAsset, seen from every part ---------------------------------------------------
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[EventBus]:
+    instance = EventBus("memory://", queue_size=64)
+    await instance.start()
+    yield instance
+    await instance.stop()
+
+
+@pytest.fixture
+async def live_db(db: Database, bus: EventBus) -> AsyncIterator[Database]:
+    """The test database, publishing on a memory bus as a server does."""
+    database = Database(db.url, bus=bus)
+    yield database
+    await database.dispose()
+
+
+async def until(feed: Feed, sentinel: str) -> list[dict[str, Any]]:
+    """Every event the feed sends up to and including the sentinel asset's creation."""
+    got: list[dict[str, Any]] = []
+    while not got or got[-1]["assetId"] != sentinel:
+        got.append(await feed.next())
+    return got
+
+
+ITEMS = (
+    "query($id: ID!) { collection(id: $id) { itemCount "
+    "items(first: 50) { edges { node { position asset { id } } } } } }"
+)
+SEARCH = (
+    "query($teamId: ID!, $text: String) { library(filter: {teamId: $teamId, text: $text}) "
+    "{ totalCount edges { node { id } } } }"
+)
+MAP = (
+    "query($teamId: ID!) { constellation(teamId: $teamId) { nodes { id } "
+    "edges { sourceId targetId evolutionType } clusters { size } } }"
+)
+FAMILY = (
+    "query($id: ID!) { asset(id: $id) { id parent { id } root { id } version } "
+    "lineage(assetId: $id) { ancestors { asset { id } } descendants { asset { id } } } }"
+)
+
+
+async def collection_with(db: Database, owner: Account, team: str, assets: list[str]) -> str:
+    made = await mutate_ok(
+        db, "createCollection", {"teamId": team}, "collection { id }", token=owner.token
+    )
+    collection_id: str = made["collection"]["id"]
+    for asset_id in assets:
+        await mutate_ok(
+            db,
+            "addToCollection",
+            {"collectionId": collection_id, "assetId": asset_id},
+            "item { id }",
+            token=owner.token,
+        )
+    return collection_id
+
+
+async def test_deleting_an_asset_is_seen_in_every_part(live_db: Database, bus: EventBus) -> None:
+    db = live_db
+    ann = await account(db, name="Ann")
+    bob = await account(db, name="Bob")
+    team = await team_with(db, ann, {"VIEWER": bob})
+    doomed = await library_asset(
+        db,
+        ann,
+        team_id=team,
+        name="Beacon tower",
+        tags=["beacon", "coast"],
+        share_level="PRIVATE",
+        storage_key="library/beacon.png",
+    )
+    child = await library_asset(
+        db,
+        ann,
+        team_id=team,
+        name="Beacon tower in fog",
+        tags=["beacon", "fog"],
+        parent_id=pk(doomed, "Asset"),
+        root_id=pk(doomed, "Asset"),
+        version=2,
+        evolution_type="REMIX",
+    )
+    grandchild = await library_asset(
+        db,
+        ann,
+        team_id=team,
+        name="Beacon tower in rain",
+        tags=["beacon"],
+        parent_id=pk(child, "Asset"),
+        root_id=pk(doomed, "Asset"),
+        version=3,
+        evolution_type="DUPLICATE",
+    )
+    others = [await library_asset(db, ann, team_id=team, tags=["coast"]) for _ in range(2)]
+    await mutate_ok(
+        db,
+        "shareAsset",
+        {"assetId": doomed, "userId": bob.user_id},
+        "share { id }",
+        token=ann.token,
+    )
+    first = await collection_with(db, ann, team, [others[0], doomed, others[1], child])
+    second = await collection_with(db, ann, team, [doomed, child])
+
+    # Before: every part holds it.
+    found = await factories.gql(db, SEARCH, {"teamId": team, "text": "beacon"}, token=ann.token)
+    assert found["library"]["totalCount"] == 3
+    assert (await factories.gql(db, SEARCH, {"teamId": team, "text": "beacon"}, token=bob.token))[
+        "library"
+    ]["totalCount"] == 3
+    placed = (await factories.gql(db, MAP, {"teamId": team}, token=ann.token))["constellation"]
+    assert doomed in {n["id"] for n in placed["nodes"]}
+    assert (doomed, child) in {(e["sourceId"], e["targetId"]) for e in placed["edges"]}
+    family = await factories.gql(db, FAMILY, {"id": grandchild}, token=ann.token)
+    assert family["asset"]["root"] == {"id": doomed}
+    assert [a["asset"]["id"] for a in family["lineage"]["ancestors"]] == [doomed, child]
+
+    async with following(db, bus, bob, team) as feed:
+        await feed.next()  # the snapshot
+        await mutate_ok(db, "deleteAsset", {"id": doomed}, "deletedId", token=ann.token)
+        sentinel = await library_asset(db, ann, team_id=team)
+        heard = await until(feed, sentinel)
+    # The share's recipient hears of it (the share's end and/or the deletion), and the
+    # last word about it carries no asset.
+    about = [e for e in heard if e["assetId"] == doomed]
+    assert about, heard
+    assert {e["kind"] for e in about} <= {"ASSET_SHARED", "ASSET_DELETED"}
+    assert about[-1]["asset"] is None
+    assert about[-1]["kind"] == "ASSET_DELETED" or about[-1]["recipientId"] == bob.user_id
+
+    # Collections stay dense.
+    for collection_id, expected in ((first, [others[0], others[1], child]), (second, [child])):
+        items = (await factories.gql(db, ITEMS, {"id": collection_id}, token=ann.token))[
+            "collection"
+        ]
+        nodes = [e["node"] for e in items["items"]["edges"]]
+        assert [n["asset"]["id"] for n in nodes] == expected
+        assert [n["position"] for n in nodes] == list(range(len(expected)))
+        assert items["itemCount"] == len(expected)
+    # Its lineage children live on, without the link.
+    for who in (ann, bob):
+        family = await factories.gql(db, FAMILY, {"id": child}, token=who.token)
+        assert family["asset"] == {"id": child, "parent": None, "root": None, "version": 2}
+        assert family["lineage"]["ancestors"] == []
+        assert [d["asset"]["id"] for d in family["lineage"]["descendants"]] == [grandchild]
+    family = await factories.gql(db, FAMILY, {"id": grandchild}, token=ann.token)
+    assert family["asset"]["parent"] == {"id": child}
+    assert family["asset"]["root"] is None
+    # Search, facets and the map no longer find it.
+    for who in (ann, bob):
+        found = await factories.gql(db, SEARCH, {"teamId": team, "text": "beacon"}, token=who.token)
+        assert found["library"]["totalCount"] == 2
+        assert doomed not in {e["node"]["id"] for e in found["library"]["edges"]}
+        every = await factories.gql(db, SEARCH, {"teamId": team, "text": None}, token=who.token)
+        assert doomed not in {e["node"]["id"] for e in every["library"]["edges"]}
+    facets = await factories.gql(
+        db,
+        "query($teamId: ID!) { libraryFilters(teamId: $teamId) { totalCount "
+        "tags { value count } } }",
+        {"teamId": team},
+        token=ann.token,
+    )
+    assert facets["libraryFilters"]["totalCount"] == 5
+    tags = {t["value"]: t["count"] for t in facets["libraryFilters"]["tags"]}
+    assert (tags["beacon"], tags["coast"]) == (2, 2)
+    placed = (await factories.gql(db, MAP, {"teamId": team}, token=ann.token))["constellation"]
+    assert doomed not in {n["id"] for n in placed["nodes"]}
+    assert all(doomed not in (e["sourceId"], e["targetId"]) for e in placed["edges"])
+    assert sum(c["size"] for c in placed["clusters"]) == len(placed["nodes"]) == 5
+    # And it is gone for everybody, with its share.
+    for who in (ann, bob):
+        seen = await factories.gql(
+            db,
+            "query($id: ID!) { asset(id: $id) { id } node(id: $id) { id } }",
+            {"id": doomed},
+            token=who.token,
+        )
+        assert seen == {"asset": None, "node": None}
+    shared = await factories.gql(db, "query { sharedWithMe { totalCount } }", token=bob.token)
+    assert shared["sharedWithMe"]["totalCount"] == 0
+
+
+@pytest.fixture
+async def studio(db: Database, tmp_path: Path) -> AsyncIterator[Studio]:
+    async with (
+        settled_assets(db),
+        running_studio(
+            db, tmp_path, latency_ms=150, seed=EMULATOR_SEED, retry_after_cap=0.05
+        ) as made,
+    ):
+        yield made
+
+
+async def running_regeneration(studio: Studio, owner: Account, *, held: bool) -> tuple[str, str]:
+    """A DRAFT remix being generated in place, its prediction running for a minute (with
+    `held`, its create's answer still on its way back): (asset ID, prediction id)."""
+    original = await library_asset(
+        studio.db, owner, prompt="a quiet harbour", model=FLUX, storage_key="images/1/h.png"
+    )
+    remix = await mutate_ok(
+        studio.db,
+        "remixAsset",
+        {"assetId": original, "prompt": "a harbour in a storm"},
+        "asset { id }",
+        token=owner.token,
+    )
+    asset_id: str = remix["asset"]["id"]
+    studio.emulator.latency_ms = RUNNING_FOR_A_MINUTE
+    studio.emulator.create_response_delay_ms = 3000 if held else 0
+    started = await studio.mutate(
+        "regenerateAsset", {"assetId": asset_id}, "asset { id status }", owner.token
+    )
+    assert started["userErrors"] == []
+    assert started["asset"] == {"id": asset_id, "status": "GENERATING"}
+
+    async def sent() -> str | None:
+        running = await predictions_in(studio, "starting", "processing")
+        return next(iter(running), None)
+
+    prediction_id = await eventually(sent, what="the regeneration to reach the provider")
+    if not held:
+
+        async def recorded() -> bool:
+            async with studio.db.session() as session:
+                row = await session.get(AssetRow, pk(asset_id, "Asset"))
+            return row is not None and row.prediction_id == prediction_id
+
+        await eventually(recorded, what="the prediction to be recorded on the asset")
+    return asset_id, prediction_id
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["recorded", "on-its-way"])
+async def test_deleting_an_asset_cancels_its_running_regeneration(
+    studio: Studio, held: bool
+) -> None:
+    ann = await account(studio.db, name="Ann")
+    asset_id, prediction_id = await running_regeneration(studio, ann, held=held)
+    deleted = await studio.mutate("deleteAsset", {"id": asset_id}, "deletedId", ann.token)
+    assert deleted == {"deletedId": asset_id, "userErrors": []}
+    studio.emulator.create_response_delay_ms = 0
+    await canceled_at_provider(studio, {prediction_id})
+    assert await cancels_sent(studio) == 1
+    async with studio.db.session() as session:
+        assert await session.get(AssetRow, pk(asset_id, "Asset")) is None

@@ -4,8 +4,10 @@ remixing off, and the statement count of the library's nested reads at any size.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from schema import ids
 from services.database import Database
 from services.library.tables import AssetRow, AssetShareRow
 from services.realtime.bus import EventBus
+from services.tables import utcnow
 from tests import factories
 from tests.emulator_harness import eventually
 from tests.factories import (
@@ -36,8 +39,11 @@ from tests.test_discarded_generations import (
     predictions_in,
 )
 from tests.test_generation import EMULATOR_SEED, Studio, running_studio
-from tests.test_library_events import Feed, following
+from tests.test_library_events import Feed, edit, following
 from tests.test_library_evolution import FLUX, settled_assets
+from tests.test_library_sharing import iso, link_lifetime, link_works
+
+HOUR = timedelta(hours=1)
 
 
 def pk(global_id: str, type_name: str) -> int:
@@ -602,3 +608,159 @@ async def test_deleting_an_asset_cancels_its_running_regeneration(
     assert await cancels_sent(studio) == 1
     async with studio.db.session() as session:
         assert await session.get(AssetRow, pk(asset_id, "Asset")) is None
+
+
+# --- one share that expires, checked in every path at once --------------------------------
+
+EVERY_PATH = """
+query($id: ID!, $teamId: ID!, $collectionId: ID!) {
+  asset(id: $id) { id viewerPermission fileUrl thumbnailUrl }
+  node(id: $id) { id }
+  library(filter: {teamId: $teamId, text: "lighthouse"}) { totalCount edges { node { id } } }
+  everything: library(filter: {teamId: $teamId}) { totalCount edges { node { id } } }
+  libraryFilters(teamId: $teamId) { totalCount tags { value count } moods { value count } }
+  sharedWithMe { totalCount edges { node { id } } }
+  lineage(assetId: $id) { asset { id } }
+  collection(id: $collectionId) { itemCount items { edges { node { asset { id } } } } }
+  constellation(teamId: $teamId) { nodes { id } }
+}
+"""
+
+
+def what_is_seen(data: dict[str, Any], asset_id: str) -> dict[str, Any]:
+    """Whether each path shows the asset, and the counts that include it."""
+    tags = {t["value"]: t["count"] for t in data["libraryFilters"]["tags"]}
+    moods = {m["value"]: m["count"] for m in data["libraryFilters"]["moods"]}
+    return {
+        "asset": data["asset"] is not None,
+        "node": data["node"] is not None,
+        "search": [e["node"]["id"] for e in data["library"]["edges"]] == [asset_id],
+        "search total": data["library"]["totalCount"],
+        "everything": asset_id in {e["node"]["id"] for e in data["everything"]["edges"]},
+        "everything total": data["everything"]["totalCount"],
+        "facets total": data["libraryFilters"]["totalCount"],
+        "lighthouse tag": tags.get("lighthouse", 0),
+        "calm mood": moods.get("calm", 0),
+        "shared with me": [e["node"]["id"] for e in data["sharedWithMe"]["edges"]] == [asset_id],
+        "shared total": data["sharedWithMe"]["totalCount"],
+        "lineage": data["lineage"] is not None,
+        "collection": asset_id
+        in {e["node"]["asset"]["id"] for e in data["collection"]["items"]["edges"]},
+        "collection count": data["collection"]["itemCount"],
+        "constellation": asset_id in {n["id"] for n in data["constellation"]["nodes"]},
+    }
+
+
+async def test_a_share_that_expires_mid_test_ends_in_every_path_at_once(
+    live_db: Database, bus: EventBus
+) -> None:
+    db = live_db
+    ann = await account(db, name="Ann")
+    bob = await account(db, name="Bob")
+    team = await team_with(db, ann, {"VIEWER": bob})  # in the team, but the asset is PRIVATE
+    lighthouse = await library_asset(
+        db,
+        ann,
+        team_id=team,
+        name="Lighthouse at dusk",
+        tags=["lighthouse", "coast"],
+        mood="calm",
+        share_level="PRIVATE",
+        storage_key="library/lighthouse.png",
+        thumbnail_key="library/lighthouse.webp",
+    )
+    await library_asset(db, ann, team_id=team, name="Harbour", tags=["coast"])  # a TEAM asset
+    collection = await collection_with(db, ann, team, [lighthouse])
+    await mutate_ok(
+        db,
+        "shareAsset",
+        {"assetId": lighthouse, "userId": bob.user_id, "expiresAt": iso(utcnow() + HOUR)},
+        "share { id }",
+        token=ann.token,
+    )
+    variables = {"id": lighthouse, "teamId": team, "collectionId": collection}
+
+    async with following(db, bus, bob, team) as feed:
+        await feed.next()  # the snapshot
+        before = what_is_seen(
+            await factories.gql(db, EVERY_PATH, variables, token=bob.token), lighthouse
+        )
+        assert before == {
+            "asset": True,
+            "node": True,
+            "search": True,
+            "search total": 1,
+            "everything": True,
+            "everything total": 2,
+            "facets total": 2,
+            "lighthouse tag": 1,
+            "calm mood": 1,
+            "shared with me": True,
+            "shared total": 1,
+            "lineage": True,
+            "collection": True,
+            "collection count": 1,
+            "constellation": True,
+        }
+        await edit(db, lighthouse, name="Lighthouse at night")
+        heard = await feed.next()
+        assert (heard["kind"], heard["assetId"], heard["asset"]["name"]) == (
+            "ASSET_UPDATED",
+            lighthouse,
+            "Lighthouse at night",
+        )
+
+        # Now it expires a moment from now; no job runs from here on.
+        expiry = utcnow() + timedelta(seconds=2)
+        await mutate_ok(
+            db,
+            "shareAsset",
+            {"assetId": lighthouse, "userId": bob.user_id, "expiresAt": iso(expiry)},
+            "share { id }",
+            token=ann.token,
+        )
+        changed = await feed.next()
+        assert (changed["kind"], changed["changes"]) == ("ASSET_SHARED", ["expiresAt"])
+        links = (await factories.gql(db, EVERY_PATH, variables, token=bob.token))["asset"]
+        for link in (links["fileUrl"], links["thumbnailUrl"]):
+            assert link_works(link)
+            assert link_lifetime(link) <= (expiry - utcnow()).total_seconds() + 1
+
+        await asyncio.sleep(max(0.0, (expiry - utcnow()).total_seconds()) + 0.2)
+
+        after = what_is_seen(
+            await factories.gql(db, EVERY_PATH, variables, token=bob.token), lighthouse
+        )
+        assert after == {
+            "asset": False,
+            "node": False,
+            "search": False,
+            "search total": 0,
+            "everything": False,
+            "everything total": 1,
+            "facets total": 1,
+            "lighthouse tag": 0,
+            "calm mood": 0,
+            "shared with me": False,
+            "shared total": 0,
+            "lineage": False,
+            "collection": False,
+            "collection count": 0,
+            "constellation": False,
+        }
+        for link in (links["fileUrl"], links["thumbnailUrl"]):
+            assert not link_works(link)
+        # Its events no longer reach him: the next he hears is the next TEAM asset's.
+        await edit(db, lighthouse, name="Lighthouse, unseen")
+        sentinel = await library_asset(db, ann, team_id=team)
+        assert [(e["kind"], e["assetId"]) for e in [await feed.next()]] == [
+            ("ASSET_CREATED", sentinel)
+        ]
+    # Ann, whose team access it is, still sees everything.
+    mine = what_is_seen(await factories.gql(db, EVERY_PATH, variables, token=ann.token), lighthouse)
+    assert (mine["asset"], mine["search"], mine["collection"], mine["constellation"]) == (
+        True,
+        True,
+        True,
+        True,
+    )

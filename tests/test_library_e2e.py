@@ -3,19 +3,39 @@ real processes, every step through GraphQL as a client would take it."""
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from services.database import Database
 from services.tables import utcnow
 from tests import test_generation_e2e as e2e
+from tests.factories import Account, library_asset
+from tests.media_harness import media_server
+from tests.realtime_harness import Api, Socket
+from tests.test_library_crosscut import EVERY_PATH, what_is_seen
+from tests.test_library_sharing import iso
 
 DEADLINE = 90.0
+# The paths of `what_is_seen` that show the asset or not.
+SHOWN = (
+    "asset",
+    "node",
+    "search",
+    "everything",
+    "shared with me",
+    "lineage",
+    "collection",
+    "constellation",
+)
 
 ASSET_FIELDS = (
     "id kind status name prompt version evolutionType branchName fileUrl thumbnailUrl "
@@ -270,3 +290,125 @@ def test_over_http_generate_refine_animate_then_search_lineage_copy_remix_collec
         assert listed["edges"][0]["share"] == {"message": "dawn take"}
         seen = bob.run(ASSET, {"id": remix["id"]})["asset"]
         assert fetched(seen["fileUrl"])
+
+
+# --- one share that expires, over HTTP and a WebSocket against a running server ----------
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+WEBP = b"RIFF\x00\x00\x00\x00WEBPVP8 " + bytes(64)
+FEED = """
+subscription($teamId: ID!) {
+  libraryEvents(teamId: $teamId) { sequence kind assetId changes asset { id name } }
+}
+"""
+
+
+@pytest.mark.e2e
+async def test_over_http_an_expiring_share_ends_in_every_path_and_the_feed(
+    tmp_path: Path,
+) -> None:
+    server = media_server(
+        tmp_path,
+        "expiry",
+        {"library/dusk.png": PNG, "library/dusk.webp": WEBP},
+        secret_key=secrets.token_urlsafe(48),
+    )
+    with server:
+        async with (
+            Api(server.base_url) as ann,
+            Api(server.base_url) as bob,
+            httpx.AsyncClient(base_url=server.base_url, timeout=10.0, trust_env=False) as http,
+        ):
+
+            async def status_of(url: str) -> int:
+                parts = urlsplit(url)
+                return (await http.get(f"{parts.path}?{parts.query}")).status_code
+
+            await ann.sign_up("Ann")
+            await bob.sign_up("Bob")
+            team = (await ann.mutate("createTeam", {"name": "Crew"}, "team { id }"))["team"]["id"]
+            await bob.join(ann, team, "VIEWER")  # a member, but the asset is PRIVATE
+            stored = Database(f"sqlite+aiosqlite:///{tmp_path / 'studio.db'}")
+            try:
+                owner = Account(ann.token, ann.user_id, team, ann.email)
+                lighthouse = await library_asset(
+                    stored,
+                    owner,
+                    team_id=team,
+                    name="Lighthouse at dusk",
+                    tags=["lighthouse", "coast"],
+                    mood="calm",
+                    share_level="PRIVATE",
+                    storage_key="library/dusk.png",
+                    thumbnail_key="library/dusk.webp",
+                )
+                harbour = await library_asset(
+                    stored, owner, team_id=team, name="Harbour", tags=["coast"]
+                )
+            finally:
+                await stored.dispose()
+            collection = (
+                await ann.mutate("createCollection", {"teamId": team}, "collection { id }")
+            )["collection"]["id"]
+            await ann.mutate(
+                "addToCollection",
+                {"collectionId": collection, "assetId": lighthouse},
+                "item { id }",
+            )
+            share_input = {"assetId": lighthouse, "userId": bob.user_id}
+            await ann.mutate(
+                "shareAsset",
+                {**share_input, "expiresAt": iso(utcnow() + timedelta(hours=1))},
+                "share { id }",
+            )
+            variables = {"id": lighthouse, "teamId": team, "collectionId": collection}
+
+            async with await Socket.open(server, bob.token) as socket:
+                feed = await socket.subscribe(FEED, {"teamId": team})
+                assert (await feed.next())["libraryEvents"]["kind"] == "SNAPSHOT"
+                before = what_is_seen(await bob.data(EVERY_PATH, variables), lighthouse)
+                assert all(before[path] is True for path in SHOWN), before
+                assert (before["search total"], before["facets total"]) == (1, 2)
+                assert (before["lighthouse tag"], before["shared total"]) == (1, 1)
+
+                await ann.mutate("updateAsset", {"id": lighthouse, "name": "Night"}, "asset { id }")
+                got = (await feed.next())["libraryEvents"]
+                assert (got["kind"], got["assetId"], got["asset"]["name"]) == (
+                    "ASSET_UPDATED",
+                    lighthouse,
+                    "Night",
+                )
+
+                expiry = utcnow() + timedelta(seconds=2)
+                await ann.mutate(
+                    "shareAsset", {**share_input, "expiresAt": iso(expiry)}, "share { id }"
+                )
+                got = (await feed.next())["libraryEvents"]
+                assert (got["kind"], got["changes"]) == ("ASSET_SHARED", ["expiresAt"])
+                asset = (await bob.data(EVERY_PATH, variables))["asset"]
+                links = [asset["fileUrl"], asset["thumbnailUrl"]]
+                assert [await status_of(link) for link in links] == [200, 200]
+                own = (await ann.data(EVERY_PATH, variables))["asset"]["fileUrl"]
+
+                await asyncio.sleep(max(0.0, (expiry - utcnow()).total_seconds()) + 0.3)
+
+                after = what_is_seen(await bob.data(EVERY_PATH, variables), lighthouse)
+                assert not any(after[path] for path in SHOWN), after
+                assert (after["search total"], after["facets total"]) == (0, 1)
+                assert (after["lighthouse tag"], after["shared total"]) == (0, 0)
+                for link in links:
+                    assert await status_of(link) in (403, 404)
+                assert await status_of(own) == 200  # the team's own link goes on
+
+                await ann.mutate(
+                    "updateAsset", {"id": lighthouse, "name": "Unseen"}, "asset { id }"
+                )
+                await ann.mutate(
+                    "updateAsset", {"id": harbour, "name": "Harbour, later"}, "asset { id }"
+                )
+                got = (await feed.next())["libraryEvents"]
+                assert (got["kind"], got["assetId"], got["asset"]["name"]) == (
+                    "ASSET_UPDATED",
+                    harbour,
+                    "Harbour, later",
+                )

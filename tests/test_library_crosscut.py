@@ -511,7 +511,7 @@ async def test_deleting_an_asset_is_seen_in_every_part(live_db: Database, bus: E
         assert [d["asset"]["id"] for d in family["lineage"]["descendants"]] == [grandchild]
     family = await factories.gql(db, FAMILY, {"id": grandchild}, token=ann.token)
     assert family["asset"]["parent"] == {"id": child}
-    assert family["asset"]["root"] is None
+    assert family["asset"]["root"] == {"id": child}  # the line's new root
     # Search, facets and the map no longer find it.
     for who in (ann, bob):
         found = await factories.gql(db, SEARCH, {"teamId": team, "text": "beacon"}, token=who.token)
@@ -764,3 +764,49 @@ async def test_a_share_that_expires_mid_test_ends_in_every_path_at_once(
         True,
         True,
     )
+
+
+ROOTS = "query($id: ID!) { asset(id: $id) { id parent { id } root { id } } }"
+
+
+async def test_deleting_an_asset_mid_line_makes_its_child_the_root_of_what_is_below(
+    db: Database,
+) -> None:
+    """R -> X -> C -> G; deleting X leaves C without a parent, so C starts a line of its
+    own: C's root is none (as any root's), G's root is C, and copies of G descend from C;
+    R and its other children keep theirs."""
+    ann = await account(db, name="Ann")
+
+    async def child_of(parent: str, root: str, **fields: Any) -> str:
+        return await library_asset(
+            db,
+            ann,
+            parent_id=pk(parent, "Asset"),
+            root_id=pk(root, "Asset"),
+            evolution_type="DUPLICATE",
+            storage_key="library/line.png",
+            **fields,
+        )
+
+    r = await library_asset(db, ann, name="R", storage_key="library/line.png")
+    x = await child_of(r, r, name="X", version=2)
+    sibling = await child_of(r, r, name="S", version=2)
+    c = await child_of(x, r, name="C", version=3)
+    g = await child_of(c, r, name="G", version=4)
+    await mutate_ok(db, "deleteAsset", {"id": x}, "deletedId", token=ann.token)
+
+    async def seen(asset_id: str) -> dict[str, Any]:
+        data = await factories.gql(db, ROOTS, {"id": asset_id}, token=ann.token)
+        found: dict[str, Any] = data["asset"]
+        return found
+
+    assert await seen(c) == {"id": c, "parent": None, "root": None}
+    assert await seen(g) == {"id": g, "parent": {"id": c}, "root": {"id": c}}
+    assert await seen(sibling) == {"id": sibling, "parent": {"id": r}, "root": {"id": r}}
+    copy = await mutate_ok(
+        db, "duplicateAsset", {"assetId": g}, "asset { id root { id } }", token=ann.token
+    )
+    assert copy["asset"]["root"] == {"id": c}
+    # And when the root itself goes, its child roots what was below it.
+    await mutate_ok(db, "deleteAsset", {"id": r}, "deletedId", token=ann.token)
+    assert await seen(sibling) == {"id": sibling, "parent": None, "root": None}

@@ -162,7 +162,8 @@ async def delete_asset(
     collections go with it (ON DELETE CASCADE); its lineage children, collections
     using it as a cover and assets made from it keep theirs, without the link (SET
     NULL); shot images added from it keep their image (the shared file) and lose
-    `source_asset_id`. The storyboard it came from is never touched.
+    `source_asset_id`; each lineage child becomes the root of the assets below it. The
+    storyboard it came from is never touched.
 
     Its file and thumbnail are deleted from `storage` after commit, each only if no
     other asset, shot image or selection refers to the key (see the module); with no
@@ -185,12 +186,35 @@ async def delete_asset(
         .where(col(ShotImageRow.source_asset_id) == asset_id)
         .values(source_asset_id=None)
     )
+    await _reroot_below(session, row)
     await session.delete(row)
     await session.flush()
     orphans = sorted(keys - await keys_in_use(session, keys))
     if orphans and storage is not None:
         after_commit(session, lambda: _remove_later(storage, orphans))
     return orphans
+
+
+async def _reroot_below(session: AsyncSession, row: AssetRow) -> None:
+    """Make each lineage child of `row` (about to be deleted) the root of its own line:
+    its parent link goes (SET NULL), so its `root_id` is cleared as a root's is, and
+    every asset below it takes it as their root, instead of keeping a root that is no
+    longer their ancestor (or none at all, when `row` was the root)."""
+    family = row.root_id if row.root_id is not None else row.id
+    members = list(await session.exec(select(AssetRow).where(col(AssetRow.root_id) == family)))
+    children_of: dict[int | None, list[AssetRow]] = {}
+    for member in members:
+        children_of.setdefault(member.parent_id, []).append(member)
+    for child in children_of.get(row.id, []):
+        child.root_id = None
+        session.add(child)
+        below = list(children_of.get(child.id, []))
+        while below:
+            descendant = below.pop()
+            descendant.root_id = child.id
+            session.add(descendant)
+            below.extend(children_of.get(descendant.id, []))
+    await session.flush()
 
 
 async def keys_in_use(session: AsyncSession, keys: Iterable[str]) -> set[str]:

@@ -810,3 +810,103 @@ async def test_deleting_an_asset_mid_line_makes_its_child_the_root_of_what_is_be
     # And when the root itself goes, its child roots what was below it.
     await mutate_ok(db, "deleteAsset", {"id": r}, "deletedId", token=ann.token)
     assert await seen(sibling) == {"id": sibling, "parent": None, "root": None}
+
+
+OUTSIDER = """
+query($id: ID!, $teamId: ID!, $collectionId: ID!) {
+  asset(id: $id) { viewerPermission }
+  library(filter: {teamId: $teamId}) { totalCount edges { node { id } } }
+  libraryFilters(teamId: $teamId) { totalCount tags { value count } }
+  collection(id: $collectionId) { coverImage { id } itemCount }
+  constellation(teamId: $teamId) { nodes { id } }
+}
+"""
+
+
+async def test_an_outsiders_expiring_edit_share_over_a_public_asset_and_a_members_over_team(
+    db: Database,
+) -> None:
+    """Someone outside the team with an EDIT share of a PUBLIC asset finds it in a search
+    of that team and its facets while the share lasts; after it, it is PUBLIC to them:
+    VIEW, and only when the search asks for public assets. A member with an EDIT share
+    of a TEAM asset falls back to their role's VIEW, and may no longer edit."""
+    ann = await account(db, name="Ann")
+    vic = await account(db, name="Vic")  # a VIEWER of the team
+    sam = await account(db, name="Sam")  # outside it
+    team = await team_with(db, ann, {"VIEWER": vic})
+    public = await library_asset(
+        db, ann, team_id=team, tags=["beacon"], share_level="PUBLIC", name="Beacon"
+    )
+    await library_asset(db, ann, team_id=team, tags=["beacon"])  # TEAM: never Sam's
+    collection = (
+        await mutate_ok(
+            db,
+            "createCollection",
+            {"teamId": team, "shareLevel": "PUBLIC"},
+            "collection { id }",
+            token=ann.token,
+        )
+    )["collection"]["id"]
+    await mutate_ok(
+        db,
+        "updateCollection",
+        {"id": collection, "coverAssetId": public},
+        "collection { id }",
+        token=ann.token,
+    )
+    await mutate_ok(
+        db,
+        "addToCollection",
+        {"collectionId": collection, "assetId": public},
+        "item { id }",
+        token=ann.token,
+    )
+    expiry = utcnow() + timedelta(seconds=2)
+    for who in (sam, vic):
+        await mutate_ok(
+            db,
+            "shareAsset",
+            {
+                "assetId": public,
+                "userId": who.user_id,
+                "permission": "EDIT",
+                "expiresAt": iso(expiry),
+            },
+            "share { id }",
+            token=ann.token,
+        )
+    variables = {"id": public, "teamId": team, "collectionId": collection}
+    sams = await factories.gql(db, OUTSIDER, variables, token=sam.token)
+    assert sams["asset"] == {"viewerPermission": "EDIT"}
+    assert [e["node"]["id"] for e in sams["library"]["edges"]] == [public]
+    assert sams["libraryFilters"]["totalCount"] == 1
+    assert sams["libraryFilters"]["tags"] == [{"value": "beacon", "count": 1}]
+    assert sams["collection"] == {"coverImage": {"id": public}, "itemCount": 1}
+    assert sams["constellation"] is None  # a team's map is its members'
+    vics = await factories.gql(db, OUTSIDER, variables, token=vic.token)
+    assert vics["asset"] == {"viewerPermission": "EDIT"}
+    await mutate_ok(
+        db, "updateAsset", {"id": public, "mood": "calm"}, "asset { id }", token=vic.token
+    )
+
+    await asyncio.sleep(max(0.0, (expiry - utcnow()).total_seconds()) + 0.2)
+
+    sams = await factories.gql(db, OUTSIDER, variables, token=sam.token)
+    assert sams["asset"] == {"viewerPermission": "VIEW"}  # PUBLIC: every signed-in user
+    assert sams["library"] == {"totalCount": 0, "edges": []}  # not asked for public ones
+    assert sams["libraryFilters"]["totalCount"] == 0
+    assert sams["collection"] == {"coverImage": {"id": public}, "itemCount": 1}
+    public_search = await factories.gql(
+        db,
+        "query($teamId: ID!) { library(filter: {teamId: $teamId, includePublic: true}) "
+        "{ totalCount } libraryFilters(teamId: $teamId, includePublic: true) { totalCount } }",
+        {"teamId": team},
+        token=sam.token,
+    )
+    assert public_search == {"library": {"totalCount": 1}, "libraryFilters": {"totalCount": 1}}
+    vics = await factories.gql(db, OUTSIDER, variables, token=vic.token)
+    assert vics["asset"] == {"viewerPermission": "VIEW"}
+    refused = await mutate(
+        db, "updateAsset", {"id": public, "mood": "wild"}, UPDATE, token=vic.token
+    )
+    assert codes(refused) == [("FORBIDDEN", None)]

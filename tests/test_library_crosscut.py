@@ -711,7 +711,7 @@ async def test_a_share_that_expires_mid_test_ends_in_every_path_at_once(
         )
 
         # Now it expires a moment from now; no job runs from here on.
-        expiry = utcnow() + timedelta(seconds=2)
+        expiry = utcnow() + timedelta(seconds=3)
         await mutate_ok(
             db,
             "shareAsset",
@@ -861,7 +861,7 @@ async def test_an_outsiders_expiring_edit_share_over_a_public_asset_and_a_member
         "item { id }",
         token=ann.token,
     )
-    expiry = utcnow() + timedelta(seconds=2)
+    expiry = utcnow() + timedelta(seconds=3)
     for who in (sam, vic):
         await mutate_ok(
             db,

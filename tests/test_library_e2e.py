@@ -379,7 +379,7 @@ async def test_over_http_an_expiring_share_ends_in_every_path_and_the_feed(
                     "Night",
                 )
 
-                expiry = utcnow() + timedelta(seconds=2)
+                expiry = utcnow() + timedelta(seconds=4)
                 await ann.mutate(
                     "shareAsset", {**share_input, "expiresAt": iso(expiry)}, "share { id }"
                 )

@@ -910,3 +910,66 @@ async def test_an_outsiders_expiring_edit_share_over_a_public_asset_and_a_member
         db, "updateAsset", {"id": public, "mood": "wild"}, UPDATE, token=vic.token
     )
     assert codes(refused) == [("FORBIDDEN", None)]
+
+
+DELETE_ASSET = (
+    "mutation($i: DeleteInput!) { deleteAsset(input: $i) { deletedId userErrors { code } } }"
+)
+COPY = {
+    "duplicateAsset": "mutation($i: DuplicateAssetInput!) { duplicateAsset(input: $i) "
+    "{ asset { id } userErrors { code } } }",
+    "remixAsset": "mutation($i: RemixAssetInput!) { remixAsset(input: $i) "
+    "{ asset { id } userErrors { code } } }",
+}
+
+
+async def test_copies_made_below_an_asset_while_it_is_deleted_neither_fail_nor_keep_its_root(
+    db: Database,
+) -> None:
+    """A delete of a line's root and a copy of an asset two steps below it, at once: both
+    succeed (no deadlock: the copy locks the root before its source, as the delete does),
+    and the copy ends with the root the line has after the delete."""
+    ann = await account(db, name="Ann")
+    for round_ in range(6):
+        r = await library_asset(db, ann, storage_key="library/x.png", prompt="a quay")
+        c = await library_asset(
+            db,
+            ann,
+            parent_id=pk(r, "Asset"),
+            root_id=pk(r, "Asset"),
+            version=2,
+            evolution_type="DUPLICATE",
+            storage_key="library/x.png",
+            prompt="a quay",
+        )
+        g = await library_asset(
+            db,
+            ann,
+            parent_id=pk(c, "Asset"),
+            root_id=pk(r, "Asset"),
+            version=3,
+            evolution_type="DUPLICATE",
+            storage_key="library/x.png",
+            prompt="a quay",
+        )
+        name = "duplicateAsset" if round_ % 2 == 0 else "remixAsset"
+        copy_input: dict[str, Any] = {"assetId": g}
+        if name == "remixAsset":
+            copy_input["prompt"] = "a quay at night"
+        deleted, copied = await asyncio.gather(
+            factories.execute(db, DELETE_ASSET, {"i": {"id": r}}, token=ann.token),
+            factories.execute(db, COPY[name], {"i": copy_input}, token=ann.token),
+        )
+        assert deleted.errors is None, deleted.errors
+        assert copied.errors is None, copied.errors
+        assert deleted.data == {"deleteAsset": {"deletedId": r, "userErrors": []}}
+        assert copied.data is not None
+        assert copied.data[name]["userErrors"] == []
+        copy = copied.data[name]["asset"]["id"]
+        async with db.session() as session:
+            row = await session.get(AssetRow, pk(copy, "Asset"))
+            assert row is not None
+            assert (row.parent_id, row.root_id) == (pk(g, "Asset"), pk(c, "Asset")), name
+            below = await session.get(AssetRow, pk(g, "Asset"))
+            assert below is not None
+            assert below.root_id == pk(c, "Asset")

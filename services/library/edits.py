@@ -199,22 +199,47 @@ async def _reroot_below(session: AsyncSession, row: AssetRow) -> None:
     """Make each lineage child of `row` (about to be deleted) the root of its own line:
     its parent link goes (SET NULL), so its `root_id` is cleared as a root's is, and
     every asset below it takes it as their root, instead of keeping a root that is no
-    longer their ancestor (or none at all, when `row` was the root)."""
+    longer their ancestor (or none at all, when `row` was the root).
+
+    Twice: the first pass may wait for the locks of copies being made below `row`
+    (they lock its root first, so they never deadlock with this), and the second
+    finds the copies they committed meanwhile.
+    """
     family = row.root_id if row.root_id is not None else row.id
-    members = list(await session.exec(select(AssetRow).where(col(AssetRow.root_id) == family)))
-    children_of: dict[int | None, list[AssetRow]] = {}
-    for member in members:
-        children_of.setdefault(member.parent_id, []).append(member)
-    for child in children_of.get(row.id, []):
-        child.root_id = None
-        session.add(child)
-        below = list(children_of.get(child.id, []))
-        while below:
-            descendant = below.pop()
-            descendant.root_id = child.id
-            session.add(descendant)
-            below.extend(children_of.get(descendant.id, []))
-    await session.flush()
+    for _ in range(2):
+        members = await session.exec(
+            select(AssetRow)
+            .where(col(AssetRow.root_id) == family, col(AssetRow.id) != row.id)
+            .order_by(col(AssetRow.id))
+        )
+        for member in list(members):
+            descends, new_root = await _root_below(session, member, deleted_id=row.id)
+            if descends and member.root_id != new_root:
+                member.root_id = new_root
+                session.add(member)
+        await session.flush()
+
+
+async def _root_below(
+    session: AsyncSession, member: AssetRow, *, deleted_id: int | None
+) -> tuple[bool, int | None]:
+    """Whether `member` descends from the asset being deleted and, if so, its root once
+    that is gone: the ancestor just below it (None when that is `member` itself)."""
+    node = member
+    for _ in range(_MAX_LINE):
+        if node.parent_id is None:
+            return False, None
+        if node.parent_id == deleted_id:
+            return True, None if node is member else node.id
+        parent = await session.get(AssetRow, node.parent_id)
+        if parent is None:
+            return False, None
+        node = parent
+    return False, None
+
+
+_MAX_LINE = 500
+"""The most lineage steps walked up from an asset (lines are far shorter)."""
 
 
 async def keys_in_use(session: AsyncSession, keys: Iterable[str]) -> set[str]:

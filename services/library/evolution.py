@@ -28,6 +28,7 @@ import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
@@ -55,6 +56,25 @@ if TYPE_CHECKING:
 
 BRANCH_MAX = 100
 _KINDS = {AssetKind.IMAGE: ModelKind.TEXT_TO_IMAGE, AssetKind.VIDEO: ModelKind.IMAGE_TO_VIDEO}
+
+
+async def _locked_source(session: AsyncSession, actor: Actor, asset_id: int) -> AssetRow:
+    """The asset a new version is made from, once the actor holds EDIT on it, locked.
+
+    Its lineage root is locked first (FOR KEY SHARE on PostgreSQL, which the new row's
+    foreign key to it takes anyway), so this waits for a delete of that root, which
+    locks the root and then the assets below it, instead of deadlocking with it.
+    Raises NotFound and PermissionDenied as `require_asset`.
+    """
+    root_id = (
+        await session.exec(select(AssetRow.root_id).where(col(AssetRow.id) == asset_id))
+    ).first()
+    if root_id is not None:
+        await session.exec(
+            select(AssetRow.id).where(col(AssetRow.id) == root_id).with_for_update(key_share=True)
+        )
+    source, _ = await require_asset(session, actor, asset_id, EDIT, lock=True)
+    return source
 
 
 def _branch(checks: Checks, branch_name: str | None) -> str | None:
@@ -129,7 +149,7 @@ async def duplicate_asset(
     checks = checks if checks is not None else Checks()
     branch = _branch(checks, branch_name)
     checks.raise_if_unresolvable()
-    source, _ = await require_asset(session, actor, asset_id, EDIT, lock=True)
+    source = await _locked_source(session, actor, asset_id)
     checks.raise_if_any()
     if not source.can_duplicate:
         raise PermissionDenied(
@@ -188,7 +208,7 @@ async def remix_asset(
     )
     branch = _branch(checks, branch_name)
     checks.raise_if_unresolvable()
-    source, _ = await require_asset(session, actor, asset_id, EDIT, lock=True)
+    source = await _locked_source(session, actor, asset_id)
     checks.raise_if_any()
     if not source.can_remix:
         raise PermissionDenied(
@@ -276,7 +296,7 @@ async def regenerate_asset(
     """
     checks = checks if checks is not None else Checks()
     checks.raise_if_unresolvable()
-    source, _ = await require_asset(session, actor, asset_id, EDIT, lock=True)
+    source = await _locked_source(session, actor, asset_id)
     kind = _KINDS.get(AssetKind(source.kind))
     if kind is None:
         raise Conflict(

@@ -973,3 +973,39 @@ async def test_copies_made_below_an_asset_while_it_is_deleted_neither_fail_nor_k
             below = await session.get(AssetRow, pk(g, "Asset"))
             assert below is not None
             assert below.root_id == pk(c, "Asset")
+
+
+async def test_two_deletes_in_one_line_at_once_both_succeed(db: Database) -> None:
+    """Deleting a line's root and the asset below it at once: both go, and what was
+    below them is a line of its own."""
+    ann = await account(db, name="Ann")
+    for _ in range(6):
+        r = await library_asset(db, ann, storage_key="library/x.png")
+        line = [r]
+        for version in (2, 3, 4):
+            line.append(
+                await library_asset(
+                    db,
+                    ann,
+                    parent_id=pk(line[-1], "Asset"),
+                    root_id=pk(r, "Asset"),
+                    version=version,
+                    evolution_type="DUPLICATE",
+                    storage_key="library/x.png",
+                )
+            )
+        _, c, g, h = line
+        results = await asyncio.gather(
+            factories.execute(db, DELETE_ASSET, {"i": {"id": r}}, token=ann.token),
+            factories.execute(db, DELETE_ASSET, {"i": {"id": c}}, token=ann.token),
+        )
+        for result, asset_id in zip(results, (r, c), strict=True):
+            assert result.errors is None, result.errors
+            assert result.data == {"deleteAsset": {"deletedId": asset_id, "userErrors": []}}
+        async with db.session() as session:
+            below = await session.get(AssetRow, pk(g, "Asset"))
+            last = await session.get(AssetRow, pk(h, "Asset"))
+            assert below is not None
+            assert last is not None
+            assert (below.parent_id, below.root_id) == (None, None)
+            assert (last.parent_id, last.root_id) == (pk(g, "Asset"), pk(g, "Asset"))

@@ -201,19 +201,31 @@ async def _reroot_below(session: AsyncSession, row: AssetRow) -> None:
     every asset below it takes it as their root, instead of keeping a root that is no
     longer their ancestor (or none at all, when `row` was the root).
 
-    Twice: the first pass may wait for the locks of copies being made below `row`
-    (they lock its root first, so they never deadlock with this), and the second
-    finds the copies they committed meanwhile.
+    The assets below are locked in id order (after `row`, and descendants are younger
+    than their ancestors) and read again under the lock, so a concurrent delete further
+    down, which locks only what is below it, is waited for and seen, never undone.
+    Twice: copies being made below `row` lock its root before their source, so the
+    first pass waits for them without deadlock, and the second finds what they made.
     """
     family = row.root_id if row.root_id is not None else row.id
     for _ in range(2):
         members = await session.exec(
             select(AssetRow)
             .where(col(AssetRow.root_id) == family, col(AssetRow.id) != row.id)
-            .order_by(col(AssetRow.id))
+            .execution_options(populate_existing=True)
         )
-        for member in list(members):
-            descends, new_root = await _root_below(session, member, deleted_id=row.id)
+        below = [m.id for m in list(members) if (await _root_below(session, m, row.id))[0]]
+        if not below:
+            return
+        locked = await session.exec(
+            select(AssetRow)
+            .where(col(AssetRow.id).in_(below))
+            .order_by(col(AssetRow.id))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        for member in list(locked):
+            descends, new_root = await _root_below(session, member, row.id)
             if descends and member.root_id != new_root:
                 member.root_id = new_root
                 session.add(member)
@@ -221,7 +233,7 @@ async def _reroot_below(session: AsyncSession, row: AssetRow) -> None:
 
 
 async def _root_below(
-    session: AsyncSession, member: AssetRow, *, deleted_id: int | None
+    session: AsyncSession, member: AssetRow, deleted_id: int | None
 ) -> tuple[bool, int | None]:
     """Whether `member` descends from the asset being deleted and, if so, its root once
     that is gone: the ancestor just below it (None when that is `member` itself)."""

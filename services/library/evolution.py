@@ -19,7 +19,8 @@ category, mood, scene type, level, prompt, model and parameters) and its
 All need EDIT on the asset (`services.library.access`); someone who may not see it
 gets NotFound, a VIEWER FORBIDDEN. Counters move under the asset's row lock (FOR
 UPDATE on PostgreSQL; SQLite's writers take the whole file), so concurrent copies
-each count.
+each count; the lineage root is locked (FOR KEY SHARE) before it, the order a delete
+of that root takes them in (`services.library.edits`).
 """
 
 from __future__ import annotations

@@ -202,8 +202,10 @@ async def _reroot_below(session: AsyncSession, row: AssetRow) -> None:
     longer their ancestor (or none at all, when `row` was the root).
 
     The assets below are locked in id order (after `row`, and descendants are younger
-    than their ancestors) and read again under the lock, so a concurrent delete further
-    down, which locks only what is below it, is waited for and seen, never undone.
+    than their ancestors; FOR NO KEY UPDATE, as the foreign keys' SET NULL would, so
+    inserts that refer to them are not held up) and read again under the lock, so a
+    concurrent delete further down, which locks only what is below it, is waited for
+    and seen, never undone.
     Twice: copies being made below `row` lock its root before their source, so the
     first pass waits for them without deadlock, and the second finds what they made.
     """
@@ -221,7 +223,7 @@ async def _reroot_below(session: AsyncSession, row: AssetRow) -> None:
             select(AssetRow)
             .where(col(AssetRow.id).in_(below))
             .order_by(col(AssetRow.id))
-            .with_for_update()
+            .with_for_update(key_share=True)  # FOR NO KEY UPDATE
             .execution_options(populate_existing=True)
         )
         for member in list(locked):

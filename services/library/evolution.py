@@ -72,7 +72,9 @@ async def _locked_source(session: AsyncSession, actor: Actor, asset_id: int) -> 
     ).first()
     if root_id is not None:
         await session.exec(
-            select(AssetRow.id).where(col(AssetRow.id) == root_id).with_for_update(key_share=True)
+            select(AssetRow.id)
+            .where(col(AssetRow.id) == root_id)
+            .with_for_update(read=True, key_share=True)  # FOR KEY SHARE
         )
     source, _ = await require_asset(session, actor, asset_id, EDIT, lock=True)
     return source

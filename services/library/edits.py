@@ -123,15 +123,21 @@ async def update_asset(
     characters after trimming (BLANK, TOO_LONG); the description at most 10,000
     (blank clears it); tags as `clean_tags`; category and mood at most 100 (blank
     clears them). Raises NotFound (field `id`) for an asset the actor cannot see,
-    PermissionDenied below EDIT, else every input problem at once (InvalidInput, or
+    PermissionDenied below EDIT (field `canDuplicate` or `canRemix` when only those
+    needed ADMIN), else every input problem at once (InvalidInput, or
     ValidationFailed for several); `checks` carries what the caller found already
     (a malformed ID). `updated_at` moves only when something was given.
     """
     checks = checks if checks is not None else Checks()
     values = _changes_checked(checks, changes)
     checks.raise_if_unresolvable()
-    needed = ADMIN if changes.needs_admin else EDIT
-    row, _ = await require_asset(session, actor, asset_id, needed, lock=True, field=("id",))
+    row, granted = await require_asset(session, actor, asset_id, EDIT, lock=True, field=("id",))
+    if changes.needs_admin and not granted.allows(ADMIN):
+        raise PermissionDenied(
+            "Only the asset's creator, its team's owners and admins, or those it is shared "
+            "with as ADMIN may allow or forbid duplicating and remixing it.",
+            field=("canDuplicate",) if changes.can_duplicate is not UNCHANGED else ("canRemix",),
+        )
     checks.raise_if_any()
     for name, value in values.items():
         setattr(row, name, value)
@@ -157,7 +163,8 @@ async def delete_asset(
     collections go with it (ON DELETE CASCADE); its lineage children, collections
     using it as a cover and assets made from it keep theirs, without the link (SET
     NULL); shot images added from it keep their image (the shared file) and lose
-    `source_asset_id`. The storyboard it came from is never touched.
+    `source_asset_id`; each lineage child becomes the root of the assets below it. The
+    storyboard it came from is never touched.
 
     Its file and thumbnail are deleted from `storage` after commit, each only if no
     other asset, shot image or selection refers to the key (see the module); with no
@@ -183,12 +190,74 @@ async def delete_asset(
         .where(col(ShotImageRow.source_asset_id) == asset_id)
         .values(source_asset_id=None)
     )
+    await _reroot_below(session, row)
     await session.delete(row)
     await session.flush()
     orphans = sorted(keys - await keys_in_use(session, keys))
     if orphans and storage is not None:
         after_commit(session, lambda: _remove_later(storage, orphans))
     return orphans
+
+
+async def _reroot_below(session: AsyncSession, row: AssetRow) -> None:
+    """Make each lineage child of `row` (about to be deleted) the root of its own line:
+    its parent link goes (SET NULL), so its `root_id` is cleared as a root's is, and
+    every asset below it takes it as their root, instead of keeping a root that is no
+    longer their ancestor (or none at all, when `row` was the root).
+
+    The assets below are locked in id order (after `row`, and descendants are younger
+    than their ancestors; FOR NO KEY UPDATE, as the foreign keys' SET NULL would, so
+    inserts that refer to them are not held up) and read again under the lock, so a
+    concurrent delete further down, which locks only what is below it, is waited for
+    and seen, never undone.
+    Twice: copies being made below `row` lock its root before their source, so the
+    first pass waits for them without deadlock, and the second finds what they made.
+    """
+    family = row.root_id if row.root_id is not None else row.id
+    for _ in range(2):
+        members = await session.exec(
+            select(AssetRow)
+            .where(col(AssetRow.root_id) == family, col(AssetRow.id) != row.id)
+            .execution_options(populate_existing=True)
+        )
+        below = [m.id for m in list(members) if (await _root_below(session, m, row.id))[0]]
+        if not below:
+            return
+        locked = await session.exec(
+            select(AssetRow)
+            .where(col(AssetRow.id).in_(below))
+            .order_by(col(AssetRow.id))
+            .with_for_update(key_share=True)  # FOR NO KEY UPDATE
+            .execution_options(populate_existing=True)
+        )
+        for member in list(locked):
+            descends, new_root = await _root_below(session, member, row.id)
+            if descends and member.root_id != new_root:
+                member.root_id = new_root
+                session.add(member)
+        await session.flush()
+
+
+async def _root_below(
+    session: AsyncSession, member: AssetRow, deleted_id: int | None
+) -> tuple[bool, int | None]:
+    """Whether `member` descends from the asset being deleted and, if so, its root once
+    that is gone: the ancestor just below it (None when that is `member` itself)."""
+    node = member
+    for _ in range(_MAX_LINE):
+        if node.parent_id is None:
+            return False, None
+        if node.parent_id == deleted_id:
+            return True, None if node is member else node.id
+        parent = await session.get(AssetRow, node.parent_id)
+        if parent is None:
+            return False, None
+        node = parent
+    return False, None
+
+
+_MAX_LINE = 500
+"""The most lineage steps walked up from an asset (lines are far shorter)."""
 
 
 async def keys_in_use(session: AsyncSession, keys: Iterable[str]) -> set[str]:

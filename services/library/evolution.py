@@ -19,7 +19,8 @@ category, mood, scene type, level, prompt, model and parameters) and its
 All need EDIT on the asset (`services.library.access`); someone who may not see it
 gets NotFound, a VIEWER FORBIDDEN. Counters move under the asset's row lock (FOR
 UPDATE on PostgreSQL; SQLite's writers take the whole file), so concurrent copies
-each count.
+each count; the lineage root is locked (FOR KEY SHARE) before it, the order a delete
+of that root takes them in (`services.library.edits`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
@@ -53,6 +55,27 @@ if TYPE_CHECKING:
 
 BRANCH_MAX = 100
 _KINDS = {AssetKind.IMAGE: ModelKind.TEXT_TO_IMAGE, AssetKind.VIDEO: ModelKind.IMAGE_TO_VIDEO}
+
+
+async def _locked_source(session: AsyncSession, actor: Actor, asset_id: int) -> AssetRow:
+    """The asset a new version is made from, once the actor holds EDIT on it, locked.
+
+    Its lineage root is locked first (FOR KEY SHARE on PostgreSQL, which the new row's
+    foreign key to it takes anyway), so this waits for a delete of that root, which
+    locks the root and then the assets below it, instead of deadlocking with it.
+    Raises NotFound and PermissionDenied as `require_asset`.
+    """
+    root_id = (
+        await session.exec(select(AssetRow.root_id).where(col(AssetRow.id) == asset_id))
+    ).first()
+    if root_id is not None:
+        await session.exec(
+            select(AssetRow.id)
+            .where(col(AssetRow.id) == root_id)
+            .with_for_update(read=True, key_share=True)  # FOR KEY SHARE
+        )
+    source, _ = await require_asset(session, actor, asset_id, EDIT, lock=True)
+    return source
 
 
 def _branch(checks: Checks, branch_name: str | None) -> str | None:
@@ -116,7 +139,7 @@ async def duplicate_asset(
     checks = checks if checks is not None else Checks()
     branch = _branch(checks, branch_name)
     checks.raise_if_unresolvable()
-    source, _ = await require_asset(session, actor, asset_id, EDIT, lock=True)
+    source = await _locked_source(session, actor, asset_id)
     require_derivable(actor, source)
     checks.raise_if_any()
     if not source.can_duplicate:
@@ -177,7 +200,7 @@ async def remix_asset(
     )
     branch = _branch(checks, branch_name)
     checks.raise_if_unresolvable()
-    source, _ = await require_asset(session, actor, asset_id, EDIT, lock=True)
+    source = await _locked_source(session, actor, asset_id)
     require_derivable(actor, source)
     checks.raise_if_any()
     if not source.can_remix:
@@ -268,7 +291,7 @@ async def regenerate_asset(
     """
     checks = checks if checks is not None else Checks()
     checks.raise_if_unresolvable()
-    source, _ = await require_asset(session, actor, asset_id, EDIT, lock=True)
+    source = await _locked_source(session, actor, asset_id)
     require_derivable(actor, source)
     kind = _KINDS.get(AssetKind(source.kind))
     if kind is None:

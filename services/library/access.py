@@ -7,7 +7,7 @@ An actor's permission on an asset is the highest of:
   (EDIT), OWNER and ADMIN also share it, change its level and delete it (ADMIN);
 - its creator, while still in its team: ADMIN, whatever its level (PRIVATE assets
   are seen by their creator and those they are shared with only); EDIT only on a
-  copy, remix or new version they made of another asset (`authorship`);
+  copy, remix or new version an EDITOR or VIEWER made of another asset (`authorship`);
 - a share to them that has not expired (`expires_at` in the future): its permission;
 - any signed-in user on a PUBLIC asset: VIEW.
 
@@ -40,7 +40,7 @@ from services.library.tables import (
     ShareLevel,
     SharePermission,
 )
-from services.tables import utcnow
+from services.tables import TeamRole, utcnow
 
 VIEW, EDIT, ADMIN = SharePermission.VIEW, SharePermission.EDIT, SharePermission.ADMIN
 _SHARED_LEVELS = (ShareLevel.TEAM.value, ShareLevel.PUBLIC.value)
@@ -82,20 +82,23 @@ def team_permission(actor: Actor, asset: AssetRow) -> SharePermission | None:
     role = actor.role_in(asset.team_id)
     if role is None:
         return None
-    authored = authorship(asset) if asset.creator_id == actor.user_id else None
+    authored = authorship(asset, role) if asset.creator_id == actor.user_id else None
     if asset.share_level not in _SHARED_LEVELS:
         return authored
     by_role = ADMIN if role in MANAGERS else EDIT if role in WRITERS else VIEW
     return _highest((authored, by_role))
 
 
-def authorship(asset: AssetRow) -> SharePermission:
-    """What its creator (while in its team) may do: ADMIN, except on a copy, remix or
-    new version of another asset (DUPLICATE, REMIX, REGENERATE), where it is EDIT: a
-    copy must not let its maker share or publish what the original keeps (sharing,
-    changing the level of such an asset is for its team's owners and admins, or an
-    ADMIN share). Its maker may still delete it (`services.library.edits`)."""
-    return EDIT if asset.evolution_type in DERIVED else ADMIN
+def authorship(asset: AssetRow, role: TeamRole) -> SharePermission:
+    """What its creator, whose role in its team is `role`, may do: ADMIN, except on a
+    copy, remix or new version of another asset (DUPLICATE, REMIX, REGENERATE) made by
+    a member below ADMIN, where it is EDIT: a copy must not let an EDITOR share or
+    publish what the original keeps to the team (that is for the team's owners and
+    admins, or an ADMIN share). Its maker may still delete it (`services.library.edits`).
+    """
+    if asset.evolution_type in DERIVED and role not in MANAGERS:
+        return EDIT
+    return ADMIN
 
 
 def share_in_force(share: AssetShareRow | None, now: datetime | None = None) -> bool:
@@ -156,7 +159,14 @@ def visible(
             col(AssetRow.team_id).in_(member_of), col(AssetRow.creator_id) == actor.user_id
         )
         if needed is ADMIN:  # see `authorship`
-            authored = and_(authored, col(AssetRow.evolution_type).not_in(DERIVED))
+            managed = [t for t in member_of if actor.role_in(t) in MANAGERS]
+            authored = and_(
+                authored,
+                or_(
+                    col(AssetRow.evolution_type).not_in(DERIVED),
+                    col(AssetRow.team_id).in_(managed),
+                ),
+            )
         conditions.append(authored)
     if role_teams:
         conditions.append(

@@ -21,9 +21,8 @@ from schema.collections import (
     load_collection,
     load_collection_item,
 )
-from schema.connections import MAX_PAGE, PageInfo
-from schema.context import BadRequest, Info
-from schema.ids import MAX_PK
+from schema.connections import MAX_PAGE, check_first, decode_after, page_info
+from schema.context import Info
 from schema.inputs import DeleteInput
 from schema.payloads import DeletePayload
 from services import cursors
@@ -33,7 +32,7 @@ from services.library.collection_rules import MAX_ITEMS
 from services.library.tables import CollectionRow
 from services.validation import Checks, within
 
-MAX_CURSOR_LENGTH = 100
+_CURSOR = "collection"
 
 
 def _shown(actor: Actor, row: CollectionRow) -> Collection | None:
@@ -55,18 +54,6 @@ async def collection(
     return await load_collection(info, pk)
 
 
-def _after(cursor: str | None) -> int | None:
-    """The collection id in a cursor this list gave out (None: from the newest)."""
-    if cursor is None:
-        return None
-    decoded = cursors.decode_numbers(
-        cursor, "collection", 1, max_length=MAX_CURSOR_LENGTH, high=MAX_PK, low=1
-    )
-    if decoded is None:
-        raise BadRequest("That `after` cursor is not one this list gave out.")
-    return decoded[0]
-
-
 async def collections_of_team(
     info: Info,
     team_id: Annotated[strawberry.ID, strawberry.argument(description="The team.")],
@@ -79,9 +66,8 @@ async def collections_of_team(
 ) -> CollectionConnection:
     """The team's collections you may see, newest first."""
     actor = info.context.require_actor()
-    if not 0 <= first <= MAX_PAGE:
-        raise BadRequest(f"`first` must be between 0 and {MAX_PAGE}.")
-    before_id = _after(after)
+    check_first(first)
+    before_id = decode_after(after, _CURSOR)
     _, team_pk = nodes.parse_or_reject(team_id, "Team")
     async with info.context.db.session() as session:
         page = await collection_pages.page_of_collections(
@@ -92,17 +78,12 @@ async def collections_of_team(
         shown = _shown(actor, row)
         if shown is not None:
             edges.append(
-                CollectionEdge(cursor=cursors.encode_numbers("collection", row.id or 0), node=shown)
+                CollectionEdge(cursor=cursors.encode_numbers(_CURSOR, row.id or 0), node=shown)
             )
     return CollectionConnection(
         edges=edges,
         total_count=page.total_count,
-        page_info=PageInfo(
-            has_next_page=page.has_next,
-            has_previous_page=before_id is not None,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
+        page_info=page_info(edges, has_next=page.has_next, has_previous=before_id is not None),
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import strawberry
 
 from schema import nodes
-from schema.connections import MAX_PAGE
+from schema.connections import MAX_PAGE, check_first
 from schema.context import BadRequest, Info
 from schema.library_search import (
     AssetConnection,
@@ -45,8 +45,7 @@ async def library(
 ) -> AssetConnection:
     """A page of the library assets you may see that match the filter, in the order asked."""
     actor = info.context.require_actor()
-    if not 0 <= first <= MAX_PAGE:
-        raise BadRequest(f"`first` must be between 0 and {MAX_PAGE}.")
+    check_first(first)
     wanted = filter.to_filter() if filter is not None else LibraryFilter()
     order = sort.to_sort() if sort is not None else LibrarySort()
     try:

@@ -6,9 +6,8 @@ import strawberry
 
 from resolvers.writing import returns_user_errors, write
 from schema import ids
-from schema.connections import MAX_PAGE, PageInfo
-from schema.context import BadRequest, Info
-from schema.ids import MAX_PK
+from schema.connections import MAX_PAGE, check_first, decode_after, page_info
+from schema.context import Info
 from schema.library import Asset
 from schema.payloads import DeletePayload
 from schema.sharing import (
@@ -27,7 +26,7 @@ from services.library.access import permission
 from services.tables import utcnow
 from services.validation import Checks
 
-MAX_CURSOR_LENGTH = 100
+_CURSOR = "shared"
 
 
 @returns_user_errors(ShareAssetPayload)
@@ -86,19 +85,7 @@ async def set_share_level(
 
 
 def _cursor(share_id: int | None) -> str:
-    return cursors.encode_numbers("shared", share_id or 0)
-
-
-def _after(cursor: str | None) -> int | None:
-    """The share id in a cursor this list gave out; BadRequest for anything else."""
-    if cursor is None:
-        return None
-    decoded = cursors.decode_numbers(
-        cursor, "shared", 1, max_length=MAX_CURSOR_LENGTH, high=MAX_PK, low=1
-    )
-    if decoded is None:
-        raise BadRequest("That `after` cursor is not one this list gave out.")
-    return decoded[0]
+    return cursors.encode_numbers(_CURSOR, share_id or 0)
 
 
 async def shared_with_me(
@@ -112,9 +99,8 @@ async def shared_with_me(
 ) -> SharedAssetConnection:
     """The assets shared with you by shares in force, newest share first."""
     actor = info.context.require_actor()
-    if not 0 <= first <= MAX_PAGE:
-        raise BadRequest(f"`first` must be between 0 and {MAX_PAGE}.")
-    before = _after(after)
+    check_first(first)
+    before = decode_after(after, _CURSOR)
     now = utcnow()  # one instant for the list and each asset's access: they agree
     async with info.context.db.session() as session:
         page = await sharing.page_shared_with(
@@ -131,10 +117,5 @@ async def shared_with_me(
     return SharedAssetConnection(
         edges=edges,
         total_count=page.total_count,
-        page_info=PageInfo(
-            has_next_page=page.has_next,
-            has_previous_page=before is not None,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
+        page_info=page_info(edges, has_next=page.has_next, has_previous=before is not None),
     )

@@ -16,8 +16,8 @@ import strawberry
 
 from schema import ids
 from schema.accounts import Team, User
-from schema.connections import MAX_PAGE, PageInfo
-from schema.context import BadRequest, Info
+from schema.connections import MAX_PAGE, PageInfo, check_first, decode_after, page_info
+from schema.context import Info
 from schema.errors import UserError
 from schema.library import Asset, load_asset
 from schema.node import Node
@@ -32,7 +32,6 @@ from services.library.tables import (
     SharePermission,
 )
 
-MAX_CURSOR_LENGTH = 100
 _ITEM_CURSOR = "collection-item"
 
 
@@ -44,14 +43,8 @@ def item_cursor(position: int) -> str:
 def item_after(cursor: str | None) -> int:
     """The position in an item cursor (-1 for None: from the start); BadRequest for a
     cursor this list did not give out."""
-    if cursor is None:
-        return -1
-    decoded = cursors.decode_numbers(
-        cursor, _ITEM_CURSOR, 1, max_length=MAX_CURSOR_LENGTH, high=2**31 - 1, low=0
-    )
-    if decoded is None:
-        raise BadRequest("That `after` cursor is not one this list gave out.")
-    return decoded[0]
+    position = decode_after(cursor, _ITEM_CURSOR, low=0, high=2**31 - 1)
+    return -1 if position is None else position
 
 
 async def _visible_user(info: Info, user_id: int | None) -> User | None:
@@ -209,8 +202,7 @@ class Collection(Node):
             str | None, strawberry.argument(description="The `endCursor` of the previous page.")
         ] = None,
     ) -> CollectionItemConnection:
-        if not 0 <= first <= MAX_PAGE:
-            raise BadRequest(f"`first` must be between 0 and {MAX_PAGE}.")
+        check_first(first)
         position = item_after(after)
         viewer = viewer_key(info.context.require_actor())
         loaders = info.context.loaders
@@ -228,12 +220,7 @@ class Collection(Node):
         return CollectionItemConnection(
             edges=edges,
             total_count=stats.item_count,
-            page_info=PageInfo(
-                has_next_page=len(rows) > first,
-                has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+            page_info=page_info(edges, has_next=len(rows) > first, has_previous=after is not None),
         )
 
 

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import strawberry
 
 from schema import ids, nodes
-from schema.connections import PageInfo
+from schema.connections import PageInfo, page_info
 from schema.context import BadRequest, Info
 from schema.ids import MAX_PK
 from schema.library import Asset
@@ -284,12 +284,7 @@ async def connection_of(
     return AssetConnection(
         edges=edges,
         total_count=page.total_count,
-        page_info=PageInfo(
-            has_next_page=page.has_next,
-            has_previous_page=after,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
+        page_info=page_info(edges, has_next=page.has_next, has_previous=after),
     )
 
 

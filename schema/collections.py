@@ -15,7 +15,7 @@ from typing import Annotated, Self
 import strawberry
 
 from schema import ids
-from schema.accounts import Team, User
+from schema.accounts import Team, User, visible_user
 from schema.connections import MAX_PAGE, PageInfo, check_first, decode_after, page_info
 from schema.context import Info
 from schema.errors import UserError
@@ -45,18 +45,6 @@ def item_after(cursor: str | None) -> int:
     cursor this list did not give out."""
     position = decode_after(cursor, _ITEM_CURSOR, low=0, high=2**31 - 1)
     return -1 if position is None else position
-
-
-async def _visible_user(info: Info, user_id: int | None) -> User | None:
-    """The user, if it is the viewer or shares a team with them (as `Asset.creator`)."""
-    if user_id is None:
-        return None
-    actor = info.context.require_actor()
-    memberships = await info.context.loaders.memberships_of_user.load(user_id)
-    if user_id != actor.user_id and not any(actor.can_read(m.team_id) for m in memberships):
-        return None
-    row = await info.context.loaders.user.load(user_id)
-    return User.from_row(row) if row else None
 
 
 @strawberry.type(
@@ -90,7 +78,7 @@ class CollectionItem(Node):
 
     @strawberry.field(description="Who added it; null once their account is gone.")
     async def added_by(self, info: Info) -> User | None:
-        return await _visible_user(info, self.row.added_by_id)
+        return await visible_user(info, self.row.added_by_id)
 
     @strawberry.field(description="The collection it is in.")
     async def collection(self, info: Info) -> Collection | None:
@@ -170,7 +158,7 @@ class Collection(Node):
         description="Who made it; null once their account is gone or when you share no team."
     )
     async def creator(self, info: Info) -> User | None:
-        return await _visible_user(info, self.row.creator_id)
+        return await visible_user(info, self.row.creator_id)
 
     async def _stats_key(self, info: Info) -> tuple[int, tuple[int, tuple[tuple[int, str], ...]]]:
         return self.row.id or 0, viewer_key(info.context.require_actor())

@@ -5,7 +5,7 @@ is in `schema.node`.
 """
 
 from schema import ids
-from schema.accounts import Invitation, Team, User
+from schema.accounts import Invitation, Team, visible_user
 from schema.collections import load_collection, load_collection_item
 from schema.context import BadRequest, Info
 from schema.library import load_asset
@@ -67,10 +67,7 @@ async def resolve(info: Info, type_name: str, pk: int) -> Node | None:
         if invitation and actor.role_in(invitation.team_id) in MANAGERS:
             return Invitation.from_row(invitation)
     elif type_name == "User":
-        user = await loaders.user.load(pk)
-        memberships = await loaders.memberships_of_user.load(pk)
-        if user and (pk == actor.user_id or any(actor.can_read(m.team_id) for m in memberships)):
-            return User.from_row(user)
+        return await visible_user(info, pk)
     return None
 
 

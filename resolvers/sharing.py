@@ -112,7 +112,7 @@ async def shared_with_me(
             node=Asset.from_row(asset, permission(actor, asset, share, now=now)),
             share=AssetShare.from_row(share),
         )
-        for share, asset in page.items
+        for share, asset in page.rows
     ]
     return SharedAssetConnection(
         edges=edges,

@@ -21,7 +21,7 @@ from schema.collections import (
     load_collection,
     load_collection_item,
 )
-from schema.connections import MAX_PAGE, check_first, decode_after, page_info
+from schema.connections import After, First, check_first, decode_after, page_info
 from schema.context import Info
 from schema.inputs import DeleteInput
 from schema.payloads import DeletePayload
@@ -57,12 +57,8 @@ async def collection(
 async def collections_of_team(
     info: Info,
     team_id: Annotated[strawberry.ID, strawberry.argument(description="The team.")],
-    first: Annotated[
-        int, strawberry.argument(description=f"How many to return, 0..{MAX_PAGE}.")
-    ] = 20,
-    after: Annotated[
-        str | None, strawberry.argument(description="The `endCursor` of the previous page.")
-    ] = None,
+    first: First = 20,
+    after: After = None,
 ) -> CollectionConnection:
     """The team's collections you may see, newest first."""
     actor = info.context.require_actor()

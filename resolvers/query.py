@@ -9,7 +9,8 @@ from resolvers import constellation, evolution, library, library_search, sharing
 from schema import nodes
 from schema.accounts import Team, User
 from schema.connections import (
-    MAX_PAGE,
+    After,
+    First,
     ProjectConnection,
     ProjectEdge,
     check_first,
@@ -85,12 +86,8 @@ class Query:
         team_id: Annotated[
             strawberry.ID | None, strawberry.argument(description="Only this team's projects.")
         ] = None,
-        first: Annotated[
-            int, strawberry.argument(description=f"How many to return, 0..{MAX_PAGE}.")
-        ] = 20,
-        after: Annotated[
-            str | None, strawberry.argument(description="The `endCursor` of the previous page.")
-        ] = None,
+        first: First = 20,
+        after: After = None,
     ) -> ProjectConnection:
         actor = info.context.require_actor()
         check_first(first)

@@ -6,7 +6,7 @@ import strawberry
 
 from resolvers.writing import returns_user_errors, write
 from schema import ids
-from schema.connections import MAX_PAGE, check_first, decode_after, page_info
+from schema.connections import After, First, check_first, decode_after, page_info
 from schema.context import Info
 from schema.library import Asset
 from schema.payloads import DeletePayload
@@ -90,12 +90,8 @@ def _cursor(share_id: int | None) -> str:
 
 async def shared_with_me(
     info: Info,
-    first: Annotated[
-        int, strawberry.argument(description=f"How many to return, 0..{MAX_PAGE}.")
-    ] = 20,
-    after: Annotated[
-        str | None, strawberry.argument(description="The `endCursor` of the previous page.")
-    ] = None,
+    first: First = 20,
+    after: After = None,
 ) -> SharedAssetConnection:
     """The assets shared with you by shares in force, newest share first."""
     actor = info.context.require_actor()

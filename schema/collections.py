@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Self
 
 import strawberry
 
 from schema import ids
 from schema.accounts import Team, User, visible_user
-from schema.connections import MAX_PAGE, PageInfo, check_first, decode_after, page_info
+from schema.connections import (
+    After,
+    First,
+    PageInfo,
+    check_first,
+    decode_after,
+    page_info,
+)
 from schema.context import Info
 from schema.errors import UserError
 from schema.library import Asset, load_asset
@@ -183,12 +190,8 @@ class Collection(Node):
     async def items(
         self,
         info: Info,
-        first: Annotated[
-            int, strawberry.argument(description=f"How many to return, 0..{MAX_PAGE}.")
-        ] = 20,
-        after: Annotated[
-            str | None, strawberry.argument(description="The `endCursor` of the previous page.")
-        ] = None,
+        first: First = 20,
+        after: After = None,
     ) -> CollectionItemConnection:
         check_first(first)
         position = item_after(after)

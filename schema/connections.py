@@ -1,18 +1,19 @@
 """Relay connections for lists that grow without bound.
 
-Every connection field checks its arguments and builds its `PageInfo` the same
-way, with the helpers here:
+Every connection field declares, checks and answers its arguments the same way,
+with the helpers here:
 
-    check_first(first)                                  # BadRequest unless 0..MAX_PAGE
-    before_id = decode_after(after, "project")          # None: from the start
-    ...
-    page_info(edges, has_next=page.has_next, has_previous=before_id is not None)
+    async def projects(self, info: Info, first: First = 20, after: After = None) -> ...:
+        check_first(first)                              # BadRequest unless 0..MAX_PAGE
+        before_id = decode_after(after, "project")      # None: from the start
+        ...
+        page_info(edges, has_next=page.has_next, has_previous=before_id is not None)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import strawberry
 
@@ -23,6 +24,14 @@ from services import cursors
 
 MAX_PAGE = 100
 MAX_CURSOR_LENGTH = 100
+
+First = Annotated[int, strawberry.argument(description=f"How many to return, 0..{MAX_PAGE}.")]
+"""A connection's `first` argument (check it with `check_first`); give the default at the field."""
+
+After = Annotated[
+    str | None, strawberry.argument(description="The `endCursor` of the previous page.")
+]
+"""A connection's `after` argument (decode it with `decode_after` or the list's own decoder)."""
 
 
 class _Edge(Protocol):

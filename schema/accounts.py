@@ -42,6 +42,15 @@ class User(Node):
         return [Team.from_row(row) for row in rows if row is not None]
 
 
+async def member_team(info: Info, team_id: int) -> Team | None:
+    """The team, if the viewer is a member of it (as `node(id)` shows a team); None for a
+    team they are not in or one that is gone."""
+    if not info.context.require_actor().can_read(team_id):
+        return None
+    row = await info.context.loaders.team.load(team_id)
+    return Team.from_row(row) if row else None
+
+
 async def visible_user(info: Info, user_id: int | None) -> User | None:
     """The user as `node(id)` shows them: to themselves and to those who share a team
     with them. None for no `user_id`, an account that is gone, or a stranger."""

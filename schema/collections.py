@@ -15,7 +15,7 @@ from typing import Self
 import strawberry
 
 from schema import ids
-from schema.accounts import Team, User, visible_user
+from schema.accounts import Team, User, member_team, visible_user
 from schema.connections import (
     After,
     First,
@@ -156,10 +156,7 @@ class Collection(Node):
 
     @strawberry.field(description="Its team; null when you are not a member of it.")
     async def team(self, info: Info) -> Team | None:
-        if not info.context.require_actor().can_read(self.row.team_id):
-            return None
-        row = await info.context.loaders.team.load(self.row.team_id)
-        return Team.from_row(row) if row else None
+        return await member_team(info, self.row.team_id)
 
     @strawberry.field(
         description="Who made it; null once their account is gone or when you share no team."

@@ -20,25 +20,18 @@ from schema.collections import (
     UpdateCollectionInput,
     load_collection,
     load_collection_item,
+    seen_collection,
 )
 from schema.connections import After, First, check_first, decode_after, page_info
 from schema.context import Info
 from schema.inputs import DeleteInput
 from schema.payloads import DeletePayload
 from services import cursors
-from services.accounts.access import Actor
-from services.library import collection_pages, collection_rules, collections
+from services.library import collection_pages, collections
 from services.library.collection_rules import MAX_ITEMS
-from services.library.tables import CollectionRow
 from services.validation import Checks, within
 
 _CURSOR = "collection"
-
-
-def _shown(actor: Actor, row: CollectionRow) -> Collection | None:
-    """The collection as the actor sees it after a write (None if they no longer may)."""
-    held = collection_rules.permission(actor, row)
-    return Collection.from_row(row, held) if held is not None else None
 
 
 # --- queries ------------------------------------------------------------------------
@@ -71,7 +64,7 @@ async def collections_of_team(
         )
     edges = []
     for row in page.rows:
-        shown = _shown(actor, row)
+        shown = seen_collection(actor, row)
         if shown is not None:
             edges.append(
                 CollectionEdge(cursor=cursors.encode_numbers(_CURSOR, row.id or 0), node=shown)
@@ -109,7 +102,7 @@ async def create_collection(
             share_level=input.share_level,
             cover_asset_id=cover,
         )
-    return CollectionPayload(collection=_shown(actor, row))
+    return CollectionPayload(collection=seen_collection(actor, row))
 
 
 @returns_user_errors(CollectionPayload)
@@ -142,7 +135,7 @@ async def update_collection(
             share_level=given_required(input.share_level),
             cover_asset_id=cover,
         )
-    return CollectionPayload(collection=_shown(actor, row))
+    return CollectionPayload(collection=seen_collection(actor, row))
 
 
 @returns_user_errors(DeletePayload)
@@ -206,7 +199,8 @@ async def remove_from_collection(
             session, actor, collection_id=collection_id, asset_id=asset_id
         )
     return RemoveFromCollectionPayload(
-        removed_item_id=ids.encode("CollectionItem", removed.id), collection=_shown(actor, row)
+        removed_item_id=ids.encode("CollectionItem", removed.id),
+        collection=seen_collection(actor, row),
     )
 
 
@@ -233,4 +227,4 @@ async def reorder_collection(
         row = await collections.reorder_collection(
             session, actor, collection_id=collection_id, item_ids=item_ids
         )
-    return CollectionPayload(collection=_shown(actor, row))
+    return CollectionPayload(collection=seen_collection(actor, row))

@@ -29,6 +29,7 @@ from schema.errors import UserError
 from schema.library import Asset, load_asset
 from schema.node import Node
 from services import cursors
+from services.accounts.access import Actor
 from services.library import collection_rules
 from services.library.collection_pages import viewer_key
 from services.library.tables import (
@@ -212,6 +213,13 @@ class Collection(Node):
         )
 
 
+def seen_collection(actor: Actor, row: CollectionRow) -> Collection | None:
+    """The collection as `actor` sees it, with their permission (`collection_rules`); None
+    if they may not see it (after a write too: a new share level can hide it)."""
+    held = collection_rules.permission(actor, row)
+    return Collection.from_row(row, held) if held is not None else None
+
+
 async def load_collection(info: Info, collection_id: int | None) -> Collection | None:
     """The collection as the viewer sees it, or None if there is none or they may not see it."""
     if collection_id is None:
@@ -219,8 +227,7 @@ async def load_collection(info: Info, collection_id: int | None) -> Collection |
     row = await info.context.loaders.collection.load(collection_id)
     if row is None:
         return None
-    held = collection_rules.permission(info.context.require_actor(), row)
-    return Collection.from_row(row, held) if held is not None else None
+    return seen_collection(info.context.require_actor(), row)
 
 
 async def load_collection_item(info: Info, item_id: int) -> CollectionItem | None:

@@ -20,26 +20,18 @@ from schema.collections import (
     UpdateCollectionInput,
     load_collection,
     load_collection_item,
+    seen_collection,
 )
-from schema.connections import MAX_PAGE, PageInfo
-from schema.context import BadRequest, Info
-from schema.ids import MAX_PK
+from schema.connections import After, First, check_first, decode_after, page_info
+from schema.context import Info
 from schema.inputs import DeleteInput
 from schema.payloads import DeletePayload
 from services import cursors
-from services.accounts.access import Actor
-from services.library import collection_pages, collection_rules, collections
+from services.library import collection_pages, collections
 from services.library.collection_rules import MAX_ITEMS
-from services.library.tables import CollectionRow
 from services.validation import Checks, within
 
-MAX_CURSOR_LENGTH = 100
-
-
-def _shown(actor: Actor, row: CollectionRow) -> Collection | None:
-    """The collection as the actor sees it after a write (None if they no longer may)."""
-    held = collection_rules.permission(actor, row)
-    return Collection.from_row(row, held) if held is not None else None
+_CURSOR = "collection"
 
 
 # --- queries ------------------------------------------------------------------------
@@ -55,33 +47,16 @@ async def collection(
     return await load_collection(info, pk)
 
 
-def _after(cursor: str | None) -> int | None:
-    """The collection id in a cursor this list gave out (None: from the newest)."""
-    if cursor is None:
-        return None
-    decoded = cursors.decode_numbers(
-        cursor, "collection", 1, max_length=MAX_CURSOR_LENGTH, high=MAX_PK, low=1
-    )
-    if decoded is None:
-        raise BadRequest("That `after` cursor is not one this list gave out.")
-    return decoded[0]
-
-
 async def collections_of_team(
     info: Info,
     team_id: Annotated[strawberry.ID, strawberry.argument(description="The team.")],
-    first: Annotated[
-        int, strawberry.argument(description=f"How many to return, 0..{MAX_PAGE}.")
-    ] = 20,
-    after: Annotated[
-        str | None, strawberry.argument(description="The `endCursor` of the previous page.")
-    ] = None,
+    first: First = 20,
+    after: After = None,
 ) -> CollectionConnection:
     """The team's collections you may see, newest first."""
     actor = info.context.require_actor()
-    if not 0 <= first <= MAX_PAGE:
-        raise BadRequest(f"`first` must be between 0 and {MAX_PAGE}.")
-    before_id = _after(after)
+    check_first(first)
+    before_id = decode_after(after, _CURSOR)
     _, team_pk = nodes.parse_or_reject(team_id, "Team")
     async with info.context.db.session() as session:
         page = await collection_pages.page_of_collections(
@@ -89,20 +64,15 @@ async def collections_of_team(
         )
     edges = []
     for row in page.rows:
-        shown = _shown(actor, row)
+        shown = seen_collection(actor, row)
         if shown is not None:
             edges.append(
-                CollectionEdge(cursor=cursors.encode_numbers("collection", row.id or 0), node=shown)
+                CollectionEdge(cursor=cursors.encode_numbers(_CURSOR, row.id or 0), node=shown)
             )
     return CollectionConnection(
         edges=edges,
         total_count=page.total_count,
-        page_info=PageInfo(
-            has_next_page=page.has_next,
-            has_previous_page=before_id is not None,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
+        page_info=page_info(edges, has_next=page.has_next, has_previous=before_id is not None),
     )
 
 
@@ -132,7 +102,7 @@ async def create_collection(
             share_level=input.share_level,
             cover_asset_id=cover,
         )
-    return CollectionPayload(collection=_shown(actor, row))
+    return CollectionPayload(collection=seen_collection(actor, row))
 
 
 @returns_user_errors(CollectionPayload)
@@ -165,7 +135,7 @@ async def update_collection(
             share_level=given_required(input.share_level),
             cover_asset_id=cover,
         )
-    return CollectionPayload(collection=_shown(actor, row))
+    return CollectionPayload(collection=seen_collection(actor, row))
 
 
 @returns_user_errors(DeletePayload)
@@ -229,7 +199,8 @@ async def remove_from_collection(
             session, actor, collection_id=collection_id, asset_id=asset_id
         )
     return RemoveFromCollectionPayload(
-        removed_item_id=ids.encode("CollectionItem", removed.id), collection=_shown(actor, row)
+        removed_item_id=ids.encode("CollectionItem", removed.id),
+        collection=seen_collection(actor, row),
     )
 
 
@@ -256,4 +227,4 @@ async def reorder_collection(
         row = await collections.reorder_collection(
             session, actor, collection_id=collection_id, item_ids=item_ids
         )
-    return CollectionPayload(collection=_shown(actor, row))
+    return CollectionPayload(collection=seen_collection(actor, row))

@@ -1,10 +1,10 @@
 """Duplicating, remixing and regenerating assets, and reading their lineage."""
 
-from typing import Annotated, Any, cast
+from typing import Annotated
 
 import strawberry
 
-from resolvers.writing import returns_user_errors, write
+from resolvers.writing import model_params, returns_user_errors, write
 from schema import ids, nodes
 from schema.context import Info
 from schema.evolution import (
@@ -21,13 +21,6 @@ from services.errors import NotFound
 from services.library import evolution
 from services.library import lineage as lineages
 from services.validation import Checks
-
-
-def _params(checks: Checks, value: object) -> dict[str, Any] | None:
-    if value is None or isinstance(value, dict):
-        return cast(dict[str, Any] | None, value)
-    checks.fail("INVALID_PARAM", "`params` must be a JSON object.", ("params",))
-    return None
 
 
 @returns_user_errors(DuplicateAssetPayload)
@@ -79,7 +72,7 @@ async def regenerate_asset(
     generation_engine = info.context.require_generation_engine()
     checks = Checks()
     asset_id = ids.decode_into(checks, input.asset_id, "Asset", field=("assetId",))
-    params = _params(checks, input.params)
+    params = model_params(checks, input.params)
     async with write(info) as (session, actor):
         row = await evolution.regenerate_asset(
             session,

@@ -1,10 +1,10 @@
 """Mutations that start, cancel and retry generations on Replicate."""
 
-from typing import Annotated, Any, cast
+from typing import Annotated
 
 import strawberry
 
-from resolvers.writing import returns_user_errors, write
+from resolvers.writing import model_params, returns_user_errors, write
 from schema import ids
 from schema.context import Info
 from schema.generation import (
@@ -23,13 +23,6 @@ from services.tables import ShotImageRow, StoryboardSelectionRow
 from services.validation import Checks
 
 
-def _params(checks: Checks, value: object) -> dict[str, Any] | None:
-    if value is None or isinstance(value, dict):
-        return cast(dict[str, Any] | None, value)
-    checks.fail("INVALID_PARAM", "`params` must be a JSON object.", ("params",))
-    return None
-
-
 @returns_user_errors(GenerateShotImagesPayload)
 async def generate_shot_images(
     info: Info,
@@ -44,7 +37,7 @@ async def generate_shot_images(
     parent_id = ids.decode_optional_into(
         checks, input.parent_image_id, "ShotImage", field=("parentImageId",)
     )
-    params = _params(checks, input.params)
+    params = model_params(checks, input.params)
     async with write(info) as (session, actor):
         iteration = await requests.start_iteration(
             session,
@@ -77,7 +70,7 @@ async def animate_shot(
     selection_id = ids.decode_into(
         checks, input.selection_id, "StoryboardSelection", field=("selectionId",)
     )
-    params = _params(checks, input.params)
+    params = model_params(checks, input.params)
     async with write(info) as (session, actor):
         selection = await requests.animate_shot(
             session,
@@ -102,7 +95,7 @@ async def animate_storyboard(
     generation_engine = info.context.require_generation_engine()
     checks = Checks()
     project_id = ids.decode_into(checks, input.project_id, "Project", field=("projectId",))
-    params = _params(checks, input.params)
+    params = model_params(checks, input.params)
     async with write(info) as (session, actor):
         selections = await requests.animate_storyboard(
             session,

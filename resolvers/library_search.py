@@ -7,7 +7,7 @@ from typing import Annotated
 import strawberry
 
 from schema import nodes
-from schema.connections import MAX_PAGE
+from schema.connections import After, First, check_first
 from schema.context import BadRequest, Info
 from schema.library_search import (
     AssetConnection,
@@ -36,17 +36,12 @@ async def library(
         LibrarySortInput | None,
         strawberry.argument(description="The order (default: CREATED, DESC)."),
     ] = None,
-    first: Annotated[
-        int, strawberry.argument(description=f"How many to return, 0..{MAX_PAGE}.")
-    ] = DEFAULT_PAGE,
-    after: Annotated[
-        str | None, strawberry.argument(description="The `endCursor` of the previous page.")
-    ] = None,
+    first: First = DEFAULT_PAGE,
+    after: After = None,
 ) -> AssetConnection:
     """A page of the library assets you may see that match the filter, in the order asked."""
     actor = info.context.require_actor()
-    if not 0 <= first <= MAX_PAGE:
-        raise BadRequest(f"`first` must be between 0 and {MAX_PAGE}.")
+    check_first(first)
     wanted = filter.to_filter() if filter is not None else LibraryFilter()
     order = sort.to_sort() if sort is not None else LibrarySort()
     try:

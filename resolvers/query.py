@@ -8,36 +8,28 @@ from resolvers import collections as collection_resolvers
 from resolvers import constellation, evolution, library, library_search, sharing
 from schema import nodes
 from schema.accounts import Team, User
-from schema.connections import MAX_PAGE, PageInfo, ProjectConnection, ProjectEdge
-from schema.context import BadRequest, Info
+from schema.connections import (
+    After,
+    First,
+    ProjectConnection,
+    ProjectEdge,
+    check_first,
+    decode_after,
+    page_info,
+)
+from schema.context import Info
 from schema.generation import GenerationModel
-from schema.ids import MAX_PK
 from schema.node import Node
 from schema.storyboard import Project
 from services import cursors
 from services.generation import catalog
 from services.storyboard import projects
 
-MAX_CURSOR_LENGTH = 100
+_CURSOR = "project"
 
 
 def _cursor(project_id: int | None) -> str:
-    return cursors.encode_numbers("project", project_id or 0)
-
-
-def _after(cursor: str | None) -> int | None:
-    """The project id in a cursor this list gave out; BadRequest for anything else.
-
-    The id is bounded like every primary key (a cursor of project:2**70 would
-    otherwise reach the database and overflow its BIGINT)."""
-    if cursor is None:
-        return None
-    decoded = cursors.decode_numbers(
-        cursor, "project", 1, max_length=MAX_CURSOR_LENGTH, high=MAX_PK, low=1
-    )
-    if decoded is None:
-        raise BadRequest("That `after` cursor is not one this list gave out.")
-    return decoded[0]
+    return cursors.encode_numbers(_CURSOR, project_id or 0)
 
 
 @strawberry.type(description="Everything you can read.")
@@ -94,17 +86,12 @@ class Query:
         team_id: Annotated[
             strawberry.ID | None, strawberry.argument(description="Only this team's projects.")
         ] = None,
-        first: Annotated[
-            int, strawberry.argument(description=f"How many to return, 0..{MAX_PAGE}.")
-        ] = 20,
-        after: Annotated[
-            str | None, strawberry.argument(description="The `endCursor` of the previous page.")
-        ] = None,
+        first: First = 20,
+        after: After = None,
     ) -> ProjectConnection:
         actor = info.context.require_actor()
-        if not 0 <= first <= MAX_PAGE:
-            raise BadRequest(f"`first` must be between 0 and {MAX_PAGE}.")
-        before_id = _after(after)
+        check_first(first)
+        before_id = decode_after(after, _CURSOR)
         team_ids = actor.team_ids
         if team_id is not None:
             _, team_pk = nodes.parse_or_reject(team_id, "Team")
@@ -119,12 +106,7 @@ class Query:
         return ProjectConnection(
             edges=edges,
             total_count=page.total_count,
-            page_info=PageInfo(
-                has_next_page=page.has_next,
-                has_previous_page=before_id is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+            page_info=page_info(edges, has_next=page.has_next, has_previous=before_id is not None),
         )
 
     @strawberry.field(description="The models generateShotImages and animateShot accept, by kind.")

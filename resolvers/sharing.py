@@ -6,9 +6,8 @@ import strawberry
 
 from resolvers.writing import returns_user_errors, write
 from schema import ids
-from schema.connections import MAX_PAGE, PageInfo
-from schema.context import BadRequest, Info
-from schema.ids import MAX_PK
+from schema.connections import After, First, check_first, decode_after, page_info
+from schema.context import Info
 from schema.library import Asset
 from schema.payloads import DeletePayload
 from schema.sharing import (
@@ -27,7 +26,7 @@ from services.library.access import permission
 from services.tables import utcnow
 from services.validation import Checks
 
-MAX_CURSOR_LENGTH = 100
+_CURSOR = "shared"
 
 
 @returns_user_errors(ShareAssetPayload)
@@ -86,35 +85,18 @@ async def set_share_level(
 
 
 def _cursor(share_id: int | None) -> str:
-    return cursors.encode_numbers("shared", share_id or 0)
-
-
-def _after(cursor: str | None) -> int | None:
-    """The share id in a cursor this list gave out; BadRequest for anything else."""
-    if cursor is None:
-        return None
-    decoded = cursors.decode_numbers(
-        cursor, "shared", 1, max_length=MAX_CURSOR_LENGTH, high=MAX_PK, low=1
-    )
-    if decoded is None:
-        raise BadRequest("That `after` cursor is not one this list gave out.")
-    return decoded[0]
+    return cursors.encode_numbers(_CURSOR, share_id or 0)
 
 
 async def shared_with_me(
     info: Info,
-    first: Annotated[
-        int, strawberry.argument(description=f"How many to return, 0..{MAX_PAGE}.")
-    ] = 20,
-    after: Annotated[
-        str | None, strawberry.argument(description="The `endCursor` of the previous page.")
-    ] = None,
+    first: First = 20,
+    after: After = None,
 ) -> SharedAssetConnection:
     """The assets shared with you by shares in force, newest share first."""
     actor = info.context.require_actor()
-    if not 0 <= first <= MAX_PAGE:
-        raise BadRequest(f"`first` must be between 0 and {MAX_PAGE}.")
-    before = _after(after)
+    check_first(first)
+    before = decode_after(after, _CURSOR)
     now = utcnow()  # one instant for the list and each asset's access: they agree
     async with info.context.db.session() as session:
         page = await sharing.page_shared_with(
@@ -126,15 +108,10 @@ async def shared_with_me(
             node=Asset.from_row(asset, permission(actor, asset, share, now=now)),
             share=AssetShare.from_row(share),
         )
-        for share, asset in page.items
+        for share, asset in page.rows
     ]
     return SharedAssetConnection(
         edges=edges,
         total_count=page.total_count,
-        page_info=PageInfo(
-            has_next_page=page.has_next,
-            has_previous_page=before is not None,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
+        page_info=page_info(edges, has_next=page.has_next, has_previous=before is not None),
     )

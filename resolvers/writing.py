@@ -13,7 +13,7 @@ copies the resolver's annotations, which must be real types, not strings.
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import wraps
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -23,7 +23,7 @@ from schema.errors import UserError, user_errors
 from services.accounts import accounts
 from services.accounts.access import Actor
 from services.errors import StudioError
-from services.validation import UNCHANGED, Maybe
+from services.validation import UNCHANGED, Checks, Maybe
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -94,3 +94,14 @@ def given(value: Any) -> Maybe[Any]:
 def given_required(value: Any) -> Maybe[Any]:
     """Like `given`, but null also means unchanged, for fields that cannot be cleared."""
     return UNCHANGED if value is strawberry.UNSET or value is None else value
+
+
+def model_params(checks: Checks, value: object) -> dict[str, Any] | None:
+    """A `params` input (JSON) for a generation model: a dict, or None when not given.
+
+    Anything else (a list, a number, a string) is noted in `checks` as INVALID_PARAM on
+    `params` and gives None, so it joins the input's other userErrors."""
+    if value is None or isinstance(value, dict):
+        return cast(dict[str, Any] | None, value)
+    checks.fail("INVALID_PARAM", "`params` must be a JSON object.", ("params",))
+    return None

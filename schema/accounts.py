@@ -42,6 +42,28 @@ class User(Node):
         return [Team.from_row(row) for row in rows if row is not None]
 
 
+async def member_team(info: Info, team_id: int) -> Team | None:
+    """The team, if the viewer is a member of it (as `node(id)` shows a team); None for a
+    team they are not in or one that is gone."""
+    if not info.context.require_actor().can_read(team_id):
+        return None
+    row = await info.context.loaders.team.load(team_id)
+    return Team.from_row(row) if row else None
+
+
+async def visible_user(info: Info, user_id: int | None) -> User | None:
+    """The user as `node(id)` shows them: to themselves and to those who share a team
+    with them. None for no `user_id`, an account that is gone, or a stranger."""
+    if user_id is None:
+        return None
+    actor = info.context.require_actor()
+    memberships = await info.context.loaders.memberships_of_user.load(user_id)
+    if user_id != actor.user_id and not any(actor.can_read(m.team_id) for m in memberships):
+        return None
+    row = await info.context.loaders.user.load(user_id)
+    return User.from_row(row) if row else None
+
+
 @strawberry.type(description="A group of people who share projects.")
 class Team(Node):
     name: str = strawberry.field(description="The team's name.")
@@ -117,16 +139,7 @@ class Invitation(Node):
         description="Who made it; null if their account is gone or they share no team with you."
     )
     async def invited_by(self, info: Info) -> User | None:
-        if self.invited_by_pk is None:
-            return None
-        actor = info.context.require_actor()
-        memberships = await info.context.loaders.memberships_of_user.load(self.invited_by_pk)
-        if self.invited_by_pk != actor.user_id and not any(
-            actor.can_read(m.team_id) for m in memberships
-        ):
-            return None
-        row = await info.context.loaders.user.load(self.invited_by_pk)
-        return User.from_row(row) if row else None
+        return await visible_user(info, self.invited_by_pk)
 
 
 @strawberry.type(description="A member of a team and their role in it.")

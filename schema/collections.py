@@ -10,18 +10,26 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Self
 
 import strawberry
 
 from schema import ids
-from schema.accounts import Team, User
-from schema.connections import MAX_PAGE, PageInfo
-from schema.context import BadRequest, Info
+from schema.accounts import Team, User, member_team, visible_user
+from schema.connections import (
+    After,
+    First,
+    PageInfo,
+    check_first,
+    decode_after,
+    page_info,
+)
+from schema.context import Info
 from schema.errors import UserError
 from schema.library import Asset, load_asset
 from schema.node import Node
 from services import cursors
+from services.accounts.access import Actor
 from services.library import collection_rules
 from services.library.collection_pages import viewer_key
 from services.library.tables import (
@@ -32,7 +40,6 @@ from services.library.tables import (
     SharePermission,
 )
 
-MAX_CURSOR_LENGTH = 100
 _ITEM_CURSOR = "collection-item"
 
 
@@ -44,26 +51,8 @@ def item_cursor(position: int) -> str:
 def item_after(cursor: str | None) -> int:
     """The position in an item cursor (-1 for None: from the start); BadRequest for a
     cursor this list did not give out."""
-    if cursor is None:
-        return -1
-    decoded = cursors.decode_numbers(
-        cursor, _ITEM_CURSOR, 1, max_length=MAX_CURSOR_LENGTH, high=2**31 - 1, low=0
-    )
-    if decoded is None:
-        raise BadRequest("That `after` cursor is not one this list gave out.")
-    return decoded[0]
-
-
-async def _visible_user(info: Info, user_id: int | None) -> User | None:
-    """The user, if it is the viewer or shares a team with them (as `Asset.creator`)."""
-    if user_id is None:
-        return None
-    actor = info.context.require_actor()
-    memberships = await info.context.loaders.memberships_of_user.load(user_id)
-    if user_id != actor.user_id and not any(actor.can_read(m.team_id) for m in memberships):
-        return None
-    row = await info.context.loaders.user.load(user_id)
-    return User.from_row(row) if row else None
+    position = decode_after(cursor, _ITEM_CURSOR, low=0, high=2**31 - 1)
+    return -1 if position is None else position
 
 
 @strawberry.type(
@@ -97,7 +86,7 @@ class CollectionItem(Node):
 
     @strawberry.field(description="Who added it; null once their account is gone.")
     async def added_by(self, info: Info) -> User | None:
-        return await _visible_user(info, self.row.added_by_id)
+        return await visible_user(info, self.row.added_by_id)
 
     @strawberry.field(description="The collection it is in.")
     async def collection(self, info: Info) -> Collection | None:
@@ -168,16 +157,13 @@ class Collection(Node):
 
     @strawberry.field(description="Its team; null when you are not a member of it.")
     async def team(self, info: Info) -> Team | None:
-        if not info.context.require_actor().can_read(self.row.team_id):
-            return None
-        row = await info.context.loaders.team.load(self.row.team_id)
-        return Team.from_row(row) if row else None
+        return await member_team(info, self.row.team_id)
 
     @strawberry.field(
         description="Who made it; null once their account is gone or when you share no team."
     )
     async def creator(self, info: Info) -> User | None:
-        return await _visible_user(info, self.row.creator_id)
+        return await visible_user(info, self.row.creator_id)
 
     async def _stats_key(self, info: Info) -> tuple[int, tuple[int, tuple[tuple[int, str], ...]]]:
         return self.row.id or 0, viewer_key(info.context.require_actor())
@@ -202,15 +188,10 @@ class Collection(Node):
     async def items(
         self,
         info: Info,
-        first: Annotated[
-            int, strawberry.argument(description=f"How many to return, 0..{MAX_PAGE}.")
-        ] = 20,
-        after: Annotated[
-            str | None, strawberry.argument(description="The `endCursor` of the previous page.")
-        ] = None,
+        first: First = 20,
+        after: After = None,
     ) -> CollectionItemConnection:
-        if not 0 <= first <= MAX_PAGE:
-            raise BadRequest(f"`first` must be between 0 and {MAX_PAGE}.")
+        check_first(first)
         position = item_after(after)
         viewer = viewer_key(info.context.require_actor())
         loaders = info.context.loaders
@@ -228,13 +209,15 @@ class Collection(Node):
         return CollectionItemConnection(
             edges=edges,
             total_count=stats.item_count,
-            page_info=PageInfo(
-                has_next_page=len(rows) > first,
-                has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+            page_info=page_info(edges, has_next=len(rows) > first, has_previous=after is not None),
         )
+
+
+def seen_collection(actor: Actor, row: CollectionRow) -> Collection | None:
+    """The collection as `actor` sees it, with their permission (`collection_rules`); None
+    if they may not see it (after a write too: a new share level can hide it)."""
+    held = collection_rules.permission(actor, row)
+    return Collection.from_row(row, held) if held is not None else None
 
 
 async def load_collection(info: Info, collection_id: int | None) -> Collection | None:
@@ -244,8 +227,7 @@ async def load_collection(info: Info, collection_id: int | None) -> Collection |
     row = await info.context.loaders.collection.load(collection_id)
     if row is None:
         return None
-    held = collection_rules.permission(info.context.require_actor(), row)
-    return Collection.from_row(row, held) if held is not None else None
+    return seen_collection(info.context.require_actor(), row)
 
 
 async def load_collection_item(info: Info, item_id: int) -> CollectionItem | None:

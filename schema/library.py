@@ -14,7 +14,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from schema import ids
-from schema.accounts import Team, User
+from schema.accounts import Team, User, member_team, visible_user
 from schema.cluster_ids import encode_cluster
 from schema.context import Info
 from schema.node import Node
@@ -190,25 +190,13 @@ class Asset(Node):
 
     @strawberry.field(description="Its team; null when you are not a member of it.")
     async def team(self, info: Info) -> Team | None:
-        if not info.context.require_actor().can_read(self.row.team_id):
-            return None
-        row = await info.context.loaders.team.load(self.row.team_id)
-        return Team.from_row(row) if row else None
+        return await member_team(info, self.row.team_id)
 
     @strawberry.field(
         description="Who made it; null once their account is gone or when you share no team."
     )
     async def creator(self, info: Info) -> User | None:
-        if self.row.creator_id is None:
-            return None
-        actor = info.context.require_actor()
-        memberships = await info.context.loaders.memberships_of_user.load(self.row.creator_id)
-        if self.row.creator_id != actor.user_id and not any(
-            actor.can_read(m.team_id) for m in memberships
-        ):
-            return None
-        row = await info.context.loaders.user.load(self.row.creator_id)
-        return User.from_row(row) if row else None
+        return await visible_user(info, self.row.creator_id)
 
     @strawberry.field(
         description="The project it was made in; null once that is deleted, or if you cannot "

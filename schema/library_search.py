@@ -8,6 +8,7 @@ not make, is refused as a BAD_USER_INPUT error, never read as something else.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
 import json
@@ -19,7 +20,8 @@ from typing import Any, NoReturn
 import strawberry
 
 from schema import ids, nodes
-from schema.connections import PageInfo
+from schema.accounts import visible_user
+from schema.connections import PageInfo, page_info
 from schema.context import BadRequest, Info
 from schema.ids import MAX_PK
 from schema.library import Asset
@@ -290,12 +292,7 @@ async def connection_of(
     return AssetConnection(
         edges=edges,
         total_count=page.total_count,
-        page_info=PageInfo(
-            has_next_page=page.has_next,
-            has_previous_page=after,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
+        page_info=page_info(edges, has_next=page.has_next, has_previous=after),
     )
 
 
@@ -376,23 +373,18 @@ def _plain(values: list[FacetCount]) -> list[FacetValue]:
 
 
 async def _creators(info: Info, values: list[FacetCount]) -> list[NodeFacetValue]:
-    # Named only for the viewer or someone sharing a team with them, as Asset.creator.
-    actor = info.context.require_actor()
-    loaders = info.context.loaders
+    # Named only for the viewer or someone sharing a team with them, as Asset.creator;
+    # gathered, so the loaders read every creator's teams, then every user, at once.
     keys = [int(facet.value) for facet in values]
-    memberships = await loaders.memberships_of_user.load_many(keys)
-    users = await loaders.user.load_many(keys)
-    found = []
-    for facet, user_id, held, row in zip(values, keys, memberships, users, strict=True):
-        seen = user_id == actor.user_id or any(actor.can_read(m.team_id) for m in held)
-        found.append(
-            NodeFacetValue(
-                value=ids.encode("User", user_id),
-                label=row.name if row is not None and seen else None,
-                count=facet.count,
-            )
+    users = await asyncio.gather(*(visible_user(info, user_id) for user_id in keys))
+    return [
+        NodeFacetValue(
+            value=ids.encode("User", user_id),
+            label=user.name if user is not None else None,
+            count=facet.count,
         )
-    return found
+        for facet, user_id, user in zip(values, keys, users, strict=True)
+    ]
 
 
 async def _projects(info: Info, values: list[FacetCount]) -> list[NodeFacetValue]:

@@ -5,7 +5,7 @@ is in `schema.node`.
 """
 
 from schema import ids
-from schema.accounts import Invitation, Team, User
+from schema.accounts import Invitation, member_team, visible_user
 from schema.collections import load_collection, load_collection_item
 from schema.context import BadRequest, Info
 from schema.library import load_asset
@@ -59,18 +59,13 @@ async def resolve(info: Info, type_name: str, pk: int) -> Node | None:
     elif type_name == "AssetShare":
         return await load_share(info, pk)
     elif type_name == "Team":
-        team = await loaders.team.load(pk)
-        if team and actor.can_read(pk):
-            return Team.from_row(team)
+        return await member_team(info, pk)
     elif type_name == "Invitation":
         invitation = await loaders.pending_invitation.load(pk)
         if invitation and actor.role_in(invitation.team_id) in MANAGERS:
             return Invitation.from_row(invitation)
     elif type_name == "User":
-        user = await loaders.user.load(pk)
-        memberships = await loaders.memberships_of_user.load(pk)
-        if user and (pk == actor.user_id or any(actor.can_read(m.team_id) for m in memberships)):
-            return User.from_row(user)
+        return await visible_user(info, pk)
     return None
 
 

@@ -15,7 +15,7 @@ from typing import Self
 import strawberry
 
 from schema import ids
-from schema.accounts import User
+from schema.accounts import User, visible_user
 from schema.connections import PageInfo
 from schema.context import Info
 from schema.errors import UserError
@@ -26,18 +26,6 @@ from services.library.sharing import MESSAGE_MAX, may_see_share
 from services.library.tables import AssetShareRow, ShareLevel, SharePermission
 
 _ERRORS = "Why the mutation failed, if it did; when not empty, nothing was changed."
-
-
-async def _person(info: Info, user_id: int | None) -> User | None:
-    """The user as `node(id)` shows them: to themselves and to those sharing a team."""
-    if user_id is None:
-        return None
-    actor = info.context.require_actor()
-    memberships = await info.context.loaders.memberships_of_user.load(user_id)
-    if user_id != actor.user_id and not any(actor.can_read(m.team_id) for m in memberships):
-        return None
-    row = await info.context.loaders.user.load(user_id)
-    return User.from_row(row) if row else None
 
 
 @strawberry.type(
@@ -83,14 +71,14 @@ class AssetShare(Node):
         description="The recipient; null when you share no team with them (see `userId`)."
     )
     async def user(self, info: Info) -> User | None:
-        return await _person(info, self.row.user_id)
+        return await visible_user(info, self.row.user_id)
 
     @strawberry.field(
         description="Who made or last changed the share; null once their account is gone or "
         "when you share no team with them."
     )
     async def shared_by(self, info: Info) -> User | None:
-        return await _person(info, self.row.shared_by_id)
+        return await visible_user(info, self.row.shared_by_id)
 
 
 async def visible_share(info: Info, row: AssetShareRow | None) -> AssetShare | None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import event, insert, update
 from sqlmodel import col
 from strawberry.types import ExecutionResult
 
@@ -39,6 +41,24 @@ MEDIA = MediaLinks("media links secret for the test suite, not a real one", "htt
 # (64 MiB, t=3, p=4), so that the many accounts the suite makes cost less;
 # tests/test_passwords.py checks the defaults.
 ACCOUNTS = AccountSettings(passwords=Passwords(memory_kib=19 * 1024, iterations=2, lanes=1))
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    """The SQL text of every statement sent on `db`'s engine inside the block, in order
+    (for tests that count what a request costs). A fresh engine's first connection
+    also asks about the server: open one before the block to leave that out."""
+    sent: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    engine = db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
 
 
 def resources(db: Database) -> Resources:

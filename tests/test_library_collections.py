@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, event, update
+from sqlalchemy import delete, update
 from sqlmodel import col, select
 
 from api.graphql import build_context
@@ -480,18 +480,12 @@ NESTED = """query($team: ID!) { collections(teamId: $team, first: 50) { totalCou
 async def _statements_for_list(db: Database, who: Account, team: str) -> tuple[int, Any]:
     """The statements one list of a team's collections costs, counted on an engine of its own."""
     reader = Database(db.url.render_as_string(hide_password=False))
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        statements.append(args[2])
-
     try:
         async with reader.session() as session:
             await session.connection()  # a new engine's first connection asks about the server
         context = await build_context(factories.resources(reader), who.token)
-        event.listen(reader.engine.sync_engine, "before_cursor_execute", record)
-        result = await schema.execute(NESTED, {"team": team}, context_value=context)
-        event.remove(reader.engine.sync_engine, "before_cursor_execute", record)
+        with factories.statements(reader) as statements:
+            result = await schema.execute(NESTED, {"team": team}, context_value=context)
     finally:
         await reader.dispose()
     assert result.errors is None, result.errors

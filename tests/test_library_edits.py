@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import io
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
-from sqlalchemy import event, update
+from sqlalchemy import update
 from sqlmodel import col, select
 
 from api.graphql import build_context
@@ -37,7 +35,7 @@ from services.library.tables import (
 from services.media.storage import LocalStorage
 from services.tables import ShotImageRow, StoryboardSelectionRow, utcnow
 from tests import factories
-from tests.factories import ACCOUNTS, MEDIA, Account, gql, mutate, mutate_ok
+from tests.factories import ACCOUNTS, MEDIA, Account, gql, mutate, mutate_ok, statements
 from tests.test_generation import running_studio, stored_image, wait_for_iteration
 
 UPDATE = "asset { id name description tags category mood sceneType updatedAt }"
@@ -637,22 +635,6 @@ async def test_an_asset_used_in_a_shot_is_refined_through_the_emulator(
 
 
 # --- usedInProjects, isFavorite, sourceImage -----------------------------------------
-
-
-@contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
-    """Every SQL statement run on `db` inside the block."""
-    seen: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    engine = db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 async def test_used_in_projects_counts_distinct_storyboards_in_one_statement(

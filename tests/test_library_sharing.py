@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import event, func
+from sqlalchemy import func
 from sqlmodel import col, select
 
 from schema import ids
@@ -32,7 +31,16 @@ from services.realtime import events
 from services.realtime.bus import EventBus
 from services.tables import TeamRole, utcnow
 from tests import factories
-from tests.factories import Account, account, gql, join, library_asset, mutate, mutate_ok
+from tests.factories import (
+    Account,
+    account,
+    gql,
+    join,
+    library_asset,
+    mutate,
+    mutate_ok,
+    statements,
+)
 from tests.media_harness import media_server
 
 SHARE = "share { id permission message expiresAt active userId user { id } sharedBy { id } }"
@@ -351,22 +359,6 @@ async def test_sharing_by_id_and_by_a_teammates_email_then_again_updates_the_sha
     assert (await gql(db, node, {"id": made["id"]}, token=ann.token))["node"]["id"] == made["id"]
     assert (await gql(db, node, {"id": made["id"]}, token=stranger.token))["node"] is not None
     assert (await gql(db, node, {"id": made["id"]}, token=mate.token))["node"] is None
-
-
-@contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
-    """The SQL text of every statement sent to the database inside the block."""
-    sent: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        sent.append(statement)
-
-    engine = db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 async def test_an_unknown_email_and_an_outsiders_email_are_refused_alike(db: Database) -> None:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
-
-from sqlalchemy import event
 
 from api.graphql import build_context
 from api.schema import schema
 from services.database import Database
+from tests import factories
 from tests.factories import Account, account, iteration, mutate_ok, project, resources, scene
 
 NESTED = """
@@ -34,20 +31,6 @@ query($id: ID!) {
   }
 }
 """
-
-
-@contextmanager
-def count_statements(db: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        statements.append(args[2])
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
 async def build(db: Database, owner: Account, scenes: int, shots: int, images: int) -> str:
@@ -81,7 +64,7 @@ async def statements_for(
         async with reader.session() as session:
             await session.connection()
         context = await build_context(resources(reader), owner.token)
-        with count_statements(reader) as statements:
+        with factories.statements(reader) as statements:
             result = await schema.execute(NESTED, {"id": project_id}, context_value=context)
     finally:
         await reader.dispose()

@@ -309,15 +309,21 @@ FACETS = """query($t: ID!) { libraryFilters(teamId: $t) {
   shareLevels { value count } durationRange { min max } createdRange { earliest latest } } }"""
 
 
-async def _seed(url: str, assets: int) -> float:
+async def _connect(url: str) -> asyncpg.Connection:
+    """A raw asyncpg connection to the database of a SQLAlchemy URL (bulk loads and VACUUM
+    go past the ORM); the caller closes it."""
     parsed = make_url(url)
-    connection = await asyncpg.connect(
+    return await asyncpg.connect(
         host=parsed.host,
         port=parsed.port or 5432,
         user=parsed.username,
         password=parsed.password,
         database=parsed.database,
     )
+
+
+async def _seed(url: str, assets: int) -> float:
+    connection = await _connect(url)
     start = time.perf_counter()
     try:
         async with connection.transaction():
@@ -331,14 +337,7 @@ async def _seed(url: str, assets: int) -> float:
 async def _vacuum(url: str) -> None:
     """VACUUM (ANALYZE), as autovacuum would after a bulk load: statistics for the planner,
     and the visibility map that lets index-only scans skip the heap."""
-    parsed = make_url(url)
-    connection = await asyncpg.connect(
-        host=parsed.host,
-        port=parsed.port or 5432,
-        user=parsed.username,
-        password=parsed.password,
-        database=parsed.database,
-    )
+    connection = await _connect(url)
     try:
         await connection.execute("VACUUM (ANALYZE)")
     finally:

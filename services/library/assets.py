@@ -126,13 +126,10 @@ async def asset_for_image(
     existing = await session.exec(select(AssetRow.id).where(AssetRow.shot_image_id == image.id))
     if existing.first() is not None:
         return None
-    shot = await session.get(ShotRow, image.shot_id)
-    if shot is None:
-        return None
-    source = await _source(session, shot)
+    source = await _source(session, image.shot_id)
     if source is None:
         return None
-    project, scene = source
+    shot, project, scene = source
     asset = _new_asset(
         project,
         media,
@@ -162,13 +159,10 @@ async def asset_for_animation(
 ) -> AssetRow | None:
     """Add (to `session`, unflushed) the VIDEO asset of the selection's animation,
     stored as `media`. None if its shot or project is gone."""
-    shot = await session.get(ShotRow, selection.shot_id)
-    if shot is None:
-        return None
-    source = await _source(session, shot)
+    source = await _source(session, selection.shot_id)
     if source is None:
         return None
-    project, scene = source
+    shot, project, scene = source
     master = await session.get(ShotImageRow, selection.selected_image_id)
     asset = _new_asset(
         project,
@@ -214,12 +208,17 @@ def descend(child: AssetRow, parent: AssetRow, evolution: EvolutionType) -> None
 
 
 async def _source(
-    session: AsyncSession, shot: ShotRow
-) -> tuple[ProjectRow, SceneRow | None] | None:
+    session: AsyncSession, shot_id: int
+) -> tuple[ShotRow, ProjectRow, SceneRow | None] | None:
+    """The shot an asset is made from, with its project and scene (None if the scene is
+    gone); None if the shot or its project is gone."""
+    shot = await session.get(ShotRow, shot_id)
+    if shot is None:
+        return None
     project = await session.get(ProjectRow, shot.project_id)
     if project is None:
         return None
-    return project, await session.get(SceneRow, shot.scene_id)
+    return shot, project, await session.get(SceneRow, shot.scene_id)
 
 
 def _new_asset(

@@ -19,6 +19,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
+from services.keyset_pages import Page, newest_first
 from services.library import access, collection_rules
 from services.library.tables import AssetRow, CollectionItemRow, CollectionRow
 from services.tables import TeamRole
@@ -47,18 +48,9 @@ class CollectionStats:
     total_duration: float = 0.0
 
 
-@dataclass(frozen=True)
-class CollectionPage:
-    """A page of collections (newest first), whether more follow, and how many in all."""
-
-    rows: list[CollectionRow]
-    has_next: bool
-    total_count: int
-
-
 async def page_of_collections(
     session: AsyncSession, actor: Actor, *, team_id: int, first: int, before_id: int | None
-) -> CollectionPage:
+) -> Page[CollectionRow]:
     """Up to `first` of the team's collections the actor may see, older than `before_id`
     (a collection id; None: from the newest), newest first, with the total count.
 
@@ -66,18 +58,14 @@ async def page_of_collections(
     by the API before it gets here.
     """
     condition = (col(CollectionRow.team_id) == team_id) & collection_rules.visible(actor)
-    statement = select(CollectionRow).where(condition)
-    if before_id is not None:
-        statement = statement.where(col(CollectionRow.id) < before_id)
-    rows = list(
-        (
-            await session.exec(statement.order_by(col(CollectionRow.id).desc()).limit(first + 1))
-        ).all()
+    return await newest_first(
+        session,
+        select(CollectionRow).where(condition),
+        CollectionRow.id,
+        first=first,
+        before=before_id,
+        counted=select(func.count()).select_from(CollectionRow).where(condition),
     )
-    total = (
-        await session.exec(select(func.count()).select_from(CollectionRow).where(condition))
-    ).one()
-    return CollectionPage(rows=rows[:first], has_next=len(rows) > first, total_count=total)
 
 
 def _by_viewer(keys: Sequence[tuple[int, ViewerKey]]) -> dict[ViewerKey, list[int]]:

@@ -24,7 +24,6 @@ halves of the rule compare it with the clock, so no job has to run.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, or_
@@ -33,6 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
 from services.errors import Conflict, NotFound, PermissionDenied
+from services.keyset_pages import Page, newest_first
 from services.library.access import (
     ADMIN,
     Access,
@@ -337,15 +337,6 @@ async def shares_of_assets(
     return grouped
 
 
-@dataclass(frozen=True)
-class SharedPage:
-    """One page of the assets shared with a user, newest share first."""
-
-    items: list[tuple[AssetShareRow, AssetRow]]
-    has_next: bool  # more follow the last of `items`
-    total_count: int  # shares in force in the whole list, on every page
-
-
 async def page_shared_with(
     session: AsyncSession,
     user_id: int,
@@ -353,9 +344,10 @@ async def page_shared_with(
     first: int,
     before_share_id: int | None,
     now: datetime | None = None,
-) -> SharedPage:
+) -> Page[tuple[AssetShareRow, AssetRow]]:
     """Up to `first` assets shared with the user by shares in force at `now`, with
-    their shares, after the share `before_share_id` (keyset: newest share first).
+    their shares, as (share, asset) rows, after the share `before_share_id` (keyset:
+    newest share first); `total_count` counts the shares in force on every page.
 
     `first` is not checked here: the API bounds it before it gets this far.
     """
@@ -364,18 +356,13 @@ async def page_shared_with(
         col(AssetShareRow.user_id) == user_id,
         or_(col(AssetShareRow.expires_at).is_(None), col(AssetShareRow.expires_at) > moment),
     )
-    query = (
+    return await newest_first(
+        session,
         select(AssetShareRow, AssetRow)
         .join(AssetRow, col(AssetRow.id) == col(AssetShareRow.asset_id))
-        .where(*in_force)
+        .where(*in_force),
+        AssetShareRow.id,
+        first=first,
+        before=before_share_id,
+        counted=select(func.count()).select_from(AssetShareRow).where(*in_force),
     )
-    if before_share_id is not None:
-        query = query.where(col(AssetShareRow.id) < before_share_id)
-    rows = list(
-        (await session.exec(query.order_by(col(AssetShareRow.id).desc()).limit(first + 1))).all()
-    )
-    total = (
-        await session.exec(select(func.count()).select_from(AssetShareRow).where(*in_force))
-    ).one()
-    items = [(share, asset) for share, asset in rows[:first]]
-    return SharedPage(items=items, has_next=len(rows) > first, total_count=int(total))

@@ -8,7 +8,6 @@ numbers (SQLite serializes writers anyway).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlmodel import col, func, select
@@ -16,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
 from services.errors import NotFound, PermissionDenied
+from services.keyset_pages import Page, newest_first
 from services.storyboard.numbering import apply_field_changes
 from services.tables import (
     ProjectRow,
@@ -186,30 +186,19 @@ async def delete_project(session: AsyncSession, actor: Actor, *, project_id: int
 # --- reads ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ProjectPage:
-    """One page of a list of projects, newest first."""
-
-    rows: list[ProjectRow]
-    has_next: bool  # more projects follow the last of `rows`
-    total_count: int  # projects in the whole list, on every page
-
-
 async def page_of_projects(
     session: AsyncSession, team_ids: Sequence[int], *, first: int, before_id: int | None
-) -> ProjectPage:
+) -> Page[ProjectRow]:
     """Up to `first` of the teams' projects older than `before_id` (a project id), newest first.
 
     `first` is not checked here: the API bounds it before it gets this far.
     """
-    statement = select(ProjectRow).where(col(ProjectRow.team_id).in_(team_ids))
-    if before_id is not None:
-        statement = statement.where(col(ProjectRow.id) < before_id)
-    rows = list(
-        (await session.exec(statement.order_by(col(ProjectRow.id).desc()).limit(first + 1))).all()
+    condition = col(ProjectRow.team_id).in_(team_ids)
+    return await newest_first(
+        session,
+        select(ProjectRow).where(condition),
+        ProjectRow.id,
+        first=first,
+        before=before_id,
+        counted=select(func.count()).select_from(ProjectRow).where(condition),
     )
-    count = (
-        select(func.count()).select_from(ProjectRow).where(col(ProjectRow.team_id).in_(team_ids))
-    )
-    total = (await session.exec(count)).one()
-    return ProjectPage(rows=rows[:first], has_next=len(rows) > first, total_count=total)

@@ -248,7 +248,10 @@ async def test_the_librarys_nested_reads_cost_the_same_statements_for_2_and_24_a
         if name == "lineage":
             assert len(many_data["lineage"]["descendants"]) == 23
         print(f"\n{name}: 2 -> {len(few)}, 24 -> {len(many)}")
-        assert len(few) == len(many), f"{name} grows:\n{grows(few, many)}"
+        # Loaders batch what is asked in one turn of the event loop; on a busy machine two
+        # loads of one kind (a share's user and its sharer) may fall in two turns and cost
+        # one statement more, at either size. A per-asset read would add about 22.
+        assert abs(len(few) - len(many)) <= 1, f"{name} grows:\n{grows(few, many)}"
 
 
 # --- updateAsset's canDuplicate / canRemix: ADMIN's, and honoured at once ----------------

@@ -8,6 +8,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import socket
 import sqlite3
 import stat
@@ -348,11 +349,35 @@ class _UvicornStartLines(logging.Filter):
 _START_LINES = _UvicornStartLines()
 
 
+class MaskedLinkSignatures(logging.Filter):
+    """Blanks the `signature` of signed links in uvicorn's access lines: a signed media
+    link is a bearer credential until it expires, and a log is read by more people than
+    its links were handed to. `GET /media/a.webp?expires=1&signature=4f...` is logged as
+    `GET /media/a.webp?expires=1&signature=...`."""
+
+    _SIGNATURE = re.compile(r"(signature=)[^&\s]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._SIGNATURE.sub(r"\1...", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
+
+
+_MASKED_SIGNATURES = MaskedLinkSignatures()
+
+
 def _quiet_uvicorn_start() -> None:
-    """Install the filter once on uvicorn's server logger."""
+    """Install the filters once on uvicorn's loggers: no start-up lines of its own, and
+    no link signatures in its access lines."""
     logger = logging.getLogger("uvicorn.error")
     if _START_LINES not in logger.filters:
         logger.addFilter(_START_LINES)
+    access = logging.getLogger("uvicorn.access")
+    if _MASKED_SIGNATURES not in access.filters:
+        access.addFilter(_MASKED_SIGNATURES)
 
 
 def serve(args: argparse.Namespace) -> None:

@@ -435,3 +435,32 @@ def test_the_start_up_block_shows_no_password_or_token(tmp_path: Path) -> None:
     assert where["Media"] == str((tmp_path / "media").resolve())
     assert "Data" not in where  # only the embedded default keeps its files there
     assert "listening on 0.0.0.0:8000" in report
+
+
+def test_the_access_log_shows_no_signature_of_a_signed_link(tmp_path: Path) -> None:
+    server = StudioServer(env=studio_env(EMULATOR_LATENCY_MS="100"), cwd=tmp_path)
+    server.launch()
+    try:
+        deadline = time.monotonic() + 30
+        while "Stop it with Ctrl+C." not in server.output():
+            assert server.running, server.output()
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.05)
+        client = Client(server.base_url)
+        client.sign_up()
+        shot_id, _ = client.shot_with_images(1)
+        [image] = client.wait(shot_id, finished)
+        assert image["status"] == "COMPLETE", image
+        link = image["imageUrl"]
+        assert httpx.get(link, trust_env=False, timeout=10).status_code == 200
+        found = re.search(r"signature=([0-9a-f]+)", link)
+        assert found is not None, link
+        signature = found.group(1)
+        deadline = time.monotonic() + 10
+        while "GET /media/" not in server.output():
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.05)
+        assert "signature=..." in server.output()
+        assert signature not in server.output()
+    finally:
+        server.stop()

@@ -25,8 +25,9 @@ from sqlmodel import col, select
 
 from schema import ids
 from services.database import Database
+from services.library.evolution import child_name
 from services.library.lineage_words import prompt_delta
-from services.library.tables import AssetRow, AssetShareRow
+from services.library.tables import AssetRow, AssetShareRow, EvolutionType
 from services.replicate.signatures import sign
 from tests import factories
 from tests.factories import Account
@@ -655,3 +656,33 @@ async def test_a_signed_webhook_finishes_a_regeneration_once(db: Database, tmp_p
         assert done["status"] == "READY", done
         assert done["fileSize"] > 0
         assert await studio.generation_engine.receive_webhook(headers, body) is False
+
+
+def test_a_step_is_named_after_its_original_and_the_step() -> None:
+    assert child_name("Harbour", EvolutionType.DUPLICATE, 2) == "Harbour · Copy v2"
+    assert child_name("Harbour · Copy v2", EvolutionType.REMIX, 3) == "Harbour · Remix v3"
+    assert child_name("Harbour · Remix v3", EvolutionType.REGENERATE, 4) == "Harbour · v4"
+    long = child_name("n" * 200, EvolutionType.REMIX, 12)
+    assert len(long) == 200
+    assert long.endswith(" · Remix v12")
+
+
+async def test_a_duplicate_and_a_remix_are_told_apart_by_name(db: Database) -> None:
+    ann = await factories.account(db)
+    asset = await factories.library_asset(
+        db, ann, name="Lantern", storage_key="images/1/g.png", prompt="a lantern"
+    )
+    copy = await factories.mutate_ok(
+        db, "duplicateAsset", {"assetId": asset}, "asset { name }", token=ann.token
+    )
+    remix = await factories.mutate_ok(
+        db,
+        "remixAsset",
+        {"assetId": asset, "prompt": "a red lantern"},
+        "asset { name }",
+        token=ann.token,
+    )
+    assert (copy["asset"]["name"], remix["asset"]["name"]) == (
+        "Lantern · Copy v2",
+        "Lantern · Remix v2",
+    )

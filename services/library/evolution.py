@@ -25,6 +25,7 @@ of that root takes them in (`services.library.edits`).
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -48,7 +49,7 @@ from services.library.tables import (
     EvolutionType,
 )
 from services.tables import ShotImageRow, utcnow
-from services.validation import DESCRIPTION_MAX, PROMPT_MAX, Checks
+from services.validation import DESCRIPTION_MAX, PROMPT_MAX, TITLE_MAX, Checks
 
 if TYPE_CHECKING:
     from services.generation.engine import GenerationEngine
@@ -84,15 +85,34 @@ def _branch(checks: Checks, branch_name: str | None) -> str | None:
     return checks.text(branch_name, field=("branchName",), max_length=BRANCH_MAX)
 
 
+_STEP_SUFFIX = re.compile(r" · (?:Copy |Remix )?v\d+$")
+_STEP_LABELS = {
+    EvolutionType.DUPLICATE: "Copy ",
+    EvolutionType.REMIX: "Remix ",
+    EvolutionType.REGENERATE: "",
+}
+
+
+def child_name(source_name: str, evolution: EvolutionType, version: int) -> str:
+    """The name of a copy, remix or new version: its original's, without the suffix an
+    earlier step added, then " · Copy v3", " · Remix v3" or " · v3" (at most 200
+    characters: the original's part is shortened). So a grid tells the steps apart."""
+    suffix = f" · {_STEP_LABELS.get(evolution, '')}v{version}"
+    base = _STEP_SUFFIX.sub("", source_name)
+    return base[: TITLE_MAX - len(suffix)] + suffix
+
+
 def _child_of(source: AssetRow, actor: Actor, branch: str | None, **fields: Any) -> AssetRow:
-    """A lineage child of `source` keeping its metadata, made by the actor (`fields` last)."""
+    """A lineage child of `source` keeping its metadata, made by the actor (`fields` last),
+    named after it and the step (`child_name`)."""
     assert source.id is not None
+    evolution = EvolutionType(fields["evolution_type"])
     values: dict[str, Any] = {
         "team_id": source.team_id,
         "creator_id": actor.user_id,
         "project_id": source.project_id,
         "kind": source.kind,
-        "name": source.name,
+        "name": child_name(source.name, evolution, source.version + 1),
         "description": source.description,
         "prompt": source.prompt,
         "model": source.model,

@@ -8,7 +8,6 @@ event-loop tests measure the real hasher.
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from typing import Any
 
@@ -127,8 +126,11 @@ async def test_an_unknown_email_costs_what_an_account_costs() -> None:
             verdict = await passwords.verify("a wrong password", stored)
             timings[name].append(time.process_time() - started)
             assert not verdict.valid
-    medians = {name: statistics.median(values) for name, values in timings.items()}
-    assert max(medians.values()) / min(medians.values()) < 1.5, medians
+    # The fastest of each is its cost with the least interference from other work on a
+    # shared machine (a median of 5 once read 0.10 s against 0.16 s under a busy CI run).
+    # Without the hash a taken address would answer about a hundred times faster.
+    fastest = {name: min(values) for name, values in timings.items()}
+    assert max(fastest.values()) / min(fastest.values()) < 1.5, timings
 
 
 async def test_hashing_runs_off_the_event_loop() -> None:
@@ -196,5 +198,8 @@ async def test_a_taken_email_at_sign_up_costs_what_a_new_account_costs(db: Datab
         errors, elapsed = await sign_up(unique_email("fresh"))
         assert errors == []
         timings["new"].append(elapsed)
-    medians = {name: statistics.median(values) for name, values in timings.items()}
-    assert max(medians.values()) / min(medians.values()) < 1.5, medians
+    # The fastest of each is its cost with the least interference from other work on a
+    # shared machine (a median of 5 once read 0.10 s against 0.16 s under a busy CI run).
+    # Without the hash a taken address would answer about a hundred times faster.
+    fastest = {name: min(values) for name, values in timings.items()}
+    assert max(fastest.values()) / min(fastest.values()) < 1.5, timings

@@ -267,15 +267,28 @@ async def shares_for(
     }
 
 
-def require_derivable(actor: Actor, asset: AssetRow) -> None:
-    """Raise PermissionDenied (TEAM_MEMBERS_ONLY, field `assetId`) unless the actor is a
-    member of the asset's team: copies, remixes and new versions are made in that team,
-    so a share (which may expire or be revoked) never turns into assets of one's own.
-    Call after `require_asset(..., EDIT)`."""
+def require_team_member(actor: Actor, asset: AssetRow, reason: str) -> None:
+    """Raise PermissionDenied (TEAM_MEMBERS_ONLY, field `assetId`, message `reason`)
+    unless the actor is a member of the asset's team: what only the team may do (make
+    assets in it, arrange its map) a share, which may expire or be revoked, never allows.
+    Call after `require_asset`."""
     if actor.role_in(asset.team_id) is None:
-        raise PermissionDenied(
-            "Copies, remixes and new versions are made in the asset's own team; only its "
-            "members can make them.",
-            code="TEAM_MEMBERS_ONLY",
-            field=("assetId",),
-        )
+        raise PermissionDenied(reason, code="TEAM_MEMBERS_ONLY", field=("assetId",))
+
+
+def require_derivable(actor: Actor, asset: AssetRow) -> None:
+    """`require_team_member` for copies, remixes and new versions, which are made in the
+    asset's team, so a share never turns into assets of one's own."""
+    require_team_member(
+        actor,
+        asset,
+        "Copies, remixes and new versions are made in the asset's own team; only its "
+        "members can make them.",
+    )
+
+
+def may_delete(actor: Actor, asset: AssetRow, granted: Access) -> bool:
+    """Whether the actor may delete the asset: ADMIN on it, or being its maker in its team
+    (the maker of a copy holds EDIT only: `authorship`, yet may remove what they made)."""
+    made_it = asset.creator_id == actor.user_id and actor.role_in(asset.team_id) is not None
+    return granted.allows(ADMIN) or made_it

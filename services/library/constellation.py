@@ -35,9 +35,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.accounts.access import Actor
 from services.database import Database
-from services.errors import NotFound, PermissionDenied
+from services.errors import NotFound
 from services.library import constellation_layout as layouts
-from services.library.access import EDIT, require_asset, team_permission, visible
+from services.library.access import (
+    EDIT,
+    require_asset,
+    require_team_member,
+    team_permission,
+    visible,
+)
 from services.library.tables import AssetRow, ConstellationClusterRow
 from services.tables import utcnow
 from services.validation import Checks
@@ -401,12 +407,9 @@ async def pin_asset(
     check_coordinates(checks, x, y)
     checks.raise_if_any()
     row, access = await require_asset(session, actor, asset_id, EDIT, lock=True)
-    if actor.role_in(row.team_id) is None:  # the map is its members'; a share is not one
-        raise PermissionDenied(
-            "Only members of the asset's team can place it on their map.",
-            code="TEAM_MEMBERS_ONLY",
-            field=("assetId",),
-        )
+    require_team_member(  # the map is its members'; a share is not one
+        actor, row, "Only members of the asset's team can place it on their map."
+    )
     row.constellation_x, row.constellation_y = round(x, 3), round(y, 3)
     row.position_pinned = True
     session.add(row)

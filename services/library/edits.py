@@ -31,7 +31,7 @@ from services.database import after_commit
 from services.errors import PermissionDenied
 from services.generation.discards import RUNNING, stop_predictions
 from services.library import collections
-from services.library.access import ADMIN, DENIED, EDIT, require_asset
+from services.library.access import ADMIN, DENIED, EDIT, may_delete, require_asset
 from services.library.tables import AssetRow, AssetShareRow, SceneType
 from services.library.tags import clean_tags
 from services.media.storage import Storage
@@ -174,8 +174,7 @@ async def delete_asset(
     would not tell), and its collections close the gap it leaves.
     """
     row, granted = await require_asset(session, actor, asset_id, EDIT, lock=True, field=("id",))
-    made_it = row.creator_id == actor.user_id and actor.role_in(row.team_id) is not None
-    if not granted.allows(ADMIN) and not made_it:  # its maker may delete a copy they made
+    if not may_delete(actor, row, granted):
         raise PermissionDenied(DENIED[ADMIN])
     keys = {key for key in (row.storage_key, row.thumbnail_key) if key}
     if row.generation_status in RUNNING:

@@ -243,8 +243,9 @@ async def require_asset(
 DENIED = {
     VIEW: "You cannot see this asset.",
     EDIT: "You may view this asset but not change it: that needs EDIT permission.",
-    ADMIN: "Only the asset's creator, its team's owners and admins, or those it is shared "
-    "with as ADMIN may share it, change its level or delete it.",
+    ADMIN: "Only its team's owners and admins, its creator (of a copy, remix or new version "
+    "only if an owner or admin), or those it is shared with as ADMIN may share it or change "
+    "its level; its creator may also delete it.",
 }
 
 

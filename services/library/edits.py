@@ -134,8 +134,9 @@ async def update_asset(
     row, granted = await require_asset(session, actor, asset_id, EDIT, lock=True, field=("id",))
     if changes.needs_admin and not granted.allows(ADMIN):
         raise PermissionDenied(
-            "Only the asset's creator, its team's owners and admins, or those it is shared "
-            "with as ADMIN may allow or forbid duplicating and remixing it.",
+            "Only its team's owners and admins, its creator (of a copy, remix or new version "
+            "only if an owner or admin), or those it is shared with as ADMIN may allow or "
+            "forbid duplicating and remixing it.",
             field=("canDuplicate",) if changes.can_duplicate is not UNCHANGED else ("canRemix",),
         )
     checks.raise_if_any()

@@ -25,6 +25,7 @@ outcome is the same 404, so a link reveals nothing.
 from __future__ import annotations
 
 import re
+import time
 from email.utils import parsedate_to_datetime
 
 from starlette.datastructures import Headers
@@ -33,13 +34,16 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.state import app_state
-from services.media.storage import LocalFile, Redirect, StorageError
+from services.decoding import decimal
+from services.media.storage import MAX_EXPIRES, LocalFile, Redirect, StorageError
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'none'; sandbox",
 }
-CACHE_CONTROL = "private, max-age=3600"
+MAX_AGE = 3600
+"""Seconds a browser may keep a file it was sent, at most: never past its link's expiry,
+so a short link handed out through a share is not served from a cache after it ends."""
 SERVED_KINDS = ("image/", "video/", "audio/")
 MAX_RANGES = 100
 """More ranges than this in one request are ignored (RFC 9110 section 14.2 allows it)."""
@@ -136,12 +140,15 @@ class _Ranged(Response):
         await self.response({**scope, "headers": headers}, receive, send)
 
 
-def _file_response(request: Request, found: LocalFile, media_type: str) -> Response:
+def _file_response(
+    request: Request, found: LocalFile, media_type: str, *, link_expires: int
+) -> Response:
+    max_age = max(0, min(MAX_AGE, link_expires - int(time.time())))
     response = FileResponse(
         found.path,
         media_type=media_type,
         stat_result=found.stat,
-        headers={"Cache-Control": CACHE_CONTROL},
+        headers={"Cache-Control": f"private, max-age={max_age}"},
     )
     if not_modified(request.headers, response.headers):
         kept = ("etag", "last-modified", "cache-control")
@@ -199,7 +206,9 @@ async def _answer(request: Request) -> Response:
         return RedirectResponse(found.url, status_code=307)
     if found is None or found.media_type is None or not found.media_type.startswith(SERVED_KINDS):
         return _not_found()
-    return _file_response(request, found, found.media_type)
+    link_expires = decimal(expires, high=MAX_EXPIRES)  # verified above: a number
+    assert link_expires is not None
+    return _file_response(request, found, found.media_type, link_expires=link_expires)
 
 
 async def media(request: Request) -> Response:

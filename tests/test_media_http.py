@@ -5,6 +5,7 @@ browser from treating them as anything else."""
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from email.message import Message
 from email.parser import BytesParser
@@ -158,3 +159,21 @@ def test_only_images_video_and_audio_are_served(
 def test_a_missing_file_and_a_directory_are_404(http: httpx.Client, links: MediaLinks) -> None:
     assert http.get(links.url_for("images/1/gone.png")).status_code == 404
     assert http.get(links.url_for("images/1")).status_code == 404
+
+
+def test_a_file_is_cached_no_longer_than_its_link_lives(
+    http: httpx.Client, links: MediaLinks
+) -> None:
+    team = http.get(links.url_for("images/1/picture.png"))
+    assert team.status_code == 200
+    assert team.headers["cache-control"] == "private, max-age=3600"
+    # A short link (through a share) is cached at most until it expires: 10 minutes.
+    short = http.get(links.short_url_for("images/1/picture.png"))
+    assert short.status_code == 200
+    directive, age = short.headers["cache-control"].split(", max-age=")
+    assert directive == "private"
+    assert 0 < int(age) <= 600
+    # A link whose share ends in 30 s is cached for no longer.
+    ending = http.get(links.short_url_for("images/1/picture.png", not_after=time.time() + 30))
+    assert ending.status_code == 200
+    assert 0 <= int(ending.headers["cache-control"].split("max-age=")[1]) <= 30

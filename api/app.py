@@ -12,8 +12,6 @@ from pathlib import Path
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import FileResponse
 from starlette.routing import Route, WebSocketRoute
 from strawberry.subscriptions import (
     GRAPHQL_SSE_PROTOCOL,
@@ -23,6 +21,7 @@ from strawberry.subscriptions import (
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import migrations
+from api.editor import EditorPage, editor_routes
 from api.embedded import embedded_emulator
 from api.graphiql import graphiql_page
 from api.graphql import StudioGraphQL
@@ -36,7 +35,6 @@ from api.limits import (
     WebSocketCap,
 )
 from api.media import MediaHeaders, media
-from api.page_headers import page_headers
 from api.prediction_webhooks import replicate_webhook
 from api.schema import schema
 from api.settings import Settings, SettingsError
@@ -60,7 +58,6 @@ from services.request_limits.policy import Backoff, Limits, LimitSettings, Login
 
 logger = logging.getLogger("studio")
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 THUMBNAIL_FILL_LIMIT = 2000
 """At most this many assets get their missing thumbnails made at each start-up."""
 
@@ -93,15 +90,6 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-EDITOR_HEADERS = page_headers()
-"""The editor's headers: every HTML page's (`api.page_headers`), with nothing added."""
-
-
-async def editor(_: Request) -> FileResponse:
-    """GET / (and HEAD): the editor, web/index.html, with EDITOR_HEADERS."""
-    return FileResponse(WEB_DIR / "index.html", headers=EDITOR_HEADERS)
 
 
 @contextlib.asynccontextmanager
@@ -318,7 +306,7 @@ def create_app(
             Route("/media/{key:path}", media, methods=["GET", "HEAD"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Route("/", editor),
+            *editor_routes(EditorPage(vendor_dir=vendor_dir)),
             *static_mounts(vendor_dir=vendor_dir),
         ],
         middleware=[

@@ -9,7 +9,8 @@ Served under `/static/`:
 - `/static/<file>`: our own files in web/static/, revalidated on every use
   (`no-cache` with ETag and Last-Modified), so a change shows at once.
 
-Both answer GET and HEAD with the right Content-Type (JavaScript as
+Both are gzip-compressed for browsers that accept it (`api.editor.compressed`), and
+both answer GET and HEAD with the right Content-Type (JavaScript as
 `text/javascript`, RFC 9239), `X-Content-Type-Options: nosniff`, and 304 to a
 matching If-None-Match or If-Modified-Since; anything else is a 404.
 """
@@ -27,6 +28,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from api.editor import compressed
 from api.vendor import VENDOR_DIR, read_manifest
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -103,7 +105,12 @@ def static_mounts(
     return (
         Mount(
             VENDOR_PREFIX,
-            app=CachedFiles(directory=vendor_dir, cache_control=IMMUTABLE, only=vendored),
+            app=compressed(
+                CachedFiles(directory=vendor_dir, cache_control=IMMUTABLE, only=vendored)
+            ),
         ),
-        Mount(OWN_PREFIX, app=CachedFiles(directory=static_dir, cache_control=REVALIDATE)),
+        Mount(
+            OWN_PREFIX,
+            app=compressed(CachedFiles(directory=static_dir, cache_control=REVALIDATE)),
+        ),
     )

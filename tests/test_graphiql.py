@@ -31,35 +31,15 @@ from api.app import create_app
 from api.graphiql import SCRIPTS, STYLES, VENDORED_FILES, graphiql_page, page_html
 from api.settings import Settings
 from api.static import static_mounts
-from tests.conftest import IN_CI
 from tests.emulator_harness import ThreadedServer
 from tests.servers import StudioServer, studio_env
+from tests.web_harness import CHROMIUM_ARGS, PASSWORD, RECORD_VIOLATIONS, chromium
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "correct horse battery"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 QUERY_EDITOR = ".graphiql-query-editor .CodeMirror"
 HEADERS_EDITOR = ".graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror"
 RESPONSE = ".graphiql-response .CodeMirror"
-
-
-def chromium() -> str:
-    """Debian's Chromium; skip (fail under CI=true) when it is not installed."""
-    found = shutil.which("chromium") or shutil.which("chromium", path="/usr/bin:/usr/lib/chromium")
-    if found is None or not os.access(found, os.X_OK):
-        message = "Chromium is not installed (./dev test installs Debian's chromium as root)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -242,10 +222,11 @@ def test_every_html_page_sends_the_same_security_headers(server: StudioServer) -
         assert response.headers["x-frame-options"] == "DENY", name
         assert response.headers["cache-control"] == "no-cache", name
     editor = directives(pages["/"].headers["content-security-policy"])
+    assert editor["script-src"].startswith("'self' 'sha256-")  # its import map (test_web_shell)
     assert editor == {
         "default-src": "'none'",
-        "script-src": "'self'",
-        "style-src": "'self'",  # no inline style: the editor's is /static/index.css
+        "script-src": editor["script-src"],
+        "style-src": "'self'",  # no inline style: the editor's is /static/app/app.css
         "font-src": "'self'",
         "img-src": "'self' data: blob:",
         "media-src": "'self'",
@@ -257,6 +238,9 @@ def test_every_html_page_sends_the_same_security_headers(server: StudioServer) -
     assert (
         pages["HEAD /"].headers["content-security-policy"]
         == (pages["/"].headers["content-security-policy"])
+    )
+    assert directives(pages["/graphql"].headers["content-security-policy"])["script-src"] == (
+        "'self'"
     )
     graphiql = directives(pages["/graphql"].headers["content-security-policy"])
     assert graphiql.keys() == editor.keys()
@@ -421,14 +405,6 @@ class Browsing:
             await page.locator(QUERY_EDITOR).wait_for(timeout=20_000)
         except PlaywrightTimeoutError:
             pytest.fail(f"GraphiQL never started; it tried {self.outside}; errors: {self.problems}")
-
-
-RECORD_VIOLATIONS = """
-document.addEventListener("securitypolicyviolation", (event) => {
-  window.recordViolation(`${event.effectiveDirective}: ${event.blockedURI}`);
-});
-"""
-"""Run before the page's own scripts (Playwright's init script, which no policy blocks)."""
 
 
 @asynccontextmanager
@@ -622,22 +598,6 @@ async def test_a_subscription_not_signed_in_fails_at_once(
         await page.locator(".graphiql-execute-button[aria-label^='Execute']").wait_for()
         await page.wait_for_timeout(1_500)
         assert len(browser.sockets) == 1, browser.sockets
-
-
-async def test_the_editor_page_loads_within_its_policy(server: StudioServer) -> None:
-    """/ loads its stylesheet from this origin, and nothing on it violates the policy."""
-    async with browsing(server.base_url) as browser:
-        page = await browser.context.new_page()
-        page.on("console", lambda m: browser.problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda error: browser.problems.append(str(error)))
-        response = await page.goto(f"{server.base_url}/")
-        assert response is not None
-        assert response.status == 200
-        await page.wait_for_load_state("load")
-        assert await page.title() == "Storyboard Studio"
-        width = await page.evaluate("getComputedStyle(document.body).maxWidth")
-        assert width == "640px"  # 40rem: /static/index.css was applied
-        await page.wait_for_timeout(300)  # a violation is reported as an event, later
 
 
 async def test_graphiql_fits_and_its_menus_and_panes_keep_to_the_policy(

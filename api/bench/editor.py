@@ -131,12 +131,13 @@ async def _measure(base: str, executable: str, token: str, user: dict[str, Any])
             await browser.close()
     usable, floor = _median(cold["usable"]), _median(cold["floor"])
     projects, projects_floor = _median(cold["projects"]), _median(cold["projects_floor"])
+    warm_kb = _median(cold["warm_bytes"]) / 1024
     return [
         f"  first load of /login (empty cache)             {_median(cold['bytes']) / 1024:7.1f} KB"
         f" in {_median(cold['requests']):.0f} requests   (budget 300 KB)",
         f"  time to a usable log-in page                   {usable:7.1f} ms"
         f"   floor (its HTML arrived) {floor:6.1f} ms   ratio {usable / floor:5.1f}x",
-        f"  again with a warm cache                        {_median(cold['warm_bytes']) / 1024:7.1f} KB"
+        f"  again with a warm cache                        {warm_kb:7.1f} KB"
         f", usable in {_median(cold['warm_usable']):.1f} ms",
         f"  signed in, /projects with {PROJECTS} projects shown      {projects:7.1f} ms"
         f"   floor {projects_floor:6.1f} ms   ratio {projects / projects_floor:5.1f}x"

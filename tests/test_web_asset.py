@@ -33,7 +33,8 @@ LIVE = 30_000
 """How long a live change may take to show, in milliseconds (a generation included)."""
 
 ASSET = """query($id: ID!) { asset(id: $id) {
-  id name tags status version evolutionType parent { id } shares { id permission expiresAt }
+  id name tags status shareLevel version evolutionType parent { id }
+  shares { id permission expiresAt }
 } }"""
 
 
@@ -47,10 +48,12 @@ class World:
     cy: Person
     team_id: str
     assets: list[str]
+    clip: str
 
 
-def make_assets(base: str, person: Person, team_id: str, count: int) -> list[str]:
-    """`count` images generated in a new project of `team_id`: their library assets' IDs."""
+def make_assets(base: str, person: Person, team_id: str, count: int) -> tuple[list[str], str]:
+    """`count` images generated in a new project of `team_id`, the last one animated as
+    its shot's master: the images' library assets' IDs and the clip's."""
     token = person.token
     project = mutation(
         base,
@@ -91,8 +94,34 @@ def make_assets(base: str, person: Person, team_id: str, count: int) -> list[str
         )["library"]["nodes"]
         by_image = {n["sourceImage"]["id"]: n["id"] for n in found if n["sourceImage"]}
         if all(image in by_image for image in wanted):
-            return [by_image[image] for image in wanted]
+            break
         assert time.monotonic() < deadline, found
+        time.sleep(0.3)
+    selection = mutation(
+        base,
+        "mutation($input: SelectMasterShotInput!) { selectMasterShot(input: $input) {"
+        " selection { id } userErrors { code message } } }",
+        {"input": {"shotId": shot, "imageId": wanted[-1]}},
+        token=token,
+    )["selection"]["id"]
+    mutation(
+        base,
+        "mutation($input: AnimateShotInput!) { animateShot(input: $input) {"
+        " selection { id } userErrors { code message } } }",
+        {"input": {"selectionId": selection, "params": {"duration": 5}}},
+        token=token,
+    )
+    while True:
+        clips = graphql(
+            base,
+            "query($team: ID!) { library(filter: {teamId: $team, kinds: [VIDEO]}, first: 5) {"
+            " nodes { id status } } }",
+            {"team": team_id},
+            token=token,
+        )["library"]["nodes"]
+        if clips and clips[0]["status"] == "READY":
+            return [by_image[image] for image in wanted], clips[0]["id"]
+        assert time.monotonic() < deadline, clips
         time.sleep(0.3)
 
 
@@ -136,7 +165,7 @@ def world(server: StudioServer) -> World:
         {"input": {"code": code}},
         token=bob.token,
     )
-    return World(base, ann, bob, cy, team_id, make_assets(base, ann, team_id, 6))
+    return World(base, ann, bob, cy, team_id, *make_assets(base, ann, team_id, 6))
 
 
 def path(asset_id: str) -> str:
@@ -489,3 +518,43 @@ async def test_refusals_are_plain_and_another_teams_asset_is_not_found(world: Wo
         await assert_accessible(outsider)
         await outsider.goto(f"{world.base}{path('not-an-asset')}")
         await expect(outsider.get_by_role("heading", name="Asset not found")).to_be_visible()
+
+
+async def test_a_clip_plays_in_place_and_its_image_is_its_lineage_parent(world: World) -> None:
+    async with editor_browser(world.base) as chrome:
+        page = await chrome.open(world.ann, path(world.clip))
+        await expect(field(page, "Kind")).to_have_text("Video")
+        await expect(field(page, "Duration")).to_contain_text(" s")
+        video = page.get_by_label(re.compile("^Clip: "))
+        await expect(video).to_be_visible()
+        await expect(video).to_have_attribute("controls", "")
+        # It plays: its metadata loads and time moves on.
+        await page.wait_for_function(
+            "document.querySelector('video.asset-video').readyState >= 1", timeout=10_000
+        )
+        await video.evaluate("(v) => { v.muted = true; return v.play(); }")
+        await page.wait_for_function(
+            "document.querySelector('video.asset-video').currentTime > 0", timeout=10_000
+        )
+        tree = page.get_by_role("tree", name="Lineage")
+        await expect(node(tree, world.assets[5])).to_have_attribute("aria-level", "1")
+        await expect(node(tree, world.clip)).to_contain_text("ANIMATE")
+        await expect(node(tree, world.clip)).to_have_attribute("aria-current", "page")
+        await screenshot(page, "asset-clip")
+        await assert_accessible(page)
+        # Its image is the master of a storyboard: used in one project.
+        await node(tree, world.assets[5]).click()
+        await page.wait_for_url(f"**{path(world.assets[5])}")
+        await expect(field(page, "Used in projects")).to_have_text("1")
+        # So it cannot be PRIVATE, and the sharing dialog says why and what to do instead.
+        await page.get_by_role("button", name="Share…").click()
+        dialog = page.get_by_role("dialog", name="Share")
+        await dialog.get_by_label("Who sees it besides those it is shared with").select_option(
+            "PRIVATE"
+        )
+        await dialog.get_by_role("button", name="Save visibility").click()
+        await expect(dialog.get_by_role("alert")).to_contain_text(
+            "Duplicate it and make the copy PRIVATE instead"
+        )
+        assert read_asset(world, world.assets[5])["shareLevel"] == "TEAM"
+        await screenshot(page, "asset-private-refused")

@@ -84,9 +84,9 @@ function GenerationChoice({ asset, models, choice, setChoice, error }) {
   const model = usable.find((m) => m.key === choice.model);
   return html`<fieldset class="generation-choice">
     <legend>Generation</legend>
-    <${Field} label="Model" name="model" error=${error}>${(id) => html`
+    <${Field} label="Model" name="model" error=${error} hint=${model?.description}>${(id) => html`
       <select id=${id} value=${choice.model} onChange=${(e) => setChoice({ model: e.currentTarget.value, params: {} })}>
-        ${usable.map((m) => html`<option key=${m.key} value=${m.key}>${m.key}: ${m.description}</option>`)}
+        ${usable.map((m) => html`<option key=${m.key} value=${m.key}>${m.key}</option>`)}
       </select>`}</${Field}>
     ${model && html`<details class="params">
       <summary>Parameters (${model.parameters.length})</summary>

@@ -93,7 +93,7 @@ function abilities(asset, me) {
   return { may, why };
 }
 
-function AssetView({ asset, lineage, reload, setAsset }) {
+function AssetView({ asset, lineage, reload, setAsset, deletingHere }) {
   const me = viewer.value;
   const [editing, setEditing] = useState(false);
   const [open, setOpen] = useState(null);
@@ -107,6 +107,7 @@ function AssetView({ asset, lineage, reload, setAsset }) {
   const remove = async () => {
     setDeleting(true);
     setDeleteError(null);
+    deletingHere.current = true;
     try {
       await mutate(DELETE_ASSET, { input: { id: asset.id } });
       setOpen(null);
@@ -119,6 +120,7 @@ function AssetView({ asset, lineage, reload, setAsset }) {
         navigate('/library', { replace: true });
       }
     } catch (caught) {
+      deletingHere.current = false;
       setDeleteError(caught);
     } finally {
       setDeleting(false);
@@ -183,6 +185,8 @@ export default function AssetPage({ assetId }) {
   const read = useQuery(ASSET, { id: assetId }, [assetId]);
   const family = useQuery(LINEAGE, { id: assetId }, [assetId]);
   const [deleted, setDeleted] = useState(false);
+  // Set while this page deletes the asset: its own deletion on the feed is no news.
+  const deletingHere = useRef(false);
   const asset = read.data?.asset ?? null;
   const lineage = family.data?.lineage ?? null;
   const teamId = asset?.team?.id ?? null;
@@ -205,7 +209,7 @@ export default function AssetPage({ assetId }) {
       }
       if (event.assetId === assetId) {
         if (event.kind === 'ASSET_DELETED') {
-          setDeleted(true);
+          if (!deletingHere.current) setDeleted(true);
           return;
         }
         later('asset', read.reload);
@@ -230,7 +234,7 @@ export default function AssetPage({ assetId }) {
   }
   if (!read.data) return html`<${Loading} label="Reading the asset…" />`;
   if (!asset) return html`<${NotFound} />`;
-  return html`<${AssetView} key=${asset.id} asset=${asset} lineage=${lineage}
+  return html`<${AssetView} key=${asset.id} asset=${asset} lineage=${lineage} deletingHere=${deletingHere}
     reload=${() => { read.reload(); family.reload(); }}
     setAsset=${(saved) => read.setData((data) => ({ ...data, asset: { ...data.asset, ...saved } }))} />`;
 }

@@ -240,6 +240,15 @@ async def test_the_page_shows_the_fields_saves_edits_and_follows_changes_made_el
         await expect(tree.get_by_role("treeitem")).to_have_count(1)
         await screenshot(page, "asset-detail")
         await assert_accessible(page)
+        # On a tablet the fields go under the image.
+        await page.set_viewport_size({"width": 768, "height": 1024})
+        media = await page.locator(".asset-media").bounding_box()
+        fields = await page.locator(".asset-fields").bounding_box()
+        assert media is not None
+        assert fields is not None
+        assert fields["y"] >= media["y"] + media["height"]
+        await screenshot(page, "asset-detail-tablet")
+        await page.set_viewport_size({"width": 1280, "height": 860})
 
         # Edit: the name and tags are saved.
         await mark(page)
@@ -285,8 +294,16 @@ async def test_sharing_with_an_expiry_then_changing_and_revoking_it(world: World
     )
     async with editor_browser(world.base) as chrome:
         page = await chrome.open(world.ann, path(asset_id))
-        await page.get_by_role("button", name="Share…").click()
+        # By keyboard: the dialog opens with Enter and closes with Escape, focus back.
+        share_button = page.get_by_role("button", name="Share…")
+        await share_button.focus()
+        await page.keyboard.press("Enter")
         dialog = page.get_by_role("dialog", name="Share")
+        await expect(dialog).to_be_visible()
+        await page.keyboard.press("Escape")
+        await expect(dialog).to_be_hidden()
+        await expect(share_button).to_be_focused()
+        await page.keyboard.press("Enter")
         form = dialog.get_by_role("form", name="Share with someone")
         await expect(dialog.get_by_text("No one yet.")).to_be_visible()
 

@@ -168,7 +168,8 @@ function AssetView({ asset, lineage, reload, setAsset, deletingHere }) {
     <${ConfirmDialog} open=${open === 'delete'} title=${`Delete “${asset.name}”?`} busy=${deleting} error=${deleteError}
       onClose=${() => { setOpen(null); setDeleteError(null); }} onConfirm=${remove} confirmLabel="Delete the asset"
       consequences=${html`<ul>
-        <li>The asset goes, with its ${asset.shares.length === 1 ? 'share' : `${asset.shares.length} shares`},
+        <li>The asset goes, with ${asset.viewerPermission !== 'ADMIN' ? 'its shares'
+          : asset.shares.length === 1 ? 'its one share' : `its ${asset.shares.length} shares`},
           its views and its places in collections. This cannot be undone.</li>
         <li>${below === 0
           ? 'Nothing was made from it: no copies, remixes or versions lose their parent.'

@@ -575,3 +575,31 @@ async def test_a_clip_plays_in_place_and_its_image_is_its_lineage_parent(world: 
         )
         assert read_asset(world, world.assets[5])["shareLevel"] == "TEAM"
         await screenshot(page, "asset-private-refused")
+
+
+async def test_an_editors_remix_kept_as_a_draft_is_generated_in_place(world: World) -> None:
+    async with editor_browser(world.base) as chrome:
+        page = await chrome.open(world.bob, path(world.assets[4]))
+        await page.get_by_role("button", name="Remix…").click()
+        dialog = page.get_by_role("dialog", name="Remix")
+        await dialog.get_by_label("Prompt").fill("a harbour at noon, empty")
+        await dialog.get_by_label("Generate it now").uncheck()
+        await dialog.get_by_role("button", name="Save remix as a draft").click()
+        await page.wait_for_url(lambda url: shown_id(url) != world.assets[4])
+        draft_id = shown_id(page.url)
+        article = page.locator("article.asset-page")
+        await expect(article).to_have_attribute("data-status", "DRAFT")
+        await expect(page.get_by_text("A draft: no file yet")).to_be_visible()
+        await mark(page)
+        await page.get_by_role("button", name="Generate…").click()
+        dialog = page.get_by_role("dialog", name="Generate")
+        await expect(dialog).to_contain_text("Generates this asset from its prompt")
+        await dialog.get_by_role("button", name="Generate").click()
+        # The same asset, generated in place and shown when ready, without a reload.
+        await expect(article).to_have_attribute("data-status", "READY", timeout=LIVE)
+        assert shown_id(page.url) == draft_id
+        await assert_not_reloaded(page)
+        await expect(page.locator("img.asset-image")).to_be_visible()
+        await expect(field(page, "Created")).to_contain_text("by Bob")
+        drafted = read_asset(world, draft_id)
+        assert (drafted["status"], drafted["version"]) == ("READY", 2)

@@ -5,130 +5,36 @@ live to the new asset, its lineage tree, delete, and what the API refuses."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import quote, unquote
 
 import pytest
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import expect
 
 from tests.servers import StudioServer
+from tests.web_asset_world import (
+    LIVE,
+    World,
+    assert_not_reloaded,
+    build_world,
+    field,
+    mark,
+    node,
+    path,
+    read_asset,
+    shown_id,
+    update_asset,
+)
 from tests.web_harness import (
-    Person,
     assert_accessible,
     editor_browser,
     editor_server,
     graphql,
     mutation,
     screenshot,
-    sign_up,
 )
 
 pytestmark = pytest.mark.e2e
-
-LIVE = 30_000
-"""How long a live change may take to show, in milliseconds (a generation included)."""
-
-ASSET = """query($id: ID!) { asset(id: $id) {
-  id name tags status shareLevel version evolutionType parent { id }
-  shares { id permission expiresAt }
-} }"""
-
-
-@dataclass
-class World:
-    """A team (Ann owns it, Bob is an EDITOR), an outsider (Cy), and Ann's generated images."""
-
-    base: str
-    ann: Person
-    bob: Person
-    cy: Person
-    team_id: str
-    assets: list[str]
-    clip: str
-
-
-def make_assets(base: str, person: Person, team_id: str, count: int) -> tuple[list[str], str]:
-    """`count` images generated in a new project of `team_id`, the last one animated as
-    its shot's master: the images' library assets' IDs and the clip's."""
-    token = person.token
-    project = mutation(
-        base,
-        "mutation($input: CreateProjectInput!) { createProject(input: $input) {"
-        " project { id } userErrors { code message } } }",
-        {"input": {"title": "Harbour", "teamId": team_id}},
-        token=token,
-    )["project"]["id"]
-    shot = mutation(
-        base,
-        "mutation($input: CreateSceneInput!) { createScene(input: $input) {"
-        " scene { shots { id } } userErrors { code message } } }",
-        {
-            "input": {
-                "projectId": project,
-                "title": "Arrival",
-                "shots": [{"initialPrompt": "a harbour at dawn with fishing boats"}],
-            }
-        },
-        token=token,
-    )["scene"]["shots"][0]["id"]
-    images = mutation(
-        base,
-        "mutation($input: GenerateShotImagesInput!) { generateShotImages(input: $input) {"
-        " images { id } userErrors { code message } } }",
-        {"input": {"shotId": shot, "variantCount": count}},
-        token=token,
-    )["images"]
-    wanted = [image["id"] for image in images]
-    deadline = time.monotonic() + 60
-    while True:
-        found = graphql(
-            base,
-            "query($team: ID!) { library(filter: {teamId: $team}, first: 100) {"
-            " nodes { id status sourceImage { id } } } }",
-            {"team": team_id},
-            token=token,
-        )["library"]["nodes"]
-        by_image = {n["sourceImage"]["id"]: n["id"] for n in found if n["sourceImage"]}
-        if all(image in by_image for image in wanted):
-            break
-        assert time.monotonic() < deadline, found
-        time.sleep(0.3)
-    selection = mutation(
-        base,
-        "mutation($input: SelectMasterShotInput!) { selectMasterShot(input: $input) {"
-        " selection { id } userErrors { code message } } }",
-        {"input": {"shotId": shot, "imageId": wanted[-1]}},
-        token=token,
-    )["selection"]["id"]
-    mutation(
-        base,
-        "mutation($input: AnimateShotInput!) { animateShot(input: $input) {"
-        " selection { id } userErrors { code message } } }",
-        {"input": {"selectionId": selection, "params": {"duration": 5}}},
-        token=token,
-    )
-    while True:
-        clips = graphql(
-            base,
-            "query($team: ID!) { library(filter: {teamId: $team, kinds: [VIDEO]}, first: 5) {"
-            " nodes { id status } } }",
-            {"team": team_id},
-            token=token,
-        )["library"]["nodes"]
-        if clips and clips[0]["status"] == "READY":
-            return [by_image[image] for image in wanted], clips[0]["id"]
-        assert time.monotonic() < deadline, clips
-        time.sleep(0.3)
-
-
-def read_asset(world: World, asset_id: str, person: Person | None = None) -> Any:
-    """The asset as `person` (default Ann) reads it over the API; None if they may not."""
-    token = (person or world.ann).token
-    return graphql(world.base, ASSET, {"id": asset_id}, token=token)["asset"]
 
 
 @pytest.fixture(scope="module")
@@ -142,73 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
 
 @pytest.fixture(scope="module")
 def world(server: StudioServer) -> World:
-    base = server.base_url
-    ann, bob, cy = sign_up(base, "Ann"), sign_up(base, "Bob"), sign_up(base, "Cy")
-    team_id = mutation(
-        base,
-        "mutation($input: CreateTeamInput!) { createTeam(input: $input) {"
-        " team { id } userErrors { code message } } }",
-        {"input": {"name": "Harbour crew"}},
-        token=ann.token,
-    )["team"]["id"]
-    code = mutation(
-        base,
-        "mutation($input: InviteTeamMemberInput!) { inviteTeamMember(input: $input) {"
-        " code userErrors { code message } } }",
-        {"input": {"teamId": team_id, "role": "EDITOR"}},
-        token=ann.token,
-    )["code"]
-    mutation(
-        base,
-        "mutation($input: AcceptInvitationInput!) { acceptInvitation(input: $input) {"
-        " team { id } userErrors { code message } } }",
-        {"input": {"code": code}},
-        token=bob.token,
-    )
-    return World(base, ann, bob, cy, team_id, *make_assets(base, ann, team_id, 6))
-
-
-def path(asset_id: str) -> str:
-    """The asset's page, its ID encoded as the page's own links encode it."""
-    return f"/library/assets/{quote(asset_id, safe='')}"
-
-
-def shown_id(url: str) -> str:
-    """The ID of the asset whose page is at `url`."""
-    return unquote(url.rsplit("/", 1)[1])
-
-
-def field(page: Page, label: str) -> Locator:
-    """The value (dd) of the asset's field labelled `label` (dt)."""
-    return (
-        page.locator(".asset-field")
-        .filter(has=page.locator("dt").get_by_text(label, exact=True))
-        .locator("dd")
-    )
-
-
-def node(tree: Locator, asset_id: str) -> Locator:
-    """The lineage tree's node of the asset."""
-    return tree.locator(f'[role="treeitem"][data-asset-id="{asset_id}"]')
-
-
-async def mark(page: Page) -> None:
-    """Leaves a mark in the page's window: gone if the page is reloaded."""
-    await page.evaluate("window.notReloaded = true")
-
-
-async def assert_not_reloaded(page: Page) -> None:
-    assert await page.evaluate("window.notReloaded === true")
-
-
-def update_asset(world: World, person: Person, input: dict[str, Any]) -> None:
-    mutation(
-        world.base,
-        "mutation($input: UpdateAssetInput!) { updateAsset(input: $input) {"
-        " asset { id } userErrors { code field message } } }",
-        {"input": input},
-        token=person.token,
-    )
+    return build_world(server.base_url)
 
 
 # -- the tests ----------------------------------------------------------------------------------

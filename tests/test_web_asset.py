@@ -74,7 +74,7 @@ async def test_the_page_shows_the_fields_saves_edits_and_follows_changes_made_el
         image = page.locator("img.asset-image")
         await expect(image).to_be_visible()
         await page.wait_for_function(
-            "document.querySelector('img.asset-image').naturalWidth > 0", timeout=10_000
+            "() => document.querySelector('img.asset-image').naturalWidth > 0", timeout=10_000
         )
         tree = page.get_by_role("tree", name="Lineage")
         await expect(tree.get_by_role("treeitem")).to_have_count(1)
@@ -387,11 +387,11 @@ async def test_a_clip_plays_in_place_and_its_image_is_its_lineage_parent(world: 
         await expect(video).to_have_attribute("controls", "")
         # It plays: its metadata loads and time moves on.
         await page.wait_for_function(
-            "document.querySelector('video.asset-video').readyState >= 1", timeout=10_000
+            "() => document.querySelector('video.asset-video').readyState >= 1", timeout=10_000
         )
         await video.evaluate("(v) => { v.muted = true; return v.play(); }")
         await page.wait_for_function(
-            "document.querySelector('video.asset-video').currentTime > 0", timeout=10_000
+            "() => document.querySelector('video.asset-video').currentTime > 0", timeout=10_000
         )
         tree = page.get_by_role("tree", name="Lineage")
         await expect(node(tree, world.assets[5])).to_have_attribute("aria-level", "1")

@@ -134,23 +134,21 @@ async def test_a_failed_save_says_so_keeps_the_text_and_retries(server: StudioSe
                 await route.fallback()
 
         await page.route("**/graphql", refuse_saves)
-        # Over 64 KB: more than a request may carry as the page closes.
-        notes = "Gulls over the cranes at dawn. " * 2500
-        await page.get_by_label("Brain dump").fill(notes)
+        await page.get_by_label("Brain dump").fill("Gulls over the cranes at dawn.")
         await expect(save_status(page)).to_have_text(
             re.compile(r"^Not saved: .+ — retrying$"), timeout=10_000
         )
         await screenshot(page, "planner-not-saved")
-        # The page is left before the server could be reached: on coming back the
-        # text is restored from this browser's copy, and saved.
-        await page.goto(f"{base}/projects")
-        await page.unroute("**/graphql", refuse_saves)
+        # Until the server has it, this browser keeps a copy.
+        draft = json.loads(
+            await page.evaluate(f"localStorage.getItem('studio.planner.{project_id}')")
+        )
+        assert draft["values"]["brainDump"] == "Gulls over the cranes at dawn."
         assert read_project(base, grace, project_id)["promptPlannerData"] is None
-        await page.goto(f"{base}/projects/{project_id}")
-        await expect(page.get_by_label("Brain dump")).to_have_value(notes)
-        await expect(page.get_by_text("Restored your unsaved brain dump")).to_be_visible()
+        await page.unroute("**/graphql", refuse_saves)
         await expect(save_status(page)).to_have_text("Saved", timeout=20_000)
-        assert brain_dump(read_project(base, grace, project_id)) == notes
+        assert brain_dump(read_project(base, grace, project_id)) == "Gulls over the cranes at dawn."
+        assert await page.evaluate(f"localStorage.getItem('studio.planner.{project_id}')") is None
 
         # A title the server would refuse is not sent; the rest still is.
         await page.get_by_label("Title").fill("   ")
@@ -164,6 +162,40 @@ async def test_a_failed_save_says_so_keeps_the_text_and_retries(server: StudioSe
         await page.get_by_label("Title").fill("Harbour at dawn")
         await expect(save_status(page)).to_have_text("Saved", timeout=10_000)
         assert read_project(base, grace, project_id)["title"] == "Harbour at dawn"
+
+
+async def test_a_copy_newer_than_the_servers_is_restored_and_an_older_one_dropped(
+    server: StudioServer,
+) -> None:
+    base = server.base_url
+    alan = sign_up(base, "Alan")
+    project_id = new_project(base, alan, "Tunnel", prompt="Server prompt")
+    key = f"studio.planner.{project_id}"
+    async with editor_browser(base) as chrome:
+        page = await open_planner(chrome, alan, project_id)
+        # What a page closed before its save reached the server leaves behind.
+        newer = {"title": "Tunnel", "prompt": "Typed, never sent", "brainDump": "Echoes"}
+        await page.evaluate(
+            "([key, values]) => localStorage.setItem(key,"
+            " JSON.stringify({at: Date.now() + 1000, values}))",
+            [key, newer],
+        )
+        await page.reload()
+        await expect(page.get_by_label("Prompt", exact=True)).to_have_value("Typed, never sent")
+        await expect(page.get_by_label("Brain dump")).to_have_value("Echoes")
+        await expect(page.get_by_text("Restored your unsaved prompt, brain dump")).to_be_visible()
+        await expect(save_status(page)).to_have_text("Saved", timeout=10_000)
+        stored = read_project(base, alan, project_id)
+        assert (stored["prompt"], brain_dump(stored)) == ("Typed, never sent", "Echoes")
+        # A copy older than the server's last change lost the race: the server's text shows.
+        older = {"title": "Tunnel", "prompt": "Stale", "brainDump": "Stale"}
+        await page.evaluate(
+            "([key, values]) => localStorage.setItem(key, JSON.stringify({at: 1, values}))",
+            [key, older],
+        )
+        await page.reload()
+        await expect(page.get_by_label("Prompt", exact=True)).to_have_value("Typed, never sent")
+        assert await page.evaluate(f"localStorage.getItem('{key}')") is None
 
 
 async def test_someone_elses_change_shows_without_overwriting_what_is_typed(

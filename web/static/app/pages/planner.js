@@ -109,6 +109,14 @@ function dropDraft(projectId) {
   localStorage.removeItem(draftKey(projectId));
 }
 
+/** Drops the local copy once the server has its text (another tab's copy may hold more). */
+function dropDraftIfSaved(projectId, server) {
+  const draft = readDraft(projectId);
+  if (!draft || FIELDS.every((f) => typeof draft.values[f] !== 'string' || normal(f, draft.values[f]) === normal(f, server[f]))) {
+    dropDraft(projectId);
+  }
+}
+
 // -- the page -------------------------------------------------------------------------------
 
 export default function PlannerPage({ projectId }) {
@@ -194,7 +202,7 @@ function usePlannerState(projectId) {
     if (!sendable.length) {
       if (dirty.length) setStatus({ state: 'invalid', reason: Object.values(refused)[0], fields: refused });
       else {
-        dropDraft(projectId);
+        dropDraftIfSaved(projectId, base.current);
         setStatus({ state: 'saved' });
       }
       return;
@@ -208,7 +216,7 @@ function usePlannerState(projectId) {
       inFlight.current = false;
       const left = dirtyFields();
       if (left.length === 0) {
-        dropDraft(projectId);
+        dropDraftIfSaved(projectId, base.current);
         setStatus({ state: 'saved' });
       } else if (left.every((f) => refused[f])) {
         setStatus({ state: 'invalid', reason: Object.values(refused)[0], fields: refused });

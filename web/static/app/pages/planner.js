@@ -139,6 +139,7 @@ function usePlannerState(projectId) {
   const inFlight = useRef(false);
   const timer = useRef(null);
   const retries = useRef(0);
+  const saves = useRef(0); // saves begun, so a read that started before one is known stale
 
   const setValues = (next) => {
     local.current = next;
@@ -208,6 +209,7 @@ function usePlannerState(projectId) {
       return;
     }
     inFlight.current = true;
+    saves.current += 1;
     setStatus({ state: 'saving', fields: refused });
     try {
       const payload = await mutate(UPDATE, { input: inputFor(sendable) });
@@ -310,9 +312,13 @@ function usePlannerState(projectId) {
 
   const refresh = useCallback(async () => {
     if (!base.current) return;
+    const mark = saves.current;
     try {
       const data = await gql(PLANNER, { id: projectId });
-      if (data.project && !inFlight.current) absorb(data.project);
+      // An answer read before a save of ours ended is older than what that save
+      // answered: taking it would put back the text just saved.
+      const older = data.project && Date.parse(data.project.updatedAt) < Date.parse(base.current.updatedAt);
+      if (data.project && !older && !inFlight.current && mark === saves.current) absorb(data.project);
     } catch {
       // the next event or save tries again
     }

@@ -236,7 +236,7 @@ function ScenesSetup({ header, events, reloadHeader }) {
   return html`<section class="page scenes-setup" aria-labelledby="scenes-heading">
     <h2 id="scenes-heading">Scenes and shots</h2>
     <p class="visually-hidden" role="status" aria-live="polite" data-announcer>${announcement}</p>
-    ${!readOnly && scenes.length > 1 && html`<p class="hint" id="reorder-help">To reorder, drag a handle (⠿), or focus it and press Alt+Arrow Up or Alt+Arrow Down; or use the Move up and Move down buttons.</p>`}
+    ${!readOnly && scenes.length > 0 && html`<p class="hint" id="reorder-help">To reorder, drag a handle (⠿), or focus it and press Alt+Arrow Up or Alt+Arrow Down; or use the Move up and Move down buttons. Shots move within their scene.</p>`}
     ${readOnly && html`<p class="hint">You are a viewer in this team: you can see the scenes but not change them.</p>`}
     ${failure && html`<${ErrorBox} error=${failure.error} title=${failure.title} />`}
     ${list.error && html`<${ErrorBox} error=${list.error} title="Could not refresh the scenes" onRetry=${list.reload} />`}

@@ -150,6 +150,8 @@ async def test_scenes_and_shots_are_made_edited_and_deleted_on_the_page(
         await page.get_by_label("Scene description", exact=True).fill("Through the noodle stalls.")
         await page.get_by_role("button", name="Save scene").click()
         await expect(scene_headings(page).nth(1)).to_have_text("Scene 2: The chase")
+        # The focus goes back where the edit began.
+        await expect(page.get_by_role("button", name="Edit scene 2")).to_be_focused()
         await page.get_by_role("button", name="Edit shot 2 of scene 1").click()
         await page.get_by_label("Shot description").fill("Paper lantern")
         await page.get_by_label("Initial prompt").fill("A red paper lantern, close")
@@ -176,6 +178,7 @@ async def test_scenes_and_shots_are_made_edited_and_deleted_on_the_page(
         await screenshot(page, "scenes-delete-question")
         await dialog.get_by_role("button", name="Delete scene").click()
         await expect(scene_headings(page)).to_have_text(["Scene 1: The chase"])
+        await expect(page.get_by_role("heading", name="Scenes and shots")).to_be_focused()
         assert order(scenes_of(base, ada, project_id)) == [(1, "The chase")]
 
 

@@ -45,6 +45,12 @@ function plural(count, one, many = `${one}s`) {
   return `${count} ${count === 1 ? one : many}`;
 }
 
+/** Focuses `ref`'s element once it is drawn again (after a form it replaced closes). */
+function focusSoon(ref) {
+  // Two frames: after the render, and after a closing dialog gives the focus back.
+  requestAnimationFrame(() => requestAnimationFrame(() => ref.current?.focus()));
+}
+
 /** Empty text as null: the API clears a description or prompt with null. */
 const orNull = (text) => (text.trim() ? text : null);
 
@@ -234,7 +240,7 @@ function ScenesSetup({ header, events, reloadHeader }) {
   const context = { header, readOnly, run, reload: list.reload, drag, moveScene, moveShot, setFailure, announce };
   const shotsHref = `/projects/${encodeURIComponent(header.id)}/shots`;
   return html`<section class="page scenes-setup" aria-labelledby="scenes-heading">
-    <h2 id="scenes-heading">Scenes and shots</h2>
+    <h2 id="scenes-heading" tabindex="-1">Scenes and shots</h2>
     <p class="visually-hidden" role="status" aria-live="polite" data-announcer>${announcement}</p>
     ${!readOnly && scenes.length > 0 && html`<p class="hint" id="reorder-help">To reorder, drag a handle (⠿), or focus it and press Alt+Arrow Up or Alt+Arrow Down; or use the Move up and Move down buttons. Shots move within their scene.</p>`}
     ${readOnly && html`<p class="hint">You are a viewer in this team: you can see the scenes but not change them.</p>`}
@@ -317,8 +323,10 @@ function useSubmit(run) {
 }
 
 function SceneItem({ scene, index, count, context }) {
-  const { header, readOnly, drag } = context;
+  const { readOnly, drag } = context;
   const [editing, setEditing] = useState(false);
+  const editButton = useRef(null);
+  const stopEditing = () => { setEditing(false); focusSoon(editButton); };
   const [deleting, setDeleting] = useState(false);
   const remove = useSubmit(context.run);
   const headingId = useId();
@@ -332,6 +340,7 @@ function SceneItem({ scene, index, count, context }) {
       toast(`Scene “${scene.title}” deleted.`, 'success');
       context.announce(`Scene ${scene.sceneNumber} deleted`);
       context.reload();
+      focusSoon({ current: document.getElementById('scenes-heading') });
     }
   };
   const classes = ['scene-item', drag.target === scene.id ? 'drop-target' : ''].join(' ');
@@ -343,12 +352,12 @@ function SceneItem({ scene, index, count, context }) {
         onMove=${(to, focusKey) => context.moveScene(scene.id, to, focusKey)} />`}
       <h3 id=${headingId} class="scene-title"><span class="number">Scene ${scene.sceneNumber}</span>: ${scene.title}</h3>
       ${!readOnly && !editing && html`<span class="item-actions">
-        <button type="button" onClick=${() => setEditing(true)} aria-label=${`Edit ${name}`}>Edit</button>
+        <button type="button" ref=${editButton} onClick=${() => setEditing(true)} aria-label=${`Edit ${name}`}>Edit</button>
         <button type="button" onClick=${() => setDeleting(true)} aria-label=${`Delete ${name}`}>Delete</button>
       </span>`}
     </div>
     ${editing
-      ? html`<${SceneForm} scene=${scene} context=${context} onDone=${() => setEditing(false)} />`
+      ? html`<${SceneForm} scene=${scene} context=${context} onDone=${stopEditing} />`
       : scene.description && html`<p class="description">${scene.description}</p>`}
     <${ShotList} scene=${scene} context=${context} />
     <${ConfirmDialog} open=${deleting} title=${`Delete scene ${scene.sceneNumber}?`}
@@ -408,6 +417,7 @@ function NewScene({ context }) {
 
 function ShotList({ scene, context }) {
   const [adding, setAdding] = useState(false);
+  const addButton = useRef(null);
   const shots = scene.shots;
   return html`<div class="shots">
     ${shots.length === 0
@@ -417,14 +427,16 @@ function ShotList({ scene, context }) {
             count=${shots.length} context=${context} />`)}
         </ol>`}
     ${!context.readOnly && (adding
-      ? html`<${ShotForm} scene=${scene} context=${context} onDone=${() => setAdding(false)} />`
-      : html`<button type="button" class="add-shot" onClick=${() => setAdding(true)}>Add a shot to scene ${scene.sceneNumber}</button>`)}
+      ? html`<${ShotForm} scene=${scene} context=${context} onDone=${() => { setAdding(false); focusSoon(addButton); }} />`
+      : html`<button type="button" class="add-shot" ref=${addButton} onClick=${() => setAdding(true)}>Add a shot to scene ${scene.sceneNumber}</button>`)}
   </div>`;
 }
 
 function ShotItem({ shot, scene, index, count, context }) {
   const { header, readOnly, drag } = context;
   const [editing, setEditing] = useState(false);
+  const editButton = useRef(null);
+  const stopEditing = () => { setEditing(false); focusSoon(editButton); };
   const [deleting, setDeleting] = useState(false);
   const remove = useSubmit(context.run);
   const name = `shot ${shot.shotNumber} of scene ${scene.sceneNumber}`;
@@ -437,6 +449,7 @@ function ShotItem({ shot, scene, index, count, context }) {
       toast(`Shot ${scene.sceneNumber}.${shot.shotNumber} deleted.`, 'success');
       context.announce(`Shot ${shot.shotNumber} of scene ${scene.sceneNumber} deleted`);
       context.reload();
+      focusSoon({ current: document.getElementById('scenes-heading') });
     }
   };
   const classes = ['shot-item', drag.target === shot.id ? 'drop-target' : ''].join(' ');
@@ -449,12 +462,12 @@ function ShotItem({ shot, scene, index, count, context }) {
       <a class="shot-link" href=${href}><span class="number">Shot ${scene.sceneNumber}.${shot.shotNumber}</span>${shot.description ? `: ${shot.description}` : ''}</a>
       ${shot.selectedImage && html`<span class="badge badge-ok">Master chosen</span>`}
       ${!readOnly && !editing && html`<span class="item-actions">
-        <button type="button" onClick=${() => setEditing(true)} aria-label=${`Edit ${name}`}>Edit</button>
+        <button type="button" ref=${editButton} onClick=${() => setEditing(true)} aria-label=${`Edit ${name}`}>Edit</button>
         <button type="button" onClick=${() => setDeleting(true)} aria-label=${`Delete ${name}`}>Delete</button>
       </span>`}
     </div>
     ${editing
-      ? html`<${ShotForm} shot=${shot} scene=${scene} context=${context} onDone=${() => setEditing(false)} />`
+      ? html`<${ShotForm} shot=${shot} scene=${scene} context=${context} onDone=${stopEditing} />`
       : shot.initialPrompt && html`<p class="prompt"><span class="hint">Prompt:</span> ${shot.initialPrompt}</p>`}
     <${ConfirmDialog} open=${deleting} title=${`Delete shot ${scene.sceneNumber}.${shot.shotNumber}?`}
       onClose=${() => { setDeleting(false); remove.setError(null); }} onConfirm=${confirmDelete}

@@ -32,7 +32,7 @@ from tests.web_harness import (
 
 pytestmark = pytest.mark.e2e
 
-LATENCY_MS = 1500
+LATENCY_MS = 1000
 SETTLE = 60.0
 """Seconds an image or clip may take to finish on this shared machine."""
 
@@ -287,6 +287,7 @@ async def test_animate_one_then_all_live_in_two_tabs_play_and_complete(servers: 
         assert {"PENDING", "PROCESSING"} & set(await seen(mine, third))
         await mine.get_by_text("Every shot is animated: the project is complete.").wait_for()
         await assert_accessible(mine)
+        await video.evaluate("(v) => v.blur()")
         await screenshot(mine, "storyboard")
 
         # Play the storyboard: every finished clip, one after another, in order.
@@ -317,6 +318,9 @@ async def test_a_failed_or_canceled_animation_says_what_to_do_and_retries(server
         await page.get_by_text("0 of 2 clips ready").wait_for()
 
         # A parameter out of its limits is refused, next to its field, and nothing starts.
+        settings = page.locator("summary", has_text="Animation settings")
+        await settings.focus()
+        await page.keyboard.press("Enter")
         await page.get_by_label("Model", exact=True).select_option("wan-2.1-i2v")
         steps = page.get_by_label("sample steps")
         assert await steps.input_value() == "30"

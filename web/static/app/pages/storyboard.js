@@ -8,7 +8,7 @@
 // another in order. The API gives a clip's stage (PENDING, PROCESSING, COMPLETE...),
 // not a percentage, so a clip's bar shows its stage: queued, animating, ready.
 import { html, useState, useEffect, useRef, useMemo, useId } from '../lib.js';
-import { useQuery, mutate } from '../api.js';
+import { gql, useQuery, mutate } from '../api.js';
 import { useFeed } from '../live.js';
 import { ProjectShell } from '../project.js';
 import { ConfirmDialog, Dialog, ErrorBox, Field, Loading, Empty, Progress, toast } from '../ui.js';
@@ -39,6 +39,10 @@ const ANIMATION_STATUS = `subscription StoryboardFeed($projectId: ID!, $after: S
 }
 ${CLIP}`;
 
+const FRESH_CLIP = `query FreshClip($id: ID!) {
+  node(id: $id) { ... on StoryboardSelection { id animatedVideoUrl } }
+}`;
+
 const ERRORS = 'userErrors { code field message }';
 const ANIMATE_SHOT = `mutation AnimateShot($input: AnimateShotInput!) {
   animateShot(input: $input) { selection { ...StoryboardClip } ${ERRORS} }
@@ -59,7 +63,7 @@ ${CLIP}`;
 
 // What a clip's stage says and how far its bar goes (of 3 stages).
 const STAGES = {
-  NONE: { text: 'Not animated yet', step: 0 },
+  NONE: { text: 'Not animated', step: 0 },
   PENDING: { text: 'Queued', step: 1 },
   PROCESSING: { text: 'Animating…', step: 2 },
   COMPLETE: { text: 'Ready', step: 3 },
@@ -85,12 +89,20 @@ function Storyboard({ project, events }) {
   const [allError, setAllError] = useState(null);
   const [busy, setBusy] = useState(false);
   const [confirmAll, setConfirmAll] = useState(false);
+  const [showSettings, setShowSettings] = useState(false);
+  // The server ends the feed with an error (access lost...): say so, offer to reopen it.
+  const [feedError, setFeedError] = useState(null);
+  const [feedTurn, setFeedTurn] = useState(0);
   useFeed(ANIMATION_STATUS, { projectId: project.id }, {
-    onEvent: (event) => setLive({
-      byShot: new Map(event.selections.map((s) => [s.shot.id, s])),
-      progress: event.progress,
-    }),
-  }, [project.id]);
+    onEvent: (event) => {
+      setFeedError(null);
+      setLive({
+        byShot: new Map(event.selections.map((s) => [s.shot.id, s])),
+        progress: event.progress,
+      });
+    },
+    onError: (error) => setFeedError(error),
+  }, [project.id, feedTurn]);
   // Scenes and shots added, renamed, moved or deleted elsewhere: read them again.
   const pending = useRef(null);
   useEffect(() => {
@@ -124,6 +136,7 @@ function Storyboard({ project, events }) {
   const withMaster = order.filter((o) => o.selection).length;
   const playable = order.filter((o) => o.selection?.animationStatus === 'COMPLETE' && o.selection.animatedVideoUrl);
   const model = videoModels.find((m) => m.key === settings?.model);
+  const canEdit = project.team.viewerRole !== 'VIEWER';
   // A refusal is about the settings it was given: changing them clears it.
   const changeSettings = (next) => {
     setSettings(next);
@@ -145,6 +158,8 @@ function Storyboard({ project, events }) {
       setConfirmAll(false);
     } catch (error) {
       setAllError(error);
+      // A refusal of a setting is shown next to it: show the settings.
+      if (error.errors?.some((e) => e.field?.includes('params') || e.field?.includes('model'))) setShowSettings(true);
     } finally {
       setBusy(false);
     }
@@ -165,21 +180,30 @@ function Storyboard({ project, events }) {
         ${withMaster < order.length ? `${order.length - withMaster} ${order.length - withMaster === 1 ? 'shot has' : 'shots have'} no master image yet. ` : ''}
         ${live?.progress.isAnimationComplete ? 'Every shot is animated: the project is complete.' : ''}
       </p>
-    </div>
-    ${settings && html`<form class="animation-settings" novalidate onSubmit=${submit} aria-label="Animate the storyboard">
-      <${ModelSettings} models=${videoModels} settings=${settings} onChange=${changeSettings} error=${allError} />
-      <label class="check">
-        <input type="checkbox" checked=${settings.onlyMissing}
-          onChange=${(e) => changeSettings({ ...settings, onlyMissing: e.currentTarget.checked })} />
-        Only shots without a finished clip
-      </label>
-      <${ErrorBox} error=${allError} title="The storyboard could not be animated" />
-      <div class="actions storyboard-actions">
-        <button type="submit" class="primary" disabled=${busy || withMaster === 0}>${busy ? 'Starting…' : 'Animate all'}</button>
+      <div class="storyboard-play">
         <button type="button" disabled=${playable.length === 0} onClick=${() => setPlaying(true)}
           aria-describedby=${playable.length === 0 ? 'play-hint' : undefined}>Play storyboard</button>
         ${playable.length === 0 && html`<small id="play-hint" class="hint">Plays the finished clips in order, once there are some.</small>`}
       </div>
+    </div>
+    ${feedError && html`<${ErrorBox} title="Live updates stopped" error=${{ message: `${feedError.message ?? 'The feed ended.'} What is shown may be out of date.` }}
+      onRetry=${() => { setFeedError(null); setFeedTurn((n) => n + 1); }} />`}
+    ${!canEdit && html`<p class="hint">You can watch this storyboard; animating it needs an editor's role in ${project.team.name}.</p>`}
+    ${settings && canEdit && html`<form class="animation-settings" novalidate onSubmit=${submit} aria-label="Animate the storyboard">
+      <div class="storyboard-actions">
+        <button type="submit" class="primary" disabled=${busy || withMaster === 0}>${busy ? 'Starting…' : 'Animate all'}</button>
+        <label class="check">
+          <input type="checkbox" checked=${settings.onlyMissing}
+            onChange=${(e) => changeSettings({ ...settings, onlyMissing: e.currentTarget.checked })} />
+          Only shots without a finished clip
+        </label>
+        ${withMaster === 0 && html`<small class="hint">Choose a master image for a shot first.</small>`}
+      </div>
+      <details class="settings-details" open=${showSettings} onToggle=${(e) => setShowSettings(e.currentTarget.open)}>
+        <summary>Animation settings <span class="hint">(${settings.model}${Object.keys(settings.values).length ? ', changed' : ''})</span></summary>
+        <${ModelSettings} models=${videoModels} settings=${settings} onChange=${changeSettings} error=${allError} />
+      </details>
+      <${ErrorBox} error=${allError} title="The storyboard could not be animated" />
     </form>`}
     ${scenes.length === 0 && html`<${Empty}>This project has no scenes yet.
       <a href=${`/projects/${encodeURIComponent(project.id)}/scenes`}>Set up scenes and shots</a> first.</${Empty}>`}
@@ -189,7 +213,7 @@ function Storyboard({ project, events }) {
         ? html`<p class="hint">No shots in this scene yet.</p>`
         : html`<ol class="clip-list">${scene.shots.map((shot) => html`<li key=${shot.id}>
             <${ClipCard} projectId=${project.id} scene=${scene} shot=${shot} selection=${selectionOf(shot)}
-              request=${() => requestOf(model, settings)} />
+              canEdit=${canEdit} request=${() => requestOf(model, settings)} />
           </li>`)}</ol>`}
     </section>`)}
     <${Player} open=${playing} clips=${playable} onClose=${() => setPlaying(false)} />
@@ -225,7 +249,8 @@ function ModelSettings({ models, settings, onChange, error }) {
   const model = models.find((m) => m.key === settings.model);
   const set = (name, value) => onChange({ ...settings, values: { ...settings.values, [name]: value } });
   return html`<fieldset class="model-settings">
-    <legend>Animation settings</legend>
+    <legend class="visually-hidden">Animation settings</legend>
+    <p class="hint">Used by "Animate all" and by each shot's "Animate".</p>
     <${Field} label="Model" name="model" error=${error} hint=${model?.description}>
       ${(id) => html`<select id=${id} value=${settings.model}
           onChange=${(e) => onChange({ ...settings, model: e.currentTarget.value, values: {} })}>
@@ -278,7 +303,7 @@ function useSteady(url, key) {
   return held.current.url;
 }
 
-function ClipCard({ projectId, scene, shot, selection, request }) {
+function ClipCard({ projectId, scene, shot, selection, canEdit, request }) {
   const name = `scene ${scene.sceneNumber}, shot ${shot.shotNumber}`;
   const headingId = useId();
   const [error, setError] = useState(null);
@@ -287,7 +312,24 @@ function ClipCard({ projectId, scene, shot, selection, request }) {
   const status = selection?.animationStatus ?? 'NONE';
   const stage = STAGES[status] ?? STAGES.NONE;
   const poster = useSteady(selection?.selectedImage.imageUrl, selection?.selectedImage.id);
-  const clip = useSteady(selection?.animatedVideoUrl, `${selection?.id}@${selection?.updatedAt}`);
+  const steady = useSteady(selection?.animatedVideoUrl, `${selection?.id}@${selection?.updatedAt}`);
+  // A link that stopped working (it expired): ask for a fresh one, once per clip.
+  const [fresh, setFresh] = useState(null);
+  const [broken, setBroken] = useState(null);
+  const clip = fresh && fresh.from === steady ? fresh.url : steady;
+  const refreshClip = async () => {
+    if (!selection) return;
+    if (fresh && fresh.from === steady) {
+      setBroken(clip);
+      return;
+    }
+    try {
+      const data = await gql(FRESH_CLIP, { id: selection.id });
+      setFresh({ from: steady, url: data.node?.animatedVideoUrl ?? steady });
+    } catch {
+      setFresh({ from: steady, url: steady });
+    }
+  };
   const shotLink = `/projects/${encodeURIComponent(projectId)}/shots/${encodeURIComponent(shot.id)}`;
   const act = async (mutation, input) => {
     setBusy(true);
@@ -309,10 +351,12 @@ function ClipCard({ projectId, scene, shot, selection, request }) {
       <a href=${shotLink}>Choose a master image<span class="visually-hidden"> for ${name}</span></a>
     </div>`;
   } else if (status === 'COMPLETE' && clip) {
-    media = html`<video class="clip-media" controls preload="metadata" playsinline poster=${poster} src=${clip}
-        aria-label=${`Clip of ${name}`}>
+    media = html`<video class="clip-media" controls preload="none" playsinline poster=${poster} src=${clip}
+        aria-label=${`Clip of ${name}`} onError=${refreshClip}>
       <a href=${clip}>Download the clip of ${name}</a>
-    </video>`;
+    </video>
+    ${broken === clip && html`<p class="clip-problem">This clip does not play here. <a href=${clip} download>Download it</a>,
+      or reload the page to try again.</p>`}`;
   } else {
     media = html`<img class="clip-media" src=${poster} alt=${`Master image of ${name}`} loading="lazy" decoding="async" />`;
   }
@@ -328,7 +372,7 @@ function ClipCard({ projectId, scene, shot, selection, request }) {
       ${sentence(selection.error || 'The animation failed')} Retry it, or choose another model in the animation settings and animate again.
     </p>`}
     ${status === 'CANCELED' && html`<p class="clip-problem">The animation was canceled. Retry to start it again.</p>`}
-    ${selection && html`<div class="clip-actions">
+    ${selection && canEdit && html`<div class="clip-actions">
       ${ACTIVE.has(status)
         ? html`<button type="button" disabled=${busy} aria-label=${`Cancel the animation of ${name}`}
             onClick=${() => act(CANCEL, { id: selection.id })}>Cancel</button>`

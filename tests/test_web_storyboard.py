@@ -368,3 +368,8 @@ async def test_a_failed_or_canceled_animation_says_what_to_do_and_retries(server
         await page.get_by_role("button", name="Retry the animation of scene 1, shot 2").click()
         await card(page, second).locator("video").wait_for(timeout=SETTLE * 1000)
         await page.get_by_text("2 of 2 clips ready").wait_for()
+
+        # On a tablet the page fits its width.
+        await page.set_viewport_size({"width": 768, "height": 1024})
+        assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+        await screenshot(page, "storyboard-tablet")

@@ -173,13 +173,15 @@ function Storyboard({ project, events }) {
 
   return html`<section class="page storyboard" aria-labelledby="storyboard-title">
     <h2 id="storyboard-title">Storyboard</h2>
-    <div class="storyboard-summary" role="status" aria-live="polite" data-ready=${ready} data-total=${total}>
-      <${Progress} value=${total ? ready / total : 0} label=${`${ready} of ${total} clips ready`} />
-      <p class="storyboard-counts">
-        ${running ? `${running} animating now. ` : ''}
-        ${withMaster < order.length ? `${order.length - withMaster} ${order.length - withMaster === 1 ? 'shot has' : 'shots have'} no master image yet. ` : ''}
-        ${live?.progress.isAnimationComplete ? 'Every shot is animated: the project is complete.' : ''}
-      </p>
+    <div class="storyboard-summary" data-ready=${ready} data-total=${total}>
+      <div role="status" aria-live="polite">
+        <${Progress} value=${total ? ready / total : 0} label=${`${ready} of ${total} clips ready`} />
+        <p class="storyboard-counts">
+          ${running ? `${running} animating now. ` : ''}
+          ${withMaster < order.length ? `${order.length - withMaster} ${order.length - withMaster === 1 ? 'shot has' : 'shots have'} no master image yet. ` : ''}
+          ${live?.progress.isAnimationComplete ? 'Every shot is animated: the project is complete.' : ''}
+        </p>
+      </div>
       <div class="storyboard-play">
         <button type="button" disabled=${playable.length === 0} onClick=${() => setPlaying(true)}
           aria-describedby=${playable.length === 0 ? 'play-hint' : undefined}>Play storyboard</button>
@@ -203,7 +205,7 @@ function Storyboard({ project, events }) {
         <summary>Animation settings <span class="hint">(${settings.model}${Object.keys(settings.values).length ? ', changed' : ''})</span></summary>
         <${ModelSettings} models=${videoModels} settings=${settings} onChange=${changeSettings} error=${allError} />
       </details>
-      <${ErrorBox} error=${allError} title="The storyboard could not be animated" />
+      <${ErrorBox} error=${confirmAll ? null : allError} title="The storyboard could not be animated" />
     </form>`}
     ${scenes.length === 0 && html`<${Empty}>This project has no scenes yet.
       <a href=${`/projects/${encodeURIComponent(project.id)}/scenes`}>Set up scenes and shots</a> first.</${Empty}>`}

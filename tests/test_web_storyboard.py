@@ -369,6 +369,23 @@ async def test_a_failed_or_canceled_animation_says_what_to_do_and_retries(server
         await card(page, second).locator("video").wait_for(timeout=SETTLE * 1000)
         await page.get_by_text("2 of 2 clips ready").wait_for()
 
+        # A shot added elsewhere shows at once, waiting for its master, and counts.
+        scene = graphql(
+            base,
+            "query($id: ID!) { project(id: $id) { scenes { id } } }",
+            {"id": board.project_id},
+            token=person.token,
+        )["project"]["scenes"][0]["id"]
+        mutation(
+            base,
+            "mutation($i: CreateShotInput!) { createShot(input: $i) { shot { id } userErrors { code message } } }",
+            {"i": {"sceneId": scene, "description": "Rain on the deck"}},
+            token=person.token,
+        )
+        await page.get_by_role("link", name="Choose a master image for scene 1, shot 3").wait_for()
+        await page.get_by_text("2 of 3 clips ready").wait_for()
+        await page.get_by_text("1 shot has no master image yet.").wait_for()
+
         # On a tablet the page fits its width.
         await page.set_viewport_size({"width": 768, "height": 1024})
         assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")

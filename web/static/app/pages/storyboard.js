@@ -2,11 +2,12 @@
 // their master image, each shot's clip animated one at a time or all at once, live.
 //
 // The shots come from the project's scenes (so a shot without a master shows too,
-// with a link to choose one); their selections and the project's progress come from
-// the `animationStatus` feed, whose every message holds the whole storyboard as it is
-// now. Finished clips play in place, and "Play storyboard" plays them one after
-// another in order. The API gives a clip's stage (PENDING, PROCESSING, COMPLETE...),
-// not a percentage, so a clip's bar shows its stage: queued, animating, ready.
+// with a link to choose one), read again when the project's feed says scenes or shots
+// changed. Their selections come from the `animationStatus` feed, whose every message
+// holds the whole storyboard as it is now. Finished clips play in place, and "Play
+// storyboard" plays them one after another in order. The API gives a clip's stage
+// (PENDING, PROCESSING, COMPLETE...), not a percentage, so a clip's bar shows its
+// stage: queued, animating, ready.
 import { html, useState, useEffect, useRef, useMemo, useId } from '../lib.js';
 import { gql, useQuery, mutate } from '../api.js';
 import { useFeed } from '../live.js';
@@ -34,7 +35,6 @@ const ANIMATION_STATUS = `subscription StoryboardFeed($projectId: ID!, $after: S
   animationStatus(projectId: $projectId, after: $after) {
     cursor
     selections { ...StoryboardClip }
-    progress { totalShots shotsWithSelections shotsWithAnimations isAnimationComplete }
   }
 }
 ${CLIP}`;
@@ -72,7 +72,7 @@ const STAGES = {
 };
 const ACTIVE = new Set(['PENDING', 'PROCESSING']);
 // Changes to the project's structure that the scenes and shots must be read again for.
-const STRUCTURE = /^(SCENE|SHOT)_(CREATED|UPDATED|DELETED|REORDERED|MOVED)/;
+const STRUCTURE = /^(SCENE|SHOT)_(CREATED|UPDATED|DELETED)$/;
 
 export default function StoryboardPage({ projectId }) {
   return html`<${ProjectShell} projectId=${projectId}>
@@ -82,7 +82,9 @@ export default function StoryboardPage({ projectId }) {
 
 function Storyboard({ project, events }) {
   const page = useQuery(STORYBOARD, { id: project.id }, [project.id]);
-  // The latest feed message: {byShot: Map(shotId -> selection), progress}.
+  // The storyboard as the feed last sent it: {byShot: Map(shotId -> selection)}. The
+  // counts are made here from the shots shown, since a shot added or deleted changes
+  // them without a message on this feed.
   const [live, setLive] = useState(null);
   const [settings, setSettings] = useState(null);
   const [playing, setPlaying] = useState(false);
@@ -96,10 +98,7 @@ function Storyboard({ project, events }) {
   useFeed(ANIMATION_STATUS, { projectId: project.id }, {
     onEvent: (event) => {
       setFeedError(null);
-      setLive({
-        byShot: new Map(event.selections.map((s) => [s.shot.id, s])),
-        progress: event.progress,
-      });
+      setLive({ byShot: new Map(event.selections.map((s) => [s.shot.id, s])) });
     },
     onError: (error) => setFeedError(error),
   }, [project.id, feedTurn]);
@@ -129,9 +128,10 @@ function Storyboard({ project, events }) {
   const scenes = page.data.project?.scenes ?? [];
   const selectionOf = (shot) => (live ? live.byShot.get(shot.id) ?? null : shot.storyboardSelection);
   const order = scenes.flatMap((scene) => scene.shots.map((shot) => ({ scene, shot, selection: selectionOf(shot) })));
-  const total = live?.progress.totalShots ?? order.length;
-  const ready = live?.progress.shotsWithAnimations
-    ?? order.filter((o) => o.selection?.animationStatus === 'COMPLETE').length;
+  const total = order.length;
+  const ready = order.filter((o) => o.selection?.animationStatus === 'COMPLETE').length;
+  // As the API defines it: scenes, each with shots, and every shot's clip made.
+  const complete = scenes.length > 0 && scenes.every((scene) => scene.shots.length > 0) && ready === total;
   const running = order.filter((o) => ACTIVE.has(o.selection?.animationStatus)).length;
   const withMaster = order.filter((o) => o.selection).length;
   const playable = order.filter((o) => o.selection?.animationStatus === 'COMPLETE' && o.selection.animatedVideoUrl);
@@ -179,7 +179,7 @@ function Storyboard({ project, events }) {
         <p class="storyboard-counts">
           ${running ? `${running} animating now. ` : ''}
           ${withMaster < order.length ? `${order.length - withMaster} ${order.length - withMaster === 1 ? 'shot has' : 'shots have'} no master image yet. ` : ''}
-          ${live?.progress.isAnimationComplete ? 'Every shot is animated: the project is complete.' : ''}
+          ${complete ? 'Every shot is animated: the project is complete.' : ''}
         </p>
       </div>
       <div class="storyboard-play">

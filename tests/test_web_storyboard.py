@@ -275,6 +275,8 @@ async def test_animate_one_then_all_live_in_two_tabs_play_and_complete(servers: 
         await theirs.get_by_role("button", name="Animate all").click()
         for page in (theirs, mine):
             await page.get_by_text("3 of 3 clips ready").wait_for(timeout=SETTLE * 1000)
+            overall = page.get_by_role("progressbar", name="3 of 3 clips ready")
+            await expect(overall).to_have_attribute("value", "100")
             for shot in board.shots:
                 await expect(card(page, shot).locator("video")).to_have_count(1)
                 assert await clip_progress(page, shot) == 1.0

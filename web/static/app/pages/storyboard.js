@@ -447,5 +447,7 @@ function Player({ open, clips, onClose }) {
         <button type="button" class="primary" onClick=${onClose}>Close</button>
       </div>
     </div>`}
+    ${!current && html`<p>There is no finished clip to play any more.</p>
+      <div class="actions"><button type="button" class="primary" onClick=${onClose}>Close</button></div>`}
   </${Dialog}>`;
 }

@@ -136,6 +136,27 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def library(server: StudioServer) -> Library:
+    return seed_library(server.base_url, "Ada", LOOKS)
+
+
+async def drag(
+    page: Page, source: Locator, target: Locator, at: dict[str, float] | None = None
+) -> None:
+    """Drags `source` onto `target` (at `at` inside it, else its centre) with the mouse,
+    in steps, as a person does: the drag starts, passes over the target, and drops."""
+    await source.hover()
+    await page.mouse.down()
+    box = await target.bounding_box()
+    assert box is not None
+    x = box["x"] + (at["x"] if at else box["width"] / 2)
+    y = box["y"] + (at["y"] if at else box["height"] / 2)
+    await page.mouse.move(x, y, steps=8)
+    await page.mouse.move(x, y + 1)
+    await page.mouse.up()
+
+
 def order(base: str, collection_id: str, token: str) -> list[str]:
     """The collection's item names in position order, as the API has them."""
     found = graphql(base, ITEMS, {"id": collection_id}, token=token)["collection"]
@@ -163,9 +184,10 @@ def row(page: Page, name: str) -> Locator:
     )
 
 
-async def test_a_collection_is_built_filled_reordered_and_covered(server: StudioServer) -> None:
+async def test_a_collection_is_built_filled_reordered_and_covered(
+    server: StudioServer, library: Library
+) -> None:
     base = server.base_url
-    library = seed_library(base, "Ada", LOOKS)
     person = library.person
     async with editor_browser(base) as chrome:
         page = await chrome.open(person, "/collections")
@@ -201,11 +223,11 @@ async def test_a_collection_is_built_filled_reordered_and_covered(server: Studio
         picker = page.get_by_role("region", name="Add from library")
         drop_zone = page.locator(".items-drop")
         await picker.get_by_text("Lighthouse").wait_for()
-        await picker.locator("li", has_text="Lighthouse").drag_to(drop_zone)
+        await drag(page, picker.locator("li", has_text="Lighthouse"), drop_zone)
         await wait_for_names(page, ["Lighthouse"])
         first_row = row(page, "Lighthouse")
-        await picker.locator("li", has_text="Harbour dusk").drag_to(
-            first_row, target_position={"x": 200, "y": 4}
+        await drag(
+            page, picker.locator("li", has_text="Harbour dusk"), first_row, {"x": 200, "y": 4}
         )
         await wait_for_names(page, ["Harbour dusk", "Lighthouse"])
         # The picker searches, and says what is already in.
@@ -217,7 +239,7 @@ async def test_a_collection_is_built_filled_reordered_and_covered(server: Studio
         # One dragged onto this collection in the collections panel.
         panel = page.get_by_role("complementary", name="Collections")
         target = panel.locator("li", has_text="Harbour campaign")
-        await picker.locator("li", has_text="Fog bank").drag_to(target)
+        await drag(page, picker.locator("li", has_text="Fog bank"), target)
         await page.get_by_text("Added “Fog bank” to “Harbour campaign”.").wait_for()
         await wait_for_names(page, ["Harbour dusk", "Lighthouse", "Fog bank"])
         assert order(base, collection_id, person.token) == [
@@ -230,14 +252,12 @@ async def test_a_collection_is_built_filled_reordered_and_covered(server: Studio
         await picker.get_by_role("button", name="Add Market").click()
         await wait_for_names(page, ["Harbour dusk", "Lighthouse", "Fog bank", "Market"])
         await picker.get_by_label("Search the library").fill("")
-        await row(page, "Market").drag_to(target)
+        await drag(page, row(page, "Market"), target)
         await page.get_by_text("“Market” is already in “Harbour campaign”.").wait_for()
         await screenshot(page, "collection-filled")
 
         # Reordered by drag and drop: Fog bank to the top.
-        await row(page, "Fog bank").drag_to(
-            row(page, "Harbour dusk"), target_position={"x": 300, "y": 3}
-        )
+        await drag(page, row(page, "Fog bank"), row(page, "Harbour dusk"), {"x": 300, "y": 3})
         await wait_for_names(page, ["Fog bank", "Harbour dusk", "Lighthouse", "Market"])
         await expect_order(
             base, collection_id, person.token, ["Fog bank", "Harbour dusk", "Lighthouse", "Market"]
@@ -323,10 +343,9 @@ async def expect_order(base: str, collection_id: str, token: str, names: list[st
 
 
 async def test_a_viewer_of_a_collection_sees_it_without_the_editing_tools(
-    server: StudioServer,
+    server: StudioServer, library: Library
 ) -> None:
     base = server.base_url
-    library = seed_library(base, "Grace", LOOKS[:2])
     owner = library.person
     made = _run(
         base,

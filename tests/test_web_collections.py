@@ -302,6 +302,15 @@ async def test_a_collection_is_built_filled_reordered_and_covered(
         await expect_order(base, collection_id, person.token, ["Fog bank", "Market", "Lighthouse"])
         await assert_accessible(page)
         await screenshot(page, "collection")
+        # Live: an asset renamed elsewhere is renamed here, without a reload.
+        _run(
+            base,
+            "updateAsset",
+            {"id": library.assets["Market"], "name": "Night market"},
+            "asset { id }",
+            person.token,
+        )
+        await wait_for_names(page, ["Fog bank", "Night market", "Lighthouse"])
 
         # Edited from the list, then deleted there.
         await page.get_by_role("link", name="Collections", exact=True).first.click()

@@ -162,6 +162,15 @@ async def test_the_map_is_drawn_opens_assets_and_pins_what_is_dragged(server: St
         )
         assert (again["x"], again["y"]) == (pinned["x"], pinned["y"])
 
+        # Live: an asset renamed elsewhere is renamed on the map, without a reload.
+        graphql(
+            base,
+            "mutation($input: UpdateAssetInput!) { updateAsset(input: $input) { userErrors { code } } }",
+            {"input": {"id": assets["Market"], "name": "Night market"}},
+            token=person.token,
+        )
+        await listing.get_by_role("link", name="Night market", exact=True).wait_for()
+
 
 async def pinned_node(base: str, team_id: str, asset_id: str, token: str) -> dict[str, Any]:
     """The node once the API has it pinned (the page saves after the drop)."""

@@ -89,7 +89,7 @@ export default function ConstellationPage() {
     ${map.data && !constellation && html`<${Empty}>Only members of the team can see its map.</${Empty}>`}
     ${constellation && constellation.nodes.length === 0 && html`<${Empty}>No assets yet: the map fills in as the team makes images and clips.</${Empty}>`}
     ${constellation && constellation.nodes.length > 0 && html`
-      <${ConstellationMap} constellation=${constellation} colours=${colours} />
+      <${ConstellationMap} key=${constellation.teamId} constellation=${constellation} colours=${colours} />
       <${ClusterList} constellation=${constellation} colours=${colours} />`}
   </section>`;
 }

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from PIL import Image
@@ -71,7 +71,10 @@ async def seed(served: Served, person: Person, assets: list[dict[str, Any]]) -> 
     running server's SQLite file, in one transaction, each with a stored thumbnail and
     file; their global IDs, in order. Set-up only: the API makes assets from generations."""
     media = served.data / "media"
-    for key, data in ((THUMB_KEY, image_bytes((32, 18), "WEBP")), (FILE_KEY, image_bytes((640, 360), "PNG"))):
+    for key, data in (
+        (THUMB_KEY, image_bytes((32, 18), "WEBP")),
+        (FILE_KEY, image_bytes((640, 360), "PNG")),
+    ):
         (media / key).parent.mkdir(parents=True, exist_ok=True)
         (media / key).write_bytes(data)
     team = ids.decode(person.team_id, "Team")
@@ -98,7 +101,7 @@ async def seed(served: Served, person: Person, assets: list[dict[str, Any]]) -> 
             ]
             session.add_all(rows)
             await session.flush()
-            made = [ids.encode("Asset", row.id) for row in rows]
+            made = [str(ids.encode("Asset", row.id)) for row in rows]
     finally:
         await database.dispose()
     return made
@@ -131,10 +134,22 @@ async def shows(page: Page, names: list[str]) -> None:
     )
 
 
-HARBOUR = [
-    {"name": "Harbour at dawn", "tags": ["sea", "boats"], "mood": "calm", "prompt": "boats running home"},
+HARBOUR: list[dict[str, Any]] = [
+    {
+        "name": "Harbour at dawn",
+        "tags": ["sea", "boats"],
+        "mood": "calm",
+        "prompt": "boats running home",
+    },
     {"name": "Harbour at night", "tags": ["sea", "night"], "mood": "dark", "views": 5},
-    {"name": "Harbour storm", "tags": ["sea"], "mood": "dark", "kind": "VIDEO", "duration": 5.0, "views": 9},
+    {
+        "name": "Harbour storm",
+        "tags": ["sea"],
+        "mood": "dark",
+        "kind": "VIDEO",
+        "duration": 5.0,
+        "views": 9,
+    },
     {"name": "Market in rain", "tags": ["night", "neon"], "mood": "calm"},
     {"name": "Forest path", "tags": ["forest"], "mood": "dark"},
 ]
@@ -150,7 +165,9 @@ async def test_search_a_facet_and_a_sort_narrow_the_grid_as_the_api_does(served:
         # The facets come with their counts.
         moods = page.get_by_role("group", name="Mood")
         await expect(moods.get_by_role("checkbox", name="dark (3)")).to_be_visible()
-        await expect(page.get_by_role("group", name="Kind").get_by_role("checkbox", name="Video (1)")).to_be_visible()
+        await expect(
+            page.get_by_role("group", name="Kind").get_by_role("checkbox", name="Video (1)")
+        ).to_be_visible()
         await screenshot(page, "library")
         await assert_accessible(page)
 
@@ -193,25 +210,195 @@ async def test_a_search_is_a_deep_link_and_back_restores_the_one_before(served: 
         page = await chrome.open(ada, path)
         await shows(page, ["Harbour at night", "Harbour storm"])
         # Every control says what the URL says.
-        await expect(page.get_by_role("searchbox", name="Search the library")).to_have_value("harbour")
-        await expect(page.get_by_role("group", name="Mood").get_by_role("checkbox", name="dark (3)")).to_be_checked()
+        await expect(page.get_by_role("searchbox", name="Search the library")).to_have_value(
+            "harbour"
+        )
+        await expect(
+            page.get_by_role("group", name="Mood").get_by_role("checkbox", name="dark (3)")
+        ).to_be_checked()
         await expect(page.get_by_label("Sort by")).to_have_value("NAME")
         await expect(page.get_by_label("Order")).to_have_value("ASC")
-        await expect(page.get_by_role("button", name="List")).to_have_attribute("aria-pressed", "true")
+        await expect(page.get_by_role("button", name="List")).to_have_attribute(
+            "aria-pressed", "true"
+        )
         await expect(page.locator(".asset-grid .asset-row")).to_have_count(2)
         await screenshot(page, "library-list")
         await assert_accessible(page)
 
-        await page.get_by_role("group", name="Kind").get_by_role("checkbox", name="Video (1)").check()
+        await (
+            page.get_by_role("group", name="Kind").get_by_role("checkbox", name="Video (1)").check()
+        )
         await shows(page, ["Harbour storm"])
         query = parse_qs(urlsplit(page.url).query)
-        assert query["kind"] == ["VIDEO"] and query["mood"] == ["dark"]
+        assert query["kind"] == ["VIDEO"]
+        assert query["mood"] == ["dark"]
         await page.go_back()
         await shows(page, ["Harbour at night", "Harbour storm"])
-        await expect(page.get_by_role("group", name="Kind").get_by_role("checkbox", name="Video (1)")).not_to_be_checked()
+        await expect(
+            page.get_by_role("group", name="Kind").get_by_role("checkbox", name="Video (1)")
+        ).not_to_be_checked()
         # Clearing the words is one more step Back undoes.
         await page.get_by_role("searchbox", name="Search the library").fill("")
         await expect(page.locator(".asset-grid .asset-row")).to_have_count(3)
         await page.go_back()
-        await expect(page.get_by_role("searchbox", name="Search the library")).to_have_value("harbour")
+        await expect(page.get_by_role("searchbox", name="Search the library")).to_have_value(
+            "harbour"
+        )
         await shows(page, ["Harbour at night", "Harbour storm"])
+
+
+DUPLICATE = "mutation($input: DuplicateAssetInput!) { duplicateAsset(input: $input) { asset { id name } userErrors { code message } } }"
+UPDATE = "mutation($input: UpdateAssetInput!) { updateAsset(input: $input) { asset { id } userErrors { code message } } }"
+DELETE = "mutation($input: DeleteInput!) { deleteAsset(input: $input) { deletedId userErrors { code message } } }"
+
+
+async def test_the_grid_follows_the_library_feed_without_a_reload(served: Served) -> None:
+    ada = sign_up(served.base, "Ada")
+    dawn, night, *_ = await seed(served, ada, HARBOUR)
+    async with editor_browser(served.base) as chrome:
+        page = await chrome.open(ada, "/library?q=harbour")
+        await expect(page.locator(CARD)).to_have_count(3)
+        await page.evaluate("window.notReloaded = true")
+        # Made: appears, as it matches the words.
+        copy = mutation(served.base, DUPLICATE, {"input": {"assetId": dawn}}, token=ada.token)
+        await expect(page.locator(f'[data-asset-id="{copy["asset"]["id"]}"]')).to_have_text(
+            re.compile(re.escape(copy["asset"]["name"]))
+        )
+        await expect(page.locator(CARD)).to_have_count(4)
+        # Changed: redrawn; changed so it no longer matches: leaves.
+        mutation(
+            served.base,
+            UPDATE,
+            {"input": {"id": night, "name": "Harbour by moonlight"}},
+            token=ada.token,
+        )
+        await expect(page.locator(f'[data-asset-id="{night}"] .asset-link')).to_have_text(
+            "Harbour by moonlight"
+        )
+        mutation(
+            served.base, UPDATE, {"input": {"id": night, "name": "Moonlight"}}, token=ada.token
+        )
+        await expect(page.locator(f'[data-asset-id="{night}"]')).to_have_count(0)
+        # Deleted: leaves.
+        mutation(served.base, DELETE, {"input": {"id": dawn}}, token=ada.token)
+        await expect(page.locator(f'[data-asset-id="{dawn}"]')).to_have_count(0)
+        await expect(page.locator(CARD)).to_have_count(2)
+        await expect(page.get_by_role("status").filter(has_text="2 assets")).to_be_visible()
+        # The facet counts follow too (one image less of the four).
+        await expect(
+            page.get_by_role("group", name="Kind").get_by_role("checkbox", name="Image (4)")
+        ).to_be_visible()
+        assert await page.evaluate("window.notReloaded") is True
+
+
+async def test_a_thousand_assets_draw_only_what_shows_and_load_thumbnails_only(
+    served: Served,
+) -> None:
+    ada = sign_up(served.base, "Ada")
+    await seed(served, ada, [{"name": f"Seeded {n:04d}"} for n in range(1, 1001)])
+    media: list[str] = []
+    async with editor_browser(served.base) as chrome:
+        context = await chrome.context(ada)
+        context.on(
+            "request",
+            lambda request: media.append(request.url) if "/media/" in request.url else None,
+        )
+        page = await chrome.new_page(context, "/library?sort=NAME&dir=ASC")
+        await expect(page.get_by_role("status").filter(has_text="1000 assets")).to_be_visible()
+        await expect(page.locator(CARD).first).to_be_visible()
+        drawn = await page.locator(CARD).count()
+        assert 0 < drawn <= 60, drawn
+        grid = page.locator(".asset-grid .virtual-grid")
+        last = page.locator(".asset-link", has_text="Seeded 1000")
+        for _ in range(60):
+            if await last.count():
+                break
+            await grid.evaluate("(g) => { g.scrollTop = g.scrollHeight; }")
+            await page.wait_for_timeout(150)
+        await expect(last).to_be_visible()
+        assert await page.locator(CARD).count() <= 60
+        await expect(grid.locator("[role=listitem]").last).to_have_attribute("aria-setsize", "1000")
+        await screenshot(page, "library-thousand-end")
+    assert media, "no thumbnail was loaded"
+    assert all(THUMB_KEY in url for url in media), [u for u in media if THUMB_KEY not in u][:3]
+    assert len(media) < 1000
+
+
+async def test_cards_drag_as_assets_and_the_keyboard_moves_and_opens(served: Served) -> None:
+    ada = sign_up(served.base, "Ada")
+    made = await seed(served, ada, HARBOUR)
+    async with editor_browser(served.base) as chrome:
+        chrome.allow_problem(r"asset\.js|404")  # the asset page is built elsewhere
+        page = await chrome.open(ada, "/library?sort=NAME&dir=ASC")
+        await shows(page, sorted(a["name"] for a in HARBOUR))
+        dragged = await page.locator(CARD).first.evaluate(
+            "(card) => { const data = new DataTransfer();"
+            " card.dispatchEvent(new DragEvent('dragstart', {dataTransfer: data, bubbles: true}));"
+            " return data.getData('application/x-studio-asset'); }"
+        )
+        assert dragged == f'{{"id":"{made[4]}","name":"Forest path"}}'
+        assert await page.locator("#library-aside").count() == 1
+        # From the grid (a stop of its own, to scroll it), Tab reaches the first card;
+        # arrows move, Enter opens.
+        await page.locator(".asset-grid .virtual-grid").focus()
+        await page.keyboard.press("Tab")
+        focused = page.locator(".asset-link:focus")
+        await expect(focused).to_have_text("Forest path")
+        await page.keyboard.press("ArrowRight")
+        await expect(focused).to_have_text("Harbour at dawn")
+        await page.keyboard.press("ArrowDown")
+        columns = await page.locator(".asset-grid").evaluate(
+            "(g) => new Set([...g.querySelectorAll('[role=listitem]')].map((c) => c.getBoundingClientRect().top)).size"
+        )
+        assert columns >= 1
+        await page.keyboard.press("End")
+        await expect(focused).to_have_text("Market in rain")
+        await page.keyboard.press("Home")
+        await expect(focused).to_have_text("Forest path")
+        await page.keyboard.press("Enter")
+        await page.wait_for_url(f"**/library/assets/{quote(made[4], safe='')}")
+
+
+SHARE = """mutation($input: ShareAssetInput!) {
+  shareAsset(input: $input) { share { id } userErrors { code message } }
+}"""
+
+
+async def test_shared_with_me_shows_each_share_with_its_permission_and_end(served: Served) -> None:
+    ada = sign_up(served.base, "Ada")
+    bob = sign_up(served.base, "Bob")
+    dawn, night, *_ = await seed(served, ada, HARBOUR)
+    ends = datetime.now(UTC) + timedelta(days=3)
+    mutation(
+        served.base,
+        SHARE,
+        {
+            "input": {
+                "assetId": dawn,
+                "userId": bob.user_id,
+                "permission": "EDIT",
+                "message": "For the pitch deck",
+                "expiresAt": ends.isoformat(),
+            }
+        },
+        token=ada.token,
+    )
+    mutation(
+        served.base, SHARE, {"input": {"assetId": night, "userId": bob.user_id}}, token=ada.token
+    )
+    async with editor_browser(served.base) as chrome:
+        page = await chrome.open(bob, "/shared")
+        await page.get_by_role("heading", name="Shared with me").wait_for()
+        await expect(page.locator(CARD)).to_have_count(2)
+        card = page.locator(f'[data-asset-id="{dawn}"]')
+        await expect(card).to_contain_text("Can edit")
+        await expect(card).to_contain_text("For the pitch deck")
+        await expect(card).to_contain_text(re.compile(r"ends in (3 days|2 days|72 hours)"))
+        other = page.locator(f'[data-asset-id="{night}"]')
+        await expect(other).to_contain_text("Can view")
+        await expect(other).to_contain_text("No end date")
+        await expect(
+            page.get_by_role("status").filter(has_text="2 assets are shared with you")
+        ).to_be_visible()
+        await screenshot(page, "shared-with-me")
+        await assert_accessible(page)

@@ -149,6 +149,9 @@ HARBOUR: list[dict[str, Any]] = [
         "kind": "VIDEO",
         "duration": 5.0,
         "views": 9,
+        "model": "kling-v2.1",
+        "category": "weather",
+        "scene_type": "WIDE",
     },
     {"name": "Market in rain", "tags": ["night", "neon"], "mood": "calm"},
     {"name": "Forest path", "tags": ["forest"], "mood": "dark"},
@@ -245,6 +248,93 @@ async def test_a_search_is_a_deep_link_and_back_restores_the_one_before(served: 
             "harbour"
         )
         await shows(page, ["Harbour at night", "Harbour storm"])
+
+
+COLLECT = """mutation($input: CreateCollectionInput!) {
+  createCollection(input: $input) { collection { id } userErrors { code message } }
+}"""
+ADD = """mutation($input: AddToCollectionInput!) {
+  addToCollection(input: $input) { item { id } userErrors { code message } }
+}"""
+
+
+async def test_every_filter_of_the_api_is_a_control_the_url_sets(served: Served) -> None:
+    ada = sign_up(served.base, "Ada")
+    made = await seed(served, ada, HARBOUR)
+    storm = made[2]
+    collection = mutation(
+        served.base, COLLECT, {"input": {"teamId": ada.team_id, "name": "Storms"}}, token=ada.token
+    )["collection"]["id"]
+    mutation(
+        served.base, ADD, {"input": {"collectionId": collection, "assetId": storm}}, token=ada.token
+    )
+    today = datetime.now(UTC).date()
+    start, end = (today - timedelta(days=1)).isoformat(), (today + timedelta(days=1)).isoformat()
+    query = (
+        f"kind=VIDEO&tag=sea&category=weather&mood=dark&scene=WIDE&model=kling-v2.1"
+        f"&creator={quote(ada.user_id)}&level=TEAM&collection={quote(collection)}"
+        f"&from={start}&to={end}&minDur=1&maxDur=10&lineage=no&sort=DURATION&dir=ASC"
+    )
+    api_filter = {
+        "teamId": ada.team_id,
+        "kinds": ["VIDEO"],
+        "tags": ["sea"],
+        "categories": ["weather"],
+        "moods": ["dark"],
+        "sceneTypes": ["WIDE"],
+        "models": ["kling-v2.1"],
+        "creatorIds": [ada.user_id],
+        "shareLevels": ["TEAM"],
+        "collectionId": collection,
+        "createdAfter": f"{start}T00:00:00Z",
+        "createdBefore": f"{end}T00:00:00Z",
+        "minDuration": 1,
+        "maxDuration": 10,
+        "hasLineage": False,
+    }
+    sort = {"field": "DURATION", "direction": "ASC"}
+    found = graphql(
+        served.base, LIBRARY, {"filter": api_filter, "sort": sort, "first": 10}, token=ada.token
+    )["library"]
+    assert [n["name"] for n in found["nodes"]] == ["Harbour storm"]
+    async with editor_browser(served.base) as chrome:
+        page = await chrome.open(ada, f"/library?{query}")
+        await shows(page, ["Harbour storm"])
+        for group, value in [
+            ("Kind", "Video (1)"),
+            ("Tags", "sea (3)"),
+            ("Category", "weather (1)"),
+            ("Scene type", "Wide (1)"),
+            ("Model", "kling-v2.1 (1)"),
+            ("Made by", "Ada (5)"),
+            ("Who sees it", "Team (5)"),
+        ]:
+            checkbox = page.get_by_role("group", name=group).get_by_role("checkbox", name=value)
+            await expect(checkbox).to_be_checked()
+        await expect(page.get_by_label("In collection")).to_have_value(collection)
+        await expect(page.get_by_label("From (day)")).to_have_value(start)
+        await expect(page.get_by_label("To (day, included)")).to_have_value(end)
+        await expect(page.get_by_label("At least", exact=True)).to_have_value("1")
+        await expect(page.get_by_label("At most", exact=True)).to_have_value("10")
+        await expect(page.get_by_role("combobox", name="Lineage")).to_have_value("no")
+        await expect(page.get_by_label("Sort by")).to_have_value("DURATION")
+        # Starred only: the storm's has no starred source image, as the API says.
+        await page.get_by_label("Starred images only").check()
+        await expect(page.get_by_text("Nothing matches this search.")).to_be_visible()
+        starred = {**api_filter, "favoritesOnly": True}
+        none = graphql(
+            served.base, LIBRARY, {"filter": starred, "sort": sort, "first": 10}, token=ada.token
+        )
+        assert none["library"]["totalCount"] == 0
+        # Clearing every filter keeps the sort; all my teams and shares: the five again.
+        await page.get_by_role("button", name="Clear all filters").click()
+        await page.get_by_label("Search in").select_option("all")
+        await expect(page.locator(CARD)).to_have_count(5)
+        assert parse_qs(urlsplit(page.url).query) == {
+            "sort": ["DURATION"],
+            "dir": ["ASC"],
+            "scope": ["all"],
+        }
 
 
 DUPLICATE = "mutation($input: DuplicateAssetInput!) { duplicateAsset(input: $input) { asset { id name } userErrors { code message } } }"

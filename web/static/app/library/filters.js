@@ -18,7 +18,7 @@ export const FACETS_QUERY = `query LibraryFacets($teamId: ID!, $includePublic: B
   collections(teamId: $teamId, first: 100) { nodes { id name } }
 }`;
 
-/** [URL key, facet field, legend, how a value reads]. */
+/** [URL key, facet field, legend, how a value reads, what an ID without a label reads]. */
 const GROUPS = [
   ['kind', 'kinds', 'Kind', enumLabel],
   ['tag', 'tags', 'Tags', (v) => v],
@@ -26,15 +26,15 @@ const GROUPS = [
   ['mood', 'moods', 'Mood', (v) => v],
   ['scene', 'sceneTypes', 'Scene type', enumLabel],
   ['model', 'models', 'Model', (v) => v],
-  ['creator', 'creators', 'Made by', null],
-  ['project', 'projects', 'Project', null],
+  ['creator', 'creators', 'Made by', null, 'Someone you cannot see'],
+  ['project', 'projects', 'Project', null, 'A project you cannot see'],
   ['level', 'shareLevels', 'Who sees it', enumLabel],
 ];
 
 const SHOWN_AT_FIRST = 8;
 
 /** Checkboxes of one facet, with counts; values chosen but no longer counted stay shown. */
-function FacetGroup({ urlKey, legend, values, chosen, label, children }) {
+function FacetGroup({ urlKey, legend, values, chosen, label, unseen, children }) {
   const [all, setAll] = useState(false);
   const known = new Set(values.map((v) => v.value));
   const rows = [...values, ...chosen.filter((v) => !known.has(v)).map((value) => ({ value, count: 0 }))];
@@ -47,7 +47,7 @@ function FacetGroup({ urlKey, legend, values, chosen, label, children }) {
   return html`<fieldset class="facet" data-facet=${urlKey}>
     <legend>${legend}</legend>
     ${shown.map((row) => {
-      const text = label ? label(row.value) : (row.label ?? 'Someone you cannot see');
+      const text = label ? label(row.value) : (row.label ?? unseen);
       return html`<label key=${row.value} class="facet-value">
         <input type="checkbox" name=${urlKey} value=${row.value} checked=${chosen.includes(row.value)}
           onChange=${(e) => toggle(row.value, e.currentTarget.checked)} />
@@ -99,8 +99,8 @@ export function FilterPanel({ search, facets, collections, teamName }) {
       </select>
     </div>
     ${facets && html`<p class="hint">${f.totalCount} ${f.totalCount === 1 ? 'asset' : 'assets'} in ${teamName ?? 'this team'}; the counts are of each value alone.</p>`}
-    ${GROUPS.map(([urlKey, field, legend, label]) => html`<${FacetGroup} key=${urlKey} urlKey=${urlKey}
-        legend=${legend} values=${f[field] ?? []} chosen=${search[urlKey]} label=${label}>
+    ${GROUPS.map(([urlKey, field, legend, label, unseen]) => html`<${FacetGroup} key=${urlKey} urlKey=${urlKey}
+        legend=${legend} values=${f[field] ?? []} chosen=${search[urlKey]} label=${label} unseen=${unseen}>
       ${urlKey === 'tag' && search.tag.length > 1 && html`<label class="facet-value facet-option">
         <input type="checkbox" checked=${search.all} onChange=${(e) => changeSearch({ all: e.currentTarget.checked })} />
         <span>Only assets with all chosen tags</span>
@@ -154,9 +154,9 @@ export function FilterPanel({ search, facets, collections, teamName }) {
 /** Removable chips of the filters in use, and a button clearing them all. */
 export function ActiveFilters({ search, facets, collections }) {
   const chips = [];
-  for (const [urlKey, field, legend, label] of GROUPS) {
+  for (const [urlKey, field, legend, label, unseen] of GROUPS) {
     for (const value of search[urlKey]) {
-      const named = label ? label(value) : (facets?.[field]?.find((v) => v.value === value)?.label ?? 'someone');
+      const named = label ? label(value) : (facets?.[field]?.find((v) => v.value === value)?.label ?? unseen);
       chips.push([`${urlKey}:${value}`, `${legend}: ${named}`, { [urlKey]: search[urlKey].filter((v) => v !== value) }]);
     }
   }

@@ -71,7 +71,7 @@ function narrowed(filter, createdAt) {
 }
 
 /**
- * {items, total, hasNext, loading, error, loadMore, reload} of the search (`filter`,
+ * {items, total, hasNext, loading, error, loadMore, retryMore, reload} of the search (`filter`,
  * `sort`), live on `teamId`'s feed. `onChange()` runs after each event (to recount facets).
  */
 export function useLibrarySearch({ filter, sort, teamId, onChange }) {
@@ -198,5 +198,10 @@ export function useLibrarySearch({ filter, sort, teamId, onChange }) {
   }, [teamId]);
   useEffect(() => () => clearTimeout(timer.current), []);
 
-  return { ...state, loadMore, reload };
+  /** Tries the page that failed again. */
+  const retryMore = useCallback(() => {
+    if (!busy.current) fetchPage(current.current.cursor);
+  }, [fetchPage]);
+
+  return { ...state, loadMore, retryMore, reload };
 }

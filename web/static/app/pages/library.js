@@ -79,7 +79,7 @@ function Results({ search, results, filtered }) {
   return html`
     <${AssetGrid} assets=${results.items} view=${search.view} onEnd=${results.loadMore}
       label=${`Search results, ${results.total} ${results.total === 1 ? 'asset' : 'assets'}`} />
-    ${results.error && html`<${ErrorBox} title="More results could not load" error=${results.error} onRetry=${results.loadMore} />`}
+    ${results.error && html`<${ErrorBox} title="More results could not load" error=${results.error} onRetry=${results.retryMore} />`}
     ${results.loading && html`<${Loading} label="Loading more…" />`}`;
 }
 

@@ -380,6 +380,15 @@ async def test_the_grid_follows_the_library_feed_without_a_reload(served: Served
         ).to_be_visible()
         assert await page.evaluate("window.notReloaded") is True
 
+        # On a tablet the filters fold behind a button.
+        tablet = await chrome.open(ada, "/library", viewport={"width": 820, "height": 1180})
+        await expect(tablet.locator(CARD)).to_have_count(5)
+        await expect(tablet.get_by_role("heading", name="Filters")).to_be_hidden()
+        await tablet.get_by_role("button", name="Show filters").click()
+        await expect(tablet.get_by_role("heading", name="Filters")).to_be_visible()
+        await screenshot(tablet, "library-tablet")
+        await assert_accessible(tablet)
+
 
 async def test_a_thousand_assets_draw_only_what_shows_and_load_thumbnails_only(
     served: Served,

@@ -9,7 +9,7 @@ import { VirtualGrid } from '../ui.js';
 export const ASSET_DRAG_TYPE = 'application/x-studio-asset';
 
 const GAP = 12;
-const GRID_CELL = { width: 200, height: 214 };
+const GRID_CELL = { width: 190, height: 214 };
 const LIST_ROW_HEIGHT = 64;
 
 /** 'CLOSE_UP' -> 'Close up'. */
@@ -142,8 +142,10 @@ export function AssetGrid({ assets, view = 'grid', onEnd, label, extra, cardHeig
     return () => observer.disconnect();
   }, [view]);
   const list = view === 'list';
-  // A list is a grid of one column as wide as the space inside the scroller.
-  const cellWidth = list ? Math.max(240, width) : GRID_CELL.width;
+  // A list is a grid of one column as wide as the space inside the scroller; a grid's
+  // cards widen to fill its rows (as many columns as fit at their narrowest).
+  const columns = Math.max(1, Math.floor((width + GAP) / (GRID_CELL.width + GAP)));
+  const cellWidth = list ? Math.max(240, width) : Math.max(GRID_CELL.width, Math.floor((width + GAP) / columns - GAP));
   const cellHeight = list ? LIST_ROW_HEIGHT : cardHeight;
   const columnsOf = () => {
     const scroller = wrapper.current?.querySelector('.virtual-grid');

@@ -102,6 +102,8 @@ export default function LibraryPage(props) {
     },
   });
   const filters = countFilters(search);
+  // On a narrow screen the filters fold away behind a button (CSS shows it there only).
+  const [showFilters, setShowFilters] = useState(false);
   // #library-aside: the slot for the collections panel cards are dropped on (it brings
   // its own landmark and heading).
   const collections = facets.data?.collections.nodes ?? [];
@@ -111,9 +113,11 @@ export default function LibraryPage(props) {
       <${TextSearch} text=${search.text} />
       <${SortControls} search=${search} />
       <${ViewToggle} view=${search.view} />
+      <button type="button" class="filters-toggle" aria-expanded=${showFilters} aria-controls="library-side"
+        onClick=${() => setShowFilters(!showFilters)}>${showFilters ? 'Hide filters' : 'Show filters'}${filters ? ` (${filters})` : ''}</button>
     </div>
     <div class="library-layout">
-      <div class="library-side">
+      <div class=${`library-side${showFilters ? '' : ' library-side-closed'}`} id="library-side">
         ${facets.error && html`<${ErrorBox} title="The filters could not load" error=${facets.error} onRetry=${facets.reload} />`}
         <${FilterPanel} search=${search} facets=${facets.data?.libraryFilters} collections=${collections}
           teamName=${team.value?.name} />

@@ -15,6 +15,14 @@ import { AssetGrid } from '../library/cards.js';
 import { useLibrarySearch } from '../library/results.js';
 
 const TEXT_DELAY_MS = 300;
+/** How each sort reads [descending, ascending]. */
+const DIRECTIONS = {
+  RELEVANCE: ['Best match first', 'Weakest match first'],
+  CREATED: ['Newest first', 'Oldest first'],
+  NAME: ['Z to A', 'A to Z'],
+  DURATION: ['Longest first', 'Shortest first'],
+  VIEWS: ['Most viewed first', 'Least viewed first'],
+};
 
 /** The words to search for: typed freely, written to the URL once typing pauses. */
 function TextSearch({ text }) {
@@ -53,8 +61,8 @@ function SortControls({ search }) {
     </select>
     <label for="library-direction" class="visually-hidden">Order</label>
     <select id="library-direction" value=${search.dir} onChange=${(e) => changeSearch({ dir: e.currentTarget.value === 'ASC' ? 'ASC' : null })}>
-      <option value="DESC">${field === 'NAME' ? 'Z to A' : field === 'CREATED' ? 'Newest first' : 'Highest first'}</option>
-      <option value="ASC">${field === 'NAME' ? 'A to Z' : field === 'CREATED' ? 'Oldest first' : 'Lowest first'}</option>
+      <option value="DESC">${DIRECTIONS[field][0]}</option>
+      <option value="ASC">${DIRECTIONS[field][1]}</option>
     </select>
   </div>`;
 }

@@ -37,6 +37,7 @@ from tests.web_harness import (
 pytestmark = pytest.mark.e2e
 
 THUMB_KEY = "thumbnails/seeded/thumb.webp"
+THUMBS = "thumbnails/thousand"
 FILE_KEY = "images/seeded/full.png"
 CARD = ".asset-grid .asset-card"
 
@@ -69,12 +70,13 @@ def image_bytes(size: tuple[int, int], fmt: str) -> bytes:
 async def seed(served: Served, person: Person, assets: list[dict[str, Any]]) -> list[str]:
     """Writes `assets` (AssetRow fields) into `person`'s personal team straight into the
     running server's SQLite file, in one transaction, each with a stored thumbnail and
-    file; their global IDs, in order. Set-up only: the API makes assets from generations."""
+    file (one thumbnail for all unless they name their own `thumbnail_key`); their global
+    IDs, in order. Set-up only: the API makes assets from generations."""
     media = served.data / "media"
-    for key, data in (
-        (THUMB_KEY, image_bytes((32, 18), "WEBP")),
-        (FILE_KEY, image_bytes((640, 360), "PNG")),
-    ):
+    thumb = image_bytes((32, 18), "WEBP")
+    files = {FILE_KEY: image_bytes((640, 360), "PNG"), THUMB_KEY: thumb}
+    files |= {fields["thumbnail_key"]: thumb for fields in assets if "thumbnail_key" in fields}
+    for key, data in files.items():
         (media / key).parent.mkdir(parents=True, exist_ok=True)
         (media / key).write_bytes(data)
     team = ids.decode(person.team_id, "Team")
@@ -394,7 +396,12 @@ async def test_a_thousand_assets_draw_only_what_shows_and_load_thumbnails_only(
     served: Served,
 ) -> None:
     ada = sign_up(served.base, "Ada")
-    await seed(served, ada, [{"name": f"Seeded {n:04d}"} for n in range(1, 1001)])
+    # Each its own thumbnail, so the requests say which cards were drawn.
+    thousand = [
+        {"name": f"Seeded {n:04d}", "thumbnail_key": f"{THUMBS}/{n:04d}.webp"}
+        for n in range(1, 1001)
+    ]
+    await seed(served, ada, thousand)
     media: list[str] = []
     async with editor_browser(served.base) as chrome:
         context = await chrome.context(ada)
@@ -407,6 +414,10 @@ async def test_a_thousand_assets_draw_only_what_shows_and_load_thumbnails_only(
         await expect(page.locator(CARD).first).to_be_visible()
         drawn = await page.locator(CARD).count()
         assert 0 < drawn <= 60, drawn
+        # Only the thumbnails of the cards drawn were asked for.
+        await page.wait_for_load_state("networkidle")
+        first = {urlsplit(url).path for url in media}
+        assert 0 < len(first) <= drawn, (len(first), drawn)
         grid = page.locator(".asset-grid .virtual-grid")
         last = page.locator(".asset-link", has_text="Seeded 1000")
         for _ in range(60):
@@ -418,9 +429,13 @@ async def test_a_thousand_assets_draw_only_what_shows_and_load_thumbnails_only(
         assert await page.locator(CARD).count() <= 60
         await expect(grid.locator("[role=listitem]").last).to_have_attribute("aria-setsize", "1000")
         await screenshot(page, "library-thousand-end")
-    assert media, "no thumbnail was loaded"
-    assert all(THUMB_KEY in url for url in media), [u for u in media if THUMB_KEY not in u][:3]
-    assert len(media) < 1000
+    # Thumbnails only (never the files), of the first cards and the last; the cards
+    # scrolled past between two pages were never drawn, so theirs were never loaded.
+    loaded = {urlsplit(url).path.removeprefix("/media/") for url in media}
+    assert all(key.startswith(f"{THUMBS}/") for key in loaded), sorted(loaded)[:3]
+    assert f"{THUMBS}/0001.webp" in loaded
+    assert f"{THUMBS}/1000.webp" in loaded
+    assert len(loaded) < 1000, len(loaded)
 
 
 async def test_cards_drag_as_assets_and_the_keyboard_moves_and_opens(served: Served) -> None:

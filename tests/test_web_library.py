@@ -67,8 +67,11 @@ def image_bytes(size: tuple[int, int], fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-async def seed(served: Served, person: Person, assets: list[dict[str, Any]]) -> list[str]:
-    """Writes `assets` (AssetRow fields) into `person`'s personal team straight into the
+async def seed(
+    served: Served, person: Person, assets: list[dict[str, Any]], *, team_id: str | None = None
+) -> list[str]:
+    """Writes `assets` (AssetRow fields) into `person`'s team `team_id` (default: their
+    personal team), made by them, straight into the
     running server's SQLite file, in one transaction, each with a stored thumbnail and
     file (one thumbnail for all unless they name their own `thumbnail_key`); their global
     IDs, in order. Set-up only: the API makes assets from generations."""
@@ -79,7 +82,7 @@ async def seed(served: Served, person: Person, assets: list[dict[str, Any]]) -> 
     for key, data in files.items():
         (media / key).parent.mkdir(parents=True, exist_ok=True)
         (media / key).write_bytes(data)
-    team = ids.decode(person.team_id, "Team")
+    team = ids.decode(team_id or person.team_id, "Team")
     creator = ids.decode(person.user_id, "User")
     database = Database(f"sqlite+aiosqlite:///{served.data / 'studio.db'}")
     try:
@@ -478,6 +481,11 @@ SHARE = """mutation($input: ShareAssetInput!) {
 }"""
 
 
+NEW_TEAM = "mutation($input: CreateTeamInput!) { createTeam(input: $input) { team { id } userErrors { code message } } }"
+INVITE = "mutation($input: InviteTeamMemberInput!) { inviteTeamMember(input: $input) { code userErrors { code message } } }"
+ACCEPT = "mutation($input: AcceptInvitationInput!) { acceptInvitation(input: $input) { userErrors { code message } } }"
+
+
 async def test_shared_with_me_shows_each_share_with_its_permission_and_end(served: Served) -> None:
     ada = sign_up(served.base, "Ada")
     bob = sign_up(served.base, "Bob")
@@ -516,3 +524,26 @@ async def test_shared_with_me_shows_each_share_with_its_permission_and_end(serve
         ).to_be_visible()
         await screenshot(page, "shared-with-me")
         await assert_accessible(page)
+
+        # Live: in a team with Bob, Ada shares a private asset; it appears without a reload.
+        crew = mutation(served.base, NEW_TEAM, {"input": {"name": "Crew"}}, token=ada.token)
+        crew_id = crew["team"]["id"]
+        code = mutation(
+            served.base, INVITE, {"input": {"teamId": crew_id, "role": "VIEWER"}}, token=ada.token
+        )["code"]
+        mutation(served.base, ACCEPT, {"input": {"code": code}}, token=bob.token)
+        (secret,) = await seed(
+            served, ada, [{"name": "Crew secret", "share_level": "PRIVATE"}], team_id=crew_id
+        )
+        await page.reload()  # Bob's teams are read when the editor starts
+        await expect(page.locator(CARD)).to_have_count(2)
+        await page.evaluate("window.notReloaded = true")
+        mutation(
+            served.base,
+            SHARE,
+            {"input": {"assetId": secret, "userId": bob.user_id}},
+            token=ada.token,
+        )
+        await expect(page.locator(f'[data-asset-id="{secret}"]')).to_contain_text("Crew secret")
+        await expect(page.locator(CARD)).to_have_count(3)
+        assert await page.evaluate("window.notReloaded") is True

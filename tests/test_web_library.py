@@ -423,11 +423,19 @@ async def test_a_thousand_assets_draw_only_what_shows_and_load_thumbnails_only(
         assert 0 < len(first) <= drawn, (len(first), drawn)
         grid = page.locator(".asset-grid .virtual-grid")
         last = page.locator(".asset-link", has_text="Seeded 1000")
-        for _ in range(60):
+        # Scroll to the end, page after page: each time the next page makes the grid longer.
+        for _ in range(30):
             if await last.count():
                 break
-            await grid.evaluate("(g) => { g.scrollTop = g.scrollHeight; }")
-            await page.wait_for_timeout(150)
+            height = await grid.evaluate(
+                "(g) => { g.scrollTop = g.scrollHeight; return g.scrollHeight; }"
+            )
+            await page.wait_for_function(
+                "(height) => document.querySelector('.asset-grid .virtual-grid').scrollHeight > height"
+                " || [...document.querySelectorAll('.asset-link')].some((a) => a.textContent === 'Seeded 1000')",
+                arg=height,
+                timeout=10_000,
+            )
         await expect(last).to_be_visible()
         assert await page.locator(CARD).count() <= 60
         await expect(grid.locator("[role=listitem]").last).to_have_attribute("aria-setsize", "1000")

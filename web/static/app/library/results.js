@@ -8,7 +8,7 @@ import { gql } from '../api.js';
 import { useFeed } from '../live.js';
 
 export const ASSET_FIELDS = 'id name kind status thumbnailUrl tags mood category sceneType duration views createdAt shareLevel';
-export const PAGE_SIZE = 60;
+export const PAGE_SIZE = 100;
 
 export const SEARCH_QUERY = `query LibrarySearch($filter: LibraryFilter, $sort: LibrarySort, $first: Int!, $after: String) {
   library(filter: $filter, sort: $sort, first: $first, after: $after) {

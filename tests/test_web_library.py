@@ -480,8 +480,14 @@ async def test_cards_drag_as_assets_and_the_keyboard_moves_and_opens(served: Ser
         await expect(focused).to_have_text("Market in rain")
         await page.keyboard.press("Home")
         await expect(focused).to_have_text("Forest path")
+        # One card is a Tab stop: Tab leaves the grid, Shift+Tab comes back to that card.
+        await page.keyboard.press("ArrowRight")
+        await page.keyboard.press("Tab")
+        await expect(focused).to_have_count(0)
+        await page.keyboard.press("Shift+Tab")
+        await expect(focused).to_have_text("Harbour at dawn")
         await page.keyboard.press("Enter")
-        await page.wait_for_url(f"**/library/assets/{quote(made[4], safe='')}")
+        await page.wait_for_url(f"**/library/assets/{quote(made[0], safe='')}")
 
 
 SHARE = """mutation($input: ShareAssetInput!) {

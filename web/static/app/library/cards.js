@@ -1,7 +1,8 @@
 // How library assets are drawn: a card in a grid or a row in a list, each linking to
 // the asset's page and draggable onto a collection (as `application/x-studio-asset`
 // JSON {id, name}), in a virtualised grid the keyboard can move through (Tab to a
-// card, arrows between cards, Home and End, Enter opens).
+// card, arrows between cards, Home and End, Enter opens; from the grid itself, an
+// arrow enters the first card in view).
 import { html, useLayoutEffect, useRef, useState } from '../lib.js';
 import { VirtualGrid } from '../ui.js';
 
@@ -60,23 +61,23 @@ function summary(asset) {
 }
 
 /** One asset as a grid card; `extra` is drawn under its name (a share's permission...). */
-export function AssetCard({ asset, index, extra }) {
+export function AssetCard({ asset, index, extra, tabIndex = 0 }) {
   return html`<div class="asset-card" draggable="true" data-asset-id=${asset.id}
       onDragStart=${(event) => startDrag(event, asset)}>
     <${Preview} asset=${asset} className="asset-preview" />
-    <a class="asset-link" href=${assetHref(asset)} data-index=${index} draggable="false">${asset.name}</a>
+    <a class="asset-link" href=${assetHref(asset)} data-index=${index} draggable="false" tabindex=${tabIndex}>${asset.name}</a>
     <span class="asset-meta">${summary(asset)}</span>
     ${extra}
   </div>`;
 }
 
 /** One asset as a list row: small thumbnail, name, kind, tags, date, views. */
-export function AssetRow({ asset, index, extra }) {
+export function AssetRow({ asset, index, extra, tabIndex = 0 }) {
   return html`<div class="asset-row" draggable="true" data-asset-id=${asset.id}
       onDragStart=${(event) => startDrag(event, asset)}>
     <${Preview} asset=${asset} className="asset-row-preview" />
     <span class="asset-row-main">
-      <a class="asset-link" href=${assetHref(asset)} data-index=${index} draggable="false">${asset.name}</a>
+      <a class="asset-link" href=${assetHref(asset)} data-index=${index} draggable="false" tabindex=${tabIndex}>${asset.name}</a>
       <span class="asset-meta">${summary(asset)}${asset.tags?.length ? ` · ${asset.tags.join(', ')}` : ''}</span>
     </span>
     <span class="asset-row-facts">
@@ -91,18 +92,26 @@ export function AssetRow({ asset, index, extra }) {
 /** Moves focus between the cards' links with the arrow keys, Home and End. */
 function keyboardMover(wrapper, count, columnsOf, rowHeight) {
   return (event) => {
-    const link = event.target.closest?.('a.asset-link[data-index]');
-    if (!link || event.altKey || event.ctrlKey || event.metaKey) return;
-    const columns = columnsOf();
-    const at = Number(link.dataset.index);
-    const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns, ArrowUp: -columns }[event.key];
-    let next = null;
-    if (step !== undefined) next = at + step;
-    else if (event.key === 'Home') next = 0;
-    else if (event.key === 'End') next = count - 1;
-    if (next === null || next < 0 || next >= count) return;
-    event.preventDefault();
+    if (event.altKey || event.ctrlKey || event.metaKey || count === 0) return;
     const scroller = wrapper.current?.querySelector('.virtual-grid');
+    const link = event.target.closest?.('a.asset-link[data-index]');
+    const columns = columnsOf();
+    let next = null;
+    if (link) {
+      const at = Number(link.dataset.index);
+      const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns, ArrowUp: -columns }[event.key];
+      if (step !== undefined) next = at + step;
+    } else if (event.target === scroller && ['ArrowDown', 'ArrowRight'].includes(event.key)) {
+      // From the grid itself: into the first card in view.
+      const top = scroller.getBoundingClientRect().top;
+      const links = [...scroller.querySelectorAll('a.asset-link[data-index]')];
+      const seen = links.filter((a) => a.closest('[role=listitem]').getBoundingClientRect().bottom > top);
+      next = Math.min(...seen.map((a) => Number(a.dataset.index)));
+    } else if (event.target !== scroller) return;
+    if (event.key === 'Home') next = 0;
+    else if (event.key === 'End') next = count - 1;
+    if (next === null || !Number.isFinite(next) || next < 0 || next >= count) return;
+    event.preventDefault();
     const focus = () => {
       const target = wrapper.current?.querySelector(`a.asset-link[data-index="${next}"]`);
       if (target) {
@@ -153,10 +162,19 @@ export function AssetGrid({ assets, view = 'grid', onEnd, label, extra, cardHeig
     return list ? 1 : Math.max(1, Math.floor((inner + GAP) / (cellWidth + GAP)));
   };
   const onKeyDown = keyboardMover(wrapper, assets.length, columnsOf, cellHeight + GAP);
+  // One card is a Tab stop (the last one focused), so Tab moves past the grid and the
+  // arrows move within it.
+  const [active, setActive] = useState(0);
+  const current = Math.min(active, assets.length - 1);
+  const onFocusIn = (event) => {
+    const index = event.target.dataset?.index;
+    if (index !== undefined) setActive(Number(index));
+  };
   const Item = list ? AssetRow : AssetCard;
-  return html`<div class=${`asset-grid asset-grid-${view}`} ref=${wrapper} onKeyDown=${onKeyDown}>
+  return html`<div class=${`asset-grid asset-grid-${view}`} ref=${wrapper} onKeyDown=${onKeyDown} onFocusIn=${onFocusIn}>
     <${VirtualGrid} key=${view} items=${assets} cellWidth=${cellWidth} cellHeight=${cellHeight} gap=${GAP}
       label=${label} onEnd=${onEnd}
-      renderItem=${(asset, index) => html`<${Item} asset=${asset} index=${index} extra=${extra?.(asset)} />`} />
+      renderItem=${(asset, index) => html`<${Item} asset=${asset} index=${index} extra=${extra?.(asset)}
+        tabIndex=${index === current ? 0 : -1} />`} />
   </div>`;
 }

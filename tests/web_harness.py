@@ -44,6 +44,8 @@ SCREENSHOTS = ROOT / ".screenshots"
 """Where the browser tests save what each page looked like (not committed)."""
 AXE = VENDOR_DIR / "axe-core@4.14.1" / "axe.min.js"
 PASSWORD = "correct horse battery"
+START_TIMEOUT = 90.0
+"""Seconds a browser test's server may take to start."""
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -81,8 +83,13 @@ def editor_server(
     """A `studio serve` on SQLite with the built-in emulator, in `tmp_path`; `env` adds
     settings. With `port` it keeps that port across restarts (so open pages reconnect)."""
     environment = studio_env(STUDIO_DATA_DIR=str(tmp_path / "data"), **env)
-    with StudioServer(env=environment, cwd=tmp_path, name=name, port=port) as running:
-        yield running
+    server = StudioServer(env=environment, cwd=tmp_path, name=name, port=port)
+    # Longer than the usual 30 s: a browser test shares the machine with Chromium.
+    server.start(timeout=START_TIMEOUT)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 # -- people, over the public API ---------------------------------------------------------------
@@ -183,11 +190,12 @@ class Chrome:
                 "token": person.token,
                 "user": {"id": person.user_id, "name": person.name, "email": person.email},
             }
+            # In a try: on about:blank (Back past the first page) storage throws.
             await context.add_init_script(
-                "if (!sessionStorage.getItem('studio.test.seeded')) {"
+                "try { if (!sessionStorage.getItem('studio.test.seeded')) {"
                 f" localStorage.setItem('studio.session', {json.dumps(json.dumps(session))});"
                 f" localStorage.setItem('studio.team', {json.dumps(json.dumps(person.team_id))});"
-                " sessionStorage.setItem('studio.test.seeded', '1'); }"
+                " sessionStorage.setItem('studio.test.seeded', '1'); } } catch (e) {}"
             )
         return context
 

@@ -68,12 +68,15 @@ export function ErrorBox({ error, onRetry, title = 'Something went wrong' }) {
 
 /**
  * The messages of `error` (UserErrors) that concern `field` (an input's name): those
- * whose path names it, after the input object (["input", "title"]) or with an index
- * after it (["tags", "2"] for the third tag).
+ * whose path ends with it (["input", "params", "steps"]) or starts with it after the
+ * input object, with an index after it (["tags", "2"] for the third tag).
  */
 export function fieldErrors(error, field) {
   if (!(error instanceof UserErrors)) return [];
-  return error.errors.filter((e) => (e.field ?? []).filter((part) => part !== 'input')[0] === field);
+  return error.errors.filter((e) => {
+    const parts = (e.field ?? []).filter((part) => part !== 'input');
+    return parts[0] === field || parts[parts.length - 1] === field;
+  });
 }
 
 /**
@@ -209,7 +212,8 @@ export function VirtualGrid({ items, cellWidth = 200, cellHeight = 240, gap = 12
     element.addEventListener('scroll', measure, { passive: true });
     return () => { observer.disconnect(); element.removeEventListener('scroll', measure); };
   }, []);
-  const columns = Math.max(1, Math.floor((view.width + gap) / (cellWidth + gap)));
+  // The space inside has a margin of `gap` on each side (app.css .virtual-space).
+  const columns = Math.max(1, Math.floor((view.width - gap) / (cellWidth + gap)));
   const rowHeight = cellHeight + gap;
   const rows = Math.ceil(items.length / columns);
   const firstRow = Math.max(0, Math.floor(view.top / rowHeight) - overscan);
@@ -229,7 +233,7 @@ export function VirtualGrid({ items, cellWidth = 200, cellHeight = 240, gap = 12
       </div>`);
     }
   }
-  return html`<div class="virtual-grid" ref=${ref} tabindex="0" aria-label=${label}>
+  return html`<div class="virtual-grid" ref=${ref} tabindex="0" role="region" aria-label=${label}>
     <div class="virtual-space" role="list" style=${{ height: `${rows * rowHeight}px` }}>${cells}</div>
   </div>`;
 }

@@ -3,7 +3,7 @@
 // the search kept in the URL (a deep link; Back restores the one before), the results
 // in a virtualised grid or list, a keyset page at a time, kept live by `libraryEvents`.
 // Cards link to /library/assets/<id> and can be dragged onto a collection: the panel
-// that takes them is drawn in the slot beside the grid (`props.aside`, #library-aside).
+// that takes them (collections-panel.js) is drawn beside the grid (#library-aside).
 import { html, useEffect, useMemo, useRef, useState } from '../lib.js';
 import { useQuery } from '../api.js';
 import { location$ } from '../router.js';
@@ -13,6 +13,7 @@ import { changeSearch, countFilters, parseSearch, SORT_FIELDS, toFilter, toSort 
 import { ActiveFilters, FACETS_QUERY, FilterPanel } from '../library/filters.js';
 import { AssetGrid } from '../library/cards.js';
 import { useLibrarySearch } from '../library/results.js';
+import { CollectionsPanel } from '../collections-panel.js';
 
 const TEXT_DELAY_MS = 300;
 /** How each sort reads [descending, ascending]. */
@@ -91,7 +92,7 @@ function Results({ search, results, filtered }) {
     ${results.loading && html`<${Loading} label="Loading more…" />`}`;
 }
 
-export default function LibraryPage(props) {
+export default function LibraryPage() {
   const search = parseSearch(location$.value.query);
   const teamId = team.value?.id;
   const filter = useMemo(() => toFilter(search, teamId), [location$.value.query.toString(), teamId]); // eslint-disable-line
@@ -112,8 +113,8 @@ export default function LibraryPage(props) {
   const filters = countFilters(search);
   // On a narrow screen the filters fold away behind a button (CSS shows it there only).
   const [showFilters, setShowFilters] = useState(false);
-  // #library-aside: the slot for the collections panel cards are dropped on (it brings
-  // its own landmark and heading).
+  // #library-aside: the collections panel cards are dropped on (it brings its own
+  // landmark and heading).
   const collections = facets.data?.collections.nodes ?? [];
   return html`<section class="page library-page">
     <h1>Library</h1>
@@ -137,7 +138,7 @@ export default function LibraryPage(props) {
         <${ActiveFilters} search=${search} facets=${facets.data?.libraryFilters} collections=${collections} />
         <${Results} search=${search} results=${results} filtered=${Boolean(filters || search.text)} />
       </div>
-      <div id="library-aside" class="library-aside">${props.aside ?? null}</div>
+      <div id="library-aside" class="library-aside">${teamId && html`<${CollectionsPanel} teamId=${teamId} />`}</div>
     </div>
   </section>`;
 }

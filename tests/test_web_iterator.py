@@ -1,219 +1,37 @@
-"""The scene iterator in real Chromium against a real `studio serve` whose Replicate is
-an emulator of our own (so a test can make predictions slow or fail on purpose):
-six tiles that fill in live, stars, compare, master, refine, cancel, a failure retried,
-two people seeing each other's work, refusals shown where they apply."""
+"""The scene iterator in real Chromium against a real `studio serve` generating with an
+emulator (tests/iterator_harness.py): six tiles that fill in live, stars, compare,
+master, refine, cancel, a failure retried, refusals shown where they apply."""
 
 from __future__ import annotations
 
-import base64
-import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from urllib.parse import unquote
 
-import httpx
 import pytest
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import expect
 
-from tests.servers import StudioServer, studio_env
-from tests.web_harness import (
-    Person,
-    assert_accessible,
-    editor_browser,
-    editor_server,
-    graphql,
-    mutation,
-    screenshot,
-    sign_up,
+from tests.iterator_harness import (
+    LATENCY_MS,
+    LIVE,
+    Studio,
+    all_complete,
+    board,
+    generate,
+    images_of,
+    iterator_studio,
+    master_of,
+    tile,
+    tiles,
 )
+from tests.web_harness import assert_accessible, editor_browser, screenshot, sign_up
 
 pytestmark = pytest.mark.e2e
-
-API_TOKEN = "r8_" + secrets.token_urlsafe(24)
-WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"iterator browser tests webhook key").decode()
-LATENCY_MS = 2500
-"""How long the emulator takes per prediction: long enough to see tiles in progress."""
-LIVE = 30_000
-"""How long a tile may take to reach its final state on screen (ms)."""
-
-
-@dataclass
-class Studio:
-    """The editor's server and the emulator it generates with."""
-
-    server: StudioServer
-    replicate: StudioServer
-
-    @property
-    def base(self) -> str:
-        return self.server.base_url
-
-    def faults(self, **settings: Any) -> None:
-        """Change the emulator's behaviour (failure_rate, latency_ms...) from now on."""
-        response = httpx.post(
-            f"{self.replicate.base_url}/_emulator/faults",
-            json=settings,
-            headers={"Authorization": f"Bearer {API_TOKEN}"},
-            timeout=10,
-            trust_env=False,
-        )
-        assert response.status_code == 200, response.text
 
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
-    tmp = tmp_path_factory.mktemp("web-iterator")
-    replicate = StudioServer(
-        env=studio_env(
-            EMULATOR_LATENCY_MS=str(LATENCY_MS),
-            REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-            REPLICATE_API_TOKEN=API_TOKEN,
-        ),
-        cwd=tmp,
-        name="iterator-emulator",
-        command="emulator",
-        ready_path="/_emulator/health",
-    )
-    with (
-        replicate,
-        editor_server(
-            tmp,
-            "web-iterator",
-            REPLICATE_BASE_URL=replicate.base_url,
-            REPLICATE_API_TOKEN=API_TOKEN,
-            REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-            GENERATION_POLL_SECONDS="0.3",
-        ) as server,
-    ):
-        yield Studio(server, replicate)
-
-
-# -- set-up over the API ---------------------------------------------------------------------
-
-
-@dataclass
-class Board:
-    """A project with two scenes: scene 1 has shots 1 (with a prompt) and 2 (without)."""
-
-    project_id: str
-    shots: list[str]
-
-    def path(self, shot: int | None = None) -> str:
-        tail = f"/{self.shots[shot]}" if shot is not None else ""
-        return f"/projects/{self.project_id}/shots{tail}"
-
-
-def board(base: str, person: Person) -> Board:
-    project = mutation(
-        base,
-        "mutation($i: CreateProjectInput!) { createProject(input: $i) {"
-        " project { id } userErrors { code message } } }",
-        {"i": {"title": "Harbour at Dawn", "teamId": person.team_id}},
-        token=person.token,
-    )["project"]["id"]
-    shots: list[str] = []
-    for title, drafts in (
-        (
-            "The harbour",
-            [
-                {"description": "Boats at rest", "initialPrompt": "fishing boats at dawn, mist"},
-                {"description": "The quay"},
-            ],
-        ),
-        ("The lighthouse", [{"description": "Beam", "initialPrompt": "a lighthouse beam"}]),
-    ):
-        scene = mutation(
-            base,
-            "mutation($i: CreateSceneInput!) { createScene(input: $i) {"
-            " scene { shots { id } } userErrors { code message } } }",
-            {"i": {"projectId": project, "title": title, "shots": drafts}},
-            token=person.token,
-        )["scene"]
-        shots += [shot["id"] for shot in scene["shots"]]
-    return Board(project, shots)
-
-
-def images_of(base: str, person: Person, shot_id: str) -> list[dict[str, Any]]:
-    shot = graphql(
-        base,
-        "query($id: ID!) { node(id: $id) { ... on Shot { images { id status isFavorite"
-        " iterationNumber variantNumber metadata parentImage { id } } } } }",
-        {"id": shot_id},
-        token=person.token,
-    )["node"]
-    images: list[dict[str, Any]] = shot["images"]
-    return images
-
-
-def master_of(base: str, person: Person, shot_id: str) -> str | None:
-    shot = graphql(
-        base,
-        "query($id: ID!) { node(id: $id) { ... on Shot { selectedImage { id } } } }",
-        {"id": shot_id},
-        token=person.token,
-    )["node"]
-    return shot["selectedImage"]["id"] if shot["selectedImage"] else None
-
-
-def crew(base: str, owner: Person, name: str) -> tuple[Person, Person]:
-    """`owner` and a new person `name`, both in a new team of `owner`'s (as Persons
-    working in it); the new person joins by invitation as an editor."""
-    team = mutation(
-        base,
-        "mutation($i: CreateTeamInput!) { createTeam(input: $i) {"
-        " team { id } userErrors { code message } } }",
-        {"i": {"name": "Harbour crew"}},
-        token=owner.token,
-    )["team"]["id"]
-    code = mutation(
-        base,
-        "mutation($i: InviteTeamMemberInput!) { inviteTeamMember(input: $i) {"
-        " code userErrors { code message } } }",
-        {"i": {"teamId": team, "role": "EDITOR"}},
-        token=owner.token,
-    )["code"]
-    other = sign_up(base, name)
-    mutation(
-        base,
-        "mutation($i: AcceptInvitationInput!) { acceptInvitation(input: $i) {"
-        " userErrors { code message } } }",
-        {"i": {"code": code}},
-        token=other.token,
-    )
-    return (
-        Person(owner.token, owner.user_id, owner.email, owner.name, team),
-        Person(other.token, other.user_id, other.email, name, team),
-    )
-
-
-# -- on the page ---------------------------------------------------------------------------------
-
-
-def tiles(page: Page, iteration: int | None = None) -> Locator:
-    if iteration is None:
-        return page.locator("li.tile")
-    return page.locator(f'section[data-iteration="{iteration}"] li.tile')
-
-
-def tile(page: Page, iteration: int, variant: int) -> Locator:
-    """The tile of iteration `iteration`, variant `variant` (counted from 1, as shown)."""
-    return page.locator("li.tile").filter(
-        has=page.get_by_role("group", name=f"Iteration {iteration}, variant {variant}", exact=True)
-    )
-
-
-async def all_complete(page: Page, iteration: int, count: int = 6) -> None:
-    await expect(tiles(page, iteration)).to_have_count(count, timeout=LIVE)
-    await expect(
-        tiles(page, iteration).and_(page.locator('[data-status="COMPLETE"]'))
-    ).to_have_count(count, timeout=LIVE)
-
-
-async def generate(page: Page) -> None:
-    await page.get_by_role("button", name="Generate 6").click()
-
-
-# -- the tests ---------------------------------------------------------------------------------
+    with iterator_studio(tmp_path_factory.mktemp("web-iterator")) as running:
+        yield running
 
 
 async def test_six_fill_in_live_then_star_compare_master_and_refine(studio: Studio) -> None:
@@ -245,7 +63,7 @@ async def test_six_fill_in_live_then_star_compare_master_and_refine(studio: Stud
         assert any(s in ("PENDING", "PROCESSING") for s in statuses), statuses
         assert await page.locator("progress.tile-progress").count() > 0
         await all_complete(page, 0)
-        await expect(page.get_by_text("6 of 6 finished")).to_be_visible()
+        await expect(page.get_by_text("6 of 6 done", exact=True)).to_be_visible()
         # Tiles show thumbnails, not the full images.
         source = await tile(page, 1, 1).locator("img").get_attribute("src")
         assert source is not None
@@ -339,12 +157,10 @@ async def test_cancel_and_a_failed_generation_retried(studio: Studio) -> None:
             await first.get_by_role("button", name="Cancel Iteration 1, variant 1").click()
             await expect(first).to_have_attribute("data-status", "CANCELED", timeout=10_000)
             await expect(first.get_by_text("You canceled this one.")).to_be_visible()
-            for variant in range(2, 7):
-                await (
-                    tile(page, 1, variant)
-                    .get_by_role("button", name=f"Cancel Iteration 1, variant {variant}")
-                    .click()
-                )
+            await expect(
+                page.get_by_text("0 of 6 done · 1 canceled · 5 in progress")
+            ).to_be_visible()
+            await page.get_by_role("button", name="Cancel the 5 in progress in iteration 1").click()
             await expect(
                 tiles(page, 0).and_(page.locator('[data-status="CANCELED"]'))
             ).to_have_count(6, timeout=10_000)
@@ -364,46 +180,6 @@ async def test_cancel_and_a_failed_generation_retried(studio: Studio) -> None:
         await expect(first.locator("img")).to_be_visible()
         statuses = [i["status"] for i in images_of(studio.base, person, made.shots[2])]
         assert statuses == ["COMPLETE"] + ["CANCELED"] * 5
-
-
-async def test_two_people_see_each_others_tiles_stars_and_master(studio: Studio) -> None:
-    owner, other = crew(studio.base, sign_up(studio.base, "Cecilia"), "Dagny")
-    made = board(studio.base, owner)
-    async with editor_browser(studio.base) as chrome:
-        mine = await chrome.open(owner, made.path(0))
-        theirs = await chrome.open(other, made.path(0))
-        for page in (mine, theirs):
-            await page.get_by_text("No images yet").wait_for()
-        await generate(mine)
-        # The other person's page fills in too, without a reload.
-        await expect(tiles(theirs, 0)).to_have_count(6, timeout=10_000)
-        await all_complete(theirs, 0)
-        await all_complete(mine, 0)
-        await (
-            tile(mine, 1, 4).get_by_role("button", name="Favourite Iteration 1, variant 4").click()
-        )
-        await expect(
-            tile(theirs, 1, 4).get_by_role("button", name="Favourite Iteration 1, variant 4")
-        ).to_have_attribute("aria-pressed", "true", timeout=10_000)
-        await (
-            tile(theirs, 1, 3)
-            .get_by_role("button", name="Make master: Iteration 1, variant 3")
-            .click()
-        )
-        await expect(tile(mine, 1, 3)).to_have_attribute("data-master", "true", timeout=10_000)
-        sidebar = mine.get_by_role("navigation", name="Scenes and shots")
-        await expect(sidebar.locator(f'li[data-shot-id="{made.shots[0]}"]')).to_have_attribute(
-            "data-has-master", "true", timeout=10_000
-        )
-        # Choosing again moves the mark.
-        await (
-            tile(mine, 1, 5)
-            .get_by_role("button", name="Make master: Iteration 1, variant 5")
-            .click()
-        )
-        await expect(tile(theirs, 1, 5)).to_have_attribute("data-master", "true", timeout=10_000)
-        await expect(tile(theirs, 1, 3)).to_have_attribute("data-master", "false")
-        await screenshot(theirs, "iterator-two-people")
 
 
 async def test_refusals_are_shown_where_they_apply_and_the_sidebar_moves_between_shots(
@@ -439,7 +215,7 @@ async def test_refusals_are_shown_where_they_apply_and_the_sidebar_moves_between
         # refusal is shown under the prompt.
         sidebar = page.get_by_role("navigation", name="Scenes and shots")
         await sidebar.get_by_role("link", name="Shot 2: The quay").click()
-        await page.wait_for_url(f"**{made.path(1)}")
+        await page.wait_for_url(lambda url: unquote(url).endswith(made.path(1)))
         await page.get_by_role("heading", name="Scene 1 · Shot 2: The quay").wait_for()
         await generate(page)
         prompt_field = page.locator(".field").filter(has=page.get_by_label("Prompt"))

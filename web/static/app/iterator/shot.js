@@ -116,6 +116,8 @@ export function ShotIterator({ shotId, events, onMasterChanged }) {
     favorite: (image) => act(image, async () => update(await mutate(FAVORITE, { input: { imageId: image.id, isFavorite: !image.isFavorite } }))),
     cancel: (image) => act(image, async () => update(await mutate(CANCEL, { input: { id: image.id } }))),
     retry: (image) => act(image, async () => update(await mutate(RETRY, { input: { id: image.id } }))),
+    cancelAll: (images) => images.forEach((image) => actions.cancel(image)),
+    retryAll: (images) => images.forEach((image) => actions.retry(image)),
     master: makeMaster,
     refine: (image) => setDialog({ kind: 'refine', image }),
     open: (image) => setDialog({ kind: 'open', image }),

@@ -81,8 +81,14 @@ export function Tile({ image, master, comparing, busy, actions }) {
 export function IterationGroup({ iteration, masterId, comparing, busy, actions }) {
   const number = iteration.iterationNumber + 1;
   const total = iteration.images.length;
-  const finished = iteration.images.filter((i) => !IN_PROGRESS.has(i.status)).length;
-  const failed = iteration.images.filter((i) => i.status === 'FAILED').length;
+  const count = (status) => iteration.images.filter((i) => i.status === status).length;
+  const running = iteration.images.filter((i) => IN_PROGRESS.has(i.status));
+  const stopped = iteration.images.filter((i) => i.status === 'FAILED' || i.status === 'CANCELED');
+  const finished = total - running.length;
+  const summary = [`${count('COMPLETE')} of ${total} done`];
+  if (count('FAILED')) summary.push(`${count('FAILED')} failed`);
+  if (count('CANCELED')) summary.push(`${count('CANCELED')} canceled`);
+  if (running.length) summary.push(`${running.length} in progress`);
   const parent = iteration.parentImage;
   const headingId = `iteration-${iteration.iterationNumber}`;
   return html`<section class="iteration" aria-labelledby=${headingId} data-iteration=${iteration.iterationNumber}>
@@ -96,9 +102,13 @@ export function IterationGroup({ iteration, masterId, comparing, busy, actions }
         : html`<p class="iteration-parent hint">From the prompt alone</p>`}
       <p class="iteration-prompt"><span class="hint">Prompt:</span> ${iteration.prompt}</p>
       <div class="progress iteration-progress">
-        <span class="progress-label">${finished} of ${total} finished${failed ? `, ${failed} failed` : ''}</span>
+        <span class="progress-label">${summary.join(' · ')}</span>
         <progress max=${total} value=${finished} aria-label=${`Iteration ${number}: ${finished} of ${total} finished`}></progress>
       </div>
+      ${(running.length > 1 || stopped.length > 1) && html`<div class="iteration-actions">
+        ${running.length > 1 && html`<button type="button" onClick=${() => actions.cancelAll(running)}>Cancel the ${running.length} in progress<${Hidden}> in iteration ${number}</${Hidden}></button>`}
+        ${stopped.length > 1 && html`<button type="button" onClick=${() => actions.retryAll(stopped)}>Retry the ${stopped.length} failed or canceled<${Hidden}> in iteration ${number}</${Hidden}></button>`}
+      </div>`}
     </header>
     <ul class="tiles">
       ${iteration.images.map((image) => html`<${Tile} key=${image.id} image=${image}

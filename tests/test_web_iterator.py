@@ -4,6 +4,7 @@ master, refine, cancel, a failure retried, refusals shown where they apply."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from urllib.parse import unquote
 
@@ -23,7 +24,14 @@ from tests.iterator_harness import (
     tile,
     tiles,
 )
-from tests.web_harness import assert_accessible, editor_browser, screenshot, sign_up
+from tests.web_harness import (
+    assert_accessible,
+    editor_browser,
+    graphql,
+    mutation,
+    screenshot,
+    sign_up,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -229,3 +237,51 @@ async def test_refusals_are_shown_where_they_apply_and_the_sidebar_moves_between
         await generate(page)
         await expect(tiles(page, 0)).to_have_count(6, timeout=5_000)
         await expect(prompt_field.get_by_role("alert")).to_have_count(0)
+
+
+def test_a_shot_images_thumbnail_is_its_library_assets(studio: Studio) -> None:
+    """ShotImage.thumbnailUrl (what tiles show): null while the image is made, then its
+    asset's thumbnail; an image added from the library shows that asset's."""
+    person = sign_up(studio.base, "Gunnar")
+    made = board(studio.base, person)
+    started = mutation(
+        studio.base,
+        "mutation($i: GenerateShotImagesInput!) { generateShotImages(input: $i) {"
+        " images { id thumbnailUrl } userErrors { code message } } }",
+        {"i": {"shotId": made.shots[0], "variantCount": 2}},
+        token=person.token,
+    )
+    assert [image["thumbnailUrl"] for image in started["images"]] == [None, None]
+    deadline = time.monotonic() + LIVE / 1000
+    while {i["status"] for i in images_of(studio.base, person, made.shots[0])} != {"COMPLETE"}:
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assets = graphql(
+        studio.base,
+        "query($t: ID!) { library(filter: {teamId: $t}, first: 10) { edges { node {"
+        " id thumbnailUrl sourceImage { id thumbnailUrl imageUrl } } } } }",
+        {"t": person.team_id},
+        token=person.token,
+    )["library"]["edges"]
+    assert len(assets) == 2
+    for edge in assets:
+        asset = edge["node"]
+        assert asset["thumbnailUrl"] is not None
+        assert asset["sourceImage"]["thumbnailUrl"] == asset["thumbnailUrl"]
+        assert "/media/thumbnails/" in asset["thumbnailUrl"]
+        assert asset["sourceImage"]["imageUrl"] != asset["thumbnailUrl"]
+    source = assets[0]["node"]
+    added = mutation(
+        studio.base,
+        "mutation($i: AddShotImagesInput!) { addShotImages(input: $i) {"
+        " images { thumbnailUrl } userErrors { code message } } }",
+        {
+            "i": {
+                "shotId": made.shots[1],
+                "iterationPrompt": "from the library",
+                "images": [{"variantNumber": 0, "status": "COMPLETE", "assetId": source["id"]}],
+            }
+        },
+        token=person.token,
+    )
+    assert [image["thumbnailUrl"] for image in added["images"]] == [source["thumbnailUrl"]]

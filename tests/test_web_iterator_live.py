@@ -98,7 +98,7 @@ async def test_a_restart_mid_generation_ends_showing_each_images_true_state(
             page = await chrome.open(person, made.path(0))
             await page.get_by_text("No images yet").wait_for()
             try:
-                studio.faults(latency_ms=6_000, failure_rate=1.0)
+                studio.faults(latency_ms=20_000, failure_rate=1.0)
                 await generate(page)
                 # Every prediction of iteration 1 made (and doomed) before going on.
                 await expect(
@@ -109,6 +109,9 @@ async def test_a_restart_mid_generation_ends_showing_each_images_true_state(
                 await expect(
                     tiles(page, 1).and_(page.locator('[data-status="PROCESSING"]'))
                 ).to_have_count(6, timeout=LIVE)
+                # Both iterations still running on the provider when the server stops.
+                running = page.locator('li.tile[data-status="PROCESSING"]')
+                await expect(running).to_have_count(12)
                 restarted.stop()
                 await expect(page.locator('[data-connection="reconnecting"]')).to_be_visible(
                     timeout=15_000

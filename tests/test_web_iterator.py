@@ -86,6 +86,19 @@ async def test_six_fill_in_live_then_star_compare_master_and_refine(studio: Stud
         images = images_of(studio.base, person, made.shots[0])
         assert [i["isFavorite"] for i in images] == [False, True, False, False, False, False]
 
+        # One full size, from its tile.
+        await (
+            tile(page, 1, 3)
+            .get_by_role("button", name="Open Iteration 1, variant 3 full size")
+            .click()
+        )
+        full = page.get_by_role("dialog", name="Iteration 1, variant 3")
+        source = await full.locator("img").get_attribute("src")
+        assert source is not None
+        assert "/media/images/" in source, source
+        await page.keyboard.press("Escape")
+        await expect(full).to_be_hidden()
+
         # Compare two: each shown full size, side by side.
         await page.get_by_role("checkbox", name="Compare Iteration 1, variant 1").check()
         compare = page.get_by_role("button", name="Compare side by side")

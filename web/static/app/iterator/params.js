@@ -86,7 +86,7 @@ function hintOf(parameter) {
 /**
  * The controls of `model`'s parameters. `values` {name: value}; onChange(name, value);
  * `problems` {name: message} found here; `error` the server's UserErrors, shown per
- * parameter. `idPrefix` keeps the controls' ids apart when two forms show at once.
+ * parameter; `skip` names parameters drawn elsewhere (the refine dialog's strength).
  */
 export function ParamsFields({ model, values, onChange, problems = {}, error, skip = [] }) {
   const parameters = (model?.parameters ?? []).filter((p) => !skip.includes(p.name));

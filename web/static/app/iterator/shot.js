@@ -10,7 +10,7 @@ import {
   SHOT, MASTER_OF_SHOT, ITERATION_STATUS, FAVORITE, SELECT_MASTER, CANCEL, RETRY,
 } from './queries.js';
 import { IterationGroup, imageName } from './tiles.js';
-import { GenerateForm, RefineDialog } from './forms.js';
+import { GenerateForm, RefineDialog, VARIANTS } from './forms.js';
 
 /** Puts `image` (as a mutation answered it) in its place among `iterations`. */
 function withImage(iterations, image) {
@@ -150,7 +150,7 @@ export function ShotIterator({ shotId, events, onMasterChanged }) {
     ${feedError && html`<${ErrorBox} error=${feedError} title="Live updates of this shot stopped" />`}
     <h2 class="history-title">Iterations</h2>
     ${iterations === null && html`<${Loading} label="Loading the iterations…" />`}
-    ${iterations !== null && list.length === 0 && html`<${Empty}>No images yet. Choose a model and generate the first ${6}.</${Empty}>`}
+    ${iterations !== null && list.length === 0 && html`<${Empty}>No images yet. Choose a model and generate the first ${VARIANTS}.</${Empty}>`}
     <div class="history">
       ${[...list].reverse().map((iteration) => html`<${IterationGroup} key=${iteration.iterationNumber}
         iteration=${iteration} masterId=${masterId} comparing=${comparing} busy=${busy} actions=${actions} />`)}

@@ -250,6 +250,19 @@ async def test_refusals_are_shown_where_they_apply_and_the_sidebar_moves_between
         await generate(page)
         await expect(tiles(page, 0)).to_have_count(6, timeout=5_000)
         await expect(prompt_field.get_by_role("alert")).to_have_count(0)
+        # On a tablet the sidebar goes above the shot and the tiles two a row.
+        await page.set_viewport_size({"width": 768, "height": 1024})
+        sidebar_box = await sidebar.bounding_box()
+        heading_box = await page.get_by_role("heading", name="Scene 1 · Shot 2").bounding_box()
+        assert sidebar_box is not None
+        assert heading_box is not None
+        assert sidebar_box["y"] + sidebar_box["height"] <= heading_box["y"]
+        columns = await tiles(page, 0).evaluate_all(
+            "(ts) => new Set(ts.map((t) => Math.round(t.getBoundingClientRect().left))).size"
+        )
+        assert columns == 2
+        await assert_accessible(page)
+        await screenshot(page, "iterator-tablet")
 
 
 def test_a_shot_images_thumbnail_is_its_library_assets(studio: Studio) -> None:

@@ -18,6 +18,7 @@ from strawberry.dataloader import DataLoader
 from services.accounts import invitations
 from services.database import Database
 from services.library import access as library_access
+from services.library import assets as library_assets
 from services.library import collection_pages, sharing
 from services.library import usage as library_usage
 from services.library.collection_pages import CollectionStats, ItemsKey, ViewerKey
@@ -158,6 +159,11 @@ class Loaders:
     def shares_of_asset(self) -> DataLoader[int, list[AssetShareRow]]:
         """Every share of an asset, expired or not, oldest first."""
         return self._grouped(sharing.shares_of_assets, list)
+
+    @cached_property
+    def image_thumbnail(self) -> DataLoader[int, str | None]:
+        """A shot image's stored thumbnail key (its asset's), or None."""
+        return self._batch(library_assets.image_thumbnails, lambda: None)
 
     # --- edits ---
     @cached_property

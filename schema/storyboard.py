@@ -325,6 +325,17 @@ class ShotImage(Node):
             return info.context.media.url_for(self.row.storage_key)
         return self.row.image_url
 
+    @strawberry.field(
+        description="A small preview of the image (WebP), by a signed URL that expires, as "
+        "`Asset.thumbnailUrl`; null until the image is COMPLETE and stored, or if none could "
+        "be made (then use `imageUrl`)."
+    )
+    async def thumbnail_url(self, info: Info) -> str | None:
+        if self.row.id is None:
+            return None
+        key = await info.context.loaders.image_thumbnail.load(self.row.id)
+        return info.context.media.url_for(key) if key else None
+
     @strawberry.field(description="The shot the image belongs to.")
     async def shot(self, info: Info) -> Shot:
         row = await info.context.loaders.shot.load(self.row.shot_id)

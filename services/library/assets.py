@@ -29,9 +29,10 @@ What an asset made here holds:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.library.lineage_words import prompt_delta
@@ -193,6 +194,37 @@ async def image_asset(session: AsyncSession, image_id: int) -> AssetRow | None:
     if image is None or image.source_asset_id is None:
         return None
     return await session.get(AssetRow, image.source_asset_id)
+
+
+async def image_thumbnails(
+    session: AsyncSession, image_ids: Sequence[int]
+) -> dict[int, str | None]:
+    """The stored thumbnail key of each of `image_ids` that has one: its own asset's,
+    or, for an image added from the library, that asset's. Images without (still in
+    progress, failed, or no thumbnail could be made) are left out. One statement each
+    for own assets and added images, whatever the number of images."""
+    if not image_ids:
+        return {}
+    found: dict[int, str | None] = {}
+    own = await session.exec(
+        select(AssetRow.shot_image_id, AssetRow.thumbnail_key).where(
+            col(AssetRow.shot_image_id).in_(image_ids), col(AssetRow.thumbnail_key).is_not(None)
+        )
+    )
+    for image_id, key in own.all():
+        if image_id is not None and key is not None:
+            found[image_id] = key
+    rest = [image_id for image_id in image_ids if image_id not in found]
+    if rest:
+        added = await session.exec(
+            select(ShotImageRow.id, AssetRow.thumbnail_key)
+            .join(AssetRow, col(AssetRow.id) == col(ShotImageRow.source_asset_id))
+            .where(col(ShotImageRow.id).in_(rest), col(AssetRow.thumbnail_key).is_not(None))
+        )
+        for image_id, key in added.all():
+            if image_id is not None and key is not None:
+                found[image_id] = key
+    return found
 
 
 def descend(child: AssetRow, parent: AssetRow, evolution: EvolutionType) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 from tests.servers import StudioServer
 from tests.web_harness import (
@@ -44,11 +44,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
         yield running
 
 
-def cards(page: Page) -> object:
+def cards(page: Page) -> Locator:
     return page.get_by_role("list", name="Projects").get_by_role("listitem")
 
 
-def card(page: Page, title: str) -> object:
+def card(page: Page, title: str) -> Locator:
     return page.get_by_role("listitem").filter(
         has=page.get_by_role("heading", name=title, exact=True)
     )
@@ -150,7 +150,9 @@ async def test_delete_names_what_goes_with_it(server: StudioServer) -> None:
             "its 2 scenes, 3 shots, 6 images and 1 clip, with its chosen master images"
         )
         # Six images and a clip became library assets: they stay.
-        await expect(dialog).to_contain_text("The 7 library assets made from it stay in the library.")
+        await expect(dialog).to_contain_text(
+            "The 7 library assets made from it stay in the library."
+        )
         await expect(dialog).to_contain_text("This cannot be undone.")
         await assert_accessible(page)
         await screenshot(page, "projects-delete")

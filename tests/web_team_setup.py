@@ -64,7 +64,9 @@ def in_team(person: Person, team_id: str) -> Person:
 def member_ids(base: str, person: Person, team_id: str) -> list[str]:
     """The user IDs of the team's members, as `person` sees them."""
     data = graphql(
-        base, "query($id: ID!) { team(id: $id) { members { user { id } } } }", {"id": team_id},
+        base,
+        "query($id: ID!) { team(id: $id) { members { user { id } } } }",
+        {"id": team_id},
         token=person.token,
     )
     return [m["user"]["id"] for m in data["team"]["members"]]

@@ -232,7 +232,7 @@ function Teams() {
         <span>${t.name}${t.isPersonal ? ' (personal)' : ''} <span class="hint">· ${ROLE_LABELS[t.viewerRole] ?? ''}</span></span>
         ${t.id === team.value?.id
           ? html`<span class="in-use" aria-current="true">In use</span>`
-          : html`<button type="button" aria-label=${`Use ${t.name}`} onClick=${() => chooseTeam(t.id)}>Use this team</button>`}
+          : html`<button type="button" onClick=${() => chooseTeam(t.id)}>Use this team<span class="visually-hidden">: ${t.name}</span></button>`}
       </li>`)}
     </ul>
     <form class="inline-form" onSubmit=${create} novalidate>

@@ -1,5 +1,5 @@
-"""The root Subscription: live feeds of a project or a team's library, each built on
-`services.realtime.feed.follow_stream`.
+"""The root Subscription: live feeds of a project, a team's library or a team, each built
+on `services.realtime.feed.follow_stream`.
 
 Every feed subscribes to the bus before it reads anything, sends the current
 state first, then each change in order. Data is read fresh for every message
@@ -26,10 +26,12 @@ from schema.events import (
 from schema.library_events import LibraryEvent
 from schema.library_events import decode_cursor as decode_library_cursor
 from schema.storyboard import ImageIteration, ProjectProgress, Shot, ShotImage, StoryboardSelection
+from schema.team_events import TeamEvent
+from schema.team_events import decode_cursor as decode_team_cursor
 from services.accounts import accounts
 from services.errors import NotFound, StudioError
 from services.library.tables import AssetRow, AssetShareRow
-from services.realtime import events, feed, library_events
+from services.realtime import events, feed, library_events, team_events
 
 _AFTER = "A cursor from an earlier message: replay every event after it first, then go on live."
 
@@ -264,6 +266,37 @@ class Subscription:
             async for event in followed:
                 if await _reaches(info, event):
                     yield LibraryEvent.from_event(event)
+
+    # --- team events ---
+    @strawberry.subscription(
+        description="Every change a team's projects list and team page show, in order, each "
+        "with a cursor: projects created, updated (title, status, progress) and deleted, "
+        "members joining, leaving or changing role, and (to owners and admins) invitations. "
+        "Without `after` the first message is a SNAPSHOT marking where the feed starts; with "
+        "it, the events after that cursor are replayed first. Only for members of the team; "
+        "it ends with NOT_FOUND the moment they leave it or are removed."
+    )
+    async def team_events(
+        self,
+        info: Info,
+        team_id: Annotated[strawberry.ID, strawberry.argument(description="The team.")],
+        after: Annotated[str | None, strawberry.argument(description=_AFTER)] = None,
+    ) -> AsyncGenerator[TeamEvent, None]:
+        actor = info.context.require_actor()
+        _, pk = nodes.parse_or_reject(team_id, "Team")
+        if not actor.can_read(pk):
+            raise _error(NotFound("team"))
+        start: int | None = None
+        if after is not None:
+            start = decode_team_cursor(after, pk)
+            if start is None:
+                raise _bad_cursor("team's events")
+        stream = team_events.TeamStream(pk)
+        async with aclosing(_follow(info, stream, pk, start)) as followed:
+            async for event in followed:
+                # The role as last checked: `_follow` checks again on every access notice.
+                if team_events.reaches(info.context.require_actor(), event):
+                    yield TeamEvent.from_event(event)
 
 
 async def _reaches(info: Info, event: library_events.LibraryEvent) -> bool:

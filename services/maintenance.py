@@ -15,7 +15,7 @@ from datetime import timedelta
 from services.accounts import accounts, invitations
 from services.database import Database
 from services.generation.engine import DELIVERY_RETENTION, prune_deliveries
-from services.realtime import library_events, recording
+from services.realtime import library_events, recording, team_events
 
 logger = logging.getLogger("studio.maintenance")
 
@@ -23,14 +23,15 @@ logger = logging.getLogger("studio.maintenance")
 @dataclass(frozen=True)
 class Tidied:
     """What one `tidy` round removed: counts of rows deleted (project events, access
-    tokens, invitations, webhook deliveries, library events); all 0 when there was
-    nothing to do."""
+    tokens, invitations, webhook deliveries, library events, team events); all 0 when
+    there was nothing to do."""
 
     events: int
     tokens: int
     invitations: int = 0
     deliveries: int = 0
     library_events: int = 0
+    team_events: int = 0
 
 
 DELIVERY_BATCH = 1000
@@ -40,7 +41,7 @@ DELIVERY_BATCH = 1000
 async def tidy(
     db: Database, *, event_retention: timedelta, delivery_batch: int = DELIVERY_BATCH
 ) -> Tidied:
-    """One round: project and library events older than the retention, then tokens and
+    """One round: project, library and team events older than the retention, then tokens and
     invitations past their expiry, then webhook deliveries recorded over
     DELIVERY_RETENTION ago.
 
@@ -52,6 +53,8 @@ async def tidy(
         pruned = await recording.prune(session, older_than=event_retention)
     async with db.transaction() as session:
         library = await library_events.prune(session, older_than=event_retention)
+    async with db.transaction() as session:
+        team = await team_events.prune(session, older_than=event_retention)
     async with db.transaction() as session:
         purged = await accounts.purge_expired_tokens(session)
     async with db.transaction() as session:
@@ -65,12 +68,13 @@ async def tidy(
         delivered += batch
         if batch < delivery_batch:
             break
-    if pruned or purged or lapsed or delivered or library:
+    if pruned or purged or lapsed or delivered or library or team:
         logger.info(
-            "removed %d old project events, %d old library events, %d expired tokens, "
-            "%d expired invitations and %d old webhook deliveries",
+            "removed %d old project events, %d old library events, %d old team events, "
+            "%d expired tokens, %d expired invitations and %d old webhook deliveries",
             pruned,
             library,
+            team,
             purged,
             lapsed,
             delivered,
@@ -81,6 +85,7 @@ async def tidy(
         invitations=lapsed,
         deliveries=delivered,
         library_events=library,
+        team_events=team,
     )
 
 

@@ -384,6 +384,39 @@ class ProjectEventCounterRow(SQLModel, table=True):
     last_sequence: int = Field(default=0, sa_type=IdType)
 
 
+class TeamEventRow(SQLModel, table=True):
+    """One change a team's projects list or team page shows: its per-team `sequence` is
+    `teamEvents`' cursor (see `services.realtime.team_events`). No foreign keys (see
+    ProjectEventRow): events outlive what they name."""
+
+    __tablename__ = "team_events"
+    __table_args__ = (
+        UniqueConstraint("team_id", "sequence"),
+        Index("ix_team_events_at", "at"),
+        NEW_IDS_ONLY,
+    )
+
+    id: int | None = _id()
+    team_id: int = Field(sa_type=IdType)
+    sequence: int = Field(sa_type=IdType)
+    kind: str = Field(max_length=40)
+    node_type: str = Field(max_length=40)
+    node_id: int = Field(sa_type=IdType)
+    changes: list[str] | None = Field(default=None, sa_type=JsonType)
+    at: datetime = _created()
+
+
+class TeamEventCounterRow(SQLModel, table=True):
+    """The last sequence given out in a team's feed (see ProjectEventCounterRow)."""
+
+    __tablename__ = "team_event_counters"
+
+    team_id: int = Field(
+        primary_key=True, sa_type=IdType, sa_column_kwargs={"autoincrement": False}
+    )
+    last_sequence: int = Field(default=0, sa_type=IdType)
+
+
 class StudioRow(SQLModel, table=True):
     """This studio's identity, one row: names its channels on a shared event bus."""
 

@@ -29,6 +29,7 @@ from starlette.applications import Starlette
 from api import vendor
 from api.app import create_app
 from api.graphiql import SCRIPTS, STYLES, VENDORED_FILES, graphiql_page, page_html
+from api.page_headers import content_security_policy
 from api.settings import Settings
 from api.static import static_mounts
 from tests.emulator_harness import ThreadedServer
@@ -244,9 +245,17 @@ def test_every_html_page_sends_the_same_security_headers(server: StudioServer) -
     )
     graphiql = directives(pages["/graphql"].headers["content-security-policy"])
     assert graphiql.keys() == editor.keys()
-    for directive, sources in editor.items():
+    shared = directives(content_security_policy())
+    for directive, sources in shared.items():
+        # Each page may only add sources to the shared policy (the editor its import map's hash).
         assert graphiql[directive].startswith(sources), directive
-    assert {d for d in editor if graphiql[d] != editor[d]} == {"style-src", "font-src"}
+        assert editor[directive].startswith(sources), directive
+    # GraphiQL adds to styles and fonts; the editor adds its import map's hash to scripts.
+    assert {d for d in editor if graphiql[d] != editor[d]} == {
+        "style-src",
+        "font-src",
+        "script-src",
+    }
 
 
 def test_vendored_files_are_served_with_their_type_and_cached_for_good(

@@ -223,3 +223,29 @@ async def test_the_team_switcher_changes_the_team_in_use(server: StudioServer) -
             "(select) => select.selectedOptions[0].textContent"
         )
         assert chosen == "Night Unit"
+
+
+def test_every_module_the_first_page_needs_is_preloaded() -> None:
+    """main.js's static imports, and theirs, are each named by a modulepreload link, so the
+    browser fetches them at once instead of one level of imports after another."""
+    html = (WEB / "index.html").read_text()
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="([^"]+)">', html))
+    imports = json.loads(the_import_map())["imports"]
+    static_import = re.compile(r"^\s*(?:import|export)\b[^;]*?from\s+'([^']+)'", re.M)
+    needed: set[str] = set()
+    todo = ["/static/app/main.js"]
+    while todo:
+        url = todo.pop()
+        if url in needed:
+            continue
+        needed.add(url)
+        source = WEB / url.removeprefix("/").replace("static/vendor/", "vendor/", 1)
+        if url.startswith("/static/app/"):
+            source = WEB / "static" / url.removeprefix("/static/")
+        for specifier in static_import.findall(source.read_text()):
+            if specifier.startswith("."):
+                todo.append(str(Path(url).parent / specifier).replace("/./", "/"))
+                todo[-1] = str(Path(todo[-1]).resolve()) if ".." in todo[-1] else todo[-1]
+            else:
+                todo.append(imports[specifier])
+    assert needed - preloaded == set()

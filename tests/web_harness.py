@@ -75,10 +75,13 @@ def chromium() -> str:
 
 
 @contextmanager
-def editor_server(tmp_path: Path, name: str, **env: str) -> Iterator[StudioServer]:
-    """A `studio serve` on SQLite with the built-in emulator, in `tmp_path`; `env` adds settings."""
+def editor_server(
+    tmp_path: Path, name: str, *, port: int | None = None, **env: str
+) -> Iterator[StudioServer]:
+    """A `studio serve` on SQLite with the built-in emulator, in `tmp_path`; `env` adds
+    settings. With `port` it keeps that port across restarts (so open pages reconnect)."""
     environment = studio_env(STUDIO_DATA_DIR=str(tmp_path / "data"), **env)
-    with StudioServer(env=environment, cwd=tmp_path, name=name) as running:
+    with StudioServer(env=environment, cwd=tmp_path, name=name, port=port) as running:
         yield running
 
 

@@ -138,6 +138,7 @@ async def _with_postgres(admin_url: str) -> list[str]:
 async def run(postgres_admin_url: str | None) -> int:
     """Print every figure; the number of figures that could not be measured."""
     from api.bench import constellation as bench_constellation
+    from api.bench import editor as bench_editor
     from api.bench import generation as bench_generation
     from api.bench import library as bench_library
     from api.bench import realtime as bench_realtime
@@ -167,6 +168,10 @@ async def run(postgres_admin_url: str | None) -> int:
     library = await bench_library.run_all(postgres_admin_url)
     print("\n".join(library), flush=True)
     unmeasured += sum("not measured" in line for line in library)
+    print("Web editor (headless Chromium, a real `studio serve`):")
+    editor = await bench_editor.run_all()
+    print("\n".join(editor), flush=True)
+    unmeasured += sum("not measured" in line for line in editor)
     print("Realtime (subscriptions over WebSocket):")
     realtime = await bench_realtime.run_all()
     print("\n".join(realtime), flush=True)

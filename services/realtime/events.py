@@ -24,7 +24,8 @@ writes or publishes one by hand.
   read the table.
 - Following. `feed.follow` is the ordered, gapless stream of one project's events
   that every subscription is built on (`feed.follow_stream` of a `ProjectStream`; a
-  team's library events are followed the same way); see its docstring.
+  team's library events and a team's own events are followed the same way); see its
+  docstring.
 
 Access changes (a member removed, a token revoked) are published the same way,
 to the user they concern, so that user's open subscriptions re-check access. A

@@ -4,7 +4,8 @@
 from the events table after a cursor), then the live events; an event already sent is
 dropped, and a gap (a lost publish, a bus outage) is read from the table first. What
 it follows is a `Stream`: one project's events (`ProjectStream`, and `follow` for
-short) or one team's library events (`services.realtime.library_events`).
+short), one team's library events (`services.realtime.library_events`) or one team's
+events (`services.realtime.team_events`).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.library.tables import AssetShareRow
-from services.realtime import library_recording
+from services.realtime import library_recording, team_recording
 from services.realtime.bus import EventBus
 from services.realtime.events import (
     BOOKKEEPING,
@@ -92,6 +92,7 @@ def _changed_fields(row: Any) -> list[str]:
 def _note(session: Session, row: Any, change: str) -> None:
     if change != CREATED:  # gaining access needs no notice; losing it does
         _note_access(session, row)
+    team_recording.note(session, row, change)
     if library_recording.note(session, row, change):
         return
     node_type = TRACKED.get(type(row))
@@ -147,6 +148,7 @@ def forget_pending(session: Session) -> None:
     session.info.pop(_PENDING, None)
     session.info.pop(_OUTBOX, None)
     library_recording.forget(session)
+    team_recording.forget(session)
 
 
 Outbox = list[tuple[str, dict[str, Any]]]
@@ -156,8 +158,8 @@ async def record(session: AsyncSession) -> Outbox:
     """Number and store the changes of this transaction; what to publish once it commits.
 
     Call last in a write transaction (`Database.transaction()` does). Project events
-    first, then library events (`library_recording`): every writer takes its counter
-    rows in that one order.
+    first, then library events (`library_recording`), then team events
+    (`team_recording`): every writer takes its counter rows in that one order.
     """
     await session.flush()
     pending: dict[tuple[str, int], _Change] = session.info.pop(_PENDING, {})
@@ -165,6 +167,7 @@ async def record(session: AsyncSession) -> Outbox:
     if pending:
         await _record_projects(session, pending, outbox)
     outbox.extend(await library_recording.record(session))
+    outbox.extend(await team_recording.record(session))
     return outbox
 
 

@@ -66,7 +66,14 @@ function makeClient(token) {
         if (event?.code === 4403 && /^(TOKEN_INVALID|UNAUTHENTICATED)/.test(reason)) {
           sessionEnded();
         }
-        connection.value = everConnected && made === client ? 'reconnecting' : connection.value;
+        if (made !== client) return;
+        if (event?.code === 1000) {
+          // Closed on purpose: no feed was open for a while (lazyCloseTimeout).
+          everConnected = false;
+          connection.value = 'idle';
+        } else if (everConnected) {
+          connection.value = 'reconnecting';
+        }
       },
     },
   });

@@ -1,6 +1,7 @@
 """The team page and invitation links in real Chromium: inviting a member (who signs up
 from the link and accepts), the member showing on the owner's page without a reload,
-revoking an invitation, removing a member, and creating and switching teams."""
+revoking an invitation, removing a member (whose editor moves on at once), and creating
+and switching teams."""
 
 from __future__ import annotations
 
@@ -122,6 +123,10 @@ async def test_remove_a_member_after_a_clear_confirmation(server: StudioServer) 
     owner = in_team(owner, team_id)
     member = join(base, owner, sign_up(base, "Leaving"), team_id, role="VIEWER")
     async with editor_browser(base) as chrome:
+        theirs = await chrome.open(member, "/projects")
+        await theirs.get_by_role("heading", name="Projects of Remove Unit").wait_for()
+        await theirs.locator('[data-live="on"]').wait_for(timeout=10_000)
+        await theirs.evaluate("window.__notReloaded = true")
         page = await chrome.open(owner, "/team")
         row = page.get_by_role("row", name="Leaving")
         await expect(row).to_contain_text("Viewer")
@@ -139,6 +144,11 @@ async def test_remove_a_member_after_a_clear_confirmation(server: StudioServer) 
         await screenshot(page, "team-remove")
         await dialog.get_by_role("button", name="Remove member").click()
         await expect(row).to_have_count(0)
+        # The removed member's editor moves to their own team at once, without a reload.
+        await theirs.get_by_role("heading", name="Projects of Leaving's team").wait_for()
+        await expect(theirs.get_by_text("You are no longer in this team.")).to_be_visible()
+        await expect(theirs.get_by_role("combobox", name="Team").locator("option")).to_have_count(1)
+        assert await theirs.evaluate("window.__notReloaded === true")
     assert member.user_id not in member_ids(base, owner, team_id)
 
 

@@ -3,6 +3,8 @@
 // projects list and the team page follow it.
 import { useState, useEffect } from './lib.js';
 import { useFeed } from './live.js';
+import { loadViewer } from './viewer.js';
+import { toast } from './ui.js';
 
 export const TEAM_EVENTS = `subscription TeamEvents($teamId: ID!, $after: String) {
   teamEvents(teamId: $teamId, after: $after) { cursor sequence kind nodeId changes at teamId }
@@ -13,6 +15,8 @@ export const TEAM_EVENTS = `subscription TeamEvents($teamId: ID!, $after: String
  * (SNAPSHOT first, where the feed starts), onError(error) when the server ends it.
  * Returns the feed's state: 'connecting', 'on' (its first event came) or 'off'
  * (it ended with an error). The page puts it in `data-live` for tests and styles.
+ * When the person leaves the team or is removed from it (the feed ends NOT_FOUND),
+ * their teams are read again, so the editor moves on to another team.
  */
 export function useTeamFeed(teamId, { onEvent, onError }) {
   const [state, setState] = useState('connecting');
@@ -25,6 +29,10 @@ export function useTeamFeed(teamId, { onEvent, onError }) {
     },
     onError: (error) => {
       setState('off');
+      if (error?.extensions?.code === 'NOT_FOUND') {
+        toast('You are no longer in this team.', 'info');
+        loadViewer();
+      }
       onError?.(error);
     },
   }, [teamId]);

@@ -267,13 +267,6 @@ export default function TeamPage() {
       if (MEMBER_KINDS.includes(event.kind)) soon(true);
       else if (event.kind.startsWith('INVITATION_')) soon(false);
     },
-    onError: (error) => {
-      // Removed from the team (the feed ends NOT_FOUND): read the teams again.
-      if (error?.extensions?.code === 'NOT_FOUND') {
-        toast('You are no longer in this team.', 'info');
-        loadViewer();
-      }
-    },
   });
   useEffect(() => () => clearTimeout(pending.current), [teamId]);
 

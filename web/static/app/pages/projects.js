@@ -329,9 +329,14 @@ export default function ProjectsPage() {
   const deletingRef = useRef(deleting);
   deletingRef.current = deleting;
 
+  const asked = useRef(new Map());
   const reread = useCallback(async (id) => {
+    // Only the latest read of a project counts: answers can come back out of order.
+    const mine = (asked.current.get(id) ?? 0) + 1;
+    asked.current.set(id, mine);
     try {
       const data = await gql(PROJECT, { id });
+      if (asked.current.get(id) !== mine) return;
       if (!data.project) projects.remove(id);
       else if (data.project.team.id === teamId) projects.upsert(data.project);
     } catch {

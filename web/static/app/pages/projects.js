@@ -347,8 +347,9 @@ export default function ProjectsPage() {
   const live = useTeamFeed(teamId, {
     onEvent: (event) => {
       if (event.kind === 'SNAPSHOT') {
-        // Changes made between the first read and the feed's start are read now.
-        if (list.loaded) projects.refresh(list.items.length);
+        // Read again from where the feed starts: nothing made between the first read
+        // and the feed's start is missed (a read still under way is superseded).
+        projects.refresh(list.items.length);
         return;
       }
       if (event.kind === 'PROJECT_DELETED') {

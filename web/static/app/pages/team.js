@@ -261,7 +261,7 @@ export default function TeamPage() {
   const live = useTeamFeed(teamId, {
     onEvent: (event) => {
       if (event.kind === 'SNAPSHOT') {
-        if (query.data) soon(false);
+        soon(false); // from where the feed starts: nothing before it is missed
         return;
       }
       if (MEMBER_KINDS.includes(event.kind)) soon(true);

@@ -133,6 +133,10 @@ async def test_the_list_is_paged(server: StudioServer) -> None:
         await expect(more).to_have_count(0)
         await expect(page.get_by_text(f"Showing {len(titles)} of {len(titles)}")).to_be_visible()
         await assert_accessible(page)
+        # On a tablet the cards fit its width: nothing scrolls sideways.
+        await page.set_viewport_size({"width": 820, "height": 1180})
+        assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+        await screenshot(page, "projects-tablet")
 
 
 async def test_delete_names_what_goes_with_it(server: StudioServer) -> None:

@@ -60,6 +60,9 @@ async def test_invite_a_member_who_signs_up_from_the_link(server: StudioServer) 
         await page.evaluate("window.__notReloaded = true")
         link = await invitation_link(page, "Editor")
         assert link.startswith(f"{base}/invitations/")
+        await expect(page.get_by_role("status").filter(has_text="Send this link")).to_contain_text(
+            "Whoever opens it first joins Moomin Unit as an editor"
+        )
         pending = page.get_by_role("list", name="Pending invitations").get_by_role("listitem")
         await expect(pending).to_have_count(1)
         await expect(pending).to_contain_text("Editor invitation")

@@ -37,6 +37,11 @@ const ROLE_LABELS = Object.fromEntries(ROLES.map(([key, label]) => [key, label])
 const MANAGERS = ['OWNER', 'ADMIN'];
 const MEMBER_KINDS = ['MEMBER_JOINED', 'MEMBER_LEFT', 'MEMBER_ROLE_CHANGED'];
 
+/** "an editor", "a viewer". */
+function withArticle(word) {
+  return `${/^[aeiou]/.test(word) ? 'an' : 'a'} ${word}`;
+}
+
 function when(iso) {
   return html`<time datetime=${iso} title=${new Date(iso).toLocaleString()}>${ago(iso)}</time>`;
 }
@@ -93,7 +98,7 @@ function InviteForm({ teamData, onInvited }) {
     <${ErrorBox} error=${error} title="Could not invite" />
     ${made && html`<div class="invitation-made" role="status">
       <p>Send this link to the person you invite, by a channel you trust. Whoever opens it first
-        joins ${teamData.name} as ${ROLE_LABELS[made.role].toLowerCase() === 'admin' ? 'an' : 'a'} ${ROLE_LABELS[made.role].toLowerCase()}.
+        joins ${teamData.name} as ${withArticle(ROLE_LABELS[made.role].toLowerCase())}.
         It is shown only this once and works until ${new Date(made.expiresAt).toLocaleString()}.</p>
       <div class="copy-row">
         <label for="invitation-link">Invitation link</label>

@@ -152,7 +152,9 @@ async def test_delete_names_what_goes_with_it(server: StudioServer) -> None:
         page = await chrome.open(person, "/projects")
         item = card(page, "Harbour Lights")
         await expect(item).to_contain_text("2 scenes · 3 shots")
-        await expect(item).to_contain_text("Masters chosen: 1 of 3 shots")
+        masters = item.get_by_role("progressbar", name="Masters chosen: 1 of 3 shots")
+        await expect(masters).to_have_attribute("value", "33")  # percent
+        await expect(item).to_contain_text("33%")
         await item.get_by_role("button", name="Delete Harbour Lights").click()
         dialog = page.get_by_role("dialog", name="Delete “Harbour Lights”?")
         await expect(dialog).to_contain_text(

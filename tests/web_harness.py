@@ -222,7 +222,9 @@ class Chrome:
 async def started(page: Page) -> None:
     """Waits until the editor replaced its loading text with a page."""
     await page.locator("#main:not(.boot)").wait_for(timeout=20_000)
-    await page.wait_for_function("!document.querySelector('main.boot')", timeout=20_000)
+    # A function, not an expression: Playwright polls an expression with eval, which the
+    # page's policy refuses.
+    await page.wait_for_function("() => !document.querySelector('main.boot')", timeout=20_000)
 
 
 @asynccontextmanager

@@ -68,8 +68,8 @@ export function ProjectShell({ projectId, children }) {
       <h1 class="project-title">${project.title}</h1>
       <${Stepper} status=${project.status} />
       <div class="project-progress">
-        <${Progress} value=${p.selectionProgress} label=${`Masters chosen: ${p.shotsWithSelections} of ${p.totalShots} shots`} />
-        <${Progress} value=${p.animationProgress} label=${`Animated: ${p.shotsWithAnimations} of ${p.totalShots} shots`} />
+        <${Progress} value=${p.selectionProgress / 100} label=${`Masters chosen: ${p.shotsWithSelections} of ${p.totalShots} shots`} />
+        <${Progress} value=${p.animationProgress / 100} label=${`Animated: ${p.shotsWithAnimations} of ${p.totalShots} shots`} />
       </div>
       <nav class="tabs" aria-label="Project">
         ${TABS.map(([suffix, label]) => {

@@ -66,10 +66,14 @@ export function ErrorBox({ error, onRetry, title = 'Something went wrong' }) {
   </div>`;
 }
 
-/** The messages of `error` (UserErrors) that concern `field` (an input's name). */
+/**
+ * The messages of `error` (UserErrors) that concern `field` (an input's name): those
+ * whose path names it, after the input object (["input", "title"]) or with an index
+ * after it (["tags", "2"] for the third tag).
+ */
 export function fieldErrors(error, field) {
   if (!(error instanceof UserErrors)) return [];
-  return error.errors.filter((e) => e.field && e.field[e.field.length - 1] === field);
+  return error.errors.filter((e) => (e.field ?? []).filter((part) => part !== 'input')[0] === field);
 }
 
 /**
@@ -80,11 +84,15 @@ export function Field({ label, error, name, hint, children, id }) {
   const own = useId();
   const fieldId = id ?? `f-${own}`;
   const messages = fieldErrors(error, name);
+  // The hint and the errors describe the control (aria-describedby="<id>-about"), so a
+  // screen reader reads them with it.
   return html`<div class=${`field${messages.length ? ' field-invalid' : ''}`}>
     <label for=${fieldId}>${label}</label>
-    ${typeof children === 'function' ? children(fieldId) : children}
-    ${hint && html`<small class="hint">${hint}</small>`}
-    ${messages.map((m) => html`<small class="field-error" role="alert" key=${m.code}>${m.message}</small>`)}
+    ${typeof children === 'function' ? children(fieldId, `${fieldId}-about`) : children}
+    <div id=${`${fieldId}-about`}>
+      ${hint && html`<small class="hint">${hint}</small>`}
+      ${messages.map((m) => html`<small class="field-error" role="alert" key=${m.code + m.message}>${m.message}</small>`)}
+    </div>
   </div>`;
 }
 

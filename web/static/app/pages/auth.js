@@ -51,13 +51,13 @@ export default function AuthPage() {
   return html`<section class="page auth-page">
     <h1>${signingUp ? 'Create your account' : 'Log in'}</h1>
     <form onSubmit=${submit} novalidate>
-      ${signingUp && html`<${Field} label="Name" name="name" error=${error}>${(id) => html`
-        <input id=${id} name="name" autocomplete="name" required value=${form.name} onInput=${set('name')} />`}</${Field}>`}
-      <${Field} label="Email" name="email" error=${error}>${(id) => html`
-        <input id=${id} name="email" type="email" autocomplete="email" required value=${form.email} onInput=${set('email')} />`}</${Field}>
+      ${signingUp && html`<${Field} label="Name" name="name" error=${error}>${(id, about) => html`
+        <input id=${id} aria-describedby=${about} name="name" autocomplete="name" required value=${form.name} onInput=${set('name')} />`}</${Field}>`}
+      <${Field} label="Email" name="email" error=${error}>${(id, about) => html`
+        <input id=${id} aria-describedby=${about} name="email" type="email" autocomplete="email" required value=${form.email} onInput=${set('email')} />`}</${Field}>
       <${Field} label="Password" name="password" error=${error}
-          hint=${signingUp ? 'At least 8 characters; a passphrase is best.' : null}>${(id) => html`
-        <input id=${id} name="password" type="password" required
+          hint=${signingUp ? 'At least 8 characters; a passphrase is best.' : null}>${(id, about) => html`
+        <input id=${id} aria-describedby=${about} name="password" type="password" required
           autocomplete=${signingUp ? 'new-password' : 'current-password'} value=${form.password} onInput=${set('password')} />`}</${Field}>
       <${ErrorBox} error=${error} title=${signingUp ? 'Could not sign you up' : 'Could not log you in'} />
       <button type="submit" class="primary" disabled=${busy}>${busy ? 'Working…' : signingUp ? 'Sign up' : 'Log in'}</button>

@@ -176,9 +176,9 @@ function ProjectCard({ project, mayDelete, onDelete }) {
       <span class="updated">Updated <time datetime=${project.updatedAt} title=${new Date(project.updatedAt).toLocaleString()}>${ago(project.updatedAt)}</time></span>
     </p>
     <div class="project-card-progress">
-      <${Progress} value=${p.selectionProgress}
+      <${Progress} value=${p.selectionProgress / 100}
         label=${`Masters chosen: ${p.shotsWithSelections} of ${count(p.totalShots, 'shot')}`} />
-      <${Progress} value=${p.animationProgress}
+      <${Progress} value=${p.animationProgress / 100}
         label=${`Animated: ${p.shotsWithAnimations} of ${count(p.totalShots, 'shot')}`} />
     </div>
     <p class="project-counts">${count(p.totalScenes, 'scene')} · ${count(p.totalShots, 'shot')}</p>
@@ -220,12 +220,12 @@ function NewProjectDialog({ open, onClose, teamId, teamName }) {
   return html`<${Dialog} open=${open} onClose=${onClose} title="New project">
     <form onSubmit=${submit} novalidate>
       <p class="hint">It belongs to ${teamName}; everyone in the team can see it.</p>
-      <${Field} label="Title" name="title" error=${error} hint="Up to 200 characters.">${(id) => html`
-        <input id=${id} name="title" required maxlength="200" autocomplete="off"
+      <${Field} label="Title" name="title" error=${error} hint="Up to 200 characters.">${(id, about) => html`
+        <input id=${id} aria-describedby=${about} name="title" required maxlength="200" autocomplete="off"
           value=${form.title} onInput=${set('title')} />`}</${Field}>
       <${Field} label="Prompt (optional)" name="prompt" error=${error}
-          hint="The brain dump to start from: what the story is, its mood, its look. You can write it later.">${(id) => html`
-        <textarea id=${id} name="prompt" value=${form.prompt} onInput=${set('prompt')}></textarea>`}</${Field}>
+          hint="The brain dump to start from: what the story is, its mood, its look. You can write it later.">${(id, about) => html`
+        <textarea id=${id} aria-describedby=${about} name="prompt" value=${form.prompt} onInput=${set('prompt')}></textarea>`}</${Field}>
       <${ErrorBox} error=${error} title="Could not create the project" />
       <div class="actions">
         <button type="button" onClick=${onClose}>Cancel</button>
@@ -386,7 +386,7 @@ export default function ProjectsPage() {
     document.getElementById('main')?.focus({ preventScroll: true });
   }
   return html`<section class="page projects-page" data-live=${live} aria-labelledby="projects-heading">
-    <div class="page-head">
+    <div class="projects-head">
       <h1 id="projects-heading">Projects <span class="team-name">of ${current.name}</span></h1>
       ${mayCreate
         ? html`<button type="button" class="primary" onClick=${() => setCreating(true)}>New project</button>`

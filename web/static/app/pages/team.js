@@ -87,10 +87,10 @@ function InviteForm({ teamData, onInvited }) {
   }
   return html`<section class="panel" aria-labelledby="invite-heading">
     <h2 id="invite-heading">Invite a member</h2>
-    <form class="inline-form" onSubmit=${submit} novalidate>
+    <form class="team-form" onSubmit=${submit} novalidate>
       <${Field} label="Role" name="role" error=${error}
-          hint=${ROLES.find(([key]) => key === role)?.[2]}>${(id) => html`
-        <select id=${id} name="role" value=${role} onChange=${(e) => setRole(e.currentTarget.value)}>
+          hint=${ROLES.find(([key]) => key === role)?.[2]}>${(id, about) => html`
+        <select id=${id} aria-describedby=${about} name="role" value=${role} onChange=${(e) => setRole(e.currentTarget.value)}>
           ${ROLES.filter(([key]) => key !== 'OWNER' || mayOwner).map(([key, label]) => html`<option key=${key} value=${key}>${label}</option>`)}
         </select>`}</${Field}>
       <button type="submit" class="primary" disabled=${busy}>${busy ? 'Working…' : 'Create invitation link'}</button>
@@ -240,9 +240,9 @@ function Teams() {
           : html`<button type="button" onClick=${() => chooseTeam(t.id)}>Use this team<span class="visually-hidden">: ${t.name}</span></button>`}
       </li>`)}
     </ul>
-    <form class="inline-form" onSubmit=${create} novalidate>
-      <${Field} label="New team's name" name="name" error=${error}>${(id) => html`
-        <input id=${id} name="name" required maxlength="100" autocomplete="off" value=${name}
+    <form class="team-form" onSubmit=${create} novalidate>
+      <${Field} label="New team's name" name="name" error=${error}>${(id, about) => html`
+        <input id=${id} aria-describedby=${about} name="name" required maxlength="100" autocomplete="off" value=${name}
           onInput=${(e) => setName(e.currentTarget.value)} />`}</${Field}>
       <button type="submit" disabled=${busy}>${busy ? 'Creating…' : 'Create team'}</button>
     </form>

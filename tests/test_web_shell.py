@@ -249,3 +249,15 @@ def test_every_module_the_first_page_needs_is_preloaded() -> None:
             else:
                 todo.append(imports[specifier])
     assert needed - preloaded == set()
+
+
+def test_the_stylesheet_closes_every_block_it_opens() -> None:
+    """An unclosed block swallows every rule after it (the browser reports nothing)."""
+    css = re.sub(r"/\*.*?\*/", "", (WEB / "static" / "app" / "app.css").read_text(), flags=re.S)
+    depth = 0
+    for number, line in enumerate(css.splitlines(), 1):
+        depth += line.count("{") - line.count("}")
+        assert 0 <= depth <= 2, f"app.css line {number}: blocks nested {depth} deep"
+        if not line.startswith((" ", "}")) and line.strip():
+            assert depth in (0, 1) and (depth == 0 or "{" in line), f"app.css line {number}"
+    assert depth == 0

@@ -258,6 +258,8 @@ def test_the_stylesheet_closes_every_block_it_opens() -> None:
     for number, line in enumerate(css.splitlines(), 1):
         depth += line.count("{") - line.count("}")
         assert 0 <= depth <= 2, f"app.css line {number}: blocks nested {depth} deep"
-        if not line.startswith((" ", "}")) and line.strip():
-            assert depth in (0, 1) and (depth == 0 or "{" in line), f"app.css line {number}"
+        if not line.startswith((" ", "}")) and line.strip() and depth:
+            # A line at the top level either closes its rule or opens a block.
+            assert depth == 1, f"app.css line {number}"
+            assert "{" in line, f"app.css line {number}"
     assert depth == 0

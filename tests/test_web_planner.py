@@ -164,22 +164,20 @@ async def test_a_failed_save_says_so_keeps_the_text_and_retries(server: StudioSe
         assert read_project(base, grace, project_id)["title"] == "Harbour at dawn"
 
 
-async def test_a_copy_newer_than_the_servers_is_restored_and_an_older_one_dropped(
+async def test_unsaved_text_is_restored_whatever_the_clock_and_never_hides_a_later_change(
     server: StudioServer,
 ) -> None:
     base = server.base_url
     alan = sign_up(base, "Alan")
     project_id = new_project(base, alan, "Tunnel", prompt="Server prompt")
     key = f"studio.planner.{project_id}"
+    put = "([key, copy]) => localStorage.setItem(key, JSON.stringify(copy))"
     async with editor_browser(base) as chrome:
         page = await open_planner(chrome, alan, project_id)
         # What a page closed before its save reached the server leaves behind.
-        newer = {"title": "Tunnel", "prompt": "Typed, never sent", "brainDump": "Echoes"}
-        await page.evaluate(
-            "([key, values]) => localStorage.setItem(key,"
-            " JSON.stringify({at: Date.now() + 1000, values}))",
-            [key, newer],
-        )
+        typed = {"title": "Tunnel", "prompt": "Typed, never sent", "brainDump": "Echoes"}
+        server_text = {"title": "Tunnel", "prompt": "Server prompt", "brainDump": ""}
+        await page.evaluate(put, [key, {"at": 10**13, "values": typed, "base": server_text}])
         await page.reload()
         await expect(page.get_by_label("Prompt", exact=True)).to_have_value("Typed, never sent")
         await expect(page.get_by_label("Brain dump")).to_have_value("Echoes")
@@ -187,15 +185,43 @@ async def test_a_copy_newer_than_the_servers_is_restored_and_an_older_one_droppe
         await expect(save_status(page)).to_have_text("Saved", timeout=10_000)
         stored = read_project(base, alan, project_id)
         assert (stored["prompt"], brain_dump(stored)) == ("Typed, never sent", "Echoes")
-        # A copy older than the server's last change lost the race: the server's text shows.
-        older = {"title": "Tunnel", "prompt": "Stale", "brainDump": "Stale"}
-        await page.evaluate(
-            "([key, values]) => localStorage.setItem(key, JSON.stringify({at: 1, values}))",
-            [key, older],
-        )
-        await page.reload()
-        await expect(page.get_by_label("Prompt", exact=True)).to_have_value("Typed, never sent")
         assert await page.evaluate(f"localStorage.getItem('{key}')") is None
+
+        # A browser clock far behind the server's, and a teammate renaming the project
+        # (which moves its updatedAt), do not make typed text count as old.
+        mutation(
+            base,
+            UPDATE,
+            {"input": {"id": project_id, "title": "Tunnel, renamed"}},
+            token=alan.token,
+        )
+        offline = {"title": "Tunnel, renamed", "prompt": "Typed offline", "brainDump": "Echoes"}
+        typed_over = {
+            "title": "Tunnel, renamed",
+            "prompt": "Typed, never sent",
+            "brainDump": "Echoes",
+        }
+        await page.evaluate(put, [key, {"at": 1, "values": offline, "base": typed_over}])
+        await page.reload()
+        await expect(page.get_by_label("Prompt", exact=True)).to_have_value("Typed offline")
+        await expect(save_status(page)).to_have_text("Saved", timeout=10_000)
+        assert read_project(base, alan, project_id)["prompt"] == "Typed offline"
+        await expect(page.get_by_text("someone changed it meanwhile")).to_have_count(0)
+
+        # Someone changed the very text it was typed over: it is restored, and theirs is shown.
+        mutation(
+            base,
+            UPDATE,
+            {"input": {"id": project_id, "prompt": "Their prompt"}},
+            token=alan.token,
+        )
+        mine = {"title": "Tunnel, renamed", "prompt": "Mine, offline", "brainDump": "Echoes"}
+        await page.evaluate(put, [key, {"at": 1, "values": mine, "base": offline}])
+        await page.reload()
+        await expect(page.get_by_label("Prompt", exact=True)).to_have_value("Mine, offline")
+        await expect(
+            page.get_by_text("someone changed it meanwhile to: “Their prompt”")
+        ).to_be_visible()
 
 
 async def test_someone_elses_change_shows_without_overwriting_what_is_typed(

@@ -97,9 +97,14 @@ function readDraft(projectId) {
   }
 }
 
-function writeDraft(projectId, values) {
+/**
+ * Keeps `values` (the fields as typed) with `base`, the server's text they were typed
+ * over, so a later visit can tell whether the server changed since (see `load`).
+ */
+function writeDraft(projectId, values, base) {
   try {
-    localStorage.setItem(draftKey(projectId), JSON.stringify({ at: Date.now(), values }));
+    const from = base ? { title: base.title, prompt: base.prompt, brainDump: base.brainDump } : null;
+    localStorage.setItem(draftKey(projectId), JSON.stringify({ at: Date.now(), values, base: from }));
   } catch {
     // storage full or blocked: the server save still runs
   }
@@ -242,7 +247,7 @@ function usePlannerState(projectId) {
   const edit = (field, value) => {
     const next = { ...local.current, [field]: value };
     setValues(next);
-    writeDraft(projectId, { title: next.title, prompt: next.prompt, brainDump: next.brainDump });
+    writeDraft(projectId, { title: next.title, prompt: next.prompt, brainDump: next.brainDump }, base.current);
     if (field in held.current) {
       // They type over someone else's change they have not seen yet: theirs is dropped.
       delete held.current[field];
@@ -291,13 +296,21 @@ function usePlannerState(projectId) {
       const server = fromServer(data.project);
       base.current = server;
       const draft = readDraft(projectId);
-      let restored = [];
-      if (draft && draft.at > Date.parse(server.updatedAt)) {
-        restored = FIELDS.filter((f) => typeof draft.values[f] === 'string' && normal(f, draft.values[f]) !== normal(f, server[f]));
-        setValues({ ...server, ...Object.fromEntries(restored.map((f) => [f, draft.values[f]])) });
-      } else {
-        if (draft) dropDraft(projectId);
-        setValues({ title: server.title, prompt: server.prompt, brainDump: server.brainDump });
+      // Unsaved text is never dropped for being older than the project (clocks differ,
+      // and any change to the project moves `updatedAt`): a field whose local text differs
+      // from the server's is restored. When the server's text also changed since it was
+      // typed over (the draft's `base`), theirs is shown beside it, so neither is lost.
+      const restored = draft
+        ? FIELDS.filter((f) => typeof draft.values[f] === 'string' && normal(f, draft.values[f]) !== normal(f, server[f]))
+        : [];
+      if (draft && !restored.length) dropDraft(projectId);
+      setValues({ title: server.title, prompt: server.prompt, brainDump: server.brainDump, ...Object.fromEntries(restored.map((f) => [f, draft.values[f]])) });
+      const conflicts = restored.filter((f) => !draft.base || normal(f, draft.base[f]) !== normal(f, server[f]));
+      if (conflicts.length) {
+        setNotices((n) => ({
+          ...n,
+          ...Object.fromEntries(conflicts.map((f) => [f, `Your unsaved ${LABELS[f]} is restored and will be saved; someone changed it meanwhile to: “${server[f]}”`])),
+        }));
       }
       if (restored.length) {
         toast(`Restored your unsaved ${restored.map((f) => LABELS[f]).join(', ')}; saving it now.`, 'info');

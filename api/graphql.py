@@ -16,7 +16,7 @@ from typing import Any, cast
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -120,7 +120,13 @@ class StudioGraphQL(GraphQL[Context, None]):
         if request.method == "GET":
             data = self.parse_query_params(request.query_params)
         elif content_type == "application/json" or content_type.endswith("+json"):
-            data = self.parse_json(await request.get_body())
+            try:
+                body_bytes = await request.get_body()
+            except ClientDisconnect as error:
+                # The browser went away mid-request (a page closed as it saved): nothing
+                # to answer, and no fault of ours to log.
+                raise HTTPException(400, "The request ended before its body arrived.") from error
+            data = self.parse_json(body_bytes)
         else:
             raise HTTPException(400, "Send the operation as JSON (Content-Type: application/json).")
         if not isinstance(data, dict):

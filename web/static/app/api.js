@@ -36,6 +36,14 @@ export function endSession() {
   localStorage.removeItem(SESSION_KEY);
 }
 
+/** Forgets what the editor kept in this browser for the person (on logging out). */
+export function forgetLocalCopies() {
+  for (let i = localStorage.length - 1; i >= 0; i -= 1) {
+    const key = localStorage.key(i);
+    if (key?.startsWith('studio.planner.')) localStorage.removeItem(key);
+  }
+}
+
 export function chooseTeam(teamId) {
   currentTeamId.value = teamId;
   localStorage.setItem(TEAM_KEY, JSON.stringify(teamId));
@@ -84,7 +92,12 @@ export function sessionEnded() {
  */
 export async function gql(query, variables = {}, { signal: abort } = {}) {
   const headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
-  const token = session.value?.token;
+  let token = session.value?.token;
+  if (token && (typeof token !== 'string' || !/^[\x21-\x7e]+$/.test(token))) {
+    // Not a token any server gave (the browser would refuse to send it): sign in again.
+    sessionEnded();
+    token = null;
+  }
   if (token) headers.Authorization = `Bearer ${token}`;
   let response;
   try {

@@ -29,7 +29,11 @@ export function match(path) {
     const found = regex.exec(path);
     if (found) {
       const params = {};
-      names.forEach((name, i) => { params[name] = decodeURIComponent(found[i + 1]); });
+      try {
+        names.forEach((name, i) => { params[name] = decodeURIComponent(found[i + 1]); });
+      } catch {
+        return null; // a malformed escape (%E0%A4%A): no page of ours, so "not found"
+      }
       return { route, params };
     }
   }
@@ -42,8 +46,16 @@ export const current = computed(() => match(location$.value.path));
 export function navigate(href, { replace = false } = {}) {
   const next = parse(href);
   const url = next.path + (next.query.toString() ? `?${next.query}` : '');
-  if (replace) history.replaceState(null, '', url);
-  else history.pushState(null, '', url);
+  try {
+    if (replace) history.replaceState(null, '', url);
+    else history.pushState(null, '', url);
+  } catch {
+    // A path the browser will not put in the history (one that reads as another
+    // origin, "//host"): go to the projects instead.
+    history.replaceState(null, '', '/projects');
+    location$.value = parse('/projects');
+    return;
+  }
   location$.value = next;
 }
 
@@ -70,6 +82,8 @@ document.addEventListener('click', (event) => {
   if (!link || link.target || link.hasAttribute('download')) return;
   const url = new URL(link.href, location.origin);
   if (url.origin !== location.origin) return;
+  // A link within this page (the skip link's "#main") does what the browser does.
+  if (url.hash && url.pathname === location.pathname && url.search === location.search) return;
   const first = url.pathname.split('/')[1];
   if (['graphql', 'static', 'media', 'healthz', 'readyz', 'webhooks'].includes(first)) return;
   event.preventDefault();

@@ -212,8 +212,8 @@ export function VirtualGrid({ items, cellWidth = 200, cellHeight = 240, gap = 12
     element.addEventListener('scroll', measure, { passive: true });
     return () => { observer.disconnect(); element.removeEventListener('scroll', measure); };
   }, []);
-  // The space inside has a margin of `gap` on each side (app.css .virtual-space).
-  const columns = Math.max(1, Math.floor((view.width - gap) / (cellWidth + gap)));
+  // library/cards.js counts columns the same way, for its arrow keys.
+  const columns = Math.max(1, Math.floor((view.width + gap) / (cellWidth + gap)));
   const rowHeight = cellHeight + gap;
   const rows = Math.ceil(items.length / columns);
   const firstRow = Math.max(0, Math.floor(view.top / rowHeight) - overscan);

@@ -1,7 +1,9 @@
 // Who is signed in and the teams they work in (the `viewer` query), and the team
 // the editor works in now. Pages read `viewer.value` and `team.value`.
 import { signal, computed } from './lib.js';
-import { gql, mutate, session, currentTeamId, chooseTeam, endSession, onSignedOut } from './api.js';
+import {
+  gql, mutate, session, currentTeamId, chooseTeam, endSession, forgetLocalCopies, onSignedOut,
+} from './api.js';
 import { closeLive } from './live.js';
 
 export const VIEWER_QUERY = `query Viewer {
@@ -46,6 +48,9 @@ export async function logOut() {
     // Signed out here all the same; the token is forgotten.
   }
   endSession();
+  // A deliberate log-out leaves nothing of theirs (unsaved planner text) for the next
+  // person at this browser; an expired session keeps it until they sign in again.
+  forgetLocalCopies();
   closeLive();
   viewer.value = null;
 }

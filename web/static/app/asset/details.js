@@ -112,6 +112,7 @@ export function EditAssetForm({ asset, onSaved, onCancel }) {
   }));
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
+  const [opened] = useState(asset);
   const set = (key) => (event) => {
     const target = event.currentTarget;
     setForm((f) => ({ ...f, [key]: target.type === 'checkbox' ? target.checked : target.value }));
@@ -120,16 +121,18 @@ export function EditAssetForm({ asset, onSaved, onCancel }) {
     event.preventDefault();
     setBusy(true);
     setError(null);
+    // Only what the person changed since the form opened: a field someone else changed
+    // meanwhile (the live `asset`) is not written back over theirs.
     const input = { id: asset.id };
-    if (form.name !== asset.name) input.name = form.name;
-    if (form.description !== (asset.description ?? '')) input.description = form.description;
+    if (form.name !== opened.name) input.name = form.name;
+    if (form.description !== (opened.description ?? '')) input.description = form.description;
     const tags = form.tags.split(',').map((t) => t.trim()).filter(Boolean);
-    if (tags.join(',') !== asset.tags.join(',')) input.tags = tags;
-    if (form.category !== (asset.category ?? '')) input.category = form.category;
-    if (form.mood !== (asset.mood ?? '')) input.mood = form.mood;
-    if (form.sceneType !== (asset.sceneType ?? '')) input.sceneType = form.sceneType || null;
-    if (admin && form.canDuplicate !== asset.canDuplicate) input.canDuplicate = form.canDuplicate;
-    if (admin && form.canRemix !== asset.canRemix) input.canRemix = form.canRemix;
+    if (tags.join(',') !== opened.tags.join(',')) input.tags = tags;
+    if (form.category !== (opened.category ?? '')) input.category = form.category;
+    if (form.mood !== (opened.mood ?? '')) input.mood = form.mood;
+    if (form.sceneType !== (opened.sceneType ?? '')) input.sceneType = form.sceneType || null;
+    if (admin && form.canDuplicate !== opened.canDuplicate) input.canDuplicate = form.canDuplicate;
+    if (admin && form.canRemix !== opened.canRemix) input.canRemix = form.canRemix;
     try {
       let saved = asset;
       if (Object.keys(input).length > 1) saved = (await mutate(UPDATE_ASSET, { input })).asset;

@@ -16,8 +16,17 @@ const LOG_IN = `mutation LogIn($input: LogInInput!) {
 
 function destination() {
   const next = location$.value.query.get('next');
-  // Only a path of ours: never another site (an open redirect).
-  return next && next.startsWith('/') && !next.startsWith('//') ? next : '/projects';
+  if (!next || !next.startsWith('/')) return '/projects';
+  // Only a path of ours, judged as the browser reads it ("/.//evil" is "//evil"): never
+  // another site (an open redirect), and never a path that reads as one.
+  let url;
+  try {
+    url = new URL(next, location.origin);
+  } catch {
+    return '/projects';
+  }
+  if (url.origin !== location.origin || url.pathname.startsWith('//')) return '/projects';
+  return url.pathname + url.search;
 }
 
 export default function AuthPage() {

@@ -373,12 +373,18 @@ function SceneItem({ scene, index, count, context }) {
 function SceneForm({ scene, context, onDone }) {
   const [title, setTitle] = useState(scene?.title ?? '');
   const [description, setDescription] = useState(scene?.description ?? '');
+  const [opened] = useState(scene);
   const form = useSubmit(context.run);
   const save = async (event) => {
     event.preventDefault();
     const done = await form.submit(async () => {
       if (scene) {
-        await mutate(UPDATE_SCENE, { input: { id: scene.id, title, description: orNull(description) } });
+        // Only what changed since the form opened, so a teammate's edit of the other
+        // field meanwhile is not written back over.
+        const input = { id: scene.id };
+        if (title !== opened.title) input.title = title;
+        if (orNull(description) !== orNull(opened.description ?? '')) input.description = orNull(description);
+        if (Object.keys(input).length > 1) await mutate(UPDATE_SCENE, { input });
       } else {
         const payload = await mutate(CREATE_SCENE, { input: { projectId: context.header.id, title, description: orNull(description) } });
         context.announce(`Scene ${payload.scene.sceneNumber} added`);
@@ -481,6 +487,7 @@ function ShotItem({ shot, scene, index, count, context }) {
 function ShotForm({ shot, scene, context, onDone }) {
   const [description, setDescription] = useState(shot?.description ?? '');
   const [prompt, setPrompt] = useState(shot?.initialPrompt ?? '');
+  const [opened] = useState(shot);
   const form = useSubmit(context.run);
   const first = useRef(null);
   useEffect(() => { first.current?.focus(); }, []);
@@ -488,8 +495,13 @@ function ShotForm({ shot, scene, context, onDone }) {
     event.preventDefault();
     const done = await form.submit(async () => {
       const fields = { description: orNull(description), initialPrompt: orNull(prompt) };
-      if (shot) await mutate(UPDATE_SHOT, { input: { id: shot.id, ...fields } });
-      else {
+      if (shot) {
+        // Only what changed since the form opened (see SceneForm).
+        const input = { id: shot.id };
+        if (fields.description !== orNull(opened.description ?? '')) input.description = fields.description;
+        if (fields.initialPrompt !== orNull(opened.initialPrompt ?? '')) input.initialPrompt = fields.initialPrompt;
+        if (Object.keys(input).length > 1) await mutate(UPDATE_SHOT, { input });
+      } else {
         const payload = await mutate(CREATE_SHOT, { input: { sceneId: scene.id, ...fields } });
         context.announce(`Shot ${payload.shot.shotNumber} added to scene ${scene.sceneNumber}`);
       }

@@ -328,3 +328,43 @@ async def test_two_people_see_each_others_changes(server: StudioServer) -> None:
         await expect(scene_headings(hers)).to_have_text(["Scene 1: Blossom"], timeout=10_000)
         await screenshot(hers, "scenes-live")
         assert order(scenes_of(base, hedy, project_id)) == [(1, "Blossom")]
+
+
+async def test_saving_an_edit_keeps_a_teammates_change_to_the_other_fields(
+    server: StudioServer,
+) -> None:
+    base = server.base_url
+    zoe = sign_up(base, "Zoe")
+    project_id = new_project(base, zoe, "Quay")
+    scene_id = add_scene(base, zoe, project_id, "Old title", ["Gulls"])
+    shot_id = scenes_of(base, zoe, project_id)[0]["shots"][0]["id"]
+    async with editor_browser(base) as chrome:
+        page = await open_scenes(chrome, zoe, project_id)
+        await page.get_by_role("button", name="Edit scene 1").click()
+        await page.get_by_role("button", name="Edit shot 1 of scene 1").click()
+        # Meanwhile someone else writes the fields this person leaves alone.
+        mutation(
+            base,
+            "mutation($input: UpdateSceneInput!) { updateScene(input: $input) {"
+            " scene { id } userErrors { code message } } }",
+            {"input": {"id": scene_id, "description": "Written by a teammate"}},
+            token=zoe.token,
+        )
+        mutation(
+            base,
+            "mutation($input: UpdateShotInput!) { updateShot(input: $input) {"
+            " shot { id } userErrors { code message } } }",
+            {"input": {"id": shot_id, "description": "Their description"}},
+            token=zoe.token,
+        )
+        await page.get_by_label("Scene title", exact=True).fill("New title")
+        await page.get_by_role("button", name="Save scene").click()
+        await page.get_by_label("Initial prompt").fill("gulls over the quay, dawn")
+        await page.get_by_role("button", name="Save shot").click()
+        await expect(page.get_by_label("Initial prompt")).to_have_count(0)
+        await expect(scene_headings(page).first).to_contain_text("New title")
+        scene = scenes_of(base, zoe, project_id)[0]
+        assert scene["shots"][0]["initialPrompt"] == "gulls over the quay, dawn"
+        assert scene["title"] == "New title"
+        assert scene["description"] == "Written by a teammate"
+        assert scene["shots"][0]["description"] == "Their description"

@@ -263,3 +263,29 @@ def test_the_stylesheet_closes_every_block_it_opens() -> None:
             assert depth == 1, f"app.css line {number}"
             assert "{" in line, f"app.css line {number}"
     assert depth == 0
+
+
+async def test_a_malformed_deep_link_is_not_found_not_a_blank_page(server: StudioServer) -> None:
+    person = sign_up(server.base_url, "Ada")
+    async with editor_browser(server.base_url) as chrome:
+        page = await chrome.open(person, "/projects/%E0%A4%A")
+        await page.get_by_role("heading", name="Not found").wait_for()
+        await page.goto(f"{server.base_url}/library/assets/%")
+        await page.get_by_role("heading", name="Not found").wait_for()
+
+
+@pytest.mark.parametrize(
+    "next_path",
+    ["/.//evil.example", "/.%2F/evil.example", "/projects/..//evil.example", "//evil.example"],
+)
+async def test_a_next_that_reads_as_another_site_goes_to_the_projects(
+    server: StudioServer, next_path: str
+) -> None:
+    person = sign_up(server.base_url, "Eve")
+    async with editor_browser(server.base_url) as chrome:
+        page = await chrome.open(None, f"/login?next={next_path}")
+        await page.get_by_label("Email").fill(person.email)
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Log in").click()
+        await page.wait_for_url(f"{server.base_url}/projects")
+        await page.get_by_role("heading", name="Projects").wait_for()

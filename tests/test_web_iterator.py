@@ -311,3 +311,22 @@ def test_a_shot_images_thumbnail_is_its_library_assets(studio: Studio) -> None:
         token=person.token,
     )
     assert [image["thumbnailUrl"] for image in added["images"]] == [source["thumbnailUrl"]]
+
+
+async def test_clicks_that_follow_a_started_batch_start_nothing_more(studio: Studio) -> None:
+    """Each batch is paid for on Replicate: four quick clicks make one iteration of six."""
+    person = sign_up(studio.base, "Quinn")
+    made = board(studio.base, person)
+    async with editor_browser(studio.base) as chrome:
+        page = await chrome.open(person, made.path(0))
+        await page.get_by_role("heading", name="Scene 1 · Shot 1: Boats at rest").wait_for()
+        button = page.get_by_role("button", name="Generate 6")
+        await button.click()
+        submit = page.locator("form.generate-form button[type=submit]")
+        for _ in range(3):  # as a person clicks again, impatient, once it has started
+            await page.wait_for_timeout(300)
+            await submit.click(force=True)
+        await all_complete(page, 0)
+        await page.wait_for_timeout(500)
+        assert len(images_of(studio.base, person, made.shots[0])) == 6
+        await expect(button).to_be_enabled(timeout=10_000)

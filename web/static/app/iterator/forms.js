@@ -9,6 +9,9 @@ import { ParamsFields, defaults, problemsWith, problemWith } from './params.js';
 import { GENERATE } from './queries.js';
 import { imageName, previewOf } from './tiles.js';
 
+/** How long Generate stays disabled after a batch started, in milliseconds. */
+const COOL_DOWN_MS = 3000;
+
 export const VARIANTS = 6;
 
 /** Whether the server refused one of the model's settings (the details must show it). */
@@ -76,9 +79,11 @@ export function GenerateForm({ shot, models: all, onStarted }) {
       });
       onStarted(payload.iteration);
       toast(`Generating ${VARIANTS} images.`, 'success');
+      // Each batch is paid for: clicks that follow at once (a double or triple click, an
+      // impatient repeat) start nothing more. The button comes back after COOL_DOWN_MS.
+      setTimeout(() => setBusy(false), COOL_DOWN_MS);
     } catch (caught) {
       setError(caught);
-    } finally {
       setBusy(false);
     }
   }

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
@@ -35,6 +34,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
 
+from api.bench.editor import CHROMIUM_ARGS as CHROMIUM_ARGS  # tests import it from here
+from api.bench.editor import chromium_executable
 from api.vendor import VENDOR_DIR
 from tests.conftest import IN_CI
 from tests.servers import StudioServer, studio_env
@@ -46,14 +47,6 @@ AXE = VENDOR_DIR / "axe-core@4.14.1" / "axe.min.js"
 PASSWORD = "correct horse battery"
 START_TIMEOUT = 90.0
 """Seconds a browser test's server may take to start."""
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 RECORD_VIOLATIONS = """
 document.addEventListener("securitypolicyviolation", (event) => {
   window.recordViolation(`${event.effectiveDirective}: ${event.blockedURI}`);
@@ -67,8 +60,8 @@ SERIOUS = ("serious", "critical")
 
 def chromium() -> str:
     """Debian's Chromium; skip (fail under CI=true) when it is not installed."""
-    found = shutil.which("chromium") or shutil.which("chromium", path="/usr/bin:/usr/lib/chromium")
-    if found is None or not os.access(found, os.X_OK):
+    found = chromium_executable()
+    if found is None:
         message = "Chromium is not installed (./dev test installs Debian's chromium as root)"
         if IN_CI:
             pytest.fail(message)

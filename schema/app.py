@@ -22,7 +22,7 @@ from strawberry.extensions import (
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
-from schema import execution as _execution  # noqa: F401  (corrects a graphql-core leak)
+from schema.execution import StudioExecutor  # also corrects a graphql-core leak
 from schema.accounts import Invitation, Team, User
 from schema.error_codes import add_code
 from schema.limits import OperationLimits
@@ -98,6 +98,8 @@ def build_schema(*, query: type, mutation: type, subscription: type) -> strawber
         types=[User, Team, Invitation, Project, Scene, Shot, ShotImage, StoryboardSelection],
         # JSON that refuses NaN/Infinity and deep nesting (see schema.scalars).
         scalar_overrides=SCALAR_OVERRIDES,
+        # Takes compiled reads' values as they are (see schema.compiled).
+        execution_context_class=StudioExecutor,
         extensions=[
             # Clients send the same few operations again and again (and every
             # subscribe parses its query): parse and validate each text once. A

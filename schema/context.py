@@ -68,6 +68,9 @@ class Resources:
     # Where media files are kept, for writes that remove them (deleteAsset); None: a
     # server (or a schema test) without media, where nothing is deleted from storage.
     storage: Storage | None = None
+    # Read the storyboard tree in one compiled statement where the selection allows (see
+    # schema.compiled); False resolves every field one by one (tests compare the two).
+    compiled_reads: bool = True
 
 
 @dataclass

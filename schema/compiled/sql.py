@@ -1,0 +1,263 @@
+"""One SQL statement that builds a whole storyboard selection as JSON, on either engine.
+
+`compile_project` turns the picks of a `project` field (see `schema.compiled.plan`)
+into one statement whose only value is the finished JSON text of that project, in
+the response's shape: keys are response keys in the order asked, lists are in the
+order the field-by-field resolvers give (scenes by number, shots by number,
+iterations by number, images by variant). The database does the nesting, as
+PostGraphile and Hasura do: PostgreSQL with `json_build_object`/`json_agg`
+(https://www.postgresql.org/docs/current/functions-json.html), SQLite with
+`json_object`/`json_group_array` (https://www.sqlite.org/json1.html).
+
+A few values are left for one pass in Python (`schema.compiled.finish`): global
+IDs and signed media URLs (a signature needs the server's secret, which never
+goes to the database) and the progress percentages (computed by the same
+`Progress` as the resolvers, from counts done in SQL). Each such value is written
+in a raw form the pass knows by its place in the picks.
+
+Every fragment of SQL text here is made from the catalogue's own names and from
+response keys, which GraphQL's grammar limits to `[_A-Za-z][_0-9A-Za-z]*`; values
+are bound parameters.
+"""
+
+# ruff: noqa: S608  (SQL text from the catalogue's names and GraphQL response keys only)
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import count
+
+from schema.compiled.plan import TYPENAME, Pick
+from services.tables import GenerationStatus
+
+# PostgreSQL's functions take at most 100 arguments: 50 key/value pairs.
+MAX_PAIRS = 50
+
+_ACTIVE = ", ".join(f"'{s.value}'" for s in GenerationStatus if s.is_active)
+# services.storyboard.shot_images.summarize, as an aggregate over one iteration's images.
+_BATCH_STATUS = (
+    f"CASE WHEN max(CASE WHEN {{t}}.status IN ({_ACTIVE}) THEN 1 ELSE 0 END) = 1 THEN "
+    f"CASE WHEN min(CASE WHEN {{t}}.status = '{GenerationStatus.PENDING.value}' THEN 1 ELSE 0 END)"
+    f" = 1 THEN '{GenerationStatus.PENDING.value}' ELSE '{GenerationStatus.PROCESSING.value}' END "
+    f"WHEN max(CASE WHEN {{t}}.status = '{GenerationStatus.COMPLETE.value}' THEN 1 ELSE 0 END) = 1 "
+    f"THEN '{GenerationStatus.COMPLETE.value}' "
+    f"WHEN max(CASE WHEN {{t}}.status = '{GenerationStatus.FAILED.value}' THEN 1 ELSE 0 END) = 1 "
+    f"THEN '{GenerationStatus.FAILED.value}' ELSE '{GenerationStatus.CANCELED.value}' END"
+)
+
+
+class TooWide(Exception):
+    """An object of the selection has more keys than one SQL call can build."""
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one engine writes the few JSON constructs the compiler uses."""
+
+    name: str
+
+    @property
+    def postgres(self) -> bool:
+        return self.name == "postgresql"
+
+    def obj(self, pairs: list[tuple[str, str]]) -> str:
+        """A JSON object of (response key, SQL expression) pairs, keys in order."""
+        if len(pairs) > MAX_PAIRS:
+            raise TooWide(len(pairs))
+        args = ", ".join(f"{_literal(key)}, {value}" for key, value in pairs)
+        return f"json_build_object({args})" if self.postgres else f"json_object({args})"
+
+    def embed(self, subquery: str) -> str:
+        """A scalar subquery whose value is JSON (or NULL), as a value inside `obj`."""
+        return f"({subquery})" if self.postgres else f"json(({subquery}))"
+
+    def array(self, element: str, source: str, order: str) -> str:
+        """The JSON array of `element` over the rows of `source` (FROM ... WHERE ...),
+        ordered by `order`; `[]` when there are none."""
+        if self.postgres:
+            return f"COALESCE((SELECT json_agg({element} ORDER BY {order}) FROM {source}), '[]')"
+        # SQLite 3.40 has no ORDER BY inside an aggregate; it aggregates an ordered
+        # subquery in that order (a subquery with ORDER BY under an aggregate is never
+        # flattened). The JSON subtype is lost across the subquery, so `json()` restores it.
+        return (
+            f"json((SELECT json_group_array(json(_e)) FROM "
+            f"(SELECT {element} AS _e FROM {source} ORDER BY {order})))"
+        )
+
+    def boolean(self, expression: str) -> str:
+        if self.postgres:
+            return expression
+        return f"json(CASE WHEN {expression} THEN 'true' ELSE 'false' END)"
+
+    def tuple(self, *values: str) -> str:
+        joined = ", ".join(values)
+        return f"json_build_array({joined})" if self.postgres else f"json_array({joined})"
+
+    def text(self, expression: str) -> str:
+        """The statement's one output: the JSON as text."""
+        return f"({expression})::text" if self.postgres else expression
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass
+class _Compiler:
+    dialect: Dialect
+    aliases: count[int]
+
+    def alias(self) -> str:
+        return f"t{next(self.aliases)}"
+
+    def build(self, type_name: str, picks: tuple[Pick, ...], t: str) -> str:
+        """The JSON object of one row of `type_name`, whose table is aliased `t`."""
+        builder = _FIELDS[type_name]
+        return self.dialect.obj(
+            [
+                (p.key, _literal(type_name) if p.field == TYPENAME else builder(self, p, t))
+                for p in picks
+            ]
+        )
+
+
+def _column(name: str) -> Callable[[_Compiler, Pick, str], str]:
+    return lambda _c, _p, t: f"{t}.{name}"
+
+
+def _project(c: _Compiler, p: Pick, t: str) -> str:
+    d = c.dialect
+    if p.field == "progress":
+        # The counts `services.storyboard.workflow.progress_for_projects` takes, in its order.
+        s, x = c.alias(), c.alias()
+        return d.tuple(
+            f"(SELECT count(*) FROM scenes {s} WHERE {s}.project_id = {t}.id)",
+            f"(SELECT count(*) FROM scenes {s} WHERE {s}.project_id = {t}.id AND NOT EXISTS "
+            f"(SELECT 1 FROM shots {x} WHERE {x}.scene_id = {s}.id))",
+            f"(SELECT count(*) FROM shots {x} WHERE {x}.project_id = {t}.id)",
+            f"(SELECT count(*) FROM storyboard_selections {s} WHERE {s}.project_id = {t}.id)",
+            f"(SELECT count(*) FROM storyboard_selections {s} WHERE {s}.project_id = {t}.id "
+            f"AND {s}.animation_status = '{GenerationStatus.COMPLETE.value}')",
+        )
+    if p.field == "scenes":
+        s = c.alias()
+        return d.array(
+            c.build("Scene", p.children, s),
+            f"scenes {s} WHERE {s}.project_id = {t}.id",
+            f"{s}.scene_number",
+        )
+    return f"{t}.{_SNAKE[p.field]}"
+
+
+def _scene(c: _Compiler, p: Pick, t: str) -> str:
+    if p.field == "shots":
+        s = c.alias()
+        return c.dialect.array(
+            c.build("Shot", p.children, s),
+            f"shots {s} WHERE {s}.scene_id = {t}.id",
+            f"{s}.shot_number",
+        )
+    return f"{t}.{_SNAKE[p.field]}"
+
+
+def _shot(c: _Compiler, p: Pick, t: str) -> str:
+    d = c.dialect
+    if p.field == "latestIterationNumber":
+        i = c.alias()
+        return f"(SELECT max({i}.iteration_number) FROM shot_images {i} WHERE {i}.shot_id = {t}.id)"
+    if p.field == "selectedImage":
+        s, i = c.alias(), c.alias()
+        return d.embed(
+            f"SELECT {c.build('ShotImage', p.children, i)} FROM storyboard_selections {s} "
+            f"JOIN shot_images {i} ON {i}.id = {s}.selected_image_id WHERE {s}.shot_id = {t}.id"
+        )
+    if p.field == "iterations":
+        g, i = c.alias(), c.alias()
+        groups = (
+            f"(SELECT {i}.shot_id AS shot_id, {i}.iteration_number AS number, "
+            f"{_BATCH_STATUS.format(t=i)} AS status FROM shot_images {i} "
+            f"WHERE {i}.shot_id = {t}.id GROUP BY {i}.shot_id, {i}.iteration_number) {g}"
+        )
+        return d.array(c.build("ImageIteration", p.children, g), groups, f"{g}.number")
+    return f"{t}.{_SNAKE[p.field]}"
+
+
+def _first_of_iteration(c: _Compiler, g: str, column: str) -> str:
+    """A column of the iteration's first variant (what every image of it shares)."""
+    i = c.alias()
+    return (
+        f"(SELECT {i}.{column} FROM shot_images {i} WHERE {i}.shot_id = {g}.shot_id "
+        f"AND {i}.iteration_number = {g}.number ORDER BY {i}.variant_number LIMIT 1)"
+    )
+
+
+def _iteration(c: _Compiler, p: Pick, g: str) -> str:
+    d = c.dialect
+    if p.field == "iterationNumber":
+        return f"{g}.number"
+    if p.field == "status":
+        return f"{g}.status"
+    if p.field == "prompt":
+        return _first_of_iteration(c, g, "iteration_prompt")
+    if p.field == "parentImage":
+        i = c.alias()
+        parent = _first_of_iteration(c, g, "parent_image_id")
+        return d.embed(
+            f"SELECT {c.build('ShotImage', p.children, i)} FROM shot_images {i} "
+            f"WHERE {i}.id = {parent}"
+        )
+    assert p.field == "images"
+    i = c.alias()
+    return d.array(
+        c.build("ShotImage", p.children, i),
+        f"shot_images {i} WHERE {i}.shot_id = {g}.shot_id AND {i}.iteration_number = {g}.number",
+        f"{i}.variant_number",
+    )
+
+
+def _image(c: _Compiler, p: Pick, t: str) -> str:
+    if p.field == "imageUrl":
+        return c.dialect.tuple(f"{t}.storage_key", f"{t}.image_url")
+    if p.field == "isFavorite":
+        return c.dialect.boolean(f"{t}.is_favorite")
+    return f"{t}.{_SNAKE[p.field]}"
+
+
+_SNAKE = {
+    "id": "id",
+    "title": "title",
+    "prompt": "prompt",
+    "promptPlannerData": "prompt_planner_data",
+    "workflowVersion": "workflow_version",
+    "status": "status",
+    "sceneNumber": "scene_number",
+    "description": "description",
+    "shotNumber": "shot_number",
+    "initialPrompt": "initial_prompt",
+    "iterationNumber": "iteration_number",
+    "variantNumber": "variant_number",
+    "iterationPrompt": "iteration_prompt",
+    "predictionId": "prediction_id",
+    "model": "model",
+    "error": "error",
+}
+
+_FIELDS: dict[str, Callable[[_Compiler, Pick, str], str]] = {
+    "Project": _project,
+    "Scene": _scene,
+    "Shot": _shot,
+    "ImageIteration": _iteration,
+    "ShotImage": _image,
+}
+
+
+def compile_project(dialect: Dialect, picks: tuple[Pick, ...]) -> str:
+    """The statement for one project's picks: binds `:project_id` and `:team_ids` (the
+    reader's teams, an expanding parameter); one row, one column of JSON text, or no
+    row when the project does not exist or is in none of those teams. Raises TooWide."""
+    compiler = _Compiler(dialect, count())
+    root = compiler.alias()
+    return (
+        f"SELECT {dialect.text(compiler.build('Project', picks, root))} FROM projects {root} "
+        f"WHERE {root}.id = :project_id AND {root}.team_id IN :team_ids"
+    )

@@ -14,6 +14,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -22,9 +23,9 @@ from strawberry.extensions import (
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
-from schema.execution import StudioExecutor  # also corrects a graphql-core leak
 from schema.accounts import Invitation, Team, User
 from schema.error_codes import add_code
+from schema.execution import StudioExecutor  # also corrects a graphql-core leak
 from schema.limits import OperationLimits
 from schema.operations import SignInFirst, StudioExecutionContext, as_client_error
 from schema.parser_cache import StudioParserCache
@@ -40,6 +41,15 @@ MAX_TOKENS = 4000
 MAX_VALIDATION_WORK = 1000
 
 logger = logging.getLogger("studio.graphql")
+
+# The depth and alias rules, made once. QueryDepthLimiter and MaxAliasesLimiter make
+# a new rule class each time one is constructed, and the validation cache is keyed
+# by the rules: with an extension per operation, no document was ever found in it,
+# and every request was validated again (about a third of a storyboard read's time).
+_GUARD_RULES = (
+    QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules
+    + MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules
+)
 
 
 def _is_unexpected(error: GraphQLError) -> bool:
@@ -106,8 +116,8 @@ def build_schema(*, query: type, mutation: type, subscription: type) -> strawber
             # document that would cost validation too much is refused unvalidated.
             lambda: StudioParserCache(maxsize=512),  # syntax errors reported on every transport
             lambda: ValidationBudget(max_work=MAX_VALIDATION_WORK, maxsize=512),
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            # QueryDepthLimiter and MaxAliasesLimiter, with the same rule classes each time.
+            lambda: AddValidationRules(_GUARD_RULES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             SignInFirst,
             # List lengths, rates over WebSockets, open subscriptions (the settings'

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 import httpx
@@ -176,3 +177,26 @@ async def test_fragment_cycles_end_the_walk(shape: str) -> None:
     assert result.errors is not None
     (error,) = result.errors
     assert error.extensions == {"code": "TOO_COMPLEX"} or "within itself" in error.message
+
+
+
+async def test_a_document_is_validated_once_however_often_it_is_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The validation cache is keyed by the rules: the depth and alias rules must be the
+    same classes on every operation, or every request is validated again (it was)."""
+    import strawberry.schema.schema as strawberry_schema
+
+    calls: list[object] = []
+    original = strawberry_schema.validate
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(strawberry_schema, "validate", counting)
+    document = '{ __typename once: __type(name: "Scene") { name } }'
+    for _ in range(3):
+        result = await schema.execute(document)
+        assert result.errors is None, result.errors
+    assert len(calls) <= 1

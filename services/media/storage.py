@@ -20,6 +20,7 @@ its own signed URL instead, and `/media` redirects there after checking ours.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import math
@@ -207,6 +208,10 @@ def content_type_of(key: str) -> str:
     return guessed or "application/octet-stream"
 
 
+# Signed links kept by each MediaLinks (see `MediaLinks.url_for`).
+LINK_CACHE_SIZE = 65_536
+
+
 class MediaLinks:
     """Signed, expiring `/media/...` URLs.
 
@@ -222,6 +227,10 @@ class MediaLinks:
         self.public_url = public_url.rstrip("/")
         self.ttl = ttl
         self.bucket = bucket
+        # The same (key, expiry) always gives the same link, and an expiry stands for a
+        # whole bucket: a storyboard read again within the hour signs nothing anew. At
+        # most this many links are kept (about 200 bytes each).
+        self._link = functools.lru_cache(maxsize=LINK_CACHE_SIZE)(self._make_link)
 
     def _signature(self, key: str, expires: int) -> str:
         message = f"{key}\n{expires}".encode()
@@ -232,6 +241,9 @@ class MediaLinks:
         (unix seconds; default: the clock). Does not check that the object exists."""
         moment = time.time() if now is None else now
         expires = math.ceil((moment + self.ttl) / self.bucket) * self.bucket
+        return self._link(key, expires)
+
+    def _make_link(self, key: str, expires: int) -> str:
         signature = self._signature(key, expires)
         return f"{self.public_url}/media/{quote(key)}?expires={expires}&signature={signature}"
 

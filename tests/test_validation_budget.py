@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -177,7 +177,6 @@ async def test_fragment_cycles_end_the_walk(shape: str) -> None:
     assert result.errors is not None
     (error,) = result.errors
     assert error.extensions == {"code": "TOO_COMPLEX"} or "within itself" in error.message
-
 
 
 async def test_a_document_is_validated_once_however_often_it_is_sent(

@@ -108,7 +108,9 @@ def _plan(info: Info, dialect: Dialect) -> _Plan | None:
             pass
         else:
             statement = text(sql).bindparams(bindparam("team_ids", expanding=True))
-            plan = _Plan(statement, Finisher.for_picks("Project", picks))
+            plan = _Plan(
+                statement, Finisher.for_picks("Project", picks, ids_built=dialect.builds_ids)
+            )
     entry.variables_read = read
     entry.plans[_values(variables, read)] = plan
     return plan

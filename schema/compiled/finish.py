@@ -81,14 +81,16 @@ class Finisher:
         return not (self.fixes or self.objects or self.lists)
 
     @classmethod
-    def for_picks(cls, type_name: str, picks: tuple[Pick, ...]) -> Finisher:
-        """The work for objects of `type_name` built from `picks`."""
+    def for_picks(cls, type_name: str, picks: tuple[Pick, ...], *, ids_built: bool) -> Finisher:
+        """The work for objects of `type_name` built from `picks`; `ids_built`: the SQL
+        already wrote global IDs (`Dialect.builds_ids`)."""
         fixes: list[tuple[str, Fix]] = []
         objects: list[tuple[str, Finisher]] = []
         lists: list[tuple[str, Finisher]] = []
         for p in picks:
             if p.field == "id":
-                fixes.append((p.key, _global_id(type_name)))
+                if not ids_built:
+                    fixes.append((p.key, _global_id(type_name)))
             elif p.field == "imageUrl":
                 fixes.append((p.key, _media_url))
             elif p.field == "progress":
@@ -96,7 +98,7 @@ class Finisher:
             elif p.children:
                 child_type = COMPILABLE[type_name][p.field]
                 assert child_type is not None
-                child = cls.for_picks(child_type, p.children)
+                child = cls.for_picks(child_type, p.children, ids_built=ids_built)
                 if child.idle:
                     continue
                 many = p.field in ("scenes", "shots", "iterations", "images")

@@ -93,6 +93,19 @@ class Dialect:
         joined = ", ".join(values)
         return f"json_build_array({joined})" if self.postgres else f"json_array({joined})"
 
+    @property
+    def builds_ids(self) -> bool:
+        """Whether `global_id` is finished in SQL (else the pass encodes the key)."""
+        return self.postgres
+
+    def global_id(self, type_name: str, key: str) -> str:
+        """The object's global ID (`schema.ids.encode`: base64 of "Type:key") on
+        PostgreSQL; SQLite has no base64, so there the key, for the pass to encode.
+        PostgreSQL breaks base64 lines at 76 characters, which these never reach."""
+        if not self.postgres:
+            return key
+        return f"encode(convert_to({_literal(type_name + ':')} || {key}, 'UTF8'), 'base64')"
+
     def text(self, expression: str) -> str:
         """The statement's one output: the JSON as text."""
         return f"({expression})::text" if self.postgres else expression
@@ -113,12 +126,16 @@ class _Compiler:
     def build(self, type_name: str, picks: tuple[Pick, ...], t: str) -> str:
         """The JSON object of one row of `type_name`, whose table is aliased `t`."""
         builder = _FIELDS[type_name]
-        return self.dialect.obj(
-            [
-                (p.key, _literal(type_name) if p.field == TYPENAME else builder(self, p, t))
-                for p in picks
-            ]
-        )
+        pairs = []
+        for p in picks:
+            if p.field == TYPENAME:
+                value = _literal(type_name)
+            elif p.field == "id":
+                value = self.dialect.global_id(type_name, f"{t}.id")
+            else:
+                value = builder(self, p, t)
+            pairs.append((p.key, value))
+        return self.dialect.obj(pairs)
 
 
 def _column(name: str) -> Callable[[_Compiler, Pick, str], str]:

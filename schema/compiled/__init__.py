@@ -25,7 +25,7 @@ import orjson
 from graphql import FieldNode
 from sqlalchemy import TextClause, bindparam, text
 
-from schema.compiled.finish import Finisher
+from schema.compiled.finish import Shape
 from schema.compiled.plan import pick
 from schema.compiled.sql import Dialect, TooWide, compile_project
 from schema.context import Info
@@ -52,7 +52,7 @@ NOT_COMPILED: Final = _NotCompiled()
 @dataclass(frozen=True, slots=True)
 class _Plan:
     statement: TextClause
-    finisher: Finisher
+    shape: Shape
 
 
 @dataclass(slots=True)
@@ -108,9 +108,7 @@ def _plan(info: Info, dialect: Dialect) -> _Plan | None:
             pass
         else:
             statement = text(sql).bindparams(bindparam("team_ids", expanding=True))
-            plan = _Plan(
-                statement, Finisher.for_picks("Project", picks, ids_built=dialect.builds_ids)
-            )
+            plan = _Plan(statement, Shape.for_picks("Project", picks, ids_built=dialect.builds_ids))
     entry.variables_read = read
     entry.plans[_values(variables, read)] = plan
     return plan
@@ -139,6 +137,4 @@ async def project_read(info: Info, project_id: int) -> Finished | _NotCompiled:
         raw = result.scalar()
     if raw is None:
         return Finished(None)
-    value = orjson.loads(raw)
-    plan.finisher.apply(value, context.media)
-    return Finished(value)
+    return Finished(plan.shape.build(orjson.loads(raw), context.media))

@@ -1,10 +1,12 @@
-"""The one pass over a compiled read's JSON that puts in what SQL leaves raw.
+"""The one pass that turns a compiled read's JSON into the response's value.
 
-`Finisher.for_picks` works out, once per plan, which response keys hold a raw value
-(see `schema.compiled.sql`) and which branches lead to one; `apply` then visits
-only those: global IDs from primary keys (`schema.ids.encode`), media URLs signed
-from `[storage key, recorded URL]` pairs (`MediaLinks.url_for`, as
-`ShotImage.imageUrl` does), and `ProjectProgress` from its counts (through
+SQL builds each object as an array of its values in the order of its picks (see
+`schema.compiled.sql`). `Shape.for_picks` works out once per plan what each
+position holds; `build` then makes each object a dict under the response keys, in
+the order asked, putting in what SQL left raw: media URLs signed from
+`[storage key, recorded URL]` pairs (`MediaLinks.url_for`, as `ShotImage.imageUrl`
+does), global IDs from primary keys where SQL did not write them
+(`schema.ids.encode`), and `ProjectProgress` from its counts (through
 `ProjectProgress.from_progress`, as the resolvers do).
 """
 
@@ -19,7 +21,7 @@ from schema.compiled.plan import COMPILABLE, TYPENAME, Pick
 from services.media.storage import MediaLinks
 from services.storyboard.workflow import Progress
 
-# A raw value and the links to sign with: the finished value.
+# A position's raw value and the links to sign with: the finished value.
 Fix = Callable[[Any, MediaLinks], Any]
 
 _PROGRESS_FIELDS = {
@@ -32,6 +34,8 @@ _PROGRESS_FIELDS = {
     "isSelectionComplete": "is_selection_complete",
     "isAnimationComplete": "is_animation_complete",
 }
+# The fields whose value is a list of objects (the others with children are one object).
+_LISTS = frozenset({"scenes", "shots", "iterations", "images"})
 
 
 def _global_id(type_name: str) -> Fix:
@@ -67,52 +71,49 @@ def _progress(picks: tuple[Pick, ...]) -> Fix:
     return fix
 
 
+def _one(shape: Shape) -> Fix:
+    build = shape.build
+    return lambda row, media: None if row is None else build(row, media)
+
+
+def _many(shape: Shape) -> Fix:
+    build = shape.build
+    return lambda rows, media: [build(row, media) for row in rows]
+
+
 @dataclass(frozen=True)
-class Finisher:
-    """What to do to one object of the result: `fixes` rewrite a key's raw value;
-    `objects` and `lists` lead to child objects that need work of their own."""
+class Shape:
+    """How to make one object of the result from the array SQL built for it: `keys` name
+    its positions; `fixes` (position, key, fix) rewrite the raw values that need it."""
 
-    fixes: tuple[tuple[str, Fix], ...]
-    objects: tuple[tuple[str, Finisher], ...]
-    lists: tuple[tuple[str, Finisher], ...]
-
-    @property
-    def idle(self) -> bool:
-        return not (self.fixes or self.objects or self.lists)
+    keys: tuple[str, ...]
+    fixes: tuple[tuple[int, str, Fix], ...]
 
     @classmethod
-    def for_picks(cls, type_name: str, picks: tuple[Pick, ...], *, ids_built: bool) -> Finisher:
-        """The work for objects of `type_name` built from `picks`; `ids_built`: the SQL
+    def for_picks(cls, type_name: str, picks: tuple[Pick, ...], *, ids_built: bool) -> Shape:
+        """The shape of objects of `type_name` built from `picks`; `ids_built`: the SQL
         already wrote global IDs (`Dialect.builds_ids`)."""
-        fixes: list[tuple[str, Fix]] = []
-        objects: list[tuple[str, Finisher]] = []
-        lists: list[tuple[str, Finisher]] = []
-        for p in picks:
+        fixes: list[tuple[int, str, Fix]] = []
+        for position, p in enumerate(picks):
+            fix: Fix | None = None
             if p.field == "id":
-                if not ids_built:
-                    fixes.append((p.key, _global_id(type_name)))
+                fix = None if ids_built else _global_id(type_name)
             elif p.field == "imageUrl":
-                fixes.append((p.key, _media_url))
+                fix = _media_url
             elif p.field == "progress":
-                fixes.append((p.key, _progress(p.children)))
+                fix = _progress(p.children)
             elif p.children:
                 child_type = COMPILABLE[type_name][p.field]
                 assert child_type is not None
                 child = cls.for_picks(child_type, p.children, ids_built=ids_built)
-                if child.idle:
-                    continue
-                many = p.field in ("scenes", "shots", "iterations", "images")
-                (lists if many else objects).append((p.key, child))
-        return cls(tuple(fixes), tuple(objects), tuple(lists))
+                fix = _many(child) if p.field in _LISTS else _one(child)
+            if fix is not None:
+                fixes.append((position, p.key, fix))
+        return cls(tuple(p.key for p in picks), tuple(fixes))
 
-    def apply(self, value: dict[str, Any], media: MediaLinks) -> None:
-        """Finish `value` (one object, as SQL built it) in place."""
-        for key, fix in self.fixes:
-            value[key] = fix(value[key], media)
-        for key, child in self.objects:
-            item = value[key]
-            if item is not None:
-                child.apply(item, media)
-        for key, child in self.lists:
-            for item in value[key]:
-                child.apply(item, media)
+    def build(self, row: list[Any], media: MediaLinks) -> dict[str, Any]:
+        """The object (a dict in the response's key order) from its array of values."""
+        value = dict(zip(self.keys, row, strict=True))
+        for position, key, fix in self.fixes:
+            value[key] = fix(row[position], media)
+        return value

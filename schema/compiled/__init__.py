@@ -137,4 +137,4 @@ async def project_read(info: Info, project_id: int) -> Finished | _NotCompiled:
         raw = result.scalar()
     if raw is None:
         return Finished(None)
-    return Finished(plan.shape.build(orjson.loads(raw), context.media))
+    return Finished(plan.shape.finish(orjson.loads(raw), context.media))

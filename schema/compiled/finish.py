@@ -21,8 +21,9 @@ from schema.compiled.plan import COMPILABLE, TYPENAME, Pick
 from services.media.storage import MediaLinks
 from services.storyboard.workflow import Progress
 
-# A position's raw value and the links to sign with: the finished value.
-Fix = Callable[[Any, MediaLinks], Any]
+# A position's raw value and the response's signer (`MediaLinks.signer`): the finished value.
+Sign = Callable[[str], str]
+Fix = Callable[[Any, Sign], Any]
 
 _PROGRESS_FIELDS = {
     "totalScenes": "total_scenes",
@@ -39,16 +40,16 @@ _LISTS = frozenset({"scenes", "shots", "iterations", "images"})
 
 
 def _global_id(type_name: str) -> Fix:
-    return lambda pk, _media: ids.encode(type_name, pk)
+    return lambda pk, _sign: ids.encode(type_name, pk)
 
 
-def _media_url(pair: Any, media: MediaLinks) -> Any:
+def _media_url(pair: Any, sign: Sign) -> Any:
     storage_key, recorded = pair
-    return media.url_for(storage_key) if storage_key else recorded
+    return sign(storage_key) if storage_key else recorded
 
 
 def _progress(picks: tuple[Pick, ...]) -> Fix:
-    def fix(counts: Any, _media: MediaLinks) -> dict[str, Any]:
+    def fix(counts: Any, _sign: Sign) -> dict[str, Any]:
         from schema.storyboard import ProjectProgress  # it imports the schema's types
 
         scenes, without_shots, shots, selected, animated = counts
@@ -73,12 +74,12 @@ def _progress(picks: tuple[Pick, ...]) -> Fix:
 
 def _one(shape: Shape) -> Fix:
     build = shape.build
-    return lambda row, media: None if row is None else build(row, media)
+    return lambda row, sign: None if row is None else build(row, sign)
 
 
 def _many(shape: Shape) -> Fix:
     build = shape.build
-    return lambda rows, media: [build(row, media) for row in rows]
+    return lambda rows, sign: [build(row, sign) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -111,9 +112,14 @@ class Shape:
                 fixes.append((position, p.key, fix))
         return cls(tuple(p.key for p in picks), tuple(fixes))
 
-    def build(self, row: list[Any], media: MediaLinks) -> dict[str, Any]:
-        """The object (a dict in the response's key order) from its array of values."""
-        value = dict(zip(self.keys, row, strict=True))
+    def build(self, row: list[Any], sign: Sign) -> dict[str, Any]:
+        """The object (a dict in the response's key order) from its array of values;
+        `sign`: the response's signer (`MediaLinks.signer`)."""
+        value = dict(zip(self.keys, row, strict=False))  # the same picks made both
         for position, key, fix in self.fixes:
-            value[key] = fix(row[position], media)
+            value[key] = fix(row[position], sign)
         return value
+
+    def finish(self, row: list[Any], media: MediaLinks) -> dict[str, Any]:
+        """The root object, its links signed as of now."""
+        return self.build(row, media.signer())

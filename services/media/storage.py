@@ -29,7 +29,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -242,6 +242,14 @@ class MediaLinks:
         moment = time.time() if now is None else now
         expires = math.ceil((moment + self.ttl) / self.bucket) * self.bucket
         return self._link(key, expires)
+
+    def signer(self, *, now: float | None = None) -> Callable[[str], str]:
+        """`url_for` with the clock read once, for a response that signs many keys:
+        key -> the same URL `url_for(key, now=now)` gives."""
+        moment = time.time() if now is None else now
+        expires = math.ceil((moment + self.ttl) / self.bucket) * self.bucket
+        link = self._link
+        return lambda key: link(key, expires)
 
     def _make_link(self, key: str, expires: int) -> str:
         signature = self._signature(key, expires)

@@ -121,6 +121,9 @@ def _literal(text: str) -> str:
 class _Compiler:
     dialect: Dialect
     aliases: count[int]
+    # On PostgreSQL, while an iteration's values are built: the alias of the images its
+    # GROUP BY reads, and the aggregate columns its values ask that subquery for.
+    group: tuple[str, list[str]] | None = None
 
     def alias(self) -> str:
         return f"t{next(self.aliases)}"
@@ -191,13 +194,21 @@ def _shot(c: _Compiler, p: Pick, t: str) -> str:
             f"JOIN shot_images {i} ON {i}.id = {s}.selected_image_id WHERE {s}.shot_id = {t}.id"
         )
     if p.field == "iterations":
+        # One GROUP BY pass over the shot's images makes its iterations. On PostgreSQL
+        # it also aggregates what each iteration shows (its images in variant order,
+        # its first variant's prompt and parent), which saves a scan per iteration.
         g, i = c.alias(), c.alias()
+        columns: list[str] = []
+        outer, c.group = c.group, ((i, columns) if d.postgres else None)
+        element = c.build("ImageIteration", p.children, g)
+        c.group = outer
+        extra = "".join(f", {column} AS c{n}" for n, column in enumerate(columns))
         groups = (
             f"(SELECT {i}.shot_id AS shot_id, {i}.iteration_number AS number, "
-            f"{_BATCH_STATUS.format(t=i)} AS status FROM shot_images {i} "
+            f"{_BATCH_STATUS.format(t=i)} AS status{extra} FROM shot_images {i} "
             f"WHERE {i}.shot_id = {t}.id GROUP BY {i}.shot_id, {i}.iteration_number) {g}"
         )
-        return d.array(c.build("ImageIteration", p.children, g), groups, f"{g}.number")
+        return d.array(element, groups, f"{g}.number")
     return f"{t}.{_SNAKE[p.field]}"
 
 
@@ -210,8 +221,41 @@ def _first_of_iteration(c: _Compiler, g: str, column: str) -> str:
     )
 
 
+def _grouped(c: _Compiler, g: str, aggregate: Callable[[str], str]) -> str:
+    """A column of the iteration's GROUP BY (PostgreSQL): `aggregate` of its images'
+    alias; the value's reference in the iteration."""
+    assert c.group is not None
+    i, columns = c.group
+    c.group = None  # what the aggregate builds is not an iteration's value
+    columns.append(aggregate(i))
+    c.group = (i, columns)
+    return f"{g}.c{len(columns) - 1}"
+
+
+def _first_grouped(column: str) -> Callable[[str], str]:
+    return lambda i: f"(array_agg({i}.{column} ORDER BY {i}.variant_number))[1]"
+
+
 def _iteration(c: _Compiler, p: Pick, g: str) -> str:
     d = c.dialect
+    if c.group is not None:
+        if p.field == "prompt":
+            return _grouped(c, g, _first_grouped("iteration_prompt"))
+        if p.field == "parentImage":
+            i = c.alias()
+            parent = _grouped(c, g, _first_grouped("parent_image_id"))
+            return d.embed(
+                f"SELECT {c.build('ShotImage', p.children, i)} FROM shot_images {i} "
+                f"WHERE {i}.id = {parent}"
+            )
+        if p.field == "images":
+            return _grouped(
+                c,
+                g,
+                lambda i: (
+                    f"json_agg({c.build('ShotImage', p.children, i)} ORDER BY {i}.variant_number)"
+                ),
+            )
     if p.field == "iterationNumber":
         return f"{g}.number"
     if p.field == "status":

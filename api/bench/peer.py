@@ -10,9 +10,10 @@ ours, peer, so that both see the same noise of a shared machine. It prints each 
 medians (req/s, p50, p99) and the ratio ours/peer.
 
 Then SQL round trips per request: each server is started again with its database
-connection through a counting proxy (`round_trips`), sent 3 requests to warm up and
+connection through a counting proxy (`round_trips`), sent 10 requests to warm up and
 then 50 one after another; what it sent to PostgreSQL in an idle window as long as
-those 50 took (pollers, housekeeping) is subtracted. Then `studio serve --workers 2`
+those 50 took (housekeeping; our generation poller is set to an hour for this part)
+is subtracted. Then `studio serve --workers 2`
 against PostGraphile, when serve has that option, and our read served from SQLite.
 
 Prints figures and asserts nothing; every figure that cannot be had is printed as
@@ -23,7 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
+import os
 import secrets
 import statistics
 import subprocess
@@ -38,6 +41,7 @@ from typing import Any
 import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.bench import postgraphile, wrk
 from api.bench.processes import studio_process
@@ -55,6 +59,9 @@ REQUEST_TIMEOUT = 60.0
 OURS_NAME = "studio serve"
 PEER_NAME = f"PostGraphile {postgraphile.VERSION}"
 NOT_MEASURED = "not measured"
+SETTLE_SECONDS = 60.0
+SETTLE_STEP = 0.25
+IDLE_TICKS = 2  # in SETTLE_STEP: under a tenth of a core at 100 ticks a second
 MESSAGES = ("S", "Q", "H", "P", "B")
 """Message types shown per request: Sync, Query, Flush, Parse, Bind."""
 
@@ -63,14 +70,15 @@ Check = Callable[[Any], str | None]
 
 @dataclass(frozen=True)
 class Target:
-    """A server under load: its name, GraphQL endpoint, request body and headers, and
-    the check of its answer."""
+    """A server under load: its name, GraphQL endpoint, request body and headers, the
+    check of its answer, and its process ID."""
 
     name: str
     endpoint: str
     payload: dict[str, Any]
     headers: dict[str, str]
     check: Check
+    pid: int
 
 
 @dataclass
@@ -136,13 +144,14 @@ def _ours(
     if "--workers" in arguments and _redis_answers():
         # Several workers share one event bus, as a deployment of them must.
         env["EVENT_BUS_URL"] = "redis://127.0.0.1:6379/0"
-    with studio_process("serve", env, directory, "/readyz", arguments) as (base_url, _):
+    with studio_process("serve", env, directory, "/readyz", arguments) as (base_url, pid):
         yield Target(
             OURS_NAME if not arguments else f"{OURS_NAME} {' '.join(arguments)}",
             f"{base_url}/graphql",
             seeded.ours(),
             {"Authorization": f"Bearer {seeded.token}"},
             check_ours,
+            pid,
         )
 
 
@@ -150,8 +159,8 @@ def _ours(
 def _peer(
     node: Path, database_url: str, directory: Path, seeded: SeededProject
 ) -> Iterator[Target]:
-    with postgraphile.serve(node, database_url, directory) as endpoint:
-        yield Target(PEER_NAME, endpoint, seeded.peer(), {}, check_peer)
+    with postgraphile.serve(node, database_url, directory) as (endpoint, pid):
+        yield Target(PEER_NAME, endpoint, seeded.peer(), {}, check_peer, pid)
 
 
 def _redis_answers() -> bool:
@@ -203,6 +212,33 @@ def _verify(target: Target) -> tuple[str | None, int]:
 # --- load ----------------------------------------------------------------------------
 
 
+def _cpu_ticks(pid: int) -> int:
+    """CPU time (clock ticks, user and system) of a process and its children so far;
+    0 once it is gone. Linux's /proc/PID/stat, fields 14 and 15."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            # After the name: state, ppid, ..., utime (11th), stime (12th).
+            if stat.parent.name == str(pid) or fields[1] == str(pid):
+                total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def settle(pid: int) -> None:
+    """Wait (at most SETTLE_SECONDS) until the server has finished the requests a run
+    left in flight: its CPU use stays under a tenth of a core for a quarter second. So
+    no run pays for the one before it, of the other server."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    ticks = _cpu_ticks(pid)
+    while time.monotonic() < deadline:
+        time.sleep(SETTLE_STEP)
+        now = _cpu_ticks(pid)
+        if now - ticks <= IDLE_TICKS:
+            return
+        ticks = now
+
+
 def _interleaved(targets: Sequence[Target], seconds: float) -> dict[tuple[str, int], Cell]:
     """Warm each target up, then per concurrency run them in turn, RUNS rounds."""
     cells = {(t.name, c): Cell() for t in targets for c in CONCURRENCIES}
@@ -222,6 +258,7 @@ def _interleaved(targets: Sequence[Target], seconds: float) -> dict[tuple[str, i
                 if cell.problem is not None:
                     continue
                 try:
+                    settle(target.pid)
                     run = wrk.run(
                         target.endpoint,
                         target.payload,
@@ -503,7 +540,7 @@ def _sqlite_part(
             report.line(f"  {name}: answer checked, {size:,} bytes")
             if wrk.wrk_path() is None:
                 raise RuntimeError("wrk is not installed (Debian package `wrk`)")
-            target = Target(name, ours.endpoint, ours.payload, ours.headers, ours.check)
+            target = dataclasses.replace(ours, name=name)
             cells = _interleaved([target], seconds)
     except RuntimeError as error:
         report.line(f"  {name}: {NOT_MEASURED} ({error})")
@@ -532,6 +569,7 @@ def run(postgres_admin_url: str | None, *, seconds: float) -> int:
         peer_problem = str(error)
     wrk_path = wrk.wrk_path()
     report.line(f"  load: {wrk_path or 'wrk is not installed'}")
+    report.line(f"  machine: {_machine()} at the start")
     with (
         tempfile.TemporaryDirectory(prefix="studio-peer-") as name,
         asyncio.Runner() as runner,
@@ -544,17 +582,31 @@ def run(postgres_admin_url: str | None, *, seconds: float) -> int:
             report.line(f"PostgreSQL: {NOT_MEASURED} ({error})")
             return report.unmeasured
         try:
-            seeded = runner.run(seed(database_url))
-            report.line(f"  database: {_server_version(runner, database_url)}")
-            report.line()
-            _postgres_part(report, database_url, seeded, node, peer_problem, directory, seconds)
+            try:
+                seeded = runner.run(seed(database_url))
+            except (RuntimeError, OSError, asyncpg.PostgresError, SQLAlchemyError) as error:
+                report.line(f"PostgreSQL: {NOT_MEASURED} (seeding failed: {error})")
+            else:
+                report.line(f"  database: {_server_version(runner, database_url)}")
+                report.line()
+                _postgres_part(report, database_url, seeded, node, peer_problem, directory, seconds)
         finally:
             runner.run(scratch.__aexit__(None, None, None))
         report.line()
         sqlite_url = f"sqlite+aiosqlite:///{directory / 'side-by-side.db'}"
-        seeded = runner.run(seed(sqlite_url))
-        _sqlite_part(report, seeded, sqlite_url, directory, seconds)
+        try:
+            seeded = runner.run(seed(sqlite_url))
+        except (RuntimeError, OSError, SQLAlchemyError) as error:
+            report.line(f"SQLite: {NOT_MEASURED} (seeding failed: {error})")
+        else:
+            _sqlite_part(report, seeded, sqlite_url, directory, seconds)
+    report.line(f"  machine: {_machine()} at the end")
     return report.unmeasured
+
+
+def _machine() -> str:
+    """Cores and the 1-minute load average: how shared the machine was."""
+    return f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
 
 
 def _server_version(runner: asyncio.Runner, database_url: str) -> str:

@@ -154,11 +154,11 @@ def connection_string(database_url: str) -> str:
 @contextlib.contextmanager
 def serve(
     node: Path, database_url: str, log_directory: Path, *, folder: Path | None = None
-) -> Iterator[str]:
+) -> Iterator[tuple[str, int]]:
     """PostGraphile on a free port of 127.0.0.1, on `database_url` (ours, SQLAlchemy
-    form), until the block ends: its GraphQL endpoint URL. NODE_ENV=production, as it is
-    deployed. Raises PeerUnavailable if it does not answer `{ __typename }` in time (the
-    last line of its log quoted)."""
+    form), until the block ends: its GraphQL endpoint URL and process ID.
+    NODE_ENV=production, as it is deployed. Raises PeerUnavailable if it does not answer
+    `{ __typename }` in time (the last line of its log quoted)."""
     folder = folder or cache_folder()
     config = write_config(folder)
     port = free_port()
@@ -194,6 +194,6 @@ def serve(
                     f"PostGraphile did not get ready: {output[-1] if output else 'no output'}"
                 )
             time.sleep(0.1)
-        yield endpoint
+        yield endpoint, process.pid
     finally:
         stop(process)

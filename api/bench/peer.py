@@ -471,6 +471,8 @@ def _postgres_part(
             report.line(f"  {OURS_NAME}: {NOT_MEASURED} ({error})")
         if peer is None:
             report.line(f"  {PEER_NAME}: {NOT_MEASURED} ({peer_problem})")
+        elif wrk.wrk_path() is None:
+            report.line(f"  {PEER_NAME}: {NOT_MEASURED} (wrk is not installed)")
         if cells:
             _load_table(report, cells, OURS_NAME, PEER_NAME if peer else None)
 

@@ -28,6 +28,7 @@ import dataclasses
 import json
 import os
 import secrets
+import socket
 import statistics
 import subprocess
 import sys
@@ -164,19 +165,13 @@ def _peer(
 
 
 def _redis_answers() -> bool:
-    with contextlib.suppress(OSError), asyncio.Runner() as runner:
-        return runner.run(_ping_redis())
-    return False
-
-
-async def _ping_redis() -> bool:
-    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", 6379), 2)
+    """Whether the local Redis (127.0.0.1:6379) answers PING."""
     try:
-        writer.write(b"PING\r\n")
-        await writer.drain()
-        return (await asyncio.wait_for(reader.readline(), 2)).startswith(b"+PONG")
-    finally:
-        writer.close()
+        with socket.create_connection(("127.0.0.1", 6379), timeout=2) as connection:
+            connection.sendall(b"PING\r\n")
+            return connection.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 def serve_has_workers() -> bool:

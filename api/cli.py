@@ -537,9 +537,62 @@ def emulator(args: argparse.Namespace) -> None:
 
 
 def bench(args: argparse.Namespace) -> None:
-    from api.bench.run import main as run_bench
+    """`all`: every figure of api/bench/run.py; `side-by-side`: the storyboard read
+    against PostGraphile (api/bench/peer.py); `realtime`: fan-out against a floor
+    server (api/bench/realtime_floor.py). Exits 1 when a figure is not measured."""
+    if args.mode == "side-by-side":
+        from api.bench.peer import main as run_peer
 
-    run_bench(args.postgres)
+        run_peer(args.postgres, seconds=args.duration)
+    elif args.mode == "realtime":
+        _bench_realtime()
+    else:
+        from api.bench.run import main as run_bench
+
+        run_bench(args.postgres)
+
+
+REALTIME_MODULE = "api.bench.realtime_floor"
+
+
+def _bench_realtime() -> None:
+    """Run the realtime floor bench's `main_figures()`: it may print its figures itself,
+    or return its lines (printed here) or the number of figures it could not measure."""
+    import importlib
+
+    try:
+        module = importlib.import_module(REALTIME_MODULE)
+    except ModuleNotFoundError as error:
+        if error.name != REALTIME_MODULE:
+            raise
+        print("realtime: not measured (module missing)", flush=True)
+        print("1 figure(s) not measured: see above.", file=sys.stderr)
+        sys.exit(1)
+    result = module.main_figures()
+    unmeasured = 0
+    if isinstance(result, int) and not isinstance(result, bool):
+        unmeasured = result
+    elif isinstance(result, list | tuple):
+        lines = [str(line) for line in result]
+        print("\n".join(lines), flush=True)
+        unmeasured = sum("not measured" in line for line in lines)
+    if unmeasured:
+        print(f"{unmeasured} figure(s) not measured: see above.", file=sys.stderr)
+        sys.exit(1)
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a positive duration in seconds."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 1 <= seconds <= MAX_BENCH_SECONDS:
+        raise argparse.ArgumentTypeError(f"{seconds:g} s: use 1-{MAX_BENCH_SECONDS}")
+    return seconds
+
+
+MAX_BENCH_SECONDS = 600
 
 
 def vendor(args: argparse.Namespace) -> None:
@@ -611,6 +664,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--postgres",
         metavar="ADMIN_URL",
         help="also measure on PostgreSQL, in a database made and dropped through this URL",
+    )
+    bench_parser.add_argument(
+        "--mode",
+        choices=("all", "side-by-side", "realtime"),
+        default="all",
+        help="all: every figure (default); side-by-side: the storyboard read against "
+        "PostGraphile, on PostgreSQL (needs --postgres, wrk, npm); realtime: subscriptions "
+        "against a floor server",
+    )
+    bench_parser.add_argument(
+        "--duration",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="side-by-side: seconds of each load run (10)",
     )
     bench_parser.set_defaults(run=bench)
     vendor_parser = commands.add_parser(

@@ -7,7 +7,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -33,15 +33,20 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def studio_process(
-    command: str, env: dict[str, str], directory: Path, ready_path: str
+    command: str,
+    env: dict[str, str],
+    directory: Path,
+    ready_path: str,
+    arguments: Sequence[str] = (),
 ) -> Iterator[tuple[str, int]]:
-    """`studio COMMAND` on a free port until the block ends: its base URL and process ID."""
+    """`studio COMMAND [ARGUMENTS]` on a free port until the block ends: its base URL and
+    process ID."""
     port = free_port()
     studio = Path(sys.executable).with_name("studio")
     log_path = directory / f"{command}-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 (our own command)
-            [str(studio), command, "--host", "127.0.0.1", "--port", str(port)],
+            [str(studio), command, "--host", "127.0.0.1", "--port", str(port), *arguments],
             env=env,
             cwd=directory,
             stdout=log,

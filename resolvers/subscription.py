@@ -9,12 +9,13 @@ on the connection.
 
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Annotated, TypeVar
+from typing import Annotated, TypeVar, cast
 
 import strawberry
 from graphql import GraphQLError
 
 from schema import nodes
+from schema.compiled import NOT_COMPILED, Finished, iteration_event_read
 from schema.context import Info, NotAuthenticated
 from schema.events import (
     AnimationStatusEvent,
@@ -188,17 +189,28 @@ class Subscription:
             async for event in feed:
                 if _ends_shot(event, shot_pk, scene_id):
                     return
-                image: ShotImage | None = None
+                image_id: int | None = None
                 if event.kind != events.SNAPSHOT:
                     if event.node_type != "ShotImage" or event.shot_id != shot_pk:
                         continue
                     if event.change != events.DELETED:
-                        image = await ShotImage.load(info, event.node_id)
+                        image_id = event.node_id
+                cursor = encode_cursor(pk, event.sequence)
+                compiled = await iteration_event_read(
+                    info, shot_pk, cursor=cursor, image_id=image_id
+                )
+                if compiled is not NOT_COMPILED:
+                    if cast(Finished, compiled).value is None:  # the shot is gone
+                        return
+                    # A Finished value: the executor takes it as the completed message.
+                    yield cast(IterationStatusEvent, compiled)
+                    continue
+                image = await ShotImage.load(info, image_id)
                 shot_row = await info.context.loaders.shot.load(shot_pk)
                 if shot_row is None:
                     return
                 yield IterationStatusEvent(
-                    cursor=encode_cursor(pk, event.sequence),
+                    cursor=cursor,
                     shot=Shot.from_row(shot_row),
                     iterations=await ImageIteration.of_shot(info, shot_pk),
                     image=image,

@@ -22,9 +22,9 @@ from strawberry.extensions import (
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
-from schema.execution import StudioExecutor  # also corrects a graphql-core leak
 from schema.accounts import Invitation, Team, User
 from schema.error_codes import add_code
+from schema.execution import StudioExecutor  # also corrects a graphql-core leak
 from schema.limits import OperationLimits
 from schema.operations import SignInFirst, StudioExecutionContext, as_client_error
 from schema.parser_cache import StudioParserCache

@@ -88,6 +88,13 @@ COMPILABLE: dict[str, dict[str, str | None]] = {
         "error": None,
         "imageUrl": None,
     },
+    # The message of the `iterationStatus` subscription: its shot's row is the root.
+    "IterationStatusEvent": {
+        "cursor": None,
+        "shot": "Shot",
+        "iterations": "ImageIteration",
+        "image": "ShotImage",
+    },
 }
 INTERFACES: dict[str, frozenset[str]] = {
     name: frozenset({"Node"}) if "id" in fields else frozenset()
@@ -111,10 +118,13 @@ class NotCompilable(Exception):
 
 
 @dataclass
-class _Walk:
+class Walk:
+    """One walk over a document's selections: `fragments` and `variables` are the
+    document's; `read` gathers the names of the variables whose values decided what
+    was collected (for the caller's plan cache)."""
+
     fragments: Mapping[str, FragmentDefinitionNode]
     variables: Mapping[str, Any]
-    # The variables whose values decided the picks (for the caller's plan cache).
     read: set[str]
 
     def included(self, node: FieldNode | FragmentSpreadNode | InlineFragmentNode) -> bool:
@@ -140,8 +150,20 @@ class _Walk:
         return (
             type_condition is None
             or type_condition == type_name
-            or type_condition in INTERFACES[type_name]
+            or type_condition in INTERFACES.get(type_name, ())
         )
+
+    def fields(
+        self, type_name: str, field_nodes: Iterable[FieldNode]
+    ) -> dict[str, list[FieldNode]]:
+        """The fields asked for below `field_nodes` (the nodes of one field of type
+        `type_name`, which may be outside the catalogue), by response key in the order
+        of first appearance, as graphql-core collects them. Raises NotCompilable."""
+        fields: dict[str, list[FieldNode]] = {}
+        for node in field_nodes:
+            if node.selection_set:
+                self._gather(type_name, node.selection_set, fields, set())
+        return fields
 
     def collect(
         self, type_name: str, selection_sets: Iterable[SelectionSetNode]
@@ -210,7 +232,7 @@ def pick(
     """The merged picks below `field_nodes` (the nodes of one field of type `type_name`),
     and the names of the variables that decided them; None when anything asked for is
     outside `COMPILABLE`."""
-    walk = _Walk(fragments, variables, set())
+    walk = Walk(fragments, variables, set())
     try:
         picks = walk.collect(type_name, [n.selection_set for n in field_nodes if n.selection_set])
     except NotCompilable:

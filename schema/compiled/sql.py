@@ -242,22 +242,52 @@ _SNAKE = {
     "error": "error",
 }
 
+
+def _iteration_event(c: _Compiler, p: Pick, t: str) -> str:
+    """`IterationStatusEvent`, built on its shot's row: the cursor and the changed image
+    are bound (`:cursor`, `:image_id`, NULL for none)."""
+    if p.field == "cursor":
+        return "CAST(:cursor AS TEXT)"
+    if p.field == "shot":
+        return c.build("Shot", p.children, t)
+    if p.field == "image":
+        i = c.alias()
+        return c.dialect.embed(
+            f"SELECT {c.build('ShotImage', p.children, i)} FROM shot_images {i} "
+            f"WHERE {i}.id = :image_id AND {i}.shot_id = {t}.id"
+        )
+    assert p.field == "iterations"
+    return _shot(c, p, t)
+
+
 _FIELDS: dict[str, Callable[[_Compiler, Pick, str], str]] = {
     "Project": _project,
     "Scene": _scene,
     "Shot": _shot,
     "ImageIteration": _iteration,
     "ShotImage": _image,
+    "IterationStatusEvent": _iteration_event,
 }
 
 
-def compile_project(dialect: Dialect, picks: tuple[Pick, ...]) -> str:
-    """The statement for one project's picks: binds `:project_id` and `:team_ids` (the
-    reader's teams, an expanding parameter); one row, one column of JSON text, or no
-    row when the project does not exist or is in none of those teams. Raises TooWide."""
+def compile_root(
+    dialect: Dialect, type_name: str, picks: tuple[Pick, ...], table: str, condition: str
+) -> str:
+    """The statement building `picks` for each row of `table` (the rows of `type_name`)
+    whose id is in `:ids` (an expanding parameter) and that meet `condition` (SQL whose
+    `{t}` is the row's alias, e.g. the reader's access, binding what it names). Rows of
+    two columns: the id, and the JSON text of that row's object in the response's shape.
+    Raises TooWide."""
     compiler = _Compiler(dialect, count())
     root = compiler.alias()
     return (
-        f"SELECT {dialect.text(compiler.build('Project', picks, root))} FROM projects {root} "
-        f"WHERE {root}.id = :project_id AND {root}.team_id IN :team_ids"
+        f"SELECT {root}.id, {dialect.text(compiler.build(type_name, picks, root))} "
+        f"FROM {table} {root} WHERE {root}.id IN :ids AND {condition.format(t=root)}"
     )
+
+
+def compile_project(dialect: Dialect, picks: tuple[Pick, ...]) -> str:
+    """The statement for projects' picks: binds `:ids` and `:team_ids` (the reader's
+    teams), both expanding; a row (id, JSON text) per project of those that exists in
+    one of those teams. Raises TooWide."""
+    return compile_root(dialect, "Project", picks, "projects", "{t}.team_id IN :team_ids")

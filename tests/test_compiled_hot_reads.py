@@ -1,0 +1,396 @@
+"""Compiled reads of the other hot roots (`projects`, `node`, the `iterationStatus`
+message) give exactly what field-by-field resolution gives (data, key order, access),
+in a number of statements that does not grow with the size of what is read."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+import orjson
+from sqlalchemy import update
+from sqlmodel import col
+from strawberry.types import ExecutionResult
+
+from api.graphql import build_context
+from api.schema import schema
+from schema import ids
+from services.database import Database
+from services.realtime.bus import EventBus
+from services.tables import ShotImageRow
+from tests import factories
+from tests.factories import (
+    Account,
+    account,
+    iteration,
+    join,
+    mutate_ok,
+    project,
+    resources,
+    scene,
+)
+
+TREE = """
+    id title status workflowVersion prompt
+    progress { totalScenes totalShots shotsWithSelections selectionProgress isSelectionComplete }
+    scenes {
+      id sceneNumber title description
+      shots {
+        id shotNumber latestIterationNumber
+        selectedImage { id imageUrl }
+        iterations {
+          iterationNumber prompt status parentImage { id variantNumber }
+          images { id iterationNumber variantNumber status imageUrl isFavorite }
+        }
+      }
+    }
+"""
+
+PROJECTS_EDGES = f"""
+query($first: Int, $after: String) {{
+  projects(first: $first, after: $after) {{
+    totalCount
+    pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }}
+    edges {{ cursor node {{ {TREE} }} }}
+  }}
+}}
+"""
+
+# Fragments, an alias, __typename and directives: collected as graphql-core would.
+PROJECTS_NODES = """
+query($withScenes: Boolean!) {
+  mine: projects(first: 10) {
+    edges { cursor }
+    totalCount
+    nodes {
+      kind: __typename
+      ...Head
+      ... on Node { id }
+      scenes @include(if: $withScenes) { title shots { n: shotNumber ...ShotPart } }
+      name: title
+    }
+  }
+}
+fragment Head on Project { title progress { __typename totalShots } }
+fragment ShotPart on Shot { id selectedImage { imageUrl } }
+"""
+
+# Two places asking for the projects: resolved field by field, still the same answer.
+PROJECTS_TWICE = """
+{ projects { edges { node { id title } } nodes { title scenes { id } } } }
+"""
+
+NODE = """
+query($id: ID!) {
+  node(id: $id) {
+    __typename
+    id
+    ... on Project { title scenes { id shots { id } } }
+    ... on Scene { sceneNumber title shots { id shotNumber description } }
+    ... on Shot {
+      shotNumber initialPrompt latestIterationNumber
+      selectedImage { id imageUrl }
+      iterations { iterationNumber status images { id variantNumber imageUrl isFavorite } }
+    }
+    ... on ShotImage { iterationNumber variantNumber status imageUrl model error }
+  }
+}
+"""
+
+# A field outside the catalogue: resolved field by field.
+NODE_UNCOMPILED = """
+query($id: ID!) { node(id: $id) { id ... on Shot { createdAt } ... on Scene { createdAt } } }
+"""
+
+ITERATION_STATUS = """
+subscription($shotId: ID!) {
+  iterationStatus(shotId: $shotId) {
+    cursor
+    shot { id shotNumber description selectedImage { id imageUrl } }
+    iterations {
+      iterationNumber prompt status
+      parentImage { id }
+      images { __typename id variantNumber status imageUrl isFavorite }
+    }
+    image { id }
+  }
+}
+"""
+
+
+@asynccontextmanager
+async def reader_of(db: Database) -> AsyncIterator[Database]:
+    """An engine of its own, so its statements can be counted: the shared `db` may be
+    running other tests' background work."""
+    reader = Database(db.url.render_as_string(hide_password=False))
+    try:
+        # Once uncounted: a new engine's first connection asks the server about itself.
+        async with reader.session() as session:
+            await session.connection()
+        yield reader
+    finally:
+        await reader.dispose()
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal data with keys in the same order (as a client reads the response)."""
+    return orjson.dumps(a) == orjson.dumps(b)
+
+
+async def run(
+    db: Database, query: str, variables: dict[str, Any], token: str, *, compiled: bool
+) -> tuple[dict[str, Any], int]:
+    """The data of `query`, and how many statements it sent."""
+    context = await build_context(replace(resources(db), compiled_reads=compiled), token)
+    with factories.statements(db) as sent:
+        result = await schema.execute(query, variables, context_value=context)
+    assert result.errors is None, result.errors
+    assert result.data is not None
+    return result.data, len(sent)
+
+
+async def both(
+    db: Database, query: str, variables: dict[str, Any], token: str
+) -> tuple[dict[str, Any], int, int]:
+    """The data of `query`, the same compiled and field by field, and the statements each sent."""
+    async with reader_of(db) as reader:
+        compiled, compiled_count = await run(reader, query, variables, token, compiled=True)
+        plain, plain_count = await run(reader, query, variables, token, compiled=False)
+    assert same(compiled, plain), (compiled, plain)
+    return compiled, compiled_count, plain_count
+
+
+async def storyboard(db: Database, owner: Account, *, scenes: int, shots: int, images: int) -> str:
+    """A project of `scenes` x `shots`, each shot with an iteration of `images`, a
+    refinement of its first image, and that image selected; one image stored, so its
+    URL is signed."""
+    project_id = await project(db, owner, title=f"{scenes}x{shots}x{images}")
+    for _ in range(scenes):
+        made = await scene(db, owner, project_id, shots=shots)
+        for shot in made["shots"]:
+            first = await iteration(db, owner, shot["id"], count=images)
+            await iteration(
+                db, owner, shot["id"], count=1, parent_image_id=first["images"][0]["id"]
+            )
+            await mutate_ok(
+                db,
+                "selectMasterShot",
+                {"shotId": shot["id"], "imageId": first["images"][0]["id"]},
+                "selection { id }",
+                token=owner.token,
+            )
+            stored = ids.decode(first["images"][-1]["id"], "ShotImage")
+            async with db.transaction() as session:
+                await session.exec(
+                    update(ShotImageRow)
+                    .where(col(ShotImageRow.id) == stored)
+                    .values(storage_key=f"shots/{stored}.png")
+                )
+    return project_id
+
+
+async def test_projects_pages_are_the_same_compiled(db: Database) -> None:
+    owner = await account(db)
+    await project(db, owner, title="Empty")
+    await storyboard(db, owner, scenes=1, shots=1, images=1)
+    await storyboard(db, owner, scenes=2, shots=2, images=3)
+
+    first, compiled_count, plain_count = await both(db, PROJECTS_EDGES, {"first": 2}, owner.token)
+    page = first["projects"]
+    assert page["totalCount"] == 3
+    assert [e["node"]["title"] for e in page["edges"]] == ["2x2x3", "1x1x1"]
+    shots = page["edges"][0]["node"]["scenes"][1]["shots"]
+    assert shots[1]["iterations"][0]["images"][2]["imageUrl"].startswith("http://testserver/media/")
+    assert compiled_count < plain_count
+
+    after = page["pageInfo"]["endCursor"]
+    rest, _, _ = await both(db, PROJECTS_EDGES, {"first": 2, "after": after}, owner.token)
+    assert [e["node"]["title"] for e in rest["projects"]["edges"]] == ["Empty"]
+    assert rest["projects"]["pageInfo"]["hasPreviousPage"] is True
+
+    for flag in (True, False):
+        shaped, _, _ = await both(db, PROJECTS_NODES, {"withScenes": flag}, owner.token)
+        nodes = shaped["mine"]["nodes"]
+        assert list(nodes[0]) == (
+            ["kind", "title", "progress", "id", "scenes", "name"]
+            if flag
+            else ["kind", "title", "progress", "id", "name"]
+        )
+    twice, _, _ = await both(db, PROJECTS_TWICE, {}, owner.token)
+    assert len(twice["projects"]["nodes"]) == 3
+
+
+async def test_projects_lists_only_the_readers_teams(db: Database) -> None:
+    owner, member, stranger = await account(db), await account(db), await account(db)
+    team = await factories.team_with(db, owner, {})
+    await join(db, team, member, role="VIEWER", inviter=owner)
+    await project(db, owner, title="Shared", team_id=team)
+    await project(db, stranger, title="Theirs")
+
+    seen, _, _ = await both(db, PROJECTS_EDGES, {"first": 10}, member.token)
+    assert [e["node"]["title"] for e in seen["projects"]["edges"]] == ["Shared"]
+    theirs, _, _ = await both(db, PROJECTS_EDGES, {"first": 10}, stranger.token)
+    assert [e["node"]["title"] for e in theirs["projects"]["edges"]] == ["Theirs"]
+
+    await mutate_ok(
+        db,
+        "removeTeamMember",
+        {"teamId": team, "userId": member.user_id},
+        "team { id }",
+        token=owner.token,
+    )
+    gone, _, _ = await both(db, PROJECTS_EDGES, {"first": 10}, member.token)
+    assert gone["projects"]["edges"] == []
+    assert gone["projects"]["totalCount"] == 0
+
+
+async def test_a_projects_page_costs_the_same_statements_at_any_size(db: Database) -> None:
+    small, large = await account(db), await account(db)
+    await storyboard(db, small, scenes=1, shots=1, images=1)
+    for _ in range(3):
+        await storyboard(db, large, scenes=3, shots=2, images=4)
+    _, small_count, _ = await both(db, PROJECTS_EDGES, {"first": 10}, small.token)
+    _, large_count, _ = await both(db, PROJECTS_EDGES, {"first": 10}, large.token)
+    assert small_count == large_count
+
+
+async def test_node_reads_are_the_same_compiled(db: Database) -> None:
+    owner = await account(db)
+    project_id = await storyboard(db, owner, scenes=2, shots=2, images=3)
+    tree = (
+        await factories.gql(
+            db,
+            "query($id: ID!) { project(id: $id) { scenes { id shots { id iterations { "
+            "images { id } } } } } }",
+            {"id": project_id},
+            token=owner.token,
+        )
+    )["project"]
+    scene_id = tree["scenes"][1]["id"]
+    shot_id = tree["scenes"][1]["shots"][1]["id"]
+    image_id = tree["scenes"][1]["shots"][1]["iterations"][0]["images"][2]["id"]
+
+    for global_id, type_name in (
+        (project_id, "Project"),
+        (scene_id, "Scene"),
+        (shot_id, "Shot"),
+        (image_id, "ShotImage"),
+    ):
+        data, compiled_count, plain_count = await both(db, NODE, {"id": global_id}, owner.token)
+        assert data["node"]["__typename"] == type_name
+        assert data["node"]["id"] == global_id
+        assert compiled_count <= plain_count
+        other, _, _ = await both(db, NODE_UNCOMPILED, {"id": global_id}, owner.token)
+        assert other["node"]["id"] == global_id
+    stored = await both(db, NODE, {"id": image_id}, owner.token)
+    assert stored[0]["node"]["imageUrl"].startswith("http://testserver/media/")
+
+    missing = ids.encode("Shot", 10**9)
+    assert (await both(db, NODE, {"id": missing}, owner.token))[0] == {"node": None}
+
+
+async def test_node_hides_other_teams_objects_and_revoked_ones(db: Database) -> None:
+    owner, member, stranger = await account(db), await account(db), await account(db)
+    team = await factories.team_with(db, owner, {})
+    await join(db, team, member, role="VIEWER", inviter=owner)
+    project_id = await project(db, owner, team_id=team)
+    made = await scene(db, owner, project_id, shots=1)
+    shot_id = made["shots"][0]["id"]
+    image_id = (await iteration(db, owner, shot_id, count=2))["images"][1]["id"]
+    objects = [project_id, made["id"], shot_id, image_id]
+
+    for global_id in objects:
+        seen, _, _ = await both(db, NODE, {"id": global_id}, member.token)
+        assert seen["node"]["id"] == global_id
+        hidden, _, _ = await both(db, NODE, {"id": global_id}, stranger.token)
+        assert hidden == {"node": None}
+
+    await mutate_ok(
+        db,
+        "removeTeamMember",
+        {"teamId": team, "userId": member.user_id},
+        "team { id }",
+        token=owner.token,
+    )
+    for global_id in objects:
+        gone, _, _ = await both(db, NODE, {"id": global_id}, member.token)
+        assert gone == {"node": None}
+
+
+async def test_node_costs_the_same_statements_at_any_size(db: Database) -> None:
+    owner = await account(db)
+    small = await storyboard(db, owner, scenes=1, shots=1, images=1)
+    large = await storyboard(db, owner, scenes=3, shots=3, images=5)
+    _, small_count, _ = await both(db, NODE, {"id": small}, owner.token)
+    _, large_count, _ = await both(db, NODE, {"id": large}, owner.token)
+    assert small_count == large_count == 1
+
+
+# -- iterationStatus ----------------------------------------------------------------------------
+
+
+async def first_message(
+    db: Database, bus: EventBus, variables: dict[str, Any], token: str, *, compiled: bool
+) -> tuple[dict[str, Any], int]:
+    """The first (snapshot) message of `iterationStatus`, and the statements sent up to it."""
+    res = replace(resources(db), bus=bus, compiled_reads=compiled)
+    context = await build_context(res, token)
+    with factories.statements(db) as sent:
+        stream = await schema.subscribe(ITERATION_STATUS, variables, context_value=context)
+        assert not isinstance(stream, ExecutionResult), stream
+        try:
+            result = await anext(stream)
+        finally:
+            await stream.aclose()
+    assert result.errors is None, result.errors
+    assert result.data is not None
+    return result.data, len(sent)
+
+
+async def test_iteration_status_snapshots_are_the_same_compiled(db: Database) -> None:
+    owner, stranger = await account(db), await account(db)
+    project_id = await storyboard(db, owner, scenes=1, shots=1, images=1)
+    large = await storyboard(db, owner, scenes=1, shots=1, images=6)
+    shots = []
+    for pid in (project_id, large):
+        tree = await factories.gql(
+            db,
+            "query($id: ID!) { project(id: $id) { scenes { shots { id } } } }",
+            {"id": pid},
+            token=owner.token,
+        )
+        shots.append(tree["project"]["scenes"][0]["shots"][0]["id"])
+
+    bus = EventBus("memory://", queue_size=8)
+    await bus.start()
+    try:
+        async with reader_of(db) as reader:
+            counts = []
+            for shot_id in shots:
+                compiled, count = await first_message(
+                    reader, bus, {"shotId": shot_id}, owner.token, compiled=True
+                )
+                plain, _ = await first_message(
+                    reader, bus, {"shotId": shot_id}, owner.token, compiled=False
+                )
+                assert same(compiled, plain), (compiled, plain)
+                counts.append(count)
+            message = compiled["iterationStatus"]
+            assert message["shot"]["id"] == shots[1]
+            assert [len(i["images"]) for i in message["iterations"]] == [6, 1]
+            assert message["iterations"][0]["images"][5]["imageUrl"].startswith(
+                "http://testserver/media/"
+            )
+            assert counts[0] == counts[1]
+
+            context = await build_context(replace(resources(reader), bus=bus), stranger.token)
+            stream = await schema.subscribe(
+                ITERATION_STATUS, {"shotId": shots[0]}, context_value=context
+            )
+            refused = stream if isinstance(stream, ExecutionResult) else await anext(stream)
+            assert refused.errors is not None
+            assert refused.errors[0].extensions == {"code": "NOT_FOUND"}
+    finally:
+        await bus.stop()

@@ -19,7 +19,7 @@ from api.schema import schema
 from schema import ids
 from services.database import Database
 from services.realtime.bus import EventBus
-from services.tables import ShotImageRow
+from services.tables import ShotImageRow, StoryboardSelectionRow
 from tests import factories
 from tests.factories import (
     Account,
@@ -115,6 +115,22 @@ subscription($shotId: ID!) {
       images { __typename id variantNumber status imageUrl isFavorite }
     }
     image { id }
+  }
+}
+"""
+
+
+ANIMATION_STATUS = """
+subscription($projectId: ID!) {
+  animationStatus(projectId: $projectId) {
+    progress { totalShots shotsWithSelections shotsWithAnimations animationProgress }
+    cursor
+    selections {
+      __typename id animationStatus model predictionId error animatedVideoUrl
+      shot { id shotNumber }
+      selectedImage { id variantNumber imageUrl }
+    }
+    selection { id selectedImage { id } }
   }
 }
 """
@@ -332,13 +348,19 @@ async def test_node_costs_the_same_statements_at_any_size(db: Database) -> None:
 
 
 async def first_message(
-    db: Database, bus: EventBus, variables: dict[str, Any], token: str, *, compiled: bool
+    db: Database,
+    bus: EventBus,
+    variables: dict[str, Any],
+    token: str,
+    *,
+    compiled: bool,
+    query: str = ITERATION_STATUS,
 ) -> tuple[dict[str, Any], int]:
-    """The first (snapshot) message of `iterationStatus`, and the statements sent up to it."""
+    """The first (snapshot) message of `query`, and the statements sent up to it."""
     res = replace(resources(db), bus=bus, compiled_reads=compiled)
     context = await build_context(res, token)
     with factories.statements(db) as sent:
-        stream = await schema.subscribe(ITERATION_STATUS, variables, context_value=context)
+        stream = await schema.subscribe(query, variables, context_value=context)
         assert not isinstance(stream, ExecutionResult), stream
         try:
             result = await anext(stream)
@@ -372,10 +394,12 @@ async def test_iteration_status_snapshots_are_the_same_compiled(db: Database) ->
                 compiled, count = await first_message(
                     reader, bus, {"shotId": shot_id}, owner.token, compiled=True
                 )
-                plain, _ = await first_message(
+                plain, plain_count = await first_message(
                     reader, bus, {"shotId": shot_id}, owner.token, compiled=False
                 )
                 assert same(compiled, plain), (compiled, plain)
+                print(f"iterationStatus snapshot statements: {count} compiled, {plain_count} not")
+                assert count < plain_count
                 counts.append(count)
             message = compiled["iterationStatus"]
             assert message["shot"]["id"] == shots[1]
@@ -393,4 +417,109 @@ async def test_iteration_status_snapshots_are_the_same_compiled(db: Database) ->
             assert refused.errors is not None
             assert refused.errors[0].extensions == {"code": "NOT_FOUND"}
     finally:
+        await bus.stop()
+
+
+async def test_animation_status_snapshots_are_the_same_compiled(db: Database) -> None:
+    owner = await account(db)
+    small = await storyboard(db, owner, scenes=1, shots=1, images=1)
+    large = await storyboard(db, owner, scenes=2, shots=3, images=2)
+    await scene(db, owner, large, shots=1)  # a shot without a selection
+    async with db.transaction() as session:
+        await session.exec(
+            update(StoryboardSelectionRow)
+            .where(col(StoryboardSelectionRow.project_id) == ids.decode(large, "Project"))
+            .values(animation_status="COMPLETE", model="kling", video_storage_key="clips/a.mp4")
+        )
+
+    bus = EventBus("memory://", queue_size=8)
+    await bus.start()
+    try:
+        async with reader_of(db) as reader:
+            counts = []
+            for project_id in (small, large):
+                variables = {"projectId": project_id}
+                compiled, count = await first_message(
+                    reader, bus, variables, owner.token, compiled=True, query=ANIMATION_STATUS
+                )
+                plain, plain_count = await first_message(
+                    reader, bus, variables, owner.token, compiled=False, query=ANIMATION_STATUS
+                )
+                assert same(compiled, plain), (compiled, plain)
+                print(f"animationStatus snapshot statements: {count} compiled, {plain_count} not")
+                assert count < plain_count
+                counts.append(count)
+            message = compiled["animationStatus"]
+            assert len(message["selections"]) == 6
+            assert message["selections"][0]["animationStatus"] == "COMPLETE"
+            assert message["selections"][0]["animatedVideoUrl"].startswith("http://testserver/")
+            assert message["progress"]["totalShots"] == 7
+            assert message["selection"] is None
+            assert counts[0] == counts[1]
+    finally:
+        await bus.stop()
+
+
+async def test_live_messages_are_the_same_compiled(db: Database) -> None:
+    owner = await account(db)
+    project_id = await storyboard(db, owner, scenes=1, shots=2, images=3)
+    tree = await factories.gql(
+        db,
+        "query($id: ID!) { project(id: $id) { scenes { shots { id iterations { images { id } } "
+        "} } } }",
+        {"id": project_id},
+        token=owner.token,
+    )
+    shot = tree["project"]["scenes"][0]["shots"][1]
+    images = [image["id"] for image in shot["iterations"][0]["images"]]
+
+    bus = EventBus("memory://", queue_size=32)
+    await bus.start()
+    writer = Database(db.url, bus=bus)
+    streams: dict[tuple[str, bool], Any] = {}
+    try:
+        async with reader_of(db) as reader:
+            for name, query, variables in (
+                ("iterationStatus", ITERATION_STATUS, {"shotId": shot["id"]}),
+                ("animationStatus", ANIMATION_STATUS, {"projectId": project_id}),
+            ):
+                for compiled in (True, False):
+                    res = replace(resources(reader), bus=bus, compiled_reads=compiled)
+                    context = await build_context(res, owner.token)
+                    stream = await schema.subscribe(query, variables, context_value=context)
+                    assert not isinstance(stream, ExecutionResult), stream
+                    streams[name, compiled] = stream
+                    await anext(stream)  # the snapshot
+
+            async def next_pair(name: str) -> dict[str, Any]:
+                compiled, plain = [(await anext(streams[name, c])).data for c in (True, False)]
+                assert same(compiled, plain), (compiled, plain)
+                assert compiled is not None
+                message: dict[str, Any] = compiled[name]
+                return message
+
+            await mutate_ok(
+                writer,
+                "setImageFavorite",
+                {"imageId": images[2], "isFavorite": True},
+                "image { id }",
+                token=owner.token,
+            )
+            changed = await next_pair("iterationStatus")
+            assert changed["image"] == {"id": images[2]}
+            assert changed["iterations"][0]["images"][2]["isFavorite"] is True
+
+            await mutate_ok(
+                writer,
+                "selectMasterShot",
+                {"shotId": shot["id"], "imageId": images[1]},
+                "selection { id }",
+                token=owner.token,
+            )
+            selected = await next_pair("animationStatus")
+            assert selected["selection"]["selectedImage"] == {"id": images[1]}
+    finally:
+        for stream in streams.values():
+            await stream.aclose()
+        await writer.dispose()
         await bus.stop()

@@ -109,6 +109,7 @@ ITERATION_EVENT = Root(
     "shots",
     _IN_VISIBLE_PROJECT,
 )
+ANIMATION_EVENT = Root("AnimationStatusEvent", "AnimationStatusEvent", "projects", _PROJECT_VISIBLE)
 # The `node` field's roots, by the type named in the global ID.
 NODE_ROOTS: Final = {root.type_name: root for root in (PROJECT, SCENE, SHOT, SHOT_IMAGE)}
 
@@ -261,3 +262,20 @@ async def iteration_event_read(
     if isinstance(values, _NotCompiled):
         return NOT_COMPILED
     return Finished(values.get(shot_id))
+
+
+async def animation_event_read(
+    info: Info, project_id: int, *, cursor: str, selection_id: int | None
+) -> Finished | _NotCompiled:
+    """An `animationStatus` message, finished: the project's storyboard and progress as
+    they are now and the selection `selection_id` if it is still the project's (else
+    null), with `cursor`. `Finished(None)` when the project is gone or the reader may
+    no longer see it; NOT_COMPILED when the selection must be resolved field by field.
+    `info` is the subscription field's; the reader is signed in; database errors
+    propagate."""
+    values = await _read(
+        info, ANIMATION_EVENT, [project_id], cursor=cursor, selection_id=selection_id
+    )
+    if isinstance(values, _NotCompiled):
+        return NOT_COMPILED
+    return Finished(values.get(project_id))

@@ -89,7 +89,7 @@ class Finisher:
         for p in picks:
             if p.field == "id":
                 fixes.append((p.key, _global_id(type_name)))
-            elif p.field == "imageUrl":
+            elif p.field in ("imageUrl", "animatedVideoUrl"):
                 fixes.append((p.key, _media_url))
             elif p.field == "progress":
                 fixes.append((p.key, _progress(p.children)))
@@ -99,7 +99,7 @@ class Finisher:
                 child = cls.for_picks(child_type, p.children)
                 if child.idle:
                     continue
-                many = p.field in ("scenes", "shots", "iterations", "images")
+                many = p.field in ("scenes", "shots", "iterations", "images", "selections")
                 (lists if many else objects).append((p.key, child))
         return cls(tuple(fixes), tuple(objects), tuple(lists))
 

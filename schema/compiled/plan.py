@@ -88,12 +88,29 @@ COMPILABLE: dict[str, dict[str, str | None]] = {
         "error": None,
         "imageUrl": None,
     },
-    # The message of the `iterationStatus` subscription: its shot's row is the root.
+    "StoryboardSelection": {
+        "id": None,
+        "animationStatus": None,
+        "model": None,
+        "predictionId": None,
+        "error": None,
+        "animatedVideoUrl": None,
+        "shot": "Shot",
+        "selectedImage": "ShotImage",
+    },
+    # The messages of the `iterationStatus` and `animationStatus` subscriptions: their
+    # shot's and their project's row is the root.
     "IterationStatusEvent": {
         "cursor": None,
         "shot": "Shot",
         "iterations": "ImageIteration",
         "image": "ShotImage",
+    },
+    "AnimationStatusEvent": {
+        "cursor": None,
+        "selections": "StoryboardSelection",
+        "selection": "StoryboardSelection",
+        "progress": "ProjectProgress",
     },
 }
 INTERFACES: dict[str, frozenset[str]] = {

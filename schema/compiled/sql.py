@@ -240,7 +240,26 @@ _SNAKE = {
     "predictionId": "prediction_id",
     "model": "model",
     "error": "error",
+    "animationStatus": "animation_status",
 }
+
+
+def _selection(c: _Compiler, p: Pick, t: str) -> str:
+    d = c.dialect
+    if p.field == "animatedVideoUrl":
+        return d.tuple(f"{t}.video_storage_key", f"{t}.animated_video_url")
+    if p.field == "shot":
+        s = c.alias()
+        return d.embed(
+            f"SELECT {c.build('Shot', p.children, s)} FROM shots {s} WHERE {s}.id = {t}.shot_id"
+        )
+    if p.field == "selectedImage":
+        i = c.alias()
+        return d.embed(
+            f"SELECT {c.build('ShotImage', p.children, i)} FROM shot_images {i} "
+            f"WHERE {i}.id = {t}.selected_image_id"
+        )
+    return f"{t}.{_SNAKE[p.field]}"
 
 
 def _iteration_event(c: _Compiler, p: Pick, t: str) -> str:
@@ -260,13 +279,40 @@ def _iteration_event(c: _Compiler, p: Pick, t: str) -> str:
     return _shot(c, p, t)
 
 
+def _animation_event(c: _Compiler, p: Pick, t: str) -> str:
+    """`AnimationStatusEvent`, built on its project's row: the cursor and the changed
+    selection are bound (`:cursor`, `:selection_id`, NULL for none)."""
+    d = c.dialect
+    if p.field == "cursor":
+        return "CAST(:cursor AS TEXT)"
+    if p.field == "progress":
+        return _project(c, p, t)
+    s = c.alias()
+    if p.field == "selection":
+        return d.embed(
+            f"SELECT {c.build('StoryboardSelection', p.children, s)} FROM storyboard_selections "
+            f"{s} WHERE {s}.id = :selection_id AND {s}.project_id = {t}.id"
+        )
+    assert p.field == "selections"
+    # services.storyboard.lookups.selections_for_projects: by scene, then shot.
+    x, y = c.alias(), c.alias()
+    return d.array(
+        c.build("StoryboardSelection", p.children, s),
+        f"storyboard_selections {s} JOIN shots {x} ON {x}.id = {s}.shot_id "
+        f"JOIN scenes {y} ON {y}.id = {x}.scene_id WHERE {s}.project_id = {t}.id",
+        f"{y}.scene_number, {x}.shot_number",
+    )
+
+
 _FIELDS: dict[str, Callable[[_Compiler, Pick, str], str]] = {
     "Project": _project,
     "Scene": _scene,
     "Shot": _shot,
     "ImageIteration": _iteration,
     "ShotImage": _image,
+    "StoryboardSelection": _selection,
     "IterationStatusEvent": _iteration_event,
+    "AnimationStatusEvent": _animation_event,
 }
 
 

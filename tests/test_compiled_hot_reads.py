@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ from strawberry.types import ExecutionResult
 from api.graphql import build_context
 from api.schema import schema
 from schema import ids
+from schema.compiled.rows import ASSET_LEAVES
 from services.database import Database
 from services.realtime.bus import EventBus
 from services.tables import ShotImageRow, StoryboardSelectionRow
@@ -172,8 +174,13 @@ async def both(
 ) -> tuple[dict[str, Any], int, int]:
     """The data of `query`, the same compiled and field by field, and the statements each sent."""
     async with reader_of(db) as reader:
-        compiled, compiled_count = await run(reader, query, variables, token, compiled=True)
-        plain, plain_count = await run(reader, query, variables, token, compiled=False)
+        for _ in range(2):
+            compiled, compiled_count = await run(reader, query, variables, token, compiled=True)
+            plain, plain_count = await run(reader, query, variables, token, compiled=False)
+            # A signed link's expiry is rounded up to a bucket (a minute for short ones):
+            # two runs that straddle a bucket's edge are run again, once.
+            if same(compiled, plain):
+                break
     assert same(compiled, plain), (compiled, plain)
     return compiled, compiled_count, plain_count
 
@@ -523,3 +530,122 @@ async def test_live_messages_are_the_same_compiled(db: Database) -> None:
             await stream.aclose()
         await writer.dispose()
         await bus.stop()
+
+
+# -- the library search's page of assets --------------------------------------------------------
+
+ASSET_LEAF_SELECTION = " ".join(ASSET_LEAVES)
+LIBRARY = f"""
+query($first: Int!, $after: String) {{
+  library(filter: {{includePublic: true}}, first: $first, after: $after) {{
+    totalCount
+    pageInfo {{ hasNextPage endCursor }}
+    edges {{ cursor node {{ {ASSET_LEAF_SELECTION} }} }}
+  }}
+}}
+"""
+# The grid's query (web/static/app/library/results.js), with a fragment, aliases and
+# __typename.
+LIBRARY_GRID = """
+query($withUrl: Boolean!) {
+  found: library(filter: {includePublic: true}, first: 100) {
+    totalCount
+    nodes {
+      id name kind status thumbnailUrl @include(if: $withUrl) tags mood category
+      ...More
+      t: __typename
+    }
+  }
+}
+fragment More on Asset { sceneType duration views createdAt shareLevel n: name ... on Node { id } }
+"""
+# Beyond the leaves: resolved field by field.
+LIBRARY_DEEP = """
+{ library(filter: {includePublic: true}) { nodes { id name creator { name } fileUrl } } }
+"""
+
+
+async def library_world(db: Database) -> tuple[Account, Account, str]:
+    """Ann's two assets (one stored, with a preview), Bob's PUBLIC one, one he shares
+    with Ann until a few minutes from now, and one she may not see; the share's ID."""
+    ann, bob = await account(db), await account(db)
+    await factories.library_asset(
+        db,
+        ann,
+        name="Harbor",
+        storage_key="assets/harbor.png",
+        thumbnail_key="thumbs/harbor.webp",
+        tags=["sea", "night"],
+        category="location",
+        mood="calm",
+        scene_type="WIDE",
+        duration=5.0,
+        width=1024,
+        generation_params={"seed": 7, "steps": [1, 2]},
+        prompt="a harbor at night",
+        model="flux",
+    )
+    await factories.library_asset(db, ann, name="Draft", kind="VIDEO", fps=24.0)
+    await factories.library_asset(
+        db, bob, name="Public", share_level="PUBLIC", storage_key="assets/public.png"
+    )
+    shared = await factories.library_asset(
+        db, bob, name="Shared", storage_key="assets/shared.png", thumbnail_key="thumbs/s.webp"
+    )
+    await factories.library_asset(db, bob, name="Hidden")
+    soon = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    payload = await mutate_ok(
+        db,
+        "shareAsset",
+        {"assetId": shared, "userId": ann.user_id, "permission": "VIEW", "expiresAt": soon},
+        "share { id }",
+        token=bob.token,
+    )
+    return ann, bob, payload["share"]["id"]
+
+
+def test_the_asset_leaves_are_the_schemas() -> None:
+    fields = schema._schema.type_map["Asset"].fields  # type: ignore[attr-defined]
+    assert set(ASSET_LEAVES) <= set(fields)
+
+
+async def test_library_pages_are_the_same_finished_in_one_pass(db: Database) -> None:
+    ann, bob, share_id = await library_world(db)
+
+    data, compiled_count, plain_count = await both(db, LIBRARY, {"first": 3}, ann.token)
+    page = data["library"]
+    assert page["totalCount"] >= 4  # other tests' PUBLIC assets count too
+    assert compiled_count == plain_count
+    after = page["pageInfo"]["endCursor"]
+    await both(db, LIBRARY, {"first": 3, "after": after}, ann.token)
+
+    for flag in (True, False):
+        grid, _, _ = await both(db, LIBRARY_GRID, {"withUrl": flag}, ann.token)
+        names = {node["name"]: node for node in grid["found"]["nodes"]}
+        assert {"Harbor", "Draft", "Public", "Shared"} <= set(names)
+        assert "Hidden" not in names
+        assert list(names["Harbor"])[:5] == (
+            ["id", "name", "kind", "status", "thumbnailUrl"]
+            if flag
+            else ["id", "name", "kind", "status", "tags"]
+        )
+    deep, _, _ = await both(db, LIBRARY_DEEP, {}, ann.token)
+    links = {node["name"]: node["fileUrl"] for node in deep["library"]["nodes"]}
+    assert links["Harbor"] is not None
+
+    await mutate_ok(db, "revokeShare", {"id": share_id}, "deletedId", token=bob.token)
+    grid, _, _ = await both(db, LIBRARY_GRID, {"withUrl": True}, ann.token)
+    assert "Shared" not in {node["name"] for node in grid["found"]["nodes"]}
+
+
+async def test_a_library_page_costs_the_same_statements_at_any_size(db: Database) -> None:
+    small, large = await account(db), await account(db)
+    await factories.library_asset(db, small)
+    for _ in range(6):
+        await factories.library_asset(db, large, storage_key="assets/x.png", tags=["a"])
+    query = "{ library(first: 10) { nodes { id name fileUrl tags viewerPermission } } }"
+    small_data, small_count, _ = await both(db, query, {}, small.token)
+    large_data, large_count, _ = await both(db, query, {}, large.token)
+    assert len(small_data["library"]["nodes"]) == 1
+    assert len(large_data["library"]["nodes"]) == 6
+    assert small_count == large_count

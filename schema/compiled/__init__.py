@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar, cast
 
 import orjson
 from graphql import FieldNode
@@ -78,27 +78,35 @@ class Root:
     select: Select | None = None
 
 
-def _one_project_position(walk: Walk, nodes: Sequence[FieldNode]) -> Sequence[FieldNode]:
-    """Below a `ProjectConnection`: the one place its projects are asked for (`edges {
-    node }` or `nodes`, under one response key). Two places may ask for different
-    selections of the same projects, which one value per project cannot answer."""
-    positions: list[list[FieldNode]] = []
-    for connection in walk.fields("ProjectConnection", nodes).values():
-        name = connection[0].name.value
-        if name == "nodes":
-            positions.append(connection)
-        elif name == "edges":
-            for edge in walk.fields("ProjectEdge", connection).values():
-                if edge[0].name.value == "node":
-                    positions.append(edge)
-    if len(positions) != 1:
-        raise NotCompilable(f"{len(positions)} places for the projects")
-    return positions[0]
+def one_node_position(connection_type: str, edge_type: str) -> Select:
+    """Below a connection of type `connection_type`: the one place its nodes are asked
+    for (`edges { node }` or `nodes`, under one response key). Two places may ask for
+    different selections of the same nodes, which one value per node cannot answer."""
+
+    def select(walk: Walk, nodes: Sequence[FieldNode]) -> Sequence[FieldNode]:
+        positions: list[list[FieldNode]] = []
+        for connection in walk.fields(connection_type, nodes).values():
+            name = connection[0].name.value
+            if name == "nodes":
+                positions.append(connection)
+            elif name == "edges":
+                for edge in walk.fields(edge_type, connection).values():
+                    if edge[0].name.value == "node":
+                        positions.append(edge)
+        if len(positions) != 1:
+            raise NotCompilable(f"{len(positions)} places for the nodes")
+        return positions[0]
+
+    return select
 
 
 PROJECT = Root("Project", "Project", "projects", _PROJECT_VISIBLE)
 PROJECT_PAGE = Root(
-    "ProjectConnection", "Project", "projects", _PROJECT_VISIBLE, select=_one_project_position
+    "ProjectConnection",
+    "Project",
+    "projects",
+    _PROJECT_VISIBLE,
+    select=one_node_position("ProjectConnection", "ProjectEdge"),
 )
 SCENE = Root("Scene", "Scene", "scenes", _IN_VISIBLE_PROJECT)
 SHOT = Root("Shot", "Shot", "shots", _IN_VISIBLE_PROJECT)
@@ -126,10 +134,10 @@ class _Entry:
     # node belongs to one document, so the same nodes mean the same selection text.
     nodes: tuple[FieldNode, ...]
     variables_read: frozenset[str] | None
-    plans: dict[tuple[Any, ...], _Plan | None]
+    plans: dict[tuple[Any, ...], Any]
 
 
-_cache: OrderedDict[tuple[str, str, tuple[int, ...]], _Entry] = OrderedDict()
+_cache: OrderedDict[tuple[str, tuple[int, ...]], _Entry] = OrderedDict()
 
 
 def _hashable(value: Any) -> Any:
@@ -158,10 +166,19 @@ def _compile(root: Root, dialect: Dialect, walk: Walk, nodes: Sequence[FieldNode
     return _Plan(statement, Finisher.for_picks(root.type_name, picks))
 
 
-def _plan(info: Info, dialect: Dialect, root: Root) -> _Plan | None:
+P = TypeVar("P")
+
+
+def cached_plan(
+    info: Info, kind: str, make: Callable[[Walk, Sequence[FieldNode]], P | None]
+) -> P | None:
+    """The plan of kind `kind` for `info`'s field (its nodes, and the values of the
+    variables that decided its picks), made by `make` from a walk over the document and
+    the field's nodes on the first call, then taken from the cache; None when the
+    selection is resolved field by field."""
     raw = info._raw_info  # graphql-core's info: the field's nodes and the document's fragments
     nodes = tuple(raw.field_nodes)
-    key = (dialect.name, root.name, tuple(map(id, nodes)))
+    key = (kind, tuple(map(id, nodes)))
     entry = _cache.get(key)
     if entry is None:
         entry = _Entry(nodes, None, {})
@@ -174,13 +191,21 @@ def _plan(info: Info, dialect: Dialect, root: Root) -> _Plan | None:
     if entry.variables_read is not None:
         values = _values(variables, entry.variables_read)
         if values in entry.plans:
-            return entry.plans[values]
+            return cast("P | None", entry.plans[values])
     walk = Walk(raw.fragments, variables, set())
-    plan = _compile(root, dialect, walk, nodes)
+    plan = make(walk, nodes)
     read = frozenset(walk.read)
     entry.variables_read = read
     entry.plans[_values(variables, read)] = plan
     return plan
+
+
+def _plan(info: Info, dialect: Dialect, root: Root) -> _Plan | None:
+    return cached_plan(
+        info,
+        f"{dialect.name}:{root.name}",
+        lambda walk, nodes: _compile(root, dialect, walk, nodes),
+    )
 
 
 async def _read(

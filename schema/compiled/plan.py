@@ -16,7 +16,7 @@ handled here.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -143,6 +143,8 @@ class Walk:
     fragments: Mapping[str, FragmentDefinitionNode]
     variables: Mapping[str, Any]
     read: set[str]
+    # What may be picked, by type (see COMPILABLE); a type with an `id` is a Node.
+    catalogue: Mapping[str, Mapping[str, str | None]] = field(default_factory=lambda: COMPILABLE)
 
     def included(self, node: FieldNode | FragmentSpreadNode | InlineFragmentNode) -> bool:
         keep = True
@@ -167,7 +169,7 @@ class Walk:
         return (
             type_condition is None
             or type_condition == type_name
-            or type_condition in INTERFACES.get(type_name, ())
+            or (type_condition == "Node" and "id" in self.catalogue.get(type_name, ()))
         )
 
     def fields(
@@ -188,7 +190,7 @@ class Walk:
         fields: dict[str, list[FieldNode]] = {}
         for selection_set in selection_sets:
             self._gather(type_name, selection_set, fields, set())
-        catalogue = COMPILABLE[type_name]
+        catalogue = self.catalogue[type_name]
         picks = []
         for key, nodes in fields.items():
             name = nodes[0].name.value

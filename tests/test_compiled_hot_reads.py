@@ -20,6 +20,7 @@ from api.schema import schema
 from schema import ids
 from schema.compiled.rows import ASSET_LEAVES
 from services.database import Database
+from services.library.tables import AssetRow
 from services.realtime.bus import EventBus
 from services.tables import ShotImageRow, StoryboardSelectionRow
 from tests import factories
@@ -211,7 +212,32 @@ async def storyboard(db: Database, owner: Account, *, scenes: int, shots: int, i
                     .where(col(ShotImageRow.id) == stored)
                     .values(storage_key=f"shots/{stored}.png")
                 )
+            await with_previews(db, owner, first["images"])
     return project_id
+
+
+async def with_previews(db: Database, owner: Account, images: list[dict[str, Any]]) -> None:
+    """Previews for an iteration's images: the first's own asset's, the second's from
+    the library asset it was added from (when there are that many)."""
+    first = ids.decode(images[0]["id"], "ShotImage")
+    async with db.transaction() as session:
+        own = await session.exec(
+            update(AssetRow)
+            .where(col(AssetRow.shot_image_id) == first)
+            .values(thumbnail_key=f"thumbs/{first}.webp")
+        )
+    if own.rowcount == 0:
+        await factories.library_asset(
+            db, owner, shot_image_id=first, thumbnail_key=f"thumbs/{first}.webp"
+        )
+    if len(images) > 1:
+        source = await factories.library_asset(db, owner, thumbnail_key="thumbs/source.webp")
+        async with db.transaction() as session:
+            await session.exec(
+                update(ShotImageRow)
+                .where(col(ShotImageRow.id) == ids.decode(images[1]["id"], "ShotImage"))
+                .values(source_asset_id=ids.decode(source, "Asset"))
+            )
 
 
 async def test_projects_pages_are_the_same_compiled(db: Database) -> None:
@@ -649,3 +675,91 @@ async def test_a_library_page_costs_the_same_statements_at_any_size(db: Database
     assert len(small_data["library"]["nodes"]) == 1
     assert len(large_data["library"]["nodes"]) == 6
     assert small_count == large_count
+
+
+# -- the web editor's own reads (web/static/app) --------------------------------------------------
+
+EDITOR_IMAGE = """id iterationNumber variantNumber status isFavorite error model updatedAt
+  thumbnailUrl imageUrl parentImage { id }"""
+EDITOR_ITERATION = f"""iterationNumber prompt status
+  parentImage {{ id iterationNumber variantNumber thumbnailUrl imageUrl }}
+  images {{ {EDITOR_IMAGE} }}"""
+EDITOR_MASTER = "selectedImage { id thumbnailUrl imageUrl iterationNumber variantNumber }"
+EDITOR_SHOTS = f"""query IteratorShots($id: ID!) {{
+  project(id: $id) {{ id scenes {{ id sceneNumber title
+    shots {{ id shotNumber description {EDITOR_MASTER} }} }} }}
+}}"""
+EDITOR_MASTER_OF_SHOT = f"""query IteratorMaster($id: ID!) {{
+  node(id: $id) {{ ... on Shot {{ id {EDITOR_MASTER} }} }}
+}}"""
+EDITOR_ITERATION_STATUS = f"""subscription IterationStatus($shotId: ID!, $after: String) {{
+  iterationStatus(shotId: $shotId, after: $after) {{
+    cursor shot {{ id }} iterations {{ {EDITOR_ITERATION} }} image {{ id status }}
+  }}
+}}"""
+EDITOR_CLIP = """fragment StoryboardClip on StoryboardSelection {
+  id animationStatus model error updatedAt animatedVideoUrl
+  shot { id } selectedImage { id imageUrl }
+}"""
+EDITOR_ANIMATION_STATUS = f"""subscription StoryboardFeed($projectId: ID!, $after: String) {{
+  animationStatus(projectId: $projectId, after: $after) {{
+    cursor
+    selections {{ ...StoryboardClip }}
+  }}
+}}
+{EDITOR_CLIP}"""
+DATED = """query($id: ID!) { project(id: $id) { createdAt updatedAt scenes { createdAt updatedAt
+  shots { createdAt updatedAt iterations { images { createdAt updatedAt } } } } } }"""
+
+
+async def test_the_editors_reads_are_compiled_and_the_same(db: Database) -> None:
+    owner = await account(db)
+    project_id = await storyboard(db, owner, scenes=2, shots=2, images=3)
+
+    shots, compiled_count, plain_count = await both(
+        db, EDITOR_SHOTS, {"id": project_id}, owner.token
+    )
+    assert compiled_count < plain_count
+    master = shots["project"]["scenes"][0]["shots"][0]["selectedImage"]
+    assert master["thumbnailUrl"].startswith("http://testserver/media/thumbs/")
+    shot_id = shots["project"]["scenes"][1]["shots"][1]["id"]
+    _, compiled_count, plain_count = await both(
+        db, EDITOR_MASTER_OF_SHOT, {"id": shot_id}, owner.token
+    )
+    assert compiled_count < plain_count
+    dated, compiled_count, plain_count = await both(db, DATED, {"id": project_id}, owner.token)
+    assert compiled_count < plain_count
+    assert dated["project"]["createdAt"].endswith("+00:00")
+
+    bus = EventBus("memory://", queue_size=8)
+    await bus.start()
+    try:
+        async with reader_of(db) as reader:
+            for query, variables in (
+                (EDITOR_ITERATION_STATUS, {"shotId": shot_id}),
+                (EDITOR_ANIMATION_STATUS, {"projectId": project_id}),
+            ):
+                compiled, count = await first_message(
+                    reader, bus, variables, owner.token, compiled=True, query=query
+                )
+                plain, plain_count = await first_message(
+                    reader, bus, variables, owner.token, compiled=False, query=query
+                )
+                assert same(compiled, plain), (compiled, plain)
+                assert count < plain_count
+            message, _ = await first_message(
+                reader,
+                bus,
+                {"shotId": shot_id},
+                owner.token,
+                compiled=True,
+                query=EDITOR_ITERATION_STATUS,
+            )
+            iterations = message["iterationStatus"]["iterations"]
+            images = iterations[0]["images"]
+            assert "/media/thumbs/" in images[0]["thumbnailUrl"]  # its own asset's
+            assert "/media/thumbs/source.webp" in images[1]["thumbnailUrl"]  # its source's
+            assert images[2]["thumbnailUrl"] is None
+            assert iterations[1]["parentImage"]["id"] == images[0]["id"]
+    finally:
+        await bus.stop()

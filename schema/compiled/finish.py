@@ -4,7 +4,8 @@
 (see `schema.compiled.sql`) and which branches lead to one; `apply` then visits
 only those: global IDs from primary keys (`schema.ids.encode`), media URLs signed
 from `[storage key, recorded URL]` pairs (`MediaLinks.url_for`, as
-`ShotImage.imageUrl` does), and `ProjectProgress` from its counts (through
+`ShotImage.imageUrl` does) or from stored preview keys (`thumbnailUrl`), dates in
+the `DateTime` scalar's form, and `ProjectProgress` from its counts (through
 `ProjectProgress.from_progress`, as the resolvers do).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from schema import ids
@@ -41,6 +43,18 @@ def _global_id(type_name: str) -> Fix:
 def _media_url(pair: Any, media: MediaLinks) -> Any:
     storage_key, recorded = pair
     return media.url_for(storage_key) if storage_key else recorded
+
+
+def _thumbnail_url(key: Any, media: MediaLinks) -> Any:
+    return media.url_for(key) if key else None
+
+
+def _moment(raw: Any, _media: MediaLinks) -> Any:
+    """A `DateTime` as the scalar gives it (`isoformat` of the aware UTC value) from the
+    column's JSON text: ISO 8601 with an offset on PostgreSQL, naive UTC on SQLite."""
+    moment = datetime.fromisoformat(raw)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat()
 
 
 def _progress(picks: tuple[Pick, ...]) -> Fix:
@@ -91,6 +105,10 @@ class Finisher:
                 fixes.append((p.key, _global_id(type_name)))
             elif p.field in ("imageUrl", "animatedVideoUrl"):
                 fixes.append((p.key, _media_url))
+            elif p.field == "thumbnailUrl":
+                fixes.append((p.key, _thumbnail_url))
+            elif p.field in ("createdAt", "updatedAt"):
+                fixes.append((p.key, _moment))
             elif p.field == "progress":
                 fixes.append((p.key, _progress(p.children)))
             elif p.children:

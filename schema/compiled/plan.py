@@ -42,6 +42,8 @@ COMPILABLE: dict[str, dict[str, str | None]] = {
         "status": None,
         "progress": "ProjectProgress",
         "scenes": "Scene",
+        "createdAt": None,
+        "updatedAt": None,
     },
     "ProjectProgress": {
         "totalScenes": None,
@@ -59,6 +61,8 @@ COMPILABLE: dict[str, dict[str, str | None]] = {
         "title": None,
         "description": None,
         "shots": "Shot",
+        "createdAt": None,
+        "updatedAt": None,
     },
     "Shot": {
         "id": None,
@@ -68,6 +72,8 @@ COMPILABLE: dict[str, dict[str, str | None]] = {
         "latestIterationNumber": None,
         "selectedImage": "ShotImage",
         "iterations": "ImageIteration",
+        "createdAt": None,
+        "updatedAt": None,
     },
     "ImageIteration": {
         "iterationNumber": None,
@@ -87,6 +93,10 @@ COMPILABLE: dict[str, dict[str, str | None]] = {
         "model": None,
         "error": None,
         "imageUrl": None,
+        "createdAt": None,
+        "updatedAt": None,
+        "thumbnailUrl": None,
+        "parentImage": "ShotImage",
     },
     "StoryboardSelection": {
         "id": None,
@@ -97,6 +107,8 @@ COMPILABLE: dict[str, dict[str, str | None]] = {
         "animatedVideoUrl": None,
         "shot": "Shot",
         "selectedImage": "ShotImage",
+        "createdAt": None,
+        "updatedAt": None,
     },
     # The messages of the `iterationStatus` and `animationStatus` subscriptions: their
     # shot's and their project's row is the root.

@@ -218,6 +218,21 @@ def _iteration(c: _Compiler, p: Pick, g: str) -> str:
 def _image(c: _Compiler, p: Pick, t: str) -> str:
     if p.field == "imageUrl":
         return c.dialect.tuple(f"{t}.storage_key", f"{t}.image_url")
+    if p.field == "thumbnailUrl":
+        # services.library.assets.image_thumbnails: its own asset's preview, else (an
+        # image added from the library) that asset's; the key, signed in the finish.
+        a = c.alias()
+        return (
+            f"COALESCE((SELECT {a}.thumbnail_key FROM assets {a} WHERE {a}.shot_image_id = "
+            f"{t}.id AND {a}.thumbnail_key IS NOT NULL), (SELECT {a}.thumbnail_key FROM "
+            f"assets {a} WHERE {a}.id = {t}.source_asset_id AND {a}.thumbnail_key IS NOT NULL))"
+        )
+    if p.field == "parentImage":
+        i = c.alias()
+        return c.dialect.embed(
+            f"SELECT {c.build('ShotImage', p.children, i)} FROM shot_images {i} "
+            f"WHERE {i}.id = {t}.parent_image_id"
+        )
     if p.field == "isFavorite":
         return c.dialect.boolean(f"{t}.is_favorite")
     return f"{t}.{_SNAKE[p.field]}"
@@ -241,6 +256,8 @@ _SNAKE = {
     "model": "model",
     "error": "error",
     "animationStatus": "animation_status",
+    "createdAt": "created_at",
+    "updatedAt": "updated_at",
 }
 
 

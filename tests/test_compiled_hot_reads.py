@@ -98,6 +98,7 @@ query($id: ID!) {
       iterations { iterationNumber status images { id variantNumber imageUrl isFavorite } }
     }
     ... on ShotImage { iterationNumber variantNumber status imageUrl model error }
+    ... on StoryboardSelection { animationStatus animatedVideoUrl shot { id } updatedAt }
   }
 }
 """
@@ -312,7 +313,7 @@ async def test_node_reads_are_the_same_compiled(db: Database) -> None:
         await factories.gql(
             db,
             "query($id: ID!) { project(id: $id) { scenes { id shots { id iterations { "
-            "images { id } } } } } }",
+            "images { id } } storyboardSelection { id } } } } }",
             {"id": project_id},
             token=owner.token,
         )
@@ -320,12 +321,14 @@ async def test_node_reads_are_the_same_compiled(db: Database) -> None:
     scene_id = tree["scenes"][1]["id"]
     shot_id = tree["scenes"][1]["shots"][1]["id"]
     image_id = tree["scenes"][1]["shots"][1]["iterations"][0]["images"][2]["id"]
+    selection_id = tree["scenes"][1]["shots"][1]["storyboardSelection"]["id"]
 
     for global_id, type_name in (
         (project_id, "Project"),
         (scene_id, "Scene"),
         (shot_id, "Shot"),
         (image_id, "ShotImage"),
+        (selection_id, "StoryboardSelection"),
     ):
         data, compiled_count, plain_count = await both(db, NODE, {"id": global_id}, owner.token)
         assert data["node"]["__typename"] == type_name
@@ -348,7 +351,14 @@ async def test_node_hides_other_teams_objects_and_revoked_ones(db: Database) -> 
     made = await scene(db, owner, project_id, shots=1)
     shot_id = made["shots"][0]["id"]
     image_id = (await iteration(db, owner, shot_id, count=2))["images"][1]["id"]
-    objects = [project_id, made["id"], shot_id, image_id]
+    selected = await mutate_ok(
+        db,
+        "selectMasterShot",
+        {"shotId": shot_id, "imageId": image_id},
+        "selection { id }",
+        token=owner.token,
+    )
+    objects = [project_id, made["id"], shot_id, image_id, selected["selection"]["id"]]
 
     for global_id in objects:
         seen, _, _ = await both(db, NODE, {"id": global_id}, member.token)
@@ -763,3 +773,39 @@ async def test_the_editors_reads_are_compiled_and_the_same(db: Database) -> None
             assert iterations[1]["parentImage"]["id"] == images[0]["id"]
     finally:
         await bus.stop()
+
+
+EDITOR_PROJECTS = """query Projects($teamId: ID!, $first: Int!, $after: String) {
+  projects(teamId: $teamId, first: $first, after: $after) {
+    totalCount pageInfo { hasNextPage endCursor }
+    edges { node { id title status updatedAt owner { id name } team { id }
+      progress { totalScenes totalShots shotsWithSelections shotsWithAnimations
+        selectionProgress animationProgress } } }
+  }
+}"""
+TEAM_AND_OWNER = """{ projects { nodes { team { __typename id name isPersonal createdAt }
+  owner { id name email createdAt } } } }"""
+
+
+async def test_the_editors_projects_page_is_compiled_and_the_same(db: Database) -> None:
+    owner, member = await account(db), await account(db)
+    team = await factories.team_with(db, owner, {})
+    await join(db, team, member, role="EDITOR", inviter=owner)
+    await storyboard(db, owner, scenes=1, shots=2, images=2)
+    for n in range(3):
+        await project(db, member if n % 2 else owner, title=f"Team {n}", team_id=team)
+
+    for reader, team_id in ((owner, owner.team_id), (owner, team), (member, team)):
+        variables = {"teamId": team_id, "first": 2}
+        page, compiled_count, plain_count = await both(db, EDITOR_PROJECTS, variables, reader.token)
+        assert compiled_count < plain_count
+        after = page["projects"]["pageInfo"]["endCursor"]
+        await both(db, EDITOR_PROJECTS, {**variables, "after": after}, reader.token)
+    hidden, _, _ = await both(
+        db, EDITOR_PROJECTS, {"teamId": team, "first": 5}, (await account(db)).token
+    )
+    assert hidden["projects"]["edges"] == []
+    people, _, _ = await both(db, TEAM_AND_OWNER, {}, owner.token)
+    owners = {node["owner"]["name"] for node in people["projects"]["nodes"]}
+    assert owners == {"Ann"}  # the factories' accounts are all named Ann
+    assert {node["team"]["isPersonal"] for node in people["projects"]["nodes"]} == {False, True}

@@ -118,8 +118,11 @@ ITERATION_EVENT = Root(
     _IN_VISIBLE_PROJECT,
 )
 ANIMATION_EVENT = Root("AnimationStatusEvent", "AnimationStatusEvent", "projects", _PROJECT_VISIBLE)
+SELECTION = Root(
+    "StoryboardSelection", "StoryboardSelection", "storyboard_selections", _IN_VISIBLE_PROJECT
+)
 # The `node` field's roots, by the type named in the global ID.
-NODE_ROOTS: Final = {root.type_name: root for root in (PROJECT, SCENE, SHOT, SHOT_IMAGE)}
+NODE_ROOTS: Final = {root.type_name: root for root in (PROJECT, SCENE, SHOT, SHOT_IMAGE, SELECTION)}
 
 
 @dataclass(frozen=True, slots=True)

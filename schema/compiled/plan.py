@@ -42,9 +42,13 @@ COMPILABLE: dict[str, dict[str, str | None]] = {
         "status": None,
         "progress": "ProjectProgress",
         "scenes": "Scene",
+        "team": "Team",
+        "owner": "User",
         "createdAt": None,
         "updatedAt": None,
     },
+    "Team": {"id": None, "name": None, "isPersonal": None, "createdAt": None},
+    "User": {"id": None, "name": None, "email": None, "createdAt": None},
     "ProjectProgress": {
         "totalScenes": None,
         "totalShots": None,

@@ -139,6 +139,15 @@ def _project(c: _Compiler, p: Pick, t: str) -> str:
             f"(SELECT count(*) FROM storyboard_selections {s} WHERE {s}.project_id = {t}.id "
             f"AND {s}.animation_status = '{GenerationStatus.COMPLETE.value}')",
         )
+    if p.field in ("team", "owner"):
+        x = c.alias()
+        table, type_name, column = (
+            ("teams", "Team", "team_id") if p.field == "team" else ("users", "User", "owner_id")
+        )
+        return d.embed(
+            f"SELECT {c.build(type_name, p.children, x)} FROM {table} {x} "
+            f"WHERE {x}.id = {t}.{column}"
+        )
     if p.field == "scenes":
         s = c.alias()
         return d.array(
@@ -257,6 +266,8 @@ _SNAKE = {
     "error": "error",
     "animationStatus": "animation_status",
     "createdAt": "created_at",
+    "name": "name",
+    "email": "email",
     "updatedAt": "updated_at",
 }
 
@@ -276,6 +287,13 @@ def _selection(c: _Compiler, p: Pick, t: str) -> str:
             f"SELECT {c.build('ShotImage', p.children, i)} FROM shot_images {i} "
             f"WHERE {i}.id = {t}.selected_image_id"
         )
+    return f"{t}.{_SNAKE[p.field]}"
+
+
+def _account(c: _Compiler, p: Pick, t: str) -> str:
+    """A `Team` or a `User`: plain columns."""
+    if p.field == "isPersonal":
+        return c.dialect.boolean(f"{t}.is_personal")
     return f"{t}.{_SNAKE[p.field]}"
 
 
@@ -328,6 +346,8 @@ _FIELDS: dict[str, Callable[[_Compiler, Pick, str], str]] = {
     "ImageIteration": _iteration,
     "ShotImage": _image,
     "StoryboardSelection": _selection,
+    "Team": _account,
+    "User": _account,
     "IterationStatusEvent": _iteration_event,
     "AnimationStatusEvent": _animation_event,
 }

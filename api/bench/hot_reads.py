@@ -40,25 +40,32 @@ from services.realtime.bus import EventBus
 
 REPEAT = 30
 
-PROJECTS = """{ projects(first: 20) { totalCount pageInfo { hasNextPage endCursor }
-  edges { cursor node { id title status workflowVersion
-    progress { totalShots shotsWithSelections selectionProgress } } } } }"""
+# The web editor's own reads (web/static/app): the projects page, the iterator's master
+# of a shot and its iterationStatus feed, the storyboard's animationStatus feed.
+PROJECTS = """query($teamId: ID!) { projects(teamId: $teamId, first: 20) {
+  totalCount pageInfo { hasNextPage endCursor }
+  edges { node { id title status updatedAt owner { id name } team { id }
+    progress { totalScenes totalShots shotsWithSelections shotsWithAnimations
+      selectionProgress animationProgress } } } } }"""
 PROJECTS_DEEP = """{ projects(first: 20) { edges { node { id title
   scenes { id title shots { id shotNumber selectedImage { id imageUrl } } } } } } }"""
-NODE_SHOT = """query($id: ID!) { node(id: $id) { __typename id ... on Shot { shotNumber
-  selectedImage { id imageUrl } iterations { iterationNumber prompt status
-    images { id variantNumber status imageUrl isFavorite } } } } }"""
+MASTER = "selectedImage { id thumbnailUrl imageUrl iterationNumber variantNumber }"
+NODE_SHOT = f"""query($id: ID!) {{ node(id: $id) {{ ... on Shot {{ id {MASTER} }} }} }}"""
 NODE_PROJECT = """query($id: ID!) { node(id: $id) { id ... on Project { title status
   progress { totalShots selectionProgress } scenes { id sceneNumber title
     shots { id shotNumber selectedImage { id imageUrl }
       iterations { iterationNumber images { id variantNumber status imageUrl } } } } } } }"""
-ITERATION_STATUS = """subscription($id: ID!) { iterationStatus(shotId: $id) { cursor
-  shot { id shotNumber } iterations { iterationNumber prompt status
-    images { id variantNumber status imageUrl isFavorite } } image { id } } }"""
+IMAGE = """id iterationNumber variantNumber status isFavorite error model updatedAt
+  thumbnailUrl imageUrl parentImage { id }"""
+ITERATION_STATUS = f"""subscription($id: ID!) {{ iterationStatus(shotId: $id) {{
+  cursor shot {{ id }} iterations {{ iterationNumber prompt status
+    parentImage {{ id iterationNumber variantNumber thumbnailUrl imageUrl }}
+    images {{ {IMAGE} }} }} image {{ id status }} }} }}"""
 ANIMATION_STATUS = """subscription($id: ID!) { animationStatus(projectId: $id) { cursor
-  progress { totalShots shotsWithSelections shotsWithAnimations animationProgress }
-  selections { id animationStatus animatedVideoUrl shot { id shotNumber }
-    selectedImage { id imageUrl } } selection { id } } }"""
+  selections { ...StoryboardClip } } }
+fragment StoryboardClip on StoryboardSelection {
+  id animationStatus model error updatedAt animatedVideoUrl
+  shot { id } selectedImage { id imageUrl } }"""
 LIBRARY = """{ library(first: 100) { totalCount pageInfo { hasNextPage endCursor }
   nodes { id name kind status thumbnailUrl tags mood category sceneType duration views
     createdAt shareLevel } } }"""
@@ -87,8 +94,8 @@ async def _execute(
     return result.data
 
 
-async def _build(resources: Resources) -> tuple[str, str, str]:
-    """The data; the token, the big project's ID and one of its shots' IDs."""
+async def _build(resources: Resources) -> tuple[str, str, str, str]:
+    """The data; the token, the team's, the big project's and one of its shots' IDs."""
 
     async def run(token: str | None, query: str, variables: dict[str, Any]) -> Any:
         return await _execute(resources, token, query, variables)
@@ -100,7 +107,8 @@ async def _build(resources: Resources) -> tuple[str, str, str]:
         {"i": {"email": email, "password": "bench password", "name": "Bench"}},
     )
     token = signed["signUp"]["token"]
-    team = ids.decode(signed["signUp"]["user"]["teams"][0]["id"], "Team")
+    team_id = signed["signUp"]["user"]["teams"][0]["id"]
+    team = ids.decode(team_id, "Team")
     big = ""
     first_shot = ""
     for p in range(20):
@@ -163,7 +171,7 @@ async def _build(resources: Resources) -> tuple[str, str, str]:
                     thumbnail_key=f"thumbs/{n}.webp",
                 )
             )
-    return token, big, first_shot
+    return token, team_id, big, first_shot
 
 
 async def _side_by_side(
@@ -193,15 +201,15 @@ async def bench(url: str) -> list[str]:
         await migrations.upgrade_to_head(db)
         media = MediaLinks(secrets.token_urlsafe(32), "http://bench")
         resources = Resources(db=db, media=media, bus=bus)
-        token, big, shot = await _build(resources)
+        token, team_id, big, shot = await _build(resources)
         plain_resources = replace(resources, compiled_reads=False)
         reads: list[tuple[str, str, dict[str, Any]]] = [
-            ("projects, list page of 20", PROJECTS, {}),
+            ("projects page of 20 (the editor's)", PROJECTS, {"teamId": team_id}),
             ("projects, 20 with scenes and shots", PROJECTS_DEEP, {}),
-            ("node(Shot), 12 images", NODE_SHOT, {"id": shot}),
+            ("node(Shot), its master (the editor's)", NODE_SHOT, {"id": shot}),
             ("node(Project), 10x8x12", NODE_PROJECT, {"id": big}),
-            ("iterationStatus snapshot, 12 images", ITERATION_STATUS, {"id": shot}),
-            ("animationStatus snapshot, 80 selections", ANIMATION_STATUS, {"id": big}),
+            ("iterationStatus snapshot, 12 images (editor's)", ITERATION_STATUS, {"id": shot}),
+            ("animationStatus snapshot, 80 clips (editor's)", ANIMATION_STATUS, {"id": big}),
             ("library page of 100 assets", LIBRARY, {}),
         ]
         lines = [f"  {'read':<42} {'compiled p50/p95':>18} {'field by field':>18}  ratio  SQL"]

@@ -212,7 +212,7 @@ async def bench(url: str) -> list[str]:
             ("animationStatus snapshot, 80 clips (editor's)", ANIMATION_STATUS, {"id": big}),
             ("library page of 100 assets", LIBRARY, {}),
         ]
-        lines = [f"  {'read':<42} {'compiled p50/p95':>18} {'field by field':>18}  ratio  SQL"]
+        lines = [f"  {'read':<48} {'compiled p50/p95':>18} {'field by field':>18}  ratio  SQL"]
         for name, query, variables in reads:
             counts = []
             for res in (resources, plain_resources):
@@ -233,7 +233,7 @@ async def bench(url: str) -> list[str]:
             )
             (on50, on95), (off50, off95) = _stats(on), _stats(off)
             lines.append(
-                f"  {name:<42} {on50:7.2f}/{on95:7.2f} ms {off50:7.2f}/{off95:7.2f} ms "
+                f"  {name:<48} {on50:7.2f}/{on95:7.2f} ms {off50:7.2f}/{off95:7.2f} ms "
                 f"{off50 / on50:5.1f}x  {counts[0]} vs {counts[1]}"
             )
         return lines

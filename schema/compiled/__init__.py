@@ -8,8 +8,16 @@ compiled into one statement that has the database build the response's JSON
 handed to graphql-core as a `Finished` value, which `schema.execution`'s executor
 returns as it is instead of walking it.
 
+Each compiled root is a `Root`: the catalogue type it builds, its table, the
+reader's access as an SQL condition, and where its selection sits below the
+resolver's field. The roots: `project` (`project_read`), the `projects` page's
+nodes (`projects_read`), `node(id:)` of the storyboard's types (`node_read`), and
+each message of `iterationStatus` and `animationStatus` (`iteration_event_read`,
+`animation_event_read`); `schema.compiled.rows` finishes the library search's
+assets from rows already loaded, with the same plan cache (`cached_plan`).
+
 A selection holding anything the compiler does not build is resolved as before,
-field by field: `project_read` answers `NOT_COMPILED` and the resolver carries on.
+field by field: each read answers `NOT_COMPILED` and the resolver carries on.
 Plans are cached per selection (and the variables it reads), so a client's
 repeated query is planned once.
 """

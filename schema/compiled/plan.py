@@ -129,10 +129,6 @@ COMPILABLE: dict[str, dict[str, str | None]] = {
         "progress": "ProjectProgress",
     },
 }
-INTERFACES: dict[str, frozenset[str]] = {
-    name: frozenset({"Node"}) if "id" in fields else frozenset()
-    for name, fields in COMPILABLE.items()
-}
 TYPENAME = "__typename"
 
 

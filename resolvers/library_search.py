@@ -7,6 +7,7 @@ from typing import Annotated
 import strawberry
 
 from schema import nodes
+from schema.compiled.rows import finish_assets
 from schema.connections import After, First, check_first
 from schema.context import BadRequest, Info
 from schema.library_search import (
@@ -52,7 +53,9 @@ async def library(
     position = decode_cursor(after, order, digest)
     async with info.context.db.session() as session:
         page = await search.search(session, actor, wanted, order, first=first, after=position)
-    return await connection_of(info, page, order, digest, after=position is not None)
+    connection = await connection_of(info, page, order, digest, after=position is not None)
+    finish_assets(info, connection)  # in one pass, when the selection allows
+    return connection
 
 
 async def library_filters(

@@ -9,12 +9,18 @@ on the connection.
 
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Annotated, TypeVar
+from typing import Annotated, TypeVar, cast
 
 import strawberry
 from graphql import GraphQLError
 
 from schema import nodes
+from schema.compiled import (
+    NOT_COMPILED,
+    Finished,
+    animation_event_read,
+    iteration_event_read,
+)
 from schema.context import Info, NotAuthenticated
 from schema.events import (
     AnimationStatusEvent,
@@ -188,17 +194,27 @@ class Subscription:
             async for event in feed:
                 if _ends_shot(event, shot_pk, scene_id):
                     return
-                image: ShotImage | None = None
+                image_id: int | None = None
                 if event.kind != events.SNAPSHOT:
                     if event.node_type != "ShotImage" or event.shot_id != shot_pk:
                         continue
                     if event.change != events.DELETED:
-                        image = await ShotImage.load(info, event.node_id)
+                        image_id = event.node_id
+                cursor = encode_cursor(pk, event.sequence)
+                compiled = await iteration_event_read(
+                    info, shot_pk, cursor=cursor, image_id=image_id
+                )
+                # A Finished value: the executor takes it as the completed message. None
+                # (the shot gone): the field-by-field read below says what to do.
+                if compiled is not NOT_COMPILED and cast(Finished, compiled).value is not None:
+                    yield cast(IterationStatusEvent, compiled)
+                    continue
+                image = await ShotImage.load(info, image_id)
                 shot_row = await info.context.loaders.shot.load(shot_pk)
                 if shot_row is None:
                     return
                 yield IterationStatusEvent(
-                    cursor=encode_cursor(pk, event.sequence),
+                    cursor=cursor,
                     shot=Shot.from_row(shot_row),
                     iterations=await ImageIteration.of_shot(info, shot_pk),
                     image=image,
@@ -222,16 +238,28 @@ class Subscription:
             async for event in feed:
                 if event.kind == events.PROJECT_DELETED:
                     return
-                selection: StoryboardSelection | None = None
+                selection_id: int | None = None
                 if event.kind != events.SNAPSHOT:
                     if event.node_type != "StoryboardSelection":
                         continue
                     if event.change != events.DELETED:
-                        row = await info.context.loaders.selection.load(event.node_id)
-                        selection = StoryboardSelection.from_row(row) if row else None
+                        selection_id = event.node_id
+                cursor = encode_cursor(pk, event.sequence)
+                compiled = await animation_event_read(
+                    info, pk, cursor=cursor, selection_id=selection_id
+                )
+                # A Finished value: the executor takes it as the completed message. None
+                # (the project gone): read field by field below, as before.
+                if compiled is not NOT_COMPILED and cast(Finished, compiled).value is not None:
+                    yield cast(AnimationStatusEvent, compiled)
+                    continue
+                selection: StoryboardSelection | None = None
+                if selection_id is not None:
+                    row = await info.context.loaders.selection.load(selection_id)
+                    selection = StoryboardSelection.from_row(row) if row else None
                 selections, progress = await _storyboard(info, pk)
                 yield AnimationStatusEvent(
-                    cursor=encode_cursor(pk, event.sequence),
+                    cursor=cursor,
                     selections=selections,
                     selection=selection,
                     progress=progress,

@@ -140,6 +140,7 @@ async def run(postgres_admin_url: str | None) -> int:
     from api.bench import constellation as bench_constellation
     from api.bench import editor as bench_editor
     from api.bench import generation as bench_generation
+    from api.bench import hot_reads as bench_hot_reads
     from api.bench import library as bench_library
     from api.bench import realtime as bench_realtime
 
@@ -160,6 +161,10 @@ async def run(postgres_admin_url: str | None) -> int:
         else:
             print("Storyboard API on PostgreSQL:")
             print("\n".join(lines))
+    print("Hot reads, compiled against field by field (side by side, in process):")
+    hot = await bench_hot_reads.run_all(postgres_admin_url)
+    print("\n".join(hot), flush=True)
+    unmeasured += sum("not measured" in line for line in hot)
     print("Constellation map (10,000 assets with realistic tags):")
     constellation = bench_constellation.layout_figures() + await bench_constellation.map_figures()
     print("\n".join(constellation), flush=True)

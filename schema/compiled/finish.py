@@ -5,15 +5,17 @@ SQL builds each object as an array of its values in the order of its picks (see
 position holds; `build` then makes each object a dict under the response keys, in
 the order asked, putting in what SQL left raw: media URLs signed from
 `[storage key, recorded URL]` pairs (`MediaLinks.url_for`, as `ShotImage.imageUrl`
-does), global IDs from primary keys where SQL did not write them
-(`schema.ids.encode`), and `ProjectProgress` from its counts (through
-`ProjectProgress.from_progress`, as the resolvers do).
+and `StoryboardSelection.animatedVideoUrl` do) or from stored preview keys
+(`thumbnailUrl`), global IDs from primary keys where SQL did not write them
+(`schema.ids.encode`), dates in the `DateTime` scalar's form, and `ProjectProgress`
+from its counts (through `ProjectProgress.from_progress`, as the resolvers do).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from schema import ids
@@ -36,7 +38,7 @@ _PROGRESS_FIELDS = {
     "isAnimationComplete": "is_animation_complete",
 }
 # The fields whose value is a list of objects (the others with children are one object).
-_LISTS = frozenset({"scenes", "shots", "iterations", "images"})
+_LISTS = frozenset({"scenes", "shots", "iterations", "images", "selections"})
 
 
 def _global_id(type_name: str) -> Fix:
@@ -46,6 +48,18 @@ def _global_id(type_name: str) -> Fix:
 def _media_url(pair: Any, sign: Sign) -> Any:
     storage_key, recorded = pair
     return sign(storage_key) if storage_key else recorded
+
+
+def _thumbnail_url(key: Any, sign: Sign) -> Any:
+    return sign(key) if key else None
+
+
+def _moment(raw: Any, _sign: Sign) -> Any:
+    """A `DateTime` as the scalar gives it (`isoformat` of the aware UTC value) from the
+    column's JSON text: ISO 8601 with an offset on PostgreSQL, naive UTC on SQLite."""
+    moment = datetime.fromisoformat(raw)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat()
 
 
 def _progress(picks: tuple[Pick, ...]) -> Fix:
@@ -99,8 +113,12 @@ class Shape:
             fix: Fix | None = None
             if p.field == "id":
                 fix = None if ids_built else _global_id(type_name)
-            elif p.field == "imageUrl":
+            elif p.field in ("imageUrl", "animatedVideoUrl"):
                 fix = _media_url
+            elif p.field == "thumbnailUrl":
+                fix = _thumbnail_url
+            elif p.field in ("createdAt", "updatedAt"):
+                fix = _moment
             elif p.field == "progress":
                 fix = _progress(p.children)
             elif p.children:

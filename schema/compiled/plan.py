@@ -16,7 +16,7 @@ handled here.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -42,7 +42,13 @@ COMPILABLE: dict[str, dict[str, str | None]] = {
         "status": None,
         "progress": "ProjectProgress",
         "scenes": "Scene",
+        "team": "Team",
+        "owner": "User",
+        "createdAt": None,
+        "updatedAt": None,
     },
+    "Team": {"id": None, "name": None, "isPersonal": None, "createdAt": None},
+    "User": {"id": None, "name": None, "email": None, "createdAt": None},
     "ProjectProgress": {
         "totalScenes": None,
         "totalShots": None,
@@ -59,6 +65,8 @@ COMPILABLE: dict[str, dict[str, str | None]] = {
         "title": None,
         "description": None,
         "shots": "Shot",
+        "createdAt": None,
+        "updatedAt": None,
     },
     "Shot": {
         "id": None,
@@ -68,6 +76,8 @@ COMPILABLE: dict[str, dict[str, str | None]] = {
         "latestIterationNumber": None,
         "selectedImage": "ShotImage",
         "iterations": "ImageIteration",
+        "createdAt": None,
+        "updatedAt": None,
     },
     "ImageIteration": {
         "iterationNumber": None,
@@ -87,11 +97,37 @@ COMPILABLE: dict[str, dict[str, str | None]] = {
         "model": None,
         "error": None,
         "imageUrl": None,
+        "createdAt": None,
+        "updatedAt": None,
+        "thumbnailUrl": None,
+        "parentImage": "ShotImage",
     },
-}
-INTERFACES: dict[str, frozenset[str]] = {
-    name: frozenset({"Node"}) if "id" in fields else frozenset()
-    for name, fields in COMPILABLE.items()
+    "StoryboardSelection": {
+        "id": None,
+        "animationStatus": None,
+        "model": None,
+        "predictionId": None,
+        "error": None,
+        "animatedVideoUrl": None,
+        "shot": "Shot",
+        "selectedImage": "ShotImage",
+        "createdAt": None,
+        "updatedAt": None,
+    },
+    # The messages of the `iterationStatus` and `animationStatus` subscriptions: their
+    # shot's and their project's row is the root.
+    "IterationStatusEvent": {
+        "cursor": None,
+        "shot": "Shot",
+        "iterations": "ImageIteration",
+        "image": "ShotImage",
+    },
+    "AnimationStatusEvent": {
+        "cursor": None,
+        "selections": "StoryboardSelection",
+        "selection": "StoryboardSelection",
+        "progress": "ProjectProgress",
+    },
 }
 TYPENAME = "__typename"
 
@@ -111,11 +147,16 @@ class NotCompilable(Exception):
 
 
 @dataclass
-class _Walk:
+class Walk:
+    """One walk over a document's selections: `fragments` and `variables` are the
+    document's; `read` gathers the names of the variables whose values decided what
+    was collected (for the caller's plan cache)."""
+
     fragments: Mapping[str, FragmentDefinitionNode]
     variables: Mapping[str, Any]
-    # The variables whose values decided the picks (for the caller's plan cache).
     read: set[str]
+    # What may be picked, by type (see COMPILABLE); a type with an `id` is a Node.
+    catalogue: Mapping[str, Mapping[str, str | None]] = field(default_factory=lambda: COMPILABLE)
 
     def included(self, node: FieldNode | FragmentSpreadNode | InlineFragmentNode) -> bool:
         keep = True
@@ -140,8 +181,20 @@ class _Walk:
         return (
             type_condition is None
             or type_condition == type_name
-            or type_condition in INTERFACES[type_name]
+            or (type_condition == "Node" and "id" in self.catalogue.get(type_name, ()))
         )
+
+    def fields(
+        self, type_name: str, field_nodes: Iterable[FieldNode]
+    ) -> dict[str, list[FieldNode]]:
+        """The fields asked for below `field_nodes` (the nodes of one field of type
+        `type_name`, which may be outside the catalogue), by response key in the order
+        of first appearance, as graphql-core collects them. Raises NotCompilable."""
+        fields: dict[str, list[FieldNode]] = {}
+        for node in field_nodes:
+            if node.selection_set:
+                self._gather(type_name, node.selection_set, fields, set())
+        return fields
 
     def collect(
         self, type_name: str, selection_sets: Iterable[SelectionSetNode]
@@ -149,7 +202,7 @@ class _Walk:
         fields: dict[str, list[FieldNode]] = {}
         for selection_set in selection_sets:
             self._gather(type_name, selection_set, fields, set())
-        catalogue = COMPILABLE[type_name]
+        catalogue = self.catalogue[type_name]
         picks = []
         for key, nodes in fields.items():
             name = nodes[0].name.value
@@ -210,7 +263,7 @@ def pick(
     """The merged picks below `field_nodes` (the nodes of one field of type `type_name`),
     and the names of the variables that decided them; None when anything asked for is
     outside `COMPILABLE`."""
-    walk = _Walk(fragments, variables, set())
+    walk = Walk(fragments, variables, set())
     try:
         picks = walk.collect(type_name, [n.selection_set for n in field_nodes if n.selection_set])
     except NotCompilable:

@@ -161,6 +161,15 @@ def _project(c: _Compiler, p: Pick, t: str) -> str:
             f"(SELECT count(*) FROM storyboard_selections {s} WHERE {s}.project_id = {t}.id "
             f"AND {s}.animation_status = '{GenerationStatus.COMPLETE.value}')",
         )
+    if p.field in ("team", "owner"):
+        x = c.alias()
+        table, type_name, column = (
+            ("teams", "Team", "team_id") if p.field == "team" else ("users", "User", "owner_id")
+        )
+        return d.embed(
+            f"SELECT {c.build(type_name, p.children, x)} FROM {table} {x} "
+            f"WHERE {x}.id = {t}.{column}"
+        )
     if p.field == "scenes":
         s = c.alias()
         return d.array(
@@ -281,6 +290,21 @@ def _iteration(c: _Compiler, p: Pick, g: str) -> str:
 def _image(c: _Compiler, p: Pick, t: str) -> str:
     if p.field == "imageUrl":
         return c.dialect.tuple(f"{t}.storage_key", f"{t}.image_url")
+    if p.field == "thumbnailUrl":
+        # services.library.assets.image_thumbnails: its own asset's preview, else (an
+        # image added from the library) that asset's; the key, signed in the finish.
+        a = c.alias()
+        return (
+            f"COALESCE((SELECT {a}.thumbnail_key FROM assets {a} WHERE {a}.shot_image_id = "
+            f"{t}.id AND {a}.thumbnail_key IS NOT NULL), (SELECT {a}.thumbnail_key FROM "
+            f"assets {a} WHERE {a}.id = {t}.source_asset_id AND {a}.thumbnail_key IS NOT NULL))"
+        )
+    if p.field == "parentImage":
+        i = c.alias()
+        return c.dialect.embed(
+            f"SELECT {c.build('ShotImage', p.children, i)} FROM shot_images {i} "
+            f"WHERE {i}.id = {t}.parent_image_id"
+        )
     if p.field == "isFavorite":
         return c.dialect.boolean(f"{t}.is_favorite")
     return f"{t}.{_SNAKE[p.field]}"
@@ -303,7 +327,80 @@ _SNAKE = {
     "predictionId": "prediction_id",
     "model": "model",
     "error": "error",
+    "animationStatus": "animation_status",
+    "createdAt": "created_at",
+    "name": "name",
+    "email": "email",
+    "updatedAt": "updated_at",
 }
+
+
+def _selection(c: _Compiler, p: Pick, t: str) -> str:
+    d = c.dialect
+    if p.field == "animatedVideoUrl":
+        return d.tuple(f"{t}.video_storage_key", f"{t}.animated_video_url")
+    if p.field == "shot":
+        s = c.alias()
+        return d.embed(
+            f"SELECT {c.build('Shot', p.children, s)} FROM shots {s} WHERE {s}.id = {t}.shot_id"
+        )
+    if p.field == "selectedImage":
+        i = c.alias()
+        return d.embed(
+            f"SELECT {c.build('ShotImage', p.children, i)} FROM shot_images {i} "
+            f"WHERE {i}.id = {t}.selected_image_id"
+        )
+    return f"{t}.{_SNAKE[p.field]}"
+
+
+def _account(c: _Compiler, p: Pick, t: str) -> str:
+    """A `Team` or a `User`: plain columns."""
+    if p.field == "isPersonal":
+        return c.dialect.boolean(f"{t}.is_personal")
+    return f"{t}.{_SNAKE[p.field]}"
+
+
+def _iteration_event(c: _Compiler, p: Pick, t: str) -> str:
+    """`IterationStatusEvent`, built on its shot's row: the cursor and the changed image
+    are bound (`:cursor`, `:image_id`, NULL for none)."""
+    if p.field == "cursor":
+        return "CAST(:cursor AS TEXT)"
+    if p.field == "shot":
+        return c.build("Shot", p.children, t)
+    if p.field == "image":
+        i = c.alias()
+        return c.dialect.embed(
+            f"SELECT {c.build('ShotImage', p.children, i)} FROM shot_images {i} "
+            f"WHERE {i}.id = :image_id AND {i}.shot_id = {t}.id"
+        )
+    assert p.field == "iterations"
+    return _shot(c, p, t)
+
+
+def _animation_event(c: _Compiler, p: Pick, t: str) -> str:
+    """`AnimationStatusEvent`, built on its project's row: the cursor and the changed
+    selection are bound (`:cursor`, `:selection_id`, NULL for none)."""
+    d = c.dialect
+    if p.field == "cursor":
+        return "CAST(:cursor AS TEXT)"
+    if p.field == "progress":
+        return _project(c, p, t)
+    s = c.alias()
+    if p.field == "selection":
+        return d.embed(
+            f"SELECT {c.build('StoryboardSelection', p.children, s)} FROM storyboard_selections "
+            f"{s} WHERE {s}.id = :selection_id AND {s}.project_id = {t}.id"
+        )
+    assert p.field == "selections"
+    # services.storyboard.lookups.selections_for_projects: by scene, then shot.
+    x, y = c.alias(), c.alias()
+    return d.array(
+        c.build("StoryboardSelection", p.children, s),
+        f"storyboard_selections {s} JOIN shots {x} ON {x}.id = {s}.shot_id "
+        f"JOIN scenes {y} ON {y}.id = {x}.scene_id WHERE {s}.project_id = {t}.id",
+        f"{y}.scene_number, {x}.shot_number",
+    )
+
 
 _FIELDS: dict[str, Callable[[_Compiler, Pick, str], str]] = {
     "Project": _project,
@@ -311,16 +408,32 @@ _FIELDS: dict[str, Callable[[_Compiler, Pick, str], str]] = {
     "Shot": _shot,
     "ImageIteration": _iteration,
     "ShotImage": _image,
+    "StoryboardSelection": _selection,
+    "Team": _account,
+    "User": _account,
+    "IterationStatusEvent": _iteration_event,
+    "AnimationStatusEvent": _animation_event,
 }
 
 
-def compile_project(dialect: Dialect, picks: tuple[Pick, ...]) -> str:
-    """The statement for one project's picks: binds `:project_id` and `:team_ids` (the
-    reader's teams, an expanding parameter); one row, one column of JSON text, or no
-    row when the project does not exist or is in none of those teams. Raises TooWide."""
+def compile_root(
+    dialect: Dialect, type_name: str, picks: tuple[Pick, ...], table: str, condition: str
+) -> str:
+    """The statement building `picks` for each row of `table` (the rows of `type_name`)
+    whose id is in `:ids` (an expanding parameter) and that meet `condition` (SQL whose
+    `{t}` is the row's alias, e.g. the reader's access, binding what it names). Rows of
+    two columns: the id, and the JSON text of that row's object in the response's shape.
+    Raises TooWide."""
     compiler = _Compiler(dialect, count())
     root = compiler.alias()
     return (
-        f"SELECT {dialect.text(compiler.build('Project', picks, root))} FROM projects {root} "
-        f"WHERE {root}.id = :project_id AND {root}.team_id IN :team_ids"
+        f"SELECT {root}.id, {dialect.text(compiler.build(type_name, picks, root))} "
+        f"FROM {table} {root} WHERE {root}.id IN :ids AND {condition.format(t=root)}"
     )
+
+
+def compile_project(dialect: Dialect, picks: tuple[Pick, ...]) -> str:
+    """The statement for projects' picks: binds `:ids` and `:team_ids` (the reader's
+    teams), both expanding; a row (id, JSON text) per project of those that exists in
+    one of those teams. Raises TooWide."""
+    return compile_root(dialect, "Project", picks, "projects", "{t}.team_id IN :team_ids")

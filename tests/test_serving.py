@@ -4,11 +4,25 @@ connection per operation, and several worker processes."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import asyncpg
+import pytest
+from sqlalchemy import event
+from sqlmodel import select
+
+import migrations
 from api.app import create_app
 from api.settings import Settings
+from services.database import Database, scratch_postgres_database
+from services.tables import UserRow
+from tests.conftest import ADMIN_URL
+from tests.factories import account, gql, mutate_ok, project
 
 
 async def test_the_started_app_keeps_its_start_up_objects_out_of_the_collectors_sight(
@@ -22,3 +36,144 @@ async def test_the_started_app_keeps_its_start_up_objects_out_of_the_collectors_
         # The schema and the modules alone are tens of thousands of objects.
         assert frozen > 10_000
     assert gc.get_freeze_count() == 0  # unfrozen at shutdown: a later app can collect them
+
+
+# --- PostgreSQL: no pre-ping, reads in autocommit, dropped connections --------------
+
+
+@pytest.fixture
+async def own_postgres() -> AsyncIterator[Database]:
+    """A migrated PostgreSQL database of this test alone, so every backend of it may
+    be terminated without touching another test's."""
+    try:
+        async with scratch_postgres_database(ADMIN_URL, prefix="studio_serving") as url:
+            database = Database(url, pool_size=3)
+            await migrations.upgrade_to_head(database)
+            try:
+                yield database
+            finally:
+                await database.dispose()
+    except (OSError, asyncpg.PostgresError) as error:
+        pytest.skip(f"PostgreSQL is not reachable ({error!r})")
+
+
+async def terminate_every_backend(db: Database) -> int:
+    """End every server process connected to `db`'s database, as a restart would."""
+    admin = await asyncpg.connect(ADMIN_URL.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        ended: int = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()",
+            db.url.database,
+        )
+    finally:
+        await admin.close()
+    return ended
+
+
+@contextmanager
+def round_trips(db: Database) -> Iterator[list[str]]:
+    """Every statement sent inside the block, and BEGIN, COMMIT and ROLLBACK too (which
+    `before_cursor_execute` does not see) as far as the connection really sends them."""
+    sent: list[str] = []
+    engine = db.engine.sync_engine
+
+    def statement(_conn: Any, _cursor: Any, text: str, *_args: Any) -> None:
+        sent.append(text)
+
+    def begin(connection: Any) -> None:
+        # The asyncpg adapter sends BEGIN only outside autocommit.
+        if not connection.connection.dbapi_connection.autocommit:
+            sent.append("BEGIN")
+
+    def end(name: str) -> Callable[[Any], None]:
+        def note(connection: Any) -> None:
+            if connection.connection.dbapi_connection._transaction is not None:
+                sent.append(name)
+
+        return note
+
+    hooks: list[tuple[Any, str, Callable[..., None]]] = [
+        (engine, "before_cursor_execute", statement),
+        (engine, "begin", begin),
+        (engine, "rollback", end("ROLLBACK")),
+        (engine, "commit", end("COMMIT")),
+    ]
+    for target, name, hook in hooks:
+        event.listen(target, name, hook)
+    try:
+        yield sent
+    finally:
+        for target, name, hook in hooks:
+            event.remove(target, name, hook)
+
+
+async def test_a_postgres_read_sends_its_statements_and_nothing_else(
+    own_postgres: Database,
+) -> None:
+    db = own_postgres
+    owner = await account(db)
+    await project(db, owner)
+    async with db.session() as session:  # a first connection, which asks about the server
+        await session.exec(select(UserRow).limit(1))
+    assert db.engine.sync_engine.pool._pre_ping is False
+    with round_trips(db) as sent:
+        data = await gql(db, "{ projects { edges { node { title } } } }", token=owner.token)
+    assert data["projects"]["edges"]
+    assert [s for s in sent if s in ("BEGIN", "COMMIT", "ROLLBACK")] == []
+    assert all(s.lstrip().upper().startswith("SELECT") for s in sent), sent
+
+
+async def test_writes_still_run_in_one_transaction_on_postgres(own_postgres: Database) -> None:
+    db = own_postgres
+    owner = await account(db)
+    with round_trips(db) as sent:
+        await mutate_ok(db, "createProject", {"title": "T"}, "project { id }", token=owner.token)
+    # The token is checked by a read first; then one transaction.
+    assert sent.count("BEGIN") == 1
+    assert sent.count("COMMIT") == 1
+    assert sent.index("BEGIN") < sent.index("COMMIT")
+
+
+async def test_a_read_after_every_backend_was_terminated_succeeds(own_postgres: Database) -> None:
+    """The pool holds only dropped connections: a read (token check included) and a
+    write still succeed, with no ping before any check-out."""
+    db = own_postgres
+    owner = await account(db)
+    await project(db, owner)
+    # Several connections in the pool, all of which the server is about to drop.
+    await asyncio.gather(*(gql(db, "{ viewer { id } }", token=owner.token) for _ in range(3)))
+    assert await terminate_every_backend(db) >= 1
+    data = await gql(db, "{ projects { edges { node { title } } } }", token=owner.token)
+    assert data["projects"]["edges"][0]["node"]["title"]
+    await terminate_every_backend(db)
+    await mutate_ok(db, "createProject", {"title": "After"}, "project { id }", token=owner.token)
+
+
+async def test_a_read_that_meets_a_connection_dropped_in_use_runs_again(
+    own_postgres: Database,
+) -> None:
+    """The server drops the connection between check-out and the statement (asyncpg
+    cannot know yet): the read is run once more on a new connection."""
+    db = own_postgres
+    await account(db)
+    async with db.session() as session:
+        await session.exec(select(UserRow).limit(1))
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        assert raw.driver_connection is not None
+        pid = raw.driver_connection.get_server_pid()
+        admin = await asyncpg.connect(ADMIN_URL.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        # No tick for the event loop to notice: the next statement meets the dropped socket.
+        rows = (await session.exec(select(UserRow).limit(1))).all()
+        again = await (await session.connection()).get_raw_connection()
+        assert again.driver_connection is not raw.driver_connection
+        adapted: Any = again.dbapi_connection
+        assert adapted.autocommit  # still a read: no BEGIN
+    assert len(rows) == 1
+    # Returned to the pool, the new connection is no read's any more: writes BEGIN.
+    assert not adapted.autocommit

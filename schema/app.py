@@ -24,6 +24,7 @@ from strawberry.types.graphql import OperationType
 
 from schema import execution as _execution  # noqa: F401  (corrects a graphql-core leak)
 from schema.accounts import Invitation, Team, User
+from schema.context import OneReadSession
 from schema.error_codes import add_code
 from schema.limits import OperationLimits
 from schema.operations import SignInFirst, StudioExecutionContext, as_client_error
@@ -108,6 +109,8 @@ def build_schema(*, query: type, mutation: type, subscription: type) -> strawber
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             SignInFirst,
+            # A query's reads share one database connection (see schema.context).
+            OneReadSession,
             # List lengths, rates over WebSockets, open subscriptions (the settings'
             # values come with the context's resources).
             OperationLimits,

@@ -135,10 +135,17 @@ class Database:
         database as of when it runs); rows stay usable after it closes. Writing
         through it is an error on neither engine but commits nothing: use
         `transaction()`."""
-        async with AsyncSession(
-            self.read_engine, expire_on_commit=False, sync_session_class=StudioSession
-        ) as session:
+        async with self.read_session() as session:
             yield session
+
+    def read_session(self) -> AsyncSession:
+        """A session as `session()` gives, for a caller that closes it itself
+        (`await session.close()`, or `async with`): one that outlives a block, such
+        as a GraphQL operation's (`schema.loaders.ReadSession`). It checks out a
+        connection at its first statement and returns it when closed."""
+        return AsyncSession(
+            self.read_engine, expire_on_commit=False, sync_session_class=StudioSession
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -15,14 +15,28 @@ import asyncpg
 import pytest
 from sqlalchemy import event
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 import migrations
 from api.app import create_app
+from api.graphql import build_context
+from api.schema import schema
 from api.settings import Settings
+from schema.loaders import ReadSession
 from services.database import Database, scratch_postgres_database
 from services.tables import UserRow
 from tests.conftest import ADMIN_URL
-from tests.factories import account, gql, mutate_ok, project
+from tests.factories import (
+    Account,
+    account,
+    gql,
+    image_drafts,
+    mutate_ok,
+    project,
+    resources,
+    scene,
+    statements,
+)
 
 
 async def test_the_started_app_keeps_its_start_up_objects_out_of_the_collectors_sight(
@@ -177,3 +191,104 @@ async def test_a_read_that_meets_a_connection_dropped_in_use_runs_again(
     assert len(rows) == 1
     # Returned to the pool, the new connection is no read's any more: writes BEGIN.
     assert not adapted.autocommit
+
+
+# --- one read session per operation -------------------------------------------------
+
+NESTED = """query($id: ID!) { project(id: $id) { title progress { selectionProgress }
+  scenes { sceneNumber shots { shotNumber selectedImage { id }
+    iterations { iterationNumber images { id variantNumber imageUrl } } } } } }"""
+
+
+@contextmanager
+def checkouts(db: Database) -> Iterator[list[int]]:
+    """How many connections the engine's pool handed out inside the block."""
+    counted = [0]
+
+    def note(*_: Any) -> None:
+        counted[0] += 1
+
+    pool = db.engine.sync_engine.pool
+    event.listen(pool, "checkout", note)
+    try:
+        yield counted
+    finally:
+        event.remove(pool, "checkout", note)
+
+
+async def storyboard(db: Database) -> tuple[Account, str]:
+    owner = await account(db)
+    project_id = await project(db, owner)
+    for title in ("One", "Two"):
+        made = await scene(db, owner, project_id, title=title, shots=3)
+        for shot in made["shots"]:
+            await mutate_ok(
+                db,
+                "addShotImages",
+                {"shotId": shot["id"], "iterationPrompt": "p", "images": image_drafts(2)},
+                "iteration { iterationNumber }",
+                token=owner.token,
+            )
+    return owner, project_id
+
+
+async def test_a_query_reads_through_one_connection_and_gives_it_back(db: Database) -> None:
+    owner, project_id = await storyboard(db)
+    context = await build_context(resources(db), owner.token)
+    assert context.actor is not None
+    pool = db.engine.sync_engine.pool
+    held_before = pool.checkedout()  # type: ignore[attr-defined]
+    with checkouts(db) as counted, statements(db) as sent:
+        result = await schema.execute(NESTED, {"id": project_id}, context_value=context)
+    assert result.errors is None, result.errors
+    assert result.data is not None
+    shots = [s for sc in result.data["project"]["scenes"] for s in sc["shots"]]
+    assert len(shots) == 6
+    assert all(len(s["iterations"][0]["images"]) == 2 for s in shots)
+    # Several batches (scenes, shots, images, selections, progress), sent concurrently
+    # by graphql-core, one connection.
+    assert len(sent) >= 5
+    assert counted[0] == 1
+    assert pool.checkedout() == held_before  # type: ignore[attr-defined]
+
+
+async def test_the_token_check_holds_no_connection(db: Database) -> None:
+    """A context that is never executed (a request refused before it runs) keeps none."""
+    owner = await account(db)
+    pool = db.engine.sync_engine.pool
+    held_before = pool.checkedout()  # type: ignore[attr-defined]
+    context = await build_context(resources(db), owner.token)
+    assert context.actor is not None
+    assert pool.checkedout() == held_before  # type: ignore[attr-defined]
+
+
+async def test_a_mutation_reads_what_it_wrote_and_holds_no_read_connection(db: Database) -> None:
+    owner, project_id = await storyboard(db)
+    payload = await mutate_ok(
+        db,
+        "updateProject",
+        {"id": project_id, "title": "Renamed"},
+        "project { title scenes { title } }",
+        token=owner.token,
+    )
+    assert payload["project"]["title"] == "Renamed"
+    data = await gql(
+        db, "query($id: ID!) { project(id: $id) { title } }", {"id": project_id}, token=owner.token
+    )
+    assert data["project"]["title"] == "Renamed"
+
+
+async def test_a_read_that_waits_for_another_read_of_its_operation_is_refused(
+    db: Database,
+) -> None:
+    reads = ReadSession(db)
+    reads.hold = True
+
+    async def nested(session: AsyncSession) -> None:
+        await reads.run(lambda inner: inner.exec(select(UserRow).limit(1)))
+
+    with pytest.raises(RuntimeError, match="waits for another"):
+        await reads.run(nested)
+    await reads.release()
+    assert (await reads.run(lambda s: s.exec(select(UserRow).limit(1)))) is not None
+    await reads.release()

@@ -5,7 +5,10 @@ connection per operation, and several worker processes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import json
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +40,8 @@ from tests.factories import (
     scene,
     statements,
 )
+from tests.realtime_harness import PROJECT_EVENTS, Api, Socket
+from tests.servers import HOST, StudioServer, free_port, run_studio, studio_env
 
 
 async def test_the_started_app_keeps_its_start_up_objects_out_of_the_collectors_sight(
@@ -292,3 +297,138 @@ async def test_a_read_that_waits_for_another_read_of_its_operation_is_refused(
     await reads.release()
     assert (await reads.run(lambda s: s.exec(select(UserRow).limit(1)))) is not None
     await reads.release()
+
+
+# --- studio serve --workers N -----------------------------------------------------------
+
+
+def test_several_workers_are_refused_without_shared_state(tmp_path: Path) -> None:
+    """The in-process bus (or in-memory limits) would split the workers' subscribers
+    (and multiply the rates); the built-in emulator would split their predictions."""
+    env = studio_env(SECRET_KEY="k" * 40)
+    refused = run_studio(
+        ["serve", "--port", str(free_port()), "--workers", "2"], env=env, cwd=tmp_path
+    )
+    assert refused.returncode == 2
+    assert "EVENT_BUS_URL is memory://" in refused.stderr
+    assert "studio emulator" in refused.stderr
+    env = studio_env(
+        SECRET_KEY="k" * 40,
+        EVENT_BUS_URL="postgres://postgres@127.0.0.1:5432/postgres",
+        REPLICATE_API_TOKEN="r8_test",
+        REPLICATE_BASE_URL="http://127.0.0.1:9",
+    )
+    refused = run_studio(
+        ["serve", "--port", str(free_port()), "--workers", "2"], env=env, cwd=tmp_path
+    )
+    assert refused.returncode == 2
+    assert "LIMITS_URL" in refused.stderr
+
+
+def _children(pid: int) -> list[int]:
+    """The processes `pid` started (uvicorn's workers, and multiprocessing's tracker)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _socket_owner(client_port: int, server_port: int, pids: list[int]) -> int | None:
+    """Which of `pids` holds the server end of the TCP connection from `client_port`."""
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1], fields[2]
+        if (
+            int(local.split(":")[1], 16) == server_port
+            and int(remote.split(":")[1], 16) == client_port
+        ):
+            inode = fields[9]
+    if inode is None:
+        return None
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                if str(fd.readlink()) == f"socket:[{inode}]":
+                    return pid
+    return None
+
+
+async def _connected_to(
+    server: StudioServer, workers: list[int], *, not_on: int | None
+) -> tuple[socket.socket, int]:
+    """A TCP connection to the server that a worker other than `not_on` accepted."""
+    for _ in range(200):
+        connection = socket.create_connection((HOST, server.port))
+        owner = None
+        for _ in range(100):  # the worker accepts it from its event loop
+            owner = _socket_owner(connection.getsockname()[1], server.port, workers)
+            if owner is not None:
+                break
+            await asyncio.sleep(0.02)
+        if owner is not None and owner != not_on:
+            return connection, owner
+        connection.close()
+    raise AssertionError("the kernel gave every connection to the same worker")
+
+
+async def _post(
+    connection: socket.socket, token: str, query: str, variables: dict[str, Any]
+) -> Any:
+    """One GraphQL request over this connection (HTTP/1.1, closed after)."""
+    body = json.dumps({"query": query, "variables": variables}).encode()
+    head = (
+        f"POST /graphql HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    reader, writer = await asyncio.open_connection(sock=connection)
+    writer.write(head + body)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    status, _, rest = answer.partition(b"\r\n")
+    assert b" 200 " in status, answer
+    return json.loads(rest.partition(b"\r\n\r\n")[2])
+
+
+@pytest.mark.e2e
+async def test_two_workers_on_redis_serve_a_subscription_fed_by_the_other_worker(
+    tmp_path: Path,
+) -> None:
+    redis_url = "redis://127.0.0.1:6379/0"
+    server = StudioServer(
+        env=studio_env(
+            SECRET_KEY="k" * 40,
+            EVENT_BUS_URL=redis_url,
+            REPLICATE_API_TOKEN="r8_workers",
+            REPLICATE_BASE_URL="http://127.0.0.1:9",  # nothing is generated here
+        ),
+        cwd=tmp_path,
+        name="workers",
+        extra_args=("--workers", "2"),
+    )
+    server.start(timeout=120)
+    try:
+        workers = _children(server.process.pid)
+        async with Api(server.base_url) as ann:
+            await ann.sign_up("Ann")
+            made = await ann.create_project("Tide")
+            listening, first = await _connected_to(server, workers, not_on=None)
+            async with await Socket.connect(server, sock=listening) as ws:
+                await ws.init({"authorization": f"Bearer {ann.token}"})
+                assert (await ws.receive())["type"] == "connection_ack"
+                feed = await ws.subscribe(PROJECT_EVENTS, {"projectId": made})
+                # Sent once the subscription is in place on its worker.
+                snapshot = (await feed.next())["projectEvents"]
+                assert snapshot["kind"] == "SNAPSHOT"
+                writing, second = await _connected_to(server, workers, not_on=first)
+                assert second != first
+                written = await _post(
+                    writing,
+                    ann.token,
+                    "mutation($i: UpdateProjectInput!) { updateProject(input: $i) "
+                    "{ project { title } userErrors { code } } }",
+                    {"i": {"id": made, "title": "Tide pools"}},
+                )
+                assert written["data"]["updateProject"]["userErrors"] == []
+                event = (await feed.next())["projectEvents"]
+    finally:
+        server.stop()
+    assert (event["kind"], event["nodeId"]) == ("PROJECT_UPDATED", made)

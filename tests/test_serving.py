@@ -432,3 +432,18 @@ async def test_two_workers_on_redis_serve_a_subscription_fed_by_the_other_worker
     finally:
         server.stop()
     assert (event["kind"], event["nodeId"]) == ("PROJECT_UPDATED", made)
+
+
+# --- no per-field extension hooks -----------------------------------------------------
+
+
+def test_no_schema_extension_runs_for_every_field() -> None:
+    """An extension with a `resolve` hook becomes graphql-core middleware around every
+    field of every response (and custom directives add Strawberry's own): none may."""
+    extensions = schema.get_extensions()
+    assert len(extensions) >= 9
+    per_field = [
+        type(extension).__name__ for extension in extensions if extension._implements_resolve()
+    ]
+    assert per_field == []
+    assert list(schema._get_middleware_manager(extensions).middlewares) == []

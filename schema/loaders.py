@@ -90,7 +90,9 @@ class ReadSession:
             finally:
                 self._reading = None
                 if not (done and self.hold):
-                    # Back to the pool, and the rows read so far forgotten.
+                    # Back to the pool, and the rows read so far forgotten; the
+                    # session too (an idle subscription's context keeps none).
+                    self._session = None
                     await session.close()
             return result
 
@@ -98,8 +100,9 @@ class ReadSession:
         """Give the connection back to the pool (and forget the rows read); the next
         read checks out another."""
         async with self._lock:
-            if self._session is not None:
-                await self._session.close()
+            session, self._session = self._session, None
+            if session is not None:
+                await session.close()
 
 
 class Loaders:

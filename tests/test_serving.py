@@ -200,9 +200,11 @@ async def test_a_read_that_meets_a_connection_dropped_in_use_runs_again(
 
 # --- one read session per operation -------------------------------------------------
 
-NESTED = """query($id: ID!) { project(id: $id) { title progress { selectionProgress }
+# Through `node`, which is resolved field by field (DataLoaders) on every version.
+NESTED = """query($id: ID!) { node(id: $id) { ... on Project { title
+  progress { selectionProgress }
   scenes { sceneNumber shots { shotNumber selectedImage { id }
-    iterations { iterationNumber images { id variantNumber imageUrl } } } } } }"""
+    iterations { iterationNumber images { id variantNumber imageUrl } } } } } } }"""
 
 
 @contextmanager
@@ -247,7 +249,7 @@ async def test_a_query_reads_through_one_connection_and_gives_it_back(db: Databa
         result = await schema.execute(NESTED, {"id": project_id}, context_value=context)
     assert result.errors is None, result.errors
     assert result.data is not None
-    shots = [s for sc in result.data["project"]["scenes"] for s in sc["shots"]]
+    shots = [s for sc in result.data["node"]["scenes"] for s in sc["shots"]]
     assert len(shots) == 6
     assert all(len(s["iterations"][0]["images"]) == 2 for s in shots)
     # Several batches (scenes, shots, images, selections, progress), sent concurrently
@@ -441,7 +443,7 @@ def test_no_schema_extension_runs_for_every_field() -> None:
     """An extension with a `resolve` hook becomes graphql-core middleware around every
     field of every response (and custom directives add Strawberry's own): none may."""
     extensions = schema.get_extensions()
-    assert len(extensions) >= 9
+    assert extensions
     per_field = [
         type(extension).__name__ for extension in extensions if extension._implements_resolve()
     ]

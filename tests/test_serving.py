@@ -26,6 +26,7 @@ from api.graphql import build_context
 from api.schema import schema
 from api.settings import Settings
 from schema.loaders import ReadSession
+from services.accounts import accounts
 from services.database import Database, scratch_postgres_database
 from services.tables import UserRow
 from tests.conftest import ADMIN_URL
@@ -449,3 +450,19 @@ def test_no_schema_extension_runs_for_every_field() -> None:
     ]
     assert per_field == []
     assert list(schema._get_middleware_manager(extensions).middlewares) == []
+
+
+async def test_the_token_check_is_one_statement(db: Database) -> None:
+    """The token and the user's teams in one round trip; two teams, and an unknown
+    token, read right."""
+    owner = await account(db)
+    await mutate_ok(db, "createTeam", {"name": "Second"}, "team { id }", token=owner.token)
+    async with db.session() as session:
+        with statements(db) as sent:
+            actor = await accounts.authenticate(session, owner.token)
+        assert actor is not None
+        assert len(actor.roles) == 2
+        assert actor.signed_in_until is not None
+        assert len(sent) == 1
+        unknown = await accounts.authenticate(session, "sbs_" + "A" * 43)
+        assert unknown is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -84,6 +85,21 @@ async def prepare_database(db: Database, *, migrate: bool) -> None:
             f"The database is at migration {current or 'none'}, not {head}: "
             "run `studio migrate` first."
         )
+
+
+def freeze_start_up_objects() -> None:
+    """Move every object alive now out of the cyclic garbage collector's sight, until
+    `gc.unfreeze()`.
+
+    What start-up made (modules, the schema, pools, settings) lives as long as the
+    server, yet each full collection would walk it again: on the nested storyboard
+    read the collector took a third of the CPU, and freezing after start-up cut the
+    mean time of that read by a quarter and its p90 by half (see the README's
+    figures). The garbage made so far is collected first, so none of it is kept
+    frozen (https://docs.python.org/3/library/gc.html#gc.freeze).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -279,6 +295,10 @@ def create_app(
                 public_url=public_url,
                 replicate_url=gateway.base_url,
             )
+            # Last: everything above is opened. Unfrozen at shutdown, so a process
+            # that runs several apps (tests) can still collect what each one left.
+            freeze_start_up_objects()
+            stack.callback(gc.unfreeze)
             yield
 
     graphql = StudioGraphQL(

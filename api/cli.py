@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import os
 import re
@@ -15,9 +16,12 @@ import stat
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from uvicorn.supervisors import Multiprocess
 
 import migrations
 from api.settings import Settings, SettingsError, load_settings
@@ -158,6 +162,16 @@ async def check_database(
 
 class PortUnavailable(Exception):
     """`studio serve` cannot listen where it was asked to; the message says what to do."""
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError("must be between 1 and 64")
+    return value
 
 
 def _port(text: str) -> int:
@@ -380,10 +394,68 @@ def _quiet_uvicorn_start() -> None:
         access.addFilter(_MASKED_SIGNATURES)
 
 
+def workers_refused(settings: Settings, workers: int) -> str | None:
+    """Why `studio serve --workers N` cannot run with these settings, or None.
+
+    Several processes must share what one process keeps in memory: the event bus
+    (a subscriber on one worker must see a write served by another) and the rate
+    limits (or each worker would allow the whole rate). The built-in Replicate
+    emulator keeps its predictions in its process, so each worker's would know
+    only its own. SQLite is fine: WAL lets the processes share the file.
+    """
+    if workers <= 1:
+        return None
+    problems = []
+    if settings.event_bus_url.get_secret_value().startswith("memory://"):
+        problems.append(
+            "EVENT_BUS_URL is memory://, one process's: set a shared bus "
+            "(redis://host:6379/0 or postgres://user@host/db)"
+        )
+    elif settings.resolved_limits_url().startswith("memory://"):
+        problems.append("the rate limits are kept in memory: set LIMITS_URL=redis://host:6379/0")
+    if settings.uses_emulator:
+        problems.append(
+            "the built-in Replicate emulator runs inside each worker: run `studio emulator` "
+            "once and set REPLICATE_BASE_URL (and REPLICATE_API_TOKEN) to it, or use Replicate"
+        )
+    if not problems:
+        return None
+    return f"--workers {workers} needs state shared by every worker: " + "; ".join(problems) + "."
+
+
+def worker_app(settings: Settings, *, host: str, port: int) -> Starlette:
+    """The app of one worker process of `studio serve --workers N`: the parent's
+    logging, then `create_app` (whose lifespan opens this worker's own resources)."""
+    from api.app import create_app
+
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    _quiet_uvicorn_start()
+    return create_app(settings, host=host, port=port)
+
+
+async def _migrate_sqlite(settings: Settings) -> None:
+    """Bring an SQLite database to the latest migration once, before the workers start
+    (each would otherwise try at once; PostgreSQL is migrated by `studio migrate`)."""
+    from api.app import prepare_database
+
+    db = Database(settings.resolved_database_url())
+    try:
+        if db.is_sqlite:
+            await prepare_database(db, migrate=True)
+    finally:
+        await db.dispose()
+
+
 def serve(args: argparse.Namespace) -> None:
     from api.app import create_app
 
     settings = _settings()
+    workers: int = args.workers
+    refused = workers_refused(settings, workers)
+    if refused:
+        raise SettingsError(refused)
     # Before migrating or starting anything: the port must be ours, and the database
     # must answer.
     sock = listen_socket(args.host, args.port, backlog=settings.listen_backlog)
@@ -393,31 +465,42 @@ def serve(args: argparse.Namespace) -> None:
     )
     try:
         asyncio.run(check_database(settings, migrated=True))
+        # Every setting is checked here, in one process, even when workers serve.
         app = create_app(settings, host=host, port=args.port)
+        if workers > 1:
+            asyncio.run(_migrate_sqlite(settings))
     except BaseException:
         sock.close()
         raise
     _quiet_uvicorn_start()
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=args.port,
-        # No logging set-up of uvicorn's own: its records go through ours, in one format.
-        log_config=None,
-        log_level=settings.log_level.lower(),
-        # uvicorn times out neither request headers nor bodies: the body is timed in
-        # api/limits.py; headers by the reverse proxy in front (see deploy/nginx.conf).
-        limit_concurrency=settings.max_connections,
-        backlog=settings.listen_backlog,
-        timeout_keep_alive=settings.keep_alive_seconds,
-        # The app believes forwarded headers from TRUSTED_PROXIES only (api/app.py);
-        # uvicorn's own handling would believe 127.0.0.1 (or FORWARDED_ALLOW_IPS) too.
-        proxy_headers=False,
-        ws_per_message_deflate=settings.websocket_compression,
-        # A WebSocket message is held to the request-body cap, after decompression
-        # (uvicorn's own default is 16 MiB).
-        ws_max_size=settings.max_request_bytes,
-    )
+    options = _uvicorn_options(settings)
+    if workers > 1:
+        config = uvicorn.Config(
+            functools.partial(worker_app, settings, host=host, port=args.port),
+            factory=True,
+            workers=workers,
+            # uvicorn replaces a worker that does not answer its supervisor in time; a
+            # worker's start-up (imports, the schema, the lifespan) takes seconds on a
+            # busy machine, more than uvicorn's 5 s.
+            timeout_worker_healthcheck=60,
+            host=host,
+            port=args.port,
+            **options,
+        )
+        print(
+            startup_report(
+                settings,
+                host=host,
+                port=args.port,
+                public_url=settings.resolved_public_url(host, args.port),
+                replicate_url=settings.replicate_base_url or "https://api.replicate.com",
+            ).replace("is ready", f"is starting {workers} workers", 1),
+            flush=True,
+        )
+        # Each worker is a process of its own (spawned), serving on the same socket.
+        Multiprocess(config, sockets=[sock]).run()
+        return
+    config = uvicorn.Config(app, host=host, port=args.port, **options)
 
     def report() -> str:
         state: AppState = app.state.studio
@@ -434,6 +517,26 @@ def serve(args: argparse.Namespace) -> None:
         server.run(sockets=[sock])
     if not server.started:
         sys.exit(STARTUP_FAILURE)
+
+
+def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+    return {
+        # No logging set-up of uvicorn's own: its records go through ours, in one format.
+        "log_config": None,
+        "log_level": settings.log_level.lower(),
+        # uvicorn times out neither request headers nor bodies: the body is timed in
+        # api/limits.py; headers by the reverse proxy in front (see deploy/nginx.conf).
+        "limit_concurrency": settings.max_connections,
+        "backlog": settings.listen_backlog,
+        "timeout_keep_alive": settings.keep_alive_seconds,
+        # The app believes forwarded headers from TRUSTED_PROXIES only (api/app.py);
+        # uvicorn's own handling would believe 127.0.0.1 (or FORWARDED_ALLOW_IPS) too.
+        "proxy_headers": False,
+        "ws_per_message_deflate": settings.websocket_compression,
+        # A WebSocket message is held to the request-body cap, after decompression
+        # (uvicorn's own default is 16 MiB).
+        "ws_max_size": settings.max_request_bytes,
+    }
 
 
 def migrate(_: argparse.Namespace) -> None:
@@ -637,6 +740,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="name or address to listen on (127.0.0.1; 0.0.0.0 or 0: every IPv4 interface)",
     )
     serve_parser.add_argument("--port", type=_port, default=8000, help="port to bind (8000)")
+    serve_parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="worker processes sharing the port (1); more than one needs a shared "
+        "event bus and rate limits (Redis or PostgreSQL), and Replicate or `studio emulator`",
+    )
     serve_parser.set_defaults(run=serve)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(run=migrate)
     commands.add_parser("schema", help="print the GraphQL schema (SDL)").set_defaults(run=schema)

@@ -24,6 +24,7 @@ from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
 from schema.accounts import Invitation, Team, User
+from schema.context import OneReadSession
 from schema.error_codes import add_code
 from schema.execution import StudioExecutor  # also corrects a graphql-core leak
 from schema.limits import OperationLimits
@@ -120,6 +121,8 @@ def build_schema(*, query: type, mutation: type, subscription: type) -> strawber
             lambda: AddValidationRules(_GUARD_RULES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             SignInFirst,
+            # A query's reads share one database connection (see schema.context).
+            OneReadSession,
             # List lengths, rates over WebSockets, open subscriptions (the settings'
             # values come with the context's resources).
             OperationLimits,

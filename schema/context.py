@@ -8,14 +8,16 @@ on it gets a context of its own, signed in again as of when it starts (see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from schema.error_codes import TOKEN_INVALID, UNAUTHENTICATED
-from schema.loaders import Loaders
+from schema.loaders import Loaders, ReadSession
 from services.accounts import accounts
 from services.accounts.access import Actor
 from services.accounts.accounts import AccountSettings
@@ -95,10 +97,13 @@ class Context:
     token_refused: bool = False
     # Shared by every operation on this context's connection; each gets its own context.
     connection: Connection = field(default_factory=Connection)
+    # The operation's one read session (see schema.loaders.ReadSession and OneReadSession).
+    reads: ReadSession = field(init=False)
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
-        self.loaders = Loaders(self.db)
+        self.reads = ReadSession(self.db)
+        self.loaders = Loaders(self.reads)
 
     @property
     def db(self) -> Database:
@@ -122,8 +127,12 @@ class Context:
         return self.actor
 
     def refresh(self) -> None:
-        """Forget everything loaded so far: called after each write, so later reads see it."""
-        self.loaders = Loaders(self.db)
+        """Forget everything loaded so far: called after each write, so later reads see it.
+
+        The read session keeps no rows between reads here: mutations and
+        subscription events, which refresh, do not `hold` it (see OneReadSession).
+        """
+        self.loaders = Loaders(self.reads)
 
 
 Info = strawberry.Info[Context, None]
@@ -135,16 +144,14 @@ async def signed_in(resources: Resources, token: str | None) -> Context:
     An unknown, revoked or expired token gives a context without an actor (and
     without the token).
     """
-    actor = None
+    context = Context(resources=resources)
     if token is not None:
-        async with resources.db.session() as session:
-            actor = await accounts.authenticate(session, token)
-    return Context(
-        resources=resources,
-        actor=actor,
-        token=token if actor else None,
-        token_refused=token is not None and actor is None,
-    )
+        # Through the operation's read session; not held (nothing may run the
+        # operation, and then nothing would give the connection back).
+        actor = await context.reads.run(lambda session: accounts.authenticate(session, token))
+        context.actor, context.token = actor, token if actor else None
+        context.token_refused = actor is None
+    return context
 
 
 async def signed_in_by(resources: Resources, authorization: str | Sequence[str] | None) -> Context:
@@ -161,3 +168,34 @@ async def signed_in_by(resources: Resources, authorization: str | Sequence[str] 
     except MalformedCredentials:
         return Context(resources=resources, token_refused=True)
     return await signed_in(resources, token)
+
+
+class OneReadSession(SchemaExtension):
+    """A query's reads share one database connection, from its first read to its end.
+
+    For a query, the context's read session holds its connection while the
+    operation executes (`ReadSession.hold`) and gives it back when execution ends.
+    Mutations and subscriptions do not hold it: a mutation waits for a write's
+    connection, a subscription for its next event, and neither should keep one for
+    reading meanwhile. Whatever the operation, it is released at the end.
+    """
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context.context
+        if not isinstance(context, Context):
+            yield
+            return
+        context.reads.hold = self.execution_context.operation_type is OperationType.QUERY
+        try:
+            yield
+        finally:
+            context.reads.hold = False
+            await context.reads.release()
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            context = self.execution_context.context
+            if isinstance(context, Context):
+                await context.reads.release()

@@ -1,12 +1,14 @@
 """Per-request DataLoaders: each relation of the graph costs one statement per request level.
 
 Made fresh for every operation (and every subscription event), never kept on a
-connection, so they never serve stale rows. Each batch opens its own short
-session, so loaders that fire together do not share one connection.
+connection, so they never serve stale rows. Every batch of one operation reads
+through that operation's `ReadSession`: one database session, whose connection a
+query holds from its first read to its end.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
@@ -39,7 +41,68 @@ from services.tables import (
 
 K = TypeVar("K")
 V = TypeVar("V")
+T = TypeVar("T")
 Row = TypeVar("Row", bound=SQLModel)
+
+
+class ReadSession:
+    """The database session of one GraphQL operation, for its reads (its writes use
+    `Database.transaction()`, as ever).
+
+    `run(read)` calls `read(session)` on the operation's one session, made at the
+    first read; the connection is checked out at its first statement. With `hold`
+    (set for queries by `schema.context.OneReadSession`) the connection is kept
+    until `release()`, so a query checks out one connection however many batches
+    its loaders send; without it (mutations, subscription events, signing in) it
+    goes back to the pool after each read, so nothing holds a connection while it
+    waits for a write's or for the next event. Either way a read costs only its
+    statements (see `services.database`).
+
+    graphql-core resolves sibling fields concurrently, but one connection runs one
+    statement at a time: reads take turns (an asyncio lock), each holding the
+    session for the whole of `read`. A `read` must therefore not itself wait for
+    another read of the same operation (a DataLoader's): that would wait forever.
+    The readers here (the loaders' fetch functions, the token check) only send
+    statements; a `read` that calls `run` again directly raises RuntimeError.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._session: AsyncSession | None = None
+        self._lock = asyncio.Lock()
+        self._reading: asyncio.Task[Any] | None = None
+        self.hold = False
+
+    async def run(self, read: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """`read(session)`'s result; whatever it raises propagates (and the
+        connection is given back)."""
+        if self._reading is not None and self._reading is asyncio.current_task():
+            raise RuntimeError("a read of this operation waits for another of its reads")
+        async with self._lock:
+            if self._session is None:
+                self._session = self._db.read_session()
+            session = self._session
+            self._reading = asyncio.current_task()
+            done = False
+            try:
+                result = await read(session)
+                done = True
+            finally:
+                self._reading = None
+                if not (done and self.hold):
+                    # Back to the pool, and the rows read so far forgotten; the
+                    # session too (an idle subscription's context keeps none).
+                    self._session = None
+                    await session.close()
+            return result
+
+    async def release(self) -> None:
+        """Give the connection back to the pool (and forget the rows read); the next
+        read checks out another."""
+        async with self._lock:
+            session, self._session = self._session, None
+            if session is not None:
+                await session.close()
 
 
 class Loaders:
@@ -49,8 +112,8 @@ class Loaders:
     making only the loaders a message needs matters.
     """
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    def __init__(self, reads: ReadSession) -> None:
+        self._reads = reads
 
     @cached_property
     def user(self) -> DataLoader[int, UserRow | None]:
@@ -176,11 +239,10 @@ class Loaders:
         fetch: Callable[[AsyncSession, Sequence[K]], Awaitable[dict[K, V]]],
         missing: Callable[[], V],
     ) -> DataLoader[K, V]:
-        db = self._db  # not `self`: a closure over self would make every Loaders a cycle
+        reads = self._reads  # not `self`: a closure over self would make every Loaders a cycle
 
         async def load(keys: list[K]) -> list[V]:
-            async with db.session() as session:
-                found = await fetch(session, keys)
+            found = await reads.run(lambda session: fetch(session, keys))
             return [found[key] if key in found else missing() for key in keys]
 
         return DataLoader(load_fn=load)

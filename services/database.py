@@ -6,6 +6,24 @@ writers queue on the file lock instead of failing half-way with "database is
 locked", and reads run without a transaction; on PostgreSQL, writers lock the
 parent row they change (see `services.storyboard.projects`).
 
+Reads run without a transaction on both engines: on PostgreSQL a read session's
+connection is in autocommit mode, so a read costs its statements and nothing
+else (no BEGIN, no ROLLBACK). That loses no consistency: PostgreSQL's default
+isolation, READ COMMITTED, already gives each statement its own snapshot, and
+nothing here raises it.
+
+A connection the server dropped (a restart, `pg_terminate_backend`) fails no
+read: a pooled connection that asyncpg already knows to be closed is replaced
+when it is checked out, at no cost (no ping is sent), and a read statement that
+meets a dropped connection is run once more on a new one (safe in autocommit:
+nothing else was done on that connection's behalf; the recipe of SQLAlchemy's
+FAQ, "Using DBAPI Autocommit Allows for a Readonly Version of Transparent
+Reconnect"). A disconnect is noticed by SQLAlchemy, which then replaces every
+pooled connection opened before it. A write is never run again: one whose
+connection drops between its check-out and its first statement (the server
+went away in that instant) fails with the driver's connection error, masked for
+clients; the client may retry it, nothing of it was committed.
+
 Example:
 
     db = Database("sqlite+aiosqlite:///studio.db")
@@ -18,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +45,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
@@ -35,7 +55,13 @@ from services import decoding
 from services.realtime import recording
 from services.realtime.bus import EventBus
 
+logger = logging.getLogger("studio.database")
+
 _WRITE_OPTION = "studio_write"
+POOL_RECYCLE_SECONDS = 1800
+"""PostgreSQL connections older than this are replaced at check-out: a proxy or
+firewall that drops idle connections silently (so asyncpg cannot know) is met
+before it bites."""
 _AFTER_COMMIT = "studio.after_commit"
 
 
@@ -90,19 +116,36 @@ class Database:
         if self.is_sqlite:
             options["connect_args"] = {"timeout": 30}
         else:
-            options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            options.update(
+                pool_size=pool_size, max_overflow=pool_size, pool_recycle=POOL_RECYCLE_SECONDS
+            )
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+            # No BEGIN is sent for reads on SQLite already (see `_configure_sqlite`).
+            self.read_engine: AsyncEngine = self.engine
+        else:
+            _configure_postgresql(self.engine)
+            self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.write_engine: AsyncEngine = self.engine.execution_options(**{_WRITE_OPTION: True})
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session for reading; rows stay usable after it closes."""
-        async with AsyncSession(
-            self.engine, expire_on_commit=False, sync_session_class=StudioSession
-        ) as session:
+        """A session for reading, outside any transaction (each statement sees the
+        database as of when it runs); rows stay usable after it closes. Writing
+        through it is an error on neither engine but commits nothing: use
+        `transaction()`."""
+        async with self.read_session() as session:
             yield session
+
+    def read_session(self) -> AsyncSession:
+        """A session as `session()` gives, for a caller that closes it itself
+        (`await session.close()`, or `async with`): one that outlives a block, such
+        as a GraphQL operation's (`schema.loaders.ReadSession`). It checks out a
+        connection at its first statement and returns it when closed."""
+        return AsyncSession(
+            self.read_engine, expire_on_commit=False, sync_session_class=StudioSession
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -165,7 +208,7 @@ class Database:
     async def ping(self) -> None:
         """Raise (whatever the driver or SQLAlchemy raises) unless the database answers
         `SELECT 1`; for health checks."""
-        async with self.engine.connect() as connection:
+        async with self.read_engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
     async def check_writable(self) -> None:
@@ -224,6 +267,63 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # each read is one statement, and WAL gives every statement a consistent view.
         if connection.get_execution_options().get(_WRITE_OPTION, False):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _configure_postgresql(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine.pool, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:
+        # asyncpg marks a connection closed as soon as the event loop sees the server
+        # end it: such a one is replaced here without a round trip (the pool tries a
+        # new connection on DisconnectionError).
+        if dbapi_connection.driver_connection.is_closed():
+            raise DisconnectionError("the server closed this pooled connection")
+
+    # A dialect event: it sees every statement of the engine, writes included; only
+    # those of autocommit (read) connections are run again.
+    @event.listens_for(sync_engine, "do_execute")
+    def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        return _execute_read_again_once(
+            context.dialect.do_execute, cursor, statement, parameters, context
+        )
+
+    @event.listens_for(sync_engine, "do_execute_no_params")
+    def _do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
+        return _execute_read_again_once(
+            context.dialect.do_execute_no_params, cursor, statement, None, context
+        )
+
+
+def _execute_read_again_once(
+    execute: Callable[..., None], cursor: Any, statement: str, parameters: Any, context: Any
+) -> bool:
+    """Run the statement; if it meets a dropped connection on an autocommit (read)
+    connection, run it once more on a new connection. Returns True: executed."""
+    arguments = () if parameters is None else (parameters,)
+    connection = context.root_connection
+    try:
+        execute(cursor, statement, *arguments, context=context)
+        return True
+    except context.dialect.loaded_dbapi.Error as error:
+        if context.execution_options.get("isolation_level") != "AUTOCOMMIT" or not (
+            context.dialect.is_disconnect(error, connection.connection.dbapi_connection, cursor)
+        ):
+            raise
+        # As SQLAlchemy does on a disconnect: every pooled connection opened before now
+        # is replaced at its next check-out (the server dropped them all, most likely),
+        # so the new connection below is a new one, not another dropped one.
+        connection.engine.pool._invalidate(connection.connection, error)
+    logger.warning("a read met a dropped database connection; running it again")
+    # As SQLAlchemy's FAQ recipe: drop the connection, end its (empty) transaction,
+    # connect again, and run the statement on a cursor of the new connection, which
+    # gets the read engine's autocommit again (reset when it returns to the pool).
+    connection.invalidate()
+    connection.rollback()
+    context.dialect.set_connection_execution_options(connection, {"isolation_level": "AUTOCOMMIT"})
+    context.cursor = cursor = connection.connection.cursor()
+    execute(cursor, statement, *arguments, context=context)
+    return True
 
 
 @asynccontextmanager

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -201,20 +201,30 @@ async def authenticate(session: AsyncSession, token: str) -> Actor | None:
     """
     if not token.startswith(TOKEN_PREFIX) or len(token) > 100 or not _TOKEN_TEXT.fullmatch(token):
         return None  # never hashed: only ours can match, and a lone surrogate cannot be encoded
-    found = (
+    # One statement (one round trip, one snapshot): the token and the user's teams,
+    # a row per membership, or one row with no team for a user in none.
+    rows = (
         await session.exec(
-            select(AccessTokenRow.user_id, AccessTokenRow.expires_at).where(
+            select(
+                AccessTokenRow.user_id,
+                AccessTokenRow.expires_at,
+                TeamMemberRow.team_id,
+                TeamMemberRow.role,
+            )
+            .outerjoin(TeamMemberRow, col(TeamMemberRow.user_id) == col(AccessTokenRow.user_id))
+            .where(
                 AccessTokenRow.token_hash == hash_token(token),
                 AccessTokenRow.expires_at > utcnow(),
             )
         )
-    ).first()
-    if found is None:
+    ).all()
+    if not rows:
         return None
-    user_id, expires_at = found
+    user_id, expires_at = rows[0][0], rows[0][1]
     if expires_at.tzinfo is None:  # SQLite keeps no offset; every stored time is UTC
         expires_at = expires_at.replace(tzinfo=UTC)
-    return replace(await load_actor(session, user_id), signed_in_until=expires_at)
+    roles = {team: TeamRole(role) for _, _, team, role in rows if team is not None}
+    return Actor(user_id=user_id, roles=roles, signed_in_until=expires_at)
 
 
 async def load_actor(session: AsyncSession, user_id: int) -> Actor:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import json
 import socket
@@ -240,9 +241,14 @@ async def storyboard(db: Database) -> tuple[Account, str]:
     return owner, project_id
 
 
-async def test_a_query_reads_through_one_connection_and_gives_it_back(db: Database) -> None:
+@pytest.mark.parametrize("compiled", [False, True], ids=["field by field", "compiled"])
+async def test_a_query_reads_through_one_connection_and_gives_it_back(
+    db: Database, compiled: bool
+) -> None:
     owner, project_id = await storyboard(db)
-    context = await build_context(resources(db), owner.token)
+    context = await build_context(
+        dataclasses.replace(resources(db), compiled_reads=compiled), owner.token
+    )
     assert context.actor is not None
     pool = db.engine.sync_engine.pool
     held_before = pool.checkedout()  # type: ignore[attr-defined]
@@ -253,9 +259,9 @@ async def test_a_query_reads_through_one_connection_and_gives_it_back(db: Databa
     shots = [s for sc in result.data["node"]["scenes"] for s in sc["shots"]]
     assert len(shots) == 6
     assert all(len(s["iterations"][0]["images"]) == 2 for s in shots)
-    # Several batches (scenes, shots, images, selections, progress), sent concurrently
-    # by graphql-core, one connection.
-    assert len(sent) >= 5
+    # Field by field: several batches (scenes, shots, images, selections, progress),
+    # sent concurrently by graphql-core; compiled: one statement. One connection.
+    assert len(sent) == 1 if compiled else len(sent) >= 5
     assert counted[0] == 1
     assert pool.checkedout() == held_before  # type: ignore[attr-defined]
 

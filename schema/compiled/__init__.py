@@ -32,6 +32,7 @@ from typing import Any, Final, TypeVar, cast
 import orjson
 from graphql import FieldNode
 from sqlalchemy import TextClause, bindparam, text
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from schema.compiled.finish import Shape
 from schema.compiled.plan import NotCompilable, Walk
@@ -235,11 +236,13 @@ async def _read(
     teams = list(actor.roles)
     if not teams or not ids:
         return {}
-    async with db.engine.connect() as connection:
-        result = await connection.execute(
-            plan.statement, {"ids": list(ids), "team_ids": teams, **params}
-        )
-        rows = result.all()
+    parameters = {"ids": list(ids), "team_ids": teams, **params}
+
+    async def read(session: AsyncSession) -> Sequence[Any]:
+        # The operation's read connection (autocommit on PostgreSQL: no BEGIN/ROLLBACK).
+        return (await (await session.connection()).execute(plan.statement, parameters)).all()
+
+    rows = await context.reads.run(read)
     sign = context.media.signer()
     build = plan.shape.build
     return {pk: build(orjson.loads(raw), sign) for pk, raw in rows}

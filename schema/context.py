@@ -22,7 +22,7 @@ from services.accounts import accounts
 from services.accounts.access import Actor
 from services.accounts.accounts import AccountSettings
 from services.authorization import MalformedCredentials, bearer_token
-from services.database import Database
+from services.database import HELD_READ_CONNECTION, Database
 from services.generation.engine import GenerationEngine
 from services.media.storage import MediaLinks, Storage
 from services.realtime.bus import EventBus
@@ -186,9 +186,13 @@ class OneReadSession(SchemaExtension):
             yield
             return
         context.reads.hold = self.execution_context.operation_type is OperationType.QUERY
+        # The operation's tasks (its resolvers') give the held connection back before
+        # they ask the pool for another (see services.database.HELD_READ_CONNECTION).
+        held = HELD_READ_CONNECTION.set(context.reads)
         try:
             yield
         finally:
+            HELD_READ_CONNECTION.reset(held)
             context.reads.hold = False
             await context.reads.release()
 

@@ -9,7 +9,8 @@ query holds from its first read to its end.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -72,6 +73,9 @@ class ReadSession:
         self._lock = asyncio.Lock()
         self._reading: asyncio.Task[Any] | None = None
         self.hold = False
+        # How many blocks of this operation use another connection of the pool now
+        # (`lent`): while any does, no connection is held between reads.
+        self._lent = 0
 
     async def run(self, read: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """`read(session)`'s result; whatever it raises propagates (and the
@@ -89,12 +93,29 @@ class ReadSession:
                 done = True
             finally:
                 self._reading = None
-                if not (done and self.hold):
+                if not (done and self.hold and not self._lent):
                     # Back to the pool, and the rows read so far forgotten; the
                     # session too (an idle subscription's context keeps none).
                     self._session = None
                     await session.close()
             return result
+
+    @asynccontextmanager
+    async def lent(self) -> AsyncIterator[None]:
+        """A block in which the operation uses another connection of the pool (a
+        `Database.session()` or `transaction()`, which enter it through
+        `services.database.HELD_READ_CONNECTION`): the held connection is given back
+        on entry and none is held until the block ends, so the operation never holds
+        one while it waits for the pool (a wait that, with every connection held so,
+        would never end). Reads in the block still run, each on a connection
+        checked out for it."""
+        self._lent += 1
+        try:
+            if self._reading is None or self._reading is not asyncio.current_task():
+                await self.release()
+            yield
+        finally:
+            self._lent -= 1
 
     async def release(self) -> None:
         """Give the connection back to the pool (and forget the rows read); the next

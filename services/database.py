@@ -40,8 +40,9 @@ import logging
 import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextvars import ContextVar
+from typing import Any, Protocol
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
@@ -89,6 +90,32 @@ event.listen(StudioSession, "after_flush", recording.note_flush)
 event.listen(StudioSession, "after_rollback", recording.forget_pending)
 
 
+class HeldConnection(Protocol):
+    """What keeps a pooled connection between its reads (`schema.loaders.ReadSession`)."""
+
+    def lent(self) -> AbstractAsyncContextManager[None]:
+        """A block during which it holds no connection between reads (it gives back the
+        one it holds on entry)."""
+        ...
+
+
+# The running GraphQL operation's held read connection, if it keeps one (a query's:
+# `schema.context.OneReadSession` sets it for the operation's tasks). An operation
+# that held a connection while it waited for the pool to give it another (a
+# `session()` or `transaction()` of a resolver) could wait forever: once every
+# connection is held so, none is given back (until the pool's timeout fails them all).
+# So `session()` and `transaction()` first give that connection back, and none is held
+# again until they end.
+HELD_READ_CONNECTION: ContextVar[HeldConnection | None] = ContextVar(
+    "held_read_connection", default=None
+)
+
+
+def _give_back_held() -> AbstractAsyncContextManager[None]:
+    held = HELD_READ_CONNECTION.get()
+    return nullcontext() if held is None else held.lent()
+
+
 class Database:
     """The engine and the two ways to use it: `session()` to read, `transaction()` to write.
 
@@ -134,8 +161,9 @@ class Database:
         """A session for reading, outside any transaction (each statement sees the
         database as of when it runs); rows stay usable after it closes. Writing
         through it is an error on neither engine but commits nothing: use
-        `transaction()`."""
-        async with self.read_session() as session:
+        `transaction()`. A GraphQL operation holding a read connection gives it back
+        first (see `HELD_READ_CONNECTION`)."""
+        async with _give_back_held(), self.read_session() as session:
             yield session
 
     def read_session(self) -> AsyncSession:
@@ -154,11 +182,15 @@ class Database:
         The transaction's changes are recorded as project events before it commits
         and handed to the bus after (`services.realtime.recording`); the bus publishes them from
         its own task, so leaving this block never waits for subscribers. Then it runs
-        what `after_commit` scheduled.
+        what `after_commit` scheduled. A GraphQL operation holding a read connection
+        gives it back first (see `HELD_READ_CONNECTION`).
         """
-        async with AsyncSession(
-            self.write_engine, expire_on_commit=False, sync_session_class=StudioSession
-        ) as session:
+        async with (
+            _give_back_held(),
+            AsyncSession(
+                self.write_engine, expire_on_commit=False, sync_session_class=StudioSession
+            ) as session,
+        ):
             async with session.begin():
                 yield session
                 outbox = await recording.record(session)

@@ -4,8 +4,10 @@ query, orjson responses): each test here failed before the fix its commit names.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
+import orjson
 import pytest
 
 from api.graphql import build_context
@@ -49,3 +51,32 @@ async def test_queries_that_also_open_sessions_never_wait_forever_for_the_pool(
         assert small.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     finally:
         await small.dispose()
+
+
+# --- compiled against field by field, with what a hostile client may send ---
+
+
+async def both_results(
+    db: Database, query: str, variables: dict[str, Any], token: str
+) -> tuple[Any, Any]:
+    """(data, error messages and codes) of `query` compiled, and field by field."""
+    outcomes = []
+    for compiled in (True, False):
+        context = await build_context(
+            dataclasses.replace(resources(db), compiled_reads=compiled), token
+        )
+        result = await schema.execute(query, variables, context_value=context)
+        errors = [(e.message, (e.extensions or {}).get("code")) for e in result.errors or ()]
+        outcomes.append((orjson.dumps(result.data), errors))
+    return outcomes[0], outcomes[1]
+
+
+async def test_a_null_directive_variable_is_an_error_compiled_too(db: Database) -> None:
+    owner = await account(db)
+    project_id = await project(db, owner)
+    query = """query($id: ID!, $v: Boolean = true) {
+      project(id: $id) { id title @include(if: $v) scenes @skip(if: $v) { id } }
+    }"""
+    for value in (True, False, None):
+        compiled, plain = await both_results(db, query, {"id": project_id, "v": value}, owner.token)
+        assert compiled == plain, value

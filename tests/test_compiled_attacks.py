@@ -12,6 +12,7 @@ import pytest
 
 from api.graphql import build_context
 from api.schema import schema
+from schema import compiled
 from services.database import Database
 from tests import factories
 from tests.factories import account, project, resources
@@ -61,10 +62,8 @@ async def both_results(
 ) -> tuple[Any, Any]:
     """(data, error messages and codes) of `query` compiled, and field by field."""
     outcomes = []
-    for compiled in (True, False):
-        context = await build_context(
-            dataclasses.replace(resources(db), compiled_reads=compiled), token
-        )
+    for on in (True, False):
+        context = await build_context(dataclasses.replace(resources(db), compiled_reads=on), token)
         result = await schema.execute(query, variables, context_value=context)
         errors = [(e.message, (e.extensions or {}).get("code")) for e in result.errors or ()]
         outcomes.append((orjson.dumps(result.data), errors))
@@ -80,3 +79,28 @@ async def test_a_null_directive_variable_is_an_error_compiled_too(db: Database) 
     for value in (True, False, None):
         compiled, plain = await both_results(db, query, {"id": project_id, "v": value}, owner.token)
         assert compiled == plain, value
+
+
+async def test_the_plan_cache_stays_bounded_whatever_the_variables(db: Database) -> None:
+    """One document whose directives read n variables has 2**n plans: sent with each
+    combination in turn, it grew the cache by a plan per request, without bound."""
+    owner = await account(db)
+    project_id = await project(db, owner, title="Bounded")
+    flags = [f"f{n}" for n in range(8)]
+    query = (
+        "query($id: ID!, "
+        + ", ".join(f"${f}: Boolean!" for f in flags)
+        + ") { project(id: $id) { id "
+        + " ".join(f"{f}: title @include(if: ${f})" for f in flags)
+        + " } }"
+    )
+    for combination in range(2 ** len(flags)):
+        values = {f: bool(combination >> n & 1) for n, f in enumerate(flags)}
+        data = await factories.gql(db, query, {"id": project_id, **values}, token=owner.token)
+        assert data["project"] == {
+            "id": project_id,
+            **{f: "Bounded" for f in flags if values[f]},
+        }
+    assert max(len(entry.plans) for entry in compiled._cache.values()) <= (
+        compiled.PLANS_PER_SELECTION
+    )

@@ -40,6 +40,10 @@ from schema.compiled.sql import Dialect, TooWide, compile_root
 from schema.context import Info
 
 PLAN_CACHE_SIZE = 512
+# Plans kept per selection, one per combination of the values of the variables its
+# directives read: a document with n such variables has 2**n, so a client could make
+# the cache grow without bound by sending each combination in turn.
+PLANS_PER_SELECTION = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +212,8 @@ def cached_plan(
     plan = make(walk, nodes)
     read = frozenset(walk.read)
     entry.variables_read = read
+    if len(entry.plans) >= PLANS_PER_SELECTION:
+        del entry.plans[next(iter(entry.plans))]  # the oldest
     entry.plans[_values(variables, read)] = plan
     return plan
 

@@ -104,3 +104,92 @@ async def test_the_plan_cache_stays_bounded_whatever_the_variables(db: Database)
     assert max(len(entry.plans) for entry in compiled._cache.values()) <= (
         compiled.PLANS_PER_SELECTION
     )
+
+
+NASTY = "q\"uo'te \\back\\slash \\u0000 \t tab \x01\x1f ctl \u2028 😀 </script> shots/1.png"
+
+TREE = """query($id: ID!) { project(id: $id) {
+  __typename id promptPlannerData status
+  team { __typename id name isPersonal } owner { id name email }
+  prompt: title title: prompt
+  progress { __typename selectionProgress animationProgress isSelectionComplete }
+  scenes { __typename id title description shots {
+    id description initialPrompt latestIterationNumber selectedImage { id imageUrl thumbnailUrl }
+    iterations { __typename iterationNumber prompt status parentImage { id imageUrl }
+      images { __typename id status iterationPrompt model error predictionId imageUrl thumbnailUrl
+        parentImage { id } } }
+  } }
+} }"""
+
+
+async def test_hostile_text_and_recorded_urls_read_the_same_compiled(db: Database) -> None:
+    """Quotes, backslashes, control characters, line separators, emoji, text at its
+    longest, absent values, and a recorded URL or a title that looks like a storage
+    key: the same compiled as field by field, and nothing a client wrote is signed."""
+    owner = await account(db)
+    project_id = (
+        await factories.mutate_ok(
+            db,
+            "createProject",
+            {"title": (NASTY * 20)[:200], "prompt": NASTY * 100, "promptPlannerData": NASTY},
+            "project { id }",
+            token=owner.token,
+        )
+    )["project"]["id"]
+    made = await factories.scene(
+        db,
+        owner,
+        project_id,
+        title=NASTY,
+        shots=[{"description": NASTY, "initialPrompt": "x" * 10_000}, {"description": "plain"}],
+    )
+    shot_id = made["shots"][0]["id"]
+    recorded = "https://images.example.com/shots/1.png?x=%22%5C&y=\u00e9"
+    images = [
+        {"variantNumber": 0, "status": "COMPLETE", "imageUrl": recorded},
+        {"variantNumber": 1, "status": "FAILED"},
+    ]
+    first = await factories.mutate_ok(
+        db,
+        "addShotImages",
+        {"shotId": shot_id, "iterationPrompt": NASTY, "images": images},
+        "images { id }",
+        token=owner.token,
+    )
+    await factories.mutate_ok(
+        db,
+        "selectMasterShot",
+        {"shotId": shot_id, "imageId": first["images"][0]["id"]},
+        "selection { id }",
+        token=owner.token,
+    )
+    compiled, plain = await both_results(db, TREE, {"id": project_id}, owner.token)
+    assert compiled == plain
+    assert compiled[1] == []
+    data = orjson.loads(compiled[0])["project"]
+    assert data["prompt"] == (NASTY * 20)[:200].strip()
+    image = data["scenes"][0]["shots"][0]["iterations"][0]["images"][0]
+    assert image["imageUrl"] == recorded  # as recorded: never taken for a storage key
+    assert data["scenes"][0]["shots"][0]["selectedImage"]["imageUrl"] == recorded
+
+
+async def test_the_deepest_selections_allowed_read_the_same_compiled(db: Database) -> None:
+    """As deep as the depth limit lets a storyboard go (parent images of parent images):
+    SQLite's parser gave up on the compiled statement ("parser stack overflow"), so the
+    field failed with a masked error; it is now resolved field by field."""
+    owner = await account(db)
+    project_id = await project(db, owner)
+    made = await factories.scene(db, owner, project_id, shots=1)
+    shot_id = made["shots"][0]["id"]
+    first = await factories.iteration(db, owner, shot_id, count=2)
+    await factories.iteration(db, owner, shot_id, count=1, parent_image_id=first["images"][0]["id"])
+    for depth in range(1, 8):
+        chain = "id imageUrl " + "parentImage { id imageUrl " * depth + "}" * depth
+        query = (
+            "query($id: ID!) { project(id: $id) { title scenes { shots { iterations { "
+            f"images {{ {chain} }} }} }} }} }} }}"
+        )
+        for _ in range(2):  # the second time from the plan cache
+            compiled, plain = await both_results(db, query, {"id": project_id}, owner.token)
+            assert compiled == plain
+            assert compiled[1] == []

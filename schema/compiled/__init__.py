@@ -32,6 +32,7 @@ from typing import Any, Final, TypeVar, cast
 import orjson
 from graphql import FieldNode
 from sqlalchemy import TextClause, bindparam, text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from schema.compiled.finish import Shape
@@ -138,10 +139,27 @@ SELECTION = Root(
 NODE_ROOTS: Final = {root.type_name: root for root in (PROJECT, SCENE, SHOT, SHOT_IMAGE, SELECTION)}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Plan:
     statement: TextClause
     shape: Shape
+    # False once the engine refused the statement as too complex (`_too_complex`).
+    usable: bool = True
+
+
+# What the engines answer a statement nested deeper than they parse or plan: SQLite's
+# parser stack (100 levels by default, https://www.sqlite.org/limits.html) and
+# expression depth, PostgreSQL's stack depth (SQLSTATE 54001, statement_too_complex).
+_SQLITE_TOO_COMPLEX = ("parser stack overflow", "expression tree is too large")
+_POSTGRES_TOO_COMPLEX = "54001"
+
+
+def _too_complex(error: DBAPIError) -> bool:
+    """Whether the engine refused a statement for its depth (not for its data or a fault)."""
+    cause = error.orig
+    message = str(cause).lower()
+    codes = {getattr(cause, "sqlstate", None), getattr(cause, "pgcode", None)}
+    return _POSTGRES_TOO_COMPLEX in codes or any(m in message for m in _SQLITE_TOO_COMPLEX)
 
 
 @dataclass(slots=True)
@@ -237,7 +255,7 @@ async def _read(
         return NOT_COMPILED
     db = context.db
     plan = _plan(info, Dialect(db.url.get_backend_name()), root)
-    if plan is None:
+    if plan is None or not plan.usable:
         return NOT_COMPILED
     teams = list(actor.roles)
     if not teams or not ids:
@@ -248,7 +266,16 @@ async def _read(
         # The operation's read connection (autocommit on PostgreSQL: no BEGIN/ROLLBACK).
         return (await (await session.connection()).execute(plan.statement, parameters)).all()
 
-    rows = await context.reads.run(read)
+    try:
+        rows = await context.reads.run(read)
+    except DBAPIError as error:
+        # A selection valid for GraphQL may nest deeper than the engine takes in one
+        # statement (SQLite's parser gives up first): resolved field by field instead,
+        # from now on.
+        if not _too_complex(error):
+            raise
+        plan.usable = False
+        return NOT_COMPILED
     sign = context.media.signer()
     build = plan.shape.build
     return {pk: build(orjson.loads(raw), sign) for pk, raw in rows}

@@ -9,7 +9,9 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import text
 
+import migrations
 from api.graphql import build_context
 from api.schema import schema
 from schema import compiled
@@ -193,3 +195,67 @@ async def test_the_deepest_selections_allowed_read_the_same_compiled(db: Databas
             compiled, plain = await both_results(db, query, {"id": project_id}, owner.token)
             assert compiled == plain
             assert compiled[1] == []
+
+
+async def test_a_database_fault_in_a_compiled_read_is_masked(empty_database_url: str) -> None:
+    """A table gone under a compiled read: the field fails with the masked message and
+    nothing of the statement or the table reaches the client, compiled or not."""
+    db = Database(empty_database_url)
+    try:
+        await migrations.upgrade_to_head(db)
+        owner = await account(db)
+        project_id = await project(db, owner)
+        made = await factories.scene(db, owner, project_id, shots=1)
+        await factories.iteration(db, owner, made["shots"][0]["id"], count=1)
+        async with db.transaction() as session:
+            cascade = "" if db.is_sqlite else " CASCADE"
+            await session.execute(text(f"DROP TABLE shot_images{cascade}"))
+        query = """query($id: ID!) { project(id: $id) { title scenes { shots {
+            iterations { images { id imageUrl } } } } } }"""
+        compiled, plain = await both_results(db, query, {"id": project_id}, owner.token)
+        for data, errors in (compiled, plain):
+            assert orjson.loads(data) == {"project": None}
+            assert errors == [("Something went wrong on our side; it has been logged.", None)]
+    finally:
+        await db.dispose()
+
+
+async def test_many_sibling_reads_share_the_operations_connection_in_turn(db: Database) -> None:
+    """Thirty compiled roots (the most aliases allowed), pages that open their own sessions, and a transaction
+    (`asset` counts a view) side by side in one query, several such queries at once on
+    a small pool: every answer is the field-by-field one, and no read meets another
+    mid-statement ("another operation is in progress")."""
+    owner = await account(db)
+    project_id = await project(db, owner, title="Siblings")
+    made = await factories.scene(db, owner, project_id, shots=2)
+    await factories.iteration(db, owner, made["shots"][0]["id"], count=3)
+    asset_id = await factories.library_asset(db, owner)
+    roots = " ".join(
+        f"p{n}: project(id: $id) {{ title scenes {{ shots {{ id iterations {{ images {{ id }} }} }} }} }}"
+        f" n{n}: node(id: $shot) {{ id ... on Shot {{ shotNumber }} }}"
+        for n in range(15)
+    )
+    query = (
+        "query($id: ID!, $shot: ID!, $asset: ID!) { "
+        + roots
+        + " projects { totalCount nodes { title } } asset(id: $asset) { id } viewer { id } }"
+    )
+    variables = {"id": project_id, "shot": made["shots"][1]["id"], "asset": asset_id}
+    url = db.url.render_as_string(hide_password=False)
+    small = db if db.is_sqlite else Database(url, pool_size=2)
+    try:
+
+        async def one(on: bool) -> Any:
+            context = await build_context(
+                dataclasses.replace(resources(small), compiled_reads=on), owner.token
+            )
+            result = await schema.execute(query, variables, context_value=context)
+            assert result.errors is None, result.errors
+            return result.data
+
+        answers = await asyncio.gather(*(one(n % 2 == 0) for n in range(8)))
+        assert all(answer == answers[1] for answer in answers)
+        assert answers[0]["p14"]["title"] == "Siblings"
+    finally:
+        if small is not db:
+            await small.dispose()

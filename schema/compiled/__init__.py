@@ -97,11 +97,9 @@ def _plan(info: Info, dialect: Dialect) -> _Plan | None:
         values = _values(variables, entry.variables_read)
         if values in entry.plans:
             return entry.plans[values]
-    picked = pick("Project", nodes, raw.fragments, variables)
+    picks, read = pick("Project", nodes, raw.fragments, variables)
     plan = None
-    read: frozenset[str] = frozenset()
-    if picked is not None:
-        picks, read = picked
+    if picks is not None:
         try:
             sql = compile_project(dialect, picks)
         except TooWide:

@@ -60,10 +60,12 @@ async def run(
 
 
 def response(result: ExecutionResult) -> str:
-    """The response as a client receives it: JSON text, keys in the executor's order."""
+    """The response as a client receives it: JSON text, keys in the executor's order.
+    Errors are sorted: fields resolved concurrently may fail in either order."""
     body: dict[str, Any] = {"data": result.data}
     if result.errors:
-        body["errors"] = [error.formatted for error in result.errors]
+        errors = [json.dumps(error.formatted, ensure_ascii=False) for error in result.errors]
+        body["errors"] = [json.loads(error) for error in sorted(errors)]
     return json.dumps(body, ensure_ascii=False)
 
 

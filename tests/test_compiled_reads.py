@@ -11,6 +11,7 @@ fallback for what is not compiled, the statement count, the plan cache and error
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,10 +19,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlmodel import col
 from strawberry.types import ExecutionResult
 
+import migrations
 from api.graphql import build_context
 from api.schema import schema
 from schema import ids
@@ -29,9 +31,9 @@ from schema.compiled.plan import COMPILABLE
 from schema.context import Resources
 from services.database import Database
 from services.media.storage import MediaLinks
-from services.tables import ShotImageRow, StoryboardSelectionRow
+from services.tables import ProjectRow, SceneRow, ShotImageRow, ShotRow, StoryboardSelectionRow
 from tests import factories
-from tests.factories import ACCOUNTS, Account, account, mutate_ok
+from tests.factories import ACCOUNTS, Account, account, gql, join, mutate_ok, team_with
 
 # A bucket of 10^9 seconds rounds every link's expiry up to the same instant (until
 # 2033), so the two runs of a query sign each stored file with the same URL.
@@ -500,3 +502,315 @@ async def test_generated_selections_read_the_same(db: Database, world: World, ca
     if compiled.errors is None and case.target == "rich":
         # It really was compiled: one statement per project field, nothing per object.
         assert len(sent) <= case.query.count("project(id:"), sent
+
+
+# --- access ---------------------------------------------------------------------------------------
+
+
+async def test_another_teams_or_a_deleted_project_is_null_on_both_paths(
+    db: Database, world: World
+) -> None:
+    for project_id in (world.foreign, world.deleted):
+        body = await assert_same(db, EVERYTHING, {"id": project_id}, world.owner.token)
+        assert body == {"data": {"project": None}}
+    # The stranger sees their own project, and not the owner's.
+    theirs = await assert_same(db, EVERYTHING, {"id": world.foreign}, world.stranger.token)
+    assert theirs["data"]["project"]["title"] == "Theirs"
+    body = await assert_same(db, EVERYTHING, {"id": world.rich}, world.stranger.token)
+    assert body == {"data": {"project": None}}
+
+
+async def test_a_removed_member_or_a_revoked_token_reads_nothing_at_once(
+    db: Database, world: World
+) -> None:
+    member = await account(db, name="Member")
+    team = await team_with(db, world.owner, {"VIEWER": member}, name="Readers")
+    project_id = await _project(db, world.owner, title="The team's", teamId=team)
+    await _scene(db, world.owner, project_id, title="S", shots=[{"description": "d"}])
+    query = "query($id: ID!) { project(id: $id) { title scenes { shots { description } } } }"
+
+    seen = await assert_same(db, query, {"id": project_id}, member.token)
+    assert seen["data"]["project"]["scenes"][0]["shots"] == [{"description": "d"}]
+    await mutate_ok(
+        db,
+        "removeTeamMember",
+        {"teamId": team, "userId": member.user_id},
+        "team { id }",
+        token=world.owner.token,
+    )
+    gone = await assert_same(db, query, {"id": project_id}, member.token)
+    assert gone == {"data": {"project": None}}
+
+    # Back in the team, then signed out: the token reads nothing.
+    await join(db, team, member, role="EDITOR", inviter=world.owner)
+    assert (await assert_same(db, query, {"id": project_id}, member.token))["data"]["project"]
+    out = await gql(db, "mutation { logOut { success } }", token=member.token)
+    assert out == {"logOut": {"success": True}}
+    refused = await assert_same(db, query, {"id": project_id}, member.token)
+    assert refused["data"] is None
+    assert [e["extensions"]["code"] for e in refused["errors"]] == ["TOKEN_INVALID"]
+    anonymous = await assert_same(db, query, {"id": project_id}, None)
+    assert [e["extensions"]["code"] for e in anonymous["errors"]] == ["UNAUTHENTICATED"]
+
+
+# --- what is compiled, and what falls back --------------------------------------------------------
+
+# Selections holding something the compiler does not build, each beside compilable
+# fields, so a fallback is seen in the statement count as well as in the data.
+NOT_COMPILED = {
+    "a field of Project": "createdAt title scenes { id }",
+    "an object field": "team { id } scenes { id }",
+    "an argument": "scenes { shots { images(iterationNumber: 0) { id imageUrl } } }",
+    "favourites": "scenes { shots { images(favoritesOnly: true) { id isFavorite } } }",
+    "a thumbnail": "scenes { shots { selectedImage { thumbnailUrl imageUrl } } }",
+    "metadata": "scenes { shots { iterations { images { metadata status } } } }",
+    "the storyboard": "storyboard { id selectedImage { id } } progress { totalShots }",
+    "a scene's completeness": "scenes { storyboardComplete shots { id } }",
+    "an image's parent": "scenes { shots { iterations { images { parentImage { id } } } } }",
+    "a fragment's field": "...F scenes { id }",
+    "owner": "owner { name } scenes { title }",
+}
+
+
+async def _counted(
+    db: Database, resources: Resources, query: str, variables: dict[str, Any], token: str
+) -> tuple[int, str]:
+    """(statements sent while executing, response), on an engine of its own: the shared
+    `db` may be running other tests' background work."""
+    reader = Database(db.url.render_as_string(hide_password=False))
+    try:
+        # Once uncounted: a new engine's first connection asks the server about itself.
+        async with reader.session() as session:
+            await session.connection()
+        context = await build_context(replace(resources, db=reader), token)
+        with factories.statements(reader) as sent:
+            result = await schema.execute(query, variables, context_value=context)
+    finally:
+        await reader.dispose()
+    return len(sent), response(result)
+
+
+@pytest.mark.parametrize("what", sorted(NOT_COMPILED))
+async def test_a_selection_it_does_not_build_falls_back(
+    db: Database, world: World, what: str
+) -> None:
+    fragment = "\nfragment F on Project { updatedAt }" if "...F" in NOT_COMPILED[what] else ""
+    query = f"query($id: ID!) {{ project(id: $id) {{ {NOT_COMPILED[what]} }} }}{fragment}"
+    variables = {"id": world.rich}
+    count, compiled = await _counted(db, served(db), query, variables, world.owner.token)
+    by_field = await run(resolved(db), query, variables, world.owner.token)
+    assert compiled == response(by_field)
+    assert "errors" not in json.loads(compiled)
+    assert count > 1  # resolved field by field: the project, then its children
+
+
+NESTED = """
+query($id: ID!) { project(id: $id) { id title status
+  progress { totalShots shotsWithSelections selectionProgress }
+  scenes { id sceneNumber title shots { id shotNumber selectedImage { id imageUrl }
+    iterations { iterationNumber images { id iterationNumber variantNumber status imageUrl
+      isFavorite } } } } } }
+"""
+
+
+async def _storyboard(db: Database, owner: Account, scenes: int) -> str:
+    project_id = await _project(db, owner, title=f"{scenes} scenes")
+    for _ in range(scenes):
+        made = await _scene(
+            db, owner, project_id, title="S", shots=[{"description": "a"}, {"description": "b"}]
+        )
+        for shot in made["shots"]:
+            images = await _import(db, owner, shot["id"], [0, 1, 2], prompt="p")
+            await _import(db, owner, shot["id"], [0], prompt="q", parent=images[1])
+            await _select(db, owner, shot["id"], images[1])
+    return project_id
+
+
+async def test_the_compiled_read_is_one_statement_at_any_size(db: Database, world: World) -> None:
+    small = await _storyboard(db, world.owner, 1)
+    large = await _storyboard(db, world.owner, 5)
+    counts = []
+    for project_id in (small, large):
+        variables = {"id": project_id}
+        count, compiled = await _counted(db, served(db), NESTED, variables, world.owner.token)
+        by_field_count, by_field = await _counted(
+            db, resolved(db), NESTED, variables, world.owner.token
+        )
+        assert compiled == by_field
+        assert by_field_count > 1
+        counts.append(count)
+    assert counts == [1, 1]  # the token is checked before, when the context is made
+    large_scenes = json.loads(compiled)["data"]["project"]["scenes"]
+    assert [len(s["shots"]) for s in large_scenes] == [2] * 5
+
+
+# --- the plan cache -------------------------------------------------------------------------------
+
+TOGGLED = """
+query($id: ID!, $a: Boolean!, $b: Boolean!) { project(id: $id) {
+  title @include(if: $a) status @skip(if: $b)
+  ... @include(if: $a) { scenes { id @skip(if: $b) title } }
+  ...Numbers @skip(if: $a) } }
+fragment Numbers on Project { scenes { sceneNumber shots @include(if: $b) { shotNumber } } }
+"""
+# A field outside the catalogue, asked for only when $a is true.
+HALF_COMPILED = """
+query($id: ID!, $a: Boolean!) { project(id: $id) {
+  title scenes { sceneNumber createdAt @include(if: $a) } } }
+"""
+
+
+async def test_one_document_with_other_variable_values_reads_right_each_time(
+    db: Database, world: World
+) -> None:
+    flags = [(True, True), (False, True), (True, False), (False, False)]
+    for a, b in flags + flags[::-1] + flags:
+        variables = {"id": world.rich, "a": a, "b": b}
+        count, compiled = await _counted(db, served(db), TOGGLED, variables, world.owner.token)
+        assert compiled == response(await run(resolved(db), TOGGLED, variables, world.owner.token))
+        assert count == 1
+        project = json.loads(compiled)["data"]["project"]
+        assert ("title" in project, "status" in project) == (a, not b)
+
+    for a in (True, False, True, False, False, True):
+        variables = {"id": world.rich, "a": a}
+        count, compiled = await _counted(
+            db, served(db), HALF_COMPILED, variables, world.owner.token
+        )
+        by_field = await run(resolved(db), HALF_COMPILED, variables, world.owner.token)
+        assert compiled == response(by_field)
+        # Compiled whenever it can be, whatever the values before it.
+        assert (count == 1) is (not a), (a, count)
+
+
+async def test_hundreds_of_documents_never_mix_up(db: Database, world: World) -> None:
+    """Each document asks for its own subset of fields under its own aliases; every
+    answer is cut from one field-by-field read of everything."""
+    full = json.loads(response(await run(resolved(db), EVERYTHING, {"id": world.rich}, None)))
+    assert full["data"] is None  # signed out: nothing
+    everything = await run(resolved(db), EVERYTHING, {"id": world.rich}, world.owner.token)
+    reference = json.loads(response(everything))["data"]["project"]
+    leaves = ["id", "title", "prompt", "promptPlannerData", "workflowVersion", "status"]
+    scene_leaves = ["id", "sceneNumber", "title", "description"]
+
+    def document(n: int) -> tuple[str, dict[str, Any]]:
+        picked = [name for bit, name in enumerate(leaves) if n >> bit & 1]
+        scene_picked = scene_leaves[n % 4 :] + scene_leaves[: n % 4 : 2]
+        root = " ".join(f"a{n}_{name}: {name}" for name in picked)
+        scenes = " ".join(f"s{n}_{name}: {name}" for name in scene_picked)
+        query = f"query($id: ID!) {{ project(id: $id) {{ {root} sc{n}: scenes {{ {scenes} }} }} }}"
+        expected = {f"a{n}_{name}": reference[name] for name in picked}
+        expected[f"sc{n}"] = [
+            {f"s{n}_{name}": scene[name] for name in scene_picked} for scene in reference["scenes"]
+        ]
+        return query, {"project": expected}
+
+    documents = [document(n) for n in range(256)]
+    # One reader's context for all (signed in once): only the reads are of interest here.
+    context = await build_context(served(db), world.owner.token)
+    for order in (documents, documents[::-1]):
+        for query, expected in order:
+            result = await schema.execute(query, {"id": world.rich}, context_value=context)
+            assert result.errors is None
+            assert json.dumps(result.data) == json.dumps(expected), query
+
+
+# --- errors -----------------------------------------------------------------------------------------
+
+
+def _id(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "global_id",
+    [
+        "not an id",
+        "",
+        _id("Scene:1"),
+        _id("Project:0"),
+        _id("Project:-1"),
+        _id(f"Project:{2**63}"),
+        _id("Project:1.5"),
+    ],
+)
+async def test_a_malformed_id_is_the_same_bad_user_input(
+    db: Database, world: World, global_id: str
+) -> None:
+    body = await assert_same(db, EVERYTHING, {"id": global_id}, world.owner.token)
+    assert body["data"] == {"project": None}
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
+
+
+async def test_the_largest_id_is_null(db: Database, world: World) -> None:
+    body = await assert_same(db, EVERYTHING, {"id": _id(f"Project:{2**63 - 1}")}, world.owner.token)
+    assert body == {"data": {"project": None}}
+
+
+async def test_large_ids_then_a_database_error_masked(empty_database_url: str) -> None:
+    """On a database of its own: rows with ids past 2**62 (no double holds them), then a
+    table gone from under the compiled read."""
+    database = Database(empty_database_url)
+    try:
+        await migrations.upgrade_to_head(database)
+        owner = await account(database, name="Big")
+        big = 2**62 + 1
+        async with database.transaction() as session:
+            team = ids.decode(owner.team_id, "Team")
+            user = ids.decode(owner.user_id, "User")
+            rows: list[Any] = [
+                ProjectRow(id=big, team_id=team, owner_id=user, title="Big ids"),
+                SceneRow(id=big + 2, project_id=big, scene_number=1, title="s"),
+                ShotRow(id=big + 4, scene_id=big + 2, project_id=big, shot_number=1),
+                ShotImageRow(
+                    id=big + 6,
+                    shot_id=big + 4,
+                    iteration_number=0,
+                    variant_number=0,
+                    status="COMPLETE",
+                    iteration_prompt="p",
+                    image_url="https://images.example.com/big.png",
+                ),
+                ShotImageRow(
+                    id=big + 8,
+                    shot_id=big + 4,
+                    iteration_number=1,
+                    variant_number=0,
+                    status="PENDING",
+                    iteration_prompt="q",
+                    parent_image_id=big + 6,
+                ),
+                StoryboardSelectionRow(
+                    id=big + 10, project_id=big, shot_id=big + 4, selected_image_id=big + 6
+                ),
+            ]
+            for row in rows:
+                session.add(row)
+                await session.flush()
+        project_id = ids.encode("Project", big)
+        body = await assert_same(database, EVERYTHING, {"id": project_id}, owner.token)
+        project = body["data"]["project"]
+        shot = project["scenes"][0]["shots"][0]
+        assert ids.decode(project["id"], "Project") == big
+        assert ids.decode(shot["id"], "Shot") == big + 4
+        assert ids.decode(shot["selectedImage"]["id"], "ShotImage") == big + 6
+        parent = shot["iterations"][1]["parentImage"]
+        assert ids.decode(parent["id"], "ShotImage") == big + 6
+
+        async with database.engine.begin() as connection:
+            await connection.execute(text("ALTER TABLE scenes RENAME TO scenes_moved"))
+        query = "query($id: ID!) { project(id: $id) { title scenes { id } } }"
+        compiled, by_field = (
+            json.loads(answer)
+            for answer in await both(database, query, {"id": project_id}, owner.token)
+        )
+        assert compiled["data"] == by_field["data"] == {"project": None}
+        for errors in (compiled["errors"], by_field["errors"]):
+            assert [(e["message"], e.get("extensions")) for e in errors] == [
+                ("Something went wrong on our side; it has been logged.", None)
+            ]
+        leaks = json.dumps(compiled).lower()
+        for internal in ("scenes_moved", "select", "sqlite", "asyncpg", "relation", "table"):
+            assert internal not in leaks
+    finally:
+        await database.dispose()

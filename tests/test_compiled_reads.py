@@ -518,6 +518,24 @@ def _target(world: World, case: Case) -> str:
         {"v": None},
     )
 )
+# graphql-core reads a spread's directives even when its fragment was spread already.
+@example(
+    Case(
+        "query Q($id: ID!, $v: Boolean = true) { project(id: $id) { ...F ...F @include(if: $v) } }"
+        "\nfragment F on Project { title }",
+        {"v": None},
+    )
+)
+# Objects left with no keys: every field of them skipped.
+@example(
+    Case(
+        "query Q($id: ID!) { project(id: $id) { scenes { shots { selectedImage { id @skip(if: true) }"
+        " iterations { parentImage { __typename @include(if: false) } } } }"
+        " progress { totalShots @skip(if: true) } } }",
+        {},
+    )
+)
+@example(Case("query Q($id: ID!) { project(id: $id) { title @skip(if: true) } }", {}))
 async def test_generated_selections_read_the_same(db: Database, world: World, case: Case) -> None:
     variables = {"id": _target(world, case), **case.variables}
     context = await build_context(served(db), world.owner.token)

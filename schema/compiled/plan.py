@@ -194,7 +194,9 @@ class _Walk:
                 name = selection.name.value
                 if getattr(selection, "arguments", None):
                     raise NotCompilable("fragment arguments")
-                if name in visited or not self.included(selection):
+                # Directives first, as graphql-core reads them (and refuses a null) even
+                # on a spread of a fragment already spread.
+                if not self.included(selection) or name in visited:
                     continue
                 visited.add(name)
                 fragment = self.fragments.get(name)

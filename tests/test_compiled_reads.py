@@ -883,3 +883,32 @@ async def test_large_ids_then_a_database_error_masked(empty_database_url: str) -
             assert internal not in leaks
     finally:
         await database.dispose()
+
+
+# --- an error beside a shared batch ----------------------------------------------------------------
+
+NULLED_BESIDE_A_TWIN = """
+query Q($id: ID!, $v0: Boolean = true) {
+  project(id: $id) { progress { totalShots @include(if: $v0) }
+                     scenes { shots { latestIterationNumber } } }
+  p: project(id: $id) { scenes { shots { latestIterationNumber } } }
+}
+"""
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["field by field", "compiled"])
+async def test_an_error_that_nulls_a_field_leaves_its_twin_its_answer(
+    db: Database, world: World, compiled: bool
+) -> None:
+    """A refused null nulls `project`, and graphql-core cancels what was pending under it;
+    `p` waits on the same DataLoader batches and still gets its answer (it got
+    CancelledError, and the whole operation failed)."""
+    resources = served(db) if compiled else resolved(db)
+    for _ in range(3):
+        result = await run(
+            resources, NULLED_BESIDE_A_TWIN, {"id": world.rich, "v0": None}, world.owner.token
+        )
+        assert result.data is not None
+        assert result.data["project"] is None
+        assert [len(scene["shots"]) for scene in result.data["p"]["scenes"]]
+        assert result.errors

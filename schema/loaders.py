@@ -46,6 +46,21 @@ T = TypeVar("T")
 Row = TypeVar("Row", bound=SQLModel)
 
 
+class SharedLoader(DataLoader[K, V]):
+    """A DataLoader whose awaiters never cancel each other.
+
+    Strawberry's `load` hands every caller of one key the same future. graphql-core
+    cancels a field's pending siblings when an error nulls their parent, and a
+    cancelled awaiter of a bare future cancels the future itself: another field
+    waiting on the same key (under another root field, say) then got CancelledError
+    and the whole operation failed instead of answering. Each caller here awaits its
+    own shield of the shared future (`asyncio.shield`), so only it is cancelled.
+    """
+
+    def load(self, key: K) -> Awaitable[V]:
+        return asyncio.shield(super().load(key))
+
+
 class ReadSession:
     """The database session of one GraphQL operation, for its reads (its writes use
     `Database.transaction()`, as ever).
@@ -266,7 +281,7 @@ class Loaders:
             found = await reads.run(lambda session: fetch(session, keys))
             return [found[key] if key in found else missing() for key in keys]
 
-        return DataLoader(load_fn=load)
+        return SharedLoader(load_fn=load)
 
     def _rows(self, table: type[Row]) -> DataLoader[int, Row | None]:
         async def fetch(session: AsyncSession, keys: Sequence[int]) -> dict[Any, Row | None]:

@@ -45,7 +45,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.bench import postgraphile, wrk
-from api.bench.processes import studio_process
+from api.bench.processes import EMULATOR_READY, EMULATOR_TOKEN, studio_process
 from api.bench.round_trips import CountingProxy, MessageCounts
 from api.bench.storyboard_tree import IMAGES, SeededProject, check_ours, check_peer, seed
 from api.environment import studio_env
@@ -142,10 +142,21 @@ def _ours(
     **settings: str,
 ) -> Iterator[Target]:
     env = _ours_env(database_url, directory, **settings)
-    if "--workers" in arguments and _redis_answers():
-        # Several workers share one event bus, as a deployment of them must.
-        env["EVENT_BUS_URL"] = "redis://127.0.0.1:6379/0"
-    with studio_process("serve", env, directory, "/readyz", arguments) as (base_url, pid):
+    with contextlib.ExitStack() as stack:
+        if "--workers" in arguments:
+            # Several workers share what one process would keep to itself, as a
+            # deployment of them must: the event bus (Redis), and one Replicate emulator
+            # of their own instead of one inside each worker.
+            if _redis_answers():
+                env["EVENT_BUS_URL"] = "redis://127.0.0.1:6379/0"
+            emulator_env = studio_env(REPLICATE_API_TOKEN=EMULATOR_TOKEN)
+            emulator_url, _ = stack.enter_context(
+                studio_process("emulator", emulator_env, directory, EMULATOR_READY)
+            )
+            env.update(REPLICATE_BASE_URL=emulator_url, REPLICATE_API_TOKEN=EMULATOR_TOKEN)
+        base_url, pid = stack.enter_context(
+            studio_process("serve", env, directory, "/readyz", arguments)
+        )
         yield Target(
             OURS_NAME if not arguments else f"{OURS_NAME} {' '.join(arguments)}",
             f"{base_url}/graphql",

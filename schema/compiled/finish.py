@@ -121,9 +121,8 @@ class Shape:
                 fix = _moment
             elif p.field == "progress":
                 fix = _progress(p.children)
-            elif p.children:
-                child_type = COMPILABLE[type_name][p.field]
-                assert child_type is not None
+            elif (child_type := COMPILABLE[type_name].get(p.field)) is not None:
+                # An object field, even one whose fields were all skipped (then `{}`).
                 child = cls.for_picks(child_type, p.children, ids_built=ids_built)
                 fix = _many(child) if p.field in _LISTS else _one(child)
             if fix is not None:

@@ -169,6 +169,11 @@ class Walk:
             if isinstance(value, VariableNode):
                 self.read.add(value.name.value)
                 flag = self.variables.get(value.name.value)
+                if not isinstance(flag, bool):
+                    # Null, from a nullable variable with a default sent as null:
+                    # graphql-core refuses it with an error when it collects these
+                    # fields, so they are left to it.
+                    raise NotCompilable("null directive argument")
             elif isinstance(value, BooleanValueNode):
                 flag = value.value
             else:  # pragma: no cover - validation allows only Boolean! here
@@ -246,7 +251,9 @@ class Walk:
                 name = selection.name.value
                 if getattr(selection, "arguments", None):
                     raise NotCompilable("fragment arguments")
-                if name in visited or not self.included(selection):
+                # Directives first, as graphql-core reads them (and refuses a null) even
+                # on a spread of a fragment already spread.
+                if not self.included(selection) or name in visited:
                     continue
                 visited.add(name)
                 fragment = self.fragments.get(name)
@@ -263,13 +270,13 @@ def pick(
     field_nodes: Iterable[FieldNode],
     fragments: Mapping[str, FragmentDefinitionNode],
     variables: Mapping[str, Any],
-) -> tuple[tuple[Pick, ...], frozenset[str]] | None:
+) -> tuple[tuple[Pick, ...] | None, frozenset[str]]:
     """The merged picks below `field_nodes` (the nodes of one field of type `type_name`),
-    and the names of the variables that decided them; None when anything asked for is
-    outside `COMPILABLE`."""
+    None when anything asked for is outside `COMPILABLE`; and either way the names of
+    the variables that decided it (other values of those may give another answer)."""
     walk = Walk(fragments, variables, set())
     try:
         picks = walk.collect(type_name, [n.selection_set for n in field_nodes if n.selection_set])
     except NotCompilable:
-        return None
+        return None, frozenset(walk.read)
     return picks, frozenset(walk.read)

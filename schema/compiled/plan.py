@@ -178,10 +178,6 @@ class Walk:
                 flag = value.value
             else:  # pragma: no cover - validation allows only Boolean! here
                 raise NotCompilable("directive argument")
-            if type(flag) is not bool:
-                # A nullable variable with a default, sent as null: graphql-core reports
-                # the argument's null as an error, which field-by-field resolution gives.
-                raise NotCompilable("directive argument is null")
             if (name == "skip") == bool(flag):
                 keep = False
         return keep

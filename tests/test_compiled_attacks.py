@@ -209,7 +209,7 @@ async def test_a_database_fault_in_a_compiled_read_is_masked(empty_database_url:
         await factories.iteration(db, owner, made["shots"][0]["id"], count=1)
         async with db.transaction() as session:
             cascade = "" if db.is_sqlite else " CASCADE"
-            await session.execute(text(f"DROP TABLE shot_images{cascade}"))
+            await (await session.connection()).execute(text(f"DROP TABLE shot_images{cascade}"))
         query = """query($id: ID!) { project(id: $id) { title scenes { shots {
             iterations { images { id imageUrl } } } } } }"""
         compiled, plain = await both_results(db, query, {"id": project_id}, owner.token)

@@ -185,10 +185,11 @@ class OneReadSession(SchemaExtension):
         if not isinstance(context, Context):
             yield
             return
-        context.reads.hold = self.execution_context.operation_type is OperationType.QUERY
-        # The operation's tasks (its resolvers') give the held connection back before
-        # they ask the pool for another (see services.database.HELD_READ_CONNECTION).
-        held = HELD_READ_CONNECTION.set(context.reads)
+        hold = self.execution_context.operation_type is OperationType.QUERY
+        context.reads.hold = hold
+        # A query's tasks (its resolvers') give the held connection back before they
+        # ask the pool for another (see services.database.HELD_READ_CONNECTION).
+        held = HELD_READ_CONNECTION.set(context.reads if hold else None)
         try:
             yield
         finally:

@@ -259,3 +259,31 @@ async def test_many_sibling_reads_share_the_operations_connection_in_turn(db: Da
     finally:
         if small is not db:
             await small.dispose()
+
+
+async def test_same_named_fragments_of_many_documents_never_borrow_a_plan(db: Database) -> None:
+    """More distinct documents than the plan cache holds (so entries are evicted and
+    their nodes' ids may be reused), each spreading a fragment `F` of its own: every
+    answer has exactly what its own document asks for."""
+    owner = await account(db)
+    project_id = await project(db, owner, title="Fragments")
+    fields = ["title", "prompt", "status", "scenes { id }", "progress { totalShots }"]
+    expected = {
+        "title": "Fragments",
+        "prompt": "A rainy night market",
+        "status": None,
+        "scenes": [],
+        "progress": {"totalShots": 0},
+    }
+    for n in range(compiled.PLAN_CACHE_SIZE + 100):
+        field = fields[n % len(fields)]
+        name = field.split()[0]
+        query = (
+            f"query($id: ID!) {{ project(id: $id) {{ k{n}: id ...F }} }} "
+            f"fragment F on Project {{ {field} }}"
+        )
+        data = await factories.gql(db, query, {"id": project_id}, token=owner.token)
+        got = data["project"]
+        assert list(got) == [f"k{n}", name]
+        if name != "status":
+            assert got[name] == expected[name]

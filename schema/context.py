@@ -24,6 +24,7 @@ from services.database import Database
 from services.generation.engine import GenerationEngine
 from services.media.storage import MediaLinks, Storage
 from services.realtime.bus import EventBus
+from services.realtime.feed import Sharing
 from services.request_limits.policy import Limits
 
 
@@ -92,6 +93,8 @@ class Context:
     token_refused: bool = False
     # Shared by every operation on this context's connection; each gets its own context.
     connection: Connection = field(default_factory=Connection)
+    # A subscription's part in a feed shared with others (api/fanout.py); None: unshared.
+    sharing: Sharing | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -263,8 +263,8 @@ async def _open(config: dict[str, Any], gate: asyncio.Semaphore) -> tuple[Client
                 json.dumps({"id": str(n), "type": "subscribe", "payload": payload})
             )
             message = json.loads(await websocket.recv())
-            if message.get("type") != "next":
-                raise RuntimeError(f"expected a SNAPSHOT, got {message}")
+            if message.get("type") != "next" or not message["payload"].get("data"):
+                raise RuntimeError(f"expected a SNAPSHOT, got {str(message)[:300]}")
             snapshot = message["payload"]["data"]["projectEvents"]["sequence"]
         return websocket, snapshot
 

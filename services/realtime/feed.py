@@ -447,7 +447,7 @@ async def follow_stream(
             except BaseException:
                 await parked.leave(drain=False)
                 raise
-            await parked.leave(drain=not ended)
+            await parked.leave(drain=True)  # its last frames go out before anything of its own
             last = parked.last
             if ended:
                 return

@@ -47,6 +47,13 @@ SAMPLES = 40  # events timed per series
 ROUNDS = 2  # floor, ours, floor, ours
 IDLE_SOCKETS = 100
 IDLE_PER_SOCKET = 100  # 10,000 idle subscriptions in all
+IDLE_OPENING = 1200.0  # seconds the 10,000 may take to open
+NODE_SAMPLES = 20
+# Each event also reads the image it names (3 reads per subscriber when unshared).
+WITH_NODE = (
+    "subscription($p: ID!) { projectEvents(projectId: $p) { sequence kind "
+    "node { ... on ShotImage { status imageUrl } } } }"
+)
 
 # --- the floor server (its own process) -----------------------------------------------
 
@@ -186,16 +193,23 @@ async def _floor_round(directory: Path) -> list[float]:
 
 
 async def _our_round(
-    client: httpx.AsyncClient, server: realtime._Server, directory: Path
+    client: httpx.AsyncClient,
+    server: realtime._Server,
+    directory: Path,
+    *,
+    query: str = realtime.SUBSCRIBE,
+    samples: int,
 ) -> tuple[list[float], float]:
     """Our latencies, and our CPU seconds per event per subscriber."""
-    async with realtime._receivers(server, directory, connections=SUBSCRIBERS) as receivers:
+    async with realtime._receivers(
+        server, directory, connections=SUBSCRIBERS, query=query
+    ) as receivers:
 
         async def fire() -> None:
             await realtime._deliver(client, server.pending.pop())
 
         busy = realtime._cpu_seconds(server.pid)
-        lasts, events = await _series(receivers, fire, SAMPLES)
+        lasts, events = await _series(receivers, fire, samples)
         busy = realtime._cpu_seconds(server.pid) - busy
     return lasts, busy / (events * SUBSCRIBERS)
 
@@ -204,7 +218,11 @@ async def _idle_rss(server: realtime._Server, directory: Path) -> tuple[float, f
     """Our RSS in MB with no subscriptions, then with 10,000 idle ones."""
     before = await realtime._idle_rss(server)
     async with realtime._receivers(
-        server, directory, connections=IDLE_SOCKETS, per_connection=IDLE_PER_SOCKET
+        server,
+        directory,
+        connections=IDLE_SOCKETS,
+        per_connection=IDLE_PER_SOCKET,
+        ready_within=IDLE_OPENING,
     ):
         after = await realtime._idle_rss(server)
     return before, after
@@ -223,7 +241,7 @@ async def _measure(directory: Path) -> list[str]:
     floor: list[float] = []
     ours: list[float] = []
     cpu: list[float] = []
-    needed = ROUNDS * (realtime.WARM_UP + SAMPLES) + 2
+    needed = ROUNDS * (realtime.WARM_UP + SAMPLES) + realtime.WARM_UP + NODE_SAMPLES + 2
     with (
         realtime._emulator(directory) as emulator_url,
         realtime._server(directory, "ours", emulator_url, "memory://") as server,
@@ -234,9 +252,21 @@ async def _measure(directory: Path) -> list[str]:
             await realtime._seed(client, server, -(-needed // 12), 12)
             for _ in range(ROUNDS):
                 floor += await _floor_round(directory)
-                lasts, per = await _our_round(client, server, directory)
+                lasts, per = await _our_round(client, server, directory, samples=SAMPLES)
                 ours += lasts
                 cpu.append(per)
+            try:
+                node, node_cpu = await _our_round(
+                    client, server, directory, query=WITH_NODE, samples=NODE_SAMPLES
+                )
+                with_node = line(
+                    f"studio serve, {SUBSCRIBERS:,} subscribers reading the node",
+                    f"p50 {_p(node, 0.5):7.2f} ms   p99 {_p(node, 0.99):7.2f} ms",
+                    f"n={len(node)}; node {{ ... on ShotImage {{ status imageUrl }} }}; "
+                    f"CPU {node_cpu * 1e6:.1f} us per event per subscriber",
+                )
+            except _FAILURES as error:
+                with_node = f"  {'reading the node':<46} not measured ({error})"
             try:
                 before, after = await _idle_rss(server, directory)
                 idle = line(
@@ -267,6 +297,7 @@ async def _measure(directory: Path) -> list[str]:
             f"{per_us:7.1f} us",
             f"utime+stime over {ROUNDS} x {realtime.WARM_UP + SAMPLES} events; goal <= 30 us",
         ),
+        with_node,
         idle,
     ]
 

@@ -113,7 +113,10 @@ class FanOut:
         if self._groups.get(group.key) is group:
             del self._groups[group.key]
         if failed:
-            self._failed[group.key] = asyncio.get_running_loop().time() + FAILED_FOR
+            now = asyncio.get_running_loop().time()
+            if len(self._failed) > 1000:  # forget the keys whose wait is over
+                self._failed = {key: until for key, until in self._failed.items() if until > now}
+            self._failed[group.key] = now + FAILED_FOR
 
 
 class Follower:
@@ -148,10 +151,12 @@ class Follower:
         """A follower reports nothing: only a source does."""
 
     def ready(self, last: int) -> bool:
+        """Whether its group (made now if there is none) takes it after `last`."""
         group = self.fanout._group_for(self, last)
         return group is not None and group.accepts(last)
 
     def park(self, parked: Parked) -> bool:
+        """Join the group: from now on its frames are written for this subscription."""
         group = self.fanout._group_for(self, parked.last)
         if group is None or not group.accepts(parked.last):
             return False

@@ -28,6 +28,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UnsetType
 
+from api.fanout import FanOut
 from api.graphiql import graphiql_response
 from api.state import app_state
 from api.websocket import BAD_MESSAGE, GraphQLWSHandler, SignInRefused, TransportWSHandler
@@ -94,6 +95,8 @@ class StudioGraphQL(GraphQL[Context, None]):
         """Strawberry's view; `ide_page` is our GraphiQL page (api.graphiql.graphiql_page)."""
         super().__init__(schema, **options)
         self.ide_page = ide_page
+        # Subscriptions of one operation, variables and user share one execution per event.
+        self.fanout = FanOut(schema)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Strawberry's, but a refused HTTP request gets a JSON body, not plain text."""

@@ -75,6 +75,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
+from api.fanout import FanOut, group_key
 from schema.context import Context, signed_in
 from schema.error_codes import TOKEN_INVALID, UNAUTHENTICATED
 
@@ -240,6 +241,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             context = await operation_context(self.context)
             if context is None:
                 await self._close_signed_out(operation)
+            self._share(operation, context)
             result_source = await self.schema.stream(
                 operation.query,
                 variable_values=operation.variables,
@@ -260,6 +262,26 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 await operation.send_operation_message({"id": operation.id, "type": "complete"})
             self.operations.pop(operation.id, None)
             raise
+
+    def _share(self, operation: Operation[Context, None], context: Context | None) -> None:
+        """Let the operation share its feed with like subscribers (api/fanout.py): a
+        subscription parks there once it has sent all there is; anything else never asks."""
+        fanout: FanOut | None = getattr(self.view, "fanout", None)
+        socket = getattr(self.websocket, "ws", None)
+        if fanout is None or socket is None or context is None or context.actor is None:
+            return
+        key = group_key(
+            operation.query, operation.operation_name, operation.variables, context.actor.user_id
+        )
+        context.sharing = fanout.follower(
+            key,
+            operation.id,
+            socket.send_text,
+            context,
+            operation.query,
+            operation.variables,
+            operation.operation_name,
+        )
 
     async def _send_result_stream(
         self, operation: Operation[Context, None], result_source: Any

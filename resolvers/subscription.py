@@ -118,6 +118,7 @@ async def _follow(
         still_allowed=still_allowed,
         allowed_until=actor.signed_in_until,  # the feed ends at the token's expiry, not later
         snapshot_on_resume=state_first,
+        sharing=context.sharing,  # a feed shared with like subscribers (api/fanout.py)
     )
     # Closed with this generator: left to the garbage collector, a feed closed while
     # it waits at `yield` would stay subscribed (and keep receiving) until a

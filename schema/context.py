@@ -26,6 +26,7 @@ from services.database import HELD_READ_CONNECTION, Database
 from services.generation.engine import GenerationEngine
 from services.media.storage import MediaLinks, Storage
 from services.realtime.bus import EventBus
+from services.realtime.feed import Sharing
 from services.request_limits.policy import Limits
 
 
@@ -99,6 +100,8 @@ class Context:
     connection: Connection = field(default_factory=Connection)
     # The operation's one read session (see schema.loaders.ReadSession and OneReadSession).
     reads: ReadSession = field(init=False)
+    # A subscription's part in a feed shared with others (api/fanout.py); None: unshared.
+    sharing: Sharing | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -258,13 +258,14 @@ async def _open(config: dict[str, Any], gate: asyncio.Semaphore) -> tuple[Client
         # 20 sockets each sending 50 subscribes at once waited over 30 s for one of
         # SQLite's 15 pooled connections, and the server completed them with an error.
         for n in range(config["per_connection"]):
-            payload = {"query": SUBSCRIBE, "variables": {"p": config["project"]}}
+            query = config.get("query", SUBSCRIBE)
+            payload = {"query": query, "variables": {"p": config["project"]}}
             await websocket.send(
                 json.dumps({"id": str(n), "type": "subscribe", "payload": payload})
             )
             message = json.loads(await websocket.recv())
-            if message.get("type") != "next":
-                raise RuntimeError(f"expected a SNAPSHOT, got {message}")
+            if message.get("type") != "next" or not message["payload"].get("data"):
+                raise RuntimeError(f"expected a SNAPSHOT, got {str(message)[:300]}")
             snapshot = message["payload"]["data"]["projectEvents"]["sequence"]
         return websocket, snapshot
 
@@ -328,8 +329,8 @@ class _Receivers:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
-    async def ready(self) -> None:
-        await asyncio.gather(*(self._line(n, 300) for n in range(len(self.processes))))
+    async def ready(self, within: float = 300) -> None:
+        await asyncio.gather(*(self._line(n, within) for n in range(len(self.processes))))
 
     async def next_event(self) -> tuple[float, float]:
         """When the next event reached the first and the last subscriber."""
@@ -356,7 +357,13 @@ class _Receivers:
 
 @contextlib.asynccontextmanager
 async def _receivers(
-    server: _Server, directory: Path, *, connections: int, per_connection: int = 1
+    server: _Server,
+    directory: Path,
+    *,
+    connections: int,
+    per_connection: int = 1,
+    query: str = SUBSCRIBE,
+    ready_within: float = 300,
 ) -> AsyncIterator[_Receivers]:
     count = RECEIVERS if connections * per_connection >= 1000 else 1
     shares = [connections // count + (n < connections % count) for n in range(count)]
@@ -371,6 +378,7 @@ async def _receivers(
                 "project": server.project_id,
                 "connections": share,
                 "per_connection": per_connection,
+                "query": query,
             }
             logs.append(directory / f"receiver-{secrets.token_hex(3)}.log")
             with logs[-1].open("wb") as log:
@@ -385,7 +393,7 @@ async def _receivers(
                         stderr=log,
                     )
                 )
-        await group.ready()
+        await group.ready(ready_within)
         yield group
     finally:
         await group.close()

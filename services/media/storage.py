@@ -241,17 +241,16 @@ class MediaLinks:
         (unix seconds; default: the clock). Does not check that the object exists."""
         moment = time.time() if now is None else now
         expires = math.ceil((moment + self.ttl) / self.bucket) * self.bucket
-        return self._link(key, expires)
+        return self._link(expires, key)
 
     def signer(self, *, now: float | None = None) -> Callable[[str], str]:
         """`url_for` with the clock read once, for a response that signs many keys:
         key -> the same URL `url_for(key, now=now)` gives."""
         moment = time.time() if now is None else now
         expires = math.ceil((moment + self.ttl) / self.bucket) * self.bucket
-        link = self._link
-        return lambda key: link(key, expires)
+        return functools.partial(self._link, expires)
 
-    def _make_link(self, key: str, expires: int) -> str:
+    def _make_link(self, expires: int, key: str) -> str:
         signature = self._signature(key, expires)
         return f"{self.public_url}/media/{quote(key)}?expires={expires}&signature={signature}"
 

@@ -11,6 +11,7 @@ events (`services.realtime.team_events`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -216,6 +217,83 @@ async def check_stream_cursor(session: AsyncSession, stream: Stream[Any], after:
 
 Opener = Callable[[], Any]  # an async context manager yielding an AsyncSession
 
+
+class Parked:
+    """A follower whose events a shared source delivers for now (see `Sharing`).
+
+    The source reads `last` (the number of the last event this follower has sent),
+    moves it on as it delivers, and asks `open()` before each event: closed once an
+    access notice came in for the follower or its next access check is due. A
+    source that cannot deliver (closed, or it stops) calls `finish(ended=False)`;
+    the follower then checks its access and reads on from the table after `last`
+    itself. `finish(ended=True)`: the stream ended after the last event delivered.
+    """
+
+    def __init__(
+        self,
+        last: int,
+        notices: Subscription,
+        check_at: float,
+        closer: contextlib.AbstractAsyncContextManager[Subscription],
+    ) -> None:
+        self.last = last
+        self.notices = notices
+        self._seen = notices.notices_received
+        self._check_at = check_at
+        self._closer = closer
+        self._clock = asyncio.get_running_loop().time
+        self.outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.on_leave: Callable[[bool], Awaitable[None]] | None = None
+        """Set by the source: stop delivering (and, if told, wait for what it queued)."""
+
+    def open(self) -> bool:
+        """Whether the source may deliver an event now: no notice waits, no check is due."""
+        return self.notices.notices_received == self._seen and self._clock() < self._check_at
+
+    def finish(self, *, ended: bool) -> None:
+        """Give the follower back (see the class)."""
+        if not self.outcome.done():
+            self.outcome.set_result(ended)
+
+    async def leave(self, *, drain: bool) -> None:
+        """The follower takes its delivery back; with `drain`, once what the source
+        queued for it has gone out. Its notices subscription closes."""
+        self.finish(ended=False)
+        try:
+            if self.on_leave is not None:
+                await self.on_leave(drain)
+        finally:
+            await self._closer.__aexit__(None, None, None)
+
+
+class Sharing(Protocol):
+    """How a follow takes part in sharing one feed between followers (api/fanout.py).
+
+    A follower offers itself to a source with `park` at points where its own checks
+    are current and it has sent everything up to `last`; a source (a follow started
+    `after=resume_from`, without a snapshot) says which event it is about to hand on.
+    `follow_stream` calls these; it works the same without any.
+    """
+
+    @property
+    def resume_from(self) -> int | None:
+        """For a source: the number it starts after (no snapshot); None for a follower."""
+
+    def ready(self, last: int) -> bool:
+        """Whether `park` would take a follower that has sent everything up to `last`
+        (cheap: asked at every point a follower could park)."""
+
+    def reached(self, sequence: int) -> None:
+        """A source is about to yield event `sequence`."""
+
+    def park(self, parked: Parked) -> bool:
+        """A follower offers to have its events delivered from now on; True if taken.
+
+        Called with no await between the follower's last check of its notices and
+        its leaving the bus, so nothing it must answer can slip in between.
+        """
+
+
 Allowed = bool | datetime
 """What an access check answers: False (access is gone), True, or an aware datetime:
 allowed until then (the token's expiry), when access ends by itself."""
@@ -258,6 +336,7 @@ async def follow_stream(
     allowed_until: datetime | None = None,
     snapshot_on_resume: bool = False,
     recheck_every: float = 60.0,
+    sharing: Sharing | None = None,
 ) -> AsyncGenerator[E, None]:
     """Every event of a stream, in order, each once, for as long as the caller reads.
 
@@ -283,7 +362,16 @@ async def follow_stream(
     whether replayed from the table or live, first passes that gate, which also
     sees a notice still waiting in the queue behind a long replay. When access
     is gone, AccessLost is raised; `still_allowed` may raise its own error instead.
+
+    Sharing (`sharing`, see `Sharing`): a follower whose checks are current and who
+    has read all there is may hand its delivery to a shared source; it then keeps
+    only a subscription to its access notices, and takes its delivery back (checking
+    access at once, reading on from the table) when a notice comes, a check is due,
+    or the source lets it go. A source reports what it follows, and starts after
+    `sharing.resume_from` without a snapshot.
     """
+    if sharing is not None and sharing.resume_from is not None:
+        after, snapshot_on_resume = sharing.resume_from, False
     async with session() as reading:
         if after is not None:
             await check_stream_cursor(reading, stream, after)
@@ -293,14 +381,21 @@ async def follow_stream(
     checks = _Checks(still_allowed, recheck_every, allowed_until, stream.what)
     first = True
     notices_lost = False
+    check_now = False
     while True:
+        parked: Parked | None = None
         async with bus.subscribe(stream.channel, access_channel(user_id), notices=_NOTICES) as live:
             checks.watch(live, notices_lost=notices_lost)
+            if check_now:  # taken back from a shared source: answer what it left unanswered
+                await checks.run()
+                check_now = False
             if first and (last == -1 or snapshot_on_resume):
                 if last == -1:
                     async with session() as reading:
                         last = await stream.last_sequence(reading)
                 await checks.before_sending()
+                if sharing is not None:
+                    sharing.reached(last)
                 yield stream.snapshot(last)
             first = False
             catch_up = True  # after (re)subscribing, the table first
@@ -310,10 +405,16 @@ async def follow_stream(
                         async for missed in _read_table(session, stream, last):
                             await checks.before_sending()
                             last = missed.sequence
+                            if sharing is not None:
+                                sharing.reached(last)
                             yield missed
                             if stream.is_end(missed):
                                 return
                         catch_up = False
+                    if sharing is not None and checks.current() and sharing.ready(last):
+                        parked = await _park(bus, user_id, sharing, checks, last)
+                        if parked is not None:
+                            break
                     message = await _next_message(live, checks.seconds_left())
                     if message is None or any(key in message for key in _NOTICES):
                         await checks.run()
@@ -322,11 +423,15 @@ async def follow_stream(
                     live_event = stream.from_message(message)
                     if stream.is_end(live_event):
                         await checks.before_sending()
+                        if sharing is not None:
+                            sharing.reached(live_event.sequence)
                         yield live_event
                         return
                     if live_event.sequence == last + 1:
                         await checks.before_sending()
                         last = live_event.sequence
+                        if sharing is not None:
+                            sharing.reached(last)
                         yield live_event
                     elif live_event.sequence > last + 1:
                         catch_up = True  # a gap: a publish was lost; the table has it
@@ -335,6 +440,51 @@ async def follow_stream(
                     "a subscriber of %s fell behind; reading on from the table", stream.channel
                 )
                 notices_lost = True
+        if parked is not None:
+            ended = False
+            try:
+                ended = await _parked(parked, checks)
+            except BaseException:
+                await parked.leave(drain=False)
+                raise
+            await parked.leave(drain=True)  # its last frames go out before anything of its own
+            last = parked.last
+            if ended:
+                return
+            check_now = True
+
+
+async def _park(
+    bus: EventBus, user_id: int, sharing: Sharing, checks: _Checks, last: int
+) -> Parked | None:
+    """Offer the follower to the shared source: its Parked (holding a subscription to
+    the user's access notices) if taken, None if not."""
+    closer = bus.subscribe(access_channel(user_id), notices=_NOTICES)
+    subscription = await closer.__aenter__()
+    # Subscribed to the notices before leaving the follower's own subscription, and
+    # none waits unanswered there: every notice from now on reaches `subscription`.
+    if checks.current():
+        parked = Parked(last, subscription, checks.check_at, closer)
+        if sharing.park(parked):
+            return parked
+    await closer.__aexit__(None, None, None)
+    return None
+
+
+async def _parked(parked: Parked, checks: _Checks) -> bool:
+    """Wait while the source delivers: True when the stream ended, False to read on
+    (a notice came, a check is due, or the source let the follower go)."""
+    waiter: asyncio.Future[Any] = asyncio.ensure_future(parked.notices.get())
+    outcome: asyncio.Future[Any] = parked.outcome
+    try:
+        await asyncio.wait(
+            [outcome, waiter],
+            timeout=max(0.0, checks.seconds_left()),
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+    finally:
+        waiter.cancel()
+    return parked.outcome.done() and parked.outcome.result()
 
 
 _NOTICES = ("access", "resync")
@@ -378,6 +528,18 @@ class _Checks:
     def seconds_left(self) -> float:
         """Seconds until the next check is due (0 or less: due now)."""
         return self._check_at - self._clock()
+
+    @property
+    def check_at(self) -> float:
+        """When the next check is due, on the event loop's clock."""
+        return self._check_at
+
+    def current(self) -> bool:
+        """Whether the last check still holds: none is due, no notice waits unanswered."""
+        live = self._live
+        return self.seconds_left() > 0 and (
+            live is None or live.notices_received == self._notices_seen
+        )
 
     async def run(self) -> None:
         """Check access now; raises AccessLost (or what `still_allowed` raises) if it is gone."""

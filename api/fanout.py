@@ -1,0 +1,377 @@
+"""Subscriptions shared over graphql-transport-ws: one execution and one encoded frame per
+event for every subscriber of the same operation, variables and user.
+
+Each subscription starts on its own, exactly as an unshared one: signed in, checked,
+limited, its first message (a snapshot, or a replay after `after`) its own. Once it
+has sent everything there is and its access checks are current, its feed
+(`services.realtime.feed.follow_stream`) parks it with the group of its key:
+
+- the key is the document, the operation name, the variables and the user. Rights
+  in this API are a user's (their teams and roles), never a token's, so one user's
+  subscribers see the same result; two users never share a frame;
+- the group runs the subscription once more, as a source that starts after the
+  first subscriber's last event (no snapshot), executes each event once, encodes
+  the `next` payload once, and writes `{"id":<id>,"type":"next","payload":...}`
+  to each parked subscriber, only the id spliced in;
+- before each frame it asks the subscriber's own gate (`feed.Parked.open`): a
+  subscriber for whom an access notice came in (a logout, a change of team) or
+  whose next check is due (its token's expiry, the periodic check) is handed back
+  instead: it checks at once as an unshared one does, reads on from the events
+  table after the last frame it was sent, and may park again later;
+- a subscriber whose socket does not keep up (`OUTBOX` frames queued) is handed
+  back too, and reads on from the table when its queue has gone out: memory
+  stays bounded and nothing is lost, as with the bus's own cut-off;
+- when the source's stream ends (the project deleted, the shot deleted) its
+  subscribers end with it after its last frame; when it fails (its own access
+  check, an error before any data) they are handed back and decide for themselves.
+
+So the database is read once per event and group, whatever the number of
+subscribers, and each subscriber costs a gate check and a socket write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import json
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any
+
+from strawberry.schema.base import BaseSchema
+from strawberry.types.execution import ExecutionResult, PreExecutionError
+from strawberry.utils.aio import aclosing
+
+from schema.context import Context, signed_in
+from services.realtime.feed import Parked
+
+logger = logging.getLogger("studio.fanout")
+
+OUTBOX = 256
+"""Frames a subscriber's socket may have waiting before it is handed back (like the
+bus's `queue_size`)."""
+
+EMPTY_FOR = 10.0
+"""Seconds a group with no subscriber waits for one before it stops."""
+
+FAILED_FOR = 5.0
+"""Seconds after a group failed before its key gets another (its subscribers go on
+unshared meanwhile), so a failure that repeats costs little."""
+
+Key = tuple[str, str | None, str, int]
+Send = Callable[[str], Coroutine[Any, Any, None]]
+
+
+def group_key(
+    query: str, operation_name: str | None, variables: dict[str, object] | None, user_id: int
+) -> Key:
+    """The key subscribers share a group by: document, operation name, variables, user."""
+    canonical = json.dumps(variables or {}, sort_keys=True, separators=(",", ":"))
+    return (query, operation_name, canonical, user_id)
+
+
+class FanOut:
+    """The groups of this process, by key. One per app (the GraphQL view holds it)."""
+
+    def __init__(self, schema: BaseSchema) -> None:
+        self._schema = schema
+        self._groups: dict[Key, _Group] = {}
+        self._failed: dict[Key, float] = {}
+
+    @property
+    def groups(self) -> int:
+        """Groups running now."""
+        return len(self._groups)
+
+    def follower(
+        self,
+        key: Key,
+        operation_id: str,
+        send: Send,
+        context: Context,
+        query: str,
+        variables: dict[str, object] | None,
+        operation_name: str | None,
+    ) -> Follower:
+        """The sharing part of one subscription (`Context.sharing`): `send` writes a
+        text frame to its socket."""
+        return Follower(self, key, operation_id, send, context, query, variables, operation_name)
+
+    def _group_for(self, follower: Follower, last: int) -> _Group | None:
+        group = self._groups.get(follower.key)
+        if group is None or group.closed:
+            now = asyncio.get_running_loop().time()
+            if self._failed.get(follower.key, now) > now:
+                return None
+            self._failed.pop(follower.key, None)
+            group = _Group(self, follower, last)
+            self._groups[follower.key] = group
+        return group
+
+    def _discard(self, group: _Group, *, failed: bool = False) -> None:
+        if self._groups.get(group.key) is group:
+            del self._groups[group.key]
+        if failed:
+            now = asyncio.get_running_loop().time()
+            if len(self._failed) > 1000:  # forget the keys whose wait is over
+                self._failed = {key: until for key, until in self._failed.items() if until > now}
+            self._failed[group.key] = now + FAILED_FOR
+
+
+class Follower:
+    """One subscription's side of sharing (a `feed.Sharing` follower): parks with its
+    group, and writes the group's frames to its socket with its id spliced in."""
+
+    resume_from: int | None = None
+
+    def __init__(
+        self,
+        fanout: FanOut,
+        key: Key,
+        operation_id: str,
+        send: Send,
+        context: Context,
+        query: str,
+        variables: dict[str, object] | None,
+        operation_name: str | None,
+    ) -> None:
+        self.fanout = fanout
+        self.key = key
+        self.context = context
+        self.query, self.variables, self.operation_name = query, variables, operation_name
+        self._send = send
+        self._prefix = '{"id":' + json.dumps(operation_id) + ',"type":"next","payload":'
+        self._parked: Parked | None = None
+        self._group: _Group | None = None
+        self._outbox: collections.deque[str] = collections.deque()
+        self._writer: asyncio.Future[None] | None = None
+
+    def reached(self, sequence: int) -> None:
+        """A follower reports nothing: only a source does."""
+
+    def ready(self, last: int) -> bool:
+        """Whether its group (made now if there is none) takes it after `last`."""
+        group = self.fanout._group_for(self, last)
+        return group is not None and group.accepts(last)
+
+    def park(self, parked: Parked) -> bool:
+        """Join the group: from now on its frames are written for this subscription."""
+        group = self.fanout._group_for(self, parked.last)
+        if group is None or not group.accepts(parked.last):
+            return False
+        self._parked, self._group = parked, group
+        parked.on_leave = self._leave
+        group.add(self)
+        return True
+
+    def deliver(self, text: str, position: int) -> None:
+        """Write the group's payload `text` for event `position`, unless the subscriber
+        has it already, or its gate is closed (then it is handed back)."""
+        parked = self._parked
+        if parked is None or position <= parked.last:
+            return
+        if not parked.open():
+            self._hand_back()
+            return
+        parked.last = position
+        frame = self._prefix + text + "}"
+        if self._writer is not None:
+            self._outbox.append(frame)
+            if len(self._outbox) >= OUTBOX:
+                self._hand_back()  # what is queued still goes out first
+            return
+        try:
+            pending = _eager(self._send(frame))
+        except Exception:  # the socket is gone: its handler ends the operation
+            self._hand_back()
+            return
+        if pending is not None:
+            self._writer = asyncio.ensure_future(self._drain(pending))
+
+    def release(self, *, ended: bool) -> None:
+        """The group stops: its stream ended (`ended`), or it failed."""
+        parked = self._parked
+        if parked is not None:
+            parked.finish(ended=ended)
+
+    def _hand_back(self) -> None:
+        if self._group is not None:
+            self._group.remove(self)
+        if self._parked is not None:
+            self._parked.finish(ended=False)
+
+    async def _drain(self, pending: Awaitable[None]) -> None:
+        try:
+            await pending
+            while self._outbox:
+                await self._send(self._outbox.popleft())
+        except Exception:
+            self._outbox.clear()
+            self._hand_back()
+        finally:
+            self._writer = None
+
+    async def _leave(self, drain: bool) -> None:
+        if self._group is not None:
+            self._group.remove(self)
+        self._group, self._parked = None, None
+        writer = self._writer
+        if writer is None:
+            return
+        if drain:
+            await asyncio.shield(writer)
+        else:
+            self._outbox.clear()
+            writer.cancel()
+
+
+class _Source:
+    """A group's own subscription's side of sharing (a `feed.Sharing` source)."""
+
+    def __init__(self, group: _Group, after: int) -> None:
+        self.group = group
+        self.resume_from: int | None = after
+
+    def reached(self, sequence: int) -> None:
+        self.group.position = sequence
+
+    def ready(self, last: int) -> bool:
+        return False
+
+    def park(self, parked: Parked) -> bool:
+        return False
+
+
+class _Group:
+    """Subscribers of one key, and the one subscription that executes for them all."""
+
+    def __init__(self, fanout: FanOut, first: Follower, after: int) -> None:
+        self.fanout = fanout
+        self.key = first.key
+        self.after = after
+        self.position = after
+        self.last_frame = after
+        self.closed = False
+        self.executions = 0
+        self._members: dict[int, Follower] = {}
+        self._empty: asyncio.TimerHandle | None = None
+        self._task = asyncio.ensure_future(self._run(first))
+        self._schedule_stop()
+
+    def accepts(self, last: int) -> bool:
+        """Whether a follower that has sent all up to `last` misses nothing by joining."""
+        return not self.closed and self.after <= last and self.last_frame <= last
+
+    def add(self, follower: Follower) -> None:
+        self._members[id(follower)] = follower
+        if self._empty is not None:
+            self._empty.cancel()
+            self._empty = None
+
+    def remove(self, follower: Follower) -> None:
+        self._members.pop(id(follower), None)
+        if not self._members:
+            self._schedule_stop()
+
+    def _schedule_stop(self) -> None:
+        if self._empty is None and not self.closed:
+            self._empty = asyncio.get_running_loop().call_later(EMPTY_FOR, self._stop_if_empty)
+
+    def _stop_if_empty(self) -> None:
+        self._empty = None
+        if not self._members and not self.closed:
+            self.closed = True
+            self.fanout._discard(self)
+            self._task.cancel()
+
+    async def _run(self, first: Follower) -> None:
+        ended = stopped = False
+        try:
+            ended = await self._execute(first)
+        except asyncio.CancelledError:
+            stopped = True
+        except Exception:
+            logger.exception("a shared subscription failed; its subscribers go on unshared")
+        finally:
+            self.closed = True
+            self.fanout._discard(self, failed=not (ended or stopped))
+            if self._empty is not None:
+                self._empty.cancel()
+            members, self._members = list(self._members.values()), {}
+            for follower in members:
+                follower.release(ended=ended)
+
+    async def _execute(self, first: Follower) -> bool:
+        """Run the subscription for the group; True if its stream ended by itself."""
+        own = first.context
+        # The followers' subscriptions are counted against the limits; this one is not.
+        resources = dataclasses.replace(own.resources, limits=None)
+        context = await signed_in(resources, own.token)
+        if context.actor is None:
+            return False
+        context.address = own.address
+        context.sharing = _Source(self, self.after)
+        schema = first.fanout._schema
+        source = await schema.subscribe(
+            first.query,
+            variable_values=first.variables,
+            context_value=context,
+            operation_name=first.operation_name,
+        )
+        async with aclosing(source):
+            async for result in source:
+                if isinstance(result, PreExecutionError) or result.data is None:
+                    return False  # each follower finds out for itself
+                self._distribute(result)
+        return True
+
+    def _distribute(self, result: ExecutionResult) -> None:
+        self.executions += 1
+        payload: dict[str, object] = {"data": result.data}
+        if result.errors:
+            payload["errors"] = [error.formatted for error in result.errors]
+        if result.extensions:
+            payload["extensions"] = result.extensions
+        text = json.dumps(payload, separators=(",", ":"))
+        position = self.position
+        for follower in list(self._members.values()):
+            follower.deliver(text, position)
+        self.last_frame = position
+
+
+def _eager(coroutine: Coroutine[Any, Any, None]) -> Awaitable[None] | None:
+    """Run `coroutine` now, up to its first wait: None if it finished without one
+    (a socket write that did not have to wait), else a task running the rest.
+
+    Writing to a thousand sockets then costs a thousand calls, not a thousand tasks.
+    """
+    try:
+        waiting = coroutine.send(None)
+    except StopIteration:
+        return None
+    return asyncio.ensure_future(_Rest(coroutine, waiting))
+
+
+class _Rest:
+    """The rest of a coroutine that `_eager` started and that now waits on `waiting`."""
+
+    def __init__(self, coroutine: Coroutine[Any, Any, None], waiting: Any) -> None:
+        self._coroutine = coroutine
+        self._waiting = waiting
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        waiting = self._waiting
+        while True:
+            try:
+                sent = yield waiting
+            except BaseException as error:  # cancelled, or thrown in: pass it on
+                try:
+                    waiting = self._coroutine.throw(error)
+                except StopIteration:
+                    return
+                continue
+            try:
+                waiting = self._coroutine.send(sent)
+            except StopIteration:
+                return

@@ -268,7 +268,7 @@ async def test_same_named_fragments_of_many_documents_never_borrow_a_plan(db: Da
     owner = await account(db)
     project_id = await project(db, owner, title="Fragments")
     fields = ["title", "prompt", "status", "scenes { id }", "progress { totalShots }"]
-    expected = {
+    expected: dict[str, Any] = {
         "title": "Fragments",
         "prompt": "A rainy night market",
         "status": None,

@@ -198,8 +198,11 @@ async def test_like_subscribers_share_one_execution_and_reads_stay_flat(server: 
         twenty_one, got = await rename_and_receive(server, owner, scene_id, crowd)
         assert server.executions() == before + 1  # one execution for 21 subscribers
         assert len({event["sequence"] for event in got}) == 1
-        # The same statements per event for 1 subscriber and for 21: none per subscriber.
-        assert len(twenty_one) == len(one), (one, twenty_one)
+        # The same statements per event for 1 subscriber and for 21: none per subscriber
+        # (reads per subscriber would add 20 or more). The window also sees the server's
+        # own background reads (a subscriber's periodic access check, the engine's poll),
+        # which may fall into either window: at most two such are allowed for.
+        assert len(twenty_one) <= len(one) + 2, (one, twenty_one)
 
 
 async def test_users_never_share_a_frame(server: Running) -> None:

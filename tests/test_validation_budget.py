@@ -64,15 +64,27 @@ BOMBS: dict[str, Callable[[], str]] = {
 
 
 @pytest.mark.parametrize("shape", list(BOMBS))
-async def test_costly_documents_are_refused_before_validation(shape: str) -> None:
-    started = time.perf_counter()
+async def test_costly_documents_are_refused_before_validation(
+    shape: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refusing walks at most MAX_VALIDATION_WORK steps; graphql-core's validation (which
+    took up to seconds on these) never runs. Counted, not timed: a loaded machine makes
+    any time bound flaky."""
+    import strawberry.schema.schema as strawberry_schema
+
+    validated: list[object] = []
+    original = strawberry_schema.validate  # type: ignore[attr-defined]
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        validated.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(strawberry_schema, "validate", counting)
     result = await schema.execute(BOMBS[shape]())
-    elapsed = time.perf_counter() - started
     assert result.data is None
     assert result.errors is not None
     assert [error.extensions for error in result.errors] == [{"code": "TOO_COMPLEX"}], shape
-    # Refusing walks at most MAX_VALIDATION_WORK steps (validating took up to seconds).
-    assert elapsed < 1.0, (shape, elapsed)
+    assert validated == []
 
 
 def _readme_queries() -> list[str]:

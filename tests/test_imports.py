@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -314,6 +315,32 @@ async def test_client_urls_inside_are_recorded_then_refused_with_one_message(
         for image in done:
             assert (await image_row(studio, image["id"])).storage_key is None
         assert len(host.seen()) == before, "nothing inside was ever requested"
+
+
+async def test_a_refused_copy_is_logged_without_the_secrets_of_its_url(
+    db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A URL's query, fragment and user info can hold a secret (a signed link's signature,
+    a client's token); the warning about a refused copy names the host and path only."""
+    secret = "s3cr3t-7d1f"
+    url = f"http://user:{secret}@127.0.0.1:9/still.png?token={secret}&signature={secret}#{secret}"
+    with caplog.at_level(logging.WARNING, logger="studio.generation"):
+        async with running(db, tmp_path) as studio:
+            ann = await account(db)
+            shot_id = await new_shot(studio, ann)
+            payload = await import_images(
+                studio, ann, shot_id, [{"variantNumber": 0, "status": "COMPLETE", "imageUrl": url}]
+            )
+            assert payload["userErrors"] == []
+            image_id = payload["images"][0]["id"]
+
+            async def refused() -> bool | None:
+                return (await image_row(studio, image_id)).error == IMPORT_COPY_FAILED or None
+
+            await eventually(refused, within=30, what="the copy to be refused")
+    warnings = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert any("http://127.0.0.1:9/still.png" in line for line in warnings), warnings
+    assert not [line for line in caplog.messages if secret in line]
 
 
 async def test_an_image_without_our_copy_is_never_refined_or_animated(

@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import or_
 from sqlmodel import col, select
@@ -186,7 +187,11 @@ class OutputCopying:
             fetched = await fetcher.fetch(url, expect=expect)
         except FetchError as error:
             logger.warning(
-                "copy of %s %d from %r failed: %s", table.__tablename__, row_id, url, error.reason
+                "copy of %s %d from %r failed: %s",
+                table.__tablename__,
+                row_id,
+                _loggable(url),
+                error.reason,
             )
             await self._copy_failed(table, row_id, error, source=None if imported else url)
             return
@@ -300,3 +305,18 @@ def _copy_error(error: FetchError, tries: int) -> str:
         "The provider's output could not be stored: it is not a downloadable image or "
         "video file of an accepted type and size."
     )
+
+
+def _loggable(url: str) -> str:
+    """`url` as it may be logged: its scheme, host, port and path only. A query, a
+    fragment or user info can hold a secret (our own signed links' signatures, a
+    client's token in an address it gave), and logs are read by more people than the
+    rows are."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<an unparsable URL>"
+    host = f"[{host}]" if ":" in host else host
+    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))

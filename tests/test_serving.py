@@ -30,7 +30,7 @@ from schema.loaders import ReadSession
 from services.accounts import accounts
 from services.database import Database, scratch_postgres_database
 from services.tables import UserRow
-from tests.conftest import ADMIN_URL
+from tests.conftest import ADMIN_URL, _unavailable
 from tests.factories import (
     Account,
     account,
@@ -75,7 +75,7 @@ async def own_postgres() -> AsyncIterator[Database]:
             finally:
                 await database.dispose()
     except (OSError, asyncpg.PostgresError) as error:
-        pytest.skip(f"PostgreSQL is not reachable ({error!r})")
+        _unavailable("PostgreSQL", error)
 
 
 async def terminate_every_backend(db: Database) -> int:

@@ -72,7 +72,7 @@ LIBRARY = """{ library(first: 100) { totalCount pageInfo { hasNextPage endCursor
 
 
 class _Unmeasured(Exception):
-    pass
+    """A figure that could not be measured; its message says why."""
 
 
 async def _execute(

@@ -1,12 +1,12 @@
 """What a client asked for below a compiled root, as a tree of plain field picks.
 
-`pick` walks a field's selection set as graphql-core would collect it (fragment
-spreads, inline fragments, `@skip`/`@include`, aliases, fields asked for twice
-merged under their response key, in the order of first appearance) against the
-catalogue of what `schema.compiled.sql` can compile (`COMPILABLE`). It answers
-None whenever the selection holds anything else (another field, an argument, an
-unknown directive, `@defer`): the caller then resolves the field as usual, field
-by field, so a compiled read never changes what a query may ask.
+`Walk.collect` walks a field's selection set as graphql-core would collect it
+(fragment spreads, inline fragments, `@skip`/`@include`, aliases, fields asked for
+twice merged under their response key, in the order of first appearance) against
+the catalogue of what `schema.compiled.sql` can compile (`COMPILABLE`). It raises
+NotCompilable whenever the selection holds anything else (another field, an
+argument, an unknown directive, `@defer`): the caller then resolves the field as
+usual, field by field, so a compiled read never changes what a query may ask.
 
 The selection is already validated when a resolver sees it (types, arguments,
 fragment cycles, same-named fields), so only what validation lets through is
@@ -259,20 +259,3 @@ class Walk:
                     self._gather(type_name, fragment.selection_set, fields, visited)
             else:  # pragma: no cover - the grammar has no other selection
                 raise NotCompilable(type(selection).__name__)
-
-
-def pick(
-    type_name: str,
-    field_nodes: Iterable[FieldNode],
-    fragments: Mapping[str, FragmentDefinitionNode],
-    variables: Mapping[str, Any],
-) -> tuple[tuple[Pick, ...] | None, frozenset[str]]:
-    """The merged picks below `field_nodes` (the nodes of one field of type `type_name`),
-    None when anything asked for is outside `COMPILABLE`; and either way the names of
-    the variables that decided it (other values of those may give another answer)."""
-    walk = Walk(fragments, variables, set())
-    try:
-        picks = walk.collect(type_name, [n.selection_set for n in field_nodes if n.selection_set])
-    except NotCompilable:
-        return None, frozenset(walk.read)
-    return picks, frozenset(walk.read)

@@ -1,7 +1,7 @@
 """One SQL statement that builds a whole storyboard selection as JSON, on either engine.
 
-`compile_project` turns the picks of a `project` field (see `schema.compiled.plan`)
-into one statement whose only value is the JSON text of that project's tree: each
+`compile_root` turns the picks of a compiled root (see `schema.compiled.plan`) into
+one statement whose values are the JSON text of each row's tree: each
 object a JSON array of its values in the order of its picks (the pass in
 `schema.compiled.finish` names them with the response keys), lists in the order
 the field-by-field resolvers give (scenes by number, shots by number, iterations by
@@ -141,10 +141,6 @@ class _Compiler:
                 value = builder(self, p, t)
             values.append(value)
         return self.dialect.obj(values)
-
-
-def _column(name: str) -> Callable[[_Compiler, Pick, str], str]:
-    return lambda _c, _p, t: f"{t}.{name}"
 
 
 def _project(c: _Compiler, p: Pick, t: str) -> str:
@@ -430,10 +426,3 @@ def compile_root(
         f"SELECT {root}.id, {dialect.text(compiler.build(type_name, picks, root))} "
         f"FROM {table} {root} WHERE {root}.id IN :ids AND {condition.format(t=root)}"
     )
-
-
-def compile_project(dialect: Dialect, picks: tuple[Pick, ...]) -> str:
-    """The statement for projects' picks: binds `:ids` and `:team_ids` (the reader's
-    teams), both expanding; a row (id, JSON text) per project of those that exists in
-    one of those teams. Raises TooWide."""
-    return compile_root(dialect, "Project", picks, "projects", "{t}.team_id IN :team_ids")

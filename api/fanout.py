@@ -39,6 +39,8 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
+from starlette.types import ASGIApp, Message, Receive, Scope
+from starlette.types import Send as ASGISend
 from strawberry.schema.base import BaseSchema
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
@@ -60,7 +62,31 @@ FAILED_FOR = 5.0
 unshared meanwhile), so a failure that repeats costs little."""
 
 Key = tuple[str, str | None, str, int]
-Send = Callable[[str], Coroutine[Any, Any, None]]
+Send = Callable[[Message], Coroutine[Any, Any, None]]
+
+TRANSPORT_SEND = "studio.transport_send"
+"""The scope key under which `TransportSend` keeps the server's own ASGI `send`."""
+
+
+class TransportSend:
+    """ASGI middleware, outside every other that sees WebSockets: keeps the server's
+    own `send` in a WebSocket's scope (`TRANSPORT_SEND`), for `Follower` to write
+    shared frames with.
+
+    A shared `next` frame goes to a thousand sockets per event; through Starlette's
+    `WebSocket.send` and each middleware's wrapper it costs about a tenth more CPU
+    per subscriber than written directly. None of them needs to see those frames:
+    `api.limits.UnsignedWebSocketCap` watches for `connection_ack` only, which, as
+    the handshake, every unshared frame and the close, still goes through them all.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
+        if scope["type"] == "websocket":
+            scope[TRANSPORT_SEND] = send
+        await self.app(scope, receive, send)
 
 
 def group_key(
@@ -94,8 +120,8 @@ class FanOut:
         variables: dict[str, object] | None,
         operation_name: str | None,
     ) -> Follower:
-        """The sharing part of one subscription (`Context.sharing`): `send` writes a
-        text frame to its socket."""
+        """The sharing part of one subscription (`Context.sharing`): `send` is its
+        socket's ASGI send (`TRANSPORT_SEND`, or the WebSocket's own)."""
         return Follower(self, key, operation_id, send, context, query, variables, operation_name)
 
     def _group_for(self, follower: Follower, last: int) -> _Group | None:
@@ -144,7 +170,7 @@ class Follower:
         self._prefix = '{"id":' + json.dumps(operation_id) + ',"type":"next","payload":'
         self._parked: Parked | None = None
         self._group: _Group | None = None
-        self._outbox: collections.deque[str] = collections.deque()
+        self._outbox: collections.deque[Message] = collections.deque()
         self._writer: asyncio.Future[None] | None = None
 
     def reached(self, sequence: int) -> None:
@@ -175,7 +201,7 @@ class Follower:
             self._hand_back()
             return
         parked.last = position
-        frame = self._prefix + text + "}"
+        frame = {"type": "websocket.send", "text": self._prefix + text + "}"}
         if self._writer is not None:
             self._outbox.append(frame)
             if len(self._outbox) >= OUTBOX:

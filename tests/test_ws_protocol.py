@@ -49,7 +49,7 @@ class _Recording(PerMessageDeflate):
         compressed = frame.rsv1
         decoded = super().decode(frame, max_size=max_size)
         if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
-            self.seen.append((compressed, decoded.data.decode()))
+            self.seen.append((compressed, bytes(decoded.data).decode()))
         return decoded
 
 

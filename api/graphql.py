@@ -32,7 +32,7 @@ from api.fanout import FanOut
 from api.graphiql import graphiql_response
 from api.state import app_state
 from api.websocket import BAD_MESSAGE, GraphQLWSHandler, SignInRefused, TransportWSHandler
-from schema.context import Context, Resources, signed_in, signed_in_by
+from schema.context import TOKEN_REFUSED, Context, Resources, signed_in, signed_in_by
 from schema.error_codes import TOKEN_INVALID, UNAUTHENTICATED
 from schema.operations import OperationNotChosen
 from services import decoding
@@ -261,7 +261,7 @@ class StudioGraphQL(GraphQL[Context, None]):
         if signed.actor is None:
             raise SignInRefused(
                 TOKEN_INVALID,
-                "That token is malformed, unknown, expired or revoked: sign in again.",
+                TOKEN_REFUSED,
             )
         context.actor, context.token = signed.actor, signed.token
         return UnsetType()

@@ -76,13 +76,13 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
 from api.fanout import TRANSPORT_SEND, FanOut, group_key
-from schema.context import Context, signed_in
+from schema.context import TOKEN_REFUSED, Context, signed_in
 from schema.error_codes import TOKEN_INVALID, UNAUTHENTICATED
 
 BAD_MESSAGE = 4400
 FORBIDDEN = 4403
 INIT_TIMEOUT = 4408  # graphql-transport-ws's code for it, used on graphql-ws as well
-_SIGNED_OUT = f"{TOKEN_INVALID}: the token was revoked or has expired; sign in again"
+_SIGNED_OUT = f"{TOKEN_INVALID}: {TOKEN_REFUSED}"
 
 
 class SignInRefused(Exception):

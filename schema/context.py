@@ -29,6 +29,13 @@ from services.realtime.bus import EventBus
 from services.realtime.feed import Sharing
 from services.request_limits.policy import Limits
 
+TOKEN_REFUSED = (
+    "That token is malformed, unknown, expired or revoked: "  # noqa: S105 (a message)
+    "sign in again (logIn) for a new one."
+)
+"""What a token that signs no one in (TOKEN_INVALID) is told, on every transport: over
+HTTP and SSE as the error's message, on a WebSocket in the 4403 close reason."""
+
 
 class NotAuthenticated(GraphQLError):
     """A top-level error: the operation needs a valid bearer token.
@@ -39,11 +46,7 @@ class NotAuthenticated(GraphQLError):
 
     def __init__(self, *, token_refused: bool = False) -> None:
         if token_refused:
-            super().__init__(
-                "That token is malformed, unknown, expired or revoked: "
-                "sign in again (logIn) for a new one.",
-                extensions={"code": TOKEN_INVALID},
-            )
+            super().__init__(TOKEN_REFUSED, extensions={"code": TOKEN_INVALID})
         else:
             super().__init__(
                 "Sign in first: send `Authorization: Bearer <token>` (from signUp or logIn).",

@@ -32,6 +32,7 @@ from api.graphiql import SCRIPTS, STYLES, VENDORED_FILES, graphiql_page, page_ht
 from api.page_headers import content_security_policy
 from api.settings import Settings
 from api.static import static_mounts
+from schema.context import TOKEN_REFUSED
 from tests.emulator_harness import ThreadedServer
 from tests.servers import StudioServer, studio_env
 from tests.web_harness import CHROMIUM_ARGS, PASSWORD, RECORD_VIOLATIONS, chromium
@@ -579,7 +580,7 @@ async def test_graphiql_keeps_the_headers_across_reloads_edits_and_tabs(
         (
             '{"Authorization": "Bearer sbs_not-a-token"}',
             "TOKEN_INVALID",
-            "That token is malformed, unknown, expired or revoked: sign in again.",
+            TOKEN_REFUSED,
         ),
     ],
     ids=["no token", "bad token"],

@@ -397,6 +397,10 @@ async def test_an_image_without_our_copy_is_never_refined_or_animated(
         assert [(e["code"], e["field"]) for e in whole["userErrors"]] == [
             ("IMAGE_NOT_STORED", ["projectId"])
         ]
+        # It says which master: the storyboard's only shot.
+        assert (
+            "The master image of scene 1, shot 1 has no copy" in whole["userErrors"][0]["message"]
+        )
         await asyncio.sleep(0.3)
         assert await predictions(studio) == []
         async with db.session() as session:

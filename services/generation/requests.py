@@ -44,6 +44,7 @@ from services.storyboard.shots import shot_for_write
 from services.tables import (
     GenerationStatus,
     ProjectRow,
+    SceneRow,
     ShotImageRow,
     ShotRow,
     StoryboardSelectionRow,
@@ -252,16 +253,28 @@ async def animate_storyboard(
             )
         )
     ).all()
-    unstored = len({s.selected_image_id for s in chosen_rows} - set(masters))
+    unstored = {s.selected_image_id for s in chosen_rows} - set(masters)
     if unstored:
-        raise InvalidInput(
-            (
-                "1 master image to animate has no copy in the studio's storage yet"
-                if unstored == 1
-                else f"{unstored} master images to animate have no copy in the studio's storage yet"
+        places = (
+            await session.exec(
+                select(SceneRow.scene_number, ShotRow.shot_number)
+                .join(SceneRow, col(SceneRow.id) == col(ShotRow.scene_id))
+                .where(
+                    col(ShotRow.id).in_(
+                        [s.shot_id for s in chosen_rows if s.selected_image_id in unstored]
+                    )
+                )
+                .order_by(col(SceneRow.scene_number), col(ShotRow.shot_number))
             )
-            + " (an imported image is copied from its URL in the background, and that "
-            "copy may have failed); only a stored image can be animated.",
+        ).all()
+        named = "; ".join(f"scene {scene}, shot {shot}" for scene, shot in places[:5])
+        if len(places) > 5:
+            named += f" and {len(places) - 5} more"
+        raise InvalidInput(
+            f"The master image of {named} has no copy in the studio's storage (an imported "
+            "image is copied from its URL in the background, and that copy may have "
+            "failed: its `error` says why); only a stored image can be animated. Choose "
+            "a generated or stored image as the master, or import the image again.",
             code="IMAGE_NOT_STORED",
             field=("projectId",),
         )

@@ -799,6 +799,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         args.run(args)
+        sys.stdout.flush()  # here, so that a reader gone away is met below
+    except BrokenPipeError:
+        # The reader of our output stopped early (`studio schema | head`): no
+        # traceback; stdout goes to /dev/null so the interpreter's own flush at exit
+        # meets no closed pipe (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
     except SettingsError as error:
         # One `studio: SETTING: problem` line per problem; indented lines go on one.
         for line in str(error).splitlines():

@@ -8,9 +8,11 @@ that a test breaks on purpose belong to that test alone.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
 import sqlite3
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 from services.database import scratch_postgres_database
 from tests.conftest import ADMIN_URL
-from tests.servers import StudioServer, free_port, run_studio, studio_env
+from tests.servers import StudioServer, free_port, run_studio, studio_env, studio_executable
 
 pytestmark = pytest.mark.e2e
 
@@ -475,6 +477,25 @@ def test_schema_command_prints_the_committed_schema(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     committed = (REPO / "schema.graphql").read_text()
     assert result.stdout.strip() == committed.strip()
+
+
+def test_schema_command_into_a_pipe_closed_early_prints_no_traceback(tmp_path: Path) -> None:
+    # As `studio schema | head -1`: the reader takes one line and goes away.
+    reader_out, writer = os.pipe()
+    process = subprocess.Popen(
+        [str(studio_executable()), "schema"],
+        env=studio_env(),
+        cwd=tmp_path,
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(writer)
+    with os.fdopen(reader_out) as reader:
+        assert reader.readline()
+    _, stderr = process.communicate(timeout=60)
+    assert "Traceback" not in stderr, stderr
+    assert process.returncode == 1
 
 
 # -- faults are masked for clients and logged in full ----------------------------------------

@@ -177,8 +177,18 @@ def malformed(adapter: TypeAdapter[Any], message: object) -> str | None:
         adapter.validate_python(message)
     except ValidationError as error:
         first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"][1:]) or "message"
-        return close_reason(f"Invalid message: {where}: {first['msg']}")
+        kind, context = first["type"], first.get("ctx") or {}
+        if kind == "union_tag_not_found":
+            why = "a message is a JSON object with a `type`"
+        elif kind == "union_tag_invalid":
+            # The protocol's types first: the type sent is the client's and may be long.
+            why = f"the type is one of {context['expected_tags']}, not {context['tag']!r}"
+        elif kind == "model_attributes_type":
+            why = "a message is a JSON object"
+        else:
+            where = ".".join(str(part) for part in first["loc"][1:]) or "message"
+            why = f"{where}: {first['msg']}"
+        return close_reason(f"BAD_REQUEST: Invalid message: {why}")
     return None
 
 

@@ -233,6 +233,18 @@ async def test_graphql_ws_refuses_a_frame_that_is_not_a_json_object(
     assert [m["type"] for m in received] == ["connection_error"], received
 
 
+async def test_an_unknown_message_type_is_named_in_the_close_reason(
+    studio: StudioServer, owner: Api, project_id: str
+) -> None:
+    connection, _ = await open_socket(studio, owner, project_id, TRANSPORT_WS)
+    await connection.send(json.dumps({"type": "hello"}))
+    assert await everything_until_closed(connection) == ([], 4400)
+    assert connection.close_reason == (
+        "BAD_REQUEST: Invalid message: the type is one of 'connection_init', 'ping', 'pong', "
+        "'subscribe', 'complete', not 'hello'"
+    )
+
+
 async def test_a_malformed_message_costs_no_other_connection(
     studio: StudioServer, owner: Api, project_id: str
 ) -> None:

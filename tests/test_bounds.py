@@ -296,6 +296,7 @@ async def test_bounds_over_http_and_websocket(studio: StudioServer) -> None:
                 answer = json.loads(response.text, parse_constant=refuse_constant)
                 assert answer.get("data") is None, answer
                 assert [e["extensions"]["code"] for e in answer["errors"]] == ["BAD_REQUEST"]
+                assert answer["errors"][0]["message"] == f"{constant} is not a JSON number."
 
         async with await Socket.open(studio, api.token) as socket:
             for sequence in ("9" * 5000, str(2**70)):

@@ -124,7 +124,7 @@ class StudioGraphQL(GraphQL[Context, None]):
             document = data if isinstance(data, str) else ""
             raise json.JSONDecodeError(str(error), document, 0) from error
 
-    def parse_json(self, data: str | bytes) -> object:
+    def parse_json(self, data: str | bytes) -> Any:
         """`decode_json`'s value; HTTPException(400) saying what is wrong with the body
         (not JSON, NaN or 1e999, nested too deep) rather than Strawberry's one line."""
         try:
@@ -157,6 +157,7 @@ class StudioGraphQL(GraphQL[Context, None]):
         content_type = (request.content_type or "").partition(";")[0].strip().lower()
         transport = self._get_stream_transport_from_headers(request.headers)
         protocol: GraphQLRequestProtocol = transport.protocol if transport else "http"
+        data: object
         if request.method == "GET":
             data = self.parse_query_params(request.query_params)
         elif content_type == "application/json" or content_type.endswith("+json"):

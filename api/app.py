@@ -24,6 +24,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 import migrations
 from api.editor import EditorPage, editor_routes
 from api.embedded import embedded_emulator
+from api.fanout import TransportSend
 from api.graphiql import graphiql_page
 from api.graphql import StudioGraphQL
 from api.health import healthz, readyz
@@ -334,6 +335,8 @@ def create_app(
         middleware=[
             # First, so every answer under /media has nosniff and the CSP, a 429 included.
             Middleware(MediaHeaders),
+            # Outside every middleware that wraps a WebSocket's send (api/fanout.py).
+            Middleware(TransportSend),
             # Outermost: every answer (a 413, a 429, a probe's) closes a connection
             # whose body it did not wait for.
             Middleware(CloseUnreadBodies),

@@ -28,6 +28,7 @@ from api.settings import Settings, SettingsError, load_settings
 from api.state import AppState
 from api.urls import base_url, shown_url, url_host
 from api.vendor import VendorError
+from api.ws_protocol import StudioWebSocketProtocol
 from services.database import Database
 
 PRIVATE_DIRECTORY = 0o700
@@ -532,6 +533,9 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
         # The app believes forwarded headers from TRUSTED_PROXIES only (api/app.py);
         # uvicorn's own handling would believe 127.0.0.1 (or FORWARDED_ALLOW_IPS) too.
         "proxy_headers": False,
+        # uvicorn's websockets-sansio protocol, its small messages left uncompressed
+        # (api/ws_protocol.py).
+        "ws": StudioWebSocketProtocol,
         "ws_per_message_deflate": settings.websocket_compression,
         # A WebSocket message is held to the request-body cap, after decompression
         # (uvicorn's own default is 16 MiB).

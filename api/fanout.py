@@ -40,6 +40,8 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
+from starlette.types import ASGIApp, Message, Receive, Scope
+from starlette.types import Send as ASGISend
 from strawberry.schema.base import BaseSchema
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
@@ -65,7 +67,31 @@ FAILED_FOR = 5.0
 unshared meanwhile), so a failure that repeats costs little."""
 
 Key = tuple[str, str | None, str, int]
-Send = Callable[[str], Coroutine[Any, Any, None]]
+Send = Callable[[Message], Coroutine[Any, Any, None]]
+
+TRANSPORT_SEND = "studio.transport_send"
+"""The scope key under which `TransportSend` keeps the server's own ASGI `send`."""
+
+
+class TransportSend:
+    """ASGI middleware, outside every other that sees WebSockets: keeps the server's
+    own `send` in a WebSocket's scope (`TRANSPORT_SEND`), for `Follower` to write
+    shared frames with.
+
+    A shared `next` frame goes to a thousand sockets per event; through Starlette's
+    `WebSocket.send` and each middleware's wrapper it costs about a tenth more CPU
+    per subscriber than written directly. None of them needs to see those frames:
+    `api.limits.UnsignedWebSocketCap` watches for `connection_ack` only, which, as
+    the handshake, every unshared frame and the close, still goes through them all.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
+        if scope["type"] == "websocket":
+            scope[TRANSPORT_SEND] = send
+        await self.app(scope, receive, send)
 
 
 def group_key(
@@ -99,8 +125,8 @@ class FanOut:
         variables: dict[str, object] | None,
         operation_name: str | None,
     ) -> Follower:
-        """The sharing part of one subscription (`Context.sharing`): `send` writes a
-        text frame to its socket."""
+        """The sharing part of one subscription (`Context.sharing`): `send` is its
+        socket's ASGI send (`TRANSPORT_SEND`, or the WebSocket's own)."""
         return Follower(self, key, operation_id, send, context, query, variables, operation_name)
 
     def _group_for(self, follower: Follower, last: int) -> _Group | None:
@@ -202,8 +228,8 @@ class Follower:
         if pending is not None:
             self._writer = asyncio.ensure_future(self._drain(pending))
 
-    def _frame(self, text: str) -> str:
-        return self._prefix + text + "}"
+    def _frame(self, text: str) -> Message:
+        return {"type": "websocket.send", "text": self._prefix + text + "}"}
 
     def release(self, *, ended: bool) -> None:
         """The group stops: its stream ended (`ended`), or it failed."""

@@ -76,7 +76,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
-from api.fanout import FanOut, group_key
+from api.fanout import TRANSPORT_SEND, FanOut, group_key
 from schema.context import Context, signed_in
 from schema.error_codes import TOKEN_INVALID, UNAUTHENTICATED
 
@@ -285,7 +285,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         context.sharing = fanout.follower(
             key,
             operation.id,
-            socket.send_text,
+            socket.scope.get(TRANSPORT_SEND) or socket.send,
             context,
             operation.query,
             operation.variables,

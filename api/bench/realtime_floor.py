@@ -120,12 +120,15 @@ def floor_main() -> None:
     """The floor server process: port in argv[1]; uvicorn as `studio serve` configures it."""
     import uvicorn
 
+    from api.ws_protocol import StudioWebSocketProtocol
+
     uvicorn.run(
         _floor_app(),
         host="127.0.0.1",
         port=int(sys.argv[1]),
         log_level="warning",
         limit_concurrency=realtime.FILE_LIMIT - 200,
+        ws=StudioWebSocketProtocol,  # as `studio serve` (api/ws_protocol.py)
         ws_per_message_deflate=True,  # as WEBSOCKET_COMPRESSION's default
     )
 

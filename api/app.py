@@ -321,7 +321,9 @@ def create_app(
     proxies = settings.proxies
     return Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            # Every method reaches the view, which refuses all but GET and POST with 405
+            # and a JSON body (the router's own 405 is plain text).
+            Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
             Route("/webhooks/replicate", replicate_webhook, methods=["POST"]),
             Route("/media/{key:path}", media, methods=["GET", "HEAD"]),

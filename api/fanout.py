@@ -18,8 +18,9 @@ has sent everything there is and its access checks are current, its feed
   whose next check is due (its token's expiry, the periodic check) is handed back
   instead: it checks at once as an unshared one does, reads on from the events
   table after the last frame it was sent, and may park again later;
-- a subscriber whose socket does not keep up (`OUTBOX` frames queued) is handed
-  back too, and reads on from the table when its queue has gone out: memory
+- a subscriber whose socket does not keep up (`OUTBOX` frames or `OUTBOX_BYTES`
+  of payload queued, the group's own text rather than a copy) is handed back
+  too, and reads on from the table when its queue has gone out: memory
   stays bounded and nothing is lost, as with the bus's own cut-off;
 - when the source's stream ends (the project deleted, the shot deleted) its
   subscribers end with it after its last frame; when it fails (its own access
@@ -53,6 +54,10 @@ logger = logging.getLogger("studio.fanout")
 OUTBOX = 256
 """Frames a subscriber's socket may have waiting before it is handed back (like the
 bus's `queue_size`)."""
+
+OUTBOX_BYTES = 4 * 1024 * 1024
+"""Bytes of payload (ASCII JSON) a subscriber's socket may have waiting before it is
+handed back, however few the frames: a storyboard's frame can be hundreds of kB."""
 
 EMPTY_FOR = 10.0
 """Seconds a group with no subscriber waits for one before it stops."""
@@ -170,8 +175,16 @@ class Follower:
         self._prefix = '{"id":' + json.dumps(operation_id) + ',"type":"next","payload":'
         self._parked: Parked | None = None
         self._group: _Group | None = None
-        self._outbox: collections.deque[Message] = collections.deque()
+        # The group's payloads waiting for the socket: the text every subscriber shares,
+        # made a frame only when written, so a queue holds no copy of its own.
+        self._outbox: collections.deque[str] = collections.deque()
+        self._queued = 0
         self._writer: asyncio.Future[None] | None = None
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of the payloads waiting for this subscriber's socket."""
+        return self._queued
 
     def reached(self, sequence: int) -> None:
         """A follower reports nothing: only a source does."""
@@ -201,19 +214,22 @@ class Follower:
             self._hand_back()
             return
         parked.last = position
-        frame = {"type": "websocket.send", "text": self._prefix + text + "}"}
         if self._writer is not None:
-            self._outbox.append(frame)
-            if len(self._outbox) >= OUTBOX:
+            self._outbox.append(text)
+            self._queued += len(text)
+            if len(self._outbox) >= OUTBOX or self._queued >= OUTBOX_BYTES:
                 self._hand_back()  # what is queued still goes out first
             return
         try:
-            pending = _eager(self._send(frame))
+            pending = _eager(self._send(self._frame(text)))
         except Exception:  # the socket is gone: its handler ends the operation
             self._hand_back()
             return
         if pending is not None:
             self._writer = asyncio.ensure_future(self._drain(pending))
+
+    def _frame(self, text: str) -> Message:
+        return {"type": "websocket.send", "text": self._prefix + text + "}"}
 
     def release(self, *, ended: bool) -> None:
         """The group stops: its stream ended (`ended`), or it failed."""
@@ -231,9 +247,12 @@ class Follower:
         try:
             await pending
             while self._outbox:
-                await self._send(self._outbox.popleft())
+                text = self._outbox.popleft()
+                self._queued -= len(text)
+                await self._send(self._frame(text))
         except Exception:
             self._outbox.clear()
+            self._queued = 0
             self._hand_back()
         finally:
             self._writer = None
@@ -249,6 +268,7 @@ class Follower:
             await asyncio.shield(writer)
         else:
             self._outbox.clear()
+            self._queued = 0
             writer.cancel()
 
 

@@ -68,10 +68,11 @@ class RequestBody(BaseModel):
 
 
 def error_response(status_code: int, message: str) -> JSONResponse:
-    """A refused request, in the shape of a GraphQL response."""
+    """A refused request, in the shape of a GraphQL response (a 405 says what is allowed)."""
     return JSONResponse(
         {"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]},
         status_code=status_code,
+        headers={"Allow": "GET, POST"} if status_code == 405 else None,
     )
 
 

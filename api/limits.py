@@ -71,7 +71,14 @@ class BodySizeLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(
-            {"errors": [{"message": f"The request body is over {self.max_bytes} bytes."}]},
+            {
+                "errors": [
+                    {
+                        "message": f"The request body is over {self.max_bytes} bytes.",
+                        "extensions": {"code": "PAYLOAD_TOO_LARGE"},
+                    }
+                ]
+            },
             status_code=413,
         )
         await response(scope, receive, send)
@@ -127,7 +134,14 @@ class BodyReadTimeout:
             if response_started:
                 raise  # too late for a 408; the server drops the connection
             response = JSONResponse(
-                {"errors": [{"message": f"The request body took over {self.seconds:g} s."}]},
+                {
+                    "errors": [
+                        {
+                            "message": f"The request body took over {self.seconds:g} s.",
+                            "extensions": {"code": "REQUEST_TIMEOUT"},
+                        }
+                    ]
+                },
                 status_code=408,
                 headers={"Connection": "close"},
             )

@@ -46,6 +46,7 @@ from typing import Annotated, Any, Literal, cast
 
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from starlette.websockets import WebSocketDisconnected as SentAfterClose
 from strawberry.http.exceptions import (
     NonJsonMessageReceived,
     NonTextMessageReceived,
@@ -78,6 +79,11 @@ from strawberry.utils.aio import aclosing
 from api.fanout import TRANSPORT_SEND, FanOut, group_key
 from schema.context import TOKEN_REFUSED, Context, signed_in
 from schema.error_codes import TOKEN_INVALID, UNAUTHENTICATED
+
+# A message could not go out because the socket is gone: the client left (Strawberry's
+# WebSocketDisconnected), or a close was sent first (Starlette's, on a send after it).
+# A client leaving is no fault of the server: the operation just ends, unlogged.
+SOCKET_GONE = (WebSocketDisconnected, SentAfterClose)
 
 BAD_MESSAGE = 4400
 FORBIDDEN = 4403
@@ -266,6 +272,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             )
         except _OperationStreamClosed:
             return
+        except SOCKET_GONE:
+            self.operations.pop(operation.id, None)  # nothing more can reach the client
+            return
         except Exception as error:
             await self.handle_task_exception(error)
             with suppress(Exception):
@@ -429,6 +438,8 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
         except asyncio.CancelledError:
             with suppress(WebSocketDisconnected):
                 await self.send_message(LegacyCompleteMessage(type="complete", id=operation_id))
+        except SOCKET_GONE:
+            pass  # nothing more can reach the client
         finally:
             self.subscriptions.pop(operation_id, None)
             self.tasks.pop(operation_id, None)

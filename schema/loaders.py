@@ -61,6 +61,26 @@ class SharedLoader(DataLoader[K, V]):
         return asyncio.shield(super().load(key))
 
 
+async def _close(session: AsyncSession) -> None:
+    """Close the session, giving its connection back to the pool, to the end even when
+    the operation is cancelled meanwhile (its client left); the cancellation is raised
+    once it has closed. A close cut short mid-rollback left the pool to discard the
+    connection, which SQLAlchemy logs as an error with a traceback (its own
+    `async with` of a session closes the same way)."""
+    closing = asyncio.ensure_future(session.close())
+    cancelled: asyncio.CancelledError | None = None
+    while not closing.done():
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError as error:
+            if closing.cancelled():
+                raise
+            cancelled = error
+    closing.result()
+    if cancelled is not None:
+        raise cancelled
+
+
 class ReadSession:
     """The database session of one GraphQL operation, for its reads (its writes use
     `Database.transaction()`, as ever).
@@ -112,7 +132,7 @@ class ReadSession:
                     # Back to the pool, and the rows read so far forgotten; the
                     # session too (an idle subscription's context keeps none).
                     self._session = None
-                    await session.close()
+                    await _close(session)
             return result
 
     @asynccontextmanager
@@ -138,7 +158,7 @@ class ReadSession:
         async with self._lock:
             session, self._session = self._session, None
             if session is not None:
-                await session.close()
+                await _close(session)
 
 
 class Loaders:

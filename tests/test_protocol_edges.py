@@ -632,3 +632,36 @@ async def test_a_websocket_message_over_the_body_cap_closes_the_socket(
     huge = {"id": "x" * (2 * 1024 * 1024 + 1), "type": "subscribe", "payload": {}}
     await connection.send(json.dumps(huge))
     assert await everything_until_closed(connection) == ([], 1009)
+
+
+# -- clients that go away ------------------------------------------------------------------------
+
+
+async def test_a_client_that_goes_away_mid_operation_is_no_server_error(
+    studio: StudioServer, owner: Api, project_id: str
+) -> None:
+    """A socket closed while its operations still had messages to send: each operation
+    whose `next` or `complete` found the socket gone was logged as an ERROR with three
+    chained tracebacks ("Exception in worker task"), so any client could fill the
+    server's error log by closing early. A client leaving is no fault of the server."""
+    query = "{ viewer { id name teams { id name } } projects { totalCount nodes { title } } }"
+    before = studio.output()
+    for protocol in (TRANSPORT_WS, GRAPHQL_WS):
+        kind = "subscribe" if protocol == TRANSPORT_WS else "start"
+        subscription = {"query": PROJECT_EVENTS, "variables": {"projectId": project_id}}
+        for _ in range(5):
+            client = await Client.open(studio, owner.token or "", protocol)
+            for n in range(20):
+                payload = {"query": query} if protocol == TRANSPORT_WS else subscription
+                await client.send({"id": str(n), "type": kind, "payload": payload})
+            await client.receive()
+            await client.connection.close()
+    await owner.mutate(
+        "updateProject", {"id": project_id, "title": "Edges again"}, "project { id }"
+    )  # the feeds' next event
+    await asyncio.sleep(1.0)
+    logged = studio.output()[len(before) :]
+    faults = ("Exception in worker task", "Task exception was never retrieved")
+    for fault in (*faults, "Exception during reset", "Exception closing connection"):
+        assert fault not in logged, logged[-3000:]
+    await owner.data("{ viewer { id } }")  # and the server serves on

@@ -11,8 +11,12 @@ access is dropped at once however it is delivered.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import gc
+import json
 import secrets
+import socket as tcp
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
@@ -25,12 +29,13 @@ from starlette.routing import WebSocketRoute
 import migrations
 from api.app import create_app
 from api.embedded import _QuietServer
-from api.fanout import FanOut
+from api.fanout import OUTBOX_BYTES, FanOut, Follower
 from api.graphql import StudioGraphQL
 from api.ports import free_port
 from api.settings import Settings
 from api.state import AppState
 from services.database import Database
+from services.validation import PLANNER_DATA_MAX
 from tests.factories import statements
 from tests.realtime_harness import WAIT, Api, Feed, Socket
 from tests.servers import StudioServer
@@ -257,3 +262,105 @@ async def test_a_shared_subscriber_signed_out_is_closed_at_once(server: Running)
         await owner.data("mutation { logOut { userErrors { code } } }")
         for socket in opened:
             assert await socket.close_code() == 4403
+
+
+# Each event's frame carries the project's planner data: a large frame per event.
+WITH_PLANNER = """
+subscription($projectId: ID!) {
+  projectEvents(projectId: $projectId) {
+    sequence kind
+    node { ... on Project { promptPlannerData } }
+  }
+}
+"""
+
+
+def queued_bytes() -> list[int]:
+    """The bytes each live shared subscriber has waiting for its socket."""
+    return [
+        follower.queued_bytes for follower in gc.get_objects() if isinstance(follower, Follower)
+    ]
+
+
+def _masked(message: dict[str, Any]) -> bytes:
+    """A client's text frame (masked, as RFC 6455 requires of clients)."""
+    payload = json.dumps(message).encode()
+    mask = secrets.token_bytes(4)
+    length = len(payload)
+    header = bytes([0x81]) + (
+        bytes([0x80 | length]) if length < 126 else bytes([0x80 | 126]) + length.to_bytes(2, "big")
+    )
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def stalled_subscriber(
+    server: Running, token: str, query: str, variables: dict[str, Any]
+) -> tcp.socket:
+    """A raw socket that signs in, subscribes, and from then on never reads a byte."""
+    loop = asyncio.get_running_loop()
+    raw = tcp.socket()
+    raw.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 4096)
+    raw.setblocking(False)
+    port = int(server.base_url.rsplit(":", 1)[1])
+    await loop.sock_connect(raw, ("127.0.0.1", port))
+    key = base64.b64encode(secrets.token_bytes(16)).decode()
+    await loop.sock_sendall(
+        raw,
+        (
+            f"GET /graphql HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+        ).encode(),
+    )
+    received = b""
+    while b"connection_ack" not in received:
+        if b"\r\n\r\n" in received and not received.startswith(b"HTTP/1.1 101"):
+            raise AssertionError(received)
+        if b"\r\n\r\n" in received and b"init" not in received:
+            received += b"init"  # sent once, after the handshake
+            await loop.sock_sendall(
+                raw,
+                _masked(
+                    {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
+                ),
+            )
+        chunk = await asyncio.wait_for(loop.sock_recv(raw, 65536), WAIT)
+        assert chunk, "closed before the ack"
+        received += chunk
+    await loop.sock_sendall(
+        raw,
+        _masked(
+            {"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}}
+        ),
+    )
+    return raw
+
+
+async def test_a_shared_subscriber_that_never_reads_holds_bounded_bytes(server: Running) -> None:
+    """A parked subscriber whose socket does not keep up queued up to OUTBOX frames
+    whatever their size, each its own copy of the group's payload: 256 frames of a
+    200 kB planner were 51 MB for one client that stops reading (an unshared
+    subscription holds one frame). The outbox is bounded in bytes too, and a frame
+    waiting there shares the group's payload."""
+    owner, project_id, _, _ = await setup(server)
+    variables = {"projectId": project_id}
+    stalled = await stalled_subscriber(server, owner.token, WITH_PLANNER, variables)
+    try:
+        async with sockets(server, owner.token, 1) as reading:
+            feed = (await subscribe_all(reading, WITH_PLANNER, variables))[0]
+            await until(lambda: server.members() == [2], "both parked")
+            planner = "p" * (PLANNER_DATA_MAX - 10)
+            handed_back = False
+            for n in range(60):
+                await owner.mutate(
+                    "updateProject",
+                    {"id": project_id, "promptPlannerData": f"{n:08}{planner}"},
+                    "project { id }",
+                )
+                event = (await feed.next())["projectEvents"]  # the reading one keeps up
+                assert event["node"]["promptPlannerData"].startswith(f"{n:08}")
+                assert max(queued_bytes()) < OUTBOX_BYTES + PLANNER_DATA_MAX * 2, n
+                handed_back = handed_back or server.members() == [1]
+            assert handed_back  # the stalled one left the group, its queue bounded
+    finally:
+        stalled.close()

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -100,9 +100,46 @@ def test_a_body_that_does_not_arrive_in_time_gets_408_and_a_closed_connection(
             waited = time.monotonic() - started
         assert answer.startswith(b"HTTP/1.1 408"), answer
         assert b"connection: close" in answer.lower()
+        assert json_error(answer)["extensions"]["code"] == "REQUEST_TIMEOUT"
         assert 1.0 < waited < 6.0, waited
         # The server is fine afterwards.
         assert httpx.get(f"{server.base_url}/healthz", trust_env=False).status_code == 200
+
+
+def json_error(answer: bytes) -> dict[str, Any]:
+    """The one error of a raw HTTP answer's JSON body (GraphQL's error shape)."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower(), head
+    (error,) = json.loads(body)["errors"]
+    assert isinstance(error, dict)
+    return error
+
+
+def test_every_refusal_at_the_edge_has_the_json_error_shape(tmp_path: Path) -> None:
+    """A body over the cap (declared or streamed) and a method GraphQL does not take
+    are refused with a JSON body whose error carries `extensions.code`, as every other
+    refusal; they had a message only (413), or plain text (405 from the router)."""
+    with running(studio(tmp_path, "edge", MAX_REQUEST_BYTES="1000")) as server:
+        url = f"{server.base_url}/graphql"
+        body = json.dumps({"query": "{ __typename }", "variables": {"p": "x" * 2000}}).encode()
+        with httpx.Client(trust_env=False, timeout=10) as client:
+            declared = client.post(url, content=body, headers={"Content-Type": "application/json"})
+            streamed = client.post(
+                url,
+                content=iter([body[:600], body[600:]]),
+                headers={"Content-Type": "application/json"},
+            )
+            for refused in (declared, streamed):
+                assert refused.status_code == 413, refused.text
+                assert refused.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+            for method in ("PUT", "DELETE", "PATCH", "HEAD"):
+                refused = client.request(method, url, content=b"{}")
+                assert refused.status_code == 405, (method, refused.text)
+                assert refused.headers["allow"] == "GET, POST", method
+                if method != "HEAD":
+                    assert refused.headers["content-type"] == "application/json", method
+                    error = refused.json()["errors"][0]
+                    assert error["extensions"]["code"] == "BAD_REQUEST", method
 
 
 def closed_while_trickling(sock: socket.socket, *, within: float) -> tuple[bool, bytes]:

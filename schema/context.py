@@ -9,6 +9,7 @@ on it gets a context of its own, signed in again as of when it starts (see
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import strawberry
@@ -199,7 +200,11 @@ class OneReadSession(SchemaExtension):
         try:
             yield
         finally:
-            HELD_READ_CONNECTION.reset(held)
+            # An operation abandoned mid-way (its client left) may be closed later by the
+            # event loop's async-generator finalizer, in a context of its own: the
+            # variable was never set there, so there is nothing to reset.
+            with suppress(ValueError):
+                HELD_READ_CONNECTION.reset(held)
             context.reads.hold = False
             await context.reads.release()
 

@@ -265,11 +265,21 @@ class Follower:
         if writer is None:
             return
         if drain:
-            await asyncio.shield(writer)
-        else:
-            self._outbox.clear()
-            self._queued = 0
-            writer.cancel()
+            try:
+                await asyncio.shield(writer)
+                return
+            except asyncio.CancelledError:
+                # The operation ends while its queue drains (the client completed it, or
+                # the socket is closing): nothing more may go out under its id, and the
+                # queue must not outlive it.
+                self._drop(writer)
+                raise
+        self._drop(writer)
+
+    def _drop(self, writer: asyncio.Future[None]) -> None:
+        self._outbox.clear()
+        self._queued = 0
+        writer.cancel()
 
 
 class _Source:

@@ -224,15 +224,21 @@ class Follower:
             if len(self._outbox) >= OUTBOX or self._queued >= OUTBOX_BYTES:
                 self._hand_back()  # it reads what is queued again from the table
             return
+        # The write runs now, up to its first wait: writing to a thousand sockets costs
+        # a thousand calls, not a thousand tasks; only a write that must wait (the
+        # socket's buffer is full) becomes a task, which runs the rest (`_Rest`).
         try:
-            pending = _eager(self._send(self._frame(text)))
+            writing = self._send({"type": "websocket.send", "text": self._prefix + text + "}"})
+            try:
+                waiting = writing.send(None)
+            except StopIteration:  # written without a wait, as nearly always
+                self._written = position
+                return
         except Exception:  # the socket is gone: its handler ends the operation
             self._hand_back()
             return
-        if pending is None:
-            self._written = position
-        else:
-            self._writer = asyncio.ensure_future(self._drain(pending, position))
+        rest = asyncio.ensure_future(_Rest(writing, waiting))
+        self._writer = asyncio.ensure_future(self._drain(rest, position))
 
     def _frame(self, text: str) -> Message:
         return {"type": "websocket.send", "text": self._prefix + text + "}"}
@@ -410,21 +416,9 @@ class _Group:
         self.last_frame = position
 
 
-def _eager(coroutine: Coroutine[Any, Any, None]) -> Awaitable[None] | None:
-    """Run `coroutine` now, up to its first wait: None if it finished without one
-    (a socket write that did not have to wait), else a task running the rest.
-
-    Writing to a thousand sockets then costs a thousand calls, not a thousand tasks.
-    """
-    try:
-        waiting = coroutine.send(None)
-    except StopIteration:
-        return None
-    return asyncio.ensure_future(_Rest(coroutine, waiting))
-
-
 class _Rest:
-    """The rest of a coroutine that `_eager` started and that now waits on `waiting`."""
+    """The rest of a coroutine that `Follower.deliver` started and that now waits on
+    `waiting`."""
 
     def __init__(self, coroutine: Coroutine[Any, Any, None], waiting: Any) -> None:
         self._coroutine = coroutine

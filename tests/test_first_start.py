@@ -14,6 +14,7 @@ import contextlib
 import re
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,6 +73,31 @@ def test_dev_refuses_an_unknown_command_with_its_usage() -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr == "./dev: unknown command 'srve'\n" + header()
+
+
+def test_the_hot_reads_bench_takes_help_and_one_optional_admin_url() -> None:
+    """`.venv/bin/python -m api.bench.hot_reads [ADMIN_URL]`, as the README has it:
+    `--help` prints its usage instead of being taken for the admin URL and starting the
+    bench, and a second argument is refused before anything runs."""
+
+    def hot_reads(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "api.bench.hot_reads", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=REPO,
+        )
+
+    helped = hot_reads("--help")
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("usage: python -m api.bench.hot_reads [-h] [ADMIN_URL]")
+    assert "SQLite:" not in helped.stdout
+    refused = hot_reads("postgresql+asyncpg://postgres@127.0.0.1:5432/postgres", "extra")
+    assert refused.returncode == 2
+    assert "unrecognized arguments: extra" in refused.stderr
+    assert refused.stdout == ""
 
 
 # -- a port that is taken -----------------------------------------------------------------

@@ -7,11 +7,12 @@ schema, alternately with compiled reads on and off (`Resources.compiled_reads`),
 so both see the same machine at the same moment. Prints p50/p95 of each and the
 ratio of the p50s, and the SQL statements of one run of each; asserts nothing.
 
-    python -m api.bench.hot_reads [postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
+    .venv/bin/python -m api.bench.hot_reads [postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import secrets
 import statistics
@@ -257,7 +258,26 @@ async def run_all(postgres_admin_url: str | None) -> list[str]:
     return lines
 
 
-if __name__ == "__main__":
-    figures = asyncio.run(run_all(sys.argv[1] if len(sys.argv) > 1 else None))
+def main(argv: list[str] | None = None) -> None:
+    """`python -m api.bench.hot_reads [ADMIN_URL]`: print the figures; exit 1 when one
+    was not measured."""
+    parser = argparse.ArgumentParser(
+        prog="python -m api.bench.hot_reads",
+        description="Time the hot reads, compiled against field by field, on SQLite "
+        "(and on PostgreSQL with ADMIN_URL).",
+    )
+    parser.add_argument(
+        "admin_url",
+        nargs="?",
+        metavar="ADMIN_URL",
+        help="also measure on PostgreSQL, in a database made and dropped through this URL "
+        "(postgresql+asyncpg://postgres@127.0.0.1:5432/postgres)",
+    )
+    args = parser.parse_args(argv)
+    figures = asyncio.run(run_all(args.admin_url))
     print("\n".join(figures))  # noqa: T201
     sys.exit(1 if any("not measured" in line for line in figures) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -234,6 +235,32 @@ async def _idle_rss(server: realtime._Server, directory: Path) -> tuple[float, f
     return before, after
 
 
+_RECORD = re.compile(r"\d{4}-\d\d-\d\d ")
+
+
+def _logged_errors(directory: Path, server: realtime._Server) -> str:
+    """What our server logged as errors (each record's first line and its exception's
+    last), as lines to print under a figure it failed: the log goes with the run's
+    temporary folder."""
+    port = server.base_url.rsplit(":", 1)[1]
+    try:
+        lines = (directory / f"serve-{port}.log").read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    found: list[str] = []
+    for n, text in enumerate(lines):
+        if " ERROR " not in text:
+            continue
+        found.append(text)
+        following = lines[n + 1 :]
+        # The record's traceback runs up to the next record (which starts with its date).
+        end = next((i for i, t in enumerate(following) if _RECORD.match(t)), len(following))
+        tail = [t for t in following[:end] if t and not t.startswith((" ", "Traceback"))]
+        if tail:
+            found.append(tail[-1])
+    return "".join(f"\n    server log: {text}" for text in found[-6:])
+
+
 def _p(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return statistics.median(ordered) if share == 0.5 else realtime._percentile(ordered, share)
@@ -286,6 +313,7 @@ async def _measure(directory: Path) -> list[str]:
                 )
             except _FAILURES as error:
                 idle = f"  {'RSS with idle subscriptions, ours':<46} not measured ({error})"
+                idle += _logged_errors(directory, server)
     n = len(ours)
     f50, f99, o50, o99 = _p(floor, 0.5), _p(floor, 0.99), _p(ours, 0.5), _p(ours, 0.99)
     per_us = statistics.median(cpu) * 1e6

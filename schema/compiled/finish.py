@@ -3,9 +3,10 @@
 SQL builds each object as an array of its values in the order of its picks (see
 `schema.compiled.sql`). `Shape.for_picks` works out once per plan what each
 position holds; `build` then makes each object a dict under the response keys, in
-the order asked, putting in what SQL left raw: media URLs signed from
-`[storage key, recorded URL]` pairs (`MediaLinks.url_for`, as `ShotImage.imageUrl`
-and `StoryboardSelection.animatedVideoUrl` do) or from stored preview keys
+the order asked, putting in what SQL left raw: media URLs signed from storage keys,
+or the recorded URL where there is none (`Dialect.media`; `MediaLinks.url_for`, as
+`ShotImage.imageUrl` and `StoryboardSelection.animatedVideoUrl` do) or from stored
+preview keys
 (`thumbnailUrl`), global IDs from primary keys where SQL did not write them
 (`schema.ids.encode`), dates in the `DateTime` scalar's form, and `ProjectProgress`
 from its counts (through `ProjectProgress.from_progress`, as the resolvers do).
@@ -45,9 +46,9 @@ def _global_id(type_name: str) -> Fix:
     return lambda pk, _sign: ids.encode(type_name, pk)
 
 
-def _media_url(pair: Any, sign: Sign) -> Any:
-    storage_key, recorded = pair
-    return sign(storage_key) if storage_key else recorded
+def _media_url(raw: Any, sign: Sign) -> Any:
+    """`Dialect.media`'s value: a storage key (a string) signed, else the recorded URL."""
+    return sign(raw) if raw.__class__ is str else raw[0]
 
 
 def _thumbnail_url(key: Any, sign: Sign) -> Any:
@@ -161,7 +162,7 @@ def _builder(
         if fix is None:
             value = f"row[{position}]"
         elif fix is _media_url:
-            value = f"(sign(v[0]) if (v := row[{position}])[0] else v[1])"
+            value = f"(sign(v) if (v := row[{position}]).__class__ is str else v[0])"
         else:
             namespace[f"fix{position}"] = fix
             value = f"fix{position}(row[{position}], sign)"

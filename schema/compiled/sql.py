@@ -95,6 +95,15 @@ class Dialect:
         joined = ", ".join(values)
         return f"json_build_array({joined})" if self.postgres else f"json_array({joined})"
 
+    def media(self, key: str, url: str) -> str:
+        """A media link's raw value: the storage key as a JSON string when there is one
+        (the finish signs it), else `[recorded URL]`. Only what the link needs travels:
+        the recorded URL of a stored image is never shown, and leaving it out halves
+        a storyboard's text."""
+        if self.postgres:
+            return f"CASE WHEN {key} <> '' THEN to_json({key}) ELSE json_build_array({url}) END"
+        return f"json(CASE WHEN {key} <> '' THEN json_quote({key}) ELSE json_array({url}) END)"
+
     @property
     def builds_ids(self) -> bool:
         """Whether `global_id` is finished in SQL (else the pass encodes the key)."""
@@ -285,7 +294,7 @@ def _iteration(c: _Compiler, p: Pick, g: str) -> str:
 
 def _image(c: _Compiler, p: Pick, t: str) -> str:
     if p.field == "imageUrl":
-        return c.dialect.tuple(f"{t}.storage_key", f"{t}.image_url")
+        return c.dialect.media(f"{t}.storage_key", f"{t}.image_url")
     if p.field == "thumbnailUrl":
         # services.library.assets.image_thumbnails: its own asset's preview, else (an
         # image added from the library) that asset's; the key, signed in the finish.
@@ -334,7 +343,7 @@ _SNAKE = {
 def _selection(c: _Compiler, p: Pick, t: str) -> str:
     d = c.dialect
     if p.field == "animatedVideoUrl":
-        return d.tuple(f"{t}.video_storage_key", f"{t}.animated_video_url")
+        return d.media(f"{t}.video_storage_key", f"{t}.animated_video_url")
     if p.field == "shot":
         s = c.alias()
         return d.embed(

@@ -31,6 +31,7 @@ from api.health import healthz, readyz
 from api.limits import (
     BodyReadTimeout,
     BodySizeLimit,
+    BusyDatabase,
     CloseUnreadBodies,
     RateLimit,
     UnsignedWebSocketCap,
@@ -222,7 +223,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            db = Database(database_url)
+            db = Database(database_url, pool_timeout=settings.database_pool_timeout_seconds)
             stack.push_async_callback(db.dispose)
             await prepare_database(db, migrate=db.is_sqlite)
             async with db.session() as session:
@@ -337,6 +338,8 @@ def create_app(
             Middleware(MediaHeaders),
             # Outside every middleware that wraps a WebSocket's send (api/fanout.py).
             Middleware(TransportSend),
+            # Outside every middleware that may wait for a database connection.
+            Middleware(BusyDatabase),
             # Outermost: every answer (a 413, a 429, a probe's) closes a connection
             # whose body it did not wait for.
             Middleware(CloseUnreadBodies),

@@ -17,19 +17,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import OrderedDict
 
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.state import AppState
+from schema.error_codes import BUSY, SERVICE_UNAVAILABLE
 from services.accounts import accounts
 from services.accounts.accounts import hash_token
 from services.authorization import AuthorizationError, bearer_token
 from services.database import Database
 from services.errors import RateLimited
+
+logger = logging.getLogger("studio.limits")
 
 
 class BodyTooLarge(Exception):
@@ -419,3 +424,37 @@ class RateLimit:
         limits = state.resources.limits if state is not None else None
         address = client_address(scope)
         return limits.address(address) if limits is not None else f"address:{address}"
+
+
+class BusyDatabase:
+    """ASGI middleware: an HTTP request that found no database connection free within
+    DATABASE_POOL_TIMEOUT_SECONDS (the pool's `TimeoutError`, raised before any answer
+    began: a token check, a webhook's write) is a 503 with `Retry-After: 1` and the
+    GraphQL error shape (SERVICE_UNAVAILABLE), not a 500: nothing of it was done, and
+    trying again is what to do (Replicate retries a webhook so answered). Errors inside
+    a GraphQL operation are answered by the schema (`schema.app`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except PoolTimeout:
+            if started:
+                raise
+            logger.warning("no database connection came free in time for %s: 503", scope["path"])
+            body = {"errors": [{"message": BUSY, "extensions": {"code": SERVICE_UNAVAILABLE}}]}
+            await JSONResponse(body, status_code=503, headers={"Retry-After": "1"})(
+                scope, receive, send
+            )

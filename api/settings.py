@@ -114,6 +114,13 @@ class Settings(BaseSettings):
         gt=0,
         description="The largest request body accepted (413 past it).",
     )
+    database_pool_timeout_seconds: float = Field(
+        default=30.0,
+        le=DAY,
+        gt=0,
+        description="How long an operation waits for a free database connection before "
+        "it is answered SERVICE_UNAVAILABLE (503 over HTTP before it runs).",
+    )
     body_read_timeout_seconds: float = Field(
         default=30.0,
         le=DAY,

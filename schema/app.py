@@ -13,6 +13,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -25,7 +26,7 @@ from strawberry.types.graphql import OperationType
 
 from schema.accounts import Invitation, Team, User
 from schema.context import OneReadSession
-from schema.error_codes import add_code
+from schema.error_codes import BUSY, SERVICE_UNAVAILABLE, add_code
 from schema.execution import StudioExecutor  # also corrects a graphql-core leak
 from schema.limits import OperationLimits
 from schema.operations import SignInFirst, StudioExecutionContext, as_client_error
@@ -57,6 +58,19 @@ def _is_unexpected(error: GraphQLError) -> bool:
     """Errors we raise on purpose are GraphQLErrors; anything else is a fault to mask."""
     original = error.original_error
     return original is not None and not isinstance(original, GraphQLError)
+
+
+def _busy(error: GraphQLError) -> GraphQLError:
+    """A read or write that waited its time for a database connection (the pool's
+    `TimeoutError`: a burst of operations holds them all) as SERVICE_UNAVAILABLE, a
+    condition to retry rather than a fault to mask; other errors unchanged. Nothing
+    was done: a write that never had a connection wrote nothing."""
+    if not isinstance(error.original_error, PoolTimeout):
+        return error
+    logger.warning("no database connection came free in time (%s): busy", error.path)
+    return GraphQLError(
+        BUSY, nodes=error.nodes, path=error.path, extensions={"code": SERVICE_UNAVAILABLE}
+    )
 
 
 class StudioSchema(strawberry.Schema):
@@ -92,7 +106,7 @@ class StudioSchema(strawberry.Schema):
         before error masking would hide it. graphql-core's own errors get a code
         (see schema.error_codes).
         """
-        errors[:] = [add_code(as_client_error(error)) for error in errors]
+        errors[:] = [add_code(as_client_error(_busy(error))) for error in errors]
         for error in errors:
             if _is_unexpected(error):
                 logger.error("unexpected error in %s", error.path, exc_info=error.original_error)

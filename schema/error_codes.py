@@ -41,6 +41,10 @@ VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 BAD_USER_INPUT = "BAD_USER_INPUT"
 UNAUTHENTICATED = "UNAUTHENTICATED"
 TOKEN_INVALID = "TOKEN_INVALID"  # noqa: S105 (an error code, not a secret)
+# Every database connection stayed taken for the pool's timeout (a burst of operations):
+# nothing was done; try again. Over HTTP, before any operation ran, a 503.
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+BUSY = "The server is too busy to answer this now: try again in a moment."
 _COERCION = re.compile(
     r"Variable '\$\w+' (has invalid value|got invalid value|of required type|of non-null type)"
 )

@@ -121,7 +121,9 @@ class Database:
 
     url: an SQLAlchemy URL (`postgresql+asyncpg://...` or `sqlite+aiosqlite:///path`);
     echo: log every statement; pool_size: PostgreSQL connections kept open (as many
-    again may be opened under load); bus: where committed events are published
+    again may be opened under load); pool_timeout: seconds a session waits for a
+    pooled connection before sqlalchemy.exc.TimeoutError (which the GraphQL layer
+    answers as SERVICE_UNAVAILABLE); bus: where committed events are published
     (None: they are recorded only). SQLite connections wait up to 30 s for a lock.
     """
 
@@ -131,6 +133,7 @@ class Database:
         *,
         echo: bool = False,
         pool_size: int = 10,
+        pool_timeout: float = 30.0,
         bus: EventBus | None = None,
     ) -> None:
         self.url = make_url(url)
@@ -139,7 +142,11 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         # Stored JSON that cannot be decoded (nested too deep, say) must not make
         # every read of its row fail: see `decoding.loads_stored`.
-        options: dict[str, Any] = {"echo": echo, "json_deserializer": decoding.loads_stored}
+        options: dict[str, Any] = {
+            "echo": echo,
+            "json_deserializer": decoding.loads_stored,
+            "pool_timeout": pool_timeout,
+        }
         if self.is_sqlite:
             options["connect_args"] = {"timeout": 30}
         else:

@@ -276,6 +276,7 @@ BAD_VALUES: list[tuple[str, str]] = [
     ("log_level", "LOUDEST"),
     ("max_request_bytes", str(2**40)),
     ("body_read_timeout_seconds", "inf"),
+    ("database_pool_timeout_seconds", "0"),
     ("max_connections", str(10**29)),
     ("websocket_init_timeout_seconds", "nan"),
     ("max_unsigned_websockets_per_address", "-7"),

@@ -20,8 +20,10 @@ has sent everything there is and its access checks are current, its feed
   table after the last frame it was sent, and may park again later;
 - a subscriber whose socket does not keep up (`OUTBOX` frames or `OUTBOX_BYTES`
   of payload queued, the group's own text rather than a copy) is handed back
-  too, and reads on from the table when its queue has gone out: memory
-  stays bounded and nothing is lost, as with the bus's own cut-off;
+  too: memory stays bounded and nothing is lost, as with the bus's own cut-off;
+- a subscriber handed back with frames queued and not yet written drops them and
+  reads them again from the table after the last frame written, once it has
+  checked its access: a queue is never sent past a logout or a removal;
 - when the source's stream ends (the project deleted, the shot deleted) its
   subscribers end with it after its last frame; when it fails (its own access
   check, an error before any data) they are handed back and decide for themselves.
@@ -177,8 +179,9 @@ class Follower:
         self._group: _Group | None = None
         # The group's payloads waiting for the socket: the text every subscriber shares,
         # made a frame only when written, so a queue holds no copy of its own.
-        self._outbox: collections.deque[str] = collections.deque()
+        self._outbox: collections.deque[tuple[str, int]] = collections.deque()
         self._queued = 0
+        self._written = -1  # the position of the last frame written to the socket
         self._writer: asyncio.Future[None] | None = None
 
     @property
@@ -200,6 +203,7 @@ class Follower:
         if group is None or not group.accepts(parked.last):
             return False
         self._parked, self._group = parked, group
+        self._written = parked.last
         parked.on_leave = self._leave
         group.add(self)
         return True
@@ -215,10 +219,10 @@ class Follower:
             return
         parked.last = position
         if self._writer is not None:
-            self._outbox.append(text)
+            self._outbox.append((text, position))
             self._queued += len(text)
             if len(self._outbox) >= OUTBOX or self._queued >= OUTBOX_BYTES:
-                self._hand_back()  # what is queued still goes out first
+                self._hand_back()  # it reads what is queued again from the table
             return
         # The write runs now, up to its first wait: writing to a thousand sockets costs
         # a thousand calls, not a thousand tasks; only a write that must wait (the
@@ -228,12 +232,13 @@ class Follower:
             try:
                 waiting = writing.send(None)
             except StopIteration:  # written without a wait, as nearly always
+                self._written = position
                 return
         except Exception:  # the socket is gone: its handler ends the operation
             self._hand_back()
             return
         rest = asyncio.ensure_future(_Rest(writing, waiting))
-        self._writer = asyncio.ensure_future(self._drain(rest))
+        self._writer = asyncio.ensure_future(self._drain(rest, position))
 
     def _frame(self, text: str) -> Message:
         return {"type": "websocket.send", "text": self._prefix + text + "}"}
@@ -250,13 +255,16 @@ class Follower:
         if self._parked is not None:
             self._parked.finish(ended=False)
 
-    async def _drain(self, pending: Awaitable[None]) -> None:
+    async def _drain(self, pending: Awaitable[None], position: int) -> None:
         try:
             await pending
+            self._written = position
             while self._outbox:
-                text = self._outbox.popleft()
-                self._queued -= len(text)
+                text, position = self._outbox[0]
                 await self._send(self._frame(text))
+                self._outbox.popleft()
+                self._queued -= len(text)
+                self._written = position
         except Exception:
             self._outbox.clear()
             self._queued = 0
@@ -265,18 +273,33 @@ class Follower:
             self._writer = None
 
     async def _leave(self, drain: bool) -> None:
+        parked = self._parked
         if self._group is not None:
             self._group.remove(self)
         self._group, self._parked = None, None
         writer = self._writer
         if writer is None:
             return
+        if not drain and parked is not None:
+            # What is queued and not yet written is read again from the table, after
+            # the access check the follower makes first: never sent unchecked.
+            parked.last = self._written
         if drain:
-            await asyncio.shield(writer)
-        else:
-            self._outbox.clear()
-            self._queued = 0
-            writer.cancel()
+            try:
+                await asyncio.shield(writer)
+                return
+            except asyncio.CancelledError:
+                # The operation ends while its queue drains (the client completed it, or
+                # the socket is closing): nothing more may go out under its id, and the
+                # queue must not outlive it.
+                self._drop(writer)
+                raise
+        self._drop(writer)
+
+    def _drop(self, writer: asyncio.Future[None]) -> None:
+        self._outbox.clear()
+        self._queued = 0
+        writer.cancel()
 
 
 class _Source:

@@ -220,7 +220,11 @@ async def authenticate(session: AsyncSession, token: str) -> Actor | None:
     """
     if not token.startswith(TOKEN_PREFIX) or len(token) > 100 or not _TOKEN_TEXT.fullmatch(token):
         return None  # never hashed: only ours can match, and a lone surrogate cannot be encoded
-    # One statement (one round trip, one snapshot), built once (`_TOKEN_ACTOR`).
+    # One statement (one round trip, one snapshot), built once (`_TOKEN_ACTOR`). Run on
+    # the connection, it skips the session's autoflush: flushed first, so a write
+    # transaction that logged the token out or made a team sees it, as its other reads do.
+    if session.autoflush:
+        await session.flush()
     connection = await session.connection()
     rows = (
         await connection.execute(_TOKEN_ACTOR, {"token_hash": hash_token(token), "now": utcnow()})

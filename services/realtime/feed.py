@@ -85,7 +85,10 @@ class Parked:
 
     async def leave(self, *, drain: bool) -> None:
         """The follower takes its delivery back; with `drain`, once what the source
-        queued for it has gone out. Its notices subscription closes."""
+        queued for it has gone out; without, the source drops what it queued and did
+        not write, and moves `last` back to the last event it wrote (the follower
+        reads the rest from the table, after checking access). Its notices
+        subscription closes."""
         self.finish(ended=False)
         try:
             if self.on_leave is not None:
@@ -275,7 +278,9 @@ async def follow_stream(
             except BaseException:
                 await parked.leave(drain=False)
                 raise
-            await parked.leave(drain=True)  # its last frames go out before anything of its own
+            # The stream's last frames go out before it ends; otherwise what the source
+            # queued and did not write is read again from the table, after a check.
+            await parked.leave(drain=ended)
             last = parked.last
             if ended:
                 return

@@ -1,0 +1,168 @@
+"""Shared feeds (api/fanout.py) at their edges, against a real server on real sockets.
+
+The fixtures and clients are those of tests/test_shared_feeds.py. A parked
+subscriber whose socket lags has frames queued for it. Handed back (a notice, a
+check due, its queue full), it drops what is not yet written and reads it again
+from the table once it has checked its access: nothing lost, nothing sent past a
+logout. When the shared stream ends, its queue goes out first; if its operation
+ends meanwhile (the client completes it), the queue goes with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import socket as tcp
+from typing import Any
+
+import pytest
+
+from services.validation import PLANNER_DATA_MAX
+from tests.realtime_harness import WAIT, Api, Feed
+from tests.test_shared_feeds import (
+    WITH_PLANNER,
+    Running,
+    _masked,
+    queued_bytes,
+    server,
+    setup,
+    sockets,
+    stalled_subscriber,
+    subscribe_all,
+    until,
+)
+
+pytestmark = pytest.mark.e2e
+
+__all__ = ["server"]  # the fixture, shared
+
+PLANNER = "p" * (PLANNER_DATA_MAX - 10)
+_MARKS = itertools.count()
+
+
+async def _large_events(
+    owner: Api, project_id: str, feed: Feed, count: int, *, until_alone: Running | None = None
+) -> int:
+    """`count` large events (fewer if `until_alone` and its groups come down to one
+    member first), each received by `feed`; how many were made."""
+    for n in range(count):
+        mark = f"{next(_MARKS):08}"  # a change each time: the same text would be none
+        await owner.mutate(
+            "updateProject",
+            {"id": project_id, "promptPlannerData": f"{mark}{PLANNER}"},
+            "project { id }",
+        )
+        assert (await feed.next())["projectEvents"]["node"]["promptPlannerData"][:8] == mark
+        if until_alone is not None and until_alone.members() == [1]:
+            return n + 1
+    return count
+
+
+async def _queue_waits(server: Running, owner: Api, project_id: str, feed: Feed) -> None:
+    """Large events until the stalled subscriber has a queue (not a full one)."""
+    for n in range(40):
+        await _large_events(owner, project_id, feed, 1)
+        if max(queued_bytes()) > 0:
+            assert server.members() == [2], n
+            return
+    raise AssertionError("the stalled subscriber never had a queue")
+
+
+async def test_a_queue_draining_at_the_end_goes_when_its_operation_is_completed(
+    server: Running,
+) -> None:
+    """The shared stream ends (the project deleted) while a subscriber's queue waits
+    for its socket; the client completes the subscription. The cancel left the
+    writer running (shielded): the queue stayed, written on under the completed id,
+    for as long as the socket lived."""
+    owner, project_id, _, _ = await setup(server)
+    variables = {"projectId": project_id}
+    stalled = await stalled_subscriber(server, owner.token, WITH_PLANNER, variables)
+    loop = asyncio.get_running_loop()
+    try:
+        async with sockets(server, owner.token, 1) as reading:
+            feed = (await subscribe_all(reading, WITH_PLANNER, variables))[0]
+            await until(lambda: server.members() == [2], "both parked")
+            await _queue_waits(server, owner, project_id, feed)
+            await owner.mutate("deleteProject", {"id": project_id}, "deletedId")
+            assert (await feed.next())["projectEvents"]["kind"] == "PROJECT_DELETED"
+            await until(lambda: server.members() == [], "the group ended")
+            assert max(queued_bytes()) > 0  # the end waits behind the queue
+            await loop.sock_sendall(stalled, _masked({"id": "1", "type": "complete"}))
+            await until(lambda: max(queued_bytes()) == 0, "the completed operation's queue gone")
+    finally:
+        stalled.close()
+
+
+async def test_a_queue_waiting_for_a_lagging_socket_is_not_sent_after_a_logout(
+    server: Running,
+) -> None:
+    """A parked subscriber with a queue for its lagging socket, told of a logout,
+    wrote the whole queue before it looked at the notice: a client reading slowly
+    went on receiving events after the logout for as long as it took to read them,
+    and its 4403 waited behind them. Unshared, a feed checks before each event."""
+    owner, project_id, _, _ = await setup(server)
+    variables = {"projectId": project_id}
+    stalled = await stalled_subscriber(server, owner.token, WITH_PLANNER, variables)
+    try:
+        async with sockets(server, owner.token, 1) as reading:
+            feed = (await subscribe_all(reading, WITH_PLANNER, variables))[0]
+            await until(lambda: server.members() == [2], "both parked")
+            await _queue_waits(server, owner, project_id, feed)
+            await owner.data("mutation { logOut { userErrors { code } } }")
+            assert await reading[0].close_code() == 4403
+            await until(lambda: max(queued_bytes()) == 0, "the queue dropped at the logout")
+    finally:
+        stalled.close()
+
+
+async def _frames(raw: tcp.socket, wanted: int) -> list[dict[str, Any]]:
+    """Read `wanted` text messages from a socket (server frames: unmasked, whole)."""
+    loop = asyncio.get_running_loop()
+    buffer = b""
+    messages: list[dict[str, Any]] = []
+    while len(messages) < wanted:
+        while True:
+            if len(buffer) >= 2:
+                length, start = buffer[1] & 0x7F, 2
+                if length == 126:
+                    length, start = int.from_bytes(buffer[2:4], "big"), 4
+                elif length == 127:
+                    length, start = int.from_bytes(buffer[2:10], "big"), 10
+                if len(buffer) >= start + length:
+                    break
+            chunk = await asyncio.wait_for(loop.sock_recv(raw, 1 << 20), WAIT)
+            assert chunk, f"closed after {len(messages)} messages"
+            buffer += chunk
+        assert buffer[0] == 0x81, buffer[:2]  # a whole text frame
+        messages.append(json.loads(buffer[start : start + length]))
+        buffer = buffer[start + length :]
+    return messages
+
+
+async def test_a_subscriber_handed_back_with_a_full_queue_misses_nothing(server: Running) -> None:
+    """Its queue dropped when it is handed back, the lagging subscriber reads the
+    events again from the table: when the client reads at last, it gets every event,
+    in order, each once."""
+    owner, project_id, _, _ = await setup(server)
+    variables = {"projectId": project_id}
+    stalled = await stalled_subscriber(server, owner.token, WITH_PLANNER, variables)
+    try:
+        async with sockets(server, owner.token, 1) as reading:
+            feed = (await subscribe_all(reading, WITH_PLANNER, variables))[0]
+            await until(lambda: server.members() == [2], "both parked")
+            made = await _large_events(owner, project_id, feed, 60, until_alone=server)
+            assert server.members() == [1]  # handed back
+            more = await _large_events(owner, project_id, feed, 3)
+            stalled.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
+            got = await _frames(stalled, 1 + made + more)  # the snapshot, the events
+        assert {message["id"] for message in got} == {"1"}
+        events = [message["payload"]["data"]["projectEvents"] for message in got]
+        assert events[0]["kind"] == "SNAPSHOT"
+        sequences = [event["sequence"] for event in events]
+        assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
+        # (An event read again from the table shows its node as it is now: the last text.)
+        assert events[-1]["node"]["promptPlannerData"][:8] == f"{next(_MARKS) - 1:08}"
+    finally:
+        stalled.close()

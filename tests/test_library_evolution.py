@@ -218,6 +218,8 @@ async def test_can_duplicate_and_can_remix_are_honoured_and_inherited(db: Databa
         db, "duplicateAsset", {"assetId": locked}, "asset { id }", token=bob.token
     )
     assert codes(refused) == [("CANNOT_DUPLICATE", ["assetId"])]
+    # The flag's, not a person's: anyone holding ADMIN on the asset may turn it on.
+    assert "its `canDuplicate` is off" in refused["userErrors"][0]["message"]
     assert refused["asset"] is None
     refused = await factories.mutate(
         db, "remixAsset", {"assetId": no_remix, "prompt": "q"}, "asset { id }", token=ann.token

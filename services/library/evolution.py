@@ -164,7 +164,8 @@ async def duplicate_asset(
     checks.raise_if_any()
     if not source.can_duplicate:
         raise PermissionDenied(
-            "Its creator does not allow this asset to be duplicated.",
+            "This asset does not allow duplicates (its `canDuplicate` is off; whoever holds ADMIN "
+            "on it can turn it on).",
             code="CANNOT_DUPLICATE",
             field=("assetId",),
         )
@@ -225,7 +226,8 @@ async def remix_asset(
     checks.raise_if_any()
     if not source.can_remix:
         raise PermissionDenied(
-            "Its creator does not allow this asset to be remixed.",
+            "This asset does not allow remixes (its `canRemix` is off; whoever holds ADMIN "
+            "on it can turn it on).",
             code="CANNOT_REMIX",
             field=("assetId",),
         )
@@ -352,7 +354,8 @@ async def regenerate_asset(
     if source.status == AssetStatus.READY:
         if not source.can_remix:  # a new version is a remix with the same prompt
             raise PermissionDenied(
-                "Its creator does not allow new versions of this asset (it may not be remixed).",
+                "This asset does not allow new versions (its `canRemix` is off; whoever "
+                "holds ADMIN on it can turn it on).",
                 code="CANNOT_REMIX",
                 field=("assetId",),
             )

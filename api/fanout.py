@@ -208,13 +208,14 @@ class Follower:
         group.add(self)
         return True
 
-    def deliver(self, text: str, position: int) -> None:
+    def deliver(self, text: str, position: int, now: float) -> None:
         """Write the group's payload `text` for event `position`, unless the subscriber
-        has it already, or its gate is closed (then it is handed back)."""
+        has it already, or its gate is closed as of `now` (the event loop's time when
+        the event's delivery began; then it is handed back)."""
         parked = self._parked
         if parked is None or position <= parked.last:
             return
-        if not parked.open():
+        if not parked.open(now):
             self._hand_back()
             return
         parked.last = position
@@ -411,8 +412,11 @@ class _Group:
             payload["extensions"] = result.extensions
         text = json.dumps(payload, separators=(",", ":"))
         position = self.position
+        # One clock reading for the event: the gates' due checks are compared with the
+        # moment its delivery began (a thousand writes take a few ms).
+        now = asyncio.get_running_loop().time()
         for follower in list(self._members.values()):
-            follower.deliver(text, position)
+            follower.deliver(text, position, now)
         self.last_frame = position
 
 

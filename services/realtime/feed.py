@@ -74,9 +74,13 @@ class Parked:
         self.on_leave: Callable[[bool], Awaitable[None]] | None = None
         """Set by the source: stop delivering (and, if told, wait for what it queued)."""
 
-    def open(self) -> bool:
-        """Whether the source may deliver an event now: no notice waits, no check is due."""
-        return self.notices.notices_received == self._seen and self._clock() < self._check_at
+    def open(self, now: float | None = None) -> bool:
+        """Whether the source may deliver an event now: no notice waits, no check is due
+        (as of `now`, the event loop's time, when the source read it once for all its
+        followers; else as of this call)."""
+        if now is None:
+            now = self._clock()
+        return self.notices.notices_received == self._seen and now < self._check_at
 
     def finish(self, *, ended: bool) -> None:
         """Give the follower back (see the class)."""

@@ -17,6 +17,7 @@ import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -31,9 +32,15 @@ from strawberry.types.unset import UnsetType
 from api.fanout import FanOut
 from api.graphiql import graphiql_response
 from api.state import app_state
-from api.websocket import BAD_MESSAGE, GraphQLWSHandler, SignInRefused, TransportWSHandler
+from api.websocket import (
+    BAD_MESSAGE,
+    TRY_AGAIN_LATER,
+    GraphQLWSHandler,
+    SignInRefused,
+    TransportWSHandler,
+)
 from schema.context import TOKEN_REFUSED, Context, Resources, signed_in, signed_in_by
-from schema.error_codes import TOKEN_INVALID, UNAUTHENTICATED
+from schema.error_codes import BUSY, SERVICE_UNAVAILABLE, TOKEN_INVALID, UNAUTHENTICATED
 from schema.operations import OperationNotChosen
 from services import decoding
 from services.authorization import SeveralCredentials
@@ -263,6 +270,9 @@ class StudioGraphQL(GraphQL[Context, None]):
             signed = await signed_in_by(context.resources, cast(list[str], values))
         except SeveralCredentials as error:
             raise SignInRefused("BAD_REQUEST", str(error), close_code=BAD_MESSAGE) from error
+        except PoolTimeout as error:
+            # No connection came free in time to check the token: try again, as over HTTP.
+            raise SignInRefused(SERVICE_UNAVAILABLE, BUSY, close_code=TRY_AGAIN_LATER) from error
         if signed.actor is None and not signed.token_refused:
             raise SignInRefused(
                 UNAUTHENTICATED,

@@ -41,11 +41,13 @@ same context.
 from __future__ import annotations
 
 import asyncio
+import logging
 from contextlib import suppress
 from typing import Annotated, Any, Literal, cast
 
-from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from graphql import GraphQLError, GraphQLFormattedError, OperationType, get_operation_ast, parse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.websockets import WebSocketDisconnected as SentAfterClose
 from strawberry.http.exceptions import (
     NonJsonMessageReceived,
@@ -61,6 +63,9 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     CompleteMessage,
     ConnectionInitMessage,
     Message,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ErrorMessage as TransportErrorMessage,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import (
@@ -78,16 +83,27 @@ from strawberry.utils.aio import aclosing
 
 from api.fanout import TRANSPORT_SEND, FanOut, group_key
 from schema.context import TOKEN_REFUSED, Context, signed_in
-from schema.error_codes import TOKEN_INVALID, UNAUTHENTICATED
+from schema.error_codes import BUSY, SERVICE_UNAVAILABLE, TOKEN_INVALID, UNAUTHENTICATED
 
 # A message could not go out because the socket is gone: the client left (Strawberry's
 # WebSocketDisconnected), or a close was sent first (Starlette's, on a send after it).
 # A client leaving is no fault of the server: the operation just ends, unlogged.
 SOCKET_GONE = (WebSocketDisconnected, SentAfterClose)
 
+logger = logging.getLogger("studio.websocket")
+
 BAD_MESSAGE = 4400
 FORBIDDEN = 4403
 INIT_TIMEOUT = 4408  # graphql-transport-ws's code for it, used on graphql-ws as well
+# RFC 6455's "Try Again Later": no database connection came free in time to sign the
+# socket in (DATABASE_POOL_TIMEOUT_SECONDS); nothing is wrong with what it sent.
+TRY_AGAIN_LATER = 1013
+# An operation that found no database connection free in time: SERVICE_UNAVAILABLE,
+# as over HTTP, never a bare `complete` (which would read as "no results").
+BUSY_ERROR: GraphQLFormattedError = {
+    "message": BUSY,
+    "extensions": {"code": SERVICE_UNAVAILABLE},
+}
 _SIGNED_OUT = f"{TOKEN_INVALID}: {TOKEN_REFUSED}"
 
 
@@ -254,7 +270,15 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """Strawberry's, with a context of the operation's own (see the module)."""
         try:
-            context = await operation_context(self.context)
+            try:
+                context = await operation_context(self.context)
+            except PoolTimeout:
+                logger.warning("no database connection came free in time for an operation")
+                await operation.send_operation_message(
+                    TransportErrorMessage(id=operation.id, type="error", payload=[BUSY_ERROR])
+                )
+                self.operations.pop(operation.id, None)
+                return
             if context is None:
                 await self._close_signed_out(operation)
             self._share(operation, context)
@@ -392,7 +416,14 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
         """Strawberry's, with a context of the operation's own (see the module)."""
         try:
             # Rights first: a socket whose token stopped working closes, whatever it sent.
-            context = await operation_context(self.context)
+            try:
+                context = await operation_context(self.context)
+            except PoolTimeout:
+                logger.warning("no database connection came free in time for an operation")
+                await self.send_message(
+                    ErrorMessage(type="error", id=operation_id, payload=BUSY_ERROR)
+                )
+                return
             if context is None:
                 await self.websocket.close(code=FORBIDDEN, reason=_SIGNED_OUT)
                 return

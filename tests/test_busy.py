@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 
 import pytest
 import uvicorn
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
+from websockets.asyncio.client import ClientConnection, connect
 
 import migrations
 from api.app import create_app
@@ -145,3 +147,89 @@ async def test_over_http_no_connection_for_the_token_check_is_a_503(
         }
         # And once free, the same request is answered.
         assert await api.data("{ viewer { name } }") == {"viewer": {"name": "Busy"}}
+
+
+async def _ws(base_url: str) -> ClientConnection:
+    url = base_url.replace("http://", "ws://") + "/graphql"
+    return await connect(url, subprotocols=["graphql-transport-ws"])  # type: ignore[list-item]
+
+
+async def test_over_websocket_no_connection_for_the_sign_in_is_try_again_later(
+    server: tuple[str, AppState],
+) -> None:
+    base_url, state = server
+    async with Api(base_url) as api:
+        await api.sign_up("Busy")
+        socket = await _ws(base_url)
+        async with every_connection_taken(state.db):
+            init = {"type": "connection_init", "payload": {"authorization": f"Bearer {api.token}"}}
+            await socket.send(json.dumps(init))
+            await asyncio.wait_for(socket.wait_closed(), 5)
+        # RFC 6455's Try Again Later, with the code and message as over HTTP; not a
+        # dropped connection.
+        assert socket.close_code == 1013, (socket.close_code, socket.close_reason)
+        assert (socket.close_reason or "").startswith(f"{SERVICE_UNAVAILABLE}: "), (
+            socket.close_reason
+        )
+
+
+async def test_over_websocket_no_connection_for_an_operation_is_an_error(
+    server: tuple[str, AppState],
+) -> None:
+    base_url, state = server
+    async with Api(base_url) as api:
+        await api.sign_up("Busy")
+        socket = await _ws(base_url)
+        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {api.token}"}}
+        await socket.send(json.dumps(init))
+        assert json.loads(await socket.recv())["type"] == "connection_ack"
+        async with every_connection_taken(state.db):
+            await socket.send(
+                json.dumps(
+                    {"id": "1", "type": "subscribe", "payload": {"query": "{ viewer { name } }"}}
+                )
+            )
+            first = json.loads(await asyncio.wait_for(socket.recv(), 5))
+        assert first == {
+            "id": "1",
+            "type": "error",
+            "payload": [{"message": BUSY, "extensions": {"code": SERVICE_UNAVAILABLE}}],
+        }
+        # The socket stays open, and once connections are free the operation runs.
+        await socket.send(
+            json.dumps(
+                {"id": "2", "type": "subscribe", "payload": {"query": "{ viewer { name } }"}}
+            )
+        )
+        again = json.loads(await asyncio.wait_for(socket.recv(), 5))
+        assert again == {
+            "id": "2",
+            "type": "next",
+            "payload": {"data": {"viewer": {"name": "Busy"}}},
+        }
+        await socket.close()
+
+
+async def test_over_graphql_ws_no_connection_for_an_operation_is_an_error(
+    server: tuple[str, AppState],
+) -> None:
+    base_url, state = server
+    async with Api(base_url) as api:
+        await api.sign_up("Busy")
+        url = base_url.replace("http://", "ws://") + "/graphql"
+        socket = await connect(url, subprotocols=["graphql-ws"])  # type: ignore[list-item]
+        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {api.token}"}}
+        await socket.send(json.dumps(init))
+        assert json.loads(await socket.recv())["type"] == "connection_ack"
+        query = 'subscription { projectEvents(projectId: "UHJvamVjdDox") { __typename } }'
+        async with every_connection_taken(state.db):
+            await socket.send(json.dumps({"id": "1", "type": "start", "payload": {"query": query}}))
+            first = {"type": "ka"}
+            while first["type"] == "ka":  # graphql-ws's keep-alive
+                first = json.loads(await asyncio.wait_for(socket.recv(), 5))
+        assert first == {
+            "id": "1",
+            "type": "error",
+            "payload": {"message": BUSY, "extensions": {"code": SERVICE_UNAVAILABLE}},
+        }
+        await socket.close()

@@ -229,7 +229,7 @@ class Follower:
         # a thousand calls, not a thousand tasks; only a write that must wait (the
         # socket's buffer is full) becomes a task, which runs the rest (`_Rest`).
         try:
-            writing = self._send({"type": "websocket.send", "text": self._prefix + text + "}"})
+            writing = self._send(self._frame(text))
             try:
                 waiting = writing.send(None)
             except StopIteration:  # written without a wait, as nearly always

@@ -15,6 +15,7 @@ a `serve` that must refuse to start) and returns its result.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import itertools
@@ -22,9 +23,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -224,3 +226,28 @@ def _stop_leftovers() -> None:
     """A safety net: fixtures stop their servers, but never leave one behind."""
     for server in list(_running):
         server.stop(timeout=2.0)
+
+
+@contextlib.asynccontextmanager
+async def serving_in_process(app: Any, port: int, **options: Any) -> AsyncIterator[str]:
+    """`app` served by uvicorn in this process on 127.0.0.1:`port` (with its lifespan;
+    `options` as `uvicorn.Config` takes them, no logging set-up of its own by default)
+    until the block ends: its base URL. In process, so a test may look into the app's
+    state; signals are left to the test runner. Whatever stops the server from starting
+    is raised."""
+    import uvicorn
+
+    from api.embedded import _QuietServer
+
+    options = {"log_config": None, "lifespan": "on", **options}
+    server = _QuietServer(uvicorn.Config(app, host="127.0.0.1", port=port, **options))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving

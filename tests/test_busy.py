@@ -10,20 +10,17 @@ and held.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
 
 import pytest
-import uvicorn
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 from websockets.asyncio.client import ClientConnection, connect
 
 import migrations
 from api.app import create_app
-from api.embedded import _QuietServer
 from api.graphql import build_context
 from api.ports import free_port
 from api.schema import schema
@@ -33,6 +30,7 @@ from schema.error_codes import BUSY, SERVICE_UNAVAILABLE
 from services.database import Database
 from tests.factories import account, execute, resources
 from tests.realtime_harness import Api
+from tests.servers import serving_in_process
 
 SECRET_KEY = "busy database tests secret key, long enough to be accepted"
 POOL_TIMEOUT = 0.3
@@ -113,19 +111,8 @@ async def server(database_url: str) -> AsyncIterator[tuple[str, AppState]]:
     )
     port = free_port()
     app = create_app(settings, port=port)
-    uvicorn_server = _QuietServer(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
-    serving = asyncio.create_task(uvicorn_server.serve())
-    while not uvicorn_server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", app.state.studio
-    finally:
-        uvicorn_server.should_exit = True
-        await serving
+    async with serving_in_process(app, port) as base_url:
+        yield base_url, app.state.studio
 
 
 async def test_over_http_no_connection_for_the_token_check_is_a_503(

@@ -22,13 +22,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 
 import migrations
 from api.app import create_app
-from api.embedded import _QuietServer
 from api.fanout import OUTBOX_BYTES, FanOut, Follower
 from api.graphql import StudioGraphQL
 from api.ports import free_port
@@ -38,7 +36,7 @@ from services.database import Database
 from services.validation import PLANNER_DATA_MAX
 from tests.factories import statements
 from tests.realtime_harness import WAIT, Api, Feed, Socket
-from tests.servers import StudioServer
+from tests.servers import StudioServer, serving_in_process
 from tests.test_bus import _reachable
 
 pytestmark = pytest.mark.e2e
@@ -118,18 +116,8 @@ async def server(database_url: str) -> AsyncIterator[Running]:
     )
     port = free_port()
     app = create_app(settings, port=port)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    uvicorn_server = _QuietServer(config)
-    serving = asyncio.create_task(uvicorn_server.serve())
-    while not uvicorn_server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield Running(f"http://127.0.0.1:{port}", app)
-    finally:
-        uvicorn_server.should_exit = True
-        await serving
+    async with serving_in_process(app, port) as base_url:
+        yield Running(base_url, app)
 
 
 async def until(condition: Any, what: str) -> None:

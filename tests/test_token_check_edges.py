@@ -21,7 +21,7 @@ from tests.factories import account, mutate_ok
 
 
 class _RolledBack(Exception):
-    pass
+    """Raised to leave a write transaction without committing it."""
 
 
 async def test_a_token_logged_out_in_the_same_transaction_signs_no_one_in(db: Database) -> None:

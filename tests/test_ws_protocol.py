@@ -9,13 +9,11 @@ order: skipping a message leaves the compression context as it was (RFC 7692 §6
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.extensions.base import Extension
 from websockets.extensions.permessage_deflate import (
@@ -28,12 +26,12 @@ from websockets.typing import ExtensionParameter
 import migrations
 from api.app import create_app
 from api.cli import _uvicorn_options
-from api.embedded import _QuietServer
 from api.ports import free_port
 from api.settings import Settings
 from api.ws_protocol import COMPRESS_MIN_BYTES
 from services.database import Database
 from tests.realtime_harness import Api
+from tests.servers import serving_in_process
 
 pytestmark = pytest.mark.e2e
 
@@ -81,25 +79,9 @@ async def _serve(database_url: str, **settings: Any) -> AsyncIterator[str]:
         await migrated.dispose()
     config = Settings(_env_file=None, database_url=database_url, secret_key=SECRET_KEY, **settings)
     port = free_port()
-    server = _QuietServer(
-        uvicorn.Config(
-            create_app(config, port=port),
-            host="127.0.0.1",
-            port=port,
-            lifespan="on",
-            **_uvicorn_options(config),
-        )
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.02)
-    try:
+    app = create_app(config, port=port)
+    async with serving_in_process(app, port, **_uvicorn_options(config)):
         yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
 
 
 @pytest.fixture

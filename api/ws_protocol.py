@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.extensions.base import ServerExtensionFactory
@@ -36,6 +36,9 @@ from websockets.extensions.permessage_deflate import (
 from websockets.frames import Frame, Opcode
 from websockets.server import ServerProtocol
 from websockets.typing import ExtensionParameter
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGISendEvent
 
 COMPRESS_MIN_BYTES = 1024
 """Messages (whole, in one frame) shorter than this many bytes are sent uncompressed."""
@@ -95,3 +98,16 @@ class StudioWebSocketProtocol(WebSocketsSansIOProtocol):
             max_size=self.config.ws_max_size,
             logger=logging.getLogger("uvicorn.error"),
         )
+
+    async def send(self, message: ASGISendEvent) -> None:
+        """uvicorn's `send`; a handshake refused with an HTTP response (the ASGI
+        `websocket.http.response` extension, as `api.limits.refuse_handshake` sends
+        it: 429, 503) is then over, as uvicorn already counts one refused with
+        `websocket.close`. Without this, uvicorn 0.54 logs "ASGI callable returned
+        without completing handshake." at ERROR for every such refusal, which any
+        client could fill the log with."""
+        await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get(
+            "more_body", False
+        ):
+            self.handshake_complete = True

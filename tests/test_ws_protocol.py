@@ -9,12 +9,15 @@ order: skipping a message leaves the compression context as it was (RFC 7692 §6
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 from websockets.extensions.base import Extension
 from websockets.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
@@ -159,3 +162,36 @@ async def test_without_compression_nothing_is_negotiated(uncompressed_address: s
     finally:
         await socket.close()
     assert factory.seen == []
+
+
+@pytest.fixture
+async def one_unsigned_address(sqlite_url: str) -> AsyncIterator[str]:
+    async for served in _serve(sqlite_url, max_unsigned_websockets_per_address=1):
+        yield served
+
+
+async def test_a_refused_handshake_is_answered_and_logs_no_error(
+    one_unsigned_address: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past the unsigned-WebSocket cap a handshake gets 429 (an HTTP response through
+    the ASGI `websocket.http.response` extension) and the server logs nothing at ERROR:
+    any client can send such handshakes, so each must not cost a log line of alarm."""
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
+    first = await connect(
+        f"ws://{one_unsigned_address}/graphql",
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+    )
+    try:
+        for _ in range(3):
+            with pytest.raises(InvalidStatus) as refused:
+                await connect(
+                    f"ws://{one_unsigned_address}/graphql",
+                    subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+                )
+            assert refused.value.response.status_code == 429
+    finally:
+        await first.close()
+    await asyncio.sleep(0.1)  # the refused connections' tasks end after their response
+    assert any("429" in record.getMessage() for record in caplog.records)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []

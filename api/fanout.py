@@ -39,7 +39,7 @@ import collections
 import dataclasses
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope
@@ -126,10 +126,15 @@ class FanOut:
         query: str,
         variables: dict[str, object] | None,
         operation_name: str | None,
+        running: tuple[Mapping[str, object], object] | None = None,
     ) -> Follower:
         """The sharing part of one subscription (`Context.sharing`): `send` is its
-        socket's ASGI send (`TRANSPORT_SEND`, or the WebSocket's own)."""
-        return Follower(self, key, operation_id, send, context, query, variables, operation_name)
+        socket's ASGI send (`TRANSPORT_SEND`, or the WebSocket's own); `running`,
+        its protocol handler's running operations by id and the operation itself,
+        found there under `operation_id` until the client completes it."""
+        return Follower(
+            self, key, operation_id, send, context, query, variables, operation_name, running
+        )
 
     def _group_for(self, follower: Follower, last: int) -> _Group | None:
         group = self._groups.get(follower.key)
@@ -168,9 +173,15 @@ class Follower:
         query: str,
         variables: dict[str, object] | None,
         operation_name: str | None,
+        running: tuple[Mapping[str, object], object] | None = None,
     ) -> None:
         self.fanout = fanout
         self.key = key
+        self._id = operation_id
+        self._operations: Mapping[str, object] | None = None
+        self._operation: object = None
+        if running is not None:
+            self._operations, self._operation = running
         self.context = context
         self.query, self.variables, self.operation_name = query, variables, operation_name
         self._send = send
@@ -214,6 +225,11 @@ class Follower:
         the event's delivery began; then it is handed back)."""
         parked = self._parked
         if parked is None or position <= parked.last:
+            return
+        operations = self._operations
+        if operations is not None and operations.get(self._id) is not self._operation:
+            # The client completed the operation; its task, cancelled, leaves the group
+            # at its next step: until then nothing more goes out under its id.
             return
         if not parked.open(now):
             self._hand_back()

@@ -324,6 +324,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             operation.query,
             operation.variables,
             operation.operation_name,
+            (self.operations, operation),
         )
 
     async def _send_result_stream(

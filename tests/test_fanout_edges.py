@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from services.validation import PLANNER_DATA_MAX
-from tests.realtime_harness import WAIT, Api, Feed
+from tests.realtime_harness import PROJECT_EVENTS, WAIT, Api, Feed
 from tests.test_shared_feeds import (
     WITH_PLANNER,
     Running,
@@ -166,3 +166,35 @@ async def test_a_subscriber_handed_back_with_a_full_queue_misses_nothing(server:
         assert events[-1]["node"]["promptPlannerData"][:8] == f"{next(_MARKS) - 1:08}"
     finally:
         stalled.close()
+
+
+async def test_nothing_goes_out_under_an_operation_the_client_completed(server: Running) -> None:
+    """A client's `complete` cancels its operation's task, which leaves its group at
+    its next step. A frame the group delivers in between (here, delivered at once
+    after the `complete` was handled, as an event's fan-out can be) went out under
+    the completed id, which the protocol forbids and a client may reuse."""
+    owner, project_id, scene_id, _ = await setup(server)
+    async with sockets(server, owner.token, 1) as (socket,):
+        completed, going_on = [
+            await socket.subscribe(PROJECT_EVENTS, {"projectId": project_id}) for _ in range(2)
+        ]
+        for feed in (completed, going_on):
+            assert (await feed.next())["projectEvents"]["kind"] == "SNAPSHOT"
+        await until(lambda: server.members() == [2], "both parked")
+        (group,) = server.fanout._groups.values()
+        follower = next(f for f in group._members.values() if f._id == completed.id)
+        parked = follower._parked
+        assert parked is not None
+        operation: Any = follower._operation
+        # What the server does with the client's {"type": "complete"}, then a frame
+        # for the follower, in the same step of the loop.
+        await operation.handler.handle_complete({"id": completed.id, "type": "complete"})
+        follower.deliver(
+            '{"data":{"projectEvents":{"sequence":0,"kind":"PROJECT_UPDATED"}}}',
+            parked.last + 1,
+            asyncio.get_running_loop().time(),
+        )
+        await owner.rename_scene(scene_id, "Pier")
+        assert (await going_on.next())["projectEvents"]["kind"] == "SCENE_UPDATED"
+        assert completed.queue.empty(), completed.queue.get_nowait()
+        await until(lambda: server.members() == [1], "the completed one left")

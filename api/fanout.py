@@ -48,6 +48,7 @@ from strawberry.schema.base import BaseSchema
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
+from api.ws_protocol import StudioWebSocketProtocol, TextMessage
 from schema.context import Context, signed_in
 from services.realtime.feed import Parked
 
@@ -74,6 +75,12 @@ Send = Callable[[Message], Coroutine[Any, Any, None]]
 TRANSPORT_SEND = "studio.transport_send"
 """The scope key under which `TransportSend` keeps the server's own ASGI `send`."""
 
+TRANSPORT_WRITE = "studio.transport_write"
+"""The scope key under which `TransportSend` keeps the WebSocket protocol's
+`write_now` (`api.ws_protocol.StudioWebSocketProtocol`), when the server runs it."""
+
+WriteNow = Callable[[TextMessage], bool]
+
 
 class TransportSend:
     """ASGI middleware, outside every other that sees WebSockets: keeps the server's
@@ -85,6 +92,10 @@ class TransportSend:
     per subscriber than written directly. None of them needs to see those frames:
     `api.limits.UnsignedWebSocketCap` watches for `connection_ack` only, which, as
     the handshake, every unshared frame and the close, still goes through them all.
+
+    Under `studio serve` that `send` is `StudioWebSocketProtocol.send`; its
+    protocol's `write_now` is kept too (`TRANSPORT_WRITE`), which writes a frame
+    with no coroutine at all and, for a small one, the bytes framed once per event.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -93,6 +104,9 @@ class TransportSend:
     async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
         if scope["type"] == "websocket":
             scope[TRANSPORT_SEND] = send
+            protocol = getattr(send, "__self__", None)
+            if isinstance(protocol, StudioWebSocketProtocol):
+                scope[TRANSPORT_WRITE] = protocol.write_now
         await self.app(scope, receive, send)
 
 
@@ -127,13 +141,24 @@ class FanOut:
         variables: dict[str, object] | None,
         operation_name: str | None,
         running: tuple[Mapping[str, object], object] | None = None,
+        write_now: WriteNow | None = None,
     ) -> Follower:
         """The sharing part of one subscription (`Context.sharing`): `send` is its
         socket's ASGI send (`TRANSPORT_SEND`, or the WebSocket's own); `running`,
         its protocol handler's running operations by id and the operation itself,
-        found there under `operation_id` until the client completes it."""
+        found there under `operation_id` until the client completes it; `write_now`,
+        its protocol's (`TRANSPORT_WRITE`), when there is one."""
         return Follower(
-            self, key, operation_id, send, context, query, variables, operation_name, running
+            self,
+            key,
+            operation_id,
+            send,
+            context,
+            query,
+            variables,
+            operation_name,
+            running,
+            write_now,
         )
 
     def _group_for(self, follower: Follower, last: int) -> _Group | None:
@@ -174,8 +199,10 @@ class Follower:
         variables: dict[str, object] | None,
         operation_name: str | None,
         running: tuple[Mapping[str, object], object] | None = None,
+        write_now: WriteNow | None = None,
     ) -> None:
         self.fanout = fanout
+        self._write_now = write_now
         self.key = key
         self._id = operation_id
         self._operations: Mapping[str, object] | None = None
@@ -219,10 +246,14 @@ class Follower:
         group.add(self)
         return True
 
-    def deliver(self, text: str, position: int, now: float) -> None:
+    def deliver(
+        self, text: str, position: int, now: float, messages: dict[str, TextMessage]
+    ) -> None:
         """Write the group's payload `text` for event `position`, unless the subscriber
         has it already, or its gate is closed as of `now` (the event loop's time when
-        the event's delivery began; then it is handed back)."""
+        the event's delivery began; then it is handed back). `messages` holds the
+        event's frames by operation id prefix, each made once for all the
+        subscribers whose operation has that id (most clients number theirs from 1)."""
         parked = self._parked
         if parked is None or position <= parked.last:
             return
@@ -241,11 +272,18 @@ class Follower:
             if len(self._outbox) >= OUTBOX or self._queued >= OUTBOX_BYTES:
                 self._hand_back()  # it reads what is queued again from the table
             return
-        # The write runs now, up to its first wait: writing to a thousand sockets costs
-        # a thousand calls, not a thousand tasks; only a write that must wait (the
-        # socket's buffer is full) becomes a task, which runs the rest (`_Rest`).
+        # The write runs now: writing to a thousand sockets costs a thousand calls, not
+        # a thousand tasks (nor coroutines, with `write_now`); only a write that must
+        # wait (the socket's buffer is full) becomes a task, which runs the rest.
+        message = messages.get(self._prefix)
+        if message is None:
+            message = messages[self._prefix] = TextMessage(self._prefix + text + "}")
+        write_now = self._write_now
+        if write_now is not None and write_now(message):
+            self._written = position
+            return
         try:
-            writing = self._send(self._frame(text))
+            writing = self._send({"type": "websocket.send", "text": message.text})
             try:
                 waiting = writing.send(None)
             except StopIteration:  # written without a wait, as nearly always
@@ -431,8 +469,9 @@ class _Group:
         # One clock reading for the event: the gates' due checks are compared with the
         # moment its delivery began (a thousand writes take a few ms).
         now = asyncio.get_running_loop().time()
+        messages: dict[str, TextMessage] = {}
         for follower in list(self._members.values()):
-            follower.deliver(text, position, now)
+            follower.deliver(text, position, now, messages)
         self.last_frame = position
 
 

@@ -81,7 +81,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
-from api.fanout import TRANSPORT_SEND, FanOut, group_key
+from api.fanout import TRANSPORT_SEND, TRANSPORT_WRITE, FanOut, group_key
 from schema.context import TOKEN_REFUSED, Context, signed_in
 from schema.error_codes import BUSY, SERVICE_UNAVAILABLE, TOKEN_INVALID, UNAUTHENTICATED
 
@@ -325,6 +325,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             operation.variables,
             operation.operation_name,
             (self.operations, operation),
+            socket.scope.get(TRANSPORT_WRITE),
         )
 
     async def _send_result_stream(

@@ -19,6 +19,13 @@ a page of assets) are compressed exactly as before.
 `websockets` installed), whose permessage-deflate offer, when compression is on
 (`WEBSOCKET_COMPRESSION`), negotiates `SmallMessagesUncompressed` instead of
 `websockets`' own `PerMessageDeflate`.
+
+It also writes a message without a coroutine (`write_now`), for the frames one
+event sends to every subscriber (`api.fanout`): a `TextMessage` below
+`COMPRESS_MIN_BYTES` is framed once (RFC 6455 §5.2: a server's frames are not
+masked, and such a message is not compressed) and the same bytes go to every
+socket that negotiated nothing else, so that what is left per subscriber is
+the `write` itself.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from websockets.extensions.permessage_deflate import (
     ServerPerMessageDeflateFactory,
 )
 from websockets.frames import Frame, Opcode
+from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
 from websockets.typing import ExtensionParameter
 
@@ -61,6 +69,22 @@ class SmallMessagesUncompressed(PerMessageDeflate):
         return super().encode(frame)
 
 
+class TextMessage:
+    """A text message to write to many sockets: `data`, its UTF-8 bytes, and `frame`,
+    the whole frame a server sends for it uncompressed (one unmasked text frame, FIN
+    set), or None from `COMPRESS_MIN_BYTES` up, where each socket's compression
+    context makes its own frame."""
+
+    __slots__ = ("data", "frame", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.data = text.encode()
+        self.frame: bytes | None = None
+        if len(self.data) < COMPRESS_MIN_BYTES:
+            self.frame = Frame(Opcode.TEXT, self.data).serialize(mask=False)
+
+
 class _Factory(ServerPerMessageDeflateFactory):
     def process_request_params(
         self,
@@ -84,6 +108,7 @@ class StudioWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._frames_as_is: bool | None = None
         extensions: list[ServerExtensionFactory] = []
         if self.config.ws_per_message_deflate:
             extensions.append(
@@ -111,3 +136,39 @@ class StudioWebSocketProtocol(WebSocketsSansIOProtocol):
             "more_body", False
         ):
             self.handshake_complete = True
+
+    def write_now(self, message: TextMessage) -> bool:
+        """Write `message` as `send({"type": "websocket.send", "text": ...})` would,
+        without a coroutine; True if it was written, False if it was not because
+        that `send` would wait or fail (the handshake not done or refused, the
+        socket closing or closed, or its buffer over the high-water mark, when the
+        transport has paused writing): then the caller uses `send`, which waits or
+        raises as it always does."""
+        if (
+            not self.handshake_complete
+            or self.close_sent
+            or self.disconnected
+            or self.initial_response is not None
+            or not self.writable.is_set()
+        ):
+            return False
+        conn = self.conn
+        if conn.state is not OPEN or conn.expect_continuation_frame:
+            return False
+        frame = message.frame
+        if frame is not None and self._frames_taken_as_is():
+            self.transport.write(frame)
+        else:
+            conn.send_text(message.data)
+            self.transport.write(b"".join(conn.data_to_send()))
+        return True
+
+    def _frames_taken_as_is(self) -> bool:
+        """Whether this connection's extensions leave a small text frame as it is:
+        none were negotiated, or only `SmallMessagesUncompressed`."""
+        if self._frames_as_is is None:
+            self._frames_as_is = all(
+                isinstance(extension, SmallMessagesUncompressed)
+                for extension in self.conn.extensions
+            )
+        return self._frames_as_is

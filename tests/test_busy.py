@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 import migrations
 from api.app import create_app
+from api.cli import _uvicorn_options
 from api.graphql import build_context
 from api.ports import free_port
 from api.schema import schema
@@ -112,7 +113,7 @@ async def server(database_url: str) -> AsyncIterator[tuple[str, AppState]]:
     )
     port = free_port()
     app = create_app(settings, port=port)
-    async with serving_in_process(app, port) as base_url:
+    async with serving_in_process(app, port, **_uvicorn_options(settings)) as base_url:
         yield base_url, app.state.studio
 
 

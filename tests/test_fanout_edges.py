@@ -193,6 +193,7 @@ async def test_nothing_goes_out_under_an_operation_the_client_completed(server: 
             '{"data":{"projectEvents":{"sequence":0,"kind":"PROJECT_UPDATED"}}}',
             parked.last + 1,
             asyncio.get_running_loop().time(),
+            {},
         )
         await owner.rename_scene(scene_id, "Pier")
         assert (await going_on.next())["projectEvents"]["kind"] == "SCENE_UPDATED"

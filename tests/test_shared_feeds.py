@@ -27,6 +27,7 @@ from starlette.routing import WebSocketRoute
 
 import migrations
 from api.app import create_app
+from api.cli import _uvicorn_options
 from api.fanout import OUTBOX_BYTES, FanOut, Follower
 from api.graphql import StudioGraphQL
 from api.ports import free_port
@@ -116,7 +117,8 @@ async def server(database_url: str) -> AsyncIterator[Running]:
     )
     port = free_port()
     app = create_app(settings, port=port)
-    async with serving_in_process(app, port) as base_url:
+    # As `studio serve` runs it: shared frames go through its protocol's write_now.
+    async with serving_in_process(app, port, **_uvicorn_options(settings)) as base_url:
         yield Running(base_url, app)
 
 

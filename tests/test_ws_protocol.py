@@ -35,8 +35,11 @@ from api.ws_protocol import COMPRESS_MIN_BYTES
 from services.database import Database
 from tests.realtime_harness import Api
 from tests.servers import serving_in_process
+from tests.test_shared_feeds import WITH_PLANNER, Running, server, setup, until
 
 pytestmark = pytest.mark.e2e
+
+__all__ = ["server"]  # the fixture, shared
 
 SECRET_KEY = "websocket protocol tests secret key, long enough to be accepted"
 
@@ -195,3 +198,61 @@ async def test_a_refused_handshake_is_answered_and_logs_no_error(
     assert any("429" in record.getMessage() for record in caplog.records)
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == []
+
+
+async def _subscribed(
+    base_url: str, token: str, factory: _RecordingFactory, project_id: str
+) -> ClientConnection:
+    socket = await connect(
+        base_url.replace("http://", "ws://") + "/graphql",
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        extensions=[factory],
+        compression=None,
+        max_size=None,
+    )
+    await socket.send(
+        json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+    )
+    assert json.loads(await socket.recv())["type"] == "connection_ack"
+    subscribe = {"query": WITH_PLANNER, "variables": {"projectId": project_id}}
+    await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+    first = json.loads(await socket.recv())
+    assert first["payload"]["data"]["projectEvents"]["kind"] == "SNAPSHOT", first
+    return socket
+
+
+async def test_shared_frames_written_at_once_decode_small_and_large(server: Running) -> None:
+    """Shared frames go out through the protocol's `write_now` (api/fanout.py): a small
+    one as the same bytes, framed once, to every subscription of the same id, and
+    uncompressed; a large one compressed by each socket's own context, in step with
+    the small ones around it. Every one decodes to its event."""
+    owner, project_id, scene_id, _ = await setup(server)
+    factories = [_RecordingFactory(), _RecordingFactory()]
+    opened = [await _subscribed(server.base_url, owner.token, f, project_id) for f in factories]
+    try:
+        await until(lambda: server.members() == [2], "both parked")
+        followers = [f for group in server.fanout._groups.values() for f in group._members.values()]
+        assert all(follower._write_now is not None for follower in followers)
+        for round_ in range(3):
+            await owner.rename_scene(scene_id, f"Quay {round_}")
+            planner = f"{round_}" + "p" * (2 * COMPRESS_MIN_BYTES)
+            await owner.mutate(
+                "updateProject", {"id": project_id, "promptPlannerData": planner}, "project { id }"
+            )
+            for socket in opened:
+                small, large = [json.loads(await socket.recv()) for _ in range(2)]
+                assert small["id"] == large["id"] == "1"
+                assert small["payload"]["data"]["projectEvents"]["kind"] == "SCENE_UPDATED"
+                event = large["payload"]["data"]["projectEvents"]
+                assert event["node"]["promptPlannerData"] == planner
+    finally:
+        for socket in opened:
+            await socket.close()
+    for factory in factories:
+        sizes = [(compressed, len(text.encode())) for compressed, text in factory.seen]
+        shared = sizes[2:]  # after the ack and the snapshot
+        assert len(shared) == 6
+        for compressed, size in shared:
+            assert compressed == (size >= COMPRESS_MIN_BYTES), (compressed, size)
+        assert any(compressed for compressed, _ in shared)
+        assert any(not compressed for compressed, _ in shared)

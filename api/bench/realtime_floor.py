@@ -60,14 +60,24 @@ WITH_NODE = (
 
 
 def _floor_app() -> Any:
-    """The floor: accept graphql-transport-ws subscribers; `/trigger` writes one frame to each."""
+    """The floor: accept graphql-transport-ws subscribers; `/trigger` writes one frame to each.
+
+    A frame is written as `api.fanout` writes a shared one: with the protocol's
+    `write_now` (no coroutine; the frame's bytes made once per event for every
+    subscription of the same id), or, when that must wait, with `send`.
+    """
     from starlette.applications import Starlette
+    from starlette.middleware import Middleware
     from starlette.requests import Request
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route, WebSocketRoute
     from starlette.websockets import WebSocket, WebSocketDisconnect
 
-    subscribers: list[tuple[WebSocket, str]] = []
+    from api.fanout import TRANSPORT_WRITE, TransportSend
+    from api.ws_protocol import TextMessage
+
+    # Each subscriber: its socket, its JSON id, its protocol's write_now.
+    subscribers: list[tuple[WebSocket, str, Any]] = []
     state = {"sequence": 0}
 
     def payload(sequence: int, kind: str) -> str:
@@ -76,7 +86,8 @@ def _floor_app() -> Any:
 
     async def socket(websocket: WebSocket) -> None:
         await websocket.accept(subprotocol="graphql-transport-ws")
-        mine: list[tuple[WebSocket, str]] = []
+        write_now = websocket.scope.get(TRANSPORT_WRITE)
+        mine: list[tuple[WebSocket, str, Any]] = []
         try:
             while True:
                 message = json.loads(await websocket.receive_text())
@@ -89,7 +100,7 @@ def _floor_app() -> Any:
                     ident = json.dumps(message["id"])
                     first = payload(state["sequence"], "SNAPSHOT")
                     await websocket.send_text(f'{{"id":{ident},"type":"next","payload":{first}}}')
-                    mine.append((websocket, ident))
+                    mine.append((websocket, ident, write_now))
                     subscribers.append(mine[-1])
         except WebSocketDisconnect:
             pass
@@ -100,9 +111,17 @@ def _floor_app() -> Any:
     async def trigger(request: Request) -> PlainTextResponse:
         state["sequence"] += 1
         body = payload(state["sequence"], "SHOT_IMAGE_UPDATED")  # encoded once
-        for websocket, ident in list(subscribers):
+        frames: dict[str, TextMessage] = {}  # and framed once per id
+        for websocket, ident, write_now in list(subscribers):
+            frame = frames.get(ident)
+            if frame is None:
+                frame = frames[ident] = TextMessage(
+                    f'{{"id":{ident},"type":"next","payload":{body}}}'
+                )
+            if write_now is not None and write_now(frame):
+                continue
             with contextlib.suppress(Exception):
-                await websocket.send_text(f'{{"id":{ident},"type":"next","payload":{body}}}')
+                await websocket.send_text(frame.text)
         return PlainTextResponse("sent")
 
     async def ready(request: Request) -> PlainTextResponse:
@@ -113,7 +132,8 @@ def _floor_app() -> Any:
             WebSocketRoute("/graphql", socket),
             Route("/trigger", trigger, methods=["POST"]),
             Route("/readyz", ready),
-        ]
+        ],
+        middleware=[Middleware(TransportSend)],
     )
 
 

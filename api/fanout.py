@@ -295,6 +295,19 @@ class Follower:
         rest = asyncio.ensure_future(_Rest(writing, waiting))
         self._writer = asyncio.ensure_future(self._drain(rest, position))
 
+    def stop(self) -> None:
+        """The client completed the operation (its handler's `cleanup_operation`):
+        nothing more goes out under its id, from now. Its group forgets it, and what
+        waits for its socket is dropped, a write already waiting for the socket to
+        take more included (cancelled before it runs). The operation's task, which
+        is cancelled too, leaves at its next step; a write that waited would have
+        gone out in between, whenever the socket drained in the same turn of the loop."""
+        if self._group is not None:
+            self._group.remove(self)
+        writer = self._writer
+        if writer is not None:
+            self._drop(writer)
+
     def _frame(self, text: str) -> Message:
         return {"type": "websocket.send", "text": self._prefix + text + "}"}
 

@@ -81,7 +81,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
-from api.fanout import TRANSPORT_SEND, TRANSPORT_WRITE, FanOut, group_key
+from api.fanout import TRANSPORT_SEND, TRANSPORT_WRITE, FanOut, Follower, group_key
 from schema.context import TOKEN_REFUSED, Context, signed_in
 from schema.error_codes import BUSY, SERVICE_UNAVAILABLE, TOKEN_INVALID, UNAUTHENTICATED
 
@@ -251,6 +251,21 @@ def signed_out(result: ExecutionResult) -> bool:
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws with checked messages and a context per operation."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The sharing part (api/fanout.py) of each running operation that has one, by
+        # id, with the operation: stopped as soon as the operation is cleaned up.
+        self._followers: dict[str, tuple[Operation[Context, None], Follower]] = {}
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        """Strawberry's (the operation forgotten, its task cancelled), and at once
+        its shared frames stopped (`Follower.stop`): its task leaves its group only
+        at its next step, and nothing may go out under the id meanwhile."""
+        sharing = self._followers.pop(operation_id, None)
+        if sharing is not None and self.operations.get(operation_id) is sharing[0]:
+            sharing[1].stop()
+        await super().cleanup_operation(operation_id)
+
     async def handle_message(self, message: Message) -> None:
         reason = malformed(_TRANSPORT_WS, message)
         if reason is not None:
@@ -269,6 +284,14 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """Strawberry's, with a context of the operation's own (see the module)."""
+        try:
+            await self._run_operation(operation)
+        finally:
+            sharing = self._followers.get(operation.id)
+            if sharing is not None and sharing[0] is operation:
+                del self._followers[operation.id]
+
+    async def _run_operation(self, operation: Operation[Context, None]) -> None:
         try:
             try:
                 context = await operation_context(self.context)
@@ -316,7 +339,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         key = group_key(
             operation.query, operation.operation_name, operation.variables, context.actor.user_id
         )
-        context.sharing = fanout.follower(
+        context.sharing = follower = fanout.follower(
             key,
             operation.id,
             socket.scope.get(TRANSPORT_SEND) or socket.send,
@@ -327,6 +350,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             (self.operations, operation),
             socket.scope.get(TRANSPORT_WRITE),
         )
+        self._followers[operation.id] = (operation, follower)
 
     async def _send_result_stream(
         self, operation: Operation[Context, None], result_source: Any

@@ -199,3 +199,68 @@ async def test_nothing_goes_out_under_an_operation_the_client_completed(server: 
         assert (await going_on.next())["projectEvents"]["kind"] == "SCENE_UPDATED"
         assert completed.queue.empty(), completed.queue.get_nowait()
         await until(lambda: server.members() == [1], "the completed one left")
+
+
+async def _everything(raw: tcp.socket, quiet: float = 1.5) -> list[dict[str, Any]]:
+    """Every text message a raw socket receives until it has been quiet for `quiet` s."""
+    loop = asyncio.get_running_loop()
+    raw.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
+    buffer = b""
+    while True:
+        try:
+            chunk = await asyncio.wait_for(loop.sock_recv(raw, 1 << 20), quiet)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        buffer += chunk
+    messages: list[dict[str, Any]] = []
+    while buffer:
+        length, start = buffer[1] & 0x7F, 2
+        if length == 126:
+            length, start = int.from_bytes(buffer[2:4], "big"), 4
+        elif length == 127:
+            length, start = int.from_bytes(buffer[2:10], "big"), 10
+        assert buffer[0] == 0x81, buffer[:2]
+        messages.append(json.loads(buffer[start : start + length]))
+        buffer = buffer[start + length :]
+    return messages
+
+
+async def test_a_frame_waiting_for_the_socket_is_not_written_after_a_complete(
+    server: Running,
+) -> None:
+    """A parked subscriber's socket lags: one frame waits for the socket to take more,
+    others are queued behind it. The client completes the operation, and in the same
+    turn of the loop its socket drains (the transport calls `resume_writing`, as it
+    does once the client has read). The waiting frame, then the queue, went out
+    under the completed id before the operation's cancelled task got to drop them:
+    the check that `deliver` makes was made by nothing that writes later."""
+    owner, project_id, _, _ = await setup(server)
+    variables = {"projectId": project_id}
+    stalled = await stalled_subscriber(server, owner.token, WITH_PLANNER, variables)
+    try:
+        async with sockets(server, owner.token, 1) as reading:
+            feed = (await subscribe_all(reading, WITH_PLANNER, variables))[0]
+            await until(lambda: server.members() == [2], "both parked")
+            await _queue_waits(server, owner, project_id, feed)
+            (group,) = server.fanout._groups.values()
+            follower = next(f for f in group._members.values() if f._writer is not None)
+            operation: Any = follower._operation
+            protocol: Any = getattr(follower._write_now, "__self__", None)
+            assert protocol is not None
+            assert not protocol.writable.is_set()  # a write waits for the socket
+            written = follower._written
+            # In one turn of the loop: the client's socket has drained (its transport
+            # calls `resume_writing`, which wakes the waiting write) and its
+            # {"type": "complete"} is handled before that write runs.
+            protocol.resume_writing()
+            await operation.handler.handle_complete({"id": "1", "type": "complete"})
+            await until(lambda: server.members() == [1], "the completed one left")
+            got = await _everything(stalled)
+        events = [message["payload"]["data"]["projectEvents"] for message in got]
+        assert events[0]["kind"] == "SNAPSHOT"
+        late = [event["sequence"] for event in events[1:] if event["sequence"] > written]
+        assert late == [], f"written after the complete: {late} (last written before: {written})"
+    finally:
+        stalled.close()

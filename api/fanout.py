@@ -221,6 +221,9 @@ class Follower:
         self._queued = 0
         self._written = -1  # the position of the last frame written to the socket
         self._writer: asyncio.Future[None] | None = None
+        # The write that had to wait (its own task, awaited by the writer): dropped
+        # with the writer, even one that has not yet run a step to await it.
+        self._waiting: asyncio.Future[None] | None = None
 
     @property
     def queued_bytes(self) -> int:
@@ -292,8 +295,8 @@ class Follower:
         except Exception:  # the socket is gone: its handler ends the operation
             self._hand_back()
             return
-        rest = asyncio.ensure_future(_Rest(writing, waiting))
-        self._writer = asyncio.ensure_future(self._drain(rest, position))
+        self._waiting = asyncio.ensure_future(_Rest(writing, waiting))
+        self._writer = asyncio.ensure_future(self._drain(self._waiting, position))
 
     def stop(self) -> None:
         """The client completed the operation (its handler's `cleanup_operation`):
@@ -326,6 +329,7 @@ class Follower:
     async def _drain(self, pending: Awaitable[None], position: int) -> None:
         try:
             await pending
+            self._waiting = None
             self._written = position
             while self._outbox:
                 text, position = self._outbox[0]
@@ -338,7 +342,8 @@ class Follower:
             self._queued = 0
             self._hand_back()
         finally:
-            self._writer = None
+            if self._writer is asyncio.current_task():
+                self._writer, self._waiting = None, None
 
     async def _leave(self, drain: bool) -> None:
         parked = self._parked
@@ -368,6 +373,12 @@ class Follower:
         self._outbox.clear()
         self._queued = 0
         writer.cancel()
+        # A writer cancelled before its first step never awaits (so never cancels) the
+        # write waiting for the socket, which would go out once the socket drained.
+        if self._waiting is not None:
+            self._waiting.cancel()
+        if self._writer is writer:
+            self._writer, self._waiting = None, None
 
 
 class _Source:

@@ -264,3 +264,46 @@ async def test_a_frame_waiting_for_the_socket_is_not_written_after_a_complete(
         assert late == [], f"written after the complete: {late} (last written before: {written})"
     finally:
         stalled.close()
+
+
+async def test_a_write_that_had_to_wait_is_dropped_with_its_queue_before_it_started(
+    server: Running,
+) -> None:
+    """A frame for a socket whose buffer is over its high-water mark becomes a write
+    that waits (a task of its own) and a writer task behind it. Dropping the queue
+    cancelled the writer only: dropped before the writer had run a step, the waiting
+    write was left to go out once the socket drained, under an operation the client
+    had completed (or past a logout, or again after the subscriber read it from the
+    table)."""
+    owner, project_id, scene_id, _ = await setup(server)
+    async with sockets(server, owner.token, 1) as (socket,):
+        completed, going_on = [
+            await socket.subscribe(PROJECT_EVENTS, {"projectId": project_id}) for _ in range(2)
+        ]
+        for feed in (completed, going_on):
+            assert (await feed.next())["projectEvents"]["kind"] == "SNAPSHOT"
+        await until(lambda: server.members() == [2], "both parked")
+        (group,) = server.fanout._groups.values()
+        follower = next(f for f in group._members.values() if f._id == completed.id)
+        parked = follower._parked
+        assert parked is not None
+        operation: Any = follower._operation
+        protocol: Any = getattr(follower._write_now, "__self__", None)
+        assert protocol is not None
+        # In one turn of the loop: the socket's buffer passes its high-water mark (the
+        # transport calls `pause_writing`), a frame for the follower has to wait, and
+        # the client's {"type": "complete"} is handled; later the socket drains.
+        protocol.pause_writing()
+        follower.deliver(
+            '{"data":{"projectEvents":{"sequence":0,"kind":"PROJECT_UPDATED"}}}',
+            parked.last + 1,
+            asyncio.get_running_loop().time(),
+            {},
+        )
+        assert follower._writer is not None  # the frame waits
+        await operation.handler.handle_complete({"id": completed.id, "type": "complete"})
+        protocol.resume_writing()
+        await until(lambda: server.members() == [1], "the completed one left")
+        await owner.rename_scene(scene_id, "Pier")
+        assert (await going_on.next())["projectEvents"]["kind"] == "SCENE_UPDATED"
+        assert completed.queue.empty(), completed.queue.get_nowait()

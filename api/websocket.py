@@ -46,7 +46,7 @@ from contextlib import suppress
 from typing import Annotated, Any, Literal, cast
 
 from graphql import GraphQLError, GraphQLFormattedError, OperationType, get_operation_ast, parse
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.websockets import WebSocketDisconnected as SentAfterClose
 from strawberry.http.exceptions import (
@@ -139,6 +139,12 @@ class _Strict(BaseModel):
 
 Record = dict[str, object]
 
+MAX_OPERATION_ID = 128
+"""Characters an operation's `id` may have: it repeats in every frame of the operation
+(clients use counters or UUIDs, 36 characters)."""
+
+OperationId = Annotated[str, StringConstraints(max_length=MAX_OPERATION_ID)]
+
 
 class OperationPayload(_Strict):
     """What a `subscribe` (graphql-transport-ws) or `start` (graphql-ws) carries."""
@@ -161,24 +167,24 @@ class _Ping(_Strict):
 
 class _Subscribe(_Strict):
     type: Literal["subscribe"]
-    id: str
+    id: OperationId
     payload: OperationPayload
 
 
 class _Complete(_Strict):
     type: Literal["complete"]
-    id: str
+    id: OperationId
 
 
 class _Start(_Strict):
     type: Literal["start"]
-    id: str
+    id: OperationId
     payload: OperationPayload
 
 
 class _Stop(_Strict):
     type: Literal["stop"]
-    id: str
+    id: OperationId
 
 
 class _Terminate(_Strict):

@@ -19,8 +19,10 @@ from schema.enums import ProjectEventKind
 from schema.events import field_name, field_names
 from services.database import Database
 from services.errors import InvalidInput
+from services.generation.statuses import apply_prediction
 from services.realtime import events, feed, recording
 from services.realtime.bus import EventBus
+from services.replicate.gateway import Prediction
 from services.tables import (
     ProjectEventCounterRow,
     ProjectEventRow,
@@ -38,6 +40,7 @@ from tests.factories import (
     mutate_ok,
     project,
     scene,
+    statements,
 )
 
 
@@ -128,6 +131,39 @@ async def test_image_events_belong_to_their_shot_and_project(db: Database) -> No
     assert kinds(image_events) == [*["SHOT_IMAGE_CREATED"] * 3, "SHOT_IMAGE_UPDATED"]
     assert {event.shot_id for event in image_events} == {ids.decode(shot_id, "Shot")}
     assert image_events[-1].changes == ("is_favorite",)
+
+
+async def test_a_prediction_applied_records_its_image_event_in_few_statements(
+    db: Database,
+) -> None:
+    """A webhook's transaction reads the images it moves with their shots' projects
+    (`apply_prediction`): the event is numbered in the image's own project, with no
+    read of the shot of its own, and the other tables holding generations cost one
+    read together. Two projects, so a wrong project would show."""
+    owner = await account(db)
+    other_project = await project(db, owner, title="Other")
+    await scene(db, owner, other_project, shots=1)
+    project_id = await project(db, owner)
+    shot_id = (await scene(db, owner, project_id, shots=1))["shots"][0]["id"]
+    image_id = (await iteration(db, owner, shot_id, count=1))["images"][0]["id"]
+    pk = ids.decode(image_id, "ShotImage")
+    async with db.transaction() as session:
+        image = await session.get(ShotImageRow, pk)
+        assert image is not None
+        image.status, image.prediction_id = "PENDING", "p-recorded"
+    before = len(await recorded(db, project_id))
+    prediction = Prediction.from_json({"id": "p-recorded", "status": "processing"})
+    with statements(db) as sent:
+        async with db.transaction() as session:
+            moved = await apply_prediction(session, prediction)
+    assert [row.id for row in moved] == [pk]
+    reads = [text for text in sent if text.lstrip().upper().startswith("SELECT")]
+    assert len(reads) == 2, reads  # the images with their projects; the other tables' IDs
+    assert not any("FROM shots" in text and "shot_images" not in text for text in reads)
+    found = await recorded(db, project_id)
+    assert len(found) == before + 1
+    assert (found[-1].kind, found[-1].node_id) == ("SHOT_IMAGE_UPDATED", pk)
+    assert found[-1].changes == ("status",)
 
 
 async def test_a_write_that_fails_records_nothing(db: Database) -> None:

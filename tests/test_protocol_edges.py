@@ -26,6 +26,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from api.websocket import MAX_OPERATION_ID
 from tests.realtime_harness import PROJECT_EVENTS, WAIT, Api
 from tests.servers import StudioServer
 from tests.test_subscriptions import studio_server
@@ -155,6 +156,16 @@ ECHOED_TYPES: list[tuple[str, Any]] = [
 ]
 TRANSPORT_WS_CASES += ECHOED_TYPES
 GRAPHQL_WS_CASES += ECHOED_TYPES
+# An id repeats in every frame of its operation: it is bounded.
+LONG_ID = "i" * (MAX_OPERATION_ID + 1)
+TRANSPORT_WS_CASES += [
+    ("subscribe-id-too-long", {"type": "subscribe", "id": LONG_ID, "payload": OPERATION}),
+    ("complete-id-too-long", {"type": "complete", "id": LONG_ID}),
+]
+GRAPHQL_WS_CASES += [
+    ("start-id-too-long", {"type": "start", "id": LONG_ID, "payload": OPERATION}),
+    ("stop-id-too-long", {"type": "stop", "id": LONG_ID}),
+]
 RAW_FRAMES: list[tuple[str, str | bytes]] = [
     ("binary", b'{"type": "ping"}'),
     ("not-json", "{"),
@@ -243,6 +254,18 @@ async def test_an_unknown_message_type_is_named_in_the_close_reason(
         "BAD_REQUEST: Invalid message: the type is one of 'connection_init', 'ping', 'pong', "
         "'subscribe', 'complete', not 'hello'"
     )
+
+
+async def test_an_id_as_long_as_allowed_is_answered_under_it(
+    studio: StudioServer, owner: Api, project_id: str
+) -> None:
+    connection, _ = await open_socket(studio, owner, project_id, TRANSPORT_WS)
+    longest = "i" * MAX_OPERATION_ID
+    await connection.send(json.dumps({"type": "subscribe", "id": longest, "payload": OPERATION}))
+    answer = json.loads(await connection.recv())
+    assert answer == {"id": longest, "type": "next", "payload": {"data": {"__typename": "Query"}}}
+    assert json.loads(await connection.recv()) == {"id": longest, "type": "complete"}
+    await connection.close()
 
 
 async def test_a_malformed_message_costs_no_other_connection(

@@ -56,7 +56,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, or_
+from sqlalchemy import delete, insert, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -415,8 +415,12 @@ class GenerationEngine(Dispatching, OutputCopying):
         """
         try:
             async with self.db.transaction() as session:
-                session.add(WebhookDeliveryRow(id=webhook_id, prediction_id=prediction.id))
-                await session.flush()
+                # A statement of its own, not the unit of work: a repeat stops here.
+                await session.exec(
+                    insert(WebhookDeliveryRow).values(
+                        id=webhook_id, prediction_id=prediction.id, received_at=utcnow()
+                    )
+                )
                 rows = await apply_prediction(session, prediction)
         except IntegrityError:
             return False

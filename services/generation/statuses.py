@@ -17,14 +17,17 @@ from __future__ import annotations
 import secrets
 from typing import Literal
 
-from sqlmodel import select
+from sqlalchemy import literal, union_all
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.library.tables import AssetRow, AssetStatus
+from services.realtime.recording import note_projects_of_shots
 from services.replicate.gateway import Prediction
 from services.tables import (
     GenerationStatus,
     ShotImageRow,
+    ShotRow,
     StoryboardSelectionRow,
     utcnow,
 )
@@ -164,21 +167,7 @@ async def apply_prediction(session: AsyncSession, prediction: Prediction) -> lis
     the caller commits.
     """
     status = status_from_provider(prediction.status)
-    rows: list[Row] = [
-        *(
-            await session.exec(
-                select(ShotImageRow).where(ShotImageRow.prediction_id == prediction.id)
-            )
-        ),
-        *(
-            await session.exec(
-                select(StoryboardSelectionRow).where(
-                    StoryboardSelectionRow.prediction_id == prediction.id
-                )
-            )
-        ),
-        *(await session.exec(select(AssetRow).where(AssetRow.prediction_id == prediction.id))),
-    ]
+    rows = await _rows_following(session, prediction.id)
     for row in rows:
         row.checked_at = utcnow()
         row.failed_tries = 0
@@ -192,6 +181,46 @@ async def apply_prediction(session: AsyncSession, prediction: Prediction) -> lis
             advance(row, status, error=prediction.error or "The generation failed.")
         else:
             advance(row, status)
+    return rows
+
+
+async def _rows_following(session: AsyncSession, prediction_id: str) -> list[Row]:
+    """The rows whose `prediction_id` is `prediction_id`, in two statements however
+    many tables hold one: the shot images with their shots' projects (told to the
+    event recording, which then need not ask), and the IDs of the others, loaded
+    only where there are some."""
+    images = await session.exec(
+        select(ShotImageRow, ShotRow.project_id)
+        .outerjoin(ShotRow, col(ShotRow.id) == col(ShotImageRow.shot_id))
+        .where(ShotImageRow.prediction_id == prediction_id)
+    )
+    rows: list[Row] = []
+    projects: dict[int, int] = {}
+    for image, project_id in images:
+        rows.append(image)
+        if project_id is not None:
+            projects[image.shot_id] = project_id
+    note_projects_of_shots(session, projects)
+    found = await session.exec(
+        union_all(  # type: ignore[call-overload]
+            select(literal(0), StoryboardSelectionRow.id).where(
+                StoryboardSelectionRow.prediction_id == prediction_id
+            ),
+            select(literal(1), AssetRow.id).where(AssetRow.prediction_id == prediction_id),
+        )
+    )
+    ids: dict[int, list[int]] = {0: [], 1: []}
+    for n, row_id in found:
+        ids[n].append(row_id)
+    if ids[0]:
+        selections = select(StoryboardSelectionRow).where(
+            col(StoryboardSelectionRow.id).in_(ids[0])
+        )
+        loaded_selections = await session.exec(selections)
+        rows.extend(loaded_selections)
+    if ids[1]:
+        loaded_assets = await session.exec(select(AssetRow).where(col(AssetRow.id).in_(ids[1])))
+        rows.extend(loaded_assets)
     return rows
 
 

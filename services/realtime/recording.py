@@ -47,6 +47,7 @@ from services.tables import (
 
 _PENDING = "studio.events"
 _OUTBOX = "studio.outbox"
+_SHOT_PROJECTS = "studio.shot_projects"
 
 TRACKED: dict[type, str] = {
     ProjectRow: "Project",
@@ -143,10 +144,19 @@ def note_flush(session: Session, _context: UOWTransaction) -> None:
         _note(session, row, DELETED)
 
 
+def note_projects_of_shots(session: Session | AsyncSession, projects: dict[int, int]) -> None:
+    """Tell the recording the project of each shot (shot ID -> project ID) that a
+    write in this session read along with its rows, so that numbering their events
+    asks the database only about the others. A shot never changes project."""
+    known: dict[int, int] = session.info.setdefault(_SHOT_PROJECTS, {})
+    known.update(projects)
+
+
 def forget_pending(session: Session) -> None:
     """The `after_rollback` hook of our sessions: a rolled-back write has no event."""
     session.info.pop(_PENDING, None)
     session.info.pop(_OUTBOX, None)
+    session.info.pop(_SHOT_PROJECTS, None)
     library_recording.forget(session)
     team_recording.forget(session)
 
@@ -164,25 +174,35 @@ async def record(session: AsyncSession) -> Outbox:
     await session.flush()
     pending: dict[tuple[str, int], _Change] = session.info.pop(_PENDING, {})
     outbox: Outbox = session.info.pop(_OUTBOX, [])
+    known_projects: dict[int, int] = session.info.pop(_SHOT_PROJECTS, {})
     if pending:
-        await _record_projects(session, pending, outbox)
+        await _record_projects(session, pending, outbox, known_projects)
     outbox.extend(await library_recording.record(session))
     outbox.extend(await team_recording.record(session))
     return outbox
 
 
 async def _record_projects(
-    session: AsyncSession, pending: dict[tuple[str, int], _Change], outbox: Outbox
+    session: AsyncSession,
+    pending: dict[tuple[str, int], _Change],
+    outbox: Outbox,
+    known_projects: dict[int, int],
 ) -> None:
-    """Number and store the noted project changes, adding their messages to `outbox`."""
+    """Number and store the noted project changes, adding their messages to `outbox`;
+    `known_projects` are shots' projects already read (`note_projects_of_shots`)."""
     changes = list(pending.values())
-    shots = {c.shot_id for c in changes if c.project_id is None and c.shot_id is not None}
-    project_of_shot: dict[int, int] = {}
+    gone = {c.node_id for c in changes if c.node_type == "Shot" and c.change == DELETED}
+    project_of_shot = {shot: p for shot, p in known_projects.items() if shot not in gone}
+    shots = {
+        c.shot_id
+        for c in changes
+        if c.project_id is None and c.shot_id is not None and c.shot_id not in project_of_shot
+    }
     if shots:
         found = await session.exec(
             select(ShotRow.id, ShotRow.project_id).where(col(ShotRow.id).in_(shots))
         )
-        project_of_shot = {int(shot or 0): int(project) for shot, project in found}
+        project_of_shot.update((int(shot or 0), int(project)) for shot, project in found)
     by_project: dict[int, list[_Change]] = {}
     for change in changes:
         project_id = change.project_id

@@ -401,10 +401,16 @@ class RateLimit:
         try:
             await limits.hit(rate, await self._client(scope, rate, state))
         except RateLimited as error:
-            if scope["type"] == "websocket":
-                # Closing before accepting answers the handshake with 403.
+            if scope["type"] == "websocket" and "websocket.http.response" not in scope.get(
+                "extensions", {}
+            ):
+                # Without the denial-response extension, closing before accepting is
+                # the only refusal: the server answers the handshake with 403.
                 await send({"type": "websocket.close", "code": 1008, "reason": error.message})
             else:
+                # A WebSocket handshake is refused as HTTP is (the ASGI
+                # `websocket.http.response` extension): 429 with Retry-After and the
+                # same body, not a 403 that reads as a refusal of the client itself.
                 await rate_limited_response(error)(scope, receive, send)
             return
         await self.app(scope, receive, send)

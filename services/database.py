@@ -52,7 +52,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services import decoding
+from services import decoding, sqlite_driver
 from services.realtime import recording
 from services.realtime.bus import EventBus
 
@@ -148,7 +148,8 @@ class Database:
             "pool_timeout": pool_timeout,
         }
         if self.is_sqlite:
-            options["connect_args"] = {"timeout": 30}
+            # One trip to aiosqlite's thread per statement (services/sqlite_driver.py).
+            options["connect_args"] = {"timeout": 30, **sqlite_driver.connect_args()}
         else:
             options.update(
                 pool_size=pool_size, max_overflow=pool_size, pool_recycle=POOL_RECYCLE_SECONDS

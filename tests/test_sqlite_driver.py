@@ -1,0 +1,162 @@
+"""The embedded default's SQLite connections (services/sqlite_driver.py): one trip to
+aiosqlite's thread per statement, and the same answers as aiosqlite's own cursors.
+
+Each test runs the same statements through a `Database` (one-trip cursors) and
+through a plain SQLAlchemy engine on stock aiosqlite, on the same file, and
+compares what SQLAlchemy reports: rows, `rowcount`, inserted primary keys,
+errors, streamed results.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from services import sqlite_driver
+from services.database import Database
+
+SETUP = (
+    "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, size INTEGER)",
+    "INSERT INTO items (name, size) VALUES ('a', 1), ('b', 2), ('c', 3)",
+)
+
+
+@pytest.fixture
+async def engines(tmp_path: Path) -> AsyncIterator[tuple[Database, AsyncEngine]]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}"
+    ours = Database(url)
+    stock = create_async_engine(url, connect_args={"timeout": 30})
+    async with ours.engine.begin() as connection:
+        for statement in SETUP:
+            await connection.execute(text(statement))
+    try:
+        yield ours, stock
+    finally:
+        await ours.dispose()
+        await stock.dispose()
+
+
+async def _both(engines: tuple[Database, AsyncEngine], work: Any) -> tuple[Any, Any]:
+    """`work(connection)` in a transaction rolled back, on ours (its writers' engine,
+    which sends BEGIN IMMEDIATE) and on stock aiosqlite."""
+    ours, stock = engines
+    answers = []
+    for engine in (ours.write_engine, stock):
+        async with engine.connect() as connection:
+            transaction = await connection.begin()
+            try:
+                answers.append(await work(connection))
+            finally:
+                await transaction.rollback()
+    return answers[0], answers[1]
+
+
+def test_the_embedded_default_uses_one_trip_cursors() -> None:
+    assert sqlite_driver.AVAILABLE
+    assert sqlite_driver.connect_args() == {"async_creator_fn": sqlite_driver.connect}
+
+
+async def test_its_connections_are_one_trip_ones(engines: tuple[Database, AsyncEngine]) -> None:
+    ours, _ = engines
+    async with ours.engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        assert isinstance(raw.driver_connection, sqlite_driver.Connection)
+        assert raw.driver_connection._thread.daemon
+
+
+async def test_rows_rowcounts_and_keys_are_as_stock_aiosqlite(
+    engines: tuple[Database, AsyncEngine],
+) -> None:
+    async def work(connection: AsyncConnection) -> dict[str, Any]:
+        select = await connection.execute(text("SELECT name, size FROM items ORDER BY id"))
+        rows = [tuple(row) for row in select]
+        none = (await connection.execute(text("SELECT name FROM items WHERE size > 9"))).all()
+        updated = await connection.execute(text("UPDATE items SET size = size + 1 WHERE size > 1"))
+        inserted = await connection.execute(
+            text("INSERT INTO items (name, size) VALUES (:name, :size)"), {"name": "d", "size": 4}
+        )
+        many = await connection.execute(
+            text("INSERT INTO items (name, size) VALUES (:name, :size)"),
+            [{"name": "e", "size": 5}, {"name": "f", "size": 6}],
+        )
+        returned = await connection.execute(
+            text("UPDATE items SET size = 0 WHERE name IN ('e', 'f') RETURNING name")
+        )
+        one = (await connection.execute(text("SELECT count(*) FROM items"))).scalar_one()
+        return {
+            "rows": rows,
+            "none": none,
+            "updated": updated.rowcount,
+            "inserted key": inserted.lastrowid,
+            "many": many.rowcount,
+            "returned": sorted(row[0] for row in returned),
+            "count": one,
+        }
+
+    ours, stock = await _both(engines, work)
+    assert ours == stock
+    assert ours["rows"] == [("a", 1), ("b", 2), ("c", 3)]
+    assert ours["updated"] == 2
+    assert ours["many"] == 2
+    assert ours["returned"] == ["e", "f"]
+
+
+async def test_errors_are_raised_as_sqlalchemy_raises_them(
+    engines: tuple[Database, AsyncEngine],
+) -> None:
+    async def work(connection: AsyncConnection) -> list[str]:
+        raised = []
+        for statement, error in (
+            ("INSERT INTO items (name, size) VALUES ('a', 9)", IntegrityError),
+            ("SELECT nothing FROM nowhere", OperationalError),
+        ):
+            with pytest.raises(error) as caught:
+                await connection.execute(text(statement))
+            raised.append(type(caught.value.orig).__name__)
+        # The connection goes on after an error.
+        raised.append(str((await connection.execute(text("SELECT 1"))).scalar_one()))
+        return raised
+
+    ours, stock = await _both(engines, work)
+    assert ours == stock == ["IntegrityError", "OperationalError", "1"]
+
+
+async def test_a_streamed_result_reads_as_stock(engines: tuple[Database, AsyncEngine]) -> None:
+    async def work(connection: AsyncConnection) -> list[Any]:
+        result = await connection.stream(text("SELECT name FROM items ORDER BY id"))
+        first = await result.fetchone()
+        rest = [tuple(row) async for row in result]
+        return [tuple(first) if first else None, rest]
+
+    ours, stock = await _both(engines, work)
+    assert ours == stock == [("a",), [("b",), ("c",)]]
+
+
+async def test_statements_run_in_the_connections_own_thread(
+    engines: tuple[Database, AsyncEngine],
+) -> None:
+    """sqlite3 refuses a connection used from another thread: every statement of the
+    one-trip cursors runs in aiosqlite's, never in the event loop's."""
+    ours, _ = engines
+    seen: set[int] = set()
+    async with ours.engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert isinstance(driver, sqlite_driver.Connection)
+        sqlite_connection = driver._conn
+
+        def note() -> int:
+            seen.add(threading.get_ident())
+            return 1
+
+        await driver._execute(sqlite_connection.create_function, "note", 0, note)  # type: ignore[no-untyped-call]
+        assert (await connection.execute(text("SELECT note()"))).scalar_one() == 1
+    assert seen
+    assert threading.get_ident() not in seen

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import insert, inspect
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -32,6 +31,7 @@ from services.library.tables import (
     LibraryEventCounterRow,
     LibraryEventRow,
 )
+from services.realtime.counters import take_numbers
 from services.realtime.events import BOOKKEEPING, CREATED, DELETED, UPDATED
 from services.realtime.library_events import (
     ASSET_SHARED,
@@ -172,7 +172,11 @@ async def record(session: AsyncSession) -> list[tuple[str, dict[str, Any]]]:
     outbox: list[tuple[str, dict[str, Any]]] = []
     for team_id in sorted(by_team):  # one order for every writer: no lock cycles
         unnumbered = by_team[team_id]
-        first = await _take_numbers(session, team_id, len(unnumbered)) - len(unnumbered) + 1
+        first = (
+            await take_numbers(session, LibraryEventCounterRow, "team_id", team_id, len(unnumbered))
+            - len(unnumbered)
+            + 1
+        )
         numbered = [replace(e, sequence=first + offset) for offset, e in enumerate(unnumbered)]
         await session.exec(
             insert(LibraryEventRow),
@@ -194,17 +198,3 @@ async def record(session: AsyncSession) -> list[tuple[str, dict[str, Any]]]:
         )
         outbox.extend((library_channel(team_id), e.message()) for e in numbered)
     return outbox
-
-
-async def _take_numbers(session: AsyncSession, team_id: int, count: int) -> int:
-    """Reserve `count` sequence numbers in the team's library; the last one reserved."""
-    dialect = session.get_bind().dialect.name
-    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
-        LibraryEventCounterRow
-    )
-    statement = upsert.values(team_id=team_id, last_sequence=count).on_conflict_do_update(
-        index_elements=["team_id"],
-        set_={"last_sequence": LibraryEventCounterRow.last_sequence + count},
-    )
-    result = await session.exec(statement.returning(col(LibraryEventCounterRow.last_sequence)))
-    return int(result.scalar_one())

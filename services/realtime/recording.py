@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, inspect
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, UOWTransaction
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.library.tables import AssetShareRow
 from services.realtime import library_recording, team_recording
 from services.realtime.bus import EventBus
+from services.realtime.counters import take_numbers
 from services.realtime.events import (
     BOOKKEEPING,
     CREATED,
@@ -217,7 +217,9 @@ async def _record_projects(
         if any(c.node_type == "Project" and c.change == DELETED for c in project_changes):
             outbox.append(await _project_deleted(session, project_id, now))
             continue
-        last = await _take_numbers(session, project_id, len(project_changes))
+        last = await take_numbers(
+            session, ProjectEventCounterRow, "project_id", project_id, len(project_changes)
+        )
         first = last - len(project_changes) + 1
         events = [
             ProjectEvent(
@@ -233,7 +235,8 @@ async def _record_projects(
             for offset, c in enumerate(project_changes)
         ]
         await session.exec(
-            insert(ProjectEventRow),
+            # The table's own INSERT, not the ORM's bulk one: nothing here is an object.
+            insert(ProjectEventRow.__table__),  # type: ignore[attr-defined]
             params=[
                 {
                     "project_id": e.project_id,
@@ -249,20 +252,6 @@ async def _record_projects(
             ],
         )
         outbox.extend((project_channel(project_id), e.message()) for e in events)
-
-
-async def _take_numbers(session: AsyncSession, project_id: int, count: int) -> int:
-    """Reserve `count` sequence numbers in the project; the last one reserved."""
-    dialect = session.get_bind().dialect.name
-    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
-        ProjectEventCounterRow
-    )
-    statement = upsert.values(project_id=project_id, last_sequence=count).on_conflict_do_update(
-        index_elements=["project_id"],
-        set_={"last_sequence": ProjectEventCounterRow.last_sequence + count},
-    )
-    result = await session.exec(statement.returning(col(ProjectEventCounterRow.last_sequence)))
-    return int(result.scalar_one())
 
 
 async def _project_deleted(

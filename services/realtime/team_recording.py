@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert, inspect
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.realtime.counters import take_numbers
 from services.realtime.events import CREATED, DELETED, UPDATED
 from services.realtime.team_events import (
     INVITATION_ACCEPTED,
@@ -211,7 +211,11 @@ async def record(session: AsyncSession) -> list[tuple[str, dict[str, Any]]]:
     outbox: list[tuple[str, dict[str, Any]]] = []
     for team_id in sorted(by_team):  # one order for every writer: no lock cycles
         unnumbered = by_team[team_id]
-        first = await _take_numbers(session, team_id, len(unnumbered)) - len(unnumbered) + 1
+        first = (
+            await take_numbers(session, TeamEventCounterRow, "team_id", team_id, len(unnumbered))
+            - len(unnumbered)
+            + 1
+        )
         numbered = [
             TeamEvent(e.team_id, first + n, e.kind, e.node_type, e.node_id, e.at, e.changes)
             for n, e in enumerate(unnumbered)
@@ -233,15 +237,3 @@ async def record(session: AsyncSession) -> list[tuple[str, dict[str, Any]]]:
         )
         outbox.extend((team_channel(team_id), e.message()) for e in numbered)
     return outbox
-
-
-async def _take_numbers(session: AsyncSession, team_id: int, count: int) -> int:
-    """Reserve `count` sequence numbers in the team's feed; the last one reserved."""
-    dialect = session.get_bind().dialect.name
-    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(TeamEventCounterRow)
-    statement = upsert.values(team_id=team_id, last_sequence=count).on_conflict_do_update(
-        index_elements=["team_id"],
-        set_={"last_sequence": TeamEventCounterRow.last_sequence + count},
-    )
-    result = await session.exec(statement.returning(col(TeamEventCounterRow.last_sequence)))
-    return int(result.scalar_one())

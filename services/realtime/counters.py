@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, Table, bindparam
+from sqlalchemy import Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -23,10 +23,11 @@ def _upsert(table: Table, key: str, dialect: str) -> Any:
     cached = _STATEMENTS.get((table.name, dialect))
     if cached is None:
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        count = bindparam("count", type_=Integer)
+        # Bound with the columns' own types (BIGINT ids on PostgreSQL).
+        count = bindparam("count", type_=table.c.last_sequence.type)
         cached = (
             insert(table)
-            .values({key: bindparam("key", type_=Integer), "last_sequence": count})
+            .values({key: bindparam("key", type_=table.c[key].type), "last_sequence": count})
             .on_conflict_do_update(
                 index_elements=[key], set_={"last_sequence": table.c.last_sequence + count}
             )

@@ -89,13 +89,20 @@ def storable(text: str) -> bool:
     return True
 
 
-def _json_storable(value: Any) -> bool:
-    if isinstance(value, str):
-        return storable(value)
-    if isinstance(value, dict):
-        return all(_json_storable(k) and _json_storable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_json_storable(item) for item in value)
+def json_storable(value: Any) -> bool:
+    """Whether every string (keys included) of parsed JSON `value` is `storable`.
+    Iterative, so a value of any depth is safe to walk."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not storable(item):
+                return False
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return True
 
 
@@ -209,7 +216,7 @@ class Checks:
         if not isinstance(value, dict):
             self.fail("INVALID_JSON", "The metadata must be a JSON object.", field)
             return None
-        if not _json_storable(value):
+        if not json_storable(value):
             self.storable("\x00", field=field, label="metadata")
         elif (size := len(json.dumps(value, separators=(",", ":")).encode())) > METADATA_MAX_BYTES:
             self.fail(

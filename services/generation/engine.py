@@ -97,6 +97,7 @@ from services.tables import (
     WebhookDeliveryRow,
     utcnow,
 )
+from services.validation import json_storable
 
 logger = logging.getLogger("studio.generation")
 
@@ -437,13 +438,19 @@ class GenerationEngine(Dispatching, OutputCopying):
 
         Raises WebhookRejected (headers or signature wrong: 401), SecretUnavailable
         (the secret cannot be had now: 503 with its `retry_after`) and
-        MalformedDelivery (genuine, but its body is not a prediction: 400).
+        MalformedDelivery (genuine, but its body is not a prediction, or holds what
+        no column can: an ID over 128 characters, a NUL or broken Unicode: 400).
         """
         claimed(headers)
         webhook_id = verify(await self.secret(), headers, body)
         try:
             # Our parser: no NaN or Infinity, and bounded nesting (no RecursionError).
-            prediction = Prediction.from_json(decoding.loads(body))
+            data = decoding.loads(body)
+            # PostgreSQL stores no NUL character, nor broken Unicode, in text or JSON:
+            # refused here, not failing the transaction (a 500 the provider retries).
+            if not json_storable(data):
+                raise ValueError("The delivery holds a NUL character or broken Unicode.")
+            prediction = Prediction.from_json(data)
         except (ValueError, KeyError, TypeError) as error:
             raise MalformedDelivery(str(error)) from error
         return await self.ingest(webhook_id, prediction)

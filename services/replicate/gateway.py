@@ -64,6 +64,11 @@ _last_status: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 _POST_RETRY_STATUSES = frozenset({429, 503})
 
 
+MAX_PREDICTION_ID = 128
+"""Characters a prediction's ID may have: the columns keeping one hold 128
+(Replicate's are 26)."""
+
+
 @dataclass(frozen=True)
 class Prediction:
     """What we use of a Replicate prediction (the object of `GET /v1/predictions/{id}`,
@@ -116,12 +121,19 @@ class Prediction:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Prediction:
-        """From a prediction's JSON (a webhook body); KeyError without an `id`.
+        """From a prediction's JSON (a webhook body); KeyError without an `id`,
+        ValueError when it is not a string of 1 to MAX_PREDICTION_ID characters
+        (the columns that keep it hold no more).
 
         A missing status reads as `starting`, a non-object input as {}.
         """
+        prediction_id = data["id"]
+        if not isinstance(prediction_id, str) or not 0 < len(prediction_id) <= MAX_PREDICTION_ID:
+            raise ValueError(
+                f"A prediction's id is a string of 1 to {MAX_PREDICTION_ID} characters."
+            )
         return cls(
-            id=str(data["id"]),
+            id=prediction_id,
             status=str(data.get("status", "starting")),
             output=data.get("output"),
             error=None if data.get("error") is None else str(data["error"]),

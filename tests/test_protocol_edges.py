@@ -459,6 +459,33 @@ async def test_a_document_that_does_not_say_which_operation_runs_nothing_over_ht
     assert await project_count(owner) == before
 
 
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            "fragment F on User { id }",
+            "This document holds no operation: send a query, mutation or "
+            "subscription (`query { ... }`), not only fragments.",
+        ),
+        (
+            "query A { viewer { id } } query B { viewer { name } }",
+            "This document holds several operations: name the one to run in `operationName`.",
+        ),
+    ],
+    ids=["none", "several"],
+)
+async def test_a_document_without_a_chosen_operation_says_which_fault_it_has(
+    studio: StudioServer, owner: Api, document: str, message: str
+) -> None:
+    # Fragments alone used to be told to name an operation in `operationName`.
+    auth = {"Authorization": f"Bearer {owner.token}"}
+    posted = await owner.http.post("/graphql", json={"query": document}, headers=auth)
+    assert posted.status_code == 400, posted.text
+    assert posted.json() == {
+        "errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]
+    }
+
+
 @pytest.mark.parametrize("operation_name", [None, "Nope"], ids=["no-name", "unknown-name"])
 async def test_a_document_that_does_not_say_which_operation_runs_nothing_over_websockets(
     studio: StudioServer, owner: Api, project_id: str, operation_name: str | None

@@ -459,6 +459,25 @@ async def test_a_document_that_does_not_say_which_operation_runs_nothing_over_ht
     assert await project_count(owner) == before
 
 
+async def test_a_mutation_over_get_says_to_post_it(studio: StudioServer, owner: Api) -> None:
+    before = await project_count(owner)
+    got = await owner.http.get(
+        "/graphql",
+        params={"query": 'mutation { createProject(input: { title: "x" }) { project { id } } }'},
+        headers={"Authorization": f"Bearer {owner.token}", "Accept": "application/json"},
+    )
+    assert got.status_code == 400, got.text
+    assert got.json() == {
+        "errors": [
+            {
+                "message": "A mutation cannot be sent with GET: POST it to /graphql as JSON.",
+                "extensions": {"code": "BAD_REQUEST"},
+            }
+        ]
+    }
+    assert await project_count(owner) == before
+
+
 @pytest.mark.parametrize(
     ("document", "message"),
     [

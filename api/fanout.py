@@ -39,7 +39,7 @@ import collections
 import dataclasses
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope
@@ -140,25 +140,14 @@ class FanOut:
         query: str,
         variables: dict[str, object] | None,
         operation_name: str | None,
-        running: tuple[Mapping[str, object], object] | None = None,
         write_now: WriteNow | None = None,
     ) -> Follower:
         """The sharing part of one subscription (`Context.sharing`): `send` is its
-        socket's ASGI send (`TRANSPORT_SEND`, or the WebSocket's own); `running`,
-        its protocol handler's running operations by id and the operation itself,
-        found there under `operation_id` until the client completes it; `write_now`,
-        its protocol's (`TRANSPORT_WRITE`), when there is one."""
+        socket's ASGI send (`TRANSPORT_SEND`, or the WebSocket's own); `write_now`,
+        its protocol's (`TRANSPORT_WRITE`), when there is one. Its protocol handler
+        calls `stop` when the client completes the operation."""
         return Follower(
-            self,
-            key,
-            operation_id,
-            send,
-            context,
-            query,
-            variables,
-            operation_name,
-            running,
-            write_now,
+            self, key, operation_id, send, context, query, variables, operation_name, write_now
         )
 
     def _group_for(self, follower: Follower, last: int) -> _Group | None:
@@ -198,17 +187,11 @@ class Follower:
         query: str,
         variables: dict[str, object] | None,
         operation_name: str | None,
-        running: tuple[Mapping[str, object], object] | None = None,
         write_now: WriteNow | None = None,
     ) -> None:
         self.fanout = fanout
         self._write_now = write_now
         self.key = key
-        self._id = operation_id
-        self._operations: Mapping[str, object] | None = None
-        self._operation: object = None
-        if running is not None:
-            self._operations, self._operation = running
         self.context = context
         self.query, self.variables, self.operation_name = query, variables, operation_name
         self._send = send
@@ -260,11 +243,6 @@ class Follower:
         parked = self._parked
         if parked is None or position <= parked.last:
             return
-        operations = self._operations
-        if operations is not None and operations.get(self._id) is not self._operation:
-            # The client completed the operation; its task, cancelled, leaves the group
-            # at its next step: until then nothing more goes out under its id.
-            return
         if not parked.open(now):
             self._hand_back()
             return
@@ -307,6 +285,7 @@ class Follower:
         gone out in between, whenever the socket drained in the same turn of the loop."""
         if self._group is not None:
             self._group.remove(self)
+        self._parked = None  # nothing more is delivered (`deliver` asks first)
         writer = self._writer
         if writer is not None:
             self._drop(writer)

@@ -401,7 +401,6 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             operation.query,
             operation.variables,
             operation.operation_name,
-            (self.operations, operation),
             socket.scope.get(TRANSPORT_WRITE),
         )
         self._followers[operation.id] = (operation, follower)

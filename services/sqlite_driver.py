@@ -60,11 +60,15 @@ class OneTripCursor:
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
 
-    def _run(self, operation: str, parameters: Any) -> list[Row]:
-        """In the connection's thread: the statement, its rows, the cursor closed."""
+    def _run(self, operation: str, parameters: Any, many: bool) -> list[Row]:
+        """In the connection's thread: the statement (once per set of `parameters` if
+        `many`), its rows, the cursor closed."""
         cursor = self._connection._conn.cursor()
         try:
-            cursor.execute(operation, parameters)
+            if many:
+                cursor.executemany(operation, parameters)
+            else:
+                cursor.execute(operation, parameters)
             rows: list[Row] = cursor.fetchall() if cursor.description is not None else []
             self.description = cursor.description
             self.rowcount, self.lastrowid = cursor.rowcount, cursor.lastrowid
@@ -72,31 +76,21 @@ class OneTripCursor:
         finally:
             cursor.close()
 
-    def _run_many(self, operation: str, parameters: Any) -> None:
-        cursor = self._connection._conn.cursor()
-        try:
-            cursor.executemany(operation, parameters)
-            self.description = cursor.description
-            self.rowcount, self.lastrowid = cursor.rowcount, cursor.lastrowid
-        finally:
-            cursor.close()
-
-    async def execute(self, operation: str, parameters: Any = None) -> OneTripCursor:
-        """Run one statement (`parameters` a sequence or mapping, or None) and read
-        all its rows."""
+    async def _trip(self, operation: str, parameters: Any, many: bool) -> OneTripCursor:
         rows: list[Row] = await self._connection._execute(  # type: ignore[no-untyped-call]
-            self._run, operation, () if parameters is None else parameters
+            self._run, operation, parameters, many
         )
         self._rows = collections.deque(rows)
         return self
 
+    async def execute(self, operation: str, parameters: Any = None) -> OneTripCursor:
+        """Run one statement (`parameters` a sequence or mapping, or None) and read
+        all its rows."""
+        return await self._trip(operation, () if parameters is None else parameters, False)
+
     async def executemany(self, operation: str, parameters: Any) -> OneTripCursor:
         """Run one statement for each set of parameters."""
-        await self._connection._execute(  # type: ignore[no-untyped-call]
-            self._run_many, operation, parameters
-        )
-        self._rows = collections.deque()
-        return self
+        return await self._trip(operation, parameters, True)
 
     async def fetchone(self) -> Row | None:
         return self._rows.popleft() if self._rows else None

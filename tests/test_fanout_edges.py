@@ -11,6 +11,7 @@ ends meanwhile (the client completes it), the queue goes with it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import socket as tcp
@@ -18,18 +19,18 @@ from typing import Any
 
 import pytest
 
+from api.fanout import Follower
+from api.websocket import TransportWSHandler
 from services.validation import PLANNER_DATA_MAX
-from tests.realtime_harness import PROJECT_EVENTS, WAIT, Api, Feed
+from tests.realtime_harness import PROJECT_EVENTS, WAIT, Api, Feed, Socket
 from tests.test_shared_feeds import (
-    WITH_PLANNER,
     Running,
     _masked,
     queued_bytes,
     server,
     setup,
     sockets,
-    stalled_subscriber,
-    subscribe_all,
+    stalled_beside_reading,
     until,
 )
 
@@ -77,22 +78,15 @@ async def test_a_queue_draining_at_the_end_goes_when_its_operation_is_completed(
     writer running (shielded): the queue stayed, written on under the completed id,
     for as long as the socket lived."""
     owner, project_id, _, _ = await setup(server)
-    variables = {"projectId": project_id}
-    stalled = await stalled_subscriber(server, owner.token, WITH_PLANNER, variables)
     loop = asyncio.get_running_loop()
-    try:
-        async with sockets(server, owner.token, 1) as reading:
-            feed = (await subscribe_all(reading, WITH_PLANNER, variables))[0]
-            await until(lambda: server.members() == [2], "both parked")
-            await _queue_waits(server, owner, project_id, feed)
-            await owner.mutate("deleteProject", {"id": project_id}, "deletedId")
-            assert (await feed.next())["projectEvents"]["kind"] == "PROJECT_DELETED"
-            await until(lambda: server.members() == [], "the group ended")
-            assert max(queued_bytes()) > 0  # the end waits behind the queue
-            await loop.sock_sendall(stalled, _masked({"id": "1", "type": "complete"}))
-            await until(lambda: max(queued_bytes()) == 0, "the completed operation's queue gone")
-    finally:
-        stalled.close()
+    async with stalled_beside_reading(server, owner.token, project_id) as (stalled, feed):
+        await _queue_waits(server, owner, project_id, feed)
+        await owner.mutate("deleteProject", {"id": project_id}, "deletedId")
+        assert (await feed.next())["projectEvents"]["kind"] == "PROJECT_DELETED"
+        await until(lambda: server.members() == [], "the group ended")
+        assert max(queued_bytes()) > 0  # the end waits behind the queue
+        await loop.sock_sendall(stalled, _masked({"id": "1", "type": "complete"}))
+        await until(lambda: max(queued_bytes()) == 0, "the completed operation's queue gone")
 
 
 async def test_a_queue_waiting_for_a_lagging_socket_is_not_sent_after_a_logout(
@@ -103,42 +97,54 @@ async def test_a_queue_waiting_for_a_lagging_socket_is_not_sent_after_a_logout(
     went on receiving events after the logout for as long as it took to read them,
     and its 4403 waited behind them. Unshared, a feed checks before each event."""
     owner, project_id, _, _ = await setup(server)
-    variables = {"projectId": project_id}
-    stalled = await stalled_subscriber(server, owner.token, WITH_PLANNER, variables)
-    try:
-        async with sockets(server, owner.token, 1) as reading:
-            feed = (await subscribe_all(reading, WITH_PLANNER, variables))[0]
-            await until(lambda: server.members() == [2], "both parked")
-            await _queue_waits(server, owner, project_id, feed)
-            await owner.data("mutation { logOut { userErrors { code } } }")
-            assert await reading[0].close_code() == 4403
-            await until(lambda: max(queued_bytes()) == 0, "the queue dropped at the logout")
-    finally:
-        stalled.close()
+    async with stalled_beside_reading(server, owner.token, project_id) as (_, feed):
+        await _queue_waits(server, owner, project_id, feed)
+        await owner.data("mutation { logOut { userErrors { code } } }")
+        assert await feed.socket.close_code() == 4403
+        await until(lambda: max(queued_bytes()) == 0, "the queue dropped at the logout")
 
 
-async def _frames(raw: tcp.socket, wanted: int) -> list[dict[str, Any]]:
-    """Read `wanted` text messages from a socket (server frames: unmasked, whole)."""
-    loop = asyncio.get_running_loop()
-    buffer = b""
+def _whole_frames(buffer: bytes) -> tuple[list[dict[str, Any]], bytes]:
+    """The whole text messages at the start of `buffer` (server frames: unmasked,
+    one frame each), and the bytes after them."""
     messages: list[dict[str, Any]] = []
-    while len(messages) < wanted:
-        while True:
-            if len(buffer) >= 2:
-                length, start = buffer[1] & 0x7F, 2
-                if length == 126:
-                    length, start = int.from_bytes(buffer[2:4], "big"), 4
-                elif length == 127:
-                    length, start = int.from_bytes(buffer[2:10], "big"), 10
-                if len(buffer) >= start + length:
-                    break
-            chunk = await asyncio.wait_for(loop.sock_recv(raw, 1 << 20), WAIT)
-            assert chunk, f"closed after {len(messages)} messages"
-            buffer += chunk
+    while len(buffer) >= 2:
+        length, start = buffer[1] & 0x7F, 2
+        if length == 126:
+            length, start = int.from_bytes(buffer[2:4], "big"), 4
+        elif length == 127:
+            length, start = int.from_bytes(buffer[2:10], "big"), 10
+        if len(buffer) < start + length:
+            break
         assert buffer[0] == 0x81, buffer[:2]  # a whole text frame
         messages.append(json.loads(buffer[start : start + length]))
         buffer = buffer[start + length :]
-    return messages
+    return messages, buffer
+
+
+async def _frames(
+    raw: tcp.socket, wanted: int | None = None, *, quiet: float = 1.5
+) -> list[dict[str, Any]]:
+    """`wanted` text messages from a raw socket; with `wanted` None, every one it
+    receives until it has been quiet for `quiet` s (or closed)."""
+    loop = asyncio.get_running_loop()
+    buffer = b""
+    messages: list[dict[str, Any]] = []
+    while wanted is None or len(messages) < wanted:
+        try:
+            chunk = await asyncio.wait_for(
+                loop.sock_recv(raw, 1 << 20), quiet if wanted is None else WAIT
+            )
+        except TimeoutError:
+            if wanted is not None:
+                raise
+            break
+        if not chunk:
+            assert wanted is None, f"closed after {len(messages)} messages"
+            break
+        found, buffer = _whole_frames(buffer + chunk)
+        messages += found
+    return messages if wanted is None else messages[:wanted]
 
 
 async def test_a_subscriber_handed_back_with_a_full_queue_misses_nothing(server: Running) -> None:
@@ -146,26 +152,59 @@ async def test_a_subscriber_handed_back_with_a_full_queue_misses_nothing(server:
     events again from the table: when the client reads at last, it gets every event,
     in order, each once."""
     owner, project_id, _, _ = await setup(server)
-    variables = {"projectId": project_id}
-    stalled = await stalled_subscriber(server, owner.token, WITH_PLANNER, variables)
-    try:
-        async with sockets(server, owner.token, 1) as reading:
-            feed = (await subscribe_all(reading, WITH_PLANNER, variables))[0]
-            await until(lambda: server.members() == [2], "both parked")
-            made = await _large_events(owner, project_id, feed, 60, until_alone=server)
-            assert server.members() == [1]  # handed back
-            more = await _large_events(owner, project_id, feed, 3)
-            stalled.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
-            got = await _frames(stalled, 1 + made + more)  # the snapshot, the events
-        assert {message["id"] for message in got} == {"1"}
-        events = [message["payload"]["data"]["projectEvents"] for message in got]
-        assert events[0]["kind"] == "SNAPSHOT"
-        sequences = [event["sequence"] for event in events]
-        assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
-        # (An event read again from the table shows its node as it is now: the last text.)
-        assert events[-1]["node"]["promptPlannerData"][:8] == f"{next(_MARKS) - 1:08}"
-    finally:
-        stalled.close()
+    async with stalled_beside_reading(server, owner.token, project_id) as (stalled, feed):
+        made = await _large_events(owner, project_id, feed, 60, until_alone=server)
+        assert server.members() == [1]  # handed back
+        more = await _large_events(owner, project_id, feed, 3)
+        stalled.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
+        got = await _frames(stalled, 1 + made + more)  # the snapshot, the events
+    assert {message["id"] for message in got} == {"1"}
+    events = [message["payload"]["data"]["projectEvents"] for message in got]
+    assert events[0]["kind"] == "SNAPSHOT"
+    sequences = [event["sequence"] for event in events]
+    assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
+    # (An event read again from the table shows its node as it is now: the last text.)
+    assert events[-1]["node"]["promptPlannerData"][:8] == f"{next(_MARKS) - 1:08}"
+
+
+# A group's payload for an event, as `_Group._distribute` hands it to `Follower.deliver`.
+FRAME = '{"data":{"projectEvents":{"sequence":0,"kind":"PROJECT_UPDATED"}}}'
+
+
+def _handler_of(follower: Follower) -> tuple[TransportWSHandler, str]:
+    """The protocol handler running the follower's operation, and the operation's id."""
+    for handler in gc.get_objects():
+        if isinstance(handler, TransportWSHandler):
+            for operation_id, (_, running) in handler._followers.items():
+                if running is follower:
+                    return handler, operation_id
+    raise AssertionError("no handler runs this follower")
+
+
+def _protocol_of(follower: Follower) -> Any:
+    """The WebSocket protocol (api/ws_protocol.py) whose `write_now` the follower writes with."""
+    protocol = getattr(follower._write_now, "__self__", None)
+    assert protocol is not None
+    return protocol
+
+
+async def _two_on_one_socket(
+    server: Running, project_id: str, socket: Socket
+) -> tuple[Feed, Feed, Follower, TransportWSHandler]:
+    """Two like subscriptions on one socket, both parked in one group: the first, the
+    second, the first's follower and their protocol handler."""
+    first, second = [
+        await socket.subscribe(PROJECT_EVENTS, {"projectId": project_id}) for _ in range(2)
+    ]
+    for feed in (first, second):
+        assert (await feed.next())["projectEvents"]["kind"] == "SNAPSHOT"
+    await until(lambda: server.members() == [2], "both parked")
+    (group,) = server.fanout._groups.values()
+    for follower in group._members.values():
+        handler, operation_id = _handler_of(follower)
+        if operation_id == first.id:
+            return first, second, follower, handler
+    raise AssertionError("the first subscription is not in the group")
 
 
 async def test_nothing_goes_out_under_an_operation_the_client_completed(server: Running) -> None:
@@ -175,56 +214,19 @@ async def test_nothing_goes_out_under_an_operation_the_client_completed(server: 
     the completed id, which the protocol forbids and a client may reuse."""
     owner, project_id, scene_id, _ = await setup(server)
     async with sockets(server, owner.token, 1) as (socket,):
-        completed, going_on = [
-            await socket.subscribe(PROJECT_EVENTS, {"projectId": project_id}) for _ in range(2)
-        ]
-        for feed in (completed, going_on):
-            assert (await feed.next())["projectEvents"]["kind"] == "SNAPSHOT"
-        await until(lambda: server.members() == [2], "both parked")
-        (group,) = server.fanout._groups.values()
-        follower = next(f for f in group._members.values() if f._id == completed.id)
+        completed, going_on, follower, handler = await _two_on_one_socket(
+            server, project_id, socket
+        )
         parked = follower._parked
         assert parked is not None
-        operation: Any = follower._operation
         # What the server does with the client's {"type": "complete"}, then a frame
         # for the follower, in the same step of the loop.
-        await operation.handler.handle_complete({"id": completed.id, "type": "complete"})
-        follower.deliver(
-            '{"data":{"projectEvents":{"sequence":0,"kind":"PROJECT_UPDATED"}}}',
-            parked.last + 1,
-            asyncio.get_running_loop().time(),
-            {},
-        )
+        await handler.handle_complete({"id": completed.id, "type": "complete"})
+        follower.deliver(FRAME, parked.last + 1, asyncio.get_running_loop().time(), {})
         await owner.rename_scene(scene_id, "Pier")
         assert (await going_on.next())["projectEvents"]["kind"] == "SCENE_UPDATED"
         assert completed.queue.empty(), completed.queue.get_nowait()
         await until(lambda: server.members() == [1], "the completed one left")
-
-
-async def _everything(raw: tcp.socket, quiet: float = 1.5) -> list[dict[str, Any]]:
-    """Every text message a raw socket receives until it has been quiet for `quiet` s."""
-    loop = asyncio.get_running_loop()
-    raw.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
-    buffer = b""
-    while True:
-        try:
-            chunk = await asyncio.wait_for(loop.sock_recv(raw, 1 << 20), quiet)
-        except TimeoutError:
-            break
-        if not chunk:
-            break
-        buffer += chunk
-    messages: list[dict[str, Any]] = []
-    while buffer:
-        length, start = buffer[1] & 0x7F, 2
-        if length == 126:
-            length, start = int.from_bytes(buffer[2:4], "big"), 4
-        elif length == 127:
-            length, start = int.from_bytes(buffer[2:10], "big"), 10
-        assert buffer[0] == 0x81, buffer[:2]
-        messages.append(json.loads(buffer[start : start + length]))
-        buffer = buffer[start + length :]
-    return messages
 
 
 async def test_a_frame_waiting_for_the_socket_is_not_written_after_a_complete(
@@ -237,33 +239,26 @@ async def test_a_frame_waiting_for_the_socket_is_not_written_after_a_complete(
     under the completed id before the operation's cancelled task got to drop them:
     the check that `deliver` makes was made by nothing that writes later."""
     owner, project_id, _, _ = await setup(server)
-    variables = {"projectId": project_id}
-    stalled = await stalled_subscriber(server, owner.token, WITH_PLANNER, variables)
-    try:
-        async with sockets(server, owner.token, 1) as reading:
-            feed = (await subscribe_all(reading, WITH_PLANNER, variables))[0]
-            await until(lambda: server.members() == [2], "both parked")
-            await _queue_waits(server, owner, project_id, feed)
-            (group,) = server.fanout._groups.values()
-            follower = next(f for f in group._members.values() if f._writer is not None)
-            operation: Any = follower._operation
-            protocol: Any = getattr(follower._write_now, "__self__", None)
-            assert protocol is not None
-            assert not protocol.writable.is_set()  # a write waits for the socket
-            written = follower._written
-            # In one turn of the loop: the client's socket has drained (its transport
-            # calls `resume_writing`, which wakes the waiting write) and its
-            # {"type": "complete"} is handled before that write runs.
-            protocol.resume_writing()
-            await operation.handler.handle_complete({"id": "1", "type": "complete"})
-            await until(lambda: server.members() == [1], "the completed one left")
-            got = await _everything(stalled)
-        events = [message["payload"]["data"]["projectEvents"] for message in got]
-        assert events[0]["kind"] == "SNAPSHOT"
-        late = [event["sequence"] for event in events[1:] if event["sequence"] > written]
-        assert late == [], f"written after the complete: {late} (last written before: {written})"
-    finally:
-        stalled.close()
+    async with stalled_beside_reading(server, owner.token, project_id) as (stalled, feed):
+        await _queue_waits(server, owner, project_id, feed)
+        (group,) = server.fanout._groups.values()
+        follower = next(f for f in group._members.values() if f._writer is not None)
+        handler, _ = _handler_of(follower)
+        protocol = _protocol_of(follower)
+        assert not protocol.writable.is_set()  # a write waits for the socket
+        written = follower._written
+        # In one turn of the loop: the client's socket has drained (its transport
+        # calls `resume_writing`, which wakes the waiting write) and its
+        # {"type": "complete"} is handled before that write runs.
+        protocol.resume_writing()
+        await handler.handle_complete({"id": "1", "type": "complete"})
+        await until(lambda: server.members() == [1], "the completed one left")
+        stalled.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
+        got = await _frames(stalled)
+    events = [message["payload"]["data"]["projectEvents"] for message in got]
+    assert events[0]["kind"] == "SNAPSHOT"
+    late = [event["sequence"] for event in events[1:] if event["sequence"] > written]
+    assert late == [], f"written after the complete: {late} (last written before: {written})"
 
 
 async def test_a_write_that_had_to_wait_is_dropped_with_its_queue_before_it_started(
@@ -277,31 +272,19 @@ async def test_a_write_that_had_to_wait_is_dropped_with_its_queue_before_it_star
     table)."""
     owner, project_id, scene_id, _ = await setup(server)
     async with sockets(server, owner.token, 1) as (socket,):
-        completed, going_on = [
-            await socket.subscribe(PROJECT_EVENTS, {"projectId": project_id}) for _ in range(2)
-        ]
-        for feed in (completed, going_on):
-            assert (await feed.next())["projectEvents"]["kind"] == "SNAPSHOT"
-        await until(lambda: server.members() == [2], "both parked")
-        (group,) = server.fanout._groups.values()
-        follower = next(f for f in group._members.values() if f._id == completed.id)
+        completed, going_on, follower, handler = await _two_on_one_socket(
+            server, project_id, socket
+        )
         parked = follower._parked
         assert parked is not None
-        operation: Any = follower._operation
-        protocol: Any = getattr(follower._write_now, "__self__", None)
-        assert protocol is not None
+        protocol = _protocol_of(follower)
         # In one turn of the loop: the socket's buffer passes its high-water mark (the
         # transport calls `pause_writing`), a frame for the follower has to wait, and
         # the client's {"type": "complete"} is handled; later the socket drains.
         protocol.pause_writing()
-        follower.deliver(
-            '{"data":{"projectEvents":{"sequence":0,"kind":"PROJECT_UPDATED"}}}',
-            parked.last + 1,
-            asyncio.get_running_loop().time(),
-            {},
-        )
+        follower.deliver(FRAME, parked.last + 1, asyncio.get_running_loop().time(), {})
         assert follower._writer is not None  # the frame waits
-        await operation.handler.handle_complete({"id": completed.id, "type": "complete"})
+        await handler.handle_complete({"id": completed.id, "type": "complete"})
         protocol.resume_writing()
         await until(lambda: server.members() == [1], "the completed one left")
         await owner.rename_scene(scene_id, "Pier")

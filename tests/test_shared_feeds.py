@@ -326,6 +326,23 @@ async def stalled_subscriber(
     return raw
 
 
+@contextlib.asynccontextmanager
+async def stalled_beside_reading(
+    server: Running, token: str, project_id: str
+) -> AsyncIterator[tuple[tcp.socket, Feed]]:
+    """Two subscribers of the project's large events (`WITH_PLANNER`) parked in one
+    group: a raw socket that never reads, and a feed that does."""
+    variables = {"projectId": project_id}
+    stalled = await stalled_subscriber(server, token, WITH_PLANNER, variables)
+    try:
+        async with sockets(server, token, 1) as reading:
+            feed = (await subscribe_all(reading, WITH_PLANNER, variables))[0]
+            await until(lambda: server.members() == [2], "both parked")
+            yield stalled, feed
+    finally:
+        stalled.close()
+
+
 async def test_a_shared_subscriber_that_never_reads_holds_bounded_bytes(server: Running) -> None:
     """A parked subscriber whose socket does not keep up queued up to OUTBOX frames
     whatever their size, each its own copy of the group's payload: 256 frames of a
@@ -333,24 +350,17 @@ async def test_a_shared_subscriber_that_never_reads_holds_bounded_bytes(server: 
     subscription holds one frame). The outbox is bounded in bytes too, and a frame
     waiting there shares the group's payload."""
     owner, project_id, _, _ = await setup(server)
-    variables = {"projectId": project_id}
-    stalled = await stalled_subscriber(server, owner.token, WITH_PLANNER, variables)
-    try:
-        async with sockets(server, owner.token, 1) as reading:
-            feed = (await subscribe_all(reading, WITH_PLANNER, variables))[0]
-            await until(lambda: server.members() == [2], "both parked")
-            planner = "p" * (PLANNER_DATA_MAX - 10)
-            handed_back = False
-            for n in range(60):
-                await owner.mutate(
-                    "updateProject",
-                    {"id": project_id, "promptPlannerData": f"{n:08}{planner}"},
-                    "project { id }",
-                )
-                event = (await feed.next())["projectEvents"]  # the reading one keeps up
-                assert event["node"]["promptPlannerData"].startswith(f"{n:08}")
-                assert max(queued_bytes()) < OUTBOX_BYTES + PLANNER_DATA_MAX * 2, n
-                handed_back = handed_back or server.members() == [1]
-            assert handed_back  # the stalled one left the group, its queue bounded
-    finally:
-        stalled.close()
+    async with stalled_beside_reading(server, owner.token, project_id) as (_, feed):
+        planner = "p" * (PLANNER_DATA_MAX - 10)
+        handed_back = False
+        for n in range(60):
+            await owner.mutate(
+                "updateProject",
+                {"id": project_id, "promptPlannerData": f"{n:08}{planner}"},
+                "project { id }",
+            )
+            event = (await feed.next())["projectEvents"]  # the reading one keeps up
+            assert event["node"]["promptPlannerData"].startswith(f"{n:08}")
+            assert max(queued_bytes()) < OUTBOX_BYTES + PLANNER_DATA_MAX * 2, n
+            handed_back = handed_back or server.members() == [1]
+        assert handed_back  # the stalled one left the group, its queue bounded

@@ -25,7 +25,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequestProtocol
 from strawberry.schema.base import BaseSchema
-from strawberry.schema.exceptions import CannotGetOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UnsetType
 
@@ -45,6 +45,9 @@ from schema.operations import OperationNotChosen
 from services import decoding
 from services.authorization import SeveralCredentials
 from services.decoding import MAX_JSON_DEPTH
+
+MUTATION_OVER_GET = "A mutation cannot be sent with GET: POST it to /graphql as JSON."
+"""GET is for reads only (GraphQL over HTTP §6.1): what a mutation sent with it is told."""
 
 
 def encode_response(data: object) -> bytes:
@@ -241,6 +244,9 @@ class StudioGraphQL(GraphQL[Context, None]):
                 cause.__cause__, OperationNotChosen
             ):
                 raise HTTPException(400, cause.__cause__.message) from error
+            if isinstance(cause, InvalidOperationTypeError):
+                # Strawberry's "mutations are not allowed when using GET" says no more.
+                raise HTTPException(400, MUTATION_OVER_GET) from error
             raise
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

@@ -5,8 +5,9 @@ subscriptions-transport-ws) keep to three rules Strawberry's handlers alone do n
 
 - Every message is checked against its protocol before it is acted on. A
   malformed one (not JSON, not text, not an object, a missing or mistyped field,
-  an unknown type) closes the socket with 4400 and a short reason; other
-  subscriptions on it end with that close, never with a dropped connection.
+  an unknown type) closes the socket with 4400 and a short reason that starts
+  `BAD_REQUEST: Invalid message:`; other subscriptions on it end with that close,
+  never with a dropped connection.
   graphql-ws, which defines no close codes, first sends `connection_error`.
   (graphql-transport-ws: https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md)
 - Every operation runs with a context of its own, signed in again with the
@@ -22,6 +23,12 @@ subscriptions-transport-ws) keep to three rules Strawberry's handlers alone do n
   to be absent or null (graphql-transport-ws: `payload?: Record<string,
   unknown> | null`), and both treat that as no token. Several credentials, or
   an `authorization` that is not a string, close it with 4400 (BAD_REQUEST).
+- Every close reason of ours starts with a code, as GraphiQL and the editor read
+  it (`CODE: message`): a graphql-transport-ws `subscribe` sent before the
+  `connection_ack` closes with 4401 and `UNAUTHENTICATED: ...` saying to send
+  `connection_init` first (Strawberry's reason is a bare "Unauthorized"), and a
+  document that does not parse closes with 4400 and `GRAPHQL_PARSE_FAILED:
+  Syntax Error ...`, the code it has over HTTP.
 - On graphql-ws the socket's rights are checked before anything about the
   operation: a logged-out socket closes with 4403 whatever it sends.
 - A socket not signed in (its `connection_init` acknowledged) within the
@@ -45,7 +52,14 @@ import logging
 from contextlib import suppress
 from typing import Annotated, Any, Literal, cast
 
-from graphql import GraphQLError, GraphQLFormattedError, OperationType, get_operation_ast, parse
+from graphql import (
+    GraphQLError,
+    GraphQLFormattedError,
+    GraphQLSyntaxError,
+    OperationType,
+    get_operation_ast,
+    parse,
+)
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.websockets import WebSocketDisconnected as SentAfterClose
@@ -63,6 +77,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     CompleteMessage,
     ConnectionInitMessage,
     Message,
+    SubscribeMessage,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ErrorMessage as TransportErrorMessage,
@@ -83,7 +98,13 @@ from strawberry.utils.aio import aclosing
 
 from api.fanout import TRANSPORT_SEND, TRANSPORT_WRITE, FanOut, Follower, group_key
 from schema.context import TOKEN_REFUSED, Context, signed_in
-from schema.error_codes import BUSY, SERVICE_UNAVAILABLE, TOKEN_INVALID, UNAUTHENTICATED
+from schema.error_codes import (
+    BUSY,
+    PARSE_FAILED,
+    SERVICE_UNAVAILABLE,
+    TOKEN_INVALID,
+    UNAUTHENTICATED,
+)
 
 # A message could not go out because the socket is gone: the client left (Strawberry's
 # WebSocketDisconnected), or a close was sent first (Starlette's, on a send after it).
@@ -93,6 +114,7 @@ SOCKET_GONE = (WebSocketDisconnected, SentAfterClose)
 logger = logging.getLogger("studio.websocket")
 
 BAD_MESSAGE = 4400
+UNAUTHORIZED = 4401  # graphql-transport-ws: a `subscribe` before `connection_ack`
 FORBIDDEN = 4403
 INIT_TIMEOUT = 4408  # graphql-transport-ws's code for it, used on graphql-ws as well
 # RFC 6455's "Try Again Later": no database connection came free in time to sign the
@@ -105,6 +127,10 @@ BUSY_ERROR: GraphQLFormattedError = {
     "extensions": {"code": SERVICE_UNAVAILABLE},
 }
 _SIGNED_OUT = f"{TOKEN_INVALID}: {TOKEN_REFUSED}"
+_NOT_INITIALISED = (
+    f"{UNAUTHENTICATED}: send connection_init and wait for connection_ack before subscribe"
+)
+_INVALID_MESSAGE = "BAD_REQUEST: Invalid message: "
 
 
 class SignInRefused(Exception):
@@ -216,7 +242,7 @@ def malformed(adapter: TypeAdapter[Any], message: object) -> str | None:
         else:
             where = ".".join(str(part) for part in first["loc"][1:]) or "message"
             why = f"{where}: {first['msg']}"
-        return close_reason(f"BAD_REQUEST: Invalid message: {why}")
+        return close_reason(_INVALID_MESSAGE + why)
     return None
 
 
@@ -278,6 +304,28 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self.handle_invalid_message(reason)
             return
         await super().handle_message(message)
+
+    async def handle_invalid_message(self, error_message: str) -> None:
+        """Close with 4400; Strawberry's own reasons (a frame not text, not JSON) get
+        the `BAD_REQUEST: Invalid message:` our checks give every other bad message."""
+        if not error_message.startswith(_INVALID_MESSAGE):
+            error_message = close_reason(_INVALID_MESSAGE + error_message)
+        await super().handle_invalid_message(error_message)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        """Strawberry's, but a `subscribe` before the `connection_ack` says what to do."""
+        if not self.connection_acknowledged:
+            await self.websocket.close(code=UNAUTHORIZED, reason=_NOT_INITIALISED)
+            return
+        await super().handle_subscribe(message)
+
+    @staticmethod
+    def _get_pre_execution_close_reason(error: GraphQLError) -> str | None:
+        """A syntax error still closes the socket (as Strawberry and graphql-ws's reference
+        server do), its reason led by the code HTTP gives it: GRAPHQL_PARSE_FAILED."""
+        if isinstance(error, GraphQLSyntaxError):
+            return close_reason(f"{PARSE_FAILED}: {error.message}")
+        return None
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         if message.get("payload") is None:
@@ -394,9 +442,9 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
                 async for message in self.websocket.iter_json():
                     await self.handle_message(cast(OperationMessage, message))
             except NonTextMessageReceived:
-                await self._refuse("Invalid message: WebSocket messages must be text")
+                await self._refuse(_INVALID_MESSAGE + "WebSocket messages must be text")
             except NonJsonMessageReceived:
-                await self._refuse("Invalid message: WebSocket messages must be JSON")
+                await self._refuse(_INVALID_MESSAGE + "WebSocket messages must be JSON")
         except WebSocketDisconnected:
             pass
         finally:
@@ -434,7 +482,8 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
 
     async def _refuse(self, reason: str) -> None:
         with suppress(WebSocketDisconnected):
-            await self.send_message({"type": "connection_error", "payload": {"message": reason}})
+            payload: dict[str, object] = {"message": reason, "extensions": {"code": "BAD_REQUEST"}}
+            await self.send_message({"type": "connection_error", "payload": payload})
         await self.websocket.close(code=BAD_MESSAGE, reason=reason)
 
     async def handle_async_results(

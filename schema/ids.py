@@ -21,6 +21,13 @@ from services.validation import Checks
 MAX_PK = 2**63 - 1
 
 
+NOT_AN_ID = (
+    "That is not a valid ID: use an `id` from one of the API's answers "
+    '(an opaque string such as "UHJvamVjdDox", not a number).'
+)
+"""What a malformed ID is told: a newcomer's first guess is a database number."""
+
+
 def encode(type_name: str, pk: int | None) -> strawberry.ID:
     assert pk is not None, "an object without a primary key has no global ID"
     return strawberry.ID(base64.b64encode(f"{type_name}:{pk}".encode()).decode())
@@ -45,7 +52,7 @@ def decode(global_id: str, type_name: str, *, field: Sequence[str] = ("id",)) ->
     """The primary key of an ID of the given type, or InvalidInput naming the field."""
     parsed = parse(global_id)
     if parsed is None:
-        raise InvalidInput("That is not a valid ID.", code="INVALID_ID", field=field)
+        raise InvalidInput(NOT_AN_ID, code="INVALID_ID", field=field)
     if parsed[0] != type_name:
         raise InvalidInput(
             f"Expected the ID of a {type_name}, got the ID of a {parsed[0]}.",

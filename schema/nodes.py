@@ -73,7 +73,10 @@ def parse_or_reject(global_id: str, expected: str | None = None) -> tuple[str, i
     """The (type, key) of an ID argument of a query; a malformed one is a top-level error."""
     parsed = ids.parse(global_id)
     if parsed is None:
-        raise BadRequest(f"{global_id[:50]!r} is not a valid ID.")
+        raise BadRequest(
+            f"{global_id[:50]!r} is not a valid ID: use an `id` from one of the API's "
+            'answers (an opaque string such as "UHJvamVjdDox", not a number).'
+        )
     if expected is not None and parsed[0] != expected:
         raise BadRequest(f"Expected the ID of a {expected}, got the ID of a {parsed[0]}.")
     return parsed

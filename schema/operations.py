@@ -61,11 +61,16 @@ class BadRequest(GraphQLError):
 class OperationNotChosen(RuntimeError):
     """The document does not say which of its operations to run (see the module)."""
 
-    def __init__(self, operation_name: str | None) -> None:
-        if operation_name is None:
+    def __init__(self, operation_name: str | None, *, operations: int = 2) -> None:
+        if operation_name is None and operations == 0:
+            # Fragments alone, say: naming an operation cannot help.
             message = (
-                "This document holds several operations (or none): "
-                "name the one to run in `operationName`."
+                "This document holds no operation: send a query, mutation or "
+                "subscription (`query { ... }`), not only fragments."
+            )
+        elif operation_name is None:
+            message = (
+                "This document holds several operations: name the one to run in `operationName`."
             )
         else:
             message = f"This document holds no operation named {shown(operation_name)}."
@@ -77,7 +82,10 @@ def choose_operation(document: DocumentNode, operation_name: str | None) -> Oper
     """The operation to run; raises OperationNotChosen when the document does not say."""
     operation = get_operation_ast(document, operation_name)
     if operation is None:
-        raise OperationNotChosen(operation_name)
+        operations = sum(
+            isinstance(definition, OperationDefinitionNode) for definition in document.definitions
+        )
+        raise OperationNotChosen(operation_name, operations=operations)
     return operation
 
 

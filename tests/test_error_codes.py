@@ -72,3 +72,35 @@ async def test_graphql_cores_errors_carry_a_code(
 async def test_codes_already_given_are_kept(db: Database) -> None:
     result = await execute(db, "{ viewer { id } }")
     assert [(e.extensions or {}).get("code") for e in (result.errors or [])] == ["UNAUTHENTICATED"]
+
+
+@pytest.mark.parametrize("given", ["1", "abc"])
+async def test_a_malformed_id_says_what_an_id_is(db: Database, owner: Account, given: str) -> None:
+    # A newcomer's first guess is a database number; "'1' is not a valid ID." left it there.
+    read = await execute(
+        db, "query($id: ID!) { project(id: $id) { id } }", {"id": given}, token=owner.token
+    )
+    assert [e.message for e in read.errors or []] == [
+        f"{given!r} is not a valid ID: use an `id` from one of the API's answers "
+        '(an opaque string such as "UHJvamVjdDox", not a number).'
+    ], read
+    written = await execute(
+        db,
+        'mutation($id: ID!) { createScene(input: { projectId: $id, title: "x" }) '
+        "{ userErrors { code message } } }",
+        {"id": given},
+        token=owner.token,
+    )
+    assert written.data == {
+        "createScene": {
+            "userErrors": [
+                {
+                    "code": "INVALID_ID",
+                    "message": (
+                        "That is not a valid ID: use an `id` from one of the API's answers "
+                        '(an opaque string such as "UHJvamVjdDox", not a number).'
+                    ),
+                }
+            ]
+        }
+    }, written

@@ -23,8 +23,9 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from api.websocket import MAX_OPERATION_ID
 from tests.realtime_harness import PROJECT_EVENTS, WAIT, Api
@@ -218,6 +219,41 @@ async def test_graphql_transport_ws_closes_on_a_frame_that_is_not_a_json_object(
     connection, _ = await open_socket(studio, owner, project_id, TRANSPORT_WS)
     await connection.send(frame)
     assert await everything_until_closed(connection) == ([], 4400)
+
+
+@pytest.mark.parametrize(("label", "frame"), RAW_FRAMES, ids=[label for label, _ in RAW_FRAMES])
+async def test_a_frame_that_is_not_a_json_object_is_named_bad_request_on_both_protocols(
+    studio: StudioServer, owner: Api, project_id: str, label: str, frame: str | bytes
+) -> None:
+    # Strawberry's own reasons for these ("WebSocket message must be valid JSON") carried
+    # no code, unlike every other bad message; GraphiQL shows the code it finds first.
+    connection, _ = await open_socket(studio, owner, project_id, TRANSPORT_WS)
+    await connection.send(frame)
+    assert await everything_until_closed(connection) == ([], 4400)
+    assert (connection.close_reason or "").startswith("BAD_REQUEST: Invalid message: "), (
+        connection.close_reason
+    )
+    legacy, _ = await open_socket(studio, owner, project_id, GRAPHQL_WS)
+    await legacy.send(frame)
+    received, code = await everything_until_closed(legacy)
+    assert code == 4400
+    assert (legacy.close_reason or "").startswith("BAD_REQUEST: Invalid message: "), (
+        legacy.close_reason
+    )
+    assert [m["payload"]["extensions"] for m in received] == [{"code": "BAD_REQUEST"}], received
+
+
+async def test_a_subscribe_before_connection_init_says_to_send_it_first(
+    studio: StudioServer, owner: Api, project_id: str
+) -> None:
+    url = studio.base_url.replace("http://", "ws://") + "/graphql"
+    async with connect(url, subprotocols=[Subprotocol(TRANSPORT_WS)]) as connection:
+        subscribe = {"query": PROJECT_EVENTS, "variables": {"projectId": project_id}}
+        await connection.send(json.dumps({"type": "subscribe", "id": "1", "payload": subscribe}))
+        assert await everything_until_closed(connection) == ([], 4401)
+        assert connection.close_reason == (
+            "UNAUTHENTICATED: send connection_init and wait for connection_ack before subscribe"
+        )
 
 
 @pytest.mark.parametrize(
@@ -421,6 +457,52 @@ async def test_a_document_that_does_not_say_which_operation_runs_nothing_over_ht
     assert "BAD_REQUEST" in streamed.text, streamed.text
     assert MASKED not in streamed.text
     assert await project_count(owner) == before
+
+
+async def test_a_mutation_over_get_says_to_post_it(studio: StudioServer, owner: Api) -> None:
+    before = await project_count(owner)
+    got = await owner.http.get(
+        "/graphql",
+        params={"query": 'mutation { createProject(input: { title: "x" }) { project { id } } }'},
+        headers={"Authorization": f"Bearer {owner.token}", "Accept": "application/json"},
+    )
+    assert got.status_code == 400, got.text
+    assert got.json() == {
+        "errors": [
+            {
+                "message": "A mutation cannot be sent with GET: POST it to /graphql as JSON.",
+                "extensions": {"code": "BAD_REQUEST"},
+            }
+        ]
+    }
+    assert await project_count(owner) == before
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            "fragment F on User { id }",
+            "This document holds no operation: send a query, mutation or "
+            "subscription (`query { ... }`), not only fragments.",
+        ),
+        (
+            "query A { viewer { id } } query B { viewer { name } }",
+            "This document holds several operations: name the one to run in `operationName`.",
+        ),
+    ],
+    ids=["none", "several"],
+)
+async def test_a_document_without_a_chosen_operation_says_which_fault_it_has(
+    studio: StudioServer, owner: Api, document: str, message: str
+) -> None:
+    # Fragments alone used to be told to name an operation in `operationName`.
+    auth = {"Authorization": f"Bearer {owner.token}"}
+    posted = await owner.http.post("/graphql", json={"query": document}, headers=auth)
+    assert posted.status_code == 400, posted.text
+    assert posted.json() == {
+        "errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]
+    }
 
 
 @pytest.mark.parametrize("operation_name", [None, "Nope"], ids=["no-name", "unknown-name"])

@@ -1,7 +1,8 @@
 """A document that does not parse, sent to be streamed (a WebSocket, either
 protocol, or Server-Sent Events), gets an error with GRAPHQL_PARSE_FAILED, as a
 query over HTTP does (graphql-transport-ws closes with 4400 and the syntax error,
-as Strawberry and graphql-ws's reference server do); nothing is logged as a fault.
+as Strawberry and graphql-ws's reference server do, the code leading the reason);
+nothing is logged as a fault.
 (Parsed through ParserCache, a subscription's syntax error used to escape its
 stream: `complete` with no error on graphql-transport-ws, no answer at all on
 graphql-ws, a broken 500 over SSE, and a traceback in the log each time.)"""
@@ -58,7 +59,8 @@ async def test_graphql_transport_ws_closes_4400_on_a_syntax_error(
                 await client.receive()
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 4400
-            assert closed.value.rcvd.reason.startswith("Syntax Error"), closed.value.rcvd.reason
+            reason = closed.value.rcvd.reason
+            assert reason.startswith("GRAPHQL_PARSE_FAILED: Syntax Error"), reason
         finally:
             await client.close()
     assert "Traceback" not in studio.output()

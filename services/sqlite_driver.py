@@ -12,8 +12,9 @@ transaction seven times.
 `async_creator_fn` connect argument its aiosqlite dialect takes, with the
 arguments it would have passed `aiosqlite.connect`): a `Connection` whose cursors
 run the statement, read all its rows and close the sqlite3 cursor in one trip,
-then serve the rows, `description`, `rowcount` and `lastrowid` from memory. Every
-other call (commit, rollback, close, isolation level) is aiosqlite's own.
+then serve the rows, `description`, `rowcount` and `lastrowid` from memory. A rollback
+with no transaction open makes no trip (the pool's reset after each commit);
+every other call (commit, close, isolation level) is aiosqlite's own.
 
 A server-side cursor (`stream()`) gets its rows all at once too: nothing here
 streams from SQLite.
@@ -114,6 +115,13 @@ class Connection(aiosqlite.Connection):
 
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         return OneTripCursor(self)
+
+    async def rollback(self) -> None:
+        """aiosqlite's, with no trip to the thread when no transaction is open, where
+        sqlite3's own `rollback` does nothing either. The pool resets every
+        connection it gets back with a rollback, most of them after a commit."""
+        if self._conn.in_transaction:
+            await super().rollback()
 
 
 def connect(database: str, *, iter_chunk_size: int = 64, **kwargs: Any) -> Connection:

@@ -160,3 +160,36 @@ async def test_statements_run_in_the_connections_own_thread(
         assert (await connection.execute(text("SELECT note()"))).scalar_one() == 1
     assert seen
     assert threading.get_ident() not in seen
+
+
+async def test_a_rollback_undoes_an_open_transaction_and_skips_the_trip_without_one(
+    engines: tuple[Database, AsyncEngine],
+) -> None:
+    """The pool resets each connection it gets back with a rollback: after a commit
+    there is nothing to undo, and no trip to aiosqlite's thread is made; inside a
+    transaction the rollback still undoes it."""
+    ours, _ = engines
+    async with ours.engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert isinstance(driver, sqlite_driver.Connection)
+        trips: list[object] = []
+        execute: Any = driver._execute
+
+        async def counted(function: Any, *args: Any, **kwargs: Any) -> Any:
+            trips.append(function)
+            return await execute(function, *args, **kwargs)
+
+        driver._execute = counted  # type: ignore[method-assign,assignment]
+        await driver.execute("BEGIN IMMEDIATE")
+        await driver.execute("INSERT INTO items (name, size) VALUES ('rolled back', 9)")
+        assert driver._conn.in_transaction
+        before = len(trips)
+        await driver.rollback()
+        assert len(trips) == before + 1
+        assert not driver._conn.in_transaction
+        await driver.rollback()
+        assert len(trips) == before + 1  # nothing open: no trip
+        names = [row[0] for row in await driver.execute_fetchall("SELECT name FROM items")]
+        assert "rolled back" not in names
+        driver._execute = execute

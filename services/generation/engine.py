@@ -418,9 +418,12 @@ class GenerationEngine(Dispatching, OutputCopying):
             async with self.db.transaction() as session:
                 # A statement of its own, not the unit of work: a repeat stops here.
                 await session.exec(
-                    insert(WebhookDeliveryRow).values(
-                        id=webhook_id, prediction_id=prediction.id, received_at=utcnow()
-                    )
+                    _RECORD_DELIVERY,
+                    params={
+                        "id": webhook_id,
+                        "prediction_id": prediction.id,
+                        "received_at": utcnow(),
+                    },
                 )
                 rows = await apply_prediction(session, prediction)
         except IntegrityError:
@@ -454,6 +457,11 @@ class GenerationEngine(Dispatching, OutputCopying):
         except (ValueError, KeyError, TypeError) as error:
             raise MalformedDelivery(str(error)) from error
         return await self.ingest(webhook_id, prediction)
+
+
+_RECORD_DELIVERY = insert(WebhookDeliveryRow.__table__)  # type: ignore[attr-defined]
+"""A handled delivery's row, from bound `id`, `prediction_id` and `received_at`: the
+table's own INSERT, built once (not the ORM's, built per delivery)."""
 
 
 class MalformedDelivery(Exception):

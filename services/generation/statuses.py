@@ -15,9 +15,9 @@ again or discarding clears `prediction_id`).
 from __future__ import annotations
 
 import secrets
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import literal, union_all
+from sqlalchemy import bindparam, literal, union_all
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -184,16 +184,30 @@ async def apply_prediction(session: AsyncSession, prediction: Prediction) -> lis
     return rows
 
 
+# The statements every webhook runs, built once: building and compiling a select
+# anew per delivery cost more than running it. Bound at execution: `prediction_id`.
+_IMAGES_FOLLOWING = (
+    select(ShotImageRow, ShotRow.project_id)
+    .outerjoin(ShotRow, col(ShotRow.id) == col(ShotImageRow.shot_id))
+    .where(col(ShotImageRow.prediction_id) == bindparam("prediction_id"))
+)
+_OTHERS_FOLLOWING: Any = union_all(
+    select(literal(0), StoryboardSelectionRow.id).where(
+        col(StoryboardSelectionRow.prediction_id) == bindparam("prediction_id")
+    ),
+    select(literal(1), AssetRow.id).where(
+        col(AssetRow.prediction_id) == bindparam("prediction_id")
+    ),
+)
+
+
 async def _rows_following(session: AsyncSession, prediction_id: str) -> list[Row]:
     """The rows whose `prediction_id` is `prediction_id`, in two statements however
     many tables hold one: the shot images with their shots' projects (told to the
     event recording, which then need not ask), and the IDs of the others, loaded
     only where there are some."""
-    images = await session.exec(
-        select(ShotImageRow, ShotRow.project_id)
-        .outerjoin(ShotRow, col(ShotRow.id) == col(ShotImageRow.shot_id))
-        .where(ShotImageRow.prediction_id == prediction_id)
-    )
+    bound = {"prediction_id": prediction_id}
+    images = await session.exec(_IMAGES_FOLLOWING, params=bound)
     rows: list[Row] = []
     projects: dict[int, int] = {}
     for image, project_id in images:
@@ -201,14 +215,7 @@ async def _rows_following(session: AsyncSession, prediction_id: str) -> list[Row
         if project_id is not None:
             projects[image.shot_id] = project_id
     note_projects_of_shots(session, projects)
-    found = await session.exec(
-        union_all(  # type: ignore[call-overload]
-            select(literal(0), StoryboardSelectionRow.id).where(
-                StoryboardSelectionRow.prediction_id == prediction_id
-            ),
-            select(literal(1), AssetRow.id).where(AssetRow.prediction_id == prediction_id),
-        )
-    )
+    found = await session.exec(_OTHERS_FOLLOWING, params=bound)
     ids: dict[int, list[int]] = {0: [], 1: []}
     for n, row_id in found:
         ids[n].append(row_id)

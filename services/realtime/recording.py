@@ -163,6 +163,10 @@ def forget_pending(session: Session) -> None:
 
 Outbox = list[tuple[str, dict[str, Any]]]
 
+_INSERT_EVENTS = insert(ProjectEventRow.__table__)  # type: ignore[attr-defined]
+"""The table's own INSERT, built once, not the ORM's bulk one: nothing stored here
+is an object."""
+
 
 async def record(session: AsyncSession) -> Outbox:
     """Number and store the changes of this transaction; what to publish once it commits.
@@ -235,8 +239,7 @@ async def _record_projects(
             for offset, c in enumerate(project_changes)
         ]
         await session.exec(
-            # The table's own INSERT, not the ORM's bulk one: nothing here is an object.
-            insert(ProjectEventRow.__table__),  # type: ignore[attr-defined]
+            _INSERT_EVENTS,
             params=[
                 {
                     "project_id": e.project_id,

@@ -21,12 +21,18 @@ has sent everything there is and its access checks are current, its feed
 - a subscriber whose socket does not keep up (`OUTBOX` frames or `OUTBOX_BYTES`
   of payload queued, the group's own text rather than a copy) is handed back
   too: memory stays bounded and nothing is lost, as with the bus's own cut-off;
-- a subscriber handed back with frames queued and not yet written drops them and
-  reads them again from the table after the last frame written, once it has
-  checked its access: a queue is never sent past a logout or a removal;
+- a queued frame is written only while that gate is open: the writer asks it
+  again before each one (not the one the socket is already taking), whenever the
+  socket drains, the subscriber parked or leaving;
+- a subscriber handed back with frames queued and not yet written, or whose
+  writer found its gate closed, drops them and reads them again from the table
+  after the last frame written, once it has checked its access: a queue is never
+  sent past a logout or a removal;
 - when the source's stream ends (the project deleted, the shot deleted) its
-  subscribers end with it after its last frame; when it fails (its own access
-  check, an error before any data) they are handed back and decide for themselves.
+  subscribers end with it after its last frame, once their queues have gone out;
+  one whose queue was cut short checks and reads the rest, the end included,
+  from the table itself. When the source fails (its own access check, an error
+  before any data) they are handed back and decide for themselves.
 
 So the database is read once per event and group, whatever the number of
 subscribers, and each subscriber costs a gate check and a socket write.
@@ -197,12 +203,16 @@ class Follower:
         self._send = send
         self._prefix = '{"id":' + json.dumps(operation_id) + ',"type":"next","payload":'
         self._parked: Parked | None = None
+        # The Parked it was parked with, kept after it leaves: its writer asks its gate
+        # before each queued frame, even while the stream's last frames drain.
+        self._gate: Parked | None = None
         self._group: _Group | None = None
         # The group's payloads waiting for the socket: the text every subscriber shares,
         # made a frame only when written, so a queue holds no copy of its own.
         self._outbox: collections.deque[tuple[str, int]] = collections.deque()
         self._queued = 0
         self._written = -1  # the position of the last frame written to the socket
+        self._cut_short = False  # queued frames were dropped since it parked
         self._writer: asyncio.Future[None] | None = None
         # The write that had to wait (its own task, awaited by the writer): dropped
         # with the writer, even one that has not yet run a step to await it.
@@ -226,8 +236,9 @@ class Follower:
         group = self.fanout._group_for(self, parked.last)
         if group is None or not group.accepts(parked.last):
             return False
-        self._parked, self._group = parked, group
+        self._parked, self._gate, self._group = parked, parked, group
         self._written = parked.last
+        self._cut_short = False
         parked.on_leave = self._leave
         group.add(self)
         return True
@@ -306,47 +317,65 @@ class Follower:
             self._parked.finish(ended=False)
 
     async def _drain(self, pending: Awaitable[None], position: int) -> None:
+        """The writer: finish the write that waits for the socket (`pending`, the
+        frame of event `position`), then write the queue as the socket takes it,
+        each frame only while the gate is open. The gate may close in any turn of
+        the loop (a notice handed over, a check due) before the follower's own task
+        can act, and while the stream's last frames drain nothing else asks it."""
         try:
             await pending
             self._waiting = None
             self._written = position
+            gate = self._gate
             while self._outbox:
+                if gate is None or not gate.open():
+                    self._forget_queue()
+                    self._hand_back()
+                    return
                 text, position = self._outbox[0]
                 await self._send(self._frame(text))
                 self._outbox.popleft()
                 self._queued -= len(text)
                 self._written = position
         except Exception:
-            self._outbox.clear()
-            self._queued = 0
+            self._forget_queue()
             self._hand_back()
         finally:
             if self._writer is asyncio.current_task():
                 self._writer, self._waiting = None, None
 
-    async def _leave(self, drain: bool) -> None:
-        parked = self._parked
+    def _forget_queue(self) -> None:
+        """Drop what is queued and not yet written: it is read again from the table
+        (the gate's `last` goes back to the last frame written), after the access
+        check the follower makes first, so it is never sent unchecked."""
+        self._outbox.clear()
+        self._queued = 0
+        self._cut_short = True
+        if self._gate is not None:
+            self._gate.last = self._written
+
+    async def _leave(self, drain: bool) -> bool:
+        """`Parked.on_leave`: stop delivering; with `drain`, wait for the queue to go
+        out (or for the writer to find the gate closed and drop it). True if
+        everything delivered since it parked went out, False if a queue was dropped
+        (the follower checks, then reads on from the gate's `last`)."""
         if self._group is not None:
             self._group.remove(self)
         self._group, self._parked = None, None
         writer = self._writer
-        if writer is None:
-            return
-        if not drain and parked is not None:
-            # What is queued and not yet written is read again from the table, after
-            # the access check the follower makes first: never sent unchecked.
-            parked.last = self._written
-        if drain:
+        if writer is not None and drain:
             try:
                 await asyncio.shield(writer)
-                return
             except asyncio.CancelledError:
                 # The operation ends while its queue drains (the client completed it, or
                 # the socket is closing): nothing more may go out under its id, and the
                 # queue must not outlive it.
                 self._drop(writer)
                 raise
-        self._drop(writer)
+        elif writer is not None:
+            self._forget_queue()
+            self._drop(writer)
+        return not self._cut_short
 
     def _drop(self, writer: asyncio.Future[None]) -> None:
         self._outbox.clear()

@@ -55,6 +55,9 @@ class Parked:
     source that cannot deliver (closed, or it stops) calls `finish(ended=False)`;
     the follower then checks its access and reads on from the table after `last`
     itself. `finish(ended=True)`: the stream ended after the last event delivered.
+    A source that writes what it delivered later (a slow socket) asks `open()`
+    again before each write, and drops what the gate no longer lets through,
+    moving `last` back to the last event written (see `leave`).
     """
 
     def __init__(
@@ -71,8 +74,9 @@ class Parked:
         self._closer = closer
         self._clock = asyncio.get_running_loop().time
         self.outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.on_leave: Callable[[bool], Awaitable[None]] | None = None
-        """Set by the source: stop delivering (and, if told, wait for what it queued)."""
+        self.on_leave: Callable[[bool], Awaitable[bool]] | None = None
+        """Set by the source: stop delivering (and, if told, wait for what it queued);
+        True if everything it delivered went out (see `leave`)."""
 
     def open(self, now: float | None = None) -> bool:
         """Whether the source may deliver an event now: no notice waits, no check is due
@@ -87,16 +91,19 @@ class Parked:
         if not self.outcome.done():
             self.outcome.set_result(ended)
 
-    async def leave(self, *, drain: bool) -> None:
+    async def leave(self, *, drain: bool) -> bool:
         """The follower takes its delivery back; with `drain`, once what the source
         queued for it has gone out; without, the source drops what it queued and did
         not write, and moves `last` back to the last event it wrote (the follower
-        reads the rest from the table, after checking access). Its notices
-        subscription closes."""
+        reads the rest from the table, after checking access). True if everything
+        delivered went out; False if some was dropped, with `drain` too (the gate
+        closed while it drained): then the follower checks and reads on after `last`
+        as well. Its notices subscription closes."""
         self.finish(ended=False)
         try:
             if self.on_leave is not None:
-                await self.on_leave(drain)
+                return await self.on_leave(drain)
+            return True
         finally:
             await self._closer.__aexit__(None, None, None)
 
@@ -202,8 +209,11 @@ async def follow_stream(
     has read all there is may hand its delivery to a shared source; it then keeps
     only a subscription to its access notices, and takes its delivery back (checking
     access at once, reading on from the table) when a notice comes, a check is due,
-    or the source lets it go. A source reports what it follows, and starts after
-    `sharing.resume_from` without a snapshot.
+    or the source lets it go. When the source's stream ends, the follower ends once
+    what the source queued for it has gone out; if the source dropped some of it
+    instead (the gate closed meanwhile), it checks, reads on and ends by itself.
+    A source reports what it follows, and starts after `sharing.resume_from`
+    without a snapshot.
     """
     if sharing is not None and sharing.resume_from is not None:
         after, snapshot_on_resume = sharing.resume_from, False
@@ -282,11 +292,12 @@ async def follow_stream(
             except BaseException:
                 await parked.leave(drain=False)
                 raise
-            # The stream's last frames go out before it ends; otherwise what the source
-            # queued and did not write is read again from the table, after a check.
-            await parked.leave(drain=ended)
+            # The stream's last frames go out before it ends; otherwise (or if the gate
+            # closed while they drained) what the source queued and did not write is
+            # read again from the table, the end included, after a check.
+            drained = await parked.leave(drain=ended)
             last = parked.last
-            if ended:
+            if ended and drained:
                 return
             check_now = True
 

@@ -18,10 +18,14 @@ import socket as tcp
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from api.fanout import Follower
 from api.websocket import TransportWSHandler
+from services.realtime.bus import EventBus
+from services.realtime.events import access_channel
 from services.validation import PLANNER_DATA_MAX
+from tests.factories import PASSWORD
 from tests.realtime_harness import PROJECT_EVENTS, WAIT, Api, Feed, Socket
 from tests.test_shared_feeds import (
     Running,
@@ -106,7 +110,8 @@ async def test_a_queue_waiting_for_a_lagging_socket_is_not_sent_after_a_logout(
 
 def _whole_frames(buffer: bytes) -> tuple[list[dict[str, Any]], bytes]:
     """The whole text messages at the start of `buffer` (server frames: unmasked,
-    one frame each), and the bytes after them."""
+    one frame each), and the bytes after them. A close frame is the message
+    `{"close": <its code>}`."""
     messages: list[dict[str, Any]] = []
     while len(buffer) >= 2:
         length, start = buffer[1] & 0x7F, 2
@@ -116,8 +121,12 @@ def _whole_frames(buffer: bytes) -> tuple[list[dict[str, Any]], bytes]:
             length, start = int.from_bytes(buffer[2:10], "big"), 10
         if len(buffer) < start + length:
             break
-        assert buffer[0] == 0x81, buffer[:2]  # a whole text frame
-        messages.append(json.loads(buffer[start : start + length]))
+        payload = buffer[start : start + length]
+        if buffer[0] == 0x88:  # a close frame
+            messages.append({"close": int.from_bytes(payload[:2], "big")})
+        else:
+            assert buffer[0] == 0x81, buffer[:2]  # a whole text frame
+            messages.append(json.loads(payload))
         buffer = buffer[start + length :]
     return messages, buffer
 
@@ -290,3 +299,131 @@ async def test_a_write_that_had_to_wait_is_dropped_with_its_queue_before_it_star
         await owner.rename_scene(scene_id, "Pier")
         assert (await going_on.next())["projectEvents"]["kind"] == "SCENE_UPDATED"
         assert completed.queue.empty(), completed.queue.get_nowait()
+
+
+def _lagging() -> Follower:
+    """The one shared subscriber with frames queued for its socket."""
+    (follower,) = [
+        follower
+        for follower in gc.get_objects()
+        if isinstance(follower, Follower) and follower._outbox
+    ]
+    return follower
+
+
+def _hand_over(bus: EventBus, channel: str, message: dict[str, Any]) -> None:
+    """What the bus's listener does with a message it received on `channel`: hand it
+    to each of this process's subscriptions of the channel, at once."""
+    for subscription in list(bus._subscribers.get(bus._wire(channel), ())):
+        bus._deliver(subscription, message, channel)
+
+
+def _notices_waiting(bus: EventBus, user_id: int) -> bool:
+    """Whether every subscription to the user's access notices has had one handed over."""
+    subscriptions = bus._subscribers.get(bus._wire(access_channel(user_id)), set())
+    return bool(subscriptions) and all(s.notices_received for s in subscriptions)
+
+
+async def _signed_out_unannounced(server: Running, user_id: int) -> None:
+    """What `logOut` does in the database (here every token of the user goes), its
+    notice to the user's subscriptions held back."""
+    async with server.db.write_engine.begin() as connection:
+        await connection.execute(
+            text("DELETE FROM access_tokens WHERE user_id = :user_id"), {"user_id": user_id}
+        )
+
+
+def _sequences(got: list[dict[str, Any]]) -> list[int]:
+    """The event numbers of the `next` messages among `got`."""
+    return [
+        message["payload"]["data"]["projectEvents"]["sequence"]
+        for message in got
+        if message.get("type") == "next"
+    ]
+
+
+async def test_a_queue_is_not_written_past_a_logout_heard_as_the_socket_drains(
+    server: Running,
+) -> None:
+    """A parked subscriber's socket lags: one frame waits for the socket to take more,
+    others are queued behind it. The user logs out, and the bus hands the notice
+    over in the turn of the loop in which the socket drains (its transport calls
+    `resume_writing`, as it does once the client reads again). The writer wrote the
+    whole queue before the subscriber's own task got to drop it: the client
+    received events after its logout, before its 4403."""
+    owner, project_id, _, _ = await setup(server)
+    async with stalled_beside_reading(server, owner.token, project_id) as (stalled, feed):
+        await _queue_waits(server, owner, project_id, feed)
+        follower = _lagging()
+        first_queued = follower._outbox[0][1]
+        protocol = _protocol_of(follower)
+        assert not protocol.writable.is_set()  # a write waits for the socket
+        user_id = follower.key[3]
+        await _signed_out_unannounced(server, user_id)
+        # In one turn of the loop: the logout's notice arrives, the socket drains.
+        _hand_over(server.state.bus, access_channel(user_id), {"access": "changed"})
+        protocol.resume_writing()
+        stalled.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
+        got = await _frames(stalled)
+        assert await feed.socket.close_code() == 4403
+    late = [sequence for sequence in _sequences(got) if sequence >= first_queued]
+    assert late == [], f"queued, and written after the logout: {late}"
+    assert got[-1] == {"close": 4403}
+
+
+async def test_a_queue_draining_at_the_end_is_not_written_past_a_logout(
+    server: Running,
+) -> None:
+    """The shared stream ends (the project deleted) while a subscriber's queue waits
+    for its lagging socket, and the user logs out. Its feed waited for the queue to
+    go out before it ended, and nothing asked the gate again: when the client read
+    at last it received the queued events, after its logout, and the end, where an
+    unshared subscription closes with 4403."""
+    owner, project_id, _, _ = await setup(server)
+    async with stalled_beside_reading(server, owner.token, project_id) as (stalled, feed):
+        await _queue_waits(server, owner, project_id, feed)
+        follower = _lagging()
+        first_queued = follower._outbox[0][1]
+        await owner.mutate("deleteProject", {"id": project_id}, "deletedId")
+        assert (await feed.next())["projectEvents"]["kind"] == "PROJECT_DELETED"
+        await until(lambda: server.members() == [], "the group ended")
+        assert follower._outbox  # the end waits behind the queue
+        await owner.data("mutation { logOut { userErrors { code } } }")
+        user_id = follower.key[3]
+        await until(lambda: _notices_waiting(server.state.bus, user_id), "the logout heard")
+        stalled.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
+        got = await _frames(stalled)
+    late = [sequence for sequence in _sequences(got) if sequence >= first_queued]
+    assert late == [], f"queued, and written after the logout: {late}"
+    assert got[-1] == {"close": 4403}
+
+
+async def test_a_queue_cut_short_at_the_end_by_a_notice_still_ends_the_stream(
+    server: Running,
+) -> None:
+    """The same with a notice that leaves access as it was (the user signs out of
+    another device): the queue is dropped all the same, the subscriber checks,
+    reads on from the table (a deleted project keeps no events) and ends the stream
+    itself: the events written before, in order, then the end and `complete`."""
+    owner, project_id, _, _ = await setup(server)
+    async with stalled_beside_reading(server, owner.token, project_id) as (stalled, feed):
+        await _queue_waits(server, owner, project_id, feed)
+        follower = _lagging()
+        first_queued = follower._outbox[0][1]
+        await owner.mutate("deleteProject", {"id": project_id}, "deletedId")
+        assert (await feed.next())["projectEvents"]["kind"] == "PROJECT_DELETED"
+        await until(lambda: server.members() == [], "the group ended")
+        assert follower._outbox  # the end waits behind the queue
+        other = await owner.mutate("logIn", {"email": owner.email, "password": PASSWORD}, "token")
+        async with owner.as_user(other["token"]) as other_device:
+            await other_device.data("mutation { logOut { userErrors { code } } }")
+        user_id = follower.key[3]
+        await until(lambda: _notices_waiting(server.state.bus, user_id), "the notice heard")
+        stalled.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
+        got = await _frames(stalled)
+    sequences = _sequences(got)
+    assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
+    events = [message["payload"]["data"]["projectEvents"] for message in got[:-1]]
+    assert [events[0]["kind"], events[-1]["kind"]] == ["SNAPSHOT", "PROJECT_DELETED"]
+    assert events[-1]["sequence"] == first_queued  # the end, read by the subscriber
+    assert got[-1] == {"id": "1", "type": "complete"}

@@ -109,6 +109,9 @@ class StudioWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._frames_as_is: bool | None = None
+        # Whether the transport has paused writing (`writable` cleared), as a plain
+        # flag: `write_now` asks it for every subscriber of every event.
+        self._paused = False
         extensions: list[ServerExtensionFactory] = []
         if self.config.ws_per_message_deflate:
             extensions.append(
@@ -145,23 +148,34 @@ class StudioWebSocketProtocol(WebSocketsSansIOProtocol):
         transport has paused writing): then the caller uses `send`, which waits or
         raises as it always does."""
         if (
-            not self.handshake_complete
+            self._paused
+            or not self.handshake_complete
             or self.close_sent
             or self.disconnected
             or self.initial_response is not None
-            or not self.writable.is_set()
         ):
             return False
         conn = self.conn
         if conn.state is not OPEN or conn.expect_continuation_frame:
             return False
         frame = message.frame
-        if frame is not None and self._frames_taken_as_is():
+        if frame is not None and (self._frames_as_is or self._frames_taken_as_is()):
             self.transport.write(frame)
         else:
             conn.send_text(message.data)
             self.transport.write(b"".join(conn.data_to_send()))
         return True
+
+    def pause_writing(self) -> None:
+        """The transport's buffer is over its high-water mark: `send` waits, and
+        `write_now` declines, until `resume_writing`."""
+        self._paused = True
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        """The transport's buffer drained below its low-water mark."""
+        self._paused = False
+        super().resume_writing()
 
     def _frames_taken_as_is(self) -> bool:
         """Whether this connection's extensions leave a small text frame as it is:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from schema import ids
@@ -109,6 +110,57 @@ async def test_a_genuine_delivery_no_column_can_hold_is_malformed(
     body = json.dumps({"id": prediction_id, "status": "failed", "error": "out of memory"}).encode()
     _, headers = delivery(body)
     assert await receiver.receive_webhook(headers, body)
+    async with db.session() as session:
+        found = (await session.exec(select(ShotImageRow).where(col(ShotImageRow.id) == pk))).one()
+    assert found.status == "FAILED"
+
+
+async def test_an_integrity_error_while_applying_is_no_repeat(
+    db: Database, receiver: GenerationEngine
+) -> None:
+    """Only the delivery's own id being recorded already makes a delivery a repeat
+    (answered 200 "duplicate", never applied). Any other integrity error raised while
+    applying it (here a trigger refusing the image's update) is raised, nothing of the
+    delivery is kept, and the provider's retry applies it once the cause is gone;
+    taken for a repeat, the update would be lost for good."""
+    prediction_id = f"p-{secrets.token_hex(6)}"
+    pk = await waiting_image(db, prediction_id)
+    trigger = f"refuse_{secrets.token_hex(4)}"
+    postgresql = db.engine.dialect.name == "postgresql"
+    if postgresql:
+        create = [
+            f"CREATE FUNCTION {trigger}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END $$",
+            f"CREATE TRIGGER {trigger} BEFORE UPDATE ON shot_images FOR EACH ROW "
+            f"WHEN (NEW.id = {pk}) EXECUTE FUNCTION {trigger}()",
+        ]
+        drop = [f"DROP TRIGGER {trigger} ON shot_images", f"DROP FUNCTION {trigger}()"]
+    else:
+        create = [
+            f"CREATE TRIGGER {trigger} BEFORE UPDATE ON shot_images "
+            f"WHEN NEW.id = {pk} BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        ]
+        drop = [f"DROP TRIGGER {trigger}"]
+    async with db.engine.begin() as connection:
+        for statement in create:
+            await connection.exec_driver_sql(statement)
+    body = json.dumps({"id": prediction_id, "status": "failed", "error": "out of memory"}).encode()
+    webhook_id, headers = delivery(body)
+    try:
+        with pytest.raises(IntegrityError):
+            await receiver.receive_webhook(headers, body)
+    finally:
+        async with db.engine.begin() as connection:
+            for statement in drop:
+                await connection.exec_driver_sql(statement)
+    async with db.session() as session:
+        assert await session.get(WebhookDeliveryRow, webhook_id) is None
+        image = await session.get(ShotImageRow, pk)
+    assert image is not None
+    assert image.status == "PROCESSING"
+    # The provider retries the same delivery: now it is applied, once.
+    assert await receiver.receive_webhook(headers, body)
+    assert not await receiver.receive_webhook(headers, body)
     async with db.session() as session:
         found = (await session.exec(select(ShotImageRow).where(col(ShotImageRow.id) == pk))).one()
     assert found.status == "FAILED"

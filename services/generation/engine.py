@@ -412,21 +412,26 @@ class GenerationEngine(Dispatching, OutputCopying):
         """Apply a verified webhook delivery once: False if it was handled before.
 
         Recording the delivery and applying it happen in one transaction, so a
-        delivery is never marked handled without its effect.
+        delivery is never marked handled without its effect. Only the delivery's own
+        row being there already makes it a repeat: any other integrity error while
+        applying it is raised (nothing of it kept; the provider retries it).
         """
         try:
             async with self.db.transaction() as session:
                 # A statement of its own, not the unit of work: a repeat stops here.
-                await session.exec(
-                    _RECORD_DELIVERY,
-                    params={
-                        "id": webhook_id,
-                        "prediction_id": prediction.id,
-                        "received_at": utcnow(),
-                    },
-                )
+                try:
+                    await session.exec(
+                        _RECORD_DELIVERY,
+                        params={
+                            "id": webhook_id,
+                            "prediction_id": prediction.id,
+                            "received_at": utcnow(),
+                        },
+                    )
+                except IntegrityError as error:
+                    raise _HandledBefore from error
                 rows = await apply_prediction(session, prediction)
-        except IntegrityError:
+        except _HandledBefore:
             return False
         self._copy_soon(prediction, rows)
         return True
@@ -462,6 +467,10 @@ class GenerationEngine(Dispatching, OutputCopying):
 _RECORD_DELIVERY = insert(WebhookDeliveryRow.__table__)  # type: ignore[attr-defined]
 """A handled delivery's row, from bound `id`, `prediction_id` and `received_at`: the
 table's own INSERT, built once (not the ORM's, built per delivery)."""
+
+
+class _HandledBefore(Exception):
+    """The delivery's id is recorded already: this is a repeat."""
 
 
 class MalformedDelivery(Exception):

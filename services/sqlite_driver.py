@@ -78,7 +78,7 @@ class OneTripCursor:
             cursor.close()
 
     async def _trip(self, operation: str, parameters: Any, many: bool) -> OneTripCursor:
-        rows: list[Row] = await self._connection._execute(  # type: ignore[no-untyped-call]
+        rows: list[Row] = await self._connection._execute(
             self._run, operation, parameters, many
         )
         self._rows = collections.deque(rows)
@@ -113,14 +113,36 @@ class OneTripCursor:
 class Connection(aiosqlite.Connection):
     """aiosqlite's connection whose `cursor()` is a `OneTripCursor` (no trip to make it)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Calls handed to the thread, and calls it has finished: each counter has one
+        # writer (the event loop's thread, the connection's thread). A call whose
+        # caller was cancelled still runs in the thread, later.
+        self._handed = 0
+        self._finished = 0
+
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         return OneTripCursor(self)
 
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """aiosqlite's: run `fn(*args, **kwargs)` in the connection's thread; counted."""
+
+        def counted() -> Any:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._finished += 1
+
+        self._handed += 1
+        return await super()._execute(counted)  # type: ignore[no-untyped-call]
+
     async def rollback(self) -> None:
-        """aiosqlite's, with no trip to the thread when no transaction is open, where
-        sqlite3's own `rollback` does nothing either. The pool resets every
-        connection it gets back with a rollback, most of them after a commit."""
-        if self._conn.in_transaction:
+        """aiosqlite's, with no trip to the thread when no transaction is open and
+        nothing handed to the thread is still to run (a BEGIN whose caller was
+        cancelled may still be queued), where sqlite3's own `rollback` does nothing
+        either. The pool resets every connection it gets back with a rollback, most
+        of them after a commit."""
+        if self._handed != self._finished or self._conn.in_transaction:
             await super().rollback()
 
 

@@ -9,7 +9,10 @@ errors, streamed results.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -156,7 +159,7 @@ async def test_statements_run_in_the_connections_own_thread(
             seen.add(threading.get_ident())
             return 1
 
-        await driver._execute(sqlite_connection.create_function, "note", 0, note)  # type: ignore[no-untyped-call]
+        await driver._execute(sqlite_connection.create_function, "note", 0, note)
         assert (await connection.execute(text("SELECT note()"))).scalar_one() == 1
     assert seen
     assert threading.get_ident() not in seen
@@ -193,3 +196,27 @@ async def test_a_rollback_undoes_an_open_transaction_and_skips_the_trip_without_
         names = [row[0] for row in await driver.execute_fetchall("SELECT name FROM items")]
         assert "rolled back" not in names
         driver._execute = execute
+
+
+async def test_a_rollback_after_a_cancelled_begin_still_undoes_it(
+    engines: tuple[Database, AsyncEngine],
+) -> None:
+    """A call whose caller was cancelled still runs in the connection's thread, later:
+    a BEGIN queued behind slow work and abandoned leaves no transaction open once
+    the rollback that follows it returns (the rollback waits its turn in the thread,
+    as stock aiosqlite's does)."""
+    ours, _ = engines
+    async with ours.engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert isinstance(driver, sqlite_driver.Connection)
+        slow = asyncio.ensure_future(driver._execute(time.sleep, 0.3))
+        begin = asyncio.ensure_future(driver.execute("BEGIN IMMEDIATE"))
+        await asyncio.sleep(0.05)
+        begin.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await begin
+        await driver.rollback()
+        await slow
+        await driver._execute(lambda: None)  # after everything queued before it
+        assert not driver._conn.in_transaction

@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -284,7 +285,11 @@ class Follower:
         except Exception:  # the socket is gone: its handler ends the operation
             self._hand_back()
             return
-        self._waiting = asyncio.ensure_future(_Rest(writing, waiting))
+        # Counted written in the step that writes it: a follower handed back in the same
+        # turn (its task may run before the writer's) must not read that event again.
+        self._waiting = asyncio.ensure_future(
+            _Rest(writing, waiting, functools.partial(self._wrote, position))
+        )
         self._writer = asyncio.ensure_future(self._drain(self._waiting, position))
 
     def stop(self) -> None:
@@ -343,6 +348,10 @@ class Follower:
         finally:
             if self._writer is asyncio.current_task():
                 self._writer, self._waiting = None, None
+
+    def _wrote(self, position: int) -> None:
+        """The frame of event `position`, which had to wait, went to the socket."""
+        self._written = position
 
     def _forget_queue(self) -> None:
         """Drop what is queued and not yet written: it is read again from the table
@@ -509,11 +518,15 @@ class _Group:
 
 class _Rest:
     """The rest of a coroutine that `Follower.deliver` started and that now waits on
-    `waiting`."""
+    `waiting`; `written` is called in the very step in which it returns (the frame
+    went to the socket), not a turn of the loop later as its awaiter would learn."""
 
-    def __init__(self, coroutine: Coroutine[Any, Any, None], waiting: Any) -> None:
+    def __init__(
+        self, coroutine: Coroutine[Any, Any, None], waiting: Any, written: Callable[[], None]
+    ) -> None:
         self._coroutine = coroutine
         self._waiting = waiting
+        self._written = written
 
     def __await__(self) -> Generator[Any, Any, None]:
         waiting = self._waiting
@@ -529,4 +542,5 @@ class _Rest:
             try:
                 waiting = self._coroutine.send(sent)
             except StopIteration:
+                self._written()
                 return

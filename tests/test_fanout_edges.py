@@ -427,3 +427,30 @@ async def test_a_queue_cut_short_at_the_end_by_a_notice_still_ends_the_stream(
     assert [events[0]["kind"], events[-1]["kind"]] == ["SNAPSHOT", "PROJECT_DELETED"]
     assert events[-1]["sequence"] == first_queued  # the end, read by the subscriber
     assert got[-1] == {"id": "1", "type": "complete"}
+
+
+async def test_a_frame_the_socket_took_as_the_subscriber_was_handed_back_is_not_sent_twice(
+    server: Running,
+) -> None:
+    """A parked subscriber's socket lags: one frame waits for the socket, others are
+    queued behind it. The source lets it go (`finish(ended=False)`, as when its queue
+    fills) in the turn of the loop in which the socket drains. The waiting frame is
+    written at once, but the writer only counted it written a turn later: the
+    subscriber, woken first, moved `last` back before that frame and read it again
+    from the table, and the client received that event twice."""
+    owner, project_id, _, _ = await setup(server)
+    async with stalled_beside_reading(server, owner.token, project_id) as (stalled, feed):
+        await _queue_waits(server, owner, project_id, feed)
+        follower = _lagging()
+        protocol = _protocol_of(follower)
+        assert not protocol.writable.is_set()  # a write waits for the socket
+        parked = follower._parked
+        assert parked is not None
+        # In one turn of the loop: the source lets the subscriber go, the socket drains.
+        parked.finish(ended=False)
+        protocol.resume_writing()
+        stalled.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
+        got = await _frames(stalled)
+    sequences = _sequences(got)
+    assert len(sequences) == len(set(sequences)), f"sent twice: {sequences}"
+    assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))

@@ -23,9 +23,7 @@ async def _events(db: Database, pk: int) -> list[int]:
         image = await session.get(ShotImageRow, pk)
         assert image is not None
         rows = await session.exec(select(ProjectEventRow))
-        return sorted(
-            e.sequence for e in rows if e.node_type == "ShotImage" and e.node_id == pk
-        )
+        return sorted(e.sequence for e in rows if e.node_type == "ShotImage" and e.node_id == pk)
 
 
 async def _project_sequences(db: Database) -> dict[int, list[int]]:
@@ -45,9 +43,7 @@ async def test_the_same_delivery_at_once_is_applied_once(
     before = await _events(db, pk)
     body = json.dumps({"id": prediction_id, "status": "failed", "error": "oom"}).encode()
     _, headers = delivery(body)
-    outcomes = await asyncio.gather(
-        *(receiver.receive_webhook(headers, body) for _ in range(4))
-    )
+    outcomes = await asyncio.gather(*(receiver.receive_webhook(headers, body) for _ in range(4)))
     assert sorted(outcomes) == [False, False, False, True]
     after = await _events(db, pk)
     assert len(after) == len(before) + 1
@@ -89,8 +85,10 @@ async def test_different_deliveries_of_one_prediction_at_once(
 async def test_odd_prediction_ids_match_only_their_own_rows(
     db: Database, receiver: GenerationEngine, prediction_id: str
 ) -> None:
-    unique = prediction_id[:-8] + secrets.token_hex(4) if len(prediction_id) > 20 else (
-        prediction_id + secrets.token_hex(4)
+    unique = (
+        prediction_id[:-8] + secrets.token_hex(4)
+        if len(prediction_id) > 20
+        else (prediction_id + secrets.token_hex(4))
     )
     pk = await waiting_image(db, unique)
     other = await waiting_image(db, f"p-{secrets.token_hex(6)}")
@@ -118,6 +116,8 @@ async def test_one_prediction_id_held_by_several_images(
     assert await receiver.receive_webhook(headers, body)
     async with db.session() as session:
         found = (
-            await session.exec(select(ShotImageRow).where(col(ShotImageRow.id).in_([first, second])))
+            await session.exec(
+                select(ShotImageRow).where(col(ShotImageRow.id).in_([first, second]))
+            )
         ).all()
     assert sorted(i.status for i in found) == ["FAILED", "FAILED"]

@@ -65,7 +65,8 @@ async def test_different_deliveries_of_one_prediction_at_once(
     assert outcomes == [True, True, True]
     async with db.session() as session:
         image = await session.get(ShotImageRow, pk)
-    assert image is not None and image.status == "FAILED"
+    assert image is not None
+    assert image.status == "FAILED"
     for sequences in (await _project_sequences(db)).values():
         assert sorted(sequences) == list(range(sequences[0], sequences[0] + len(sequences)))
 
@@ -100,9 +101,12 @@ async def test_odd_prediction_ids_match_only_their_own_rows(
         image = await session.get(ShotImageRow, pk)
         untouched = await session.get(ShotImageRow, other)
         recorded = await session.get(WebhookDeliveryRow, webhook_id)
-    assert image is not None and image.status == "FAILED"
-    assert untouched is not None and untouched.status == "PROCESSING"
-    assert recorded is not None and recorded.prediction_id == unique
+    assert image is not None
+    assert image.status == "FAILED"
+    assert untouched is not None
+    assert untouched.status == "PROCESSING"
+    assert recorded is not None
+    assert recorded.prediction_id == unique
 
 
 async def test_one_prediction_id_held_by_several_images(

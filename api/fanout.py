@@ -22,8 +22,8 @@ has sent everything there is and its access checks are current, its feed
   of payload queued, the group's own text rather than a copy) is handed back
   too: memory stays bounded and nothing is lost, as with the bus's own cut-off;
 - a queued frame is written only while that gate is open: the writer asks it
-  again before each one (not the one the socket is already taking), whenever the
-  socket drains, the subscriber parked or leaving;
+  again before each one, the write that waited for the socket to drain included,
+  whenever the socket drains, the subscriber parked or leaving;
 - a subscriber handed back with frames queued and not yet written, or whose
   writer found its gate closed, drops them and reads them again from the table
   after the last frame written, once it has checked its access: a queue is never
@@ -285,10 +285,16 @@ class Follower:
         except Exception:  # the socket is gone: its handler ends the operation
             self._hand_back()
             return
-        # Counted written in the step that writes it: a follower handed back in the same
-        # turn (its task may run before the writer's) must not read that event again.
+        # Made only if the gate is still open when the socket drains, and counted
+        # written in the step that writes it: a follower handed back in the same turn
+        # (its task may run before the writer's) must not read that event again.
         self._waiting = asyncio.ensure_future(
-            _Rest(writing, waiting, functools.partial(self._wrote, position))
+            _Rest(
+                writing,
+                waiting,
+                may_write=parked.open,
+                written=functools.partial(self._wrote, position),
+            )
         )
         self._writer = asyncio.ensure_future(self._drain(self._waiting, position))
 
@@ -323,7 +329,7 @@ class Follower:
 
     async def _drain(self, pending: Awaitable[None], position: int) -> None:
         """The writer: finish the write that waits for the socket (`pending`, the
-        frame of event `position`), then write the queue as the socket takes it,
+        frame of event `position`, made only if the gate is open then), then write the queue as the socket takes it,
         each frame only while the gate is open. The gate may close in any turn of
         the loop (a notice handed over, a check due) before the follower's own task
         can act, and while the stream's last frames drain nothing else asks it."""
@@ -518,14 +524,23 @@ class _Group:
 
 class _Rest:
     """The rest of a coroutine that `Follower.deliver` started and that now waits on
-    `waiting`; `written` is called in the very step in which it returns (the frame
-    went to the socket), not a turn of the loop later as its awaiter would learn."""
+    `waiting` (a write waiting for the socket to take more). Each step that would
+    resume it asks `may_write` first: a write that waited is not made once the gate
+    has closed (the coroutine is closed unwritten, and `_GateClosed` raised).
+    `written` is called in the very step in which it returns (the frame went to the
+    socket), not a turn of the loop later as its awaiter would learn."""
 
     def __init__(
-        self, coroutine: Coroutine[Any, Any, None], waiting: Any, written: Callable[[], None]
+        self,
+        coroutine: Coroutine[Any, Any, None],
+        waiting: Any,
+        *,
+        may_write: Callable[[], bool],
+        written: Callable[[], None],
     ) -> None:
         self._coroutine = coroutine
         self._waiting = waiting
+        self._may_write = may_write
         self._written = written
 
     def __await__(self) -> Generator[Any, Any, None]:
@@ -539,8 +554,16 @@ class _Rest:
                 except StopIteration:
                     return
                 continue
+            if not self._may_write():
+                self._coroutine.close()
+                raise _GateClosed
             try:
                 waiting = self._coroutine.send(sent)
             except StopIteration:
                 self._written()
                 return
+
+
+class _GateClosed(Exception):
+    """A write that waited for the socket was not made: the subscriber's gate closed
+    meanwhile (its writer drops the queue and hands it back)."""

@@ -404,12 +404,14 @@ async def test_a_queue_cut_short_at_the_end_by_a_notice_still_ends_the_stream(
     """The same with a notice that leaves access as it was (the user signs out of
     another device): the queue is dropped all the same, the subscriber checks,
     reads on from the table (a deleted project keeps no events) and ends the stream
-    itself: the events written before, in order, then the end and `complete`."""
+    itself: the events written before, in order, then the end and `complete`. (The
+    frame that waited for the socket is dropped with the queue: the gate closed
+    before the socket drained.)"""
     owner, project_id, _, _ = await setup(server)
     async with stalled_beside_reading(server, owner.token, project_id) as (stalled, feed):
         await _queue_waits(server, owner, project_id, feed)
         follower = _lagging()
-        first_queued = follower._outbox[0][1]
+        written = follower._written
         await owner.mutate("deleteProject", {"id": project_id}, "deletedId")
         assert (await feed.next())["projectEvents"]["kind"] == "PROJECT_DELETED"
         await until(lambda: server.members() == [], "the group ended")
@@ -425,7 +427,7 @@ async def test_a_queue_cut_short_at_the_end_by_a_notice_still_ends_the_stream(
     assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
     events = [message["payload"]["data"]["projectEvents"] for message in got[:-1]]
     assert [events[0]["kind"], events[-1]["kind"]] == ["SNAPSHOT", "PROJECT_DELETED"]
-    assert events[-1]["sequence"] == first_queued  # the end, read by the subscriber
+    assert events[-1]["sequence"] == written + 1  # the end, read by the subscriber
     assert got[-1] == {"id": "1", "type": "complete"}
 
 
@@ -454,3 +456,29 @@ async def test_a_frame_the_socket_took_as_the_subscriber_was_handed_back_is_not_
     sequences = _sequences(got)
     assert len(sequences) == len(set(sequences)), f"sent twice: {sequences}"
     assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
+
+
+async def test_the_frame_waiting_for_the_socket_is_not_written_past_a_logout(
+    server: Running,
+) -> None:
+    """As `test_a_queue_is_not_written_past_a_logout_heard_as_the_socket_drains`, the
+    frame that waits for the socket included: it is not in the
+    transport yet (its write waits for the buffer to drain), and the logout is heard
+    in the turn in which the socket drains. It went out after the logout."""
+    owner, project_id, _, _ = await setup(server)
+    async with stalled_beside_reading(server, owner.token, project_id) as (stalled, feed):
+        await _queue_waits(server, owner, project_id, feed)
+        follower = _lagging()
+        written = follower._written
+        protocol = _protocol_of(follower)
+        assert not protocol.writable.is_set()  # a write waits for the socket
+        user_id = follower.key[3]
+        await _signed_out_unannounced(server, user_id)
+        _hand_over(server.state.bus, access_channel(user_id), {"access": "changed"})
+        protocol.resume_writing()
+        stalled.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
+        got = await _frames(stalled)
+        assert await feed.socket.close_code() == 4403
+    late = [sequence for sequence in _sequences(got) if sequence > written]
+    assert late == [], f"written after the logout: {late}"
+    assert got[-1] == {"close": 4403}

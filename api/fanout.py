@@ -331,9 +331,9 @@ class Follower:
         """The writer: finish the write that waits for the socket (`pending`, the
         frame of event `position`, made only if the gate is open then), then write
         the queue as the socket takes it, each frame only while the gate is open.
-        The gate may close in any turn of
-        the loop (a notice handed over, a check due) before the follower's own task
-        can act, and while the stream's last frames drain nothing else asks it."""
+        The gate may close in any turn of the loop (a notice handed over, a check
+        due) before the follower's own task can act, and while the stream's last
+        frames drain nothing else asks it."""
         try:
             await pending
             self._waiting = None

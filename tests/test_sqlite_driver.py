@@ -220,3 +220,51 @@ async def test_a_rollback_after_a_cancelled_begin_still_undoes_it(
         await slow
         await driver._execute(lambda: None)  # after everything queued before it
         assert not driver._conn.in_transaction
+
+
+def _write_lock_free(path: Path) -> bool:
+    """Whether another connection can take the write lock at once (within 0.5 s,
+    where a lock left held would keep it waiting the full busy timeout)."""
+    import sqlite3
+
+    probe = sqlite3.connect(path, timeout=0.5, isolation_level=None)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        probe.close()
+
+
+@pytest.mark.parametrize("slow", [False, True], ids=["quick", "slow-thread"])
+async def test_a_write_transaction_cancelled_at_any_step_leaves_no_lock(
+    engines: tuple[Database, AsyncEngine], tmp_path: Path, slow: bool
+) -> None:
+    """A writer cancelled at each of its steps in turn (BEGIN, each statement, the
+    commit, the pool's rollback) gives its connection back with no transaction open:
+    the next writer, and any other connection, takes the write lock at once."""
+    ours, _ = engines
+    path = tmp_path / "driver.db"
+
+    async def write(n: int) -> None:
+        async with ours.transaction() as session:
+            if slow:
+                connection = await session.connection()
+                raw = await connection.get_raw_connection()
+                await raw.driver_connection._execute(time.sleep, 0.01)
+            await session.exec(text(f"INSERT INTO items (name, size) VALUES ('w{n}', {n})"))  # type: ignore[call-overload]
+            await session.exec(text("SELECT count(*) FROM items"))  # type: ignore[call-overload]
+            await session.exec(text(f"UPDATE items SET size = size + 1 WHERE name = 'w{n}'"))  # type: ignore[call-overload]
+
+    for turns in range(60):
+        task = asyncio.ensure_future(write(turns))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        # The next writer: at once, not after the busy timeout.
+        await asyncio.wait_for(write(1000 + turns), 5)
+        assert await asyncio.to_thread(_write_lock_free, path), f"locked after {turns} turns"

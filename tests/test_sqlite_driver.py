@@ -253,10 +253,13 @@ async def test_a_write_transaction_cancelled_at_any_step_leaves_no_lock(
             if slow:
                 connection = await session.connection()
                 raw = await connection.get_raw_connection()
-                await raw.driver_connection._execute(time.sleep, 0.01)
-            await session.exec(text(f"INSERT INTO items (name, size) VALUES ('w{n}', {n})"))  # type: ignore[call-overload]
-            await session.exec(text("SELECT count(*) FROM items"))  # type: ignore[call-overload]
-            await session.exec(text(f"UPDATE items SET size = size + 1 WHERE name = 'w{n}'"))  # type: ignore[call-overload]
+                driver = raw.driver_connection
+                assert isinstance(driver, sqlite_driver.Connection)
+                await driver._execute(time.sleep, 0.01)
+            name = {"name": f"w{n}"}
+            await session.execute(text("INSERT INTO items (name, size) VALUES (:name, 1)"), name)
+            await session.execute(text("SELECT count(*) FROM items"))
+            await session.execute(text("UPDATE items SET size = size + 1 WHERE name = :name"), name)
 
     for turns in range(60):
         task = asyncio.ensure_future(write(turns))

@@ -482,3 +482,53 @@ async def test_the_frame_waiting_for_the_socket_is_not_written_past_a_logout(
     late = [sequence for sequence in _sequences(got) if sequence > written]
     assert late == [], f"written after the logout: {late}"
     assert got[-1] == {"close": 4403}
+
+
+async def test_a_socket_that_trickles_gets_every_event_once_in_order(server: Running) -> None:
+    """A parked subscriber's client reads a little after each event, so its transport
+    pauses and resumes again and again (write_now declining, writes waiting, queues
+    forming and draining), while notices that leave its access as it was hand it back
+    now and then: it receives every event, in order, each once."""
+    owner, project_id, _, _ = await setup(server)
+    loop = asyncio.get_running_loop()
+    async with stalled_beside_reading(server, owner.token, project_id) as (stalled, feed):
+        stalled.setblocking(False)
+        received = b""
+        made = 0
+        for n in range(30):
+            made += await _large_events(owner, project_id, feed, 1)
+            if n % 7 == 3:
+                other = await owner.mutate(
+                    "logIn", {"email": owner.email, "password": PASSWORD}, "token"
+                )
+                async with owner.as_user(other["token"]) as other_device:
+                    await other_device.data("mutation { logOut { userErrors { code } } }")
+            for _ in range(2):
+                try:
+                    received += await asyncio.wait_for(loop.sock_recv(stalled, 96 << 10), 0.05)
+                except TimeoutError:
+                    break
+        stalled.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
+        found, rest = _whole_frames(received)
+        got = found + await _frames_after(stalled, rest)
+    sequences = _sequences(got)
+    assert len(sequences) == len(set(sequences)), f"sent twice: {sequences}"
+    assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
+    assert len(sequences) == 1 + made
+
+
+async def _frames_after(raw: tcp.socket, buffer: bytes, quiet: float = 1.5) -> list[dict[str, Any]]:
+    """The messages that `buffer` (the start of a message) and what follows it on
+    `raw` make, until the socket has been quiet for `quiet` s."""
+    loop = asyncio.get_running_loop()
+    messages: list[dict[str, Any]] = []
+    while True:
+        try:
+            chunk = await asyncio.wait_for(loop.sock_recv(raw, 1 << 20), quiet)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        found, buffer = _whole_frames(buffer + chunk)
+        messages += found
+    return messages

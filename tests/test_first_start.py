@@ -68,6 +68,39 @@ def test_dev_help_prints_its_header_and_nothing_else(args: tuple[str, ...]) -> N
     assert result.stderr == ""
 
 
+@pytest.mark.parametrize("asking", ["-h", "--help", "--he"])
+def test_dev_bench_help_starts_no_service_and_installs_nothing(tmp_path: Path, asking: str) -> None:
+    """`./dev bench` asking for help (as argparse takes it, abbreviated too) prints the
+    usage and neither starts PostgreSQL or Redis nor installs wrk: a copy of ./dev
+    beside this .venv, with `pg_isready`, `redis-cli` and `apt-get` on PATH noting
+    each call. `--he` started them and, as root, ran apt-get before the usage."""
+    (tmp_path / "dev").write_text((REPO / "dev").read_text())
+    (tmp_path / "pyproject.toml").write_text("")
+    venv = tmp_path / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    for name in ("python", "studio"):
+        (venv / "bin" / name).symlink_to(Path(sys.executable).parent / name)
+    (venv / ".installed-dev").touch()
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    calls = tmp_path / "calls"
+    for tool in ("pg_isready", "redis-cli", "apt-get"):
+        script = tools / tool
+        script.write_text(f'#!/bin/sh\necho {tool} >> "{calls}"\n')
+        script.chmod(0o755)
+    result = subprocess.run(
+        ["bash", str(tmp_path / "dev"), "bench", "--mode", "realtime", asking],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": f"{tools}:/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: studio bench"), result.stdout
+    assert not calls.exists(), calls.read_text()
+
+
 def test_dev_refuses_an_unknown_command_with_its_usage() -> None:
     result = dev("srve")
     assert result.returncode == 2

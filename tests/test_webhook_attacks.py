@@ -10,9 +10,12 @@ import secrets
 import pytest
 from sqlmodel import col, select
 
+from schema import ids
 from services.database import Database
 from services.generation.engine import GenerationEngine
+from services.library.tables import AssetRow
 from services.tables import ProjectEventRow, ShotImageRow, WebhookDeliveryRow
+from tests.factories import account, library_asset
 from tests.test_webhook_bodies import delivery, receiver, waiting_image
 
 __all__ = ["receiver"]
@@ -109,19 +112,36 @@ async def test_odd_prediction_ids_match_only_their_own_rows(
     assert recorded.prediction_id == unique
 
 
-async def test_one_prediction_id_held_by_several_images(
+async def test_one_prediction_id_held_by_rows_of_several_tables(
     db: Database, receiver: GenerationEngine
 ) -> None:
+    """Two shot images (of two projects) and a library asset waiting for one
+    prediction: one delivery settles every one of them, and nothing else."""
     prediction_id = f"p-{secrets.token_hex(6)}"
     first = await waiting_image(db, prediction_id)
     second = await waiting_image(db, prediction_id)
+    other = await waiting_image(db, f"p-{secrets.token_hex(6)}")
+    creator = await account(db)
+    asset = ids.decode(
+        await library_asset(
+            db, creator, generation_status="PROCESSING", prediction_id=prediction_id
+        ),
+        "Asset",
+    )
     body = json.dumps({"id": prediction_id, "status": "failed", "error": "oom"}).encode()
     _, headers = delivery(body)
     assert await receiver.receive_webhook(headers, body)
     async with db.session() as session:
         found = (
             await session.exec(
-                select(ShotImageRow).where(col(ShotImageRow.id).in_([first, second]))
+                select(ShotImageRow).where(col(ShotImageRow.id).in_([first, second, other]))
             )
         ).all()
-    assert sorted(i.status for i in found) == ["FAILED", "FAILED"]
+        stored = await session.get(AssetRow, asset)
+    assert {i.id: i.status for i in found} == {
+        first: "FAILED",
+        second: "FAILED",
+        other: "PROCESSING",
+    }
+    assert stored is not None
+    assert stored.generation_status == "FAILED"

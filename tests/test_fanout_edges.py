@@ -28,6 +28,7 @@ from services.validation import PLANNER_DATA_MAX
 from tests.factories import PASSWORD
 from tests.realtime_harness import PROJECT_EVENTS, WAIT, Api, Feed, Socket
 from tests.test_shared_feeds import (
+    WITH_PLANNER,
     Running,
     _masked,
     queued_bytes,
@@ -35,6 +36,8 @@ from tests.test_shared_feeds import (
     setup,
     sockets,
     stalled_beside_reading,
+    stalled_subscriber,
+    subscribe_all,
     until,
 )
 
@@ -532,3 +535,71 @@ async def _frames_after(raw: tcp.socket, buffer: bytes, quiet: float = 1.5) -> l
         found, buffer = _whole_frames(buffer + chunk)
         messages += found
     return messages
+
+
+async def _subscribe_raw(raw: tcp.socket, operation_id: str, variables: dict[str, Any]) -> None:
+    loop = asyncio.get_running_loop()
+    message = {
+        "id": operation_id,
+        "type": "subscribe",
+        "payload": {"query": WITH_PLANNER, "variables": variables},
+    }
+    await loop.sock_sendall(raw, _masked(message))
+
+
+async def test_a_removal_from_a_team_stops_one_operation_on_a_lagging_socket_only(
+    server: Running,
+) -> None:
+    """One lagging socket runs two shared subscriptions: a project of a team the user
+    is removed from while frames wait for the socket, and a project of their own.
+    Nothing of the first is written past the removal; the second gets every event,
+    in order, each once."""
+    owner, team_project, _, team_id = await setup(server)
+    member = await Api(server.base_url).sign_up("Member")
+    await member.join(owner, team_id)
+    own_project = await member.create_project("Own")
+    stalled = await stalled_subscriber(
+        server, member.token, WITH_PLANNER, {"projectId": team_project}
+    )
+    try:
+        await _subscribe_raw(stalled, "2", {"projectId": own_project})
+        async with sockets(server, member.token, 2) as reading:
+            team_feed = (
+                await subscribe_all(reading[:1], WITH_PLANNER, {"projectId": team_project})
+            )[0]
+            own_feed = (await subscribe_all(reading[1:], WITH_PLANNER, {"projectId": own_project}))[
+                0
+            ]
+            await until(lambda: server.members() == [2, 2], "all parked")
+            made = 0
+            for _ in range(12):
+                await _large_events(owner, team_project, team_feed, 1)
+                made += await _large_events(member, own_project, own_feed, 1)
+            lagging = [f for f in gc.get_objects() if isinstance(f, Follower) and f._outbox]
+            assert lagging, "no queue formed"
+            team_written = [
+                f._written
+                for f in gc.get_objects()
+                if isinstance(f, Follower)
+                and f._prefix.startswith('{"id":"1"')
+                and f._send is not None
+                and f._outbox
+            ]
+            await owner.remove(member, team_id)
+            for _ in range(4):
+                made += await _large_events(member, own_project, own_feed, 1)
+            stalled.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
+            got = await _frames(stalled)
+    finally:
+        stalled.close()
+    team = [m for m in got if m.get("id") == "1"]
+    own = [m for m in got if m.get("id") == "2"]
+    team_sequences = _sequences([m for m in team if m.get("payload", {}).get("data")])
+    own_sequences = _sequences(own)
+    assert own_sequences == list(range(own_sequences[0], own_sequences[0] + len(own_sequences)))
+    assert len(own_sequences) == 1 + made, (own_sequences, made)
+    assert len(team_written) == 1  # the team project's frames wait for the socket too
+    late = [s for s in team_sequences if s > team_written[0]]
+    assert late == [], f"written after the removal: {late}"
+    assert team[-1]["type"] == "complete", team[-2:]
+    assert team[-2]["payload"]["errors"], team[-2:]

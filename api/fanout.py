@@ -345,7 +345,13 @@ class Follower:
                     self._hand_back()
                     return
                 text, position = self._outbox[0]
-                await self._send(self._frame(text))
+                # Asked again if the socket makes it wait (see `_Rest`).
+                await _Rest(
+                    self._send(self._frame(text)),
+                    _UNSTARTED,
+                    may_write=gate.open,
+                    written=functools.partial(self._wrote, position),
+                )
                 self._outbox.popleft()
                 self._queued -= len(text)
                 self._written = position
@@ -523,11 +529,17 @@ class _Group:
         self.last_frame = position
 
 
+_UNSTARTED: Any = object()
+"""`_Rest`'s `waiting` for a coroutine not yet started: its first step is its own."""
+
+
 class _Rest:
     """The rest of a coroutine that `Follower.deliver` started and that now waits on
-    `waiting` (a write waiting for the socket to take more). Each step that would
-    resume it asks `may_write` first: a write that waited is not made once the gate
-    has closed (the coroutine is closed unwritten, and `_GateClosed` raised).
+    `waiting` (a write waiting for the socket to take more), or the whole of one not
+    yet started (`waiting` is `_UNSTARTED`: the caller asked the gate just now, so
+    its first step, nearly always the only one, asks nothing). Each later step that
+    would resume it asks `may_write` first: a write that waited is not made once the
+    gate has closed (the coroutine is closed unwritten, and `_GateClosed` raised).
     `written` is called in the very step in which it returns (the frame went to the
     socket), not a turn of the loop later as its awaiter would learn."""
 
@@ -546,6 +558,12 @@ class _Rest:
 
     def __await__(self) -> Generator[Any, Any, None]:
         waiting = self._waiting
+        if waiting is _UNSTARTED:
+            try:
+                waiting = self._coroutine.send(None)
+            except StopIteration:
+                self._written()
+                return
         while True:
             try:
                 sent = yield waiting

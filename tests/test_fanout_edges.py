@@ -11,6 +11,7 @@ ends meanwhile (the client completes it), the queue goes with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import itertools
 import json
@@ -603,3 +604,45 @@ async def test_a_removal_from_a_team_stops_one_operation_on_a_lagging_socket_onl
     assert late == [], f"written after the removal: {late}"
     assert team[-1]["type"] == "complete", team[-2:]
     assert team[-2]["payload"]["errors"], team[-2:]
+
+
+async def test_a_queued_frame_waiting_for_the_socket_is_not_written_past_a_logout(
+    server: Running,
+) -> None:
+    """As `test_the_frame_waiting_for_the_socket_is_not_written_past_a_logout`, with
+    the writer further on: the client read a little, the writer wrote from its queue
+    until the socket was full again, and its next queued frame waits for the socket.
+    The logout is heard in the turn in which the socket drains: that frame went out
+    after the logout (the writer had asked the gate before it began to wait)."""
+    owner, project_id, _, _ = await setup(server)
+    loop = asyncio.get_running_loop()
+    async with stalled_beside_reading(server, owner.token, project_id) as (stalled, feed):
+        await _queue_waits(server, owner, project_id, feed)
+        await _large_events(owner, project_id, feed, 6)
+        follower = _lagging()
+        protocol = _protocol_of(follower)
+        received = b""
+        for _ in range(400):  # read a little until the writer waits inside its queue
+            if (
+                follower._waiting is None
+                and follower._writer is not None
+                and follower._outbox
+                and not protocol.writable.is_set()
+            ):
+                break
+            with contextlib.suppress(TimeoutError):
+                received += await asyncio.wait_for(loop.sock_recv(stalled, 16 << 10), 0.05)
+        else:
+            raise AssertionError("the writer never waited inside its queue")
+        written = follower._written
+        user_id = follower.key[3]
+        await _signed_out_unannounced(server, user_id)
+        _hand_over(server.state.bus, access_channel(user_id), {"access": "changed"})
+        protocol.resume_writing()
+        stalled.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
+        found, rest = _whole_frames(received)
+        got = found + await _frames_after(stalled, rest)
+        assert await feed.socket.close_code() == 4403
+    late = [sequence for sequence in _sequences(got) if sequence > written]
+    assert late == [], f"written after the logout: {late}"
+    assert got[-1] == {"close": 4403}

@@ -78,9 +78,7 @@ class OneTripCursor:
             cursor.close()
 
     async def _trip(self, operation: str, parameters: Any, many: bool) -> OneTripCursor:
-        rows: list[Row] = await self._connection._execute(
-            self._run, operation, parameters, many
-        )
+        rows: list[Row] = await self._connection._execute(self._run, operation, parameters, many)
         self._rows = collections.deque(rows)
         return self
 

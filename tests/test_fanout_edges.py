@@ -23,6 +23,7 @@ from sqlalchemy import text
 
 from api.fanout import Follower
 from api.websocket import TransportWSHandler
+from api.ws_protocol import TextMessage
 from services.realtime.bus import EventBus
 from services.realtime.events import access_channel
 from services.validation import PLANNER_DATA_MAX
@@ -646,3 +647,33 @@ async def test_a_queued_frame_waiting_for_the_socket_is_not_written_past_a_logou
     late = [sequence for sequence in _sequences(got) if sequence > written]
     assert late == [], f"written after the logout: {late}"
     assert got[-1] == {"close": 4403}
+
+
+async def test_write_now_never_writes_past_the_high_water_mark_nor_after_a_loss(
+    server: Running,
+) -> None:
+    """A socket that pauses and resumes again and again (the client reads a little at
+    a time): whenever its transport holds more than its high-water mark, write_now
+    declines; and once the client is gone while paused, it declines without raising."""
+    owner, project_id, _, _ = await setup(server)
+    loop = asyncio.get_running_loop()
+    async with stalled_beside_reading(server, owner.token, project_id) as (stalled, feed):
+        await _queue_waits(server, owner, project_id, feed)
+        protocol = _protocol_of(_lagging())
+        transport = protocol.transport
+        _, high = transport.get_write_buffer_limits()
+        probe = TextMessage('{"id":"probe","type":"next","payload":{}}')
+        checked = 0
+        for _ in range(40):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(loop.sock_recv(stalled, 32 << 10), 0.02)
+            if transport.get_write_buffer_size() > high:
+                before = transport.get_write_buffer_size()
+                assert not protocol.write_now(probe)
+                assert transport.get_write_buffer_size() == before
+                checked += 1
+            await _large_events(owner, project_id, feed, 1)
+        assert checked
+        stalled.close()
+        await until(lambda: protocol.disconnected, "the loss seen")
+        assert not protocol.write_now(probe)

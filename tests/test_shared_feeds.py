@@ -28,6 +28,7 @@ from starlette.routing import WebSocketRoute
 import migrations
 from api.app import create_app
 from api.cli import _uvicorn_options
+from api.environment import UNLIMITED
 from api.fanout import OUTBOX_BYTES, FanOut, Follower
 from api.graphql import StudioGraphQL
 from api.ports import free_port
@@ -96,6 +97,9 @@ class Running:
         return sum(group.executions for group in self.fanout._groups.values())
 
 
+_UNLIMITED: dict[str, Any] = {name.lower(): value for name, value in UNLIMITED.items()}
+
+
 @pytest.fixture
 async def server(database_url: str) -> AsyncIterator[Running]:
     """The app on each engine: SQLite with the in-process bus, PostgreSQL with Redis."""
@@ -114,6 +118,9 @@ async def server(database_url: str) -> AsyncIterator[Running]:
         secret_key=SECRET_KEY,
         event_bus_url=REDIS_URL if redis_bus else "memory://",
         generation_poll_seconds=3600,  # no reads of its own while statements are counted
+        # No request limit: these tests sign up more than signUp's 20 an hour from one
+        # address, and on Redis the counters outlive the run (tests/test_limits.py tests them).
+        **_UNLIMITED,
     )
     port = free_port()
     app = create_app(settings, port=port)

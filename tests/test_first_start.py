@@ -71,7 +71,8 @@ def test_dev_help_prints_its_header_and_nothing_else(args: tuple[str, ...]) -> N
 @pytest.mark.parametrize("asking", ["-h", "--help", "--he"])
 def test_dev_bench_help_starts_no_service_and_installs_nothing(tmp_path: Path, asking: str) -> None:
     """`./dev bench` asking for help (as argparse takes it, abbreviated too) prints the
-    usage and neither starts PostgreSQL or Redis nor installs wrk: a copy of ./dev
+    usage and neither starts PostgreSQL or Redis, nor installs wrk or the test tools
+    (after `./dev serve` only the base install is there): a copy of ./dev
     beside this .venv, with `pg_isready`, `redis-cli` and `apt-get` on PATH noting
     each call. `--he` started them and, as root, ran apt-get before the usage."""
     (tmp_path / "dev").write_text((REPO / "dev").read_text())
@@ -80,7 +81,7 @@ def test_dev_bench_help_starts_no_service_and_installs_nothing(tmp_path: Path, a
     (venv / "bin").mkdir(parents=True)
     for name in ("python", "studio"):
         (venv / "bin" / name).symlink_to(Path(sys.executable).parent / name)
-    (venv / ".installed-dev").touch()
+    (venv / ".installed-base").touch()  # as after `./dev serve`: no test tools yet
     tools = tmp_path / "tools"
     tools.mkdir()
     calls = tmp_path / "calls"
@@ -99,6 +100,7 @@ def test_dev_bench_help_starts_no_service_and_installs_nothing(tmp_path: Path, a
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: studio bench"), result.stdout
     assert not calls.exists(), calls.read_text()
+    assert not (venv / ".installed-dev").exists()  # nor the test tools installed
 
 
 def test_dev_refuses_an_unknown_command_with_its_usage() -> None:

@@ -329,6 +329,18 @@ def _notices_waiting(bus: EventBus, user_id: int) -> bool:
     return bool(subscriptions) and all(s.notices_received for s in subscriptions)
 
 
+async def _logout_heard_as_it_drains(
+    server: Any, follower: Follower, protocol: Any, stalled: tcp.socket
+) -> None:
+    """The follower's user signed out (unannounced), then in one turn of the loop the
+    logout's notice arrives and the stalled socket drains and reads on."""
+    user_id = follower.key[3]
+    await _signed_out_unannounced(server, user_id)
+    _hand_over(server.state.bus, access_channel(user_id), {"access": "changed"})
+    protocol.resume_writing()
+    stalled.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
+
+
 async def _signed_out_unannounced(server: Running, user_id: int) -> None:
     """What `logOut` does in the database (here every token of the user goes), its
     notice to the user's subscriptions held back."""
@@ -363,12 +375,7 @@ async def test_a_queue_is_not_written_past_a_logout_heard_as_the_socket_drains(
         first_queued = follower._outbox[0][1]
         protocol = _protocol_of(follower)
         assert not protocol.writable.is_set()  # a write waits for the socket
-        user_id = follower.key[3]
-        await _signed_out_unannounced(server, user_id)
-        # In one turn of the loop: the logout's notice arrives, the socket drains.
-        _hand_over(server.state.bus, access_channel(user_id), {"access": "changed"})
-        protocol.resume_writing()
-        stalled.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
+        await _logout_heard_as_it_drains(server, follower, protocol, stalled)
         got = await _frames(stalled)
         assert await feed.socket.close_code() == 4403
     late = [sequence for sequence in _sequences(got) if sequence >= first_queued]
@@ -477,11 +484,7 @@ async def test_the_frame_waiting_for_the_socket_is_not_written_past_a_logout(
         written = follower._written
         protocol = _protocol_of(follower)
         assert not protocol.writable.is_set()  # a write waits for the socket
-        user_id = follower.key[3]
-        await _signed_out_unannounced(server, user_id)
-        _hand_over(server.state.bus, access_channel(user_id), {"access": "changed"})
-        protocol.resume_writing()
-        stalled.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
+        await _logout_heard_as_it_drains(server, follower, protocol, stalled)
         got = await _frames(stalled)
         assert await feed.socket.close_code() == 4403
     late = [sequence for sequence in _sequences(got) if sequence > written]
@@ -636,11 +639,7 @@ async def test_a_queued_frame_waiting_for_the_socket_is_not_written_past_a_logou
         else:
             raise AssertionError("the writer never waited inside its queue")
         written = follower._written
-        user_id = follower.key[3]
-        await _signed_out_unannounced(server, user_id)
-        _hand_over(server.state.bus, access_channel(user_id), {"access": "changed"})
-        protocol.resume_writing()
-        stalled.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
+        await _logout_heard_as_it_drains(server, follower, protocol, stalled)
         found, rest = _whole_frames(received)
         got = found + await _frames_after(stalled, rest)
         assert await feed.socket.close_code() == 4403

@@ -10,6 +10,7 @@ would retry forever).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
@@ -69,6 +70,42 @@ async def waiting_image(db: Database, prediction_id: str) -> int:
     return pk
 
 
+@contextlib.asynccontextmanager
+async def refusing_update(
+    db: Database, pk: int, name: str, message: str, *, integrity: bool = True
+) -> AsyncIterator[None]:
+    """While inside: a trigger `name` refuses any update of shot image `pk`, with
+    `message` as an integrity error (or, with `integrity=False`, an unexpected one);
+    dropped on the way out."""
+    if db.engine.dialect.name == "postgresql":
+        code = "check_violation" if integrity else "internal_error"
+        create = [
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"RAISE EXCEPTION '{message}' USING ERRCODE = '{code}'; END $$",
+            f"CREATE TRIGGER {name} BEFORE UPDATE ON shot_images FOR EACH ROW "
+            f"WHEN (NEW.id = {pk}) EXECUTE FUNCTION {name}()",
+        ]
+        drop = [f"DROP TRIGGER {name} ON shot_images", f"DROP FUNCTION {name}()"]
+    else:
+        refusal = (
+            f"SELECT RAISE(ABORT, '{message}')" if integrity else f"SELECT * FROM {message}_missing"  # noqa: S608 (a test constant)
+        )
+        create = [
+            f"CREATE TRIGGER {name} BEFORE UPDATE ON shot_images "
+            f"WHEN NEW.id = {pk} BEGIN {refusal}; END"
+        ]
+        drop = [f"DROP TRIGGER {name}"]
+    async with db.engine.begin() as connection:
+        for statement in create:
+            await connection.exec_driver_sql(statement)
+    try:
+        yield
+    finally:
+        async with db.engine.begin() as connection:
+            for statement in drop:
+                await connection.exec_driver_sql(statement)
+
+
 @pytest.mark.parametrize(
     "fields",
     [
@@ -125,34 +162,11 @@ async def test_an_integrity_error_while_applying_is_no_repeat(
     taken for a repeat, the update would be lost for good."""
     prediction_id = f"p-{secrets.token_hex(6)}"
     pk = await waiting_image(db, prediction_id)
-    trigger = f"refuse_{secrets.token_hex(4)}"
-    postgresql = db.engine.dialect.name == "postgresql"
-    if postgresql:
-        create = [
-            f"CREATE FUNCTION {trigger}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END $$",
-            f"CREATE TRIGGER {trigger} BEFORE UPDATE ON shot_images FOR EACH ROW "
-            f"WHEN (NEW.id = {pk}) EXECUTE FUNCTION {trigger}()",
-        ]
-        drop = [f"DROP TRIGGER {trigger} ON shot_images", f"DROP FUNCTION {trigger}()"]
-    else:
-        create = [
-            f"CREATE TRIGGER {trigger} BEFORE UPDATE ON shot_images "
-            f"WHEN NEW.id = {pk} BEGIN SELECT RAISE(ABORT, 'refused'); END"
-        ]
-        drop = [f"DROP TRIGGER {trigger}"]
-    async with db.engine.begin() as connection:
-        for statement in create:
-            await connection.exec_driver_sql(statement)
     body = json.dumps({"id": prediction_id, "status": "failed", "error": "out of memory"}).encode()
     webhook_id, headers = delivery(body)
-    try:
+    async with refusing_update(db, pk, f"refuse_{secrets.token_hex(4)}", "refused"):
         with pytest.raises(IntegrityError):
             await receiver.receive_webhook(headers, body)
-    finally:
-        async with db.engine.begin() as connection:
-            for statement in drop:
-                await connection.exec_driver_sql(statement)
     async with db.session() as session:
         assert await session.get(WebhookDeliveryRow, webhook_id) is None
         image = await session.get(ShotImageRow, pk)

@@ -21,7 +21,7 @@ from services.database import Database
 from services.tables import ShotImageRow, WebhookDeliveryRow
 from tests.servers import serving_in_process
 from tests.test_maintenance import WEBHOOK_SECRET
-from tests.test_webhook_bodies import delivery, waiting_image
+from tests.test_webhook_bodies import delivery, refusing_update, waiting_image
 
 pytestmark = pytest.mark.e2e
 
@@ -56,39 +56,11 @@ async def test_a_delivery_failing_unexpectedly_is_a_bare_5xx_and_kept_for_its_re
     base_url, db = served
     prediction_id = f"p-{secrets.token_hex(6)}"
     pk = await waiting_image(db, prediction_id)
-    trigger = f"t_{MARK}_{kind}"
-    if db.engine.dialect.name == "postgresql":
-        code = "check_violation" if kind == "integrity" else "internal_error"
-        create = [
-            f"CREATE FUNCTION {trigger}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            f"RAISE EXCEPTION '{MARK}' USING ERRCODE = '{code}'; END $$",
-            f"CREATE TRIGGER {trigger} BEFORE UPDATE ON shot_images FOR EACH ROW "
-            f"WHEN (NEW.id = {pk}) EXECUTE FUNCTION {trigger}()",
-        ]
-        drop = [f"DROP TRIGGER {trigger} ON shot_images", f"DROP FUNCTION {trigger}()"]
-    else:
-        body_sql = (
-            f"SELECT RAISE(ABORT, '{MARK}')"
-            if kind == "integrity"
-            else f"SELECT * FROM {MARK}_missing"  # noqa: S608 (a test constant)
-        )
-        create = [
-            f"CREATE TRIGGER {trigger} BEFORE UPDATE ON shot_images "
-            f"WHEN NEW.id = {pk} BEGIN {body_sql}; END"
-        ]
-        drop = [f"DROP TRIGGER {trigger}"]
-    async with db.engine.begin() as connection:
-        for statement in create:
-            await connection.exec_driver_sql(statement)
     body = json.dumps({"id": prediction_id, "status": "failed", "error": "oom"}).encode()
     webhook_id, headers = delivery(body)
     async with httpx.AsyncClient(base_url=base_url, trust_env=False, timeout=30) as client:
-        try:
+        async with refusing_update(db, pk, f"t_{MARK}_{kind}", MARK, integrity=kind == "integrity"):
             answer = await client.post("/webhooks/replicate", content=body, headers=headers)
-        finally:
-            async with db.engine.begin() as connection:
-                for statement in drop:
-                    await connection.exec_driver_sql(statement)
         assert answer.status_code >= 500, answer.text
         assert MARK not in answer.text
         assert "Traceback" not in answer.text

@@ -11,7 +11,10 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 import redis.asyncio as redis
+from broadcaster import Event
 
+from services.realtime.backends.base import RESYNC
+from services.realtime.backends.redis import RedisBackend
 from services.realtime.bus import BusError, EventBus, SubscriberTooSlow, Subscription
 from tests.conftest import _unavailable
 from tests.servers import free_port
@@ -211,6 +214,50 @@ async def test_a_dropped_connection_is_remade_and_the_stream_carries_on_after_a_
     finally:
         await bus.stop()
     assert any("reconnected" in record.getMessage() for record in caplog.records)
+
+
+async def _listeners_named(tag: str) -> int:
+    admin = redis.Redis.from_url(REDIS_URL)
+    try:
+        return sum(client["name"] == tag for client in await admin.client_list(_type="pubsub"))
+    finally:
+        await admin.aclose()
+
+
+async def test_a_listener_remade_by_redis_py_itself_still_resyncs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """redis-py re-makes a dropped pub/sub connection by itself when a SUBSCRIBE (another
+    subscriber arriving) finds it gone, and subscribes its channels again: what was
+    published meanwhile is lost with no error to the listener, so it must still say so."""
+    await _reachable("redis")
+    tag = channel()
+    backend = RedisBackend(_tagged("redis", tag))
+    await backend.connect()
+    admin = redis.Redis.from_url(REDIS_URL)
+    try:
+        name = channel()
+        await backend.subscribe(name)
+        await _kill_listener("redis", tag)
+        assert await _listeners_named(tag) == 0
+        await admin.publish(name, "published while no one listened")
+        # The next subscriber's SUBSCRIBE meets the dropped connection, and the library
+        # connects again behind it (the first write may still go out before the reset).
+        deadline = asyncio.get_running_loop().time() + 10
+        while await _listeners_named(tag) == 0:
+            assert asyncio.get_running_loop().time() < deadline, "redis-py never reconnected"
+            await backend.subscribe(channel())
+            await asyncio.sleep(0.05)
+        await admin.publish(name, "after")
+        first = await asyncio.wait_for(backend.next_published(), 5)
+        assert first == Event(RESYNC, "{}")
+        assert any("lost Redis" in record.getMessage() for record in caplog.records)
+        # ...and the stream goes on, on a listener of its own.
+        await admin.publish(name, "later")
+        assert await asyncio.wait_for(backend.next_published(), 5) == Event(name, "later")
+    finally:
+        await admin.aclose()
+        await backend.disconnect()
 
 
 @pytest.mark.parametrize("kind", ["redis", "postgres"])

@@ -38,6 +38,7 @@ class RedisBackend(BroadcastBackend):
         self._publisher: Any = None
         self._listener: Any = None
         self._pubsub: Any = None
+        self._remade_by_client = False
 
     async def connect(self) -> None:
         """Make the publishing client and the listening one (5-second connect timeout,
@@ -64,7 +65,18 @@ class RedisBackend(BroadcastBackend):
         )
         pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
         await pubsub.subscribe(self.control, *self._channels)
+        self._remade_by_client = False
+        # redis-py connects a dropped pub/sub connection again by itself (a SUBSCRIBE
+        # from another task, or the next read, finds it closed) and re-subscribes, with
+        # no error to the reader: what was published in between is gone all the same.
+        pubsub.connection.register_connect_callback(self._connected_again)
         self._pubsub = pubsub
+
+    def _connected_again(self, connection: Any) -> None:
+        """redis-py's connect callback (kept as a weak method), run on every later
+        connect of the listening connection."""
+        if self._pubsub is not None and connection is self._pubsub.connection:
+            self._remade_by_client = True
 
     async def disconnect(self) -> None:
         """Close the subscription and both clients; errors are ignored."""
@@ -105,7 +117,9 @@ class RedisBackend(BroadcastBackend):
         Waits for one (polling the connection every second); when the listening
         connection fails (or was never made) it reconnects with backoff, subscribes
         every channel again, and returns `Event(RESYNC, "{}")`: messages published
-        meanwhile are gone. Never raises for a lost connection.
+        meanwhile are gone. The same when redis-py re-made the connection by itself:
+        a message read on it is dropped, as the resync reads it from the table.
+        Never raises for a lost connection.
         """
         import redis.exceptions
 
@@ -113,6 +127,8 @@ class RedisBackend(BroadcastBackend):
             await self._reconnect()
             return Event(RESYNC, "{}")
         while True:
+            if self._remade_by_client:
+                return await self._lost("its connection was dropped and made again")
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
             except (
@@ -120,13 +136,11 @@ class RedisBackend(BroadcastBackend):
                 redis.exceptions.TimeoutError,
                 OSError,
             ) as error:
-                logger.warning("event bus: lost Redis (%s); reconnecting", error)
-                await self._reconnect()
-                return Event(RESYNC, "{}")
+                return await self._lost(str(error))
             except Exception as error:  # e.g. the event loop's "handler is closed" mid-retry
-                logger.warning("event bus: Redis listener failed (%r); reconnecting", error)
-                await self._reconnect()
-                return Event(RESYNC, "{}")
+                return await self._lost(f"the listener failed: {error!r}")
+            if self._remade_by_client:
+                return await self._lost("its connection was dropped and made again")
             if message is None or message.get("type") != "message":
                 continue
             channel, data = message["channel"], message["data"]
@@ -134,6 +148,11 @@ class RedisBackend(BroadcastBackend):
                 channel.decode() if isinstance(channel, bytes) else str(channel),
                 data.decode() if isinstance(data, bytes) else str(data),
             )
+
+    async def _lost(self, reason: str) -> Event:
+        logger.warning("event bus: lost Redis (%s); reconnecting", reason)
+        await self._reconnect()
+        return Event(RESYNC, "{}")
 
     async def _reconnect(self) -> None:
         await listen_again(

@@ -250,16 +250,18 @@ async def test_a_write_transaction_cancelled_at_any_step_leaves_no_lock(
 
     async def write(n: int) -> None:
         async with ours.transaction() as session:
+            connection = await session.connection()
             if slow:
-                connection = await session.connection()
                 raw = await connection.get_raw_connection()
                 driver = raw.driver_connection
                 assert isinstance(driver, sqlite_driver.Connection)
                 await driver._execute(time.sleep, 0.01)
             name = {"name": f"w{n}"}
-            await session.execute(text("INSERT INTO items (name, size) VALUES (:name, 1)"), name)
-            await session.execute(text("SELECT count(*) FROM items"))
-            await session.execute(text("UPDATE items SET size = size + 1 WHERE name = :name"), name)
+            await connection.execute(text("INSERT INTO items (name, size) VALUES (:name, 1)"), name)
+            await connection.execute(text("SELECT count(*) FROM items"))
+            await connection.execute(
+                text("UPDATE items SET size = size + 1 WHERE name = :name"), name
+            )
 
     for turns in range(60):
         task = asyncio.ensure_future(write(turns))

@@ -16,16 +16,20 @@ import gc
 import itertools
 import json
 import socket as tcp
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
+from sqlmodel import col
 
 from api.fanout import Follower
 from api.websocket import TransportWSHandler
 from api.ws_protocol import TextMessage
+from services.accounts.accounts import hash_token
 from services.realtime.bus import EventBus
 from services.realtime.events import access_channel
+from services.tables import AccessTokenRow
 from services.validation import PLANNER_DATA_MAX
 from tests.factories import PASSWORD
 from tests.realtime_harness import PROJECT_EVENTS, WAIT, Api, Feed, Socket
@@ -676,3 +680,49 @@ async def test_write_now_never_writes_past_the_high_water_mark_nor_after_a_loss(
         stalled.close()
         await until(lambda: protocol.disconnected, "the loss seen")
         assert not protocol.write_now(probe)
+
+
+@pytest.mark.parametrize("events_after", [False, True], ids=["quiet", "events-after"])
+async def test_a_queue_is_not_written_past_its_token_expiry(
+    server: Running, events_after: bool
+) -> None:
+    """A parked subscriber's token reaches its expiry while frames wait for its
+    lagging socket; nothing is announced (an expiry is no notice), and the stream is
+    quiet from then on or goes on (small events, so that its queue does not fill
+    and hand it back before the expiry). When the client reads at last, nothing that
+    waited goes out, nor anything later: the socket closes with 4403. The group's own source runs as the
+    first subscriber, on another token of the same user, so it does not end at the
+    expiry: each subscriber's own gate must. That one reads on."""
+    owner, project_id, scene_id, _ = await setup(server)
+    short = await owner.mutate("logIn", {"email": owner.email, "password": PASSWORD}, "token")
+    expires_at = datetime.now(UTC) + timedelta(seconds=8)
+    async with server.db.transaction() as session:
+        await session.exec(
+            update(AccessTokenRow)
+            .where(col(AccessTokenRow.token_hash) == hash_token(short["token"]))
+            .values(expires_at=expires_at)
+        )
+    variables = {"projectId": project_id}
+    async with sockets(server, owner.token, 1) as reading:
+        feed = (await subscribe_all(reading, WITH_PLANNER, variables))[0]
+        await until(lambda: server.members() == [1], "the first parked")
+        stalled = await stalled_subscriber(server, short["token"], WITH_PLANNER, variables)
+        try:
+            await until(lambda: server.members() == [2], "both parked")
+            await _queue_waits(server, owner, project_id, feed)
+            written = _lagging()._written
+            assert datetime.now(UTC) < expires_at, "the queue formed after the expiry"
+            renames = itertools.count()
+            while datetime.now(UTC) < expires_at + timedelta(seconds=0.5):
+                if events_after:  # small ones: its queue never fills before the expiry
+                    await owner.rename_scene(scene_id, f"Quay {next(renames)}")
+                    assert (await feed.next())["projectEvents"]["kind"] == "SCENE_UPDATED"
+                await asyncio.sleep(0.2)
+            stalled.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 1 << 20)
+            got = await _frames(stalled)
+        finally:
+            stalled.close()
+        assert await _large_events(owner, project_id, feed, 1) == 1  # the first reads on
+    late = [sequence for sequence in _sequences(got) if sequence > written]
+    assert late == [], f"written after the expiry: {late} (last written before: {written})"
+    assert got[-1] == {"close": 4403}

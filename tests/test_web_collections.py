@@ -252,6 +252,9 @@ async def test_a_collection_is_built_filled_reordered_and_covered(
         await picker.get_by_role("button", name="Add Market").click()
         await wait_for_names(page, ["Harbour dusk", "Lighthouse", "Fog bank", "Market"])
         await picker.get_by_label("Search the library").fill("")
+        # The whole library listed again first: the picker growing back mid-drag moved
+        # the panel from under the drop.
+        await picker.locator("li", has_text="Lighthouse").get_by_text("In collection").wait_for()
         await drag(page, row(page, "Market"), target)
         await page.get_by_text("“Market” is already in “Harbour campaign”.").wait_for()
         await screenshot(page, "collection-filled")
